@@ -1,0 +1,30 @@
+# Two commands: `make run` and `make test`. Each builds .venv on first use.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: run test lint bench demo-logs clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m audittui summary demo-logs/
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check audittui tests bench
+	$(PY) -m ruff format --check audittui tests bench
+
+bench: $(STAMP)
+	$(PY) bench/bench_load.py
+
+demo-logs: $(STAMP)
+	$(PY) -m audittui.demo write demo-logs --events 3000 --seed 7
+
+clean:
+	rm -rf .venv build *.egg-info

@@ -1,0 +1,15 @@
+"""audittui: read, index, query and summarise Kubernetes API-server audit logs.
+
+    import audittui
+    store = audittui.load("audit.log", "/var/log/kubernetes/audit/")
+    sel = store.query("user:alice verb:delete")
+    store.event(sel[0])
+"""
+
+from .loader import load
+from .query import QueryError
+from .sources import InputError
+from .store import Malformed, Selection, Store
+
+__all__ = ["InputError", "Malformed", "QueryError", "Selection", "Store", "load"]
+__version__ = "0.1.0"

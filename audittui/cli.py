@@ -1,0 +1,249 @@
+"""Headless commands over the same core the TUI uses: query, summary, stats.
+
+Exit status: 0 on success, 2 on a bad query, an unreadable path or bad usage (with a one-line
+message on stderr). When lines were skipped as malformed, a one-line note goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+import orjson
+
+from . import __version__
+from .formats import format_time
+from .loader import load
+from .query import QueryError, parse
+from .sanitize import inert
+from .sources import InputError
+from .store import Store
+from .summary import GROUPINGS
+
+PROG = "audittui"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Read, filter and summarise Kubernetes API-server audit logs.",
+        epilog="PATH is a file (plain or gzip), a folder (audit.log plus its rotated "
+        "backups, oldest first) or - for standard input.",
+    )
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    q = sub.add_parser("query", help="print matching events in event-time order")
+    q.add_argument("-q", "--query", default="", help="filter (see README, Query language)")
+    q.add_argument("--format", choices=("jsonl", "table", "json", "count"), default="table")
+    q.add_argument("paths", nargs="+", metavar="PATH")
+
+    s = sub.add_parser("summary", help="one row per user (or verb, resource, ...)")
+    s.add_argument("-q", "--query", default="")
+    s.add_argument("--by", choices=tuple(GROUPINGS), default="user")
+    s.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    s.add_argument("paths", nargs="+", metavar="PATH")
+
+    st = sub.add_parser("stats", help="events, malformed lines, files, time span")
+    st.add_argument("--format", choices=("text", "json"), default="text")
+    st.add_argument("--malformed", action="store_true", help="list every malformed line")
+    st.add_argument("paths", nargs="+", metavar="PATH")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if getattr(args, "query", ""):
+            parse(args.query)  # fail fast, before reading a gigabyte
+        store = load(*args.paths)
+    except QueryError as exc:
+        return _fail(f"bad query: {exc}")
+    except InputError as exc:
+        return _fail(str(exc))
+    try:
+        with store:
+            out = sys.stdout
+            if args.command == "query":
+                _query(store, args, out)
+            elif args.command == "summary":
+                _summary(store, args, out)
+            else:
+                _stats(store, args, out)
+            out.flush()
+            _malformed_note(store, args)
+    except QueryError as exc:
+        return _fail(f"bad query: {exc}")
+    except BrokenPipeError:
+        # The reader went away (| head): not an error. Keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {inert(message)}", file=sys.stderr)
+    return 2
+
+
+def _malformed_note(store: Store, args: argparse.Namespace) -> None:
+    count = len(store.malformed)
+    if count and not (args.command == "stats" and args.malformed):
+        where = " ".join(args.paths)
+        print(
+            f"{PROG}: skipped {count:,} malformed line{'s' * (count != 1)} "
+            f"(list them: {PROG} stats --malformed {inert(where)})",
+            file=sys.stderr,
+        )
+
+
+# -- query --------------------------------------------------------------------------------
+
+TABLE_COLUMNS = (("TIME", 23), ("USER", 30), ("VERB", 7), ("RESOURCE", 22), ("NAMESPACE/NAME", 36))
+
+
+def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+    sel = store.query(args.query)
+    if args.format == "count":
+        out.write(f"{len(sel)}\n")
+    elif args.format == "jsonl":
+        _write_chunks(out, (store.raw(i) + b"\n" for i in sel))
+    elif args.format == "json":
+        out.write("[")
+        _write_chunks(
+            out, ((b"," if k else b"") + store.raw(i) for k, i in enumerate(sel))
+        )
+        out.write("]\n")
+    else:
+        head = " ".join(name.ljust(width) for name, width in TABLE_COLUMNS)
+        out.write(f"{head} CODE LATENCY  SOURCE-IP\n")
+        _write_chunks(out, (table_row(store, i).encode() + b"\n" for i in sel))
+
+
+def _write_chunks(out: io.TextIOBase, parts: Iterable[bytes]) -> None:
+    out.flush()
+    buf = sys.stdout.buffer
+    chunk: list[bytes] = []
+    size = 0
+    for part in parts:
+        chunk.append(part)
+        size += len(part)
+        if size > 1 << 20:
+            buf.write(b"".join(chunk))
+            chunk, size = [], 0
+    buf.write(b"".join(chunk))
+    buf.flush()
+
+
+def _cell(value: object, width: int) -> str:
+    text = inert(str(value)) if value is not None else "-"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table_row(store: Store, i: int) -> str:
+    v = store.value
+    resource = v("resource", i)
+    sub = v("subresource", i)
+    what = f"{resource}/{sub}" if resource and sub else resource or v("uri", i)
+    ns, name = v("namespace", i), v("name", i)
+    where = f"{ns}/{name}" if ns and name else ns or name
+    user = v("user", i)
+    if v("impersonated", i):
+        user = f"{user}→{v('impersonated', i)}"
+    ips = v("ips", i)
+    cells = (format_time(v("time", i))[:23], user, v("verb", i), what, where)
+    text = " ".join(_cell(c, w).ljust(w) for c, (_, w) in zip(cells, TABLE_COLUMNS, strict=True))
+    code = v("code", i)
+    return f"{text} {str(code or '-').ljust(4)} {format_duration(v('latency', i)).rjust(7)}  " + (
+        _cell(ips[0], 39) if ips else "-"
+    )
+
+
+def format_duration(micros: int) -> str:
+    """µs → a short human duration: 850µs, 12ms, 1.4s, 3m05s; "-" when unknown."""
+    if micros < 0:
+        return "-"
+    if micros < 1_000:
+        return f"{micros}µs"
+    if micros < 1_000_000:
+        return f"{micros // 1_000}ms"
+    if micros < 60_000_000:
+        return f"{micros / 1_000_000:.1f}s"
+    minutes, seconds = divmod(micros // 1_000_000, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+# -- summary ------------------------------------------------------------------------------
+
+
+def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+    rows = store.summary(by=args.by, query=args.query)
+    if args.format == "json":
+        out.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if args.format == "csv":
+        w = csv.writer(out)
+        w.writerow(["key", "events", "forbidden", "errors", "first", "last", "verbs"])
+        for r in rows:
+            verbs = ";".join(f"{k}={n}" for k, n in r["verbs"].items())
+            w.writerow([r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"], verbs])
+        return
+    key_width = min(48, max([len(args.by.upper())] + [len(inert(r["key"])) for r in rows]))
+    out.write(
+        f"{args.by.upper().ljust(key_width)} {'EVENTS':>9} {'403':>6} {'ERRORS':>6}  "
+        f"{'FIRST':<19}  {'LAST':<19}  VERBS\n"
+    )
+    for r in rows:
+        verbs = " ".join(f"{k}:{n}" for k, n in list(r["verbs"].items())[:4])
+        out.write(
+            f"{_cell(r['key'], key_width).ljust(key_width)} {r['events']:>9,} "
+            f"{r['forbidden']:>6,} {r['errors']:>6,}  {r['first'][:19]:<19}  "
+            f"{r['last'][:19]:<19}  {inert(verbs)}\n"
+        )
+    total = sum(r["events"] for r in rows)
+    out.write(f"{len(rows):,} {args.by} value(s), {total:,} events\n")
+
+
+# -- stats --------------------------------------------------------------------------------
+
+
+def stats(store: Store) -> dict:
+    span = store.time_range()
+    return {
+        "events": len(store),
+        "malformed": len(store.malformed),
+        "files": [s.path for s in store.sources],
+        "first": format_time(span[0]) if span else None,
+        "last": format_time(span[1]) if span else None,
+    }
+
+
+def _stats(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+    info = stats(store)
+    if args.format == "json":
+        if args.malformed:
+            info["malformed_lines"] = [
+                {"path": m.path, "line": m.line, "reason": m.reason} for m in store.malformed
+            ]
+        out.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    out.write(f"events      {info['events']:,}\n")
+    out.write(f"malformed   {info['malformed']:,}\n")
+    out.write(f"first       {info['first'] or '-'}\n")
+    out.write(f"last        {info['last'] or '-'}\n")
+    out.write(f"files       {len(info['files'])}\n")
+    for path in info["files"]:
+        out.write(f"  {inert(path)}\n")
+    if args.malformed:
+        for m in store.malformed:
+            out.write(f"{inert(m.path)}:{m.line}: {inert(m.reason)}\n")

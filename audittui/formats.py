@@ -1,0 +1,514 @@
+"""Input shapes → normalised audit events.
+
+One parsed JSON value (a line, or a whole-file document) can hold zero, one or many audit events:
+a native ``audit.k8s.io`` Event, a webhook ``EventList``, an AKS diagnostic record (the event in
+``properties.log``), an Event Hubs ``{"records": [...]}`` batch, or a JSON array of any of these.
+:func:`expand` turns such a value into events or explains why it holds none; :func:`row` pulls
+the indexed fields out of one event. Both are pure and never raise on hostile input.
+
+New envelope shapes (GKE, EKS, legacy text, CRI) slot into :data:`_ENVELOPES` (by keys) or
+:func:`decode_line` (by line prefix).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+import msgspec
+import orjson
+
+# Flags kept per event.
+NON_STANDARD = 1  # flattened/SIEM shape: no objectRef, top-level namespace/resource
+LEGACY = 2  # v1alpha1/v1beta1 or relabelled old events: only `timestamp`/`metadata` times
+
+_EVENT_KEYS = ("auditID", "stage", "verb", "requestURI", "user", "objectRef")
+_EMPTY: dict = {}
+
+MISSING_TIME = -(2**63)
+
+
+class Row(NamedTuple):
+    """The indexed fields of one event (``None`` where the event lacks the field)."""
+
+    time: int  # µs since the epoch, MISSING_TIME when absent
+    latency: int  # µs, -1 when unknown
+    user: str | None
+    groups: tuple[str, ...] | None
+    impersonated: str | None
+    verb: str | None
+    api: str | None  # "" = core group of a resource request; None = non-resource request
+    resource: str | None
+    subresource: str | None
+    namespace: str | None
+    name: str | None
+    code: int  # 0 when absent
+    stage: str | None
+    level: str | None
+    decision: str | None
+    ips: tuple[str, ...] | None
+    user_agent: str | None
+    audit_id: str | None
+    uri: str | None
+    flags: int
+
+
+# The indexing form of a Row: numbers, the three near-unique strings, then the "profile": the
+# low-cardinality fields as one tuple, so that interning costs one dict lookup per event.
+PROFILE_FIELDS = (
+    "user",
+    "groups",
+    "impersonated",
+    "verb",
+    "api",
+    "resource",
+    "subresource",
+    "namespace",
+    "stage",
+    "level",
+    "decision",
+    "ips",
+    "user_agent",
+)
+UNIQUE_FIELDS = ("name", "audit_id", "uri")
+# (time, latency, code, flags, offset, length, item, name, audit_id, uri, profile)
+Packed = tuple
+
+
+def pack(r: Row, offset: int, length: int, item: int) -> Packed:
+    return (
+        r.time,
+        r.latency,
+        r.code,
+        r.flags,
+        offset,
+        length,
+        item,
+        r.name,
+        r.audit_id,
+        r.uri,
+        (
+            r.user,
+            r.groups,
+            r.impersonated,
+            r.verb,
+            r.api,
+            r.resource,
+            r.subresource,
+            r.namespace,
+            r.stage,
+            r.level,
+            r.decision,
+            r.ips,
+            r.user_agent,
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Timestamps
+
+_second_cache: dict[str, int] = {}
+_ZERO = timedelta(0)
+
+
+def parse_time(value: Any) -> int | None:
+    """An RFC 3339 timestamp → µs since the epoch (UTC when no offset); None if unparsable."""
+    if type(value) is not str:
+        return None
+    # Fast path: "YYYY-MM-DDTHH:MM:SS.ffffffZ", the API server's MicroTime.
+    head = value[:19]
+    secs = _second_cache.get(head)
+    if secs is not None:
+        tail = value[19:]
+        if tail == "Z":
+            return secs * 1_000_000
+        if len(tail) == 8 and tail[0] == "." and tail[-1] == "Z" and tail[1:7].isdigit():
+            return secs * 1_000_000 + int(tail[1:7])
+    try:
+        text = value.strip()
+        if text.endswith(("z", "Z")):
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    try:
+        micros = int(dt.timestamp()) * 1_000_000 + dt.microsecond
+    except (OverflowError, OSError, ValueError):
+        return None
+    if dt.utcoffset() == _ZERO and len(value) >= 19 and value[10] == "T":
+        if len(_second_cache) > 100_000:
+            _second_cache.clear()
+        _second_cache[head] = micros // 1_000_000
+    return micros
+
+
+
+
+def format_time(micros: int) -> str:
+    """µs since the epoch → ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; empty for a missing time."""
+    if micros == MISSING_TIME:
+        return ""
+    try:
+        dt = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return ""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Recognising events inside a parsed JSON value
+
+
+def is_event(obj: Any) -> bool:
+    """An object is an audit event when kind is Event, or it has no kind and two event keys."""
+    if type(obj) is not dict:
+        return False
+    kind = obj.get("kind")
+    if kind == "Event":
+        return True
+    if "kind" in obj:
+        return False
+    return sum(1 for k in _EVENT_KEYS if k in obj) >= 2
+
+
+def _aks_record(obj: dict) -> tuple[list[Any], str | None]:
+    props = obj.get("properties")
+    log = props.get("log") if type(props) is dict else None
+    if type(log) is str:
+        try:
+            log = orjson.loads(log)
+        except orjson.JSONDecodeError:
+            return [], f"AKS record ({obj.get('category')}): properties.log is not JSON"
+    if is_event(log):
+        return [log], None
+    return [], f"AKS record ({obj.get('category')}): properties.log holds no audit event"
+
+
+def _records(obj: dict) -> tuple[list[Any], str | None]:
+    return _expand_many(obj["records"], "records")
+
+
+def _event_list(obj: dict) -> tuple[list[Any], str | None]:
+    items = obj.get("items")
+    if items is None:
+        return [], None  # an empty EventList serialises without items
+    if type(items) is not list:
+        return [], "EventList: items is not a list"
+    return _expand_many(items, "items")
+
+
+def _expand_many(values: Any, where: str) -> tuple[list[Any], str | None]:
+    if type(values) is not list:
+        return [], f"{where} is not a list"
+    events: list[Any] = []
+    problems: list[str] = []
+    for k, value in enumerate(values):
+        found, why = expand(value)
+        events.extend(found)
+        if why:
+            problems.append(f"{where}[{k}]: {why}")
+    return events, "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "") or None
+
+
+def _is_aks(obj: dict) -> bool:
+    cat = obj.get("category")
+    return type(cat) is str and cat.startswith("kube-audit") and "properties" in obj
+
+
+# (test, handler) pairs tried in order on objects that are not events themselves.
+_ENVELOPES = (
+    (lambda o: o.get("kind") == "EventList", _event_list),
+    (_is_aks, _aks_record),
+    (lambda o: type(o.get("records")) is list, _records),
+)
+
+
+def expand(obj: Any) -> tuple[list[dict], str | None]:
+    """The audit events inside one parsed JSON value, and why anything in it was not an event."""
+    if type(obj) is dict:
+        if is_event(obj):
+            return [obj], None
+        for test, handler in _ENVELOPES:
+            if test(obj):
+                return handler(obj)
+        return [], _not_event_reason(obj)
+    if type(obj) is list:
+        return _expand_many(obj, "array")
+    return [], f"not an audit event (a JSON {_json_type(obj)})"
+
+
+def _not_event_reason(obj: dict) -> str:
+    if "kind" in obj:
+        return f"not an audit event (kind {orjson.dumps(obj['kind']).decode()[:40]})"
+    return "not an audit event (no kind and fewer than two event fields)"
+
+
+def _json_type(obj: Any) -> str:
+    return {str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(obj), "null" if obj is None else "value"
+    )
+
+
+def decode_line(line: bytes) -> Any:
+    """One line of text → its JSON value. Raises ValueError with a short reason."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(_json_error(line, exc)) from None
+
+
+def _json_error(line: bytes, exc: Exception) -> str:
+    stripped = line.strip()
+    if stripped[:1] in (b"{", b"["):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid UTF-8 in JSON"
+        return f"invalid JSON ({_short(exc)})"
+    try:
+        stripped.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data, not JSON"
+    return "not JSON (text line)"
+
+
+def _short(exc: Exception) -> str:
+    msg = str(exc)
+    return msg.split(":", 1)[0] if len(msg) > 80 else msg
+
+
+# ---------------------------------------------------------------------------------------------
+# Field extraction
+
+
+def _str(value: Any) -> str | None:
+    return value if type(value) is str and value else None
+
+
+def _strs(value: Any) -> tuple[str, ...] | None:
+    if type(value) is not list or not value:
+        return None
+    out = tuple(v for v in value if type(v) is str)
+    return out or None
+
+
+def row(ev: dict) -> Row:
+    """The indexed fields of one event (any shape :func:`expand` accepts)."""
+    flags = 0
+    user = ev.get("user")
+    if type(user) is not dict:
+        user = _EMPTY
+    imp = ev.get("impersonatedUser")
+    ref = ev.get("objectRef")
+    status = ev.get("responseStatus")
+    ann = ev.get("annotations")
+
+    received = parse_time(ev.get("requestReceivedTimestamp"))
+    staged = parse_time(ev.get("stageTimestamp"))
+    if received is None and staged is None:
+        if "timestamp" in ev or "metadata" in ev:
+            flags |= LEGACY
+        received = parse_time(ev.get("timestamp"))
+        meta = ev.get("metadata")
+        if type(meta) is dict:
+            staged = parse_time(meta.get("creationTimestamp"))
+    if received is not None:
+        time = received
+    elif staged is not None:
+        time = staged
+    else:
+        time = MISSING_TIME
+    latency = staged - received if received is not None and staged is not None else -1
+
+    if type(ref) is dict:
+        api = ref.get("apiGroup")
+        if api is None:
+            version = ref.get("apiVersion")
+            # v1alpha1 kept group/version in apiVersion
+            api = version.rpartition("/")[0] if type(version) is str else ""
+        api = api if type(api) is str else ""
+        resource = _str(ref.get("resource"))
+        subresource = _str(ref.get("subresource"))
+        namespace = _str(ref.get("namespace"))
+        name = _str(ref.get("name"))
+    elif ref is None and ("resource" in ev or "namespace" in ev):
+        flags |= NON_STANDARD
+        resource = _str(ev.get("resource"))
+        subresource = _str(ev.get("subresource"))
+        namespace = _str(ev.get("namespace"))
+        name = _str(ev.get("name"))
+        api = _str(ev.get("apiGroup")) or ("" if resource else None)
+    else:
+        api = resource = subresource = namespace = name = None
+
+    code = status.get("code") if type(status) is dict else None
+    if type(code) is not int:
+        code = 0
+    decision = ann.get("authorization.k8s.io/decision") if type(ann) is dict else None
+
+    return Row(
+        time,
+        latency,
+        _str(user.get("username")),
+        _strs(user.get("groups")),
+        _str(imp.get("username")) if type(imp) is dict else None,
+        _str(ev.get("verb")),
+        api,
+        resource,
+        subresource,
+        namespace,
+        name,
+        code,
+        _str(ev.get("stage")),
+        _str(ev.get("level")),
+        _str(decision),
+        _strs(ev.get("sourceIPs")),
+        _str(ev.get("userAgent")),
+        _str(ev.get("auditID")),
+        _str(ev.get("requestURI")),
+        flags,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast path: native v1 lines decoded straight into typed structs (bodies are skipped, not built)
+
+
+class _User(msgspec.Struct, gc=False):
+    username: str | None = None
+    groups: tuple[str, ...] | None = None
+
+
+class _Ref(msgspec.Struct, gc=False):
+    resource: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    apiGroup: str | None = None
+    apiVersion: str | None = None
+    subresource: str | None = None
+
+
+class _Status(msgspec.Struct, gc=False):
+    code: int | None = None
+
+
+class _Event(msgspec.Struct, gc=False):
+    kind: str | None = None
+    auditID: str | None = None
+    stage: str | None = None
+    level: str | None = None
+    requestURI: str | None = None
+    verb: str | None = None
+    user: _User | None = None
+    impersonatedUser: _User | None = None
+    sourceIPs: tuple[str, ...] | None = None
+    userAgent: str | None = None
+    objectRef: _Ref | None = None
+    responseStatus: _Status | None = None
+    requestReceivedTimestamp: str | None = None
+    stageTimestamp: str | None = None
+    annotations: dict[str, str] | None = None
+
+
+_decode_event = msgspec.json.Decoder(_Event).decode
+_ANON = _User()
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def fast_packed(line: bytes, offset: int) -> Packed | None:
+    """``pack(row(orjson.loads(line)), offset, len(line), -1)`` for a plain v1 Event line.
+
+    None when the line needs the full path (any other shape, any unexpected type). The hot loop
+    of bulk loading: keep it flat.
+    """
+    try:
+        ev = _decode_event(line)
+    except _DECODE_ERRORS:
+        return None
+    if ev.kind != "Event":
+        return None
+    cache = _second_cache
+    received = ev.requestReceivedTimestamp
+    if received is not None:
+        secs = cache.get(received[:19])
+        frac = received[20:26]
+        if (
+            secs is not None
+            and len(received) == 27
+            and received[-1] == "Z"
+            and received[19] == "."
+            and frac.isdigit()
+            and frac.isascii()
+        ):
+            received = secs * 1_000_000 + int(frac)
+        else:
+            received = parse_time(received)
+    staged = ev.stageTimestamp
+    if staged is not None:
+        secs = cache.get(staged[:19])
+        frac = staged[20:26]
+        if (
+            secs is not None
+            and len(staged) == 27
+            and staged[-1] == "Z"
+            and staged[19] == "."
+            and frac.isdigit()
+            and frac.isascii()
+        ):
+            staged = secs * 1_000_000 + int(frac)
+        else:
+            staged = parse_time(staged)
+    if received is None:
+        if staged is None:
+            return None  # legacy shapes keep their times elsewhere
+        time = staged
+        latency = -1
+    else:
+        time = received
+        latency = staged - received if staged is not None else -1
+    user = ev.user or _ANON
+    imp = ev.impersonatedUser
+    ref = ev.objectRef
+    if ref is not None:
+        api = ref.apiGroup
+        if api is None:
+            version = ref.apiVersion
+            api = version.rpartition("/")[0] if version is not None else ""
+        resource = ref.resource or None
+        subresource = ref.subresource or None
+        namespace = ref.namespace or None
+        name = ref.name or None
+    else:
+        api = resource = subresource = namespace = name = None
+    status = ev.responseStatus
+    ann = ev.annotations
+    return (
+        time,
+        latency,
+        (status.code or 0) if status is not None else 0,
+        0,
+        offset,
+        len(line),
+        -1,
+        name,
+        ev.auditID or None,
+        ev.requestURI or None,
+        (
+            user.username or None,
+            user.groups or None,
+            (imp.username or None) if imp is not None else None,
+            ev.verb or None,
+            api,
+            resource,
+            subresource,
+            namespace,
+            ev.stage or None,
+            ev.level or None,
+            (ann.get("authorization.k8s.io/decision") or None) if ann is not None else None,
+            ev.sourceIPs or None,
+            ev.userAgent or None,
+        ),
+    )

@@ -1,0 +1,196 @@
+"""Read whole files into a :class:`~audittui.store.Store`, using every core for big ones.
+
+A file of JSON lines is cut at line breaks into slices of a few tens of MB; worker processes
+parse slices into batches (numpy columns and small string tables, cheap to send back) while the
+parent merges them in order. A file that is one JSON document (a pretty-printed event, an
+EventList, an array, an Event Hubs batch; with or without a byte-order mark) is parsed whole.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+import orjson
+
+from .batch import Batch, BatchBuilder
+from .sources import InputError, Source, expand_paths, explain, open_source
+from .store import Malformed, Store
+
+BOM = b"\xef\xbb\xbf"
+SLICE = 32 << 20  # bytes per worker task
+PARALLEL_MIN = 24 << 20  # below this, parsing in-process beats starting workers
+DOCUMENT_MAX = 1 << 30  # a whole-file JSON document larger than this is read as lines
+
+
+def load(*paths: str | os.PathLike, workers: int | None = None) -> Store:
+    """Read every event of ``paths`` (files, folders with backups, ``-`` for stdin).
+
+    Raises :class:`~audittui.sources.InputError` for a path that cannot be read.
+    """
+    store = Store()
+    files = expand_paths([os.fspath(p) for p in paths])
+    for path in files:
+        store.add_source(open_source(0, path, store.spool))
+    read_sources(store, store.sources, workers)
+    return store
+
+
+def read_sources(store: Store, sources: Iterable[Source], workers: int | None = None) -> None:
+    """Parse ``sources`` (already added to ``store``) into it, in order."""
+    sources = list(sources)
+    sizes = {s.id: _size(s) for s in sources}
+    big = sum(sizes.values()) >= PARALLEL_MIN
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    pool: Executor | None = None
+    if big and workers > 1:
+        ctx = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    was_enabled = gc.isenabled()
+    gc.disable()  # the merge allocates no cyclic garbage; collections would only cost time
+    try:
+        for source in sources:
+            _read_source(store, source, sizes[source.id], pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if was_enabled:
+            gc.enable()
+        gc.freeze()  # the index is long-lived: keep it out of every future collection
+
+
+def _size(source: Source) -> int:
+    try:
+        return os.path.getsize(source.read_path)
+    except OSError as exc:
+        raise InputError(explain(source.path, exc)) from None
+
+
+def _read_source(store: Store, source: Source, size: int, pool: Executor | None) -> None:
+    try:
+        with open(source.read_path, "rb") as fh:
+            head = fh.read(1 << 16)
+            if _is_document(fh, head, size):
+                _read_document(store, source, fh, size)
+            else:
+                start = len(BOM) if head.startswith(BOM) else 0
+                line = 1
+                for batch in _line_batches(source, fh, start, size, pool):
+                    store.append(batch, first_line=line)
+                    line += batch.lines
+                if source.note:
+                    store.malformed.append(Malformed(source.path, line, source.note))
+    except OSError as exc:
+        raise InputError(explain(source.path, exc)) from None
+
+
+def _is_document(fh, head: bytes, size: int) -> bool:
+    """A whole-file JSON document, rather than JSON lines?"""
+    body = head[len(BOM) :] if head.startswith(BOM) else head
+    stripped = body.lstrip()
+    if stripped[:1] == b"[":
+        return size <= DOCUMENT_MAX
+    if stripped[:1] != b"{" or size > DOCUMENT_MAX:
+        return False
+    first = stripped.split(b"\n", 1)[0]
+    try:
+        orjson.loads(first)
+        return False  # the first line stands alone: JSON lines
+    except orjson.JSONDecodeError:
+        pass
+    if b"\n" not in stripped and len(head) < size:
+        return False  # one huge first line; read as lines
+    fh.seek(0)
+    try:
+        orjson.loads(fh.read().removeprefix(BOM))
+        return True
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _read_document(store: Store, source: Source, fh, size: int) -> None:
+    fh.seek(0)
+    data = fh.read()
+    start = len(BOM) if data.startswith(BOM) else 0
+    builder = BatchBuilder(source.id)
+    builder.add_value(orjson.loads(data[start:]), start, len(data) - start, 1)
+    store.append(builder.finish())
+
+
+def _line_batches(
+    source: Source, fh, start: int, size: int, pool: Executor | None
+) -> Iterator[Batch]:
+    if pool is None or size - start < PARALLEL_MIN:
+        yield parse_slice(source.id, source.read_path, start, size)
+        return
+    bounds = _slice_bounds(fh, start, size)
+    # Keep a bounded number of slices in flight so memory stays flat on huge files.
+    pending = []
+    tasks = iter(zip(bounds, bounds[1:], strict=False))
+    for a, b in tasks:
+        pending.append(pool.submit(parse_slice, source.id, source.read_path, a, b))
+        if len(pending) >= 4:
+            break
+    while pending:
+        batch = pending.pop(0).result()
+        nxt = next(tasks, None)
+        if nxt is not None:
+            pending.append(pool.submit(parse_slice, source.id, source.read_path, *nxt))
+        yield batch
+
+
+def _slice_bounds(fh, start: int, size: int) -> list[int]:
+    """Offsets just after a newline, about SLICE apart, from start to size."""
+    bounds = [start]
+    pos = start + SLICE
+    while pos < size:
+        fh.seek(pos)
+        while True:
+            block = fh.read(1 << 20)
+            if not block:
+                pos = size
+                break
+            nl = block.find(b"\n")
+            if nl >= 0:
+                pos += nl + 1
+                break
+            pos += len(block)
+        if pos >= size:
+            break
+        bounds.append(pos)
+        pos += SLICE
+    bounds.append(size)
+    return bounds
+
+
+def parse_slice(source: int, path: str, start: int, end: int) -> Batch:
+    """Parse bytes [start, end) of a file of JSON lines (runs in a worker process)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        builder = BatchBuilder(source)
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            pos = start
+            carry = b""
+            line = 1
+            while pos < end:
+                block = fh.read(min(4 << 20, end - pos))
+                if not block:
+                    break
+                pos += len(block)
+                data = carry + block if carry else block
+                base = pos - len(data)
+                before = builder.lines
+                used = builder.add_lines(data, base, line, final=pos >= end)
+                line += builder.lines - before
+                carry = data[used:]
+            if carry:  # the file shrank while we read it
+                builder.add_lines(carry, pos - len(carry), line, final=True)
+        return builder.finish()
+    finally:
+        if was_enabled:
+            gc.enable()

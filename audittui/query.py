@@ -1,0 +1,579 @@
+"""The filter language: text → syntax tree → a boolean mask over the store's columns.
+
+Terms separated by spaces are ANDed; ``OR`` binds tighter than the implicit AND (``verb:delete
+user:alice OR user:bob`` is delete by alice or bob); ``-term`` or ``NOT term`` negates;
+parentheses group. ``field:a,b`` is a OR b. String values match exactly, ``*`` makes a glob,
+``/re/`` searches, ``""`` matches a missing or empty field. A bare word or "quoted phrase"
+searches the event's raw JSON, case-insensitively. See README.md for every field.
+
+Field terms are decided on the distinct values of a column (a few thousand, not a million)
+and then gathered through the codes with numpy; only free text touches the raw bytes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .formats import MISSING_TIME
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+class QueryError(ValueError):
+    """A query that cannot be parsed, with the position (0-based) of the problem."""
+
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(f"at {pos + 1}: {message}")
+        self.message = message
+        self.pos = pos
+
+
+# Canonical field → store column; aliases map to canonical names.
+STRING_FIELDS = {
+    "user": "user",
+    "group": "groups",
+    "as": "impersonated",
+    "verb": "verb",
+    "resource": "resource",
+    "sub": "subresource",
+    "api": "api",
+    "ns": "namespace",
+    "name": "name",
+    "stage": "stage",
+    "level": "level",
+    "decision": "decision",
+    "ip": "ips",
+    "ua": "user_agent",
+    "id": "audit_id",
+    "uri": "uri",
+}
+OTHER_FIELDS = ("code", "dur", "after", "before", "since")
+ALIASES = {"u": "user", "g": "group", "v": "verb", "res": "resource", "r": "resource"}
+FIELDS = tuple(STRING_FIELDS) + OTHER_FIELDS
+CASE_INSENSITIVE = {"stage", "level", "decision"}
+MULTI_VALUED = {"groups", "ips"}
+
+
+# -- syntax tree --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Value:
+    """One alternative of a field term.
+
+    kind: "exact", "glob", "regex", "empty", or "cmp" (op + number, for code/dur/time).
+    """
+
+    kind: str
+    text: str
+    op: str = ""
+    number: int = 0
+    high: int = 0  # for code ranges like 4xx: number <= code <= high
+
+
+@dataclass(frozen=True)
+class Term:
+    field: str  # canonical
+    values: tuple[Value, ...]
+    pos: int
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Not:
+    node: Node
+
+
+@dataclass(frozen=True)
+class And:
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    nodes: tuple[Node, ...]
+
+
+Node = Term | Text | Not | And | Or
+
+
+# -- tokenizer and parser ------------------------------------------------------------------
+
+_FIELD_RE = re.compile(r"([A-Za-z_][\w-]*):")
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(us|µs|ms|s|m|h|d)$")
+_UNITS_US = {
+    "us": 1,
+    "µs": 1,
+    "ms": 1_000,
+    "s": 1_000_000,
+    "m": 60_000_000,
+    "h": 3_600_000_000,
+    "d": 86_400_000_000,
+    "w": 604_800_000_000,
+}
+_SINCE_RE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
+
+
+class _Parser:
+    def __init__(self, text: str, now: float | None) -> None:
+        self.text = text
+        self.pos = 0
+        self.now = _time.time() if now is None else now
+
+    # low level
+    def _skip_space(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def _at_end(self) -> bool:
+        self._skip_space()
+        return self.pos >= len(self.text)
+
+    def _peek_keyword(self, word: str) -> bool:
+        self._skip_space()
+        end = self.pos + len(word)
+        if self.text.startswith(word, self.pos) and (
+            end == len(self.text) or self.text[end].isspace() or self.text[end] in "()"
+        ):
+            return True
+        return False
+
+    # grammar
+    def parse(self) -> Node | None:
+        nodes = self._sequence(top=True)
+        if not nodes:
+            return None
+        return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+
+    def _sequence(self, top: bool) -> list[Node]:
+        nodes: list[Node] = []
+        while not self._at_end():
+            if self.text[self.pos] == ")":
+                if top:
+                    raise QueryError("unmatched ')'", self.pos)
+                break
+            nodes.append(self._or())
+        return nodes
+
+    def _or(self) -> Node:
+        nodes = [self._unary()]
+        while self._peek_keyword("OR"):
+            or_pos = self.pos
+            self.pos += 2
+            if self._at_end() or self.text[self.pos] == ")":
+                raise QueryError("OR needs a term after it", or_pos)
+            nodes.append(self._unary())
+        return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+
+    def _unary(self) -> Node:
+        self._skip_space()
+        start = self.pos
+        if self._peek_keyword("NOT"):
+            self.pos += 3
+            if self._at_end():
+                raise QueryError("NOT needs a term after it", start)
+            return Not(self._unary())
+        if self._peek_keyword("OR"):
+            raise QueryError("OR needs a term before it", start)
+        if self.text[self.pos] == "-" and self.pos + 1 < len(self.text):
+            nxt = self.text[self.pos + 1]
+            if not nxt.isspace() and nxt != ")":
+                self.pos += 1
+                return Not(self._unary())
+        return self._primary()
+
+    def _primary(self) -> Node:
+        start = self.pos
+        ch = self.text[self.pos]
+        if ch == "(":
+            self.pos += 1
+            nodes = self._sequence(top=False)
+            if self._at_end() or self.text[self.pos] != ")":
+                raise QueryError("'(' is never closed", start)
+            self.pos += 1
+            if not nodes:
+                raise QueryError("empty parentheses", start)
+            return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+        if ch == '"':
+            phrase = self._quoted()
+            if not phrase:
+                raise QueryError("empty search phrase", start)
+            return Text(phrase, start)
+        m = _FIELD_RE.match(self.text, self.pos)
+        if m:
+            self.pos = m.end()
+            return self._term(m.group(1), start)
+        word = self._bare(stop=" \t\n\r()")
+        return Text(word, start)
+
+    def _quoted(self) -> str:
+        start = self.pos
+        self.pos += 1
+        out = []
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == "\\" and self.pos + 1 < len(self.text):
+                out.append(self.text[self.pos + 1])
+                self.pos += 2
+                continue
+            if ch == '"':
+                self.pos += 1
+                return "".join(out)
+            out.append(ch)
+            self.pos += 1
+        raise QueryError("unterminated quote", start)
+
+    def _bare(self, stop: str) -> str:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] not in stop:
+            if self.text[self.pos].isspace():
+                break
+            self.pos += 1
+        return self.text[start : self.pos]
+
+    def _regex(self) -> str:
+        start = self.pos
+        self.pos += 1
+        out = []
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == "\\" and self.pos + 1 < len(self.text) and self.text[self.pos + 1] == "/":
+                out.append("/")
+                self.pos += 2
+                continue
+            if ch == "/":
+                self.pos += 1
+                return "".join(out)
+            out.append(ch)
+            self.pos += 1
+        raise QueryError("unterminated /regex/", start)
+
+    def _term(self, name: str, start: int) -> Term:
+        field = ALIASES.get(name, name)
+        if field not in FIELDS:
+            close = difflib.get_close_matches(name, list(FIELDS) + list(ALIASES), n=1)
+            hint = f" (did you mean '{ALIASES.get(close[0], close[0])}'?)" if close else ""
+            raise QueryError(f"unknown field '{name}'{hint}", start)
+        values: list[Value] = []
+        while True:
+            vpos = self.pos
+            if self.pos >= len(self.text) or self.text[self.pos].isspace():
+                raise QueryError(f"'{name}:' needs a value", start)
+            ch = self.text[self.pos]
+            if ch == '"':
+                raw = self._quoted()
+                values.append(self._value(field, raw, vpos, quoted=True))
+            elif ch == "/" and field in STRING_FIELDS:
+                pattern = self._regex()
+                flags = re.IGNORECASE if field in CASE_INSENSITIVE else 0
+                try:
+                    re.compile(pattern, flags)
+                except re.error as exc:
+                    raise QueryError(f"bad regex /{pattern}/: {exc}", vpos) from None
+                values.append(Value("regex", pattern))
+            else:
+                raw = self._bare(stop=" \t\n\r(),")
+                if not raw:
+                    raise QueryError(f"'{name}:' needs a value", vpos)
+                values.append(self._value(field, raw, vpos, quoted=False))
+            if self.pos < len(self.text) and self.text[self.pos] == ",":
+                self.pos += 1
+                continue
+            break
+        return Term(field, tuple(values), start)
+
+    def _value(self, field: str, raw: str, pos: int, quoted: bool) -> Value:
+        if field == "code":
+            return _code_value(raw, pos)
+        if field == "dur":
+            return _duration_value(raw, pos)
+        if field in ("after", "before"):
+            return Value("cmp", raw, ">=" if field == "after" else "<", _time_value(raw, pos))
+        if field == "since":
+            m = _SINCE_RE.match(raw)
+            if not m:
+                raise QueryError(f"since: wants an age like 15m, 2h or 3d, not '{raw}'", pos)
+            age = int(float(m.group(1)) * _UNITS_US[m.group(2)])
+            return Value("cmp", raw, ">=", int(self.now * 1_000_000) - age)
+        if raw == "":
+            return Value("empty", "")
+        if field == "ip" and "/" in raw and "*" not in raw:
+            try:
+                ipaddress.ip_network(raw, strict=False)
+            except ValueError:
+                raise QueryError(f"'{raw}' is not an IP network", pos) from None
+            return Value("cidr", raw)
+        if "*" in raw:
+            return Value("glob", raw)
+        return Value("exact", raw)
+
+
+def _code_value(raw: str, pos: int) -> Value:
+    m = re.fullmatch(r"([1-5])xx", raw.lower())
+    if m:
+        base = int(m.group(1)) * 100
+        return Value("cmp", raw, "range", base, base + 99)
+    m = re.fullmatch(r"(>=|<=|>|<|=)?(\d{1,4})", raw)
+    if not m:
+        raise QueryError(f"code: wants 403, >=400, <300 or 4xx, not '{raw}'", pos)
+    return Value("cmp", raw, m.group(1) or "=", int(m.group(2)))
+
+
+def _duration_value(raw: str, pos: int) -> Value:
+    m = re.fullmatch(r"(>=|<=|>|<)(.+)", raw)
+    if not m:
+        raise QueryError(f"dur: wants a comparison such as dur:>1s or dur:<=250ms, not '{raw}'", pos)
+    d = _DURATION_RE.match(m.group(2))
+    if not d:
+        raise QueryError(f"dur: '{m.group(2)}' is not a duration (use us, ms, s, m, h)", pos)
+    return Value("cmp", raw, m.group(1), int(round(float(d.group(1)) * _UNITS_US[d.group(2)])))
+
+
+def _time_value(raw: str, pos: int) -> int:
+    text = raw[:-1] + "+00:00" if raw[-1:] in ("Z", "z") else raw
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"'{raw}' is not an ISO-8601 time (e.g. 2024-11-15T10:00:00Z)", pos) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+def parse(text: str, now: float | None = None) -> Node | None:
+    """Parse a query; None for an empty one. Raises :class:`QueryError`."""
+    return _Parser(text, now).parse()
+
+
+# -- matching single values (shared by the store evaluator and by tests) ----------------------
+
+
+def string_matcher(field: str, values: tuple[Value, ...]) -> Callable[[Any], bool]:
+    """A predicate over one column value (str, tuple of str, or None) for a string field."""
+    ci = field in CASE_INSENSITIVE
+    tests: list[Callable[[str], bool]] = []
+    match_missing = False
+    for v in values:
+        if v.kind == "empty":
+            match_missing = True
+        elif v.kind == "exact":
+            want = v.text.lower() if ci else v.text
+            tests.append((lambda s, w=want: s.lower() == w) if ci else (lambda s, w=want: s == w))
+        elif v.kind == "glob":
+            rx = re.compile(
+                ".*".join(re.escape(p) for p in v.text.split("*")),
+                re.IGNORECASE if ci else 0,
+            )
+            tests.append(lambda s, rx=rx: rx.fullmatch(s) is not None)
+        elif v.kind == "regex":
+            rx = re.compile(v.text, re.IGNORECASE if ci else 0)
+            tests.append(lambda s, rx=rx: rx.search(s) is not None)
+        elif v.kind == "cidr":
+            net = ipaddress.ip_network(v.text, strict=False)
+            tests.append(lambda s, net=net: _in_network(s, net))
+
+    def one(s: str) -> bool:
+        return any(t(s) for t in tests)
+
+    if STRING_FIELDS[field] in MULTI_VALUED:
+
+        def match(value: Any) -> bool:
+            if not value:
+                return match_missing
+            return any(one(s) for s in value)
+
+    else:
+
+        def match(value: Any) -> bool:
+            if value is None or value == "":
+                return match_missing
+            return one(value)
+
+    return match
+
+
+def _in_network(text: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        return ipaddress.ip_address(text) in net
+    except ValueError:
+        return False
+
+
+def compare(values: tuple[Value, ...], number: int) -> bool:
+    """Does ``number`` satisfy any of the comparison alternatives?"""
+    for v in values:
+        if v.op == "range":
+            if v.number <= number <= v.high:
+                return True
+        elif _OPS[v.op](number, v.number):
+            return True
+    return False
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": lambda a, b: a == b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
+
+
+def split_resource(v: Value) -> tuple[Value, Value | None]:
+    """``res:pods/exec`` → (pods, exec); ``res:pods`` → (pods, None: any subresource)."""
+    if v.kind not in ("exact", "glob") or "/" not in v.text:
+        return v, None
+    res, sub = v.text.split("/", 1)
+    return _plain(res), _plain(sub)
+
+
+def _plain(text: str) -> Value:
+    if text == "":
+        return Value("empty", "")
+    return Value("glob" if "*" in text else "exact", text)
+
+
+def display_api(value: Any) -> Any:
+    """The core API group is stored as "" and written ``core`` in queries."""
+    return "core" if value == "" else value
+
+
+# -- evaluation over the store ----------------------------------------------------------------
+
+
+def select(store: Store, text: str) -> np.ndarray:
+    """Indices of matching events in event-time order."""
+    node = parse(text)
+    order = store.order()
+    if node is None:
+        return order
+    mask = evaluate(node, store)
+    return order[mask[order]]
+
+
+def evaluate(node: Node, store: Store, within: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask over all events. ``within`` limits costly free-text work to candidates."""
+    n = len(store)
+    if isinstance(node, And):
+        # Cheap column terms first; free text only over what survives them.
+        ordered = sorted(node.nodes, key=_has_text)
+        mask = np.ones(n, dtype=bool) if within is None else within.copy()
+        for child in ordered:
+            mask &= evaluate(child, store, mask)
+            if not mask.any():
+                break
+        return mask
+    if isinstance(node, Or):
+        mask = np.zeros(n, dtype=bool)
+        for child in node.nodes:
+            mask |= evaluate(child, store, within)
+        return mask
+    if isinstance(node, Not):
+        # Outside `within` the result is "don't care": the enclosing And masks it away.
+        return ~evaluate(node.node, store, within)
+    if isinstance(node, Text):
+        from .textsearch import search
+
+        return search(store, node.text, within)
+    return _term_mask(node, store)
+
+
+def _has_text(node: Node) -> bool:
+    if isinstance(node, Text):
+        return True
+    if isinstance(node, Not):
+        return _has_text(node.node)
+    if isinstance(node, And | Or):
+        return any(_has_text(c) for c in node.nodes)
+    return False
+
+
+def _lut(store: Store, column: str, predicate: Callable[[Any], bool]) -> np.ndarray:
+    values = store.tables[column].values
+    lut = np.fromiter((predicate(v) for v in values), dtype=bool, count=len(values))
+    return lut[store.column(column)]
+
+
+def _term_mask(term: Term, store: Store) -> np.ndarray:
+    field = term.field
+    if field == "code":
+        codes = store.column("code")
+        return _compare_mask(codes, term.values) & (codes != 0)
+    if field == "dur":
+        lat = store.column("latency")
+        return _compare_mask(lat, term.values) & (lat >= 0)
+    if field in ("after", "before", "since"):
+        times = store.column("time")
+        return _compare_mask(times, term.values) & (times != MISSING_TIME)
+    if field == "resource":
+        return _resource_mask(term, store)
+    column = STRING_FIELDS[field]
+    if field == "id" and all(v.kind == "exact" for v in term.values):
+        index = store.tables[column].index  # near-unique column: look up, don't scan
+        wanted = [index[v.text] for v in term.values if v.text in index]
+        return np.isin(store.column(column), wanted)
+    predicate = string_matcher(field, term.values)
+    if field == "api":
+        return _lut(store, column, lambda v: predicate(display_api(v)))
+    return _lut(store, column, predicate)
+
+
+def _compare_mask(col: np.ndarray, values: tuple[Value, ...]) -> np.ndarray:
+    mask = np.zeros(len(col), dtype=bool)
+    for v in values:
+        if v.op == "range":
+            mask |= (col >= v.number) & (col <= v.high)
+        else:
+            mask |= _OPS[v.op](col, v.number)
+    return mask
+
+
+def _resource_mask(term: Term, store: Store) -> np.ndarray:
+    mask = np.zeros(len(store), dtype=bool)
+    for v in term.values:
+        if v.kind == "regex":
+            # A regex sees "resource/subresource" (or just "resource").
+            rx = re.compile(v.text)
+            res_values = store.tables["resource"].values
+            sub_values = store.tables["subresource"].values
+            res, sub = store.column("resource"), store.column("subresource")
+            pairs, inverse = np.unique(
+                res.astype(np.int64) * len(sub_values) + sub, return_inverse=True
+            )
+            hits = np.fromiter(
+                (
+                    res_values[p // len(sub_values)] is not None
+                    and rx.search(_join(res_values[p // len(sub_values)], sub_values[p % len(sub_values)]))
+                    is not None
+                    for p in pairs.tolist()
+                ),
+                dtype=bool,
+                count=len(pairs),
+            )
+            mask |= hits[inverse.reshape(-1)]
+            continue
+        res_value, sub_value = split_resource(v)
+        part = _lut(store, "resource", string_matcher("resource", (res_value,)))
+        if sub_value is not None:
+            part &= _lut(store, "subresource", string_matcher("sub", (sub_value,)))
+        mask |= part
+    return mask
+
+
+def _join(resource: str, sub: str | None) -> str:
+    return f"{resource}/{sub}" if sub else resource

@@ -1,0 +1,166 @@
+"""Command-line paths → the files to read, in order, ready for byte-offset access.
+
+A folder means its live logs plus their lumberjack backups (``audit-2025-03-04T06-22-18.819.log``
+and ``.log.gz``), oldest first; when a backup exists both plain and gzipped (the API server is
+compressing it right now) only the plain one is read. Compressed files (by magic bytes, whatever
+their name) and stdin are spooled, decompressed, into a private temporary folder so that every
+event can be re-read by offset; nothing is ever written next to the logs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gzip
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+BACKUP_RE = re.compile(
+    r"^(?P<stem>.+)-(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3})(?P<ext>\.[^.]+)?(?P<gz>\.gz)?$"
+)
+_LOG_SUFFIXES = {".log", ".json", ".jsonl", ".ndjson", ".txt", ".gz", ""}
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class InputError(Exception):
+    """A path that cannot be read, with a message fit for a user."""
+
+
+@dataclass
+class Source:
+    """One input file: ``path`` as the user knows it, ``read_path`` where its bytes are."""
+
+    id: int
+    path: str
+    read_path: str
+    compressed: bool = False
+    note: str | None = None  # e.g. "gzip stream truncated"
+
+
+def explain(path: str, exc: OSError) -> str:
+    """A one-line message for an OSError on ``path``."""
+    if isinstance(exc, PermissionError):
+        return (
+            f"{path}: permission denied. Audit logs are usually root-only (mode 0600): "
+            f"run with sudo, or grant read access: sudo setfacl -m u:$USER:r {path}"
+        )
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: no such file or directory"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path}: is a directory"
+    return f"{path}: {exc.strerror or exc}"
+
+
+def _backup_key(name: str) -> tuple[str, str, bool] | None:
+    """``audit-<ts>.log.gz`` → ("audit.log", ts, True); None for a name that is no backup."""
+    m = BACKUP_RE.match(name)
+    if not m:
+        return None
+    ext, gz = m["ext"] or "", bool(m["gz"])
+    if ext == ".gz" and not gz:
+        ext, gz = "", True
+    return m["stem"] + ext, m["ts"], gz
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The log files of a folder in reading order: per live log, its backups oldest first."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        raise InputError(explain(str(folder), exc)) from None
+    groups: dict[str, dict[str, Path]] = {}  # live name → {ts: backup path}
+    live: set[str] = set()
+    for name in names:
+        full = folder / name
+        if name.startswith(".") or not full.is_file():
+            continue
+        key = _backup_key(name)
+        if key is None:
+            if Path(name).suffix in _LOG_SUFFIXES:
+                live.add(name)
+            continue
+        live_name, ts, gz = key
+        group = groups.setdefault(live_name, {})
+        if not gz or ts not in group:  # the plain copy wins over its half-written .gz
+            group[ts] = full
+    ordered: list[Path] = []
+    for name in sorted(live | set(groups)):
+        ordered.extend(groups.get(name, {})[ts] for ts in sorted(groups.get(name, {})))
+        if name in live:
+            ordered.append(folder / name)
+    return ordered
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Paths as given (``-`` for stdin, folders expanded); raises InputError."""
+    out: list[str] = []
+    for p in paths:
+        if p == "-":
+            out.append(p)
+            continue
+        try:
+            st = os.stat(p)
+        except OSError as exc:
+            raise InputError(explain(p, exc)) from None
+        if stat.S_ISDIR(st.st_mode):
+            if not os.access(p, os.R_OK | os.X_OK):
+                raise InputError(explain(p, PermissionError()))
+            out.extend(str(f) for f in folder_files(Path(p)))
+        else:
+            if not os.access(p, os.R_OK):
+                raise InputError(explain(p, PermissionError()))
+            out.append(p)
+    return out
+
+
+class Spool:
+    """A private temporary folder for decompressed and piped input; removed at exit."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+
+    def new_file(self, hint: str) -> tuple[str, BinaryIO]:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="audittui-")
+            atexit.register(self.close)
+        fd, name = tempfile.mkstemp(
+            dir=self._dir, prefix=re.sub(r"[^\w.-]", "_", hint)[-40:] + "-"
+        )
+        return name, os.fdopen(fd, "wb")
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+def open_source(sid: int, path: str, spool: Spool) -> Source:
+    """Make ``path`` readable by offset: plain files as they are, gzip and stdin spooled."""
+    if path == "-":
+        name, out = spool.new_file("stdin")
+        with out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        return Source(sid, "-", name)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+            if magic != GZIP_MAGIC:
+                return Source(sid, path, path)
+            fh.seek(0)
+            name, out = spool.new_file(os.path.basename(path))
+            note = None
+            with out, gzip.GzipFile(fileobj=fh) as gz:
+                try:
+                    shutil.copyfileobj(gz, out, 1 << 20)
+                except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                    note = f"gzip stream damaged or still being written ({exc})"
+            return Source(sid, path, name, compressed=True, note=note)
+    except OSError as exc:
+        raise InputError(explain(path, exc)) from None

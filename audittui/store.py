@@ -1,0 +1,245 @@
+"""The event index: columnar, append-only, dictionary-encoded; raw JSON re-read by offset.
+
+Per event the store keeps a source id, the byte offset and length of the line (or document)
+that holds it, and numpy columns of numbers and codes into per-column tables of distinct
+values. It never keeps a dict per event: :meth:`Store.event` re-reads and parses the original
+bytes. Batches from any parser (bulk loader, follower) are merged with :meth:`Store.append`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+from .batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
+from .formats import MISSING_TIME, decode_line, expand
+from .sources import Source, Spool
+
+
+class Malformed(NamedTuple):
+    """A line that held no audit event, and why."""
+
+    path: str
+    line: int
+    reason: str
+
+
+class Table:
+    """Distinct values of one string column; code 0 is "missing"."""
+
+    __slots__ = ("values", "index")
+
+    def __init__(self) -> None:
+        self.values: list[Any] = [None]
+        self.index: dict[Any, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def codes_for(self, values: list) -> np.ndarray:
+        """Global codes for batch-local values (prefixed with 0 for "missing")."""
+        out = np.zeros(len(values) + 1, dtype=np.int32)
+        index, table = self.index, self.values
+        for k, value in enumerate(values, start=1):
+            code = index.get(value)
+            if code is None:
+                code = index[value] = len(table)
+                table.append(value)
+            out[k] = code
+        return out
+
+
+class _Column:
+    """A growable numpy array (amortised O(1) append of whole batches)."""
+
+    __slots__ = ("data", "n")
+
+    def __init__(self, dtype: Any) -> None:
+        self.data = np.empty(1024, dtype=dtype)
+        self.n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self.n + len(values)
+        if need > len(self.data):
+            grown = np.empty(max(need, len(self.data) * 2), dtype=self.data.dtype)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n : need] = values
+        self.n = need
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.n]
+
+
+class Selection:
+    """Matching event indices in event-time order."""
+
+    __slots__ = ("indices",)
+
+    def __init__(self, indices: np.ndarray) -> None:
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        return iter(self.indices.tolist())
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return Selection(self.indices[k])
+        return int(self.indices[k])
+
+    def __repr__(self) -> str:
+        return f"<Selection of {len(self)} events>"
+
+
+class Store:
+    """All events read so far. Thread-safe for one writer and many readers."""
+
+    def __init__(self) -> None:
+        self.sources: list[Source] = []
+        self.malformed: list[Malformed] = []
+        self.skipped: list[str] = []  # files in a folder that were not logs
+        self.spool = Spool()
+        self.tables = {name: Table() for name in STRING_COLUMNS}
+        self._numbers = {name: _Column(dtype) for name, dtype in NUMBER_COLUMNS.items()}
+        self._codes = {name: _Column(np.int32) for name in STRING_COLUMNS}
+        self._source_col = _Column(np.uint16)
+        self._n = 0
+        self._order: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self._handles: dict[int, Any] = {}
+        self._containers: OrderedDict[tuple[int, int], list[dict]] = OrderedDict()
+
+    # -- building -------------------------------------------------------------------------
+
+    def add_source(self, source: Source) -> Source:
+        source.id = len(self.sources)
+        self.sources.append(source)
+        return source
+
+    def append(self, batch: Batch, first_line: int = 1) -> range:
+        """Merge a batch; its malformed line numbers are shifted by ``first_line - 1``."""
+        src = self.sources[batch.source]
+        with self._lock:
+            start = self._n
+            for name, col in self._numbers.items():
+                col.extend(batch.numbers[name])
+            for name, col in self._codes.items():
+                mapping = self.tables[name].codes_for(batch.tables[name])
+                col.extend(mapping[batch.codes[name]])
+            self._source_col.extend(np.full(len(batch), batch.source, dtype=np.uint16))
+            self._n += len(batch)
+            self._order = None
+            self.malformed.extend(
+                Malformed(src.path, line + first_line - 1, reason)
+                for line, reason in batch.malformed
+            )
+        return range(start, self._n)
+
+    # -- columns --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._n
+
+    def column(self, name: str) -> np.ndarray:
+        """The numbers, or the codes, of one column for all events (a read-only view)."""
+        if name == "source":
+            return self._source_col.view()
+        col = self._numbers.get(name) or self._codes[name]
+        return col.view()
+
+    def value(self, name: str, i: int) -> Any:
+        """One event's value of a column: a string, a tuple of strings, a number, or None."""
+        if name in self._codes:
+            return self.tables[name].values[self._codes[name].data[i]]
+        return self.column(name)[i].item()
+
+    def order(self) -> np.ndarray:
+        """All event indices sorted by event time (stable: ties keep reading order)."""
+        with self._lock:
+            if self._order is None or len(self._order) != self._n:
+                self._order = np.argsort(self._numbers["time"].view(), kind="stable").astype(
+                    np.int64
+                )
+            return self._order
+
+    def time_range(self) -> tuple[int, int] | None:
+        times = self.column("time")
+        present = times[times != MISSING_TIME]
+        if not len(present):
+            return None
+        return int(present.min()), int(present.max())
+
+    # -- queries and summaries (thin wrappers over query.py and summary.py) ---------------
+
+    def query(self, text: str = "") -> Selection:
+        """Events matching ``text`` (see README, "Query language") in event-time order."""
+        from .query import select
+
+        return Selection(select(self, text))
+
+    def summary(self, by: str = "user", query: str = "") -> list[dict]:
+        from .summary import summarize
+
+        return summarize(self, self.query(query).indices, by)
+
+    # -- raw access -----------------------------------------------------------------------
+
+    def _read(self, source: int, offset: int, length: int) -> bytes:
+        fd = self._handles.get(source)
+        if fd is None:
+            fd = self._handles[source] = os.open(self.sources[source].read_path, os.O_RDONLY)
+        data = os.pread(fd, length, offset)
+        return data[:-1] if data.endswith(b"\r") else data
+
+    def _container(self, i: int) -> list[dict]:
+        key = (int(self._source_col.data[i]), int(self._numbers["offset"].data[i]))
+        events = self._containers.get(key)
+        if events is None:
+            data = self._read(key[0], key[1], int(self._numbers["length"].data[i]))
+            if data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+            events, _ = expand(decode_line(data))
+            self._containers[key] = events
+            if len(self._containers) > 8:
+                self._containers.popitem(last=False)
+        return events
+
+    def raw(self, i: int) -> bytes:
+        """The event's own JSON text: its line as written, or re-serialised from a container."""
+        item = int(self._numbers["item"].data[i])
+        if item < 0:
+            return self._read(
+                int(self._source_col.data[i]),
+                int(self._numbers["offset"].data[i]),
+                int(self._numbers["length"].data[i]),
+            )
+        return orjson.dumps(self._container(i)[item])
+
+    def event(self, i: int) -> dict:
+        """The full original event as a dict (parsed from disk on demand)."""
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        item = int(self._numbers["item"].data[i])
+        if item < 0:
+            return orjson.loads(self.raw(i))
+        return self._container(i)[item]
+
+    def close(self) -> None:
+        for fd in self._handles.values():
+            os.close(fd)
+        self._handles.clear()
+        self.spool.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,97 @@
+"""Free-text search: which events' raw JSON contains a phrase, ignoring case.
+
+The meaning is exactly ``phrase.lower() in raw_json.lower()``. The fast way there: read the
+source in large blocks, lower-case ASCII in C (``bytes.lower``), find every occurrence with
+``re``, and map positions to events with a binary search over their offsets. Events holding any
+non-ASCII byte (where Unicode case rules differ from ASCII ones) are re-checked one by one, as
+are events expanded from envelopes and sparse candidate sets.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .store import Store
+
+BLOCK = 16 << 20
+SPARSE = 64  # below one candidate in this many events, read candidates one by one
+
+
+def matches(raw: bytes, needle: str) -> bool:
+    """The definition: case-insensitive substring of the raw JSON text."""
+    return needle in raw.decode("utf-8", "replace").lower()
+
+
+def search(store: Store, text: str, within: np.ndarray | None = None) -> np.ndarray:
+    """Mask of events whose raw JSON contains ``text`` (exact outside ``within`` not promised)."""
+    n = len(store)
+    needle = text.lower()
+    mask = np.zeros(n, dtype=bool)
+    candidates = np.flatnonzero(within) if within is not None else np.arange(n)
+    if not len(candidates):
+        return mask
+    item = store.column("item")[candidates]
+    for i in candidates[item >= 0].tolist():  # events inside envelopes: no line of their own
+        mask[i] = matches(store.raw(i), needle)
+    lines = candidates[item < 0]
+    if not len(lines):
+        return mask
+    source = store.column("source")[lines]
+    for sid in np.unique(source).tolist():
+        idx = lines[source == sid]
+        if len(idx) * SPARSE < n or not needle.isascii():
+            _one_by_one(store, idx, needle, mask)
+        else:
+            _scan(store, sid, idx, needle, mask)
+    return mask
+
+
+def _one_by_one(store: Store, idx: np.ndarray, needle: str, mask: np.ndarray) -> None:
+    if needle.isascii():
+        low = needle.encode()
+        for i in idx.tolist():
+            raw = store.raw(i)
+            if raw.isascii():
+                mask[i] = low in raw.lower()
+            else:
+                mask[i] = matches(raw, needle)
+        return
+    for i in idx.tolist():
+        raw = store.raw(i)
+        mask[i] = not raw.isascii() and matches(raw, needle)
+
+
+def _scan(store: Store, sid: int, idx: np.ndarray, needle: str, mask: np.ndarray) -> None:
+    offsets = store.column("offset")[idx]
+    lengths = store.column("length")[idx]
+    if len(offsets) > 1 and (np.diff(offsets) <= 0).any():
+        _one_by_one(store, idx, needle, mask)  # not in file order (should not happen)
+        return
+    pattern = re.compile(re.escape(needle.encode()))
+    ends = offsets + lengths
+    k = 0
+    while k < len(idx):
+        # A block of whole events starting at event k.
+        start = int(offsets[k])
+        stop_k = int(np.searchsorted(ends, start + BLOCK, side="right"))
+        stop_k = max(stop_k, k + 1)
+        stop = int(ends[stop_k - 1])
+        data = store._read(sid, start, stop - start)
+        low = data.lower()
+        hits = np.fromiter((m.start() for m in pattern.finditer(low)), dtype=np.int64)
+        if len(hits):
+            pos = hits + start
+            which = np.searchsorted(offsets[k:stop_k], pos, side="right") - 1 + k
+            inside = (which >= k) & (pos + len(needle) <= ends[which.clip(k)])
+            mask[idx[which[inside]]] = True
+        if not data.isascii():
+            high = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80) + start
+            which = np.unique(np.searchsorted(offsets[k:stop_k], high, side="right") - 1 + k)
+            for w in which[which >= k].tolist():
+                i = int(idx[w])
+                mask[i] = matches(store.raw(i), needle)
+        k = stop_k
