@@ -127,7 +127,7 @@ class BatchBuilder:
         profile_codes, profiles = _encode(columns[-1], none_is_zero=False)
         for k, name in enumerate(PROFILE_FIELDS):
             per_profile, tables[name] = _encode([p[k] for p in profiles])
-            codes[name] = per_profile[profile_codes - 1]
+            codes[name] = per_profile[profile_codes]
         return Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
 
 

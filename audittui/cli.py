@@ -142,9 +142,15 @@ def _write_chunks(out: io.TextIOBase, parts: Iterable[bytes]) -> None:
     buf.flush()
 
 
-def _cell(value: object, width: int) -> str:
+def _cell(value: object, width: int, middle: bool = False) -> str:
+    """Fit a value into ``width`` columns; ``middle`` keeps both ends of long names."""
     text = inert(str(value)) if value is not None else "-"
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) <= width:
+        return text
+    if middle:
+        head = (width - 1) // 2
+        return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+    return text[: width - 1] + "…"
 
 
 def table_row(store: Store, i: int) -> str:
@@ -159,7 +165,10 @@ def table_row(store: Store, i: int) -> str:
         user = f"{user}→{v('impersonated', i)}"
     ips = v("ips", i)
     cells = (format_time(v("time", i))[:23], user, v("verb", i), what, where)
-    text = " ".join(_cell(c, w).ljust(w) for c, (_, w) in zip(cells, TABLE_COLUMNS, strict=True))
+    text = " ".join(
+        _cell(c, w, middle=k == 1).ljust(w)
+        for k, (c, (_, w)) in enumerate(zip(cells, TABLE_COLUMNS, strict=True))
+    )
     code = v("code", i)
     return f"{text} {str(code or '-').ljust(4)} {format_duration(v('latency', i)).rjust(7)}  " + (
         _cell(ips[0], 39) if ips else "-"
@@ -198,7 +207,7 @@ def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None
             verbs = ";".join(f"{k}={n}" for k, n in r["verbs"].items())
             w.writerow([r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"], verbs])
         return
-    key_width = min(48, max([len(args.by.upper())] + [len(inert(r["key"])) for r in rows]))
+    key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
     out.write(
         f"{args.by.upper().ljust(key_width)} {'EVENTS':>9} {'403':>6} {'ERRORS':>6}  "
         f"{'FIRST':<19}  {'LAST':<19}  VERBS\n"
@@ -206,7 +215,7 @@ def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None
     for r in rows:
         verbs = " ".join(f"{k}:{n}" for k, n in list(r["verbs"].items())[:4])
         out.write(
-            f"{_cell(r['key'], key_width).ljust(key_width)} {r['events']:>9,} "
+            f"{_cell(r['key'], key_width, middle=True).ljust(key_width)} {r['events']:>9,} "
             f"{r['forbidden']:>6,} {r['errors']:>6,}  {r['first'][:19]:<19}  "
             f"{r['last'][:19]:<19}  {inert(verbs)}\n"
         )

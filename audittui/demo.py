@@ -1044,16 +1044,32 @@ class _Cluster:
             rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789")
             for _ in range(24)
         )
+        if name.endswith("-tls"):  # cert-manager style TLS secret (fake PEM)
+
+            def pem(label: str, n: int) -> str:
+                body = base64.b64encode(rng.randbytes(n)).decode()
+                rows = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+                return f"-----BEGIN {label}-----\n{rows}\n-----END {label}-----\n"
+
+            data = {
+                "ca.crt": b64(pem("CERTIFICATE", 420)),
+                "tls.crt": b64(pem("CERTIFICATE", 560)),
+                "tls.key": b64(pem("EC PRIVATE KEY", 121)),
+            }
+            kind = "kubernetes.io/tls"
+        else:
+            data = {
+                "password": b64(pw),
+                "url": b64(f"postgres://app:{pw}@postgres.{ns}.svc:5432/shop?sslmode=require"),
+                "username": b64("app"),
+            }
+            kind = "Opaque"
         return {
             "kind": "Secret",
             "apiVersion": "v1",
             "metadata": self._meta(ns, name, t_us, server),
-            "data": {
-                "username": b64("app"),
-                "password": b64(pw),
-                "url": b64(f"postgres://app:{pw}@postgres.{ns}.svc:5432/shop?sslmode=require"),
-            },
-            "type": "Opaque",
+            "data": data,
+            "type": kind,
         }
 
     def _deployment(self, d: J, t_us: int, server: bool, in_list: bool = False) -> J:
@@ -1146,7 +1162,7 @@ class _Cluster:
     def _pod_list(self, ns: str | None, t_us: int) -> J:
         """A PodList of 8-30 pods (~30-100 KB) — the occasional huge responseObject."""
         pods = self._pods_in(ns) if ns else self.pods
-        n = self.rng.randint(8, 30)
+        n = self.rng.randint(8, 26)
         items = [
             self._pod(pods[i % len(pods)] if pods else self.pods[i], t_us, True) for i in range(n)
         ]
@@ -1157,13 +1173,24 @@ class _Cluster:
             "items": items,
         }
 
-    def _small_list(self, resource: str, ns: str | None) -> J:
+    def _small_list(self, resource: str, ns: str | None, t_us: int) -> J:
         group, version, kind, _ = RESOURCES[resource]
         api = f"{group}/{version}" if group else version
-        names = self._configmap_names(ns or "default") if resource == "configmaps" else []
-        items = [
-            {"metadata": {"name": n, "namespace": ns, "uid": self._uid(f"{ns}/{n}")}} for n in names
-        ]
+        items: list[J] = []
+        if resource == "deployments":
+            items = [
+                self._deployment(d, t_us, True, True) for d in self.deploys if ns in (None, d["ns"])
+            ]
+        elif resource in ("configmaps", "secrets") and ns:
+            make, names = (
+                (self._configmap, self._configmap_names(ns))
+                if resource == "configmaps"
+                else (self._secret, self._secret_names(ns))
+            )
+            for n in names:
+                item = make(ns, n, t_us, True)
+                del item["kind"], item["apiVersion"]  # list items carry no kind/apiVersion
+                items.append(item)
         return {
             "kind": f"{kind}List",
             "apiVersion": api,
@@ -1559,7 +1586,7 @@ class _Cluster:
             latency=self._latency(slow=0.05, base_ms=25.0 if big else 8.0),
             resp_body=(lambda: self._pod_list(ns, t0))
             if big
-            else (lambda: self._small_list(resource, ns)),
+            else (lambda: self._small_list(resource, ns, t0)),
         )
 
     def controller_write(self, t0: int) -> _Req:
@@ -1867,7 +1894,7 @@ class _Cluster:
                 latency=self._latency(slow=0.03, base_ms=12.0),
                 resp_body=(lambda: self._pod_list(ns, t0))
                 if big
-                else (lambda: self._small_list(resource, ns)),
+                else (lambda: self._small_list(resource, ns, t0)),
             )
         status = None
         body: Callable[[], Any] | None = None
@@ -2333,7 +2360,7 @@ class _Cluster:
                 "list",
                 _path(resource) + "?limit=500",
                 ref=_ref(resource),
-                resp_body=lambda: self._small_list(resource, None),
+                resp_body=lambda: self._small_list(resource, None, t0),
             )
         if verb == "create":
             exists = rng.random() < 0.2
@@ -2535,6 +2562,8 @@ def write_demo(
     backup), a truncated JSON line (second backup), a line of binary garbage and one valid event
     with a hostile username (both in ``audit.log``). Returns the paths written, oldest first.
     """
+    if n < 20:
+        raise ValueError("write_demo needs at least 20 events")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _clean_rotated(folder)
@@ -2567,7 +2596,7 @@ def write_demo(
                 1, 2 * len(part) // 3
             )  # hostile event between part[j-1] and part[j], in time order
             lines.insert(j, dumps(_hostile_event(rng, part[j - 1][0])) + b"\n")
-            garbage = bytes(b for b in rng.randbytes(96) if b != 0x0A)
+            garbage = bytes(b for b in rng.randbytes(96) if b not in (0x0A, 0x0D))
             lines.insert(len(part) // 3, b"\x00\xff\xfe\x1f\x8b" + garbage + b"\n")
         data = b"".join(lines)
         last_us = part[-1][0]

@@ -308,7 +308,9 @@ def row(ev: dict) -> Row:
 
     received = parse_time(ev.get("requestReceivedTimestamp"))
     staged = parse_time(ev.get("stageTimestamp"))
+    latency = staged - received if received is not None and staged is not None else -1
     if received is None and staged is None:
+        # v1alpha1/v1beta1 and relabelled old events: second-precision times only
         if "timestamp" in ev or "metadata" in ev:
             flags |= LEGACY
         received = parse_time(ev.get("timestamp"))
@@ -321,7 +323,6 @@ def row(ev: dict) -> Row:
         time = staged
     else:
         time = MISSING_TIME
-    latency = staged - received if received is not None and staged is not None else -1
 
     if type(ref) is dict:
         api = ref.get("apiGroup")

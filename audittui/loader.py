@@ -178,7 +178,7 @@ def parse_slice(source: int, path: str, start: int, end: int) -> Batch:
             carry = b""
             line = 1
             while pos < end:
-                block = fh.read(min(4 << 20, end - pos))
+                block = fh.read(min(1 << 21, end - pos))
                 if not block:
                     break
                 pos += len(block)

@@ -1,0 +1,136 @@
+"""Load and query benchmark on a generated audit log, next to baselines measured in the same run.
+
+    python bench/bench_load.py [--events 1000000] [--file bench/data/big-1m.log] [--runs 5]
+
+Prints: the plain ``orjson.loads`` loop over the file (the floor any Python reader pays),
+audittui's load (time, events/s, ratio to the loop, RSS after load, measured in a fresh
+process), the median latency of five representative queries, and lnav's load of the same file
+when lnav is installed (with the k8s-audit format from ../shared/bench/lnav-k8s-audit.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+QUERIES = [
+    ("field: one user", "user:alice"),
+    ("field: verb + resource", "verb:delete,deletecollection res:secrets,configmaps"),
+    ("field: errors in a namespace", "code:>=400 ns:kube-system"),
+    ("field: glob + negation + dur", "user:system:serviceaccount:* -verb:watch dur:>500ms"),
+    ("free text", '"forbidden"'),
+]
+
+_CHILD = r"""
+import json, sys, time, statistics
+t0 = time.perf_counter()
+import audittui
+store = audittui.load(sys.argv[1])
+load = time.perf_counter() - t0
+rss = int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) * 1024
+queries = json.loads(sys.argv[2])
+runs = int(sys.argv[3])
+out = {"events": len(store), "malformed": len(store.malformed), "load": load, "rss": rss, "queries": []}
+for label, q in queries:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        n = len(store.query(q))
+        times.append(time.perf_counter() - t)
+    out["queries"].append({"label": label, "query": q, "matches": n, "median": statistics.median(times)})
+print(json.dumps(out))
+"""
+
+
+def orjson_loop(path: Path) -> float:
+    import orjson
+
+    t = time.perf_counter()
+    with open(path, "rb") as fh:
+        for line in fh:
+            orjson.loads(line)
+    return time.perf_counter() - t
+
+
+def lnav_load(path: Path) -> float | None:
+    lnav = shutil.which("lnav")
+    if lnav is None:
+        return None
+    fmt_dir = Path.home() / ".lnav" / "formats" / "installed"
+    fmt = fmt_dir / "k8s_audit_log.json"
+    if not fmt.exists():
+        src = HERE.parent.parent / "shared" / "bench" / "lnav-k8s-audit.json"
+        if not src.exists():
+            return None
+        fmt_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, fmt)
+    t = time.perf_counter()
+    subprocess.run(
+        [lnav, "-n", "-c", ";SELECT count(*) FROM k8s_audit_log", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--file", type=Path, default=None)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--no-lnav", action="store_true")
+    args = ap.parse_args()
+    path = args.file or HERE / "data" / f"big-{args.events}.log"
+    if not path.exists():
+        from audittui.demo import write_big
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"generating {args.events:,} events into {path} ...", flush=True)
+        write_big(path, args.events, seed=1, body_fraction=0.05)
+    size = path.stat().st_size
+    print(f"file: {path} ({size / 1e9:.2f} GB)")
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+
+    # Warm the page cache so every reader sees the same conditions.
+    with open(path, "rb") as fh:
+        while fh.read(1 << 24):
+            pass
+    base = orjson_loop(path)
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), json.dumps(QUERIES), str(args.runs)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    res = json.loads(child.stdout)
+    n = res["events"]
+    print()
+    print(f"{'reader':34} {'time':>8} {'events/s':>12} {'vs orjson loop':>15}")
+    print(f"{'plain orjson.loads loop':34} {base:7.2f}s {n / base:12,.0f} {1.0:14.2f}x")
+    print(
+        f"{'audittui.load (2 cores)':34} {res['load']:7.2f}s {n / res['load']:12,.0f} "
+        f"{res['load'] / base:14.2f}x"
+    )
+    lnav = None if args.no_lnav else lnav_load(path)
+    if lnav is not None:
+        print(f"{'lnav -n (k8s_audit_log format)':34} {lnav:7.2f}s {n / lnav:12,.0f} {lnav / base:14.2f}x")
+    else:
+        print("lnav: not installed (apt-get install lnav) or format missing; skipped")
+    print()
+    print(f"events {n:,}, malformed {res['malformed']:,}, RSS after load {res['rss'] / 2**20:,.0f} MiB")
+    print()
+    print(f"{'query':34} {'matches':>10} {'median of ' + str(args.runs):>14}")
+    for q in res["queries"]:
+        print(f"{q['label']:34} {q['matches']:10,} {q['median'] * 1000:11.0f} ms   {q['query']}")
+
+
+if __name__ == "__main__":
+    main()
