@@ -9,11 +9,12 @@ never share state. Nothing here keeps a dict per event.
 from __future__ import annotations
 
 import itertools
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .formats import PROFILE_FIELDS, UNIQUE_FIELDS, decode_line, expand, fast_packed, pack, row
+from .formats import PROFILE_FIELDS, Packed, UNIQUE_FIELDS, decode_line, expand, fast_packed, pack, row
 
 # String columns, dictionary-encoded; code 0 always means "the event lacks this field".
 STRING_COLUMNS = PROFILE_FIELDS + UNIQUE_FIELDS
@@ -47,21 +48,37 @@ class Batch:
 class BatchBuilder:
     """Accumulates events from lines or documents of one source into a :class:`Batch`.
 
-    The hot loop only appends one packed tuple per event; :meth:`finish` transposes and
-    dictionary-encodes them with C-level builtins (zip, dict.fromkeys, map).
+    The hot loop interns each event's profile (its low-cardinality fields as one tuple) at once,
+    so duplicates die young, and keeps only numbers and three near-unique strings per event;
+    :meth:`finish` dictionary-encodes those with C-level builtins.
     """
 
     def __init__(self, source: int) -> None:
         self.source = source
-        self._rows: list[tuple] = []
+        self._numbers: list[tuple] = []
+        self._unique: tuple[list, list, list] = ([], [], [])
+        self._profile_codes = array("i")
+        self._profiles: dict[tuple, int] = {}
         self.malformed: list[tuple[int, str]] = []
         self.lines = 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._numbers)
+
+    def add_packed(self, p: Packed) -> None:
+        self._numbers.append(p[0])
+        names, ids, uris = self._unique
+        names.append(p[1])
+        ids.append(p[2])
+        uris.append(p[3])
+        profiles = self._profiles
+        code = profiles.get(p[4])
+        if code is None:
+            code = profiles[p[4]] = len(profiles)
+        self._profile_codes.append(code)
 
     def add_event(self, ev: dict, offset: int, length: int, item: int) -> None:
-        self._rows.append(pack(row(ev), offset, length, item))
+        self.add_packed(pack(row(ev), offset, length, item))
 
     def add_value(self, value: object, offset: int, length: int, line_no: int) -> None:
         """Add the events inside one parsed JSON value; record what was not an event."""
@@ -86,11 +103,22 @@ class BatchBuilder:
             pieces.append(tail)
         pos = base_offset
         line_no = first_line
-        append = self._rows.append
+        numbers = self._numbers.append
+        names, ids, uris = (u.append for u in self._unique)
+        profiles = self._profiles
+        profile_code = profiles.get
+        profile_codes = self._profile_codes.append
         for line in pieces:
-            packed = fast_packed(line, pos)
-            if packed is not None:
-                append(packed)
+            p = fast_packed(line, pos)
+            if p is not None:
+                numbers(p[0])
+                names(p[1])
+                ids(p[2])
+                uris(p[3])
+                code = profile_code(p[4])
+                if code is None:
+                    code = profiles[p[4]] = len(profiles)
+                profile_codes(code)
             elif line.strip():
                 try:
                     value = decode_line(line)
@@ -107,48 +135,41 @@ class BatchBuilder:
         return len(data) - (0 if final else len(tail))
 
     def finish(self) -> Batch:
-        rows = self._rows
-        self._rows = []
         numbers: dict[str, np.ndarray] = {}
         codes: dict[str, np.ndarray] = {}
         tables: dict[str, list] = {}
-        if not rows:
-            for name, dtype in NUMBER_COLUMNS.items():
-                numbers[name] = np.empty(0, dtype)
-            for name in STRING_COLUMNS:
-                codes[name] = np.empty(0, np.int32)
-                tables[name] = []
-            return Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
-        columns = list(zip(*rows, strict=True))
+        table = np.array(self._numbers, dtype=np.int64).reshape(-1, len(NUMBER_COLUMNS))
         for k, (name, dtype) in enumerate(NUMBER_COLUMNS.items()):
-            numbers[name] = np.array(columns[k], dtype=dtype)
-        for k, name in enumerate(UNIQUE_FIELDS, start=len(NUMBER_COLUMNS)):
-            codes[name], tables[name] = _encode(columns[k])
-        profile_codes, profiles = _encode(columns[-1], none_is_zero=False)
+            numbers[name] = table[:, k].astype(dtype)
+        for name, values in zip(UNIQUE_FIELDS, self._unique, strict=True):
+            codes[name], tables[name] = _encode(values)
+        profile_codes = np.frombuffer(self._profile_codes, dtype=np.int32)
+        profiles = list(self._profiles)
         for k, name in enumerate(PROFILE_FIELDS):
-            per_profile, tables[name] = _encode([p[k] for p in profiles])
+            # The core API group is "": a value, not a missing one.
+            per_profile, tables[name] = _encode([p[k] for p in profiles], name != "api")
             codes[name] = per_profile[profile_codes]
-        return Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
+        batch = Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
+        self.__init__(self.source)
+        return batch
 
 
-def _encode(values: tuple | list, none_is_zero: bool = True) -> tuple[np.ndarray, list]:
-    """Dictionary-encode: codes (1-based, or 0-based without none_is_zero; None → 0) and the
-    distinct values in code order. One C-level dict operation per value."""
+_EMPTY = (None, "", ())
+
+
+def _encode(values: list, empty_is_missing: bool = True) -> tuple[np.ndarray, list]:
+    """Dictionary-encode: 1-based codes (0 for None, and for "" and () unless told otherwise)
+    and the distinct values in code order. One C-level dict operation per value.
+    """
     first: dict = {}
     seen = np.fromiter(
         map(first.setdefault, values, itertools.count()), dtype=np.int64, count=len(values)
     )
-    distinct = list(first)
-    # `seen` holds the position of each value's first occurrence; make it dense.
-    starts = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    # `seen` holds the position of each value's first occurrence; make it dense and 1-based.
     dense = np.zeros(len(values), dtype=np.int32)
-    dense[starts] = np.arange(len(starts), dtype=np.int32)
-    codes = dense[seen]
-    if none_is_zero:
-        codes += 1
-        if None in first:
-            none_code = int(dense[first[None]]) + 1
-            codes[codes == none_code] = 0
-            codes[codes > none_code] -= 1
-            distinct.remove(None)
-    return codes, distinct
+    # Missing values keep code 0: leave their first positions out of the dense numbering.
+    for empty in _EMPTY if empty_is_missing else (None,):
+        first.pop(empty, None)
+    starts = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    dense[starts] = np.arange(1, len(starts) + 1, dtype=np.int32)
+    return dense[seen], list(first)

@@ -71,19 +71,13 @@ PROFILE_FIELDS = (
     "user_agent",
 )
 UNIQUE_FIELDS = ("name", "audit_id", "uri")
-# (time, latency, code, flags, offset, length, item, name, audit_id, uri, profile)
+# ((time, latency, code, flags, offset, length, item), name, audit_id, uri, profile)
 Packed = tuple
 
 
 def pack(r: Row, offset: int, length: int, item: int) -> Packed:
     return (
-        r.time,
-        r.latency,
-        r.code,
-        r.flags,
-        offset,
-        length,
-        item,
+        (r.time, r.latency, r.code, r.flags, offset, length, item),
         r.name,
         r.audit_id,
         r.uri,
@@ -420,7 +414,8 @@ _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
 
 def fast_packed(line: bytes, offset: int) -> Packed | None:
-    """``pack(row(orjson.loads(line)), offset, len(line), -1)`` for a plain v1 Event line.
+    """``pack(row(orjson.loads(line)), offset, len(line), -1)`` for a plain v1 Event line, up to
+    empty strings and tuples, which may stand where ``row`` has None.
 
     None when the line needs the full path (any other shape, any unexpected type). The hot loop
     of bulk loading: keep it flat.
@@ -470,6 +465,8 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
     else:
         time = received
         latency = staged - received if staged is not None else -1
+    # Empty strings and tuples are left as they are: the batch encoder treats them as missing,
+    # once per distinct value instead of once per event.
     user = ev.user or _ANON
     imp = ev.impersonatedUser
     ref = ev.objectRef
@@ -478,38 +475,45 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
         if api is None:
             version = ref.apiVersion
             api = version.rpartition("/")[0] if version is not None else ""
-        resource = ref.resource or None
-        subresource = ref.subresource or None
-        namespace = ref.namespace or None
-        name = ref.name or None
-    else:
-        api = resource = subresource = namespace = name = None
-    status = ev.responseStatus
-    ann = ev.annotations
-    return (
-        time,
-        latency,
-        (status.code or 0) if status is not None else 0,
-        0,
-        offset,
-        len(line),
-        -1,
-        name,
-        ev.auditID or None,
-        ev.requestURI or None,
-        (
-            user.username or None,
-            user.groups or None,
-            (imp.username or None) if imp is not None else None,
-            ev.verb or None,
+        profile = (
+            user.username,
+            user.groups,
+            imp.username if imp is not None else None,
+            ev.verb,
             api,
-            resource,
-            subresource,
-            namespace,
-            ev.stage or None,
-            ev.level or None,
-            (ann.get("authorization.k8s.io/decision") or None) if ann is not None else None,
-            ev.sourceIPs or None,
-            ev.userAgent or None,
-        ),
+            ref.resource,
+            ref.subresource,
+            ref.namespace,
+            ev.stage,
+            ev.level,
+            ev.annotations.get("authorization.k8s.io/decision") if ev.annotations else None,
+            ev.sourceIPs,
+            ev.userAgent,
+        )
+        name = ref.name
+    else:
+        profile = (
+            user.username,
+            user.groups,
+            imp.username if imp is not None else None,
+            ev.verb,
+            None,
+            None,
+            None,
+            None,
+            ev.stage,
+            ev.level,
+            ev.annotations.get("authorization.k8s.io/decision") if ev.annotations else None,
+            ev.sourceIPs,
+            ev.userAgent,
+        )
+        name = None
+    status = ev.responseStatus
+    code = status.code if status is not None else None
+    return (
+        (time, latency, code or 0, 0, offset, len(line), -1),
+        name,
+        ev.auditID,
+        ev.requestURI,
+        profile,
     )

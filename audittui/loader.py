@@ -78,7 +78,11 @@ def _read_source(store: Store, source: Source, size: int, pool: Executor | None)
             else:
                 start = len(BOM) if head.startswith(BOM) else 0
                 line = 1
-                for batch in _line_batches(source, fh, start, size, pool):
+                for k, batch in enumerate(_line_batches(source, fh, start, size, pool)):
+                    if k == 0 and len(batch) and size > SLICE:
+                        # Size the columns once from the first slice's bytes per event.
+                        per_event = max(1, int(batch.numbers["offset"][-1]) // len(batch))
+                        store.reserve(len(store) + int(size / per_event * 1.05))
                     store.append(batch, first_line=line)
                     line += batch.lines
                 if source.note:

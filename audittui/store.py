@@ -17,8 +17,11 @@ import numpy as np
 import orjson
 
 from .batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
-from .formats import MISSING_TIME, decode_line, expand
+from .formats import MISSING_TIME, UNIQUE_FIELDS, decode_line, expand
 from .sources import Source, Spool
+
+
+CONCATENATE_MIN = 4096  # distinct values in a batch above which near-unique columns concatenate
 
 
 class Malformed(NamedTuple):
@@ -30,28 +33,51 @@ class Malformed(NamedTuple):
 
 
 class Table:
-    """Distinct values of one string column; code 0 is "missing"."""
+    """Distinct values of one string column; code 0 is "missing".
 
-    __slots__ = ("values", "index")
+    Low-cardinality columns are deduplicated across batches through ``index``. Near-unique
+    ones (auditID, URI, name) take big batches by concatenation, with no hashing in the
+    loading process: a value may then stand under several codes, which queries (a scan of
+    ``values``) do not mind.
+    """
+
+    __slots__ = ("values", "_index")
 
     def __init__(self) -> None:
         self.values: list[Any] = [None]
-        self.index: dict[Any, int] = {}
+        self._index: dict[Any, int] | None = {}
 
     def __len__(self) -> int:
         return len(self.values)
 
+    @property
+    def index(self) -> dict[Any, int]:
+        """value → a code for it (rebuilt after concatenation)."""
+        if self._index is None:
+            self._index = {v: k for k, v in enumerate(self.values) if v is not None}
+        return self._index
+
     def codes_for(self, values: list) -> np.ndarray:
-        """Global codes for batch-local values (prefixed with 0 for "missing")."""
+        """Global codes for distinct batch-local values, prefixed with 0 for "missing".
+
+        C-level passes (map over dict methods): this runs in the parent while workers parse.
+        """
+        index = self.index
+        new = [v for v in values if v not in index]
+        if new:
+            start = len(self.values)
+            index.update(zip(new, range(start, start + len(new)), strict=True))
+            self.values.extend(new)
         out = np.zeros(len(values) + 1, dtype=np.int32)
-        index, table = self.index, self.values
-        for k, value in enumerate(values, start=1):
-            code = index.get(value)
-            if code is None:
-                code = index[value] = len(table)
-                table.append(value)
-            out[k] = code
+        out[1:] = np.fromiter(map(index.__getitem__, values), dtype=np.int32, count=len(values))
         return out
+
+    def concatenate(self, values: list) -> int:
+        """Append batch-local values as they are; return the offset to add to their codes."""
+        base = len(self.values) - 1
+        self.values.extend(values)
+        self._index = None
+        return base
 
 
 class _Column:
@@ -63,13 +89,21 @@ class _Column:
         self.data = np.empty(1024, dtype=dtype)
         self.n = 0
 
-    def extend(self, values: np.ndarray) -> None:
-        need = self.n + len(values)
-        if need > len(self.data):
-            grown = np.empty(max(need, len(self.data) * 2), dtype=self.data.dtype)
+    def reserve(self, capacity: int) -> None:
+        if capacity > len(self.data):
+            grown = np.empty(capacity, dtype=self.data.dtype)
             grown[: self.n] = self.data[: self.n]
             self.data = grown
-        self.data[self.n : need] = values
+
+    def extend(self, values: np.ndarray, mapping: np.ndarray | None = None) -> None:
+        """Append ``values`` (or ``mapping[values]``, gathered straight into place)."""
+        need = self.n + len(values)
+        if need > len(self.data):
+            self.reserve(max(need, len(self.data) * 2))
+        if mapping is None:
+            self.data[self.n : need] = values
+        else:
+            np.take(mapping, values, out=self.data[self.n : need])
         self.n = need
 
     def view(self) -> np.ndarray:
@@ -132,8 +166,13 @@ class Store:
             for name, col in self._numbers.items():
                 col.extend(batch.numbers[name])
             for name, col in self._codes.items():
-                mapping = self.tables[name].codes_for(batch.tables[name])
-                col.extend(mapping[batch.codes[name]])
+                table, local = self.tables[name], batch.tables[name]
+                if name in UNIQUE_FIELDS and len(local) > CONCATENATE_MIN:
+                    base = table.concatenate(local)
+                    codes = batch.codes[name]
+                    col.extend(np.where(codes > 0, codes + base, 0))
+                else:
+                    col.extend(batch.codes[name], table.codes_for(local))
             self._source_col.extend(np.full(len(batch), batch.source, dtype=np.uint16))
             self._n += len(batch)
             self._order = None
@@ -142,6 +181,12 @@ class Store:
                 for line, reason in batch.malformed
             )
         return range(start, self._n)
+
+    def reserve(self, capacity: int) -> None:
+        """Make room for ``capacity`` events at once (saves regrowing while bulk loading)."""
+        with self._lock:
+            for col in (*self._numbers.values(), *self._codes.values(), self._source_col):
+                col.reserve(capacity)
 
     # -- columns --------------------------------------------------------------------------
 

@@ -1,0 +1,65 @@
+"""Shared helpers: a factory for small, valid audit.k8s.io/v1 events."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+_ids = itertools.count()
+
+
+def v1_event(**overrides: object) -> dict:
+    """A compact ``audit.k8s.io/v1`` Event; keyword arguments replace (None: remove) keys."""
+    n = next(_ids)
+    ev: dict = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "level": "Metadata",
+        "auditID": f"00000000-0000-4000-8000-{n:012d}",
+        "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/default/pods/p1",
+        "verb": "get",
+        "user": {"username": "alice", "groups": ["dev", "system:authenticated"]},
+        "sourceIPs": ["10.0.0.1"],
+        "userAgent": "kubectl/v1.30.0",
+        "objectRef": {"resource": "pods", "namespace": "default", "name": "p1", "apiVersion": "v1"},
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestReceivedTimestamp": "2024-05-01T10:00:00.000000Z",
+        "stageTimestamp": "2024-05-01T10:00:00.002500Z",
+        "annotations": {"authorization.k8s.io/decision": "allow"},
+    }
+    for key, value in overrides.items():
+        if value is None:
+            ev.pop(key, None)
+        else:
+            ev[key] = value
+    return ev
+
+
+@pytest.fixture
+def make_event() -> Callable[..., dict]:
+    return v1_event
+
+
+@pytest.fixture
+def write_lines(tmp_path) -> Callable[..., str]:
+    """Write events (dicts) and raw lines (bytes/str) as one file; returns its path."""
+
+    def write(name: str, items: list, sep: bytes = b"\n", final_newline: bool = True) -> str:
+        parts = []
+        for item in items:
+            if isinstance(item, dict | list):
+                parts.append(orjson.dumps(item))
+            elif isinstance(item, str):
+                parts.append(item.encode())
+            else:
+                parts.append(item)
+        data = sep.join(parts) + (sep if final_newline else b"")
+        path = tmp_path / name
+        path.write_bytes(data)
+        return str(path)
+
+    return write
