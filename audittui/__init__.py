@@ -1,9 +1,9 @@
 """audittui: read, index, query and summarise Kubernetes API-server audit logs.
 
-    import audittui
-    store = audittui.load("audit.log", "/var/log/kubernetes/audit/")
-    sel = store.query("user:alice verb:delete")
-    store.event(sel[0])
+import audittui
+store = audittui.load("audit.log", "/var/log/kubernetes/audit/")
+sel = store.query("user:alice verb:delete")
+store.event(sel[0])
 """
 
 from .loader import load

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .formats import PROFILE_FIELDS, Packed, UNIQUE_FIELDS, decode_line, expand, fast_packed, pack, row
+from .formats import (
+    PROFILE_FIELDS,
+    UNIQUE_FIELDS,
+    Packed,
+    decode_line,
+    expand,
+    fast_packed,
+    pack,
+    row,
+)
 
 # String columns, dictionary-encoded; code 0 always means "the event lacks this field".
 STRING_COLUMNS = PROFILE_FIELDS + UNIQUE_FIELDS
@@ -80,10 +89,15 @@ class BatchBuilder:
     def add_event(self, ev: dict, offset: int, length: int, item: int) -> None:
         self.add_packed(pack(row(ev), offset, length, item))
 
-    def add_value(self, value: object, offset: int, length: int, line_no: int) -> None:
-        """Add the events inside one parsed JSON value; record what was not an event."""
+    def add_value(
+        self, value: object, offset: int, length: int, line_no: int, whole_line: bool = True
+    ) -> None:
+        """Add the events inside one parsed JSON value; record what was not an event.
+
+        With ``whole_line`` an event that is the entire value is re-read as the line itself.
+        """
         events, why = expand(value)
-        if len(events) == 1 and events[0] is value:
+        if whole_line and len(events) == 1 and events[0] is value:
             self.add_event(value, offset, length, -1)
         else:
             for k, ev in enumerate(events):
@@ -138,11 +152,21 @@ class BatchBuilder:
         numbers: dict[str, np.ndarray] = {}
         codes: dict[str, np.ndarray] = {}
         tables: dict[str, list] = {}
-        table = np.array(self._numbers, dtype=np.int64).reshape(-1, len(NUMBER_COLUMNS))
+        width = len(NUMBER_COLUMNS)
+        table = np.fromiter(
+            itertools.chain.from_iterable(self._numbers),
+            dtype=np.int64,
+            count=width * len(self._numbers),
+        ).reshape(-1, width)
         for k, (name, dtype) in enumerate(NUMBER_COLUMNS.items()):
             numbers[name] = table[:, k].astype(dtype)
         for name, values in zip(UNIQUE_FIELDS, self._unique, strict=True):
-            codes[name], tables[name] = _encode(values)
+            if name == "audit_id":
+                # Near-unique (a request's stages share one): deduplicating costs more than
+                # the few repeats it would save.
+                codes[name], tables[name] = _number(values)
+            else:
+                codes[name], tables[name] = _encode(values)
         profile_codes = np.frombuffer(self._profile_codes, dtype=np.int32)
         profiles = list(self._profiles)
         for k, name in enumerate(PROFILE_FIELDS):
@@ -173,3 +197,15 @@ def _encode(values: list, empty_is_missing: bool = True) -> tuple[np.ndarray, li
     starts = np.fromiter(first.values(), dtype=np.int64, count=len(first))
     dense[starts] = np.arange(1, len(starts) + 1, dtype=np.int32)
     return dense[seen], list(first)
+
+
+def _number(values: list) -> tuple[np.ndarray, list]:
+    """Codes 1..n in order without deduplication (0 for missing values)."""
+    codes = np.arange(1, len(values) + 1, dtype=np.int32)
+    missing = [k for k, v in enumerate(values) if not v]
+    if not missing:
+        return codes, values
+    codes[missing] = 0
+    present = np.cumsum(codes > 0, dtype=np.int32)
+    codes[codes > 0] = present[codes > 0]
+    return codes, [v for v in values if v]

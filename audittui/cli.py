@@ -117,9 +117,7 @@ def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
         _write_chunks(out, (store.raw(i) + b"\n" for i in sel))
     elif args.format == "json":
         out.write("[")
-        _write_chunks(
-            out, ((b"," if k else b"") + store.raw(i) for k, i in enumerate(sel))
-        )
+        _write_chunks(out, ((b"," if k else b"") + store.raw(i) for k, i in enumerate(sel)))
         out.write("]\n")
     else:
         head = " ".join(name.ljust(width) for name, width in TABLE_COLUMNS)
@@ -205,7 +203,9 @@ def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None
         w.writerow(["key", "events", "forbidden", "errors", "first", "last", "verbs"])
         for r in rows:
             verbs = ";".join(f"{k}={n}" for k, n in r["verbs"].items())
-            w.writerow([r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"], verbs])
+            w.writerow(
+                [r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"], verbs]
+            )
         return
     key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
     out.write(

@@ -139,8 +139,6 @@ def parse_time(value: Any) -> int | None:
     return micros
 
 
-
-
 def format_time(micros: int) -> str:
     """µs since the epoch → ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; empty for a missing time."""
     if micros == MISSING_TIME:
@@ -390,6 +388,11 @@ class _Status(msgspec.Struct, gc=False):
     code: int | None = None
 
 
+class _Annotations(msgspec.Struct, gc=False):
+    # Only the decision: the long RBAC reason and the rest are skipped, never allocated.
+    decision: str | None = msgspec.field(default=None, name="authorization.k8s.io/decision")
+
+
 class _Event(msgspec.Struct, gc=False):
     kind: str | None = None
     auditID: str | None = None
@@ -405,7 +408,10 @@ class _Event(msgspec.Struct, gc=False):
     responseStatus: _Status | None = None
     requestReceivedTimestamp: str | None = None
     stageTimestamp: str | None = None
-    annotations: dict[str, str] | None = None
+    annotations: _Annotations | None = None
+    # Present (even as null) only in the flattened shape, which takes the full path.
+    namespace: Any = msgspec.UNSET
+    resource: Any = msgspec.UNSET
 
 
 _decode_event = msgspec.json.Decoder(_Event).decode
@@ -425,6 +431,10 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
     except _DECODE_ERRORS:
         return None
     if ev.kind != "Event":
+        return None
+    if ev.objectRef is None and (
+        ev.namespace is not msgspec.UNSET or ev.resource is not msgspec.UNSET
+    ):
         return None
     cache = _second_cache
     received = ev.requestReceivedTimestamp
@@ -486,7 +496,7 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
             ref.namespace,
             ev.stage,
             ev.level,
-            ev.annotations.get("authorization.k8s.io/decision") if ev.annotations else None,
+            ev.annotations.decision if ev.annotations is not None else None,
             ev.sourceIPs,
             ev.userAgent,
         )
@@ -503,7 +513,7 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
             None,
             ev.stage,
             ev.level,
-            ev.annotations.get("authorization.k8s.io/decision") if ev.annotations else None,
+            ev.annotations.decision if ev.annotations is not None else None,
             ev.sourceIPs,
             ev.userAgent,
         )

@@ -21,7 +21,7 @@ from .sources import InputError, Source, expand_paths, explain, open_source
 from .store import Malformed, Store
 
 BOM = b"\xef\xbb\xbf"
-SLICE = 32 << 20  # bytes per worker task
+SLICE = 16 << 20  # bytes per worker task
 PARALLEL_MIN = 24 << 20  # below this, parsing in-process beats starting workers
 DOCUMENT_MAX = 1 << 30  # a whole-file JSON document larger than this is read as lines
 
@@ -73,11 +73,12 @@ def _read_source(store: Store, source: Source, size: int, pool: Executor | None)
     try:
         with open(source.read_path, "rb") as fh:
             head = fh.read(1 << 16)
-            if _is_document(fh, head, size):
-                _read_document(store, source, fh, size)
+            start = len(BOM) if head.startswith(BOM) else 0
+            document = _document(fh, head, size)
+            line = 1
+            if document is not _NOT_A_DOCUMENT:
+                _read_document(store, source, document, size, start)
             else:
-                start = len(BOM) if head.startswith(BOM) else 0
-                line = 1
                 for k, batch in enumerate(_line_batches(source, fh, start, size, pool)):
                     if k == 0 and len(batch) and size > SLICE:
                         # Size the columns once from the first slice's bytes per event.
@@ -85,42 +86,40 @@ def _read_source(store: Store, source: Source, size: int, pool: Executor | None)
                         store.reserve(len(store) + int(size / per_event * 1.05))
                     store.append(batch, first_line=line)
                     line += batch.lines
-                if source.note:
-                    store.malformed.append(Malformed(source.path, line, source.note))
+            if source.note:
+                store.malformed.append(Malformed(source.path, line, source.note))
     except OSError as exc:
         raise InputError(explain(source.path, exc)) from None
 
 
-def _is_document(fh, head: bytes, size: int) -> bool:
-    """A whole-file JSON document, rather than JSON lines?"""
+_NOT_A_DOCUMENT = object()
+
+
+def _document(fh, head: bytes, size: int) -> object:
+    """The parsed value when the file is one multi-line JSON document, else _NOT_A_DOCUMENT."""
     body = head[len(BOM) :] if head.startswith(BOM) else head
     stripped = body.lstrip()
-    if stripped[:1] == b"[":
-        return size <= DOCUMENT_MAX
-    if stripped[:1] != b"{" or size > DOCUMENT_MAX:
-        return False
-    first = stripped.split(b"\n", 1)[0]
+    if stripped[:1] not in (b"{", b"[") or size > DOCUMENT_MAX:
+        return _NOT_A_DOCUMENT
+    if b"\n" not in stripped.rstrip() and len(head) < size:
+        return _NOT_A_DOCUMENT  # one long first line: JSON lines
     try:
-        orjson.loads(first)
-        return False  # the first line stands alone: JSON lines
+        orjson.loads(stripped.split(b"\n", 1)[0])
+        return _NOT_A_DOCUMENT  # the first line stands alone: JSON lines
     except orjson.JSONDecodeError:
         pass
-    if b"\n" not in stripped and len(head) < size:
-        return False  # one huge first line; read as lines
     fh.seek(0)
     try:
-        orjson.loads(fh.read().removeprefix(BOM))
-        return True
+        return orjson.loads(fh.read().removeprefix(BOM))
     except orjson.JSONDecodeError:
-        return False
+        return _NOT_A_DOCUMENT  # broken lines are reported one by one
 
 
-def _read_document(store: Store, source: Source, fh, size: int) -> None:
-    fh.seek(0)
-    data = fh.read()
-    start = len(BOM) if data.startswith(BOM) else 0
+def _read_document(store: Store, source: Source, value: object, size: int, start: int) -> None:
     builder = BatchBuilder(source.id)
-    builder.add_value(orjson.loads(data[start:]), start, len(data) - start, 1)
+    # Events of a document are numbered (item >= 0) so that raw() re-serialises each one on a
+    # single line instead of returning the pretty-printed text.
+    builder.add_value(value, start, size - start, 1, whole_line=False)
     store.append(builder.finish())
 
 

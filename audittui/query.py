@@ -147,11 +147,9 @@ class _Parser:
     def _peek_keyword(self, word: str) -> bool:
         self._skip_space()
         end = self.pos + len(word)
-        if self.text.startswith(word, self.pos) and (
+        return self.text.startswith(word, self.pos) and (
             end == len(self.text) or self.text[end].isspace() or self.text[end] in "()"
-        ):
-            return True
-        return False
+        )
 
     # grammar
     def parse(self) -> Node | None:
@@ -283,7 +281,9 @@ class _Parser:
             if ch == '"':
                 raw = self._quoted()
                 values.append(self._value(field, raw, vpos, quoted=True))
-            elif ch == "/" and field in STRING_FIELDS and (pattern := self._try_regex()) is not None:
+            elif (
+                ch == "/" and field in STRING_FIELDS and (pattern := self._try_regex()) is not None
+            ):
                 flags = re.IGNORECASE if field in CASE_INSENSITIVE else 0
                 try:
                     re.compile(pattern, flags)
@@ -341,7 +341,9 @@ def _code_value(raw: str, pos: int) -> Value:
 def _duration_value(raw: str, pos: int) -> Value:
     m = re.fullmatch(r"(>=|<=|>|<)(.+)", raw)
     if not m:
-        raise QueryError(f"dur: wants a comparison such as dur:>1s or dur:<=250ms, not '{raw}'", pos)
+        raise QueryError(
+            f"dur: wants a comparison such as dur:>1s or dur:<=250ms, not '{raw}'", pos
+        )
     d = _DURATION_RE.match(m.group(2))
     if not d:
         raise QueryError(f"dur: '{m.group(2)}' is not a duration (use us, ms, s, m, h)", pos)
@@ -353,7 +355,9 @@ def _time_value(raw: str, pos: int) -> int:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        raise QueryError(f"'{raw}' is not an ISO-8601 time (e.g. 2024-11-15T10:00:00Z)", pos) from None
+        raise QueryError(
+            f"'{raw}' is not an ISO-8601 time (e.g. 2024-11-15T10:00:00Z)", pos
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp()) * 1_000_000 + dt.microsecond
@@ -381,7 +385,7 @@ def string_matcher(field: str, values: tuple[Value, ...]) -> Callable[[Any], boo
         elif v.kind == "glob":
             rx = re.compile(
                 ".*".join(re.escape(p) for p in v.text.split("*")),
-                re.IGNORECASE if ci else 0,
+                re.DOTALL | (re.IGNORECASE if ci else 0),
             )
             tests.append(lambda s, rx=rx: rx.fullmatch(s) is not None)
         elif v.kind == "regex":
@@ -552,7 +556,9 @@ def _single_lut(values: list, field: str, alternatives: tuple[Value, ...]) -> np
         if v.kind == "exact":
             test = frozenset([v.text.lower() if ci else v.text]).__contains__
         elif v.kind == "glob":
-            test = re.compile(".*".join(re.escape(p) for p in v.text.split("*")), flags).fullmatch
+            test = re.compile(
+                ".*".join(re.escape(p) for p in v.text.split("*")), flags | re.DOTALL
+            ).fullmatch
         else:  # regex
             test = re.compile(v.text, flags).search
         hits |= np.fromiter(map(bool, map(test, present)), dtype=bool, count=len(present))

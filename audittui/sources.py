@@ -10,7 +10,6 @@ event can be re-read by offset; nothing is ever written next to the logs.
 from __future__ import annotations
 
 import atexit
-import gzip
 import os
 import re
 import shutil
@@ -130,9 +129,7 @@ class Spool:
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="audittui-")
             atexit.register(self.close)
-        fd, name = tempfile.mkstemp(
-            dir=self._dir, prefix=re.sub(r"[^\w.-]", "_", hint)[-40:] + "-"
-        )
+        fd, name = tempfile.mkstemp(dir=self._dir, prefix=re.sub(r"[^\w.-]", "_", hint)[-40:] + "-")
         return name, os.fdopen(fd, "wb")
 
     def close(self) -> None:
@@ -143,24 +140,50 @@ class Spool:
 
 def open_source(sid: int, path: str, spool: Spool) -> Source:
     """Make ``path`` readable by offset: plain files as they are, gzip and stdin spooled."""
-    if path == "-":
-        name, out = spool.new_file("stdin")
-        with out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-        return Source(sid, "-", name)
     try:
+        if path == "-":
+            return _spool(sid, "-", sys.stdin.buffer, spool)
         with open(path, "rb") as fh:
-            magic = fh.read(2)
-            if magic != GZIP_MAGIC:
+            if fh.read(2) != GZIP_MAGIC:
                 return Source(sid, path, path)
             fh.seek(0)
-            name, out = spool.new_file(os.path.basename(path))
-            note = None
-            with out, gzip.GzipFile(fileobj=fh) as gz:
-                try:
-                    shutil.copyfileobj(gz, out, 1 << 20)
-                except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                    note = f"gzip stream damaged or still being written ({exc})"
-            return Source(sid, path, name, compressed=True, note=note)
+            return _spool(sid, path, fh, spool)
     except OSError as exc:
         raise InputError(explain(path, exc)) from None
+
+
+def _spool(sid: int, path: str, stream: BinaryIO, spool: Spool) -> Source:
+    """Copy ``stream`` into the spool, gunzipping it when it starts with the gzip magic."""
+    name, out = spool.new_file("stdin" if path == "-" else os.path.basename(path))
+    with out:
+        first = stream.read(1 << 20)
+        if not first.startswith(GZIP_MAGIC):
+            out.write(first)
+            shutil.copyfileobj(stream, out, 1 << 20)
+            return Source(sid, path, name)
+        note = _gunzip(first, stream, out)
+    return Source(sid, path, name, compressed=True, note=note)
+
+
+def _gunzip(first: bytes, stream: BinaryIO, out: BinaryIO) -> str | None:
+    """Decompress every gzip member; keep what precedes damage or a cut (a backup the API
+    server is still compressing) and say what happened."""
+    inflate = zlib.decompressobj(wbits=31)
+    chunk = first
+    while chunk:
+        try:
+            out.write(inflate.decompress(chunk))
+        except zlib.error as exc:
+            return f"gzip data damaged ({exc}); the events before it were read"
+        while inflate.eof and inflate.unused_data:  # concatenated members
+            rest = inflate.unused_data
+            inflate = zlib.decompressobj(wbits=31)
+            try:
+                out.write(inflate.decompress(rest))
+            except zlib.error as exc:
+                return f"gzip data damaged ({exc}); the events before it were read"
+        chunk = stream.read(1 << 20)
+    if not inflate.eof:
+        out.write(inflate.flush())
+        return "gzip stream ends early (still being written?); the events before the cut were read"
+    return None

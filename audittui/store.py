@@ -20,7 +20,6 @@ from .batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
 from .formats import MISSING_TIME, UNIQUE_FIELDS, decode_line, expand
 from .sources import Source, Spool
 
-
 CONCATENATE_MIN = 4096  # distinct values in a batch above which near-unique columns concatenate
 
 

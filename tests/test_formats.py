@@ -120,6 +120,17 @@ def test_crlf_line_endings(tmp_path, make_event):
         assert len(store.query("user:u3")) == 1
 
 
+def test_json_lines_with_bom(tmp_path, make_event):
+    events = [make_event(user={"username": f"b{k}"}) for k in range(3)]
+    data = BOM + b"\n".join(map(orjson.dumps, events)) + b"\n"
+    with load_bytes(tmp_path, data) as store:
+        assert column(store, "user") == ["b0", "b1", "b2"]
+        assert store.malformed == []
+        assert store.value("offset", 0) == len(BOM)
+        assert store.raw(0) == orjson.dumps(events[0])
+        assert store.event(0) == events[0]
+
+
 def test_crlf_eventlist_and_aks_lines(tmp_path, make_event):
     items = [make_event(kind=None, apiVersion=None) for _ in range(2)]
     eventlist = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}
@@ -263,8 +274,9 @@ def test_v1beta1_event_with_micro_times(tmp_path, make_event):
         assert store.event(0) == ev
 
 
-def test_v1beta1_event_is_flagged_legacy(tmp_path, make_event):
-    """The brief: v1beta1 events carry the LEGACY flag, even when they have MicroTimes."""
+def test_v1beta1_with_micro_times_is_not_legacy(tmp_path, make_event):
+    """audit-format.md §1.7: a v1beta1 event with MicroTimes reads as v1 (the extras are
+    ignored); LEGACY marks only events whose times come from `timestamp`/`metadata`."""
     ev = make_event(
         apiVersion="audit.k8s.io/v1beta1",
         metadata={"creationTimestamp": "2018-10-25T13:58:49Z"},
@@ -272,8 +284,18 @@ def test_v1beta1_event_is_flagged_legacy(tmp_path, make_event):
         requestReceivedTimestamp="2018-10-25T13:58:49.730588Z",
         stageTimestamp="2018-10-25T13:58:49.736141Z",
     )
-    with load_bytes(tmp_path, orjson.dumps(ev) + b"\n") as store:
-        assert store.value("flags", 0) & LEGACY
+    old = make_event(
+        apiVersion="audit.k8s.io/v1beta1",
+        metadata={"creationTimestamp": "2018-10-25T13:58:50Z"},
+        timestamp="2018-10-25T13:58:49Z",
+        requestReceivedTimestamp=None,
+        stageTimestamp=None,
+    )
+    with load_bytes(tmp_path, orjson.dumps(ev) + b"\n" + orjson.dumps(old) + b"\n") as store:
+        assert not store.value("flags", 0) & LEGACY
+        assert store.value("latency", 0) == 5553
+        assert store.value("flags", 1) & LEGACY
+        assert store.value("latency", 1) == -1
 
 
 def test_v1alpha1_event(tmp_path, make_event):
@@ -361,10 +383,15 @@ def test_event_time_and_latency(tmp_path, make_event, received, stage, timestamp
 
 def test_events_are_ordered_by_event_time(tmp_path, make_event):
     times = ["2024-05-01T10:00:03.000000Z", "2024-05-01T10:00:01.000000Z", None]
-    events = [make_event(requestReceivedTimestamp=t, user={"username": f"u{k}"}) for k, t in
-              enumerate(times)]
-    events[2] = make_event(requestReceivedTimestamp=None, stageTimestamp="2024-05-01T10:00:02Z",
-                           user={"username": "u2"})
+    events = [
+        make_event(requestReceivedTimestamp=t, user={"username": f"u{k}"})
+        for k, t in enumerate(times)
+    ]
+    events[2] = make_event(
+        requestReceivedTimestamp=None,
+        stageTimestamp="2024-05-01T10:00:02Z",
+        user={"username": "u2"},
+    )
     with load_bytes(tmp_path, b"\n".join(orjson.dumps(e) for e in events) + b"\n") as store:
         assert [store.value("user", i) for i in store.query("")] == ["u1", "u2", "u0"]
 
@@ -415,10 +442,28 @@ def test_flattened_shape_with_kind_and_micro_time_is_non_standard(tmp_path):
         assert store.value("flags", 0) & NON_STANDARD
 
 
-COLUMNS = (
-    "user groups impersonated verb api resource subresource namespace name stage level "
-    "decision ips user_agent audit_id uri time latency code flags"
-).split()
+COLUMNS = [
+    "user",
+    "groups",
+    "impersonated",
+    "verb",
+    "api",
+    "resource",
+    "subresource",
+    "namespace",
+    "name",
+    "stage",
+    "level",
+    "decision",
+    "ips",
+    "user_agent",
+    "audit_id",
+    "uri",
+    "time",
+    "latency",
+    "code",
+    "flags",
+]
 
 
 def test_native_lines_and_documents_index_the_same_values(tmp_path, make_event):

@@ -19,10 +19,32 @@ from audittui import loader
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
 
-COLUMNS = (
-    "user groups impersonated verb api resource subresource namespace name stage level "
-    "decision ips user_agent audit_id uri time latency code flags offset length item source"
-).split()
+COLUMNS = [
+    "user",
+    "groups",
+    "impersonated",
+    "verb",
+    "api",
+    "resource",
+    "subresource",
+    "namespace",
+    "name",
+    "stage",
+    "level",
+    "decision",
+    "ips",
+    "user_agent",
+    "audit_id",
+    "uri",
+    "time",
+    "latency",
+    "code",
+    "flags",
+    "offset",
+    "length",
+    "item",
+    "source",
+]
 
 
 def column(store, name: str) -> list:
@@ -188,6 +210,22 @@ def test_stdin_dash(tmp_path, make_event):
     assert out["events"] == [*events, other]
     assert [m[:2] for m in out["malformed"]] == [["-", 3]]
     assert out["paths"] == ["-", str(tmp_path / "f.log")]
+
+
+def test_stdin_gzip_is_decompressed(make_event):
+    """`cat audit-….log.gz | audittui stats -`: gzip is recognised by its magic bytes on stdin
+    too, as for files whatever their name."""
+    events = [make_event() for _ in range(5)]
+    proc = subprocess.run(
+        [PY, "-m", "audittui", "stats", "--format", "json", "-"],
+        input=gzip.compress(jsonl(events)),
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert (info["events"], info["malformed"]) == (5, 0)
 
 
 # -- unreadable paths --------------------------------------------------------------------------
