@@ -1,0 +1,119 @@
+"""The bulk loader's fast path (typed msgspec decoding of plain v1 lines) must index exactly what
+the general path (orjson dicts through formats.row) indexes, for any event, however odd."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import audittui
+from audittui.batch import NUMBER_COLUMNS, STRING_COLUMNS
+from audittui.formats import pack, row
+
+text = st.sampled_from(["", "a", "pods", "kube-system", "Get", "é", "a\x1bb", "x" * 40])
+odd = st.one_of(
+    st.none(),
+    st.integers(-5, 500),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    text,
+)
+times = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            "2024-11-15T10:20:30.123456Z",
+            "2024-11-15T10:20:30.1234567Z",
+            "2024-11-15T10:20:30Z",
+            "2024-11-15T10:20:30.123456+02:00",
+            "2024-11-15T10:20:30.12345xZ",
+            "2024-11-15T10:20:30.١٢٣٤٥٦Z",
+            "2024-11-15 10:20:30",
+            "not a time",
+            "",
+        ]
+    ),
+    odd,
+)
+strings = st.lists(st.one_of(text, odd), max_size=3)
+user = st.one_of(
+    odd,
+    st.fixed_dictionaries(
+        {}, optional={"username": st.one_of(text, odd), "groups": st.one_of(strings, odd)}
+    ),
+)
+object_ref = st.one_of(
+    odd,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            k: st.one_of(text, odd)
+            for k in ("resource", "namespace", "name", "apiGroup", "apiVersion", "subresource")
+        },
+    ),
+)
+event = st.fixed_dictionaries(
+    {"kind": st.sampled_from(["Event", "Event", "Event", "EventList", None])},
+    optional={
+        "auditID": st.one_of(text, odd),
+        "stage": st.one_of(text, odd),
+        "level": st.one_of(text, odd),
+        "verb": st.one_of(text, odd),
+        "requestURI": st.one_of(text, odd),
+        "userAgent": st.one_of(text, odd),
+        "user": user,
+        "impersonatedUser": user,
+        "sourceIPs": st.one_of(strings, odd),
+        "objectRef": object_ref,
+        "responseStatus": st.one_of(odd, st.fixed_dictionaries({}, optional={"code": odd})),
+        "annotations": st.one_of(
+            odd,
+            st.fixed_dictionaries(
+                {}, optional={"authorization.k8s.io/decision": odd, "other": odd}
+            ),
+        ),
+        "requestReceivedTimestamp": times,
+        "stageTimestamp": times,
+        "timestamp": times,
+        "namespace": st.one_of(text, odd),
+        "resource": st.one_of(text, odd),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(event, min_size=1, max_size=8))
+def test_fast_path_indexes_what_the_general_path_indexes(events):
+    # Drop the "kind": None entries so that the value is really absent.
+    events = [{k: v for k, v in e.items() if not (k == "kind" and v is None)} for e in events]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "audit.log"
+        path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+        with audittui.load(path) as store:
+            expected = []
+            for e in events:
+                if audittui.formats.is_event(e):
+                    expected.append(pack(row(e), 0, 0, -1))
+            assert len(store) == len(expected)
+            for i, packed in enumerate(expected):
+                want = _columns(packed)
+                got = {name: store.value(name, i) for name in want}
+                diff = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+                assert not diff, (diff, orjson.dumps(events).decode())
+
+
+def _columns(packed: tuple) -> dict:
+    numbers, name, audit_id, uri, profile = packed
+    out = dict(zip(("time", "latency", "code", "flags"), numbers[:4], strict=True))
+    values = dict(zip(STRING_COLUMNS, (*profile, name, audit_id, uri), strict=True))
+    for column, value in values.items():
+        # The store keeps "" and () as missing, except the core API group "".
+        if value in ("", ()) and column != "api":
+            value = None
+        out[column] = value
+    assert set(out) <= set(NUMBER_COLUMNS) | set(STRING_COLUMNS)
+    return out
