@@ -19,7 +19,7 @@ from . import __version__
 from .formats import format_time
 from .loader import load
 from .query import QueryError, parse
-from .sanitize import inert
+from .sanitize import inert, inert_json
 from .sources import InputError
 from .store import Store
 from .summary import GROUPINGS
@@ -114,7 +114,7 @@ def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
     if args.format == "count":
         out.write(f"{len(sel)}\n")
     elif args.format == "jsonl":
-        _write_chunks(out, (store.raw(i) + b"\n" for i in sel))
+        _write_chunks(out, (inert_json(store.raw(i)) + b"\n" for i in sel))
     elif args.format == "json":
         out.write("[")
         _write_chunks(out, ((b"," if k else b"") + store.raw(i) for k, i in enumerate(sel)))

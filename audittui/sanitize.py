@@ -21,3 +21,18 @@ def _escape(m: re.Match[str]) -> str:
 def inert(text: str) -> str:
     """``text`` with every unsafe character replaced by a visible escape."""
     return _UNSAFE.sub(_escape, text)
+
+
+_UNSAFE_IN_JSON = re.compile(
+    "[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+)
+
+
+def inert_json(raw: bytes) -> bytes:
+    """JSON text with every unsafe character written as a ``\\uXXXX`` escape: the same JSON
+    value, but nothing that can reorder or hide text in a terminal. (Valid JSON holds no raw
+    C0 controls, and these characters can only stand inside strings.)"""
+    if raw.isascii() and b"\x7f" not in raw:
+        return raw
+    text = raw.decode("utf-8", "replace")
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()

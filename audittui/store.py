@@ -274,7 +274,7 @@ class Store:
         item = int(self._numbers["item"].data[i])
         if item < 0:
             return orjson.loads(self.raw(i))
-        return self._container(i)[item]
+        return orjson.loads(orjson.dumps(self._container(i)[item]))  # a copy the caller may keep
 
     def close(self) -> None:
         for fd in self._handles.values():
