@@ -11,6 +11,7 @@ import pytest
 
 import audittui
 from audittui import formats
+from audittui.batch import STRING_COLUMNS
 from audittui.formats import LEGACY, MISSING_TIME, NON_STANDARD
 
 BOM = b"\xef\xbb\xbf"
@@ -442,28 +443,7 @@ def test_flattened_shape_with_kind_and_micro_time_is_non_standard(tmp_path):
         assert store.value("flags", 0) & NON_STANDARD
 
 
-COLUMNS = [
-    "user",
-    "groups",
-    "impersonated",
-    "verb",
-    "api",
-    "resource",
-    "subresource",
-    "namespace",
-    "name",
-    "stage",
-    "level",
-    "decision",
-    "ips",
-    "user_agent",
-    "audit_id",
-    "uri",
-    "time",
-    "latency",
-    "code",
-    "flags",
-]
+COLUMNS = [*STRING_COLUMNS, "time", "latency", "code", "flags"]
 
 
 def test_native_lines_and_documents_index_the_same_values(tmp_path, make_event):

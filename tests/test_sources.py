@@ -15,36 +15,12 @@ import pytest
 
 import audittui
 from audittui import loader
+from audittui.batch import NUMBER_COLUMNS, STRING_COLUMNS
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
 
-COLUMNS = [
-    "user",
-    "groups",
-    "impersonated",
-    "verb",
-    "api",
-    "resource",
-    "subresource",
-    "namespace",
-    "name",
-    "stage",
-    "level",
-    "decision",
-    "ips",
-    "user_agent",
-    "audit_id",
-    "uri",
-    "time",
-    "latency",
-    "code",
-    "flags",
-    "offset",
-    "length",
-    "item",
-    "source",
-]
+COLUMNS = [*STRING_COLUMNS, *NUMBER_COLUMNS, "source"]
 
 
 def column(store, name: str) -> list:
