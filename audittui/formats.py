@@ -126,10 +126,8 @@ def parse_time(value: Any) -> int | None:
         dt = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
     try:
-        micros = int(dt.timestamp()) * 1_000_000 + dt.microsecond
+        micros = to_micros(dt)
     except (OverflowError, OSError, ValueError):
         return None
     if dt.utcoffset() == _ZERO and len(value) >= 19 and value[10] == "T":
@@ -139,15 +137,26 @@ def parse_time(value: Any) -> int | None:
     return micros
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def to_micros(dt: datetime) -> int:
+    """A datetime (UTC when naive) → µs since the epoch, floored (right before 1970 too)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _MICRO
+
+
 def format_time(micros: int) -> str:
     """µs since the epoch → ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; empty for a missing time."""
     if micros == MISSING_TIME:
         return ""
     try:
-        dt = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-    except (OverflowError, OSError, ValueError):
+        dt = _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
         return ""
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 # ---------------------------------------------------------------------------------------------

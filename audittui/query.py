@@ -18,12 +18,12 @@ import re
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .formats import MISSING_TIME
+from .formats import MISSING_TIME, to_micros
 
 if TYPE_CHECKING:
     from .store import Store
@@ -58,7 +58,14 @@ STRING_FIELDS = {
     "uri": "uri",
 }
 OTHER_FIELDS = ("code", "dur", "after", "before", "since")
-ALIASES = {"u": "user", "g": "group", "v": "verb", "res": "resource", "r": "resource"}
+ALIASES = {
+    "u": "user",
+    "g": "group",
+    "v": "verb",
+    "res": "resource",
+    "r": "resource",
+    "status": "code",
+}
 FIELDS = tuple(STRING_FIELDS) + OTHER_FIELDS
 CASE_INSENSITIVE = {"stage", "level", "decision"}
 MULTI_VALUED = {"groups", "ips"}
@@ -183,7 +190,7 @@ class _Parser:
         start = self.pos
         if self._peek_keyword("NOT"):
             self.pos += 3
-            if self._at_end():
+            if self._at_end() or self.text[self.pos] == ")" or self._peek_keyword("OR"):
                 raise QueryError("NOT needs a term after it", start)
             return Not(self._unary())
         if self._peek_keyword("OR"):
@@ -276,7 +283,7 @@ class _Parser:
         while True:
             vpos = self.pos
             if self.pos >= len(self.text) or self.text[self.pos].isspace():
-                raise QueryError(f"'{name}:' needs a value", start)
+                raise QueryError(f"'{name}:' needs a value", start if not values else vpos)
             ch = self.text[self.pos]
             if ch == '"':
                 raw = self._quoted()
@@ -312,7 +319,10 @@ class _Parser:
             m = _SINCE_RE.match(raw)
             if not m:
                 raise QueryError(f"since: wants an age like 15m, 2h or 3d, not '{raw}'", pos)
-            age = int(float(m.group(1)) * _UNITS_US[m.group(2)])
+            age = float(m.group(1)) * _UNITS_US[m.group(2)]
+            if age > 2**62:
+                raise QueryError(f"since: '{raw}' is too long ago", pos)
+            age = int(age)
             return Value("cmp", raw, ">=", int(self.now * 1_000_000) - age)
         if raw == "":
             return Value("empty", "")
@@ -347,7 +357,10 @@ def _duration_value(raw: str, pos: int) -> Value:
     d = _DURATION_RE.match(m.group(2))
     if not d:
         raise QueryError(f"dur: '{m.group(2)}' is not a duration (use us, ms, s, m, h)", pos)
-    return Value("cmp", raw, m.group(1), int(round(float(d.group(1)) * _UNITS_US[d.group(2)])))
+    micros = float(d.group(1)) * _UNITS_US[d.group(2)]
+    if micros > 2**62:
+        raise QueryError(f"dur: '{m.group(2)}' is too long", pos)
+    return Value("cmp", raw, m.group(1), int(round(micros)))
 
 
 def _time_value(raw: str, pos: int) -> int:
@@ -358,9 +371,7 @@ def _time_value(raw: str, pos: int) -> int:
         raise QueryError(
             f"'{raw}' is not an ISO-8601 time (e.g. 2024-11-15T10:00:00Z)", pos
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+    return to_micros(dt)
 
 
 def parse(text: str, now: float | None = None) -> Node | None:
@@ -544,8 +555,7 @@ def _single_lut(values: list, field: str, alternatives: tuple[Value, ...]) -> np
     tables of hundreds of thousands of auditIDs or URIs."""
     ci = field in CASE_INSENSITIVE
     present = values[1:]  # only code 0 is None
-    if ci:
-        present = [v.lower() for v in present]
+    lowered = [v.lower() for v in present] if ci else present
     lut = np.zeros(len(values), dtype=bool)
     hits = lut[1:]
     flags = re.IGNORECASE if ci else 0
@@ -555,7 +565,9 @@ def _single_lut(values: list, field: str, alternatives: tuple[Value, ...]) -> np
             continue
         if v.kind == "exact":
             test = frozenset([v.text.lower() if ci else v.text]).__contains__
-        elif v.kind == "glob":
+            hits |= np.fromiter(map(test, lowered), dtype=bool, count=len(present))
+            continue
+        if v.kind == "glob":
             test = re.compile(
                 ".*".join(re.escape(p) for p in v.text.split("*")), flags | re.DOTALL
             ).fullmatch

@@ -33,7 +33,7 @@ def test_inert_never_leaves_unsafe_characters(text):
 
 @given(
     st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(),
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
         lambda children: st.lists(children) | st.dictionaries(st.text(), children),
         max_leaves=10,
     )
