@@ -65,6 +65,7 @@ ALIASES = {
     "res": "resource",
     "r": "resource",
     "status": "code",
+    "namespace": "ns",
 }
 FIELDS = tuple(STRING_FIELDS) + OTHER_FIELDS
 CASE_INSENSITIVE = {"stage", "level", "decision"}
@@ -332,7 +333,7 @@ class _Parser:
             except ValueError:
                 raise QueryError(f"'{raw}' is not an IP network", pos) from None
             return Value("cidr", raw)
-        if "*" in raw:
+        if "*" in raw and not quoted:  # a quoted value is literal: user:"a*b"
             return Value("glob", raw)
         return Value("exact", raw)
 
@@ -458,13 +459,13 @@ def split_resource(v: Value) -> tuple[Value, Value | None]:
     if v.kind not in ("exact", "glob") or "/" not in v.text:
         return v, None
     res, sub = v.text.split("/", 1)
-    return _plain(res), _plain(sub)
+    return _part(res, v.kind), _part(sub, v.kind)
 
 
-def _plain(text: str) -> Value:
+def _part(text: str, kind: str) -> Value:
     if text == "":
         return Value("empty", "")
-    return Value("glob" if "*" in text else "exact", text)
+    return Value("glob" if kind == "glob" and "*" in text else "exact", text)
 
 
 def display_api(value: Any) -> Any:

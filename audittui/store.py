@@ -236,12 +236,16 @@ class Store:
 
     # -- raw access -----------------------------------------------------------------------
 
-    def _read(self, source: int, offset: int, length: int) -> bytes:
+    def pread(self, source: int, offset: int, length: int) -> bytes:
+        """Bytes of a source as they are on disk."""
         fd = self._handles.get(source)
         if fd is None:
             fd = self._handles[source] = os.open(self.sources[source].read_path, os.O_RDONLY)
-        data = os.pread(fd, length, offset)
-        return data[:-1] if data.endswith(b"\r") else data
+        return os.pread(fd, length, offset)
+
+    def _read(self, source: int, offset: int, length: int) -> bytes:
+        data = self.pread(source, offset, length)
+        return data[:-1] if data.endswith(b"\r") else data  # a CRLF line's CR is not JSON
 
     def _container(self, i: int) -> list[dict]:
         key = (int(self._source_col.data[i]), int(self._numbers["offset"].data[i]))

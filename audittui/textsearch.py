@@ -80,13 +80,17 @@ def _scan(store: Store, sid: int, idx: np.ndarray, needle: str, mask: np.ndarray
         stop_k = int(np.searchsorted(ends, start + BLOCK, side="right"))
         stop_k = max(stop_k, k + 1)
         stop = int(ends[stop_k - 1])
-        data = store._read(sid, start, stop - start)
+        data = store.pread(sid, start, stop - start)
         low = data.lower()
+        # An event's text ends before the CR of a CRLF line end, as in store.raw().
+        block_ends = ends[k:stop_k].copy()
+        crlf = np.frombuffer(data, dtype=np.uint8)[block_ends - start - 1] == 13
+        block_ends[crlf] -= 1
         hits = np.fromiter((m.start() for m in pattern.finditer(low)), dtype=np.int64)
         if len(hits):
             pos = hits + start
             which = np.searchsorted(offsets[k:stop_k], pos, side="right") - 1 + k
-            inside = (which >= k) & (pos + len(needle) <= ends[which.clip(k)])
+            inside = (which >= k) & (pos + len(needle) <= block_ends[which.clip(k) - k])
             mask[idx[which[inside]]] = True
         if not data.isascii():
             high = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80) + start

@@ -130,7 +130,7 @@ SHAPES = [
         user(("glob", "system:serviceaccount:kube-system:*")),
     ),
     ("user:*", user(("glob", "*"))),
-    ('user:"a*b"', user(("glob", "a*b"))),
+    ('user:"a*b"', user(("exact", "a*b"))),  # quoted values are literal
     ("as:*", ("as", ("glob", "*"))),
     # the empty value
     ('ns:""', ("ns", ("empty", ""))),
@@ -210,16 +210,15 @@ def test_positions() -> None:
 
 
 def test_status_is_an_alias_of_code() -> None:
-    """BUG. The spec lists fields as ``name (alias)``: "`user` (u)", "`group` (g)", ...,
-    "`code` (status)". query.ALIASES has no "status", so ``status:403`` is rejected as an
-    unknown field (without even a suggestion)."""
+    """Regression. The spec lists fields as ``name (alias)``: "`user` (u)", "`group` (g)",
+    ..., "`code` (status)". ``status:403`` used to be rejected as an unknown field."""
     assert parse("status:403") == parse("code:403")
     assert shape(parse("status:4xx,>=500")) == ("code", ("range", 400, 499), (">=", 500))
 
 
 def test_after_before_the_epoch() -> None:
-    """BUG. Times before 1970 with a fraction of a second are one second late:
-    query._time_value computes int(dt.timestamp()) * 1_000_000 + dt.microsecond, and int()
+    """Regression. Times before 1970 with a fraction of a second were one second late:
+    query._time_value computed int(dt.timestamp()) * 1_000_000 + dt.microsecond, and int()
     truncates towards zero (-0.5 s → 0 s, then + 500000 µs)."""
     assert shape(parse("after:1969-12-31T23:59:59.5Z")) == ("after", (">=", -500_000))
     assert shape(parse("before:1969-12-31T23:59:59.999999Z")) == ("before", ("<", -1))
@@ -294,24 +293,25 @@ def test_error(query: str, words: list[str], pos: int) -> None:
     assert isinstance(err, ValueError)
 
 
-BUGGY_ERRORS = [
-    # BUG: NOT directly before ')' parses as NOT "" (Text("") matches every event, so the
-    # group silently matches nothing) instead of failing like "NOT" at the end does.
+REGRESSION_ERRORS = [
+    # NOT directly before ')' used to parse as NOT "" (Text("") matches every event, so the
+    # group silently matched nothing) instead of failing like "NOT" at the end does.
     ("(NOT)", ["NOT needs a term after it"], 1),
     ("(a NOT) b", ["NOT needs a term after it"], 3),
     ("(a OR NOT)", ["NOT needs a term after it"], 6),
-    # BUG: a duration or age too large for a float escapes as OverflowError, not QueryError.
+    # A duration or age too large for a float used to escape as OverflowError.
+    ("NOT OR a", ["NOT needs a term after it"], 0),
     ("dur:>1" + "0" * 400 + "s", ["dur:"], 4),
     ("since:1" + "0" * 400 + "d", ["since:"], 6),
-    # BUG (position): after a dangling comma the error points at the start of the term
-    # ("user:a," says "at 1"), not at the comma or the missing value after it.
+    # After a dangling comma the error used to point at the start of the term ("user:a,"
+    # said "at 1"), not at the comma or the missing value after it.
     ("user:a,", ["needs a value"], (6, 7)),
     ("verb:get user:a, b", ["needs a value"], (15, 16)),
 ]
 
 
 @pytest.mark.parametrize(
-    ("query", "words", "pos"), BUGGY_ERRORS, ids=[q[:20] for q, _, _ in BUGGY_ERRORS]
+    ("query", "words", "pos"), REGRESSION_ERRORS, ids=[q[:20] for q, _, _ in REGRESSION_ERRORS]
 )
 def test_error_regressions(query: str, words: list[str], pos: int | tuple[int, ...]) -> None:
     with pytest.raises(QueryError) as info:
