@@ -125,6 +125,7 @@ class BatchBuilder:
         for line in pieces:
             p = fast_packed(line, pos)
             if p is not None:
+                # add_packed, inlined: this loop runs once per event of every bulk load.
                 numbers(p[0])
                 names(p[1])
                 ids(p[2])

@@ -44,7 +44,7 @@ def read_sources(store: Store, sources: Iterable[Source], workers: int | None = 
     sources = list(sources)
     sizes = {s.id: _size(s) for s in sources}
     big = sum(sizes.values()) >= PARALLEL_MIN
-    workers = workers if workers is not None else (os.cpu_count() or 1)
+    workers = workers if workers is not None else len(os.sched_getaffinity(0))
     pool: Executor | None = None
     if big and workers > 1:
         ctx = multiprocessing.get_context("fork")

@@ -310,6 +310,8 @@ class _Parser:
         return Term(field, tuple(values), start)
 
     def _value(self, field: str, raw: str, pos: int, quoted: bool) -> Value:
+        if raw == "" and field in ("code", "dur"):
+            return Value("empty", "")  # code:"" = no status yet; dur:"" = latency unknown
         if field == "code":
             return _code_value(raw, pos)
         if field == "dur":
@@ -533,10 +535,10 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
     field = term.field
     if field == "code":
         codes = store.column("code")
-        return _compare_mask(codes, term.values) & (codes != 0)
+        return _number_mask(codes, term.values, codes != 0)
     if field == "dur":
         lat = store.column("latency")
-        return _compare_mask(lat, term.values) & (lat >= 0)
+        return _number_mask(lat, term.values, lat >= 0)
     if field in ("after", "before", "since"):
         times = store.column("time")
         return _compare_mask(times, term.values) & (times != MISSING_TIME)
@@ -576,6 +578,15 @@ def _single_lut(values: list, field: str, alternatives: tuple[Value, ...]) -> np
             test = re.compile(v.text, flags).search
         hits |= np.fromiter(map(bool, map(test, present)), dtype=bool, count=len(present))
     return lut
+
+
+def _number_mask(col: np.ndarray, values: tuple[Value, ...], present: np.ndarray) -> np.ndarray:
+    """Comparisons hold only where the number is present; an empty alternative selects the
+    events without one."""
+    mask = _compare_mask(col, tuple(v for v in values if v.kind != "empty")) & present
+    if any(v.kind == "empty" for v in values):
+        mask |= ~present
+    return mask
 
 
 def _compare_mask(col: np.ndarray, values: tuple[Value, ...]) -> np.ndarray:

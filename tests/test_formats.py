@@ -723,3 +723,16 @@ def test_hostile_field_types_never_crash(tmp_path):
         store.summary(by="user")
         store.summary(by="ip")
         store.summary(by="resource")
+
+
+def test_empty_code_and_duration_select_events_without_them(tmp_path, make_event):
+    """`field:""` means "lacks the field" for numbers too: RequestReceived has no status and
+    an event without a stage time has no latency."""
+    received = make_event(responseStatus=None, stage="RequestReceived")
+    no_latency = make_event(stageTimestamp=None)
+    lines = b"".join(orjson.dumps(e) + b"\n" for e in (make_event(), received, no_latency))
+    with load_bytes(tmp_path, lines) as store:
+        assert list(store.query('code:""')) == [1]
+        assert list(store.query('code:"",403')) == [1]
+        assert list(store.query('dur:""')) == [2]
+        assert list(store.query('dur:"",>=0us')) == [0, 1, 2]

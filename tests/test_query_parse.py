@@ -260,7 +260,6 @@ ERRORS = [
     ("code:4x", ["code:", "'4x'"], 5),
     ("code:>=40000", ["code:", "'>=40000'"], 5),
     ("code:403,x", ["code:", "'x'"], 9),
-    ('code:""', ["code:"], 5),
     ("dur:1s", ["dur:", "comparison", "'1s'"], 4),
     ("dur:>1", ["dur:", "'1' is not a duration"], 4),
     ("dur:>1y", ["'1y' is not a duration"], 4),
