@@ -117,8 +117,16 @@ def parse_time(value: Any) -> int | None:
         tail = value[19:]
         if tail == "Z":
             return secs * 1_000_000
-        if len(tail) == 8 and tail[0] == "." and tail[-1] == "Z" and tail[1:7].isdigit():
-            return secs * 1_000_000 + int(tail[1:7])
+        frac = tail[1:7]
+        # ASCII digits only: int() would take any Unicode digit, fromisoformat() does not.
+        if (
+            len(tail) == 8
+            and tail[0] == "."
+            and tail[-1] == "Z"
+            and frac.isdigit()
+            and frac.isascii()
+        ):
+            return secs * 1_000_000 + int(frac)
     try:
         text = value.strip()
         if text.endswith(("z", "Z")):

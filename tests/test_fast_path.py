@@ -103,7 +103,7 @@ def test_fast_path_indexes_what_the_general_path_indexes(events):
                 want = _columns(packed)
                 got = {name: store.value(name, i) for name in want}
                 diff = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
-                assert not diff, (diff, orjson.dumps(events).decode())
+                assert not diff, (i, diff, orjson.dumps(events).decode())
 
 
 def _columns(packed: tuple) -> dict:

@@ -736,3 +736,12 @@ def test_empty_code_and_duration_select_events_without_them(tmp_path, make_event
         assert list(store.query('code:"",403')) == [1]
         assert list(store.query('dur:""')) == [2]
         assert list(store.query('dur:"",>=0us')) == [0, 1, 2]
+
+
+def test_time_parsing_does_not_depend_on_what_was_parsed_before():
+    """The per-second cache must not accept what fromisoformat() rejects (Unicode digits)."""
+    odd = "2024-11-15T10:20:30.١٢٣٤٥٦Z"
+    formats._second_cache.clear()
+    cold = formats.parse_time(odd)
+    assert formats.parse_time("2024-11-15T10:20:30.123456Z") == 1731666030123456
+    assert formats.parse_time(odd) == cold is None
