@@ -1,0 +1,164 @@
+"""The follower's reading half: every complete line exactly once, in order, through lumberjack
+rotation (with the backup gzipped and deleted later), copytruncate, lines written in two
+halves, a path that appears late, and a second file."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import threading
+from pathlib import Path
+
+from audittui.follow import FileFollower, watch_wakeups
+
+
+def lines_of(chunks) -> list[bytes]:
+    return [line for c in chunks for line in c.data.splitlines()]
+
+
+class Lumberjack:
+    """Writes like the API server's lumberjack: one write per line, rotation by rename."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "audit.log"
+        self.fh = open(self.path, "ab")  # noqa: SIM115 - kept open like the real writer
+        self.rotations = 0
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.fh.flush()
+
+    def rotate(self) -> Path:
+        self.fh.close()
+        self.rotations += 1
+        backup = self.folder / f"audit-2026-11-26T10-00-{self.rotations:02d}.000.log"
+        os.rename(self.path, backup)
+        self.fh = open(self.path, "wb")  # noqa: SIM115
+        return backup
+
+
+def test_lumberjack_rotation_loses_and_doubles_nothing(tmp_path):
+    writer = Lumberjack(tmp_path)
+    follower = FileFollower(str(writer.path))
+    seen: list[bytes] = []
+    expected: list[bytes] = []
+    n = 0
+    for round_ in range(5):
+        for _ in range(7):
+            line = b'{"n":%d}' % n
+            expected.append(line)
+            writer.write(line + b"\n")
+            n += 1
+            if n % 3 == 0:
+                seen += lines_of(follower.poll())
+        # Lines written to the old file after the last poll must still be drained.
+        tail = b'{"n":%d}' % n
+        expected.append(tail)
+        writer.write(tail + b"\n")
+        n += 1
+        backup = writer.rotate()
+        if round_ % 2:  # the mill gzips the backup and deletes the plain one
+            backup.with_suffix(".log.gz").write_bytes(gzip.compress(backup.read_bytes()))
+            backup.unlink()
+    seen += lines_of(follower.poll())
+    assert seen == expected
+    assert [x.kind for x in follower.notices].count("rotated") == 5
+
+
+def test_copytruncate_restarts_at_zero_in_a_new_segment(tmp_path):
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"a\nb\n")
+    follower = FileFollower(str(path))
+    first = follower.poll()
+    assert lines_of(first) == [b"a", b"b"]
+    (tmp_path / "audit.log.1").write_bytes(path.read_bytes())
+    with open(path, "r+b") as fh:
+        fh.truncate(0)
+    with open(path, "ab") as fh:
+        fh.write(b"c\n")
+    second = follower.poll()
+    assert lines_of(second) == [b"c"]
+    assert second[0].offset == 0
+    assert second[0].segment != first[0].segment
+    assert second[0].segment.ino == first[0].segment.ino
+    assert "truncated" in [x.kind for x in follower.notices]
+
+
+def test_a_line_written_in_two_halves_arrives_once_whole(tmp_path):
+    path = tmp_path / "audit.log"
+    path.write_bytes(b'{"a":1}\n{"b":')
+    follower = FileFollower(str(path))
+    assert lines_of(follower.poll()) == [b'{"a":1}']
+    assert follower.poll() == []  # the half line waits for its newline
+    with open(path, "ab") as fh:
+        fh.write(b"2}\n")
+    chunks = follower.poll()
+    assert lines_of(chunks) == [b'{"b":2}']
+    assert chunks[0].offset == len(b'{"a":1}\n')
+
+
+def test_missing_path_is_waited_for_then_read(tmp_path):
+    path = tmp_path / "later" / "audit.log"
+    follower = FileFollower(str(path))
+    assert follower.poll() == []
+    assert follower.poll() == []
+    assert [x.kind for x in follower.notices] == ["waiting"]  # said once, not every retry
+    path.parent.mkdir()
+    path.write_bytes(b"x\n")
+    assert lines_of(follower.poll()) == [b"x"]
+
+
+def test_from_end_skips_what_exists(tmp_path):
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"old\n")
+    follower = FileFollower(str(path), from_end=True)
+    assert follower.poll() == []
+    with open(path, "ab") as fh:
+        fh.write(b"new\n")
+    assert lines_of(follower.poll()) == [b"new"]
+
+
+def test_two_api_servers_are_followed_independently(tmp_path):
+    a, b = tmp_path / "a" / "audit.log", tmp_path / "b" / "audit.log"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    a.write_bytes(b"a1\n")
+    b.write_bytes(b"b1\nb2\n")
+    followers = [FileFollower(str(a)), FileFollower(str(b))]
+    got = {f.path: lines_of(f.poll()) for f in followers}
+    assert got == {str(a): [b"a1"], str(b): [b"b1", b"b2"]}
+
+
+def test_watch_wakes_up_on_a_write(tmp_path):
+    """A write into the watched folder wakes the loop long before the 60 s heartbeat. (The
+    watcher starts inside the thread, so the test writes until it is seen.)"""
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"")
+    stop = threading.Event()
+    follower = FileFollower(str(path))
+    follower.poll()
+    got: list[bytes] = []
+    seen = threading.Event()
+
+    def loop() -> None:
+        for _ in watch_wakeups([str(path)], stop, heartbeat_ms=60_000):
+            got.extend(lines_of(follower.poll()))
+            if got:
+                seen.set()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    written: list[bytes] = []
+    try:
+        for k in range(40):
+            written.append(b"line %d" % k)
+            with open(path, "ab") as fh:
+                fh.write(written[-1] + b"\n")
+            if seen.wait(0.25):
+                break
+        assert seen.is_set(), "no wake-up in 10 s although the heartbeat is 60 s"
+    finally:
+        stop.set()
+        thread.join(10)
+    assert got == written[: len(got)]
