@@ -382,7 +382,7 @@ def parse(text: str, now: float | None = None) -> Node | None:
     return _Parser(text, now).parse()
 
 
-# -- matching single values (shared by the store evaluator and by tests) ----------------------
+# -- matching single values ----------------------------------------------------------------
 
 
 def string_matcher(field: str, values: tuple[Value, ...]) -> Callable[[Any], bool]:
@@ -434,17 +434,6 @@ def _in_network(text: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -
         return ipaddress.ip_address(text) in net
     except ValueError:
         return False
-
-
-def compare(values: tuple[Value, ...], number: int) -> bool:
-    """Does ``number`` satisfy any of the comparison alternatives?"""
-    for v in values:
-        if v.op == "range":
-            if v.number <= number <= v.high:
-                return True
-        elif _OPS[v.op](number, v.number):
-            return True
-    return False
 
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
