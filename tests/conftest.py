@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
 
 _ids = itertools.count()
+
+
+def _find_samples() -> Path:
+    """The shared real-world samples: $AUDITTUI_SAMPLES, else ../shared/samples beside the
+    checkout (as CI lays it out), else /work/shared/samples. Missing samples fail the run:
+    these tests are not optional."""
+    here = Path(__file__).resolve().parent.parent
+    candidates = [os.environ.get("AUDITTUI_SAMPLES", ""), here.parent / "shared" / "samples"]
+    candidates.append("/work/shared/samples")
+    for candidate in candidates:
+        if candidate and Path(candidate, "SOURCES.md").is_file():
+            return Path(candidate)
+    raise RuntimeError(f"shared samples not found (tried {candidates}); set AUDITTUI_SAMPLES")
+
+
+SAMPLES = _find_samples()
 
 
 def v1_event(**overrides: object) -> dict:

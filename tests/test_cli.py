@@ -12,12 +12,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import SAMPLES
 
 from audittui import cli
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = Path("/work/shared/samples")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

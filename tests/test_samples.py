@@ -1,4 +1,4 @@
-"""Every real sample in /work/shared/samples loads with the counts documented in SOURCES.md."""
+"""Every real sample in ../shared/samples loads with the counts documented in SOURCES.md."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import SAMPLES
 
 import audittui
 from audittui.formats import LEGACY, MISSING_TIME, NON_STANDARD, format_time
 
-SAMPLES = Path("/work/shared/samples")
 FALCO = SAMPLES / "falco-k8s-audit"
 AUDIT2RBAC = SAMPLES / "audit2rbac" / "demo.log"
 AKS = SAMPLES / "aks" / "aks_logs.json"
 SYSDIG = SAMPLES / "sysdiglabs-aks-audit-log"
 
-pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared samples not present")
 
 B1, V1, NONE = "audit.k8s.io/v1beta1", "audit.k8s.io/v1", None
 RC, RS = "ResponseComplete", "ResponseStarted"
