@@ -24,6 +24,7 @@ BOM = b"\xef\xbb\xbf"
 SLICE = 16 << 20  # bytes per worker task
 PARALLEL_MIN = 24 << 20  # below this, parsing in-process beats starting workers
 DOCUMENT_MAX = 1 << 30  # a whole-file JSON document larger than this is read as lines
+READ_BLOCK = 1 << 19  # bytes per read inside a slice: small enough to stay in cache
 
 
 def load(*paths: str | os.PathLike, workers: int | None = None) -> Store:
@@ -170,30 +171,31 @@ def _slice_bounds(fh, start: int, size: int) -> list[int]:
 
 
 def parse_slice(source: int, path: str, start: int, end: int) -> Batch:
-    """Parse bytes [start, end) of a file of JSON lines (runs in a worker process)."""
+    """Parse bytes [start, end) of a file of JSON lines (runs in a worker process).
+
+    Each read starts at the first unconsumed line, so a line cut by a block boundary is read
+    again whole rather than glued together by copying; a line longer than the block doubles
+    the read size until it fits.
+    """
     was_enabled = gc.isenabled()
     gc.disable()
+    fd = os.open(path, os.O_RDONLY)
     try:
         builder = BatchBuilder(source)
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            pos = start
-            carry = b""
-            line = 1
-            while pos < end:
-                block = fh.read(min(1 << 21, end - pos))
-                if not block:
-                    break
-                pos += len(block)
-                data = carry + block if carry else block
-                base = pos - len(data)
-                before = builder.lines
-                used = builder.add_lines(data, base, line, final=pos >= end)
-                line += builder.lines - before
-                carry = data[used:]
-            if carry:  # the file shrank while we read it
-                builder.add_lines(carry, pos - len(carry), line, final=True)
+        pos, line, size = start, 1, READ_BLOCK
+        while pos < end:
+            want = min(size, end - pos)
+            block = os.pread(fd, want, pos)
+            if not block:  # the file shrank while we read it
+                break
+            final = pos + len(block) >= end or len(block) < want  # slice or file ends here
+            before = builder.lines
+            used = builder.add_lines(block, pos, line, final=final)
+            line += builder.lines - before
+            pos += used
+            size = READ_BLOCK if used else size * 2
         return builder.finish()
     finally:
+        os.close(fd)
         if was_enabled:
             gc.enable()
