@@ -556,8 +556,14 @@ def _single_lut(values: list, field: str, alternatives: tuple[Value, ...]) -> np
             lut[0] = True
             continue
         if v.kind == "exact":
-            test = frozenset([v.text.lower() if ci else v.text]).__contains__
-            hits |= np.fromiter(map(test, lowered), dtype=bool, count=len(present))
+            # list.index scans in C: a few ms over a million auditIDs.
+            want, k = (v.text.lower() if ci else v.text), -1
+            while True:
+                try:
+                    k = lowered.index(want, k + 1)
+                except ValueError:
+                    break
+                hits[k] = True
             continue
         if v.kind == "glob":
             test = re.compile(
