@@ -40,6 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="print matching events in event-time order")
     q.add_argument("-q", "--query", default="", help="filter (see README, Query language)")
     q.add_argument("--format", choices=("jsonl", "table", "json", "count"), default="table")
+    q.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="after the existing matches, print new ones as they are written (jsonl or table)",
+    )
+    q.add_argument(
+        "--backups",
+        action="store_true",
+        help="with a file PATH, also read its rotated backups first (a folder always does)",
+    )
+    q.add_argument("--poll", action="store_true", help="stat files instead of inotify (NFS)")
     q.add_argument("paths", nargs="+", metavar="PATH")
 
     s = sub.add_parser("summary", help="one row per user (or verb, resource, ...)")
@@ -61,14 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "query" and args.follow:
+        from .livequery import follow_query
+
+        return follow_query(args)
     try:
         if getattr(args, "query", ""):
             parse(args.query)  # fail fast, before reading a gigabyte
         store = load(*args.paths)
     except QueryError as exc:
-        return _fail(f"bad query: {exc}")
+        return fail(f"bad query: {exc}")
     except InputError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     try:
         with store:
             out = sys.stdout
@@ -81,14 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.flush()
             _malformed_note(store, args)
     except QueryError as exc:
-        return _fail(f"bad query: {exc}")
+        return fail(f"bad query: {exc}")
     except BrokenPipeError:
         # The reader went away (| head): not an error. Keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
-def _fail(message: str) -> int:
+def fail(message: str) -> int:
     print(f"{PROG}: {inert(message)}", file=sys.stderr)
     return 2
 
@@ -114,18 +130,24 @@ def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
     if args.format == "count":
         out.write(f"{len(sel)}\n")
     elif args.format == "jsonl":
-        _write_chunks(out, (inert_json(store.raw(i)) + b"\n" for i in sel))
+        write_chunks(out, (inert_json(store.raw(i)) + b"\n" for i in sel))
     elif args.format == "json":
         out.write("[")
-        _write_chunks(out, ((b"," if k else b"") + store.raw(i) for k, i in enumerate(sel)))
+        write_chunks(
+            out, ((b"," if k else b"") + inert_json(store.raw(i)) for k, i in enumerate(sel))
+        )
         out.write("]\n")
     else:
-        head = " ".join(name.ljust(width) for name, width in TABLE_COLUMNS)
-        out.write(f"{head} CODE LATENCY  SOURCE-IP\n")
-        _write_chunks(out, (table_row(store, i).encode() + b"\n" for i in sel))
+        out.write(table_header())
+        write_chunks(out, (table_row(store, i).encode() + b"\n" for i in sel))
 
 
-def _write_chunks(out: io.TextIOBase, parts: Iterable[bytes]) -> None:
+def table_header() -> str:
+    head = " ".join(name.ljust(width) for name, width in TABLE_COLUMNS)
+    return f"{head} CODE LATENCY  SOURCE-IP\n"
+
+
+def write_chunks(out: io.TextIOBase, parts: Iterable[bytes]) -> None:
     out.flush()
     buf = sys.stdout.buffer
     chunk: list[bytes] = []

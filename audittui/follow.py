@@ -10,8 +10,9 @@ reported and retried, never raised. Nothing is mmapped: a live file can shrink u
 :func:`watch_wakeups` turns watchfiles' events on the parent folders into wake-ups, with a
 heartbeat, so that an idle follower sleeps instead of polling.
 
-This is the reading half of live following (issue 3); the store integration and
-``query --follow`` build on it.
+:class:`Follower` drives several paths into a store: each physical file (segment) becomes a
+store source holding its own file descriptor, so events stay readable after rotation, and new
+lines are handed over as parsed batches, one call per wake-up, never one per event.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 READ_BLOCK = 1 << 20
+TAIL = 64
+POLL_BUDGET = 8 << 20  # bytes per file per round, so one busy file cannot starve the others
 
 
 @dataclass(frozen=True)
@@ -59,16 +63,23 @@ class FileFollower:
 
     path: str
     from_end: bool = False  # start at the current end of an existing file (tail -F -n0)
+    on_segment: Callable[[Segment, int], None] | None = None  # told of each new segment and fd
     _fd: int | None = None
     _segment: Segment | None = None
     _offset: int = 0  # bytes consumed (complete lines) in the current segment
     _partial: bytes = b""
     _generation: int = 0
     _reported: str = ""  # last problem reported, so a retry loop does not repeat it
+    _budget: int = 0
+    _tail: bytes = b""  # the last bytes consumed, to recognise a truncated-and-refilled file
+    behind: bool = False  # the last poll stopped at its budget: poll again without waiting
     notices: list[Notice] = field(default_factory=list)
 
-    def poll(self) -> list[Chunk]:
-        """Read everything new; record notices. Never raises for file-system trouble."""
+    def poll(self, budget: int = 1 << 62) -> list[Chunk]:
+        """Read what is new (up to about ``budget`` bytes; call again while :attr:`behind`);
+        record notices. Never raises for file-system trouble."""
+        self._budget = budget
+        self.behind = False
         chunks: list[Chunk] = []
         if self._fd is None and not self._open(initial=self._segment is None):
             return chunks
@@ -79,19 +90,24 @@ class FileFollower:
             self._note("unreadable", str(exc))
             self._close()
             return chunks
-        if size < self._offset + len(self._partial):
+        if size < self._offset + len(self._partial) or not self._tail_intact():
             # Truncated in place: what was there is gone; start over in a new segment.
             self._note("truncated", f"from {self._offset + len(self._partial):,} to {size:,} bytes")
             self._generation += 1
             self._segment = Segment(
                 self.path, self._segment.dev, self._segment.ino, self._generation
             )
-            self._offset, self._partial = 0, b""
+            self._offset, self._partial, self._tail = 0, b"", b""
+            if self.on_segment is not None:
+                self.on_segment(self._segment, self._fd)
         self._drain(chunks)
+        if self.behind:
+            return chunks  # more to read from this file first
         if self._replaced():
             # Rotated: the old inode is final (the writer closed it before renaming), but it
             # may have grown since the read above: drain it again. A piece left without a
             # newline can only be a cut line.
+            self._budget = 1 << 62  # the old file is finished: read all of it now
             self._drain(chunks)
             if self._partial:
                 self._note(
@@ -126,11 +142,14 @@ class FileFollower:
         self._generation = 0
         self._segment = Segment(self.path, st.st_dev, st.st_ino, 0)
         self._partial = b""
+        self._tail = b""
         self._offset = 0
         if initial and self.from_end:
             self._offset = st.st_size
         self._reported = ""
         self._note("opened", f"inode {st.st_ino}")
+        if self.on_segment is not None:
+            self.on_segment(self._segment, fd)
         return True
 
     def _drain(self, chunks: list[Chunk]) -> None:
@@ -139,19 +158,35 @@ class FileFollower:
         pos = self._offset + len(self._partial)
         while True:
             try:
-                block = os.pread(self._fd, READ_BLOCK, pos)
+                block = os.pread(self._fd, min(READ_BLOCK, max(self._budget, 4096)), pos)
             except OSError as exc:
                 self._note("unreadable", str(exc))
                 return
             if not block:
                 return
             pos += len(block)
+            self._budget -= len(block)
             data = self._partial + block
             cut = data.rfind(b"\n") + 1
             if cut:
                 chunks.append(Chunk(self._segment, self._offset, data[:cut]))
                 self._offset += cut
+                self._tail = data[max(0, cut - TAIL) : cut]
             self._partial = data[cut:]
+            if self._budget <= 0:
+                self.behind = True
+                return
+
+    def _tail_intact(self) -> bool:
+        """Are the last bytes consumed still there? (A file truncated and refilled past our
+        offset between two polls keeps its inode and its size; its content gives it away.)"""
+        if not self._tail:
+            return True
+        assert self._fd is not None
+        try:
+            return os.pread(self._fd, len(self._tail), self._offset - len(self._tail)) == self._tail
+        except OSError:
+            return False
 
     def _replaced(self) -> bool:
         """Is another file (or none) at the path now?"""
@@ -208,3 +243,82 @@ def watch_wakeups(
             pass  # no inotify here (some containers, NFS): fall back to the timer
     while not stop.wait(min(heartbeat_ms, 250) / 1000):
         yield
+
+
+class Follower:
+    """Follows ``paths`` into ``store``: new lines become batches handed to ``emit``.
+
+    ``emit(batches, notices)`` gets ``(batch, first_line)`` pairs ready for
+    :meth:`Store.append <audittui.store.Store.append>`; it runs in the follower's thread, and a
+    slow consumer simply makes the follower wait (backpressure). Runs until ``stop`` is set.
+    """
+
+    def __init__(
+        self,
+        store,
+        paths: list[str],
+        *,
+        poll: bool = False,
+        from_end: bool = False,
+        heartbeat_ms: int = 1000,
+    ) -> None:
+        self.store = store
+        self.poll = poll
+        self.heartbeat_ms = heartbeat_ms
+        self._sources: dict[Segment, int] = {}
+        self._lines: dict[Segment, int] = {}
+        self.files = [
+            FileFollower(p, from_end=from_end, on_segment=self._new_segment) for p in paths
+        ]
+
+    def _new_segment(self, segment: Segment, fd: int) -> None:
+        from .sources import Source
+
+        if segment.generation:  # truncated in place: the old bytes are gone
+            old = Segment(segment.path, segment.dev, segment.ino, segment.generation - 1)
+            if old in self._sources:
+                self.store.sources[self._sources[old]].gone = "truncated in place after reading"
+        source = self.store.add_source(Source(0, segment.path, segment.path), fd=os.dup(fd))
+        self._sources[segment] = source.id
+        self._lines[segment] = 1
+
+    def read_once(self) -> tuple[list, list[Notice], bool]:
+        """One round over every file: (batches, notices, more to read right away)."""
+        from .batch import BatchBuilder
+
+        batches = []
+        notices: list[Notice] = []
+        behind = False
+        for f in self.files:
+            for chunk in f.poll(POLL_BUDGET):
+                builder = BatchBuilder(self._sources[chunk.segment])
+                builder.add_lines(chunk.data, chunk.offset, self._lines[chunk.segment], final=False)
+                first = self._lines[chunk.segment]
+                self._lines[chunk.segment] += builder.lines
+                batches.append((builder.finish(), first))
+            notices.extend(f.notices)
+            f.notices.clear()
+            behind |= f.behind
+        return batches, notices, behind
+
+    def run(self, emit: Callable[[list, list[Notice]], None], stop: threading.Event) -> None:
+        try:
+            self._emit_round(emit, stop)
+            for _ in watch_wakeups(
+                [f.path for f in self.files], stop, self.heartbeat_ms, poll=self.poll
+            ):
+                self._emit_round(emit, stop)
+        finally:
+            for f in self.files:
+                f.close()
+
+    def _emit_round(
+        self, emit: Callable[[list, list[Notice]], None], stop: threading.Event
+    ) -> None:
+        while not stop.is_set():
+            batches, notices, behind = self.read_once()
+            if batches or notices:
+                emit(batches, notices)
+            if not behind:
+                return
+            time.sleep(0)  # let the consumer's thread in between big rounds

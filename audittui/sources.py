@@ -41,6 +41,7 @@ class Source:
     read_path: str
     compressed: bool = False
     note: str | None = None  # e.g. "gzip stream truncated"
+    gone: str = ""  # why the bytes can no longer be read (a live file truncated in place)
 
 
 def explain(path: str, exc: OSError) -> str:
@@ -57,7 +58,7 @@ def explain(path: str, exc: OSError) -> str:
     return f"{path}: {exc.strerror or exc}"
 
 
-def _backup_key(name: str) -> tuple[str, str, bool] | None:
+def backup_key(name: str) -> tuple[str, str, bool] | None:
     """``audit-<ts>.log.gz`` → ("audit.log", ts, True); None for a name that is no backup."""
     m = BACKUP_RE.match(name)
     if not m:
@@ -80,7 +81,7 @@ def folder_files(folder: Path) -> list[Path]:
         full = folder / name
         if name.startswith(".") or not full.is_file():
             continue
-        key = _backup_key(name)
+        key = backup_key(name)
         if key is None:
             if Path(name).suffix in _LOG_SUFFIXES:
                 live.add(name)

@@ -23,6 +23,10 @@ from .sources import Source, Spool
 CONCATENATE_MIN = 4096  # distinct values in a batch above which near-unique columns concatenate
 
 
+class EventGone(LookupError):
+    """The bytes of an indexed event are no longer on disk (its file was truncated in place)."""
+
+
 class Malformed(NamedTuple):
     """A line that held no audit event, and why."""
 
@@ -152,9 +156,13 @@ class Store:
 
     # -- building -------------------------------------------------------------------------
 
-    def add_source(self, source: Source) -> Source:
+    def add_source(self, source: Source, fd: int | None = None) -> Source:
+        """Register a source; ``fd`` (which the store then owns) pins the exact file, so that
+        events stay readable after a live log is renamed or deleted by rotation."""
         source.id = len(self.sources)
         self.sources.append(source)
+        if fd is not None:
+            self._handles[source.id] = fd
         return source
 
     def append(self, batch: Batch, first_line: int = 1) -> range:
@@ -238,6 +246,8 @@ class Store:
 
     def pread(self, source: int, offset: int, length: int) -> bytes:
         """Bytes of a source as they are on disk."""
+        if self.sources[source].gone:
+            raise EventGone(f"{self.sources[source].path}: {self.sources[source].gone}")
         fd = self._handles.get(source)
         if fd is None:
             fd = self._handles[source] = os.open(self.sources[source].read_path, os.O_RDONLY)

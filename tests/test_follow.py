@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import threading
+import time
 from pathlib import Path
 
 from audittui.follow import FileFollower, watch_wakeups
@@ -162,3 +163,114 @@ def test_watch_wakes_up_on_a_write(tmp_path):
         stop.set()
         thread.join(10)
     assert got == written[: len(got)]
+
+
+def test_query_follow_prints_existing_then_new_matches_exactly_once(tmp_path, make_event):
+    """`audittui query --follow` over a folder: backups and the live file first, then what is
+    written, through a lumberjack rotation whose backup is gzipped and deleted."""
+    import subprocess
+    import sys
+
+    import orjson
+
+    def batch(n: int) -> list[bytes]:
+        return [
+            orjson.dumps(make_event(verb="delete" if k % 2 else "get")) + b"\n" for k in range(n)
+        ]
+
+    def deletes(lines: list[bytes]) -> list[bytes]:
+        return [x.rstrip(b"\n") for x in lines if b'"verb":"delete"' in x]
+
+    old = batch(6)
+    (tmp_path / "audit-2026-11-26T09-00-00.000.log").write_bytes(b"".join(old[:3]))
+    writer = Lumberjack(tmp_path)
+    writer.write(b"".join(old[3:]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audittui", "query", "--follow", "--format", "jsonl"]
+        + ["-q", "verb:delete", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.extend(iter(proc.stdout.readline, b"")))
+    reader.start()
+    try:
+        expected = deletes(old)
+        _wait_for(lambda: len(got) >= len(expected))
+        new = batch(10)
+        for line in new[:5]:
+            writer.write(line)
+        backup = writer.rotate()
+        backup.with_suffix(".log.gz").write_bytes(gzip.compress(backup.read_bytes()))
+        backup.unlink()
+        for line in new[5:]:
+            writer.write(line)
+        expected += deletes(new)
+        _wait_for(lambda: len(got) >= len(expected))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        reader.join(10)
+    assert [x.rstrip(b"\n") for x in got] == expected
+    assert b"rotated" in proc.stderr.read()
+
+
+def _wait_for(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        threading.Event().wait(0.02)
+
+
+def test_budget_reads_a_backlog_in_rounds(tmp_path):
+    path = tmp_path / "audit.log"
+    lines = [b"%05d" % k for k in range(4000)]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    follower = FileFollower(str(path))
+    got, rounds = [], 0
+    while True:
+        got += lines_of(follower.poll(budget=4096))
+        rounds += 1
+        if not follower.behind:
+            break
+    assert got == lines
+    assert rounds > 4
+
+
+def test_follower_keeps_rotated_events_readable_and_flags_truncated_ones(tmp_path, make_event):
+    import orjson
+
+    from audittui.follow import Follower
+    from audittui.store import EventGone, Store
+
+    first, second, third = (make_event(verb=v) for v in ("get", "list", "watch"))
+    writer = Lumberjack(tmp_path)
+    writer.write(orjson.dumps(first) + b"\n")
+    store = Store()
+    follower = Follower(store, [str(writer.path)])
+
+    def take() -> None:
+        for batch, line in follower.read_once()[0]:
+            store.append(batch, line)
+
+    take()
+    backup = writer.rotate()
+    writer.write(orjson.dumps(second) + b"\n")
+    take()
+    backup.unlink()  # rotated away and deleted: still readable through the held descriptor
+    assert [store.event(i) for i in range(len(store))] == [first, second]
+    writer.fh.close()
+    with open(writer.path, "r+b") as fh:  # copytruncate; writers that survive it append
+        fh.truncate(0)
+    with open(writer.path, "ab") as fh:
+        fh.write(orjson.dumps(third) + b"\n")
+    take()
+    assert store.event(2) == third
+    assert store.event(0) == first
+    try:
+        store.event(1)
+    except EventGone as exc:
+        assert "truncated" in str(exc)
+    else:
+        raise AssertionError("an event of a truncated file must not be read from new bytes")
+    store.close()
