@@ -2625,7 +2625,7 @@ def write_demo(
 # ----------------------------------------------------------------------------- live writer
 
 
-class _LumberjackWriter:
+class LumberjackWriter:
     """Appends whole lines to a file and rotates like natefinch/lumberjack v2.2.1.
 
     Deviations (so tests never lose data): backup names are kept strictly increasing (+1 ms on a
@@ -2748,7 +2748,7 @@ def append_live(
     apart from the timestamps.
     """
     stop = stop or threading.Event()
-    writer = _LumberjackWriter(_live_path(folder_or_file), rotate_bytes, compress)
+    writer = LumberjackWriter(_live_path(folder_or_file), rotate_bytes, compress)
     start_us = time.time_ns() // 1000
     mono0 = time.monotonic()
     start = datetime.fromtimestamp(start_us // 1_000_000, UTC).replace(
