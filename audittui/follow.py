@@ -72,6 +72,7 @@ class FileFollower:
     _reported: str = ""  # last problem reported, so a retry loop does not repeat it
     _budget: int = 0
     _tail: bytes = b""  # the last bytes consumed, to recognise a truncated-and-refilled file
+    _floor: str = ""  # newest backup timestamp whose content was read (or was there at start)
     behind: bool = False  # the last poll stopped at its budget: poll again without waiting
     notices: list[Notice] = field(default_factory=list)
 
@@ -113,11 +114,54 @@ class FileFollower:
                 self._note(
                     "incomplete", f"{len(self._partial)} bytes without a newline at rotation"
                 )
+            old = self._segment
             self._close()
             self._note("rotated", "reading the new file from its start")
+            self._read_skipped_rotations(old, chunks)
             if self._open(initial=False):
                 self._drain(chunks)
         return chunks
+
+    def _backups(self) -> list[tuple[str, bool, str]]:
+        """This path's lumberjack backups: (timestamp, gzipped, path), oldest first."""
+        from .sources import backup_key
+
+        folder, name = os.path.split(os.path.abspath(self.path))
+        found: dict[str, tuple[str, bool, str]] = {}
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            return []
+        for entry in entries:
+            key = backup_key(entry)
+            if key is not None and key[0] == name:
+                _, ts, gz = key
+                if ts not in found or not gz:  # the plain copy wins over its .gz
+                    found[ts] = (ts, gz, os.path.join(folder, entry))
+        return [found[ts] for ts in sorted(found)]
+
+    def _read_skipped_rotations(self, old: Segment, chunks: list[Chunk]) -> None:
+        """Read files that were rotated away before ever being seen at the path (several
+        rotations between two polls). The first backup after the floor is the file just read;
+        any later one was live only between our looks."""
+        newer = [b for b in self._backups() if b[0] > self._floor]
+        for k, (ts, gz, path) in enumerate(newer):
+            self._floor = ts
+            if k == 0 and (gz or _same_file(path, old)):
+                continue  # the file we were following
+            fd = _open_whole(path, gz)
+            if fd is None:
+                self._note("unreadable", f"rotated file {os.path.basename(path)}")
+                continue
+            self._note("rotated", f"read {os.path.basename(path)}, rotated away between looks")
+            st = os.fstat(fd)
+            self._fd, self._partial, self._tail, self._offset = fd, b"", b"", 0
+            self._segment = Segment(path, st.st_dev, st.st_ino, 0)
+            if self.on_segment is not None:
+                self.on_segment(self._segment, fd)
+            self._budget = 1 << 62
+            self._drain(chunks)
+            self._close()
 
     def close(self) -> None:
         self._close()
@@ -144,8 +188,11 @@ class FileFollower:
         self._partial = b""
         self._tail = b""
         self._offset = 0
-        if initial and self.from_end:
-            self._offset = st.st_size
+        if initial:
+            if self.from_end:
+                self._offset = st.st_size
+            backups = self._backups()  # older rotations are not this follower's to read
+            self._floor = backups[-1][0] if backups else ""
         self._reported = ""
         self._note("opened", f"inode {st.st_ino}")
         if self.on_segment is not None:
@@ -322,3 +369,29 @@ class Follower:
             if not behind:
                 return
             time.sleep(0)  # let the consumer's thread in between big rounds
+
+
+def _same_file(path: str, segment: Segment) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (segment.dev, segment.ino)
+
+
+def _open_whole(path: str, gz: bool) -> int | None:
+    """A descriptor on the file's bytes: the file itself, or for .gz an anonymous temporary
+    file (in the system temp folder, never beside the logs) holding them decompressed."""
+    try:
+        if not gz:
+            return os.open(path, os.O_RDONLY)
+        import gzip
+        import tempfile
+
+        with tempfile.TemporaryFile() as spool, gzip.open(path, "rb") as src:
+            while block := src.read(1 << 20):
+                spool.write(block)
+            spool.flush()
+            return os.dup(spool.fileno())
+    except (OSError, EOFError):
+        return None

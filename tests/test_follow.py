@@ -67,6 +67,30 @@ def test_lumberjack_rotation_loses_and_doubles_nothing(tmp_path):
     assert [x.kind for x in follower.notices].count("rotated") == 5
 
 
+def test_rotations_between_two_polls_lose_nothing(tmp_path):
+    """Several rotations between two looks: the files that were live only in between are read
+    from their backups, plain or already gzipped (and deleted)."""
+    writer = Lumberjack(tmp_path)
+    old_backup = tmp_path / "audit-2026-11-26T09-00-00.000.log"
+    old_backup.write_bytes(b"from before\n")  # older than the follower: not its to read
+    writer.write(b"a\n")
+    follower = FileFollower(str(writer.path))
+    seen = lines_of(follower.poll())
+    writer.write(b"b\n")
+    writer.rotate()  # the followed file
+    writer.write(b"c\n")
+    gz = writer.rotate()  # live only between two polls, then gzipped and deleted
+    gz.with_suffix(".log.gz").write_bytes(gzip.compress(gz.read_bytes()))
+    gz.unlink()
+    writer.write(b"d\n")
+    writer.rotate()  # live only between two polls, still plain
+    writer.write(b"e\n")
+    seen += lines_of(follower.poll())
+    writer.write(b"f\n")
+    seen += lines_of(follower.poll())
+    assert seen == [b"a", b"b", b"c", b"d", b"e", b"f"]
+
+
 def test_copytruncate_restarts_at_zero_in_a_new_segment(tmp_path):
     path = tmp_path / "audit.log"
     path.write_bytes(b"a\nb\n")
