@@ -72,7 +72,7 @@ class FileFollower:
     _reported: str = ""  # last problem reported, so a retry loop does not repeat it
     _budget: int = 0
     _tail: bytes = b""  # the last bytes consumed, to recognise a truncated-and-refilled file
-    _floor: str = ""  # newest backup timestamp whose content was read (or was there at start)
+    floor: str = ""  # newest backup timestamp whose content was read (or was there at start)
     behind: bool = False  # the last poll stopped at its budget: poll again without waiting
     notices: list[Notice] = field(default_factory=list)
 
@@ -122,7 +122,7 @@ class FileFollower:
                 self._drain(chunks)
         return chunks
 
-    def _backups(self) -> list[tuple[str, bool, str]]:
+    def backups(self) -> list[tuple[str, bool, str]]:
         """This path's lumberjack backups: (timestamp, gzipped, path), oldest first."""
         from .sources import backup_key
 
@@ -144,9 +144,9 @@ class FileFollower:
         """Read files that were rotated away before ever being seen at the path (several
         rotations between two polls). The first backup after the floor is the file just read;
         any later one was live only between our looks."""
-        newer = [b for b in self._backups() if b[0] > self._floor]
+        newer = [b for b in self.backups() if b[0] > self.floor]
         for k, (ts, gz, path) in enumerate(newer):
-            self._floor = ts
+            self.floor = ts
             if k == 0 and (gz or _same_file(path, old)):
                 continue  # the file we were following
             fd = _open_whole(path, gz)
@@ -165,6 +165,12 @@ class FileFollower:
 
     def close(self) -> None:
         self._close()
+
+    def is_current(self, path: str) -> bool:
+        """Is ``path`` the file being read now (renamed away since it was opened)?"""
+        return (
+            self._segment is not None and self._fd is not None and _same_file(path, self._segment)
+        )
 
     # -- internals ------------------------------------------------------------------------
 
@@ -191,8 +197,8 @@ class FileFollower:
         if initial:
             if self.from_end:
                 self._offset = st.st_size
-            backups = self._backups()  # older rotations are not this follower's to read
-            self._floor = backups[-1][0] if backups else ""
+            backups = self.backups()  # older rotations are not this follower's to read
+            self.floor = backups[-1][0] if backups else ""
         self._reported = ""
         self._note("opened", f"inode {st.st_ino}")
         if self.on_segment is not None:

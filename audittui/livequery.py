@@ -20,29 +20,60 @@ from .follow import Follower, Notice
 from .loader import read_sources
 from .query import QueryError, evaluate, parse
 from .sanitize import inert, inert_json
-from .sources import BACKUP_RE, InputError, backup_key, folder_files, open_source
+from .sources import (
+    BACKUP_RE,
+    GZIP_MAGIC,
+    InputError,
+    Source,
+    explain,
+    folder_files,
+    open_source,
+)
 from .store import Store
 
 
-def split_live(paths: list[str], backups: bool) -> tuple[list[str], list[str]]:
-    """(rotated backups to read once, oldest first; live files to follow)."""
-    once: list[str] = []
+def split_live(paths: list[str]) -> list[str]:
+    """The files to follow: folders' live logs (their backups are found by the followers)."""
     live: list[str] = []
     for p in paths:
         if os.path.isdir(p):
-            for f in folder_files(Path(p)):
-                (once if BACKUP_RE.match(f.name) else live).append(str(f))
+            live.extend(str(f) for f in folder_files(Path(p)) if not BACKUP_RE.match(f.name))
         else:
             live.append(p)  # a missing file is waited for
-            if backups and os.path.isdir(os.path.dirname(os.path.abspath(p))):
-                folder = Path(os.path.abspath(p)).parent
-                name = os.path.basename(p)
-                once.extend(
-                    str(f)
-                    for f in folder_files(folder)
-                    if (key := backup_key(f.name)) is not None and key[0] == name
-                )
-    return once, live
+    return live
+
+
+def backups_before(follower: Follower) -> list[str]:
+    """Backups that were rotated before the followers first opened their files, oldest first.
+
+    Listed after the live files are open, so a rotation during start-up is either before
+    (its backup is here) or after (the follower reads it): nothing falls in between."""
+    once: list[str] = []
+    for f in follower.files:
+        for ts, _gz, path in f.backups():
+            if ts <= f.floor and not f.is_current(path):
+                once.append(path)
+    return once
+
+
+def _add_backup(path: str, store: Store) -> None:
+    """Add a backup to the store holding it open at once: while we start, the API server's
+    mill may gzip and delete a plain backup (then its .gz, complete by then, has the lines)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        if not os.path.exists(path + ".gz"):
+            raise InputError(f"{path}: vanished while starting") from None
+        store.add_source(open_source(0, path + ".gz", store.spool))
+        return
+    except OSError as exc:
+        raise InputError(explain(path, exc)) from None
+    if os.pread(fd, 2, 0) == GZIP_MAGIC:
+        os.close(fd)
+        store.add_source(open_source(0, path, store.spool))
+        return
+    # Read through the descriptor: the name may be gone before the loader gets to it.
+    store.add_source(Source(0, path, f"/proc/self/fd/{fd}"), fd=fd)
 
 
 def follow_query(args: argparse.Namespace) -> int:
@@ -52,13 +83,18 @@ def follow_query(args: argparse.Namespace) -> int:
         return fail("following standard input is not supported yet; pipe into a file instead")
     try:
         node = parse(args.query)
-        once, live = split_live(args.paths, args.backups)
-        store = Store()
-        for path in once:
-            store.add_source(open_source(0, path, store.spool))
-        read_sources(store, list(store.sources))
     except QueryError as exc:
         return fail(f"bad query: {exc}")
+    live = split_live(args.paths)
+    store = Store()
+    follower = Follower(store, live, poll=args.poll)
+    first_batches, first_notices, _ = follower.read_once()  # opens the live files
+    try:
+        if any(os.path.isdir(p) for p in args.paths) or args.backups:
+            start = len(store.sources)
+            for path in backups_before(follower):
+                _add_backup(path, store)
+            read_sources(store, store.sources[start:])
     except InputError as exc:
         return fail(str(exc))
 
@@ -78,7 +114,8 @@ def follow_query(args: argparse.Namespace) -> int:
         _print(store, node, np.arange(start, len(store)), args.format)
 
     try:
-        Follower(store, live, poll=args.poll).run(emit, stop)
+        emit(first_batches, first_notices)
+        follower.run(emit, stop)
     except KeyboardInterrupt:
         stop.set()
     except BrokenPipeError:  # the reader went away (| head)
