@@ -72,7 +72,10 @@ class FileFollower:
     _reported: str = ""  # last problem reported, so a retry loop does not repeat it
     _budget: int = 0
     _tail: bytes = b""  # the last bytes consumed, to recognise a truncated-and-refilled file
-    floor: str = ""  # newest backup timestamp whose content was read (or was there at start)
+    floor: str = ""
+    _read_heads: list[bytes] = field(
+        default_factory=list
+    )  # newest backup timestamp whose content was read (or was there at start)
     behind: bool = False  # the last poll stopped at its budget: poll again without waiting
     notices: list[Notice] = field(default_factory=list)
 
@@ -114,10 +117,10 @@ class FileFollower:
                 self._note(
                     "incomplete", f"{len(self._partial)} bytes without a newline at rotation"
                 )
-            old = self._segment
+            self._read_heads.append(_head(self._fd))
             self._close()
             self._note("rotated", "reading the new file from its start")
-            self._read_skipped_rotations(old, chunks)
+            self._read_skipped_rotations(chunks)
             if self._open(initial=False):
                 self._drain(chunks)
         return chunks
@@ -140,15 +143,14 @@ class FileFollower:
                     found[ts] = (ts, gz, os.path.join(folder, entry))
         return [found[ts] for ts in sorted(found)]
 
-    def _read_skipped_rotations(self, old: Segment, chunks: list[Chunk]) -> None:
+    def _read_skipped_rotations(self, chunks: list[Chunk]) -> None:
         """Read files that were rotated away before ever being seen at the path (several
-        rotations between two polls). The first backup after the floor is the file just read;
-        any later one was live only between our looks."""
-        newer = [b for b in self.backups() if b[0] > self.floor]
-        for k, (ts, gz, path) in enumerate(newer):
+        rotations between two polls). A backup is recognised as already read by its first
+        bytes (unique auditIDs and times), whether still plain or gzipped by now."""
+        for ts, gz, path in [b for b in self.backups() if b[0] > self.floor]:
             self.floor = ts
-            if k == 0 and (gz or _same_file(path, old)):
-                continue  # the file we were following
+            if self.was_read(path, gz):
+                continue
             fd = _open_whole(path, gz)
             if fd is None:
                 self._note("unreadable", f"rotated file {os.path.basename(path)}")
@@ -161,16 +163,19 @@ class FileFollower:
                 self.on_segment(self._segment, fd)
             self._budget = 1 << 62
             self._drain(chunks)
+            self._read_heads.append(_head(fd))
             self._close()
 
     def close(self) -> None:
         self._close()
 
-    def is_current(self, path: str) -> bool:
-        """Is ``path`` the file being read now (renamed away since it was opened)?"""
-        return (
-            self._segment is not None and self._fd is not None and _same_file(path, self._segment)
-        )
+    def was_read(self, path: str, gz: bool) -> bool:
+        """Does ``path`` (a backup) hold a file this follower read, or is reading now?"""
+        heads = list(self._read_heads)
+        if self._fd is not None:
+            heads.append(_head(self._fd))
+        head = _file_head(path, gz)
+        return head is not None and any(_same_start(head, h) for h in heads)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -377,12 +382,34 @@ class Follower:
             time.sleep(0)  # let the consumer's thread in between big rounds
 
 
-def _same_file(path: str, segment: Segment) -> bool:
+HEAD = 256
+
+
+def _head(fd: int) -> bytes:
     try:
-        st = os.stat(path)
+        return os.pread(fd, HEAD, 0)
     except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == (segment.dev, segment.ino)
+        return b""
+
+
+def _file_head(path: str, gz: bool) -> bytes | None:
+    """The first bytes of a backup (decompressed); None when it cannot be read."""
+    try:
+        if gz:
+            import gzip
+
+            with gzip.open(path, "rb") as fh:
+                return fh.read(HEAD)
+        with open(path, "rb") as fh:
+            return fh.read(HEAD)
+    except (OSError, EOFError):
+        return None
+
+
+def _same_start(a: bytes, b: bytes) -> bool:
+    """Two files begin alike (one of them may still have been growing when read)."""
+    n = min(len(a), len(b))
+    return n > 0 and a[:n] == b[:n]
 
 
 def _open_whole(path: str, gz: bool) -> int | None:

@@ -50,8 +50,8 @@ def backups_before(follower: Follower) -> list[str]:
     (its backup is here) or after (the follower reads it): nothing falls in between."""
     once: list[str] = []
     for f in follower.files:
-        for ts, _gz, path in f.backups():
-            if ts <= f.floor and not f.is_current(path):
+        for ts, gz, path in f.backups():
+            if ts <= f.floor and not f.was_read(path, gz):
                 once.append(path)
     return once
 
