@@ -149,9 +149,14 @@ class FileFollower:
         bytes (unique auditIDs and times), whether still plain or gzipped by now."""
         for ts, gz, path in [b for b in self.backups() if b[0] > self.floor]:
             self.floor = ts
+            if not gz and not os.path.exists(path) and os.path.exists(path + ".gz"):
+                path, gz = path + ".gz", True  # gzipped and deleted since the listing
             if self.was_read(path, gz):
                 continue
             fd = _open_whole(path, gz)
+            if fd is None and not gz:
+                path, gz = path + ".gz", True
+                fd = None if self.was_read(path, gz) else _open_whole(path, gz)
             if fd is None:
                 self._note("unreadable", f"rotated file {os.path.basename(path)}")
                 continue

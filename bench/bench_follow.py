@@ -39,7 +39,7 @@ def trial(seconds: float, rate: int, idle: float = 0.0) -> dict:
         proc = subprocess.Popen(
             [sys.executable, "-m", "audittui", "query", "--follow", "--format", "jsonl", tmp],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=open(folder.parent / f"{folder.name}.stderr", "wb"),  # noqa: SIM115
         )
         seen: dict[str, list[float]] = {}
 
@@ -73,9 +73,14 @@ def trial(seconds: float, rate: int, idle: float = 0.0) -> dict:
             before = cpu_seconds(proc.pid)
             time.sleep(idle)
             result["idle_cpu"] = (cpu_seconds(proc.pid) - before) / idle
+        exited = proc.poll()
         proc.terminate()
         proc.wait(10)
         reader.join(5)
+        errors = (folder.parent / f"{folder.name}.stderr").read_bytes().decode(errors="replace")
+        (folder.parent / f"{folder.name}.stderr").unlink()
+        if exited is not None:  # the follower should run until stopped
+            result["exited"] = f"exit {exited}: " + errors.strip().splitlines()[-1:][0][:300]
         lags = sorted(seen[a][0] - t for a, t in written.items() if a in seen)
         result |= {
             "lost": sum(1 for a in written if a not in seen),
@@ -113,6 +118,8 @@ def main() -> None:
             f"p95 {r['p95'] * 1000:.0f} ms, caught up {r['caught_up']:.2f} s after stop"
             f" → {'sustained' if ok else 'falls behind'}"
         )
+        if "exited" in r:
+            print(f"    follower {r['exited']}")
         if ok:
             best = rate
     print(f"highest sustained rate tried: {best:,}/s" if best else "no rate sustained")
