@@ -174,6 +174,15 @@ class FileFollower:
     def close(self) -> None:
         self._close()
 
+    def caught_up(self) -> bool:
+        """Has everything in the file been read (a last piece without newline aside)?"""
+        if self._fd is None:
+            return False
+        try:
+            return os.fstat(self._fd).st_size <= self._offset + len(self._partial)
+        except OSError:
+            return True
+
     def was_read(self, path: str, gz: bool) -> bool:
         """Does ``path`` (a backup) hold a file this follower read, or is reading now?"""
         heads = list(self._read_heads)

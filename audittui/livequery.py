@@ -79,15 +79,27 @@ def _add_backup(path: str, store: Store) -> None:
 def follow_query(args: argparse.Namespace) -> int:
     if args.format not in ("jsonl", "table"):
         return fail("--follow prints jsonl or table")
-    if "-" in args.paths:
-        return fail("following standard input is not supported yet; pipe into a file instead")
     try:
         node = parse(args.query)
     except QueryError as exc:
         return fail(f"bad query: {exc}")
-    live = split_live(args.paths)
     store = Store()
+    stop = threading.Event()
+    paths = list(args.paths)
+    stdin_done = threading.Event()
+    if "-" in paths:
+        # `kubectl logs -f … | audittui query -f -`: stdin is copied into the private spool,
+        # which is followed like any file; when stdin ends and all is read, we are done.
+        spooled, sink = store.spool.new_file("stdin")
+        paths[paths.index("-")] = spooled
+        threading.Thread(target=_copy_stdin, args=(sink, stdin_done), daemon=True).start()
+    live = split_live(paths)
     follower = Follower(store, live, poll=args.poll)
+    if "-" in args.paths:
+        spool_follower = follower.files[live.index(spooled)]
+        threading.Thread(
+            target=_stop_after_stdin, args=(spool_follower, stdin_done, stop), daemon=True
+        ).start()
     first_batches, first_notices, _ = follower.read_once()  # opens the live files
     try:
         if any(os.path.isdir(p) for p in args.paths) or args.backups:
@@ -102,7 +114,6 @@ def follow_query(args: argparse.Namespace) -> int:
     if args.format == "table":
         out.write(table_header())
     _print(store, node, np.arange(len(store)), args.format)
-    stop = threading.Event()
 
     def emit(batches: list, notices: list[Notice]) -> None:
         for n in notices:
@@ -124,6 +135,23 @@ def follow_query(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _copy_stdin(sink, done: threading.Event) -> None:
+    try:
+        with sink:
+            while block := os.read(sys.stdin.fileno(), 1 << 16):
+                sink.write(block)
+                sink.flush()
+    finally:
+        done.set()
+
+
+def _stop_after_stdin(follower, done: threading.Event, stop: threading.Event) -> None:
+    done.wait()
+    while not follower.caught_up() and not stop.is_set():
+        stop.wait(0.02)
+    stop.set()
 
 
 def _print(store: Store, node, rows: np.ndarray, fmt: str) -> None:

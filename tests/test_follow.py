@@ -298,3 +298,43 @@ def test_follower_keeps_rotated_events_readable_and_flags_truncated_ones(tmp_pat
     else:
         raise AssertionError("an event of a truncated file must not be read from new bytes")
     store.close()
+
+
+def test_query_follow_reads_stdin_live_and_ends_with_it(make_event):
+    """`kubectl logs -f … | audittui query -f -`: lines are printed as they arrive, and the
+    command ends once standard input does."""
+    import subprocess
+    import sys
+
+    import orjson
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "audittui",
+            "query",
+            "-f",
+            "--format",
+            "jsonl",
+            "-q",
+            "verb:get",
+            "-",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.extend(iter(proc.stdout.readline, b"")))
+    reader.start()
+    first = [orjson.dumps(make_event(verb=v)) for v in ("get", "list", "get")]
+    proc.stdin.write(b"\n".join(first) + b"\n")
+    proc.stdin.flush()
+    _wait_for(lambda: len(got) >= 2)  # printed while stdin is still open
+    last = orjson.dumps(make_event(verb="get"))
+    proc.stdin.write(last + b"\n")
+    proc.stdin.close()
+    assert proc.wait(15) == 0
+    reader.join(5)
+    assert [x.rstrip(b"\n") for x in got] == [first[0], first[2], last]
