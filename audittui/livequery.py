@@ -106,7 +106,7 @@ def follow_query(args: argparse.Namespace) -> int:
             start = len(store.sources)
             for path in backups_before(follower):
                 _add_backup(path, store)
-            read_sources(store, store.sources[start:])
+            read_sources(store, store.sources[start:], dedupe=True)
     except InputError as exc:
         return fail(str(exc))
 
@@ -121,7 +121,7 @@ def follow_query(args: argparse.Namespace) -> int:
                 print(f"audittui: {inert(n.path)}: {n.kind}: {inert(n.detail)}", file=sys.stderr)
         start = len(store)
         for batch, first_line in batches:
-            store.append(batch, first_line)
+            store.append(batch, first_line, dedupe=True)
         _print(store, node, np.arange(start, len(store)), args.format)
 
     try:

@@ -40,8 +40,11 @@ def load(*paths: str | os.PathLike, workers: int | None = None) -> Store:
     return store
 
 
-def read_sources(store: Store, sources: Iterable[Source], workers: int | None = None) -> None:
-    """Parse ``sources`` (already added to ``store``) into it, in order."""
+def read_sources(
+    store: Store, sources: Iterable[Source], workers: int | None = None, dedupe: bool = False
+) -> None:
+    """Parse ``sources`` (already added to ``store``) into it, in order; with ``dedupe``,
+    identical events are kept once (see :meth:`Store.append`)."""
     sources = list(sources)
     sizes = {s.id: _size(s) for s in sources}
     big = sum(sizes.values()) >= PARALLEL_MIN
@@ -54,7 +57,7 @@ def read_sources(store: Store, sources: Iterable[Source], workers: int | None = 
     gc.disable()  # the merge allocates no cyclic garbage; collections would only cost time
     try:
         for source in sources:
-            _read_source(store, source, sizes[source.id], pool)
+            _read_source(store, source, sizes[source.id], pool, dedupe)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -70,7 +73,9 @@ def _size(source: Source) -> int:
         raise InputError(explain(source.path, exc)) from None
 
 
-def _read_source(store: Store, source: Source, size: int, pool: Executor | None) -> None:
+def _read_source(
+    store: Store, source: Source, size: int, pool: Executor | None, dedupe: bool
+) -> None:
     try:
         with open(source.read_path, "rb") as fh:
             head = fh.read(1 << 16)
@@ -78,14 +83,14 @@ def _read_source(store: Store, source: Source, size: int, pool: Executor | None)
             document = _document(fh, head, size)
             line = 1
             if document is not _NOT_A_DOCUMENT:
-                _read_document(store, source, document, size, start)
+                _read_document(store, source, document, size, start, dedupe)
             else:
                 for k, batch in enumerate(_line_batches(source, fh, start, size, pool)):
                     if k == 0 and len(batch) and size > SLICE:
                         # Size the columns once from the first slice's bytes per event.
                         per_event = max(1, int(batch.numbers["offset"][-1]) // len(batch))
                         store.reserve(len(store) + int(size / per_event * 1.05))
-                    store.append(batch, first_line=line)
+                    store.append(batch, first_line=line, dedupe=dedupe)
                     line += batch.lines
             if source.note:
                 store.malformed.append(Malformed(source.path, line, source.note))
@@ -116,12 +121,14 @@ def _document(fh, head: bytes, size: int) -> object:
         return _NOT_A_DOCUMENT  # broken lines are reported one by one
 
 
-def _read_document(store: Store, source: Source, value: object, size: int, start: int) -> None:
+def _read_document(
+    store: Store, source: Source, value: object, size: int, start: int, dedupe: bool
+) -> None:
     builder = BatchBuilder(source.id)
     # Events of a document are numbered (item >= 0) so that raw() re-serialises each one on a
     # single line instead of returning the pretty-printed text.
     builder.add_value(value, start, size - start, 1, whole_line=False)
-    store.append(builder.finish())
+    store.append(builder.finish(), dedupe=dedupe)
 
 
 def _line_batches(

@@ -150,6 +150,9 @@ class Store:
         self._source_col = _Column(np.uint16)
         self._n = 0
         self._order: np.ndarray | None = None
+        # (auditID, stage, stageTimestamp) → the events held with them, when deduplicating
+        self._seen: dict[tuple, list] = {}
+        self.duplicates = 0  # identical events dropped
         self._lock = threading.Lock()
         self._handles: dict[int, Any] = {}
         self._containers: OrderedDict[tuple[int, int], list[dict]] = OrderedDict()
@@ -165,10 +168,17 @@ class Store:
             self._handles[source.id] = fd
         return source
 
-    def append(self, batch: Batch, first_line: int = 1) -> range:
-        """Merge a batch; its malformed line numbers are shifted by ``first_line - 1``."""
+    def append(self, batch: Batch, first_line: int = 1, dedupe: bool = False) -> range:
+        """Merge a batch; its malformed line numbers are shifted by ``first_line - 1``.
+
+        With ``dedupe``, an event identical to one already held (same auditID, stage and
+        stageTimestamp, and the same JSON: a file given twice, a retried webhook batch, a backup
+        also read live) is dropped and counted in :attr:`duplicates`.
+        """
         src = self.sources[batch.source]
         with self._lock:
+            if dedupe:
+                batch = self._without_duplicates(batch)
             start = self._n
             for name, col in self._numbers.items():
                 col.extend(batch.numbers[name])
@@ -188,6 +198,62 @@ class Store:
                 for line, reason in batch.malformed
             )
         return range(start, self._n)
+
+    def _without_duplicates(self, batch: Batch) -> Batch:
+        n = len(batch)
+        ids = batch.codes["audit_id"].tolist()
+        stages = batch.codes["stage"].tolist()
+        id_values, stage_values = batch.tables["audit_id"], batch.tables["stage"]
+        time, latency = batch.numbers["time"], batch.numbers["latency"]
+        staged = np.where(latency >= 0, time + latency, time).tolist()
+        keep = np.ones(n, dtype=bool)
+        seen = self._seen
+        added: list[tuple[tuple, int]] = []
+        for k in range(n):
+            if not ids[k]:
+                continue  # without an auditID nothing says two events are the same
+            stage = stage_values[stages[k] - 1] if stages[k] else None
+            key = (id_values[ids[k] - 1], stage, staged[k])
+            held = seen.setdefault(key, [])
+            if any(self._same_json(h, batch, k) for h in held):
+                keep[k] = False
+            else:
+                held.append((batch, k))
+                added.append((key, k))
+        # Kept events get their store index, for comparing later duplicates' JSON.
+        positions = np.cumsum(keep) - 1 + self._n
+        for key, k in added:
+            held = seen[key]
+            held[held.index((batch, k))] = int(positions[k])
+        dropped = n - int(keep.sum())
+        if not dropped:
+            return batch
+        self.duplicates += dropped
+        return Batch(
+            batch.source,
+            {name: v[keep] for name, v in batch.numbers.items()},
+            {name: v[keep] for name, v in batch.codes.items()},
+            batch.tables,
+            batch.malformed,
+            batch.lines,
+        )
+
+    def _same_json(self, held, batch: Batch, k: int) -> bool:
+        """Is event k of ``batch`` the same JSON as the held one (an index, or an earlier
+        event of the same batch)?"""
+        mine = self._batch_raw(batch, k)
+        if isinstance(held, tuple):
+            return mine == self._batch_raw(held[0], held[1])
+        return mine == self.raw(held)
+
+    def _batch_raw(self, batch: Batch, k: int) -> bytes:
+        item = int(batch.numbers["item"][k])
+        data = self._read(
+            batch.source, int(batch.numbers["offset"][k]), int(batch.numbers["length"][k])
+        )
+        if item < 0:
+            return data
+        return orjson.dumps(expand(decode_line(data.removeprefix(b"\xef\xbb\xbf")))[0][item])
 
     def reserve(self, capacity: int) -> None:
         """Make room for ``capacity`` events at once (saves regrowing while bulk loading)."""

@@ -338,3 +338,26 @@ def test_query_follow_reads_stdin_live_and_ends_with_it(make_event):
     assert proc.wait(15) == 0
     reader.join(5)
     assert [x.rstrip(b"\n") for x in got] == [first[0], first[2], last]
+
+
+def test_identical_events_are_kept_once_when_following(tmp_path, make_event):
+    """A file given twice, a retried webhook batch, overlapping files: the same event (same
+    auditID, stage, stageTimestamp and JSON) is held once; a different event that merely
+    shares those three fields (test fixtures do that) is kept."""
+    import orjson
+
+    from audittui.follow import Follower
+    from audittui.store import Store
+
+    a, b = make_event(verb="get"), make_event(verb="list")
+    look_alike = dict(b, user={"username": "someone-else"})
+    batch = orjson.dumps({"kind": "EventList", "items": [a, b]})
+    log = tmp_path / "webhook.log"
+    log.write_bytes(batch + b"\n" + batch + b"\n" + orjson.dumps(look_alike) + b"\n")
+    store = Store()
+    follower = Follower(store, [str(log), str(log)])  # and the same file given twice
+    for part, line in follower.read_once()[0]:
+        store.append(part, line, dedupe=True)
+    assert [store.event(i) for i in range(len(store))] == [a, b, look_alike]
+    assert store.duplicates == 7  # 2 in the first copy (the retry), all 5 of the second
+    store.close()
