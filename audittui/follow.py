@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 READ_BLOCK = 1 << 20
 TAIL = 64
-POLL_BUDGET = 8 << 20  # bytes per file per round, so one busy file cannot starve the others
+POLL_BUDGET = 4 << 20  # bytes per file per round (a few thousand events), so no file starves
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,10 @@ class FileFollower:
                 )
             self._read_heads.append(_head(self._fd))
             self._close()
-            self._note("rotated", "reading the new file from its start")
+            if os.path.lexists(self.path):
+                self._note("rotated", "reading the new file from its start")
+            else:
+                self._note("removed", "the file (or its folder) is gone; waiting for it")
             self._read_skipped_rotations(chunks)
             if self._open(initial=False):
                 self._drain(chunks)
