@@ -361,3 +361,22 @@ def test_identical_events_are_kept_once_when_following(tmp_path, make_event):
     assert [store.event(i) for i in range(len(store))] == [a, b, look_alike]
     assert store.duplicates == 7  # 2 in the first copy (the retry), all 5 of the second
     store.close()
+
+
+def test_a_folder_that_vanishes_is_reported_and_retried(tmp_path):
+    import shutil
+
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    path = folder / "audit.log"
+    path.write_bytes(b"one\n")
+    follower = FileFollower(str(path))
+    assert lines_of(follower.poll()) == [b"one"]
+    shutil.rmtree(folder)
+    assert follower.poll() == []
+    assert follower.poll() == []
+    kinds = [x.kind for x in follower.notices]
+    assert kinds[-2:] == ["removed", "waiting"]
+    folder.mkdir()
+    path.write_bytes(b"two\n")
+    assert lines_of(follower.poll()) == [b"two"]
