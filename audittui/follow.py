@@ -73,6 +73,7 @@ class FileFollower:
     _budget: int = 0
     _tail: bytes = b""  # the last bytes consumed, to recognise a truncated-and-refilled file
     floor: str = ""
+    _started: bool = False
     _read_heads: list[bytes] = field(
         default_factory=list
     )  # newest backup timestamp whose content was read (or was there at start)
@@ -85,8 +86,16 @@ class FileFollower:
         self._budget = budget
         self.behind = False
         chunks: list[Chunk] = []
-        if self._fd is None and not self._open(initial=self._segment is None):
-            return chunks
+        if self._fd is None:
+            if not self._started:
+                # Rotations before the first look are not this follower's to read.
+                self._started = True
+                backups = self.backups()
+                self.floor = backups[-1][0] if backups else ""
+            else:
+                self._read_skipped_rotations(chunks)  # rotated while the path was missing
+            if not self._open(initial=self._segment is None):
+                return chunks
         assert self._fd is not None and self._segment is not None
         try:
             size = os.fstat(self._fd).st_size
@@ -216,11 +225,8 @@ class FileFollower:
         self._partial = b""
         self._tail = b""
         self._offset = 0
-        if initial:
-            if self.from_end:
-                self._offset = st.st_size
-            backups = self.backups()  # older rotations are not this follower's to read
-            self.floor = backups[-1][0] if backups else ""
+        if initial and self.from_end:
+            self._offset = st.st_size
         self._reported = ""
         self._note("opened", f"inode {st.st_ino}")
         if self.on_segment is not None:
@@ -314,8 +320,11 @@ def watch_wakeups(
             ):
                 yield
             return
-        except (OSError, RuntimeError):
-            pass  # no inotify here (some containers, NFS): fall back to the timer
+        except (OSError, RuntimeError) as exc:
+            # No inotify here (some containers, NFS), or the watch broke: fall back to a timer.
+            import sys
+
+            print(f"audittui: watching {existing} failed ({exc}); polling instead", file=sys.stderr)
     while not stop.wait(min(heartbeat_ms, 250) / 1000):
         yield
 

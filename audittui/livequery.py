@@ -21,10 +21,10 @@ from .loader import read_sources
 from .query import QueryError, evaluate, parse
 from .sanitize import inert, inert_json
 from .sources import (
-    BACKUP_RE,
     GZIP_MAGIC,
     InputError,
     Source,
+    backup_key,
     explain,
     folder_files,
     open_source,
@@ -33,13 +33,18 @@ from .store import Store
 
 
 def split_live(paths: list[str]) -> list[str]:
-    """The files to follow: folders' live logs (their backups are found by the followers)."""
+    """The files to follow. For a folder: its live logs, including those that its backups name
+    (the live file may be missing for a moment during a rotation), else ``audit.log``."""
     live: list[str] = []
     for p in paths:
-        if os.path.isdir(p):
-            live.extend(str(f) for f in folder_files(Path(p)) if not BACKUP_RE.match(f.name))
-        else:
+        if not os.path.isdir(p):
             live.append(p)  # a missing file is waited for
+            continue
+        names = set()
+        for f in folder_files(Path(p)):
+            key = backup_key(f.name)
+            names.add(key[0] if key else f.name)
+        live.extend(os.path.join(p, name) for name in sorted(names or {"audit.log"}))
     return live
 
 
