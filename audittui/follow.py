@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -322,8 +323,6 @@ def watch_wakeups(
             return
         except (OSError, RuntimeError) as exc:
             # No inotify here (some containers, NFS), or the watch broke: fall back to a timer.
-            import sys
-
             print(f"audittui: watching {existing} failed ({exc}); polling instead", file=sys.stderr)
     while not stop.wait(min(heartbeat_ms, 250) / 1000):
         yield
