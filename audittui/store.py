@@ -247,13 +247,10 @@ class Store:
         return mine == self.raw(held)
 
     def _batch_raw(self, batch: Batch, k: int) -> bytes:
-        item = int(batch.numbers["item"][k])
-        data = self._read(
-            batch.source, int(batch.numbers["offset"][k]), int(batch.numbers["length"][k])
+        n = batch.numbers
+        return self._raw_at(
+            batch.source, int(n["offset"][k]), int(n["length"][k]), int(n["item"][k])
         )
-        if item < 0:
-            return data
-        return orjson.dumps(expand(decode_line(data.removeprefix(b"\xef\xbb\xbf")))[0][item])
 
     def reserve(self, capacity: int) -> None:
         """Make room for ``capacity`` events at once (saves regrowing while bulk loading)."""
@@ -323,38 +320,38 @@ class Store:
         data = self.pread(source, offset, length)
         return data[:-1] if data.endswith(b"\r") else data  # a CRLF line's CR is not JSON
 
-    def _container(self, i: int) -> list[dict]:
-        key = (int(self._source_col.data[i]), int(self._numbers["offset"].data[i]))
+    def _container(self, source: int, offset: int, length: int) -> list[dict]:
+        """The events expanded from one line or document (the last few are cached)."""
+        key = (source, offset)
         events = self._containers.get(key)
         if events is None:
-            data = self._read(key[0], key[1], int(self._numbers["length"].data[i]))
-            if data.startswith(b"\xef\xbb\xbf"):
-                data = data[3:]
+            data = self._read(source, offset, length).removeprefix(b"\xef\xbb\xbf")
             events, _ = expand(decode_line(data))
             self._containers[key] = events
             if len(self._containers) > 8:
                 self._containers.popitem(last=False)
         return events
 
+    def _raw_at(self, source: int, offset: int, length: int, item: int) -> bytes:
+        if item < 0:
+            return self._read(source, offset, length)
+        return orjson.dumps(self._container(source, offset, length)[item])
+
     def raw(self, i: int) -> bytes:
         """The event's own JSON text: its line as written, or re-serialised from a container."""
-        item = int(self._numbers["item"].data[i])
-        if item < 0:
-            return self._read(
-                int(self._source_col.data[i]),
-                int(self._numbers["offset"].data[i]),
-                int(self._numbers["length"].data[i]),
-            )
-        return orjson.dumps(self._container(i)[item])
+        n = self._numbers
+        return self._raw_at(
+            int(self._source_col.data[i]),
+            int(n["offset"].data[i]),
+            int(n["length"].data[i]),
+            int(n["item"].data[i]),
+        )
 
     def event(self, i: int) -> dict:
-        """The full original event as a dict (parsed from disk on demand)."""
+        """The full original event as a dict (parsed from disk on demand; a copy to keep)."""
         if not 0 <= i < self._n:
             raise IndexError(i)
-        item = int(self._numbers["item"].data[i])
-        if item < 0:
-            return orjson.loads(self.raw(i))
-        return orjson.loads(orjson.dumps(self._container(i)[item]))  # a copy the caller may keep
+        return orjson.loads(self.raw(i))
 
     def close(self) -> None:
         for fd in self._handles.values():
