@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m audittui summary demo-logs/
+	$(PY) -m audittui --demo
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_tui.py
 
 demo-logs: $(STAMP)
 	$(PY) -m audittui.demo write demo-logs --events 3000 --seed 7

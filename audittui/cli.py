@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import orjson
 
 from . import __version__
-from .formats import format_time
+from .formats import format_duration, format_time
 from .loader import load
 from .query import QueryError, parse
 from .sanitize import inert, inert_json
@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Read, filter and summarise Kubernetes API-server audit logs.",
         epilog="PATH is a file (plain or gzip), a folder (audit.log plus its rotated "
-        "backups, oldest first) or - for standard input.",
+        "backups, oldest first) or - for standard input. Without a command, `audittui "
+        "PATH…` opens the terminal app (audittui --demo shows it on live demo logs; "
+        "see audittui --demo --help).",
     )
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,7 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+COMMANDS = ("query", "summary", "stats")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+        from .tui.run import run_app  # `audittui PATH…` opens the app
+
+        return run_app(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -193,23 +203,6 @@ def table_row(store: Store, i: int) -> str:
     return f"{text} {str(code or '-').ljust(4)} {format_duration(v('latency', i)).rjust(7)}  " + (
         _cell(ips[0], 39) if ips else "-"
     )
-
-
-def format_duration(micros: int) -> str:
-    """µs → a short human duration: 850µs, 12ms, 1.4s, 3m05s; "-" when unknown."""
-    if micros < 0:
-        return "-"
-    if micros < 1_000:
-        return f"{micros}µs"
-    if micros < 1_000_000:
-        return f"{micros // 1_000}ms"
-    if micros < 60_000_000:
-        return f"{micros / 1_000_000:.1f}s"
-    minutes, seconds = divmod(micros // 1_000_000, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 # -- summary ------------------------------------------------------------------------------

@@ -63,7 +63,8 @@ class FileFollower:
     """Reads the complete lines appended to ``path``, across rotation and truncation."""
 
     path: str
-    from_end: bool = False  # start at the current end of an existing file (tail -F -n0)
+    from_end: bool = False  # start after the last complete line of a file there at the start
+    start_offset: int = 0  # where reading began in the first file opened
     on_segment: Callable[[Segment, int], None] | None = None  # told of each new segment and fd
     _fd: int | None = None
     _segment: Segment | None = None
@@ -75,6 +76,7 @@ class FileFollower:
     _tail: bytes = b""  # the last bytes consumed, to recognise a truncated-and-refilled file
     floor: str = ""
     _started: bool = False
+    _looked: bool = False  # the path has been tried once (from_end applies only then)
     _read_heads: list[bytes] = field(
         default_factory=list
     )  # newest backup timestamp whose content was read (or was there at start)
@@ -95,7 +97,9 @@ class FileFollower:
                 self.floor = backups[-1][0] if backups else ""
             else:
                 self._read_skipped_rotations(chunks)  # rotated while the path was missing
-            if not self._open(initial=self._segment is None):
+            first_look = not self._looked
+            self._looked = True
+            if not self._open(initial=first_look):
                 return chunks
         assert self._fd is not None and self._segment is not None
         try:
@@ -227,7 +231,7 @@ class FileFollower:
         self._tail = b""
         self._offset = 0
         if initial and self.from_end:
-            self._offset = st.st_size
+            self._offset = self.start_offset = _line_start(fd, st.st_size)
         self._reported = ""
         self._note("opened", f"inode {st.st_ino}")
         if self.on_segment is not None:
@@ -365,6 +369,10 @@ class Follower:
         self._sources[segment] = source.id
         self._lines[segment] = 1
 
+    def source_of(self, segment: Segment) -> int:
+        """The store source holding a segment's events."""
+        return self._sources[segment]
+
     def read_once(self) -> tuple[list, list[Notice], bool]:
         """One round over every file: (batches, notices, more to read right away)."""
         from .batch import BatchBuilder
@@ -408,6 +416,19 @@ class Follower:
 
 
 HEAD = 256
+
+
+def _line_start(fd: int, size: int) -> int:
+    """The offset just after the last newline before ``size`` (0 if there is none): a writer
+    may be in the middle of a line."""
+    end = size
+    while end > 0:
+        start = max(0, end - READ_BLOCK)
+        nl = os.pread(fd, end - start, start).rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        end = start
+    return 0
 
 
 def _head(fd: int) -> bytes:

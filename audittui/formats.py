@@ -136,6 +136,23 @@ def format_time(micros: int) -> str:
     return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def format_duration(micros: int) -> str:
+    """µs → a short human duration: 850µs, 12ms, 1.4s, 3m05s; "-" when unknown."""
+    if micros < 0:
+        return "-"
+    if micros < 1_000:
+        return f"{micros}µs"
+    if micros < 1_000_000:
+        return f"{micros // 1_000}ms"
+    if micros < 60_000_000:
+        return f"{micros / 1_000_000:.1f}s"
+    minutes, seconds = divmod(micros // 1_000_000, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
 # ---------------------------------------------------------------------------------------------
 # Recognising events inside a parsed JSON value
 

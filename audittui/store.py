@@ -162,10 +162,11 @@ class Store:
     def add_source(self, source: Source, fd: int | None = None) -> Source:
         """Register a source; ``fd`` (which the store then owns) pins the exact file, so that
         events stay readable after a live log is renamed or deleted by rotation."""
-        source.id = len(self.sources)
-        self.sources.append(source)
-        if fd is not None:
-            self._handles[source.id] = fd
+        with self._lock:  # the follower and the app's indexer add sources concurrently
+            source.id = len(self.sources)
+            self.sources.append(source)
+            if fd is not None:
+                self._handles[source.id] = fd
         return source
 
     def append(self, batch: Batch, first_line: int = 1, dedupe: bool = False) -> range:
@@ -285,6 +286,11 @@ class Store:
                 )
             return self._order
 
+    def snapshot(self) -> Snapshot:
+        """The events held now, unaffected by appends that follow: for queries that run in
+        another thread while the store grows."""
+        return Snapshot(self, self._n)
+
     def time_range(self) -> tuple[int, int] | None:
         times = self.column("time")
         present = times[times != MISSING_TIME]
@@ -364,3 +370,24 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Snapshot:
+    """The first ``n`` events of a growing store, with the store's reading interface."""
+
+    def __init__(self, store: Store, n: int) -> None:
+        self._store = store
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def column(self, name: str) -> np.ndarray:
+        return self._store.column(name)[: self._n]
+
+    def order(self) -> np.ndarray:
+        order = self._store.order()
+        return order if len(order) == self._n else order[order < self._n]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)  # tables, raw, pread, sources: append-only

@@ -27,7 +27,9 @@ GROUPINGS = {
 
 
 def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[str, Any]]:
-    """Rows ``{key, events, first, last, verbs{}, forbidden, errors}``, most events first.
+    """Rows ``{key, events, first, last, verbs{}, forbidden, errors, resources, namespaces,
+    ips, top_ip}``, most events first (the last four: distinct resources, namespaces and
+    source IPs, and the most frequent IP).
 
     ``forbidden`` counts 403 responses, ``errors`` every other code ≥ 400. ``first``/``last``
     are ISO times (empty when no event of the key had a time). Grouping by ``ip`` uses the first
@@ -62,6 +64,12 @@ def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[
         groups, len(verb_values)
     )
 
+    resources = _distinct(inverse, store.column("resource")[indices], groups)
+    namespaces = _distinct(inverse, store.column("namespace")[indices], groups)
+    ip_keys, ip_label = _keys(store, indices, "ip")
+    ip_counts = _distinct(inverse, ip_keys, groups)
+    top_ip = _top(inverse, ip_keys, groups)
+
     rows = []
     for g in np.argsort(-counts, kind="stable").tolist():
         verbs = {
@@ -77,9 +85,36 @@ def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[
                 "verbs": dict(sorted(verbs.items(), key=lambda kv: -kv[1])),
                 "forbidden": int(forbidden[g]),
                 "errors": int(errors[g]),
+                "resources": int(resources[g]),
+                "namespaces": int(namespaces[g]),
+                "ips": int(ip_counts[g]),
+                "top_ip": ip_label(int(top_ip[g])),
             }
         )
     return rows
+
+
+def _distinct(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:
+    """Per group, how many distinct non-missing codes (code 0 = missing)."""
+    present = codes != 0
+    pairs = np.unique(
+        inverse[present].astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes[present]
+    )
+    return np.bincount(pairs // (int(codes.max(initial=0)) + 1), minlength=groups)
+
+
+def _top(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:
+    """Per group, its most frequent code."""
+    width = int(codes.max(initial=0)) + 1
+    pairs, counts = np.unique(inverse.astype(np.int64) * width + codes, return_counts=True)
+    group_of = pairs // width
+    # Sort by group, then by count descending: the first pair of each group is its top.
+    order = np.lexsort((-counts, group_of))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = group_of[order][1:] != group_of[order][:-1]
+    top = np.zeros(groups, dtype=np.int64)
+    top[group_of[order][first]] = pairs[order][first] % width
+    return top
 
 
 def _keys(store: Store, indices: np.ndarray, by: str):

@@ -1,0 +1,71 @@
+"""Write a selection of events to a JSONL file the user named: secrets masked unless asked
+otherwise, never into a folder the logs are read from, and never half-written (a temporary
+file beside the target is renamed over it only once complete)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+
+from .mask import mask_raw, might_need_mask
+from .sanitize import inert_json
+from .store import EventGone, Store
+
+
+class ExportError(Exception):
+    """A one-line reason the export could not be written."""
+
+
+def log_folders(store: Store) -> set[str]:
+    """The folders holding the files being read (exports must not go there)."""
+    return {
+        os.path.realpath(os.path.dirname(os.path.abspath(s.path)))
+        for s in store.sources
+        if s.path != "-"
+    }
+
+
+def check_target(store: Store, path: str) -> str:
+    """The absolute target path, or ExportError when it must not be written."""
+    target = os.path.abspath(os.path.expanduser(path))
+    folder = os.path.realpath(os.path.dirname(target))
+    if folder in log_folders(store):
+        raise ExportError(f"{folder} holds the logs being read; audittui never writes there")
+    if os.path.isdir(target):
+        raise ExportError(f"{target} is a folder")
+    if not os.path.isdir(folder):
+        raise ExportError(f"{folder}: no such folder")
+    return target
+
+
+def export_jsonl(store: Store, rows: Iterable[int], path: str, mask: bool = True) -> int:
+    """Write events ``rows`` to ``path`` (one JSON object per line); returns how many were
+    written. Events whose file is gone are skipped. Raises ExportError."""
+    target = check_target(store, path)
+    folder = os.path.dirname(target)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".audittui-export-")
+    except OSError as exc:
+        raise ExportError(f"{folder}: {exc.strerror or exc}") from None
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for i in rows:
+                try:
+                    raw = store.raw(int(i))
+                except EventGone:
+                    continue
+                if mask and might_need_mask(raw):
+                    raw = mask_raw(raw)
+                out.write(inert_json(raw) + b"\n")
+                written += 1
+        os.chmod(tmp, 0o600)  # audit events name users and resources
+        os.replace(tmp, target)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise ExportError(f"{target}: {exc.strerror or exc}") from None
+    return written

@@ -1,0 +1,337 @@
+"""What the app opens: live files followed from their end at once, and everything older
+(the live files' earlier lines, rotated backups, files given to read once) indexed in the
+background, newest first, so the first screen shows the latest events within a second.
+
+The opening order closes the usual gap: the live files are opened (and their current end
+noted) before the backups are listed, so each line is read exactly once, by the indexer
+(before the noted end) or by the follower (after it). Headless: the app drives a
+:class:`Session` from two thread workers (:meth:`Session.index` and :meth:`Session.run_follower`)
+and tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from .batch import Batch
+from .follow import Follower, Notice
+from .livequery import backups_before, split_live
+from .loader import (
+    _NOT_A_DOCUMENT,
+    BOM,
+    PARALLEL_MIN,
+    _document,
+    _slice_bounds,
+    parse_slice,
+    read_sources,
+)
+from .sources import GZIP_MAGIC, InputError, Source, _spool, expand_paths, explain
+from .store import Malformed, Store
+
+FIRST_SLICE = 2 << 20  # bytes read before the first screen: a few thousand of the newest events
+IN_FLIGHT = 4  # slices submitted to the workers at once (bounds memory on huge files)
+
+
+@dataclass
+class _Part:
+    """A byte range of one source still to index."""
+
+    source: int
+    path: str  # where to read it (a /proc/self/fd path pins a file that may be renamed)
+    start: int
+    end: int
+    seq: int  # position of this range within its source, for numbering lines
+
+
+@dataclass
+class LineBook:
+    """Line numbers for malformed lines of files read out of order (tail first, in parallel
+    slices, or followed from their end): a slice's malformed lines are kept until the line
+    counts of every slice before it are known."""
+
+    store: Store
+    _parts: dict[int, dict[int, tuple[int, list]]] = field(default_factory=dict)
+    _expected: dict[int, int] = field(default_factory=dict)
+    _base: dict[int, int] = field(default_factory=dict)  # source → lines before the follow start
+    _after: dict[int, list] = field(default_factory=dict)  # followed lines before _base is known
+    pending: int = 0
+
+    def expect(self, source: int, parts: int) -> None:
+        self._expected[source] = parts
+        self._parts.setdefault(source, {})
+        if not parts:
+            self._finish(source)
+
+    def add(self, source: int, seq: int, lines: int, malformed: list) -> None:
+        self._parts[source][seq] = (lines, malformed)
+        self.pending += len(malformed)
+        if len(self._parts[source]) == self._expected[source]:
+            self._finish(source)
+
+    def followed(self, source: int, first_line: int, malformed: list) -> None:
+        """Malformed lines the follower found; ``first_line`` counts from where it started."""
+        if source in self._base or source not in self._expected:
+            base = self._base.get(source, 0)
+            self._record(source, [(line + first_line - 1 + base, r) for line, r in malformed])
+        else:
+            self._after.setdefault(source, []).append((first_line, malformed))
+            self.pending += len(malformed)
+
+    def _finish(self, source: int) -> None:
+        base = 0
+        for seq in sorted(self._parts[source]):
+            lines, malformed = self._parts[source][seq]
+            self._record(source, [(line + base, r) for line, r in malformed])
+            self.pending -= len(malformed)
+            base += lines
+        self._base[source] = base
+        for first_line, malformed in self._after.pop(source, []):
+            self.pending -= len(malformed)
+            self._record(source, [(line + first_line - 1 + base, r) for line, r in malformed])
+
+    def _record(self, source: int, items: list) -> None:
+        path = self.store.sources[source].path
+        self.store.malformed.extend(Malformed(path, line, reason) for line, reason in items)
+
+
+class Session:
+    """A store being filled from ``paths`` by a background indexer and (unless ``follow`` is
+    off) a follower. Call :meth:`open` first (quick, may raise InputError)."""
+
+    def __init__(
+        self,
+        paths: list[str],
+        *,
+        follow: bool = True,
+        backups: bool = True,
+        poll: bool = False,
+        workers: int | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.follow = follow
+        self.backups = backups
+        self.poll = poll
+        self.workers = workers if workers is not None else len(os.sched_getaffinity(0))
+        self.store = Store()
+        self.lines = LineBook(self.store)
+        self.follower: Follower | None = None
+        self.total_bytes = 0
+        self.done_bytes = 0
+        self.indexing = False
+        self.notices: list[Notice] = []
+        self._parts: list[_Part] = []
+        self._later: list[tuple[str, int]] = []  # (path, open fd) of older files, newest first
+        self._first: tuple[list, list[Notice]] = ([], [])
+        self._live_sources: set[int] = set()
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open every input without parsing: follow the live files from their last complete
+        line, list what is older. Raises :class:`InputError` for a path that cannot be read."""
+        for p in self.paths:
+            if p == "-":
+                raise InputError("-: the app reads files; pipe into `audittui query -` instead")
+            if not os.path.exists(p) and not (
+                self.follow and os.path.isdir(os.path.dirname(p) or ".")
+            ):
+                raise InputError(f"{p}: no such file or folder")
+        followable = [p for p in self.paths if self.follow and _followable(p)]
+        once = [p for p in self.paths if p not in followable]
+        store = self.store
+        if followable:
+            live = split_live(followable)
+            self.follower = Follower(store, live, poll=self.poll, from_end=True)
+            self._first = self.follower.read_once()  # opens; may already hold new lines
+            for f in self.follower.files:
+                segment = f._segment
+                if segment is None:
+                    continue  # not there yet: read from its start once it appears
+                sid = self.follower.source_of(segment)
+                self._live_sources.add(sid)
+                fd = store._handles[sid]
+                self._add_parts(sid, f"/proc/self/fd/{fd}", f.start_offset, tail=True)
+            if self.backups or any(os.path.isdir(p) for p in followable):
+                for path in reversed(backups_before(self.follower)):  # newest first
+                    self._hold(path, backup=True)
+        for path in reversed(expand_paths(once)) if once else ():
+            self._hold(path, backup=False)
+
+    def _hold(self, path: str, backup: bool) -> None:
+        """Open an older file now, to read it later: the API server's mill may gzip and
+        delete a plain backup meanwhile (its .gz, complete by then, has the same lines)."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            if backup and os.path.exists(path + ".gz"):
+                self._hold(path + ".gz", backup=False)
+                return
+            raise InputError(f"{path}: vanished while starting") from None
+        except OSError as exc:
+            raise InputError(explain(path, exc)) from None
+        self._later.append((path, fd))
+
+    def _add_parts(self, sid: int, path: str, end: int, tail: bool) -> None:
+        """Cut [0, end) of a file of JSON lines into slices, queued newest first."""
+        self.total_bytes += end
+        if end <= 0:
+            self.lines.expect(sid, 0)
+            return
+        with open(path, "rb") as fh:
+            bounds = _slice_bounds(fh, 0, end)
+            if tail and end - bounds[-2] > FIRST_SLICE:
+                # A small last slice: the first screen needs only the newest events.
+                fh.seek(end - FIRST_SLICE)
+                cut = fh.read(FIRST_SLICE).find(b"\n")
+                if 0 <= cut < FIRST_SLICE - 1:
+                    bounds.insert(-1, end - FIRST_SLICE + cut + 1)
+        parts = [
+            _Part(sid, path, a, b, k)
+            for k, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))
+        ]
+        self.lines.expect(sid, len(parts))
+        self._parts.extend(reversed(parts))
+
+    # -- indexing --------------------------------------------------------------------------
+
+    def index(self, on_batch: Callable[[], None], cancelled: threading.Event) -> None:
+        """Index everything older than the follow start, newest first; ``on_batch()`` after
+        each append. Runs in a thread; stops early when ``cancelled`` is set."""
+        self.indexing = True
+        try:
+            # The newest slice of each live file first, in this process: the first screen.
+            tails = [p for p in self._parts if p.end - p.start <= FIRST_SLICE]
+            tails = [self._parts.pop(self._parts.index(p)) for p in tails]
+            for part in tails:
+                self._append(part, parse_slice(part.source, part.path, part.start, part.end))
+                on_batch()
+            for path, fd in self._later:
+                if cancelled.is_set():
+                    return
+                self._plan_later(path, fd)
+            self._later.clear()
+            self._run_parts(on_batch, cancelled)
+        finally:
+            self.indexing = False
+            self.done_bytes = self.total_bytes
+
+    def _plan_later(self, path: str, fd: int) -> None:
+        """A backup or read-once file: decompressed into the spool if gzipped; sliced if it
+        is big JSON lines, else read whole."""
+        try:
+            if os.pread(fd, 2, 0) == GZIP_MAGIC:
+                with os.fdopen(fd, "rb") as fh:
+                    source = self.store.add_source(_spool(0, path, fh, self.store.spool))
+            else:
+                source = self.store.add_source(Source(0, path, f"/proc/self/fd/{fd}"), fd=fd)
+            size = os.path.getsize(source.read_path)
+            with open(source.read_path, "rb") as fh:
+                head = fh.read(1 << 16)
+                document = _document(fh, head, size) is not _NOT_A_DOCUMENT
+        except OSError as exc:
+            self.notices.append(Notice(path, "unreadable", explain(path, exc)))
+            return
+        if document or size < PARALLEL_MIN or head.startswith(BOM):
+            self.total_bytes += size
+            self._parts.append(_Part(source.id, "", 0, size, -1))  # read whole, in order
+            return
+        if source.note:
+            self.store.malformed.append(Malformed(source.path, 0, source.note))
+        self._add_parts(source.id, source.read_path, size, tail=False)
+
+    def _run_parts(self, on_batch: Callable[[], None], cancelled: threading.Event) -> None:
+        sliced = [p for p in self._parts if p.seq >= 0]
+        pool = None
+        if sliced and self.workers > 1 and sum(p.end - p.start for p in sliced) >= PARALLEL_MIN:
+            pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("fork")
+            )
+        try:
+            queue = list(self._parts)
+            self._parts.clear()
+            pending: list[tuple[_Part, Future | None]] = []
+            while queue or pending:
+                if cancelled.is_set():
+                    return
+                while queue and len(pending) < IN_FLIGHT:
+                    part = queue.pop(0)
+                    if part.seq < 0 or pool is None:
+                        pending.append((part, None))
+                    else:
+                        pending.append(
+                            (
+                                part,
+                                pool.submit(
+                                    parse_slice, part.source, part.path, part.start, part.end
+                                ),
+                            )
+                        )
+                part, future = pending.pop(0)
+                if part.seq < 0:
+                    self._read_whole(part)
+                else:
+                    batch = (
+                        future.result()
+                        if future is not None
+                        else parse_slice(part.source, part.path, part.start, part.end)
+                    )
+                    self._append(part, batch)
+                on_batch()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def _append(self, part: _Part, batch: Batch) -> None:
+        self.store.append(dataclasses.replace(batch, malformed=[]))
+        self.lines.add(part.source, part.seq, batch.lines, batch.malformed)
+        self.done_bytes += part.end - part.start
+
+    def _read_whole(self, part: _Part) -> None:
+        try:
+            read_sources(self.store, [self.store.sources[part.source]], workers=1)
+        except InputError as exc:
+            self.notices.append(
+                Notice(self.store.sources[part.source].path, "unreadable", str(exc))
+            )
+        self.done_bytes += part.end
+
+    # -- following -------------------------------------------------------------------------
+
+    def run_follower(self, on_batch: Callable[[list[Notice]], None], stop: threading.Event) -> None:
+        """Follow the live files until ``stop``; ``on_batch(notices)`` after each round."""
+        if self.follower is None:
+            return
+
+        def emit(batches: list, notices: list[Notice]) -> None:
+            for batch, first_line in batches:
+                self.store.append(dataclasses.replace(batch, malformed=[]))
+                self.lines.followed(batch.source, first_line, batch.malformed)
+            self.notices.extend(n for n in notices if n.kind != "opened")
+            on_batch(notices)
+
+        batches, notices = self._first[0], self._first[1]
+        self._first = ([], [])
+        emit(batches, notices)
+        self.follower.run(emit, stop)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _followable(path: str) -> bool:
+    """A folder, or a file that is not compressed (a .gz backup never grows)."""
+    if os.path.isdir(path):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) != GZIP_MAGIC
+    except FileNotFoundError:
+        return True  # waited for
+    except OSError:
+        return False  # reported when read

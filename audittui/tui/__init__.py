@@ -1,0 +1,1 @@
+"""The Textual app: a thin UI over the headless core."""

@@ -1,0 +1,524 @@
+"""The Textual app: filter bar, event list, detail and summary panes, status bar.
+
+Two thread workers fill the store (the indexer, newest first, and the follower) and post a
+coalescing ``StoreGrew`` message; the UI merges new events into the visible rows at most ten
+times a second. Filters and summaries are computed in thread workers over a snapshot of the
+store, so typing never blocks on a million events.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Container, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
+
+from ..export import ExportError, export_jsonl
+from ..follow import Notice
+from ..history import History
+from ..query import QueryError, parse
+from ..sanitize import inert
+from ..session import Session
+from ..summary import summarize
+from ..view import RowView, matching
+from .detail import DetailPane
+from .event_list import EventList, ListHeader
+from .filter_bar import FilterBar
+from .json_tree import JsonTree
+from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen
+from .summary_pane import SummaryPane
+
+UPDATE_EVERY = 0.1  # s between merges of new events into the list (10 Hz at most)
+SUMMARY_EVERY = 0.5  # s between live summary refreshes
+FILTER_DEBOUNCE = 0.15  # s of quiet typing before the preview runs
+QUEUE_HIGH = 20  # the follower waits while the app has this many messages queued
+WIDE = 150  # columns from which list and detail sit side by side
+TALL = 40  # rows from which the detail sits under the list
+
+
+def field_term(field: str, value: str | None) -> str:
+    """``field:value`` as the parser reads it back literally (``field:""`` for a missing value)."""
+    if value is None:
+        return f'{field}:""'
+    if re.fullmatch(r"[\w.:@+=~][\w.:@+=~-]*", value):
+        return f"{field}:{value}"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{field}:"{escaped}"'
+
+
+class StoreGrew(Message):
+    """New events are in the store (coalesced: one queued at a time is enough)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StoreGrew)
+
+
+class FollowNotices(Message):
+    def __init__(self, notices: list[Notice]) -> None:
+        super().__init__()
+        self.notices = notices
+
+
+class FilterResult(Message):
+    def __init__(self, text: str, node, rows, upto: int, seconds: float) -> None:
+        super().__init__()
+        self.text, self.node, self.rows, self.upto, self.seconds = text, node, rows, upto, seconds
+
+
+class SummaryResult(Message):
+    def __init__(self, by: str, rows: list) -> None:
+        super().__init__()
+        self.by = by
+        self.rows = rows
+
+
+class AuditApp(App[None]):
+    """audittui: browse and follow Kubernetes audit logs."""
+
+    TITLE = "audittui"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("escape", "back", "Back", show=False),
+        Binding("1", "tab('events')", "Events", show=False),
+        Binding("2", "tab('summary')", "Summary"),
+        Binding("enter", "open_detail", "Detail", show=False),
+        Binding("m", "managed", "managedFields", show=False),
+        Binding("x", "reveal", "Reveal secrets", show=False),
+        Binding("c", "copy", "Copy JSON", show=False),
+        Binding("o", "stage(1)", "Next stage", show=False),
+        Binding("O", "stage(-1)", "Prev stage", show=False),
+        Binding("ctrl+s", "export", "Export"),
+        Binding("exclamation_mark", "malformed", "Malformed", show=False),
+    ]
+
+    def __init__(self, session: Session, history: History | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.store = session.store
+        self.view = RowView(self.store)
+        self.history = history if history is not None else History()
+        self.committed = ""  # the filter in force (the bar may show a preview of another)
+        self.pending_text: str | None = None
+        self.filter_seconds = 0.0
+        self._last_update = 0.0
+        self._update_timer = None
+        self._filter_timer = None
+        self._summary_dirty = True
+        self._summary_running = False
+        self._started = time.monotonic()
+        self.first_paint: float | None = None  # seconds to the first rows on screen
+        self._stop = threading.Event()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    @property
+    def main(self) -> Screen:
+        """The main screen (queries must not look into a modal screen on top of it)."""
+        return self.screen_stack[0]
+
+    def compose(self) -> ComposeResult:
+        yield FilterBar(self.store, self.history, id="filter")
+        yield Static("", id="filter-hint")
+        with TabbedContent(id="tabs", initial="events"):
+            with TabPane("Events", id="events"), Container(id="events-body"):
+                with Vertical(id="list-box"):
+                    event_list = EventList(self.view, id="list")
+                    yield ListHeader(event_list, id="list-header")
+                    yield event_list
+                yield DetailPane(self.store, id="detail")
+            with TabPane("Summary", id="summary"):
+                yield SummaryPane(id="summary-table")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.main.query_one(EventList).focus()
+        self._layout(self.size.width, self.size.height)
+        self._run_indexer()
+        self._run_follower()
+        self._update_status()
+
+    def on_resize(self, event) -> None:
+        self._layout(event.size.width, event.size.height)
+
+    def _layout(self, width: int, height: int) -> None:
+        body = self.main.query_one("#events-body")
+        body.set_class(width >= WIDE, "-wide")
+        body.set_class(width < WIDE and height >= TALL, "-tall")
+        body.set_class(width < WIDE and height < TALL, "-small")
+
+
+    # -- workers: indexing and following --------------------------------------------------
+
+    @work(thread=True, group="index", exit_on_error=False)
+    def _run_indexer(self) -> None:
+        worker = get_current_worker()
+        self.session.index(lambda: self.post_message(StoreGrew()), worker.cancelled_event)
+        self.post_message(StoreGrew())
+
+    @work(thread=True, group="follow", exit_on_error=False)
+    def _run_follower(self) -> None:
+        worker = get_current_worker()
+        stop = worker.cancelled_event
+
+        def on_batch(notices: list[Notice]) -> None:
+            if notices:
+                self.post_message(FollowNotices(notices))
+            self.post_message(StoreGrew())
+            # Backpressure: a busy UI makes the follower wait rather than queue without end.
+            while self.message_queue_size > QUEUE_HIGH and not stop.is_set():
+                stop.wait(0.01)
+
+        self.session.run_follower(on_batch, stop)
+
+    def on_store_grew(self, _: StoreGrew) -> None:
+        wait = UPDATE_EVERY - (time.monotonic() - self._last_update)
+        if wait <= 0:
+            self._merge_new()
+        elif self._update_timer is None:
+            self._update_timer = self.set_timer(wait, self._merge_new)
+
+    def _merge_new(self) -> None:
+        self._update_timer = None
+        self._last_update = time.monotonic()
+        inserted = self.view.catch_up()
+        if inserted is not None:
+            self.main.query_one(EventList).rows_inserted(inserted)
+            self._summary_dirty = True
+            if self.first_paint is None:
+                self.first_paint = time.monotonic() - self._started
+        self._update_status()
+        self._maybe_summarize()
+
+    def on_follow_notices(self, message: FollowNotices) -> None:
+        for n in message.notices:
+            if n.kind in ("rotated", "truncated", "removed", "unreadable", "incomplete", "waiting"):
+                severity = "warning" if n.kind in ("unreadable", "incomplete") else "information"
+                self.notify(
+                    f"{inert(n.path)}: {n.kind}: {inert(n.detail)}",
+                    severity=severity,
+                    markup=False,
+                    timeout=4,
+                )
+
+    # -- filtering ------------------------------------------------------------------------
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        text = event.value
+        try:
+            parse(text)
+        except QueryError as exc:
+            self._show_hint(
+                Text(f"✗ {exc}  (the list keeps: {self.view.text or 'all events'})", "bold red")
+            )
+            return
+        self._show_hint(Text(""))
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE, lambda: self.apply_filter(text))
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        text = event.value
+        try:
+            parse(text)
+        except QueryError:
+            self.bell()
+            return
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self.committed = text
+        self.history.add(text)
+        self.history.reset()
+        if text != self.view.text:
+            self.apply_filter(text)
+        self.main.query_one(EventList).focus()
+
+    def on_filter_bar_hint(self, message: FilterBar.Hint) -> None:
+        self._show_hint(Text(inert(message.text), "dim"))
+
+    def _show_hint(self, text: Text) -> None:
+        hint = self.main.query_one("#filter-hint", Static)
+        hint.update(text)
+        hint.display = bool(text.plain)
+
+    def apply_filter(self, text: str) -> None:
+        """Compute ``text``'s rows in a thread; the list switches when they are ready."""
+        self.pending_text = text
+        self._filter_worker(text)
+        self._update_status()
+
+    @work(thread=True, group="filter", exclusive=True, exit_on_error=False)
+    def _filter_worker(self, text: str) -> None:
+        started = time.perf_counter()
+        try:
+            node = parse(text)
+        except QueryError:
+            return
+        snap = self.store.snapshot()
+        rows = matching(snap, node)
+        if not get_current_worker().is_cancelled:
+            self.post_message(
+                FilterResult(text, node, rows, len(snap), time.perf_counter() - started)
+            )
+
+    def on_filter_result(self, message: FilterResult) -> None:
+        if message.text != self.pending_text:
+            return  # superseded by later typing
+        self.pending_text = None
+        event_list = self.main.query_one(EventList)
+        keep = event_list.event
+        self.view.replace(message.text, message.node, message.rows, message.upto)
+        self.view.catch_up()
+        event_list.rows_replaced(keep)
+        self.filter_seconds = message.seconds
+        self._summary_dirty = True
+        self._update_status()
+        self._maybe_summarize()
+
+    # -- detail ---------------------------------------------------------------------------
+
+    def on_event_list_moved(self, message: EventList.Moved) -> None:
+        self.main.query_one(DetailPane).show(message.event)
+        if self.first_paint is None and message.event is not None:
+            self.first_paint = time.monotonic() - self._started
+
+    def on_event_list_follow_changed(self) -> None:
+        self._update_status()
+
+    def action_open_detail(self) -> None:
+        focused = self.focused
+        if isinstance(focused, EventList):
+            body = self.main.query_one("#events-body")
+            if body.has_class("-small"):
+                body.add_class("-detail-open")
+            self.main.query_one(JsonTree).focus()
+
+    def action_managed(self) -> None:
+        self.main.query_one(DetailPane).toggle_managed()
+
+    def action_reveal(self) -> None:
+        self.main.query_one(DetailPane).toggle_reveal()
+
+    def action_copy(self) -> None:
+        text = self.main.query_one(DetailPane).clipboard_text()
+        if text is None:
+            self.bell()
+            return
+        self.copy_to_clipboard(text)
+        self.notify("Event JSON copied (OSC 52)", timeout=2)
+
+    def action_stage(self, step: int) -> None:
+        detail = self.main.query_one(DetailPane)
+        same = detail.same_request()
+        if detail.event_index is None or len(same) < 2:
+            self.notify("No other stage of this request is loaded", timeout=2)
+            return
+        k = same.index(detail.event_index)
+        target = same[(k + step) % len(same)]
+        event_list = self.main.query_one(EventList)
+        row = self.view.position(target)
+        if row is None:
+            detail.show(target)  # filtered out of the list: show it anyway
+            return
+        event_list._user_move(row)
+
+    # -- summary --------------------------------------------------------------------------
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "summary":
+            self._summary_dirty = True
+            self._maybe_summarize()
+            self.main.query_one(SummaryPane).focus()
+        else:
+            self.main.query_one(EventList).focus()
+
+    def _maybe_summarize(self) -> None:
+        tabs = self.main.query_one(TabbedContent)
+        if tabs.active != "summary" or not self._summary_dirty or self._summary_running:
+            return
+        self._summary_dirty = False
+        self._summary_running = True
+        self._summary_worker(self.main.query_one(SummaryPane).by, self.view.rows)
+
+    @work(thread=True, group="summary", exit_on_error=False)
+    def _summary_worker(self, by: str, rows) -> None:
+        result = summarize(self.store.snapshot(), rows, by)
+        self.post_message(SummaryResult(by, result))
+
+    def on_summary_result(self, message: SummaryResult) -> None:
+        pane = self.main.query_one(SummaryPane)
+        if message.by == pane.by:
+            pane.show(message.rows)
+        # Live, but at most every SUMMARY_EVERY seconds.
+        self.set_timer(SUMMARY_EVERY, self._summary_done)
+
+    def _summary_done(self) -> None:
+        self._summary_running = False
+        self._maybe_summarize()
+
+    def on_summary_pane_group_changed(self) -> None:
+        self._summary_dirty = True
+        self._maybe_summarize()
+
+    def on_summary_pane_drill(self, message: SummaryPane.Drill) -> None:
+        term = field_term(message.field, message.value)
+        text = f"{self.committed} {term}".strip()
+        bar = self.main.query_one(FilterBar)
+        bar.value = text
+        self.committed = text
+        self.history.add(text)
+        self.apply_filter(text)
+        self.main.query_one(TabbedContent).active = "events"
+        self.main.query_one(EventList).focus()
+
+    # -- other actions --------------------------------------------------------------------
+
+    def action_focus_filter(self) -> None:
+        self.main.query_one(TabbedContent).active = "events"
+        bar = self.main.query_one(FilterBar)
+        bar.focus()
+        bar.cursor_position = len(bar.value)
+
+    def action_tab(self, tab: str) -> None:
+        self.main.query_one(TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_malformed(self) -> None:
+        self.push_screen(MalformedScreen(list(self.store.malformed)))
+
+    def action_back(self) -> None:
+        """Esc: leave the filter bar (restoring the filter in force), close the detail, or
+        clear the filter, one level per press."""
+        focused = self.focused
+        body = self.main.query_one("#events-body")
+        if isinstance(focused, FilterBar):
+            self._show_hint(Text(""))
+            if focused.value != self.committed:
+                focused.value = self.committed
+                if self._filter_timer is not None:
+                    self._filter_timer.stop()
+                if self.view.text != self.committed or self.pending_text is not None:
+                    self.apply_filter(self.committed)
+            self.main.query_one(EventList).focus()
+        elif body.has_class("-detail-open") or isinstance(focused, JsonTree):
+            body.remove_class("-detail-open")
+            self.main.query_one(EventList).focus()
+        elif self.main.query_one(TabbedContent).active == "summary":
+            self.action_tab("events")
+        elif self.committed:
+            self.main.query_one(FilterBar).value = ""
+            self.committed = ""
+            self.apply_filter("")
+
+    def action_export(self) -> None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        default = os.path.join(os.getcwd(), f"audittui-export-{stamp}.jsonl")
+        detail = self.main.query_one(DetailPane)
+        masked = not detail.reveal
+
+        def chosen(path: str | None) -> None:
+            if not path:
+                return
+            target = os.path.abspath(os.path.expanduser(path))
+            if os.path.exists(target):
+                self.push_screen(
+                    ConfirmScreen(f"{inert(target)} exists. Overwrite it?"),
+                    lambda yes: self._export(target, masked) if yes else None,
+                )
+            else:
+                self._export(target, masked)
+
+        self.push_screen(ExportScreen(default, len(self.view), masked), chosen)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, path: str, masked: bool) -> None:
+        rows = self.view.rows.copy()
+        try:
+            n = export_jsonl(self.store, rows, path, mask=masked)
+        except ExportError as exc:
+            self.call_from_thread(
+                self.notify,
+                f"Export failed: {inert(str(exc))}",
+                severity="error",
+                markup=False,
+                timeout=8,
+            )
+            return
+        self.call_from_thread(
+            self.notify, f"Exported {n:,} events to {inert(path)}", markup=False, timeout=5
+        )
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Filter", "Focus the filter bar (/)", self.action_focus_filter)
+        yield SystemCommand(
+            "Export", "Write the filtered events to a JSONL file (ctrl+s)", self.action_export
+        )
+        yield SystemCommand(
+            "Follow",
+            "Jump to the newest event and follow (F)",
+            self.main.query_one(EventList).action_follow,
+        )
+        yield SystemCommand("Summary", "Per-user summary (2)", lambda: self.action_tab("summary"))
+        yield SystemCommand("Events", "The event list (1)", lambda: self.action_tab("events"))
+        yield SystemCommand(
+            "Malformed lines", "List lines that are not audit events (!)", self.action_malformed
+        )
+        yield SystemCommand("Reveal secrets", "Show or mask Secret data (x)", self.action_reveal)
+        yield SystemCommand("managedFields", "Show or hide managedFields (m)", self.action_managed)
+        yield SystemCommand("Copy event", "Copy the event JSON (c)", self.action_copy)
+        yield SystemCommand("Keys", "Every key (?)", self.action_help)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status_text(self) -> Text:
+        store, session = self.store, self.session
+        text = Text()
+        text.append(f"{len(self.view):,}", "bold")
+        text.append(f" / {len(store):,} events", "")
+        if self.view.text:
+            text.append(f"  filter: {inert(self.view.text)}", "cyan")
+        if self.pending_text is not None:
+            text.append("  filtering…", "yellow")
+        lst = self.main.query_one(EventList)
+        if session.follower is None:
+            state = "read once"
+        elif lst.following:
+            state = "following"
+        else:
+            state = "paused" + (f" +{lst.unseen:,} new (F follows)" if lst.unseen else "")
+        text.append(f"  ● {state}", "green" if state == "following" else "yellow")
+        if session.indexing and session.total_bytes:
+            pct = 100 * session.done_bytes / session.total_bytes
+            text.append(f"  indexing {pct:.0f}%", "yellow")
+        bad = len(store.malformed) + session.lines.pending
+        if bad:
+            text.append(f"  {bad:,} malformed (!)", "red")
+        text.append(f"  {len(store.sources)} source(s)", "dim")
+        return text
+
+    def _update_status(self) -> None:
+        self.main.query_one("#status", Static).update(self.status_text())
+
+    def on_unmount(self) -> None:
+        self.workers.cancel_all()

@@ -1,0 +1,146 @@
+"""The event list's columns: which ones fit a width, and each event's cells as inert text.
+
+Pure functions over the store (no Textual), so layout and shortening are tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rich.cells import cell_len, set_cell_size
+
+from ..formats import MISSING_TIME, format_duration
+from ..sanitize import inert
+from ..store import Store
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    width: int  # fixed width, or the minimum of a flexible column
+    flex: int = 0  # share of the spare width
+    right: bool = False
+
+
+# In order of display; the last entries are dropped first when the terminal is narrow.
+COLUMNS = (
+    Column("time", "TIME", 12),
+    Column("user", "USER", 18, flex=3),
+    Column("verb", "VERB", 7),
+    Column("what", "RESOURCE", 12, flex=2),
+    Column("where", "NAMESPACE/NAME", 14, flex=3),
+    Column("code", "CODE", 4),
+    Column("latency", "LAT", 6, right=True),
+    Column("ip", "SOURCE IP", 15),
+)
+DROP_ORDER = ("ip", "latency")  # removed, in this order, when the width is short
+WIDE_TIME = 100  # from this width the time column shows the date too
+
+
+def fit_columns(width: int) -> list[tuple[Column, int]]:
+    """The columns shown at ``width`` cells and the width of each (one space between)."""
+    cols = list(COLUMNS)
+    for key in DROP_ORDER:
+        if _need(cols) <= width:
+            break
+        cols = [c for c in cols if c.key != key]
+    if width >= WIDE_TIME:
+        cols = [Column("time", "TIME", 18) if c.key == "time" else c for c in cols]
+    spare = max(0, width - _need(cols))
+    flex = sum(c.flex for c in cols)
+    sizes = []
+    for c in cols:
+        extra = spare * c.flex // flex if c.flex else 0
+        sizes.append((c, c.width + extra))
+    # Give rounding leftovers to the last flexible column so the row fills the width.
+    left = width - sum(w for _, w in sizes) - (len(sizes) - 1)
+    if left > 0:
+        k = max(i for i, (c, _) in enumerate(sizes) if c.flex)
+        sizes[k] = (sizes[k][0], sizes[k][1] + left)
+    return sizes
+
+
+def _need(cols: list[Column]) -> int:
+    return sum(c.width for c in cols) + len(cols) - 1
+
+
+def short_user(name: str, width: int = 1 << 30) -> str:
+    """Service-account and node names, shortened the way people say them and then to
+    ``width``: a service account keeps its name before its namespace, a node its host name."""
+    if name.startswith("system:serviceaccount:"):
+        ns, _, sa = name[len("system:serviceaccount:") :].partition(":")
+        full = f"sa:{ns}/{sa}"
+        if len(full) <= width:
+            return full
+        room = width - len(sa) - 4  # "sa:" + "/"
+        if room >= 3:
+            return f"sa:{fit(ns, room)}/{sa}"
+        return "sa:" + fit(sa, width - 3, middle=True)
+    if name.startswith("system:node:"):
+        host = name[len("system:node:") :]
+        full = "node:" + host
+        if len(full) <= width:
+            return full
+        return "node:" + fit(host.split(".", 1)[0], width - 5, middle=True)
+    return name
+
+
+def fit(text: str, width: int, middle: bool = False) -> str:
+    """Cut ``text`` to ``width`` cells with an ellipsis; ``middle`` keeps both ends."""
+    if not text.isascii():
+        if cell_len(text) <= width:
+            return text
+        return set_cell_size(text, max(width - 1, 0)) + "…" if width else ""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    if middle:
+        head = (width - 1) // 2
+        return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+    return text[: width - 1] + "…"
+
+
+def format_clock(micros: int, with_date: bool) -> str:
+    if micros == MISSING_TIME:
+        return "-"
+    dt = datetime.fromtimestamp(micros / 1e6, UTC)
+    return dt.strftime("%m-%d %H:%M:%S.%f")[:18] if with_date else dt.strftime("%H:%M:%S.%f")[:12]
+
+
+def cells(store: Store, i: int, with_date: bool) -> dict[str, str]:
+    """Display text of event ``i`` per column key, every piece of log text made inert."""
+    v = store.value
+    resource, sub = v("resource", i), v("subresource", i)
+    what = f"{resource}/{sub}" if resource and sub else resource or v("uri", i) or "-"
+    ns, name = v("namespace", i), v("name", i)
+    where = f"{ns}/{name}" if ns and name else ns or name or ""
+    user = v("user", i) or "-"
+    if v("impersonated", i):
+        user = f"{short_user(user, 16)}→{short_user(v('impersonated', i), 16)}"
+    code = v("code", i)
+    ips = v("ips", i)
+    return {
+        "time": format_clock(v("time", i), with_date),
+        "user": inert(user),  # shortened to the column width by the list
+        "verb": inert(v("verb", i) or "-"),
+        "what": inert(what),
+        "where": inert(where),
+        "code": str(code) if code else "-",
+        "latency": format_duration(v("latency", i)),
+        "ip": inert(ips[0]) if ips else "-",
+    }
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to exactly ``width`` cells (wide characters count double)."""
+    if text.isascii():
+        return text.rjust(width) if right else text.ljust(width)
+    gap = width - cell_len(text)
+    return (
+        (" " * gap + text if right else text + " " * gap)
+        if gap >= 0
+        else set_cell_size(text, width)
+    )

@@ -1,0 +1,178 @@
+"""The detail pane: one event, read from disk by offset when selected, as a one-line header
+(who, verb, what, when, decision and reason, latency, impersonation) over foldable JSON.
+Secrets are masked and managedFields hidden until the user asks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from ..formats import format_duration, format_time
+from ..mask import mask_event
+from ..sanitize import inert
+from ..store import EventGone, Store
+from .event_list import code_style
+from .json_tree import JsonTree
+
+REASON = "authorization.k8s.io/reason"
+DECISION = "authorization.k8s.io/decision"
+
+
+def header(event: dict[str, Any], latency: int) -> Text:
+    """The event in one line: ``alice get secrets ns/name → 403 forbid (reason) 12ms …``."""
+    get = _getter(event)
+    user = get("user", "username") or "-"
+    text = Text()
+    text.append(inert(str(user)), "bold")
+    imp = get("impersonatedUser", "username")
+    if imp:
+        text.append(" as ", "dim")
+        text.append(inert(str(imp)), "bold magenta")
+    text.append(f" {inert(str(event.get('verb') or '-'))} ", "bold cyan")
+    ref = event.get("objectRef") if isinstance(event.get("objectRef"), dict) else {}
+    what = ref.get("resource") or event.get("requestURI") or "-"
+    if ref.get("subresource"):
+        what = f"{what}/{ref['subresource']}"
+    text.append(inert(str(what)))
+    where = "/".join(str(x) for x in (ref.get("namespace"), ref.get("name")) if x)
+    if where:
+        text.append(" " + inert(where))
+    code = get("responseStatus", "code")
+    text.append(" → ", "dim")
+    text.append(str(code or "-"), code_style(str(code or "")))
+    annotations = event.get("annotations") if isinstance(event.get("annotations"), dict) else {}
+    decision = annotations.get(DECISION)
+    if decision:
+        text.append(f" {inert(str(decision))}", "red" if decision == "forbid" else "green")
+    reason = annotations.get(REASON)
+    if reason:
+        text.append(f" ({inert(str(reason))})", "dim")
+    text.append(f"  {format_duration(latency)}" if latency >= 0 else "", "dim")
+    when = event.get("requestReceivedTimestamp") or event.get("stageTimestamp")
+    if when:
+        text.append(f"  {inert(str(when))}", "dim")
+    ips = event.get("sourceIPs")
+    if isinstance(ips, list) and ips:
+        text.append(f"  from {inert(str(ips[0]))}", "dim")
+    return text
+
+
+def _getter(event: dict):
+    def get(outer: str, inner: str) -> Any:
+        value = event.get(outer)
+        return value.get(inner) if isinstance(value, dict) else None
+
+    return get
+
+
+class DetailPane(Vertical, can_focus=False):
+    """The selected event; ``m`` shows managedFields, ``x`` reveals secrets."""
+
+    DEFAULT_CSS = """
+    DetailPane { height: 1fr; }
+    DetailPane > #detail-header { height: auto; max-height: 3; padding: 0 1;
+        background: $boost; }
+    DetailPane > JsonTree { height: 1fr; }
+    """
+
+    def __init__(self, store: Store, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self.event_index: int | None = None
+        self.event: dict | None = None  # as read from disk
+        self.shown: dict | None = None  # as displayed (masked unless revealed)
+        self.show_managed = False
+        self.reveal = False
+        self.masked = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="detail-header")
+        yield JsonTree("event", id="detail-tree")
+
+    def show(self, index: int | None) -> None:
+        """Read event ``index`` from disk and display it."""
+        self.event_index = index
+        self.event = None
+        head = self.query_one("#detail-header", Static)
+        tree = self.query_one(JsonTree)
+        if index is None:
+            head.update(Text("No event selected", "dim"))
+            tree.show(None)
+            return
+        try:
+            self.event = self.store.event(index)
+        except (EventGone, OSError, ValueError) as exc:
+            head.update(Text(f"This event cannot be read any more: {inert(str(exc))}", "red"))
+            tree.show(None)
+            return
+        self._refresh_view()
+
+    def _refresh_view(self) -> None:
+        if self.event is None or self.event_index is None:
+            return
+        shown, self.masked = (self.event, 0) if self.reveal else mask_event(self.event)
+        self.shown = shown
+        text = header(self.event, int(self.store.column("latency")[self.event_index]))
+        stages = self.stages_line()
+        if stages:
+            text.append("\n")
+            text.append_text(stages)
+        if self.masked:
+            text.append(f"\n{self.masked} secret value(s) masked; x reveals", "yellow")
+        elif self.reveal:
+            text.append("\nsecrets revealed; x masks them again", "bold red")
+        self.query_one("#detail-header", Static).update(text)
+        hide = frozenset() if self.show_managed else frozenset({"managedFields"})
+        self.query_one(JsonTree).show(shown, hide=hide)
+
+    def stages_line(self) -> Text | None:
+        """``stages: RequestReceived ▸ ResponseComplete (o/O)`` for events sharing the auditID."""
+        assert self.event_index is not None
+        others = self.same_request()
+        if len(others) < 2:
+            return None
+        line = Text("stages: ", "dim")
+        for k, i in enumerate(others):
+            stage = self.store.value("stage", i) or "?"
+            if k:
+                line.append(" ▸ ", "dim")
+            line.append(inert(stage), "reverse" if i == self.event_index else "")
+        line.append("  (o/O jump)", "dim")
+        return line
+
+    def same_request(self) -> list[int]:
+        """Store indices of the events with this event's auditID, in time order."""
+        if self.event_index is None:
+            return []
+        codes = self.store.column("audit_id")
+        code = codes[self.event_index]
+        if code == 0:
+            return [self.event_index]
+        hits = [int(i) for i in (codes == code).nonzero()[0]]
+        times = self.store.column("time")
+        return sorted(hits, key=lambda i: (int(times[i]), i))
+
+    def toggle_managed(self) -> None:
+        self.show_managed = not self.show_managed
+        self._refresh_view()
+
+    def toggle_reveal(self) -> None:
+        self.reveal = not self.reveal
+        self._refresh_view()
+
+    def clipboard_text(self) -> str | None:
+        """The displayed event as JSON (masked unless revealed)."""
+        import orjson
+
+        if self.shown is None:
+            return None
+        return orjson.dumps(self.shown, option=orjson.OPT_INDENT_2).decode()
+
+    def time_text(self) -> str:
+        if self.event_index is None:
+            return ""
+        return format_time(int(self.store.column("time")[self.event_index]))

@@ -1,0 +1,279 @@
+"""The event list: a Line-API widget (``ScrollView`` + ``render_line``) over the filtered rows,
+so a million events cost no more than a screenful. Rows are drawn from the store's columns;
+the raw JSON is never read here.
+
+Tail mode: while the cursor is on the last row, new events move it down (the list follows);
+any move away pauses following and counts "+N new" until End, G or F resumes.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.text import Text
+from rich.style import Style
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widget import Widget
+
+from ..view import Inserted, RowView
+from .columns import WIDE_TIME, cells, fit, fit_columns, pad, short_user
+
+CODE_STYLES = {
+    2: Style(color="green"),
+    3: Style(color="cyan"),
+    4: Style(color="yellow"),
+    5: Style(color="red", bold=True),
+}
+FORBIDDEN = Style(color="magenta", bold=True)
+DIM = Style(dim=True)
+
+
+def code_style(code: str) -> Style:
+    if code == "403":
+        return FORBIDDEN
+    return CODE_STYLES.get(int(code) // 100, DIM) if code.isdigit() else DIM
+
+
+class ListHeader(Widget):
+    """The column titles above an :class:`EventList`, aligned with its rows."""
+
+    DEFAULT_CSS = "ListHeader { height: 1; background: $panel; color: $text-muted; }"
+
+    def __init__(self, event_list: EventList, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.event_list = event_list
+        event_list.header = self
+
+    def render(self) -> Text:
+        return Text(self.event_list.header_text(), "bold")
+
+
+class EventList(ScrollView, can_focus=True):
+    """Rows of a :class:`~audittui.view.RowView`, one event per line, with a cursor."""
+
+    BINDINGS = [
+        Binding("j,down", "move(1)", "Down", show=False),
+        Binding("k,up", "move(-1)", "Up", show=False),
+        Binding("pagedown,ctrl+f,space", "page(1)", "Page down", show=False),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
+        Binding("g,home", "first", "Top", show=False),
+        Binding("G,end", "last", "Bottom/follow", show=False),
+        Binding("F", "follow", "Follow"),
+        Binding("e", "error(1)", "Next error"),
+        Binding("E", "error(-1)", "Prev error", show=False),
+    ]
+    COMPONENT_CLASSES = {"event-list--cursor", "event-list--header"}
+    DEFAULT_CSS = """
+    EventList { background: $surface; overflow-x: hidden; }
+    EventList > .event-list--cursor {
+        background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground;
+    }
+    EventList:focus > .event-list--cursor {
+        background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold;
+    }
+    """
+
+    cursor: reactive[int] = reactive(0, repaint=False, always_update=True)
+
+    class Moved(Message):
+        """The cursor is on another event (None: the list is empty)."""
+
+        def __init__(self, event: int | None) -> None:
+            super().__init__()
+            self.event = event
+
+    class FollowChanged(Message):
+        """Following started or paused, or the count of unseen events changed."""
+
+    def __init__(self, view: RowView, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.view = view
+        self.following = True
+        self.unseen = 0  # rows added after the cursor while paused
+        self._cache: LRUCache[tuple, Strip] = LRUCache(2048)
+        self._columns: list = []
+        self._columns_width = -1
+        self._last_event: int | None = -1
+        self.header: Widget | None = None  # redrawn when the columns are refitted
+
+    # -- rows changing --------------------------------------------------------------------
+
+    def rows_replaced(self, keep_event: int | None) -> None:
+        """The filter changed: keep the cursor on ``keep_event`` (or the nearest by time)."""
+        self.unseen = 0
+        n = len(self.view)
+        if self.following or keep_event is None or not n:
+            row = max(n - 1, 0)
+        else:
+            row = self.view.nearest(keep_event)
+        self._resize_virtual()
+        self._set_cursor(row, center=True)
+        self.refresh()
+
+    def rows_inserted(self, inserted: Inserted) -> None:
+        """New events were merged into the rows: follow them, or stay on the same event."""
+        n = len(self.view)
+        self._resize_virtual()
+        if self.following:
+            self._set_cursor(n - 1)
+        else:
+            # Keep the same events on screen and under the cursor.
+            old_cursor = self.cursor
+            self.unseen += int((inserted.positions > old_cursor).sum())
+            self.scroll_to(y=inserted.shift(int(self.scroll_y)), animate=False, immediate=True)
+            self._set_cursor(inserted.shift(old_cursor))
+            self.post_message(self.FollowChanged())
+        self.refresh()
+
+    def _resize_virtual(self) -> None:
+        self.virtual_size = Size(0, len(self.view))  # columns always fit: no sideways scroll
+        # Scrolling is clamped to the old size until the next layout: reveal again after it.
+        self.call_after_refresh(self._reveal_cursor)
+
+    def _reveal_cursor(self) -> None:
+        if self.following:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            return
+        height = max(1, self.scrollable_content_region.height)
+        top = int(self.scroll_y)
+        if not top <= self.cursor < top + height:
+            self.scroll_to(y=max(0, self.cursor - height // 2), animate=False, immediate=True)
+
+    # -- cursor ---------------------------------------------------------------------------
+
+    @property
+    def event(self) -> int | None:
+        """The store index of the event under the cursor."""
+        if not len(self.view):
+            return None
+        return int(self.view.rows[min(self.cursor, len(self.view) - 1)])
+
+    def _set_cursor(self, row: int, center: bool = False) -> None:
+        n = len(self.view)
+        row = max(0, min(row, n - 1))
+        old = self.cursor
+        self.cursor = row
+        height = max(1, self.scrollable_content_region.height)
+        top = int(self.scroll_y)
+        if center and not top <= row < top + height:
+            self.scroll_to(y=max(0, row - height // 2), animate=False, immediate=True)
+        elif row < top:
+            self.scroll_to(y=row, animate=False, immediate=True)
+        elif row >= top + height:
+            self.scroll_to(y=row - height + 1, animate=False, immediate=True)
+        self.refresh_line(old - int(self.scroll_y))
+        self.refresh_line(row - int(self.scroll_y))
+        if self.event != self._last_event:
+            self._last_event = self.event
+            self.post_message(self.Moved(self.event))
+
+    def _user_move(self, row: int) -> None:
+        n = len(self.view)
+        self._set_cursor(row)
+        at_end = self.cursor >= n - 1
+        if at_end != self.following:
+            self.following = at_end
+            if at_end:
+                self.unseen = 0
+            self.post_message(self.FollowChanged())
+
+    def action_move(self, step: int) -> None:
+        self._user_move(self.cursor + step)
+
+    def action_page(self, step: int) -> None:
+        height = max(1, self.scrollable_content_region.height - 1)
+        self._user_move(self.cursor + step * height)
+
+    def action_first(self) -> None:
+        self._user_move(0)
+
+    def action_last(self) -> None:
+        self.action_follow()
+
+    def action_follow(self) -> None:
+        self.following = True
+        self.unseen = 0
+        self._set_cursor(len(self.view) - 1)
+        self.post_message(self.FollowChanged())
+
+    def action_error(self, step: int) -> None:
+        row = self.view.next_error(self.cursor, step)
+        if row is None:
+            self.notify("No more errors in that direction", timeout=2)
+            return
+        self._user_move(row)
+
+    def on_mouse_scroll_up(self) -> None:
+        if self.following:
+            self.following = False
+            self.post_message(self.FollowChanged())
+
+    def on_click(self, event) -> None:
+        row = int(self.scroll_y) + event.y
+        if row < len(self.view):
+            self._user_move(row)
+
+    def on_resize(self) -> None:
+        self._resize_virtual()
+
+    # -- drawing --------------------------------------------------------------------------
+
+    def columns(self) -> list:
+        width = self.scrollable_content_region.width
+        if width != self._columns_width:
+            self._columns = fit_columns(width)
+            self._columns_width = width
+            if self.header is not None:
+                self.header.refresh()
+        return self._columns
+
+    def header_text(self) -> str:
+        """Column titles aligned with the rows (drawn by the list's header line)."""
+        return " ".join(c.title.rjust(w) if c.right else c.title.ljust(w) for c, w in self._columns)
+
+    def render_line(self, y: int) -> Strip:
+        row = int(self.scroll_y) + y
+        width = self.scrollable_content_region.width
+        if row >= len(self.view) or width <= 0:
+            return Strip.blank(width, self.rich_style)
+        event = int(self.view.rows[row])
+        is_cursor = row == self.cursor
+        key = (event, width, is_cursor)
+        strip = self._cache.get(key)
+        if strip is None:
+            strip = self._render_event(event, width, is_cursor)
+            self._cache[key] = strip
+        return strip
+
+    def _render_event(self, event: int, width: int, is_cursor: bool) -> Strip:
+        base = self.rich_style
+        if is_cursor:
+            base = base + self.get_component_rich_style("event-list--cursor")
+        text = cells(self.view.store, event, with_date=width >= WIDE_TIME)
+        segments = []
+        for k, (col, w) in enumerate(self.columns()):
+            value = text[col.key]
+            if col.key == "user":
+                value = short_user(value, w)
+            value = pad(fit(value, w, middle=col.key in ("user", "where")), w, col.right)
+            style = base
+            if col.key == "code":
+                style = base + code_style(text["code"])
+            elif col.key in ("time", "latency", "ip"):
+                style = base + DIM if not is_cursor else base
+            if k:
+                segments.append(Segment(" ", base))
+            segments.append(Segment(value, style))
+        return Strip(segments).crop_extend(0, width, base)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    def clear_cache(self) -> None:
+        self._cache.clear()

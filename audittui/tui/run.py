@@ -1,0 +1,84 @@
+"""``audittui [PATH…]``: open the app (``--demo`` on a live copy of the demo logs)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from ..session import Session
+from ..sources import InputError
+
+DEMO_LOGS = Path(__file__).resolve().parents[2] / "demo-logs"
+DEMO_RATE = 8.0  # events/s appended in the demo: following is visible at once
+DEMO_ROTATE = 512 << 10  # bytes: the demo log rotates every minute or so
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="audittui",
+        description="Open audit logs in the terminal app, following the live files. "
+        "Headless commands: audittui {query,summary,stats} --help.",
+        epilog="PATH is a folder (audit.log and its rotated backups) or a file; its rotated "
+        "backups are read too unless --no-backups.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--no-follow", action="store_true", help="read once, do not follow")
+    p.add_argument("--no-backups", action="store_true", help="skip a file's rotated backups")
+    p.add_argument("--poll", action="store_true", help="stat files instead of inotify (NFS)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="open a temporary copy of the demo logs while demo events are appended live",
+    )
+    return p
+
+
+def run_app(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.paths and not args.demo:
+        build_parser().print_help()
+        return 2
+    stop = threading.Event()
+    workdir = None
+    paths = list(args.paths)
+    if args.demo:
+        workdir = tempfile.mkdtemp(prefix="audittui-demo-")
+        paths = [_demo_folder(Path(workdir))]
+        threading.Thread(target=_append_demo, args=(paths[0], stop), daemon=True).start()
+    session = Session(paths, follow=not args.no_follow, backups=not args.no_backups, poll=args.poll)
+    try:
+        session.open()
+    except InputError as exc:
+        print(f"audittui: {exc}", file=sys.stderr)
+        return 2
+    from .app import AuditApp  # Textual only loads once the inputs are known to be readable
+
+    try:
+        AuditApp(session).run()
+    finally:
+        stop.set()
+        session.close()
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _demo_folder(workdir: Path) -> str:
+    folder = workdir / "logs"
+    if DEMO_LOGS.is_dir():
+        shutil.copytree(DEMO_LOGS, folder)
+    else:  # an installed package has no demo-logs: generate the same folder
+        from ..demo import write_demo
+
+        write_demo(folder, 3000, seed=7)
+    return str(folder)
+
+
+def _append_demo(folder: str, stop: threading.Event) -> None:
+    from ..demo import append_live
+
+    append_live(folder, rate=DEMO_RATE, stop=stop, rotate_bytes=DEMO_ROTATE)

@@ -1,0 +1,186 @@
+"""Modal screens: key help, the malformed lines, the export prompt and its confirmation."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Label, Static
+
+from ..sanitize import inert
+from ..store import Malformed
+
+KEYS = (
+    (
+        "Anywhere",
+        (
+            ("/", "filter (Enter keeps it, Esc restores the previous one)"),
+            ("tab / shift+tab", "next / previous pane"),
+            ("1 / 2", "events / summary"),
+            ("enter", "open the event (small screens) or drill down (summary)"),
+            ("esc", "back one level: leave the filter, close the detail, clear the filter"),
+            ("ctrl+s", "export the filtered events to a JSONL file"),
+            ("!", "malformed lines (file, line, reason)"),
+            ("ctrl+p", "command palette"),
+            ("?", "this help"),
+            ("q", "quit"),
+        ),
+    ),
+    (
+        "Filter bar",
+        (
+            ("up / down", "query history (kept across runs)"),
+            ("tab", "complete a field name or a value the log holds; again for the next"),
+        ),
+    ),
+    (
+        "Event list",
+        (
+            ("j k ↑ ↓", "move"),
+            ("pgup pgdn space", "page"),
+            ("g / home", "first event"),
+            ("G / end / F", "last event and follow new ones"),
+            ("e / E", "next / previous error (code ≥ 400)"),
+            ("o / O", "next / previous stage of the same request (auditID)"),
+        ),
+    ),
+    (
+        "Detail",
+        (
+            ("m", "show / hide managedFields"),
+            ("x", "reveal / mask Secret data and tokens"),
+            ("c", "copy the event JSON (OSC 52: works over SSH)"),
+            ("space / enter", "fold or unfold a JSON node"),
+        ),
+    ),
+    (
+        "Summary",
+        (
+            ("b", "group by user, verb, resource, namespace, source IP, user agent, code"),
+            ("s / S", "sort by the next column / reverse the order"),
+            ("enter", "show this row's events in the list"),
+        ),
+    ),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 96; height: 90%;
+        border: round $accent; background: $surface; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for section, keys in KEYS:
+            table.add_row(Text(section, "bold underline"), "")
+            for key, what in keys:
+                table.add_row(key, what)
+            table.add_row("", "")
+        with VerticalScroll():
+            yield Static(table)
+            yield Static(
+                Text(
+                    "Query language: field:value terms (user, group, as, verb, resource, sub, "
+                    "api, ns, name, code, stage, level, decision, ip, ua, id, uri, dur, after, "
+                    "before, since); a,b = either; * glob; /re/; -term or NOT negates; OR; "
+                    '( ); bare words or "phrases" search the raw JSON. See README.',
+                    "dim",
+                )
+            )
+
+
+class MalformedScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    MalformedScreen { align: center middle; }
+    MalformedScreen > Vertical { width: 95%; height: 90%; border: round $warning;
+        background: $surface; }
+    MalformedScreen Label { padding: 0 1; }
+    """
+    LIMIT = 10_000
+
+    def __init__(self, malformed: list[Malformed]) -> None:
+        super().__init__()
+        self.malformed = malformed
+
+    def compose(self) -> ComposeResult:
+        n = len(self.malformed)
+        title = f"{n:,} malformed line(s)" + (
+            f"; the first {self.LIMIT:,} are listed" if n > self.LIMIT else ""
+        )
+        with Vertical():
+            yield Label(Text(title + "  (esc closes)", "bold"))
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("FILE", "LINE", "REASON")
+        for m in self.malformed[: self.LIMIT]:
+            table.add_row(
+                Text(inert(m.path)), Text(f"{m.line:,}", justify="right"), Text(inert(m.reason))
+            )
+        table.focus()
+
+
+class ExportScreen(ModalScreen[str | None]):
+    """Asks for the file name; returns it (or None when cancelled)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    ExportScreen { align: center middle; }
+    ExportScreen > Vertical { width: 80%; max-width: 100; height: auto; border: round $accent;
+        background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, default: str, count: int, masked: bool) -> None:
+        super().__init__()
+        self.default = default
+        self.count = count
+        self.masked = masked
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Export {self.count:,} filtered event(s) as JSON lines to:", "bold"))
+            yield Input(value=self.default, id="export-path")
+            note = (
+                "Secret data and tokens are masked (x in the detail pane reveals them first)."
+                if self.masked
+                else "Secrets are REVEALED in this export (x masks them again)."
+            )
+            yield Label(Text(note + "  Enter writes, Esc cancels.", "dim"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Label { width: auto; max-width: 90%; border: round $warning;
+        background: $surface; padding: 1 2; }
+    """
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        yield Label(Text(self.question + "  [y/n]"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

@@ -1,0 +1,175 @@
+"""The summary pane: one row per user (or verb, resource, namespace, source IP, user agent,
+code) over the active filter, sortable by any column; Enter drills down into the list.
+
+Summaries are computed by :func:`audittui.summary.summarize` in a thread and shown here; a
+DataTable suits this pane (hundreds or a few thousand rows, never a million).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from ..sanitize import inert
+from .columns import fit, short_user
+
+GROUP_ORDER = ("user", "verb", "resource", "ns", "ip", "ua", "code")
+GROUP_TITLES = {
+    "user": "USER",
+    "verb": "VERB",
+    "resource": "RESOURCE",
+    "ns": "NAMESPACE",
+    "ip": "SOURCE IP",
+    "ua": "USER AGENT",
+    "code": "CODE",
+}
+# (row key, title, numeric)
+FIELDS = (
+    ("key", None, False),
+    ("events", "EVENTS", True),
+    ("verbs", "VERBS", False),
+    ("resources", "RES", True),
+    ("namespaces", "NS", True),
+    ("forbidden", "403", True),
+    ("errors", "ERR", True),
+    ("ips", "IPS", True),
+    ("first", "FIRST", False),
+    ("last", "LAST", False),
+)
+MAX_ROWS = 2000  # the rest are counted in the title
+
+
+def verbs_text(verbs: dict[str, int]) -> str:
+    names = list(verbs)
+    text = ",".join(names[:3])
+    return text + (f" +{len(names) - 3}" if len(names) > 3 else "")
+
+
+class SummaryPane(DataTable):
+    """Rows of a summary; ``s``/``S`` sort, ``b`` changes the grouping, Enter drills down."""
+
+    BINDINGS = [
+        Binding("enter", "drill", "Drill down"),
+        Binding("b", "group", "Group by"),
+        Binding("s", "sort(1)", "Sort column"),
+        Binding("S", "sort(-1)", "Reverse sort", show=False),
+    ]
+
+    class Drill(Message):
+        """Show the events of one row: ``field`` (a query field) equals ``value``."""
+
+        def __init__(self, field: str, value: str | None) -> None:
+            super().__init__()
+            self.field = field
+            self.value = value
+
+    class GroupChanged(Message):
+        pass
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.by = "user"
+        self.sort_field = "events"
+        self.descending = True
+        self.rows_data: list[dict[str, Any]] = []  # as displayed (sorted, capped)
+        self._all: list[dict[str, Any]] = []
+        self.total_groups = 0
+
+    def on_mount(self) -> None:
+        self._columns()
+
+    def _columns(self) -> None:
+        self.clear(columns=True)
+        for key, title, _ in FIELDS:
+            label = GROUP_TITLES[self.by] if key == "key" else title
+            if key == self.sort_field:
+                label += " ▼" if self.descending else " ▲"
+            self.add_column(label, key=key)
+
+    def show(self, rows: list[dict[str, Any]]) -> None:
+        """Display summary rows (as :func:`summarize` returns them), keeping the cursor on
+        the same key where possible."""
+        self._all = rows
+        self._display()
+
+    def _display(self) -> None:
+        rows = self._all
+        current = self._current_key()
+        self.total_groups = len(rows)
+        numeric = {k for k, _, num in FIELDS if num}
+        if self.sort_field in numeric:
+            rows = sorted(rows, key=lambda r: r[self.sort_field], reverse=self.descending)
+        else:
+            rows = sorted(
+                rows, key=lambda r: _sort_text(r, self.sort_field), reverse=self.descending
+            )
+        self.rows_data = rows[:MAX_ROWS]
+        self._columns()
+        target = 0
+        for k, r in enumerate(self.rows_data):
+            self.add_row(*self._cells(r), key=str(k))
+            if r["key"] == current:
+                target = k
+        if self.rows_data:
+            self.move_cursor(row=target, animate=False)
+
+    def _cells(self, r: dict[str, Any]) -> list:
+        width = max(20, min(48, self.size.width - 60))
+        key = inert(r["key"])
+        key = short_user(key, width) if self.by == "user" else key
+        return [
+            Text(fit(key, width, middle=True)),
+            Text(f"{r['events']:,}", justify="right"),
+            Text(inert(verbs_text(r["verbs"]))),
+            Text(str(r["resources"]), justify="right"),
+            Text(str(r["namespaces"]), justify="right"),
+            Text(str(r["forbidden"] or ""), "bold magenta", justify="right"),
+            Text(str(r["errors"] or ""), "yellow", justify="right"),
+            Text(f"{r['ips']} {inert(r['top_ip'])}" if r["ips"] else "-"),
+            Text(r["first"][5:19].replace("T", " ")),
+            Text(r["last"][5:19].replace("T", " ")),
+        ]
+
+    def _current_key(self) -> str | None:
+        if not self.rows_data or self.cursor_row >= len(self.rows_data):
+            return None
+        return self.rows_data[self.cursor_row]["key"]
+
+    def action_drill(self) -> None:
+        key = self._current_key()
+        if key is None:
+            return
+        value = None if key == "(none)" else key
+        self.post_message(self.Drill(self.by, value))
+
+    def action_group(self) -> None:
+        self.by = GROUP_ORDER[(GROUP_ORDER.index(self.by) + 1) % len(GROUP_ORDER)]
+        self.rows_data, self._all = [], []
+        self._columns()
+        self.post_message(self.GroupChanged())
+
+    def action_sort(self, step: int) -> None:
+        keys = [k for k, _, _ in FIELDS]
+        if step < 0:
+            self.descending = not self.descending
+        else:
+            self.sort_field = keys[(keys.index(self.sort_field) + 1) % len(keys)]
+            self.descending = self.sort_field != "key"
+        self._display()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key == self.sort_field:
+            self.descending = not self.descending
+        else:
+            self.sort_field, self.descending = key, key != "key"
+        self._display()
+
+
+def _sort_text(row: dict[str, Any], field: str) -> str:
+    value = row[field]
+    return verbs_text(value) if isinstance(value, dict) else str(value)
