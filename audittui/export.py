@@ -4,6 +4,7 @@ file beside the target is renamed over it only once complete)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -63,9 +64,7 @@ def export_jsonl(store: Store, rows: Iterable[int], path: str, mask: bool = True
         os.chmod(tmp, 0o600)  # audit events name users and resources
         os.replace(tmp, target)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise ExportError(f"{target}: {exc.strerror or exc}") from None
     return written

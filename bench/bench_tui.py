@@ -37,9 +37,7 @@ W, H = 120, 40
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(
-        ["tmux", *args], check=True, capture_output=True, text=True
-    ).stdout
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
 
 def screen(name: str) -> str:
@@ -180,8 +178,9 @@ def measure_lnav(path: str) -> dict | None:
     fmt = ROOT.parent / "shared" / "bench" / "lnav-k8s-audit.json"
     home = tempfile.mkdtemp(prefix="lnav-home-")
     if fmt.exists():
-        subprocess.run(["lnav", "-i", str(fmt)], env={**os.environ, "HOME": home},
-                       capture_output=True)
+        subprocess.run(
+            ["lnav", "-i", str(fmt)], env={**os.environ, "HOME": home}, capture_output=True
+        )
     t0 = start(name, f"env HOME={home} TERM=xterm-256color lnav {path}")
     newest = _newest_clock(path)
     first = None
@@ -226,8 +225,17 @@ def measure_follow(rate: int = 5000, seconds: float = 20.0) -> dict:
 
             app.set_interval(0.05, tick)
             writer = subprocess.Popen(
-                [PY, "-m", "audittui.demo", "live", folder, "--rate", str(rate),
-                 "--rotate-bytes", str(64 << 20)],
+                [
+                    PY,
+                    "-m",
+                    "audittui.demo",
+                    "live",
+                    folder,
+                    "--rate",
+                    str(rate),
+                    "--rotate-bytes",
+                    str(64 << 20),
+                ],
                 stderr=subprocess.DEVNULL,
             )
             keys = []
@@ -247,9 +255,12 @@ def measure_follow(rate: int = 5000, seconds: float = 20.0) -> dict:
                     break
             written = sum(1 for _ in _lines(folder))
             result.update(
-                events=len(app.store), written=written,
-                lag_p95=_p95(lags), lag_max=max(lags),
-                keys_p50=statistics.median(keys), keys_p95=_p95(keys),
+                events=len(app.store),
+                written=written,
+                lag_p95=_p95(lags),
+                lag_max=max(lags),
+                keys_p50=statistics.median(keys),
+                keys_p95=_p95(keys),
             )
 
     asyncio.run(main())
@@ -300,8 +311,12 @@ def measure_pilot_keys(path: str) -> dict:
 
     asyncio.run(main())
     session.close()
-    return {"p50": statistics.median(times), "p95": _p95(times), "max": max(times),
-            "filters": filters}
+    return {
+        "p50": statistics.median(times),
+        "p95": _p95(times),
+        "max": max(times),
+        "filters": filters,
+    }
 
 
 def _p95(xs: list[float]) -> float:
@@ -321,11 +336,27 @@ def main() -> int:
     path = args.file
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        subprocess.run([PY, "-m", "audittui.demo", "big", path, "--events", str(args.events),
-                        "--body-fraction", "0.35", "--seed", "11"], check=True)
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "audittui.demo",
+                "big",
+                path,
+                "--events",
+                str(args.events),
+                "--body-fraction",
+                "0.35",
+                "--seed",
+                "11",
+            ],
+            check=True,
+        )
     size = os.path.getsize(path)
-    print(f"file: {path}: {args.events:,} events, {size / 1e9:.2f} GB; "
-          f"{os.cpu_count()} cores; terminal {W}x{H} (tmux)")
+    print(
+        f"file: {path}: {args.events:,} events, {size / 1e9:.2f} GB; "
+        f"{os.cpu_count()} cores; terminal {W}x{H} (tmux)"
+    )
     app = measure_app(path, args.events)
     lnav = measure_lnav(path)
     print(f"first screen (newest events shown)   {app['first']:6.2f} s", end="")
@@ -337,19 +368,25 @@ def main() -> int:
     print(f"resident memory, all indexed         {app['rss']:6.0f} MiB", end="")
     print(f"   lnav {lnav['rss']:6.0f} MiB" if lnav else "")
     print(f"idle CPU, quiet log                  {100 * app['idle_cpu']:6.2f} % of a core")
-    print(f"key → repaint via tmux  p50 {1000 * app['keys_p50']:.0f} ms  p95 "
-          f"{1000 * app['keys_p95']:.0f} ms (includes tmux capture round trips)")
+    print(
+        f"key → repaint via tmux  p50 {1000 * app['keys_p50']:.0f} ms  p95 "
+        f"{1000 * app['keys_p95']:.0f} ms (includes tmux capture round trips)"
+    )
     print(f"field filter, Enter → count on screen {1000 * app['filter']:5.0f} ms")
     keys = measure_pilot_keys(path)
-    print(f"key → repaint in the app (Pilot)  p50 {1000 * keys['p50']:.1f} ms  p95 "
-          f"{1000 * keys['p95']:.1f} ms  max {1000 * keys['max']:.1f} ms")
+    print(
+        f"key → repaint in the app (Pilot)  p50 {1000 * keys['p50']:.1f} ms  p95 "
+        f"{1000 * keys['p95']:.1f} ms  max {1000 * keys['max']:.1f} ms"
+    )
     print("filters in the app (Pilot): " + ", ".join(f"{1000 * f:.0f} ms" for f in keys["filters"]))
     if not args.skip_follow:
         f = measure_follow()
-        print(f"following 5,000/s for 20 s: {f['events']:,} events shown of {f['written']:,} "
-              f"written; event-loop lag p95 {1000 * f['lag_p95']:.0f} ms, max "
-              f"{1000 * f['lag_max']:.0f} ms; key p50 {1000 * f['keys_p50']:.0f} ms, "
-              f"p95 {1000 * f['keys_p95']:.0f} ms")
+        print(
+            f"following 5,000/s for 20 s: {f['events']:,} events shown of {f['written']:,} "
+            f"written; event-loop lag p95 {1000 * f['lag_p95']:.0f} ms, max "
+            f"{1000 * f['lag_max']:.0f} ms; key p50 {1000 * f['keys_p50']:.0f} ms, "
+            f"p95 {1000 * f['keys_p95']:.0f} ms"
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import orjson
 import pytest
+from conftest import v1_event
 
 from audittui import session as session_mod
 from audittui.demo import write_demo
@@ -19,8 +20,6 @@ from audittui.query import parse
 from audittui.session import Session
 from audittui.sources import InputError
 from audittui.view import RowView, matching
-
-from conftest import v1_event
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 

@@ -132,6 +132,10 @@ class AuditApp(App[None]):
         """The main screen (queries must not look into a modal screen on top of it)."""
         return self.screen_stack[0]
 
+    def check_message_enabled(self, message: Message) -> bool:
+        # Workers and timers may still report while the app shuts down: nothing to show then.
+        return bool(self.screen_stack) and super().check_message_enabled(message)
+
     def compose(self) -> ComposeResult:
         yield FilterBar(self.store, self.history, id="filter")
         yield Static("", id="filter-hint")
@@ -162,7 +166,6 @@ class AuditApp(App[None]):
         body.set_class(width >= WIDE, "-wide")
         body.set_class(width < WIDE and height >= TALL, "-tall")
         body.set_class(width < WIDE and height < TALL, "-small")
-
 
     # -- workers: indexing and following --------------------------------------------------
 
@@ -394,7 +397,9 @@ class AuditApp(App[None]):
     def action_focus_filter(self) -> None:
         self.main.query_one(TabbedContent).active = "events"
         bar = self.main.query_one(FilterBar)
-        bar.focus()
+        # At once, not on the next idle: keys typed right after "/" (or pasted with it)
+        # must land in the bar.
+        self.main.set_focus(bar)
         bar.cursor_position = len(bar.value)
 
     def action_tab(self, tab: str) -> None:

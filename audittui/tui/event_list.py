@@ -9,8 +9,8 @@ any move away pauses following and counts "+N new" until End, G or F resumes.
 from __future__ import annotations
 
 from rich.segment import Segment
-from rich.text import Text
 from rich.style import Style
+from rich.text import Text
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
