@@ -13,16 +13,24 @@ its codes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from .formats import UNIQUE_FIELDS
-from .query import ALIASES, CASE_INSENSITIVE, FIELDS, MULTI_VALUED, STRING_FIELDS
+from .query import (
+    ALIASES,
+    CASE_INSENSITIVE,
+    FIELDS,
+    MULTI_VALUED,
+    STRING_FIELDS,
+    display_api,
+)
 
 if TYPE_CHECKING:
     from .store import Store
@@ -38,8 +46,6 @@ _NAME_PREFIX_RE = re.compile(r"[A-Za-z_][\w-]*")
 # slash (a regex, or a CIDR for ip:), holding whitespace (str.isspace, as the parser), a
 # separator ( ) , or a * (glob); quotes anywhere are quoted too, for the reader's sake.
 _NEEDS_QUOTES = re.compile(r'[\s(),*"]|\A/')
-# The same test over many values joined by NUL (neither special nor whitespace).
-_ANY_NEEDS_QUOTES = re.compile(r'[\s(),*"]|(?:\A|\x00)/')
 
 
 @dataclass
@@ -278,157 +284,267 @@ def _complete_field(tok: _Token, cursor: int, token: str) -> Completion:
 # -- values -------------------------------------------------------------------------------------
 
 
+class _Found(NamedTuple):
+    """Matching values: the best few in order, the common prefix of all, and whether all,
+    none or some of them ("all", "none", "mixed") must be quoted."""
+
+    ranked: list[str]
+    prefix: str
+    quoting: str
+
+
 def _complete_value(text: str, tok: _Token, cursor: int, token: str, store: Any) -> Completion:
-    empty = Completion(tok.start, cursor, token=token)
     spelling, canonical = _canonical(tok.name)
     head = tok.neg + spelling + text[tok.colon : tok.alt]
     exclude = set(tok.earlier)
+    found: _Found | None = None
     if canonical == "code":
-        values, totals = _codes(store, tok.prefix, exclude)
+        found = _codes(store, tok.prefix, exclude)
     elif canonical == "resource" and "/" in tok.prefix:
-        values, totals = _resource_pairs(store, tok.prefix, exclude)
+        found = _resource_pairs(store, tok.prefix, exclude)
     elif canonical in VALUE_FIELDS:
-        values, totals = _strings(store, canonical, tok.prefix, exclude)
+        found = _strings(store, canonical, tok.prefix, exclude)
+    if found is None:
+        return Completion(tok.start, cursor, token=token)
+    candidates = [head + _render(v, tok.quoted) for v in found.ranked]
+    if len(candidates) == 1:
+        common = candidates[0]
+    elif tok.quoted or found.quoting == "all":
+        common = head + '"' + _escape(found.prefix)
+    elif found.quoting == "mixed":
+        common = head  # quoted and bare candidates part right after the head
     else:
-        return empty
-    if not values:
-        return empty
-    if len(values) > MAX_CANDIDATES:
-        top = np.argpartition(-totals, MAX_CANDIDATES - 1)[:MAX_CANDIDATES].tolist()
-    else:
-        top = range(len(values))
-    best = sorted((-totals[k], values[k]) for k in top)
-    candidates = [head + _render(v, tok.quoted) for _, v in best]
-    return Completion(
-        tok.start, cursor, candidates, _common(head, values, tok.quoted), "value", token
-    )
+        common = head + found.prefix
+    return Completion(tok.start, cursor, candidates, common, "value", token)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _render(value: str, quote: bool = False) -> str:
     """``value`` as the parser reads it back literally (quoted when it has to be)."""
-    if quote or not value or _NEEDS_QUOTES.search(value):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if quote or _needs_quotes(value):
+        return '"' + _escape(value) + '"'
     return value
 
 
-def _common(head: str, values: list[str], quote: bool) -> str:
-    """Longest common prefix of ``head + _render(v)`` over all ``values`` (not only the listed
-    candidates), without rendering them all."""
-    if len(values) == 1:
-        return head + _render(values[0], quote)
-    raw = os.path.commonprefix([min(values), max(values)])
-    if not quote and _ANY_NEEDS_QUOTES.search("\x00".join(values)):
-        quoted = sum(1 for v in values if _NEEDS_QUOTES.search(v))
-        if quoted < len(values):
-            return head  # some quoted, some not: they differ right after the head
-        quote = True
-    if quote:
-        return head + '"' + raw.replace("\\", "\\\\").replace('"', '\\"')
-    return head + raw
+def _needs_quotes(value: str) -> bool:
+    return not value or _NEEDS_QUOTES.search(value) is not None
 
 
-def _strings(
-    store: Any, canonical: str, prefix: str, exclude: set[str]
-) -> tuple[list[str], np.ndarray]:
-    """Distinct values of a string field starting with ``prefix`` and the number of events
-    holding each (those held by none left out)."""
+def _quoting(values: list[str]) -> str:
+    quoted = sum(map(_needs_quotes, values))
+    return "none" if not quoted else "all" if quoted == len(values) else "mixed"
+
+
+def _small(values: list[str], totals: list[int]) -> _Found | None:
+    """A short list of distinct values with their counts, ranked."""
+    if not values:
+        return None
+    ranked = [v for _, v in sorted(zip((-t for t in totals), values, strict=True))]
+    prefix = os.path.commonprefix([min(values), max(values)])
+    return _Found(ranked[:MAX_CANDIDATES], prefix, _quoting(values))
+
+
+def _codes(store: Any, prefix: str, exclude: set[str]) -> _Found | None:
+    col = store.column("code")
+    present = col[(col > 0) & (col < 10_000)]  # 0: no status yet; the parser takes 4 digits
+    counts = np.bincount(present, minlength=1)
+    codes = np.flatnonzero(counts).tolist()
+    texts = [str(c) for c in codes]
+    keep = [k for k, t in enumerate(texts) if t.startswith(prefix) and t not in exclude]
+    return _small([texts[k] for k in keep], [int(counts[codes[k]]) for k in keep])
+
+
+def _resource_pairs(store: Any, prefix: str, exclude: set[str]) -> _Found | None:
+    """``res:pods/e`` → the subresources seen with exactly that resource (any case if none)."""
+    res_prefix, sub_prefix = prefix.split("/", 1)
+    res_codes = store.column("resource")
+    sub_codes = store.column("subresource")
+    res_values = store.tables["resource"].values[:]
+    sub_values = store.tables["subresource"].values[:]
+    wanted = [k for k, v in enumerate(res_values) if v and v == res_prefix]
+    if not wanted:
+        low = res_prefix.lower()
+        wanted = [k for k, v in enumerate(res_values) if v and v.lower() == low]
+    n = min(len(res_codes), len(sub_codes))  # both grow: the events both hold
+    res_codes, sub_codes = res_codes[:n], sub_codes[:n]
+    pairs: dict[str, int] = {}
+    for k in wanted:
+        counts = np.bincount(sub_codes[res_codes == k], minlength=len(sub_values))
+        for code in np.flatnonzero(counts[1:]).tolist():
+            sub = sub_values[code + 1]
+            pair = f"{res_values[k]}/{sub}"
+            if sub.startswith(sub_prefix) and pair not in exclude:
+                pairs[pair] = pairs.get(pair, 0) + int(counts[code + 1])
+    return _small(list(pairs), list(pairs.values()))
+
+
+def _strings(store: Any, canonical: str, prefix: str, exclude: set[str]) -> _Found | None:
+    """Distinct values of a string field starting with ``prefix`` (held by some event, and
+    not among ``exclude``), most frequent first."""
     column = STRING_FIELDS[canonical]
     codes = store.column(column)  # before the values: a code never outruns its table
     values = store.tables[column].values[1:]  # a copy: the table may grow meanwhile
     if canonical == "api":
-        values = ["core" if v == "" else v for v in values]
+        values = [display_api(v) for v in values]
     counts = np.bincount(codes, minlength=len(values) + 1)
-    if column in MULTI_VALUED:
-        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-        owners = np.repeat(np.arange(1, len(values) + 1), lengths)
+    if column in MULTI_VALUED:  # tuples: complete their strings, each owned by its tuple
+        sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        owners = np.repeat(np.arange(1, len(values) + 1), sizes)
         values = list(itertools.chain.from_iterable(values))
     else:
-        owners = None
-    ci = canonical in CASE_INSENSITIVE
-    found = _prefixed(values, prefix, ci)
-    if not found[0] and not ci and prefix:
-        found = _prefixed(values, prefix, True)  # nothing in this case: try any case
-    matched, idx = found
-    if not matched:
-        return [], np.zeros(0, dtype=np.int64)
-    totals = counts[idx + 1] if owners is None else counts[owners[idx]]
-    if owners is not None or column in UNIQUE_FIELDS:
-        matched, totals = _merge(matched, totals)  # one value may stand under several codes
-    exclude = exclude | {""}
+        owners = np.arange(1, len(values) + 1)
+    seg = _Segments.of(values)
+    if canonical in CASE_INSENSITIVE:
+        idx = seg.lower().starting_with(prefix.lower())
+    else:
+        idx = seg.starting_with(prefix)
+        if not len(idx) and prefix:  # nothing in this case: try any case
+            idx = seg.lower().starting_with(prefix.lower())
+    keep = (counts[owners[idx]] > 0) & (seg.lengths[idx] > 0)
     if canonical in ("ip", "resource"):
         # A '/' makes a CIDR (ip:) or a resource/subresource pair: not the literal value.
-        exclude |= {v for v in matched if "/" in v}
-    keep = totals > 0
-    if exclude:
-        keep &= ~np.fromiter(map(exclude.__contains__, matched), dtype=bool, count=len(matched))
-    if not keep.all():
-        matched = list(itertools.compress(matched, keep.tolist()))
-        totals = totals[keep]
-    return matched, totals
+        keep &= seg.count(ord("/"))[idx] == 0
+    for value in exclude:
+        keep &= ~np.isin(idx, seg.equal_to(value))
+    idx = idx[keep]
+    if not len(idx):
+        return None
+    totals = counts[owners[idx]]
+    ranked = _rank(values, idx, totals, column in MULTI_VALUED or column in UNIQUE_FIELDS)
+    common = values[int(idx[0])][: seg.common_length(idx)]
+    if len(ranked) == 1:
+        return _Found(ranked, common, "none")
+    if len(idx) <= 1000:
+        quoting = _quoting([values[k] for k in idx.tolist()])
+    else:
+        quoted = int(seg.needs_quotes()[idx].sum())
+        quoting = "none" if not quoted else "all" if quoted == len(idx) else "mixed"
+    return _Found(ranked, common, quoting)
 
 
-def _prefixed(values: list[str], prefix: str, ci: bool) -> tuple[list[str], np.ndarray]:
-    """The values starting with ``prefix`` and their positions (C-level passes only)."""
-    if not prefix:
-        return values, np.arange(len(values))
-    subject = map(str.lower, values) if ci else values
-    want = prefix.lower() if ci else prefix
-    mask = np.fromiter(
-        map(str.startswith, subject, itertools.repeat(want)), dtype=bool, count=len(values)
+EXACT_MERGE = 20_000  # matches up to which the counts of a value under several codes are summed
+
+
+def _rank(values: list[str], idx: np.ndarray, totals: np.ndarray, repeats: bool) -> list[str]:
+    """The :data:`MAX_CANDIDATES` most frequent distinct values among ``values[idx]`` (ties:
+    alphabetical). When a value can stand under several codes (tuples, concatenated tables),
+    its counts are summed, up to :data:`EXACT_MERGE` matches; beyond, it ranks by its largest
+    count (cheap, and close enough for ordering)."""
+    if not repeats or len(idx) <= EXACT_MERGE:
+        if repeats:
+            sums: dict[str, int] = {}
+            for value, total in zip(
+                map(values.__getitem__, idx.tolist()), totals.tolist(), strict=True
+            ):
+                sums[value] = sums.get(value, 0) + total
+            names, totals = list(sums), np.fromiter(sums.values(), np.int64, len(sums))
+        else:
+            names = None
+        best = _top_positions(totals, MAX_CANDIDATES)
+        name = (lambda j: names[j]) if names is not None else (lambda j: values[idx[j]])
+        return [name(j) for j in sorted(best, key=lambda j: (-totals[j], name(j)))]
+    want = MAX_CANDIDATES * 4
+    while True:
+        part = sorted(_top_positions(totals, want), key=lambda j: (-totals[j], values[idx[j]]))
+        picked = list(dict.fromkeys(values[idx[j]] for j in part))
+        if len(picked) >= MAX_CANDIDATES or want >= len(idx):
+            return picked[:MAX_CANDIDATES]
+        want *= 4
+
+
+def _top_positions(totals: np.ndarray, k: int) -> list[int]:
+    """Positions of the ``k`` largest totals, in no particular order."""
+    if len(totals) <= k:
+        return list(range(len(totals)))
+    return np.argpartition(-totals, k - 1)[:k].tolist()
+
+
+_LUT_SIZE = 0x3001  # U+3000 is the last code point str.isspace() holds true
+
+
+@functools.cache
+def _special_lut() -> np.ndarray:
+    """Code point → needs quoting (as _NEEDS_QUOTES: whitespace and '(),*"')."""
+    return np.fromiter(
+        (_NEEDS_QUOTES.search(chr(c)) is not None for c in range(_LUT_SIZE)), bool, _LUT_SIZE
     )
-    idx = np.flatnonzero(mask)
-    return list(itertools.compress(values, mask.tolist())), idx
 
 
-def _merge(values: list[str], totals: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Sum the totals of equal values (first occurrences kept, in order)."""
-    first: dict[str, int] = {}
-    pos = np.fromiter(
-        map(first.setdefault, values, itertools.count()), dtype=np.int64, count=len(values)
-    )
-    if len(first) == len(values):
-        return values, totals
-    starts = np.fromiter(first.values(), dtype=np.int64, count=len(first))
-    dense = np.zeros(len(values), dtype=np.int64)
-    dense[starts] = np.arange(len(starts))
-    merged = np.bincount(dense[pos], weights=totals, minlength=len(starts)).astype(np.int64)
-    return list(first), merged
+class _Segments:
+    """Strings as one array of code points (NUL between them) with each one's start and
+    length: prefix tests over a hundred thousand values in a few numpy passes instead of a
+    Python call per value."""
 
+    __slots__ = ("text", "points", "starts", "lengths")
 
-def _codes(store: Any, prefix: str, exclude: set[str]) -> tuple[list[str], np.ndarray]:
-    col = store.column("code")
-    present = col[(col > 0) & (col < 10_000)]  # 0: no status yet; the parser takes 4 digits
-    counts = np.bincount(present, minlength=1) if len(present) else np.zeros(1, np.int64)
-    codes = np.flatnonzero(counts)
-    texts = [str(c) for c in codes.tolist()]
-    keep = [k for k, t in enumerate(texts) if t.startswith(prefix) and t not in exclude]
-    return [texts[k] for k in keep], counts[codes[keep]]
+    def __init__(self, text: str, n: int) -> None:
+        self.text = text
+        self.points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        seps = np.flatnonzero(self.points == 0)
+        self.starts = np.zeros(n, dtype=np.int64)
+        self.starts[1:] = seps + 1
+        ends = np.empty(n, dtype=np.int64)
+        ends[:-1] = seps
+        ends[-1:] = len(self.points)
+        self.lengths = ends - self.starts
 
+    @classmethod
+    def of(cls, values: list[str]) -> _Segments:
+        text = "\x00".join(values)
+        if text.count("\x00") != max(len(values) - 1, 0):
+            # A value holds NUL (JSON allows it): U+FFFF stands for it, lengths kept.
+            text = "\x00".join(v.replace("\x00", "\uffff") for v in values)
+        return cls(text, len(values))
 
-def _resource_pairs(store: Any, prefix: str, exclude: set[str]) -> tuple[list[str], np.ndarray]:
-    """``res:pods/e`` → the subresources seen with exactly that resource (any case if none)."""
-    res_prefix, sub_prefix = prefix.split("/", 1)
-    if not res_prefix:
-        return [], np.zeros(0, dtype=np.int64)
-    res_values = store.tables["resource"].values
-    wanted = [k for k, v in enumerate(res_values) if v == res_prefix]
-    if not wanted:
-        low = res_prefix.lower()
-        wanted = [k for k, v in enumerate(res_values) if v is not None and v.lower() == low]
-    if not wanted:
-        return [], np.zeros(0, dtype=np.int64)
-    res_codes = store.column("resource")
-    sub_codes = store.column("subresource")
-    n = min(len(res_codes), len(sub_codes))  # both grow; read the events both hold
-    sub_values = store.tables["subresource"].values
-    pairs: dict[str, int] = {}
-    for k in wanted:
-        subs = sub_codes[:n][res_codes[:n] == k]
-        counts = np.bincount(subs, minlength=1)
-        for code in np.flatnonzero(counts[1:] if len(counts) > 1 else counts[:0]).tolist():
-            sub = sub_values[code + 1]
-            if sub and sub.startswith(sub_prefix):
-                pair = f"{res_values[k]}/{sub}"
-                if pair not in exclude:
-                    pairs[pair] = pairs.get(pair, 0) + int(counts[code + 1])
-    return list(pairs), np.fromiter(pairs.values(), dtype=np.int64, count=len(pairs))
+    def lower(self) -> _Segments:
+        """The same strings lower-cased (lengths may change; positions do not)."""
+        return _Segments(self.text.lower(), len(self.starts))
+
+    def starting_with(self, prefix: str) -> np.ndarray:
+        """Positions of the strings that start with ``prefix``."""
+        want = np.frombuffer(
+            prefix.replace("\x00", "\uffff").encode("utf-32-le", "surrogatepass"), dtype="<u4"
+        )
+        idx = np.flatnonzero(self.lengths >= len(want))
+        for i, point in enumerate(want.tolist()):
+            if not len(idx):
+                break
+            idx = idx[self.points[self.starts[idx] + i] == point]
+        return idx
+
+    def equal_to(self, value: str) -> np.ndarray:
+        idx = self.starting_with(value)
+        return idx[self.lengths[idx] == len(value)]
+
+    def common_length(self, idx: np.ndarray) -> int:
+        """How many leading code points all strings at ``idx`` share."""
+        starts = self.starts[idx]
+        shortest = int(self.lengths[idx].min())
+        i = 0
+        while i < shortest:
+            points = self.points[starts + i]
+            if (points != points[0]).any():
+                break
+            i += 1
+        return i
+
+    def count(self, point: int) -> np.ndarray:
+        """Per string, how many times it holds the code point."""
+        return self._per_string(self.points == point)
+
+    def needs_quotes(self) -> np.ndarray:
+        """Per string, whether :func:`_needs_quotes` holds."""
+        p = self.points
+        special = _special_lut()[np.minimum(p, _LUT_SIZE - 1)] & (p < _LUT_SIZE)
+        lead = np.zeros(len(self.starts), dtype=bool)
+        present = self.lengths > 0
+        lead[present] = p[self.starts[present]] == ord("/")
+        return (self._per_string(special) > 0) | lead | ~present
+
+    def _per_string(self, mask: np.ndarray) -> np.ndarray:
+        cumulative = np.zeros(len(mask) + 1, dtype=np.int64)
+        np.cumsum(mask, out=cumulative[1:])
+        return cumulative[self.starts + self.lengths] - cumulative[self.starts]

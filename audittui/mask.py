@@ -57,7 +57,9 @@ class _Masker:
         out: dict[str, Any] = {}
         for key, item in value.items():
             lower = key.lower() if isinstance(key, str) else ""
-            if kind == "Secret" and key in ("data", "stringData") and isinstance(item, dict):
+            # Under a secrets request, list items and patches are Secrets without a kind.
+            secret = kind == "Secret" or self.secret_resource
+            if secret and key in ("data", "stringData") and isinstance(item, dict):
                 out[key] = {k: self.blank(v) for k, v in item.items()}
             elif kind == "ConfigMap" and key in ("data", "binaryData") and isinstance(item, dict):
                 out[key] = {
@@ -95,14 +97,7 @@ def mask_event(event: dict) -> tuple[dict, int]:
     out = dict(event)
     for key in _BODIES:
         if key in event:
-            body = event[key]
-            if secret_resource and isinstance(body, dict) and "kind" not in body:
-                body = {**body, "kind": "Secret"}  # a bare Secret body (patches omit kind)
-                masked = masker.walk(body)
-                masked.pop("kind")
-            else:
-                masked = masker.walk(body)
-            out[key] = masked
+            out[key] = masker.walk(event[key])
     return out, masker.count
 
 

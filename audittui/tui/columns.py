@@ -46,20 +46,25 @@ def fit_columns(width: int) -> list[tuple[Column, int]]:
         if _need(cols) <= width:
             break
         cols = [c for c in cols if c.key != key]
-    if width >= WIDE_TIME:
-        cols = [Column("time", "TIME", 18) if c.key == "time" else c for c in cols]
-    spare = max(0, width - _need(cols))
-    flex = sum(c.flex for c in cols)
-    sizes = []
-    for c in cols:
-        extra = spare * c.flex // flex if c.flex else 0
-        sizes.append((c, c.width + extra))
-    # Give rounding leftovers to the last flexible column so the row fills the width.
-    left = width - sum(w for _, w in sizes) - (len(sizes) - 1)
-    if left > 0:
-        k = max(i for i, (c, _) in enumerate(sizes) if c.flex)
-        sizes[k] = (sizes[k][0], sizes[k][1] + left)
-    return sizes
+    wide = [Column("time", "TIME", 18) if c.key == "time" else c for c in cols]
+    if width >= WIDE_TIME and _need(wide) <= width:
+        cols = wide
+    sizes = [[c, c.width] for c in cols]
+    flexible = [s for s in sizes if s[0].flex]
+    spare = width - _need(cols)
+    if spare < 0:
+        # Narrower than every minimum: the flexible columns give up room, down to 4 cells.
+        while spare < 0 and any(s[1] > 4 for s in flexible):
+            widest = max(flexible, key=lambda s: s[1])
+            widest[1] -= 1
+            spare += 1
+    else:
+        flex = sum(c.flex for c in cols)
+        for s in flexible:
+            s[1] += spare * s[0].flex // flex
+        # Rounding leftovers go to the last flexible column, so rows fill the width.
+        flexible[-1][1] += width - sum(w for _, w in sizes) - (len(sizes) - 1)
+    return [(c, w) for c, w in sizes]
 
 
 def _need(cols: list[Column]) -> int:
@@ -129,7 +134,8 @@ def cells(store: Store, i: int, with_date: bool) -> dict[str, str]:
         "what": inert(what),
         "where": inert(where),
         "code": str(code) if code else "-",
-        "latency": format_duration(v("latency", i)),
+        # A RequestReceived event has no latency yet (its two timestamps are the same).
+        "latency": "" if v("stage", i) == "RequestReceived" else format_duration(v("latency", i)),
         "ip": inert(ips[0]) if ips else "-",
     }
 

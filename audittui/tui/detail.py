@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from ..formats import format_duration, format_time
+from ..formats import format_duration
 from ..mask import mask_event
 from ..sanitize import inert
 from ..store import EventGone, Store
@@ -23,7 +23,8 @@ DECISION = "authorization.k8s.io/decision"
 
 
 def header(event: dict[str, Any], latency: int) -> Text:
-    """The event in one line: ``alice get secrets ns/name → 403 forbid (reason) 12ms …``."""
+    """``alice get secrets ns/name → 403 forbid 12ms <time> from <ip>``, and the
+    authorizer's reason on a second line when there is one."""
     get = _getter(event)
     user = get("user", "username") or "-"
     text = Text()
@@ -48,9 +49,6 @@ def header(event: dict[str, Any], latency: int) -> Text:
     decision = annotations.get(DECISION)
     if decision:
         text.append(f" {inert(str(decision))}", "red" if decision == "forbid" else "green")
-    reason = annotations.get(REASON)
-    if reason:
-        text.append(f" ({inert(str(reason))})", "dim")
     text.append(f"  {format_duration(latency)}" if latency >= 0 else "", "dim")
     when = event.get("requestReceivedTimestamp") or event.get("stageTimestamp")
     if when:
@@ -58,6 +56,9 @@ def header(event: dict[str, Any], latency: int) -> Text:
     ips = event.get("sourceIPs")
     if isinstance(ips, list) and ips:
         text.append(f"  from {inert(str(ips[0]))}", "dim")
+    reason = annotations.get(REASON)
+    if reason:
+        text.append(f"\n{inert(str(reason))}", "dim")
     return text
 
 
@@ -74,7 +75,8 @@ class DetailPane(Vertical, can_focus=False):
 
     DEFAULT_CSS = """
     DetailPane { height: 1fr; }
-    DetailPane > #detail-header { height: auto; max-height: 3; padding: 0 1;
+    DetailPane > #detail-header { height: auto; max-height: 4; padding: 0 1;
+        text-wrap: nowrap; text-overflow: ellipsis;
         background: $boost; }
     DetailPane > JsonTree { height: 1fr; }
     """
@@ -172,7 +174,3 @@ class DetailPane(Vertical, can_focus=False):
             return None
         return orjson.dumps(self.shown, option=orjson.OPT_INDENT_2).decode()
 
-    def time_text(self) -> str:
-        if self.event_index is None:
-            return ""
-        return format_time(int(self.store.column("time")[self.event_index]))

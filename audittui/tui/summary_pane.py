@@ -45,8 +45,8 @@ MAX_ROWS = 2000  # the rest are counted in the title
 
 def verbs_text(verbs: dict[str, int]) -> str:
     names = list(verbs)
-    text = ",".join(names[:3])
-    return text + (f" +{len(names) - 3}" if len(names) > 3 else "")
+    text = ",".join(names[:2])
+    return text + (f" +{len(names) - 2}" if len(names) > 2 else "")
 
 
 class SummaryPane(DataTable):

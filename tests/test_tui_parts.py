@@ -1,0 +1,180 @@
+"""The app's pieces on their own: column fitting and shortening, the JSON tree, exports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+
+import orjson
+import pytest
+from conftest import v1_event
+from rich.text import Text
+from textual.app import App, ComposeResult
+
+from audittui.export import ExportError, export_jsonl
+from audittui.loader import load
+from audittui.tui.columns import fit, fit_columns, pad, short_user
+from audittui.tui.json_tree import MAX_NODES, JsonTree
+
+# -- columns ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [60, 72, 80, 95, 100, 101, 120, 200])
+def test_columns_fill_the_width_exactly(width):
+    cols = fit_columns(width)
+    assert sum(w for _, w in cols) + len(cols) - 1 == width
+    keys = [c.key for c, _ in cols]
+    assert keys[:6] == ["time", "user", "verb", "what", "where", "code"]
+    assert ("ip" in keys) == (width >= 95)
+    assert dict((c.key, w) for c, w in cols)["time"] == (18 if width >= 101 else 12)
+
+
+def test_names_are_shortened_the_way_people_say_them():
+    sa = "system:serviceaccount:kube-system:replicaset-controller"
+    assert short_user(sa) == "sa:kube-system/replicaset-controller"
+    assert short_user(sa, 24) == "sa:replicaset-controller"  # the name matters more
+    assert short_user("system:serviceaccount:monitoring:prom", 16) == "sa:monitor…/prom"
+    node = "system:node:ip-10-0-2-141.eu-west-1.compute.internal"
+    assert short_user(node, 20) == "node:ip-10-0-2-141"
+    assert short_user("alice", 3) == "alice"  # plain names are cut by fit()
+    assert fit("abcdefghij", 5) == "abcd…"
+    assert fit("abcdefghij", 5, middle=True) == "ab…ij"
+
+
+def test_wide_characters_keep_columns_aligned():
+    text = fit("用户用户用户", 7)
+    assert pad(text, 7).__len__() <= 7
+    from rich.cells import cell_len
+
+    assert cell_len(pad(text, 7)) == 7
+    assert cell_len(pad("ab", 5, right=True)) == 5
+
+
+# -- JSON tree --------------------------------------------------------------------------------
+
+
+class TreeApp(App):
+    def compose(self) -> ComposeResult:
+        yield JsonTree(id="t")
+
+
+def labels(node) -> list[str]:
+    out = []
+    for child in node.children:
+        out.append(child.label.plain)
+        out.extend(labels(child))
+    return out
+
+
+def run_tree(value, check, **kw) -> None:
+    async def main():
+        app = TreeApp()
+        async with app.run_test(size=(100, 30)) as pilot:
+            tree = app.query_one(JsonTree)
+            tree.show(value, **kw)
+            await pilot.pause()
+            await check(tree, pilot)
+
+    asyncio.run(main())
+
+
+def test_tree_shows_log_text_inert_and_never_as_markup():
+    value = {
+        "user": {"username": "[bold]root[/bold] \x1b[31mx\u202ey"},
+        "[link=http://x]k[/link]": 1,
+        "n": None,
+        "ok": True,
+    }
+
+    async def check(tree, pilot):
+        text = "\n".join(labels(tree.root))
+        assert "[bold]root[/bold]" in text and "\\x1b[31m" in text and "\\u202e" in text
+        assert "\x1b" not in text and "\u202e" not in text
+        assert '"[link=http://x]k[/link]": 1' in text
+        assert '"n": null' in text and '"ok": true' in text
+        assert all(isinstance(c.label, Text) for c in tree.root.children)
+
+    run_tree(value, check)
+
+
+def test_tree_hides_managed_fields_cuts_long_strings_and_folds_big_arrays():
+    value = {
+        "metadata": {"managedFields": [{"manager": "kubectl"}], "name": "x"},
+        "blob": "y" * 5000,
+        "items": list(range(500)),
+    }
+
+    async def check(tree, pilot):
+        text = "\n".join(labels(tree.root))
+        assert '"managedFields": … hidden (m shows)' in text and "kubectl" not in text
+        assert "(5,000 chars)" in text and "y" * 2001 not in text
+        items = next(c for c in tree.root.children if c.label.plain.startswith('"items"'))
+        assert not items.is_expanded and not items.children  # filled only when opened
+        items.expand()
+        await pilot.pause()
+        assert len(items.children) == 500
+        tree.show(value, hide=frozenset())
+        await pilot.pause()
+        assert "kubectl" in "\n".join(labels(tree.root))
+
+    run_tree(value, check)
+
+
+def test_tree_of_a_huge_body_stays_small():
+    value = {"requestObject": {"data": {f"k{i}": {"v": i} for i in range(20000)}}}
+
+    async def check(tree, pilot):
+        def count(node):
+            return len(node.children) + sum(count(c) for c in node.children)
+
+        assert count(tree.root) <= MAX_NODES * 2 + 20000  # one level, not 40,000 nodes
+        data = tree.root.children[0].children[0]
+        assert all(not c.children for c in data.children[-10:])  # deep nodes not built
+
+    run_tree(value, check)
+
+
+# -- export -----------------------------------------------------------------------------------
+
+
+def test_export_masks_escapes_and_refuses_the_log_folder(tmp_path, write_lines):
+    secret = v1_event(
+        objectRef={"resource": "secrets", "name": "s"},
+        requestObject={"kind": "Secret", "data": {"k": "c2VjcmV0"}},
+        user={"username": "eve\u202e"},
+    )
+    path = write_lines("audit.log", [v1_event(), secret])
+    store = load(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    n = export_jsonl(store, range(len(store)), str(out / "e.jsonl"))
+    data = (out / "e.jsonl").read_bytes()
+    assert n == 2 and len(data.splitlines()) == 2
+    assert b"c2VjcmV0" not in data and b"\\u202e" in data and "\u202e".encode() not in data
+    assert orjson.loads(data.splitlines()[1])["user"]["username"] == "eve\u202e"
+    assert stat.S_IMODE(os.stat(out / "e.jsonl").st_mode) == 0o600
+    export_jsonl(store, [1], str(out / "r.jsonl"), mask=False)
+    assert b"c2VjcmV0" in (out / "r.jsonl").read_bytes()
+    with pytest.raises(ExportError, match="never writes there"):
+        export_jsonl(store, [0], str(tmp_path / "x.jsonl"))  # beside the log
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_failed_export_leaves_no_partial_file(tmp_path, write_lines, monkeypatch):
+    path = write_lines("audit.log", [v1_event(), v1_event()])
+    store = load(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "e.jsonl").write_text("old")
+
+    def full(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("audittui.export.inert_json", full)
+    with pytest.raises(ExportError, match="No space left"):
+        export_jsonl(store, range(2), str(out / "e.jsonl"))
+    assert (out / "e.jsonl").read_text() == "old"  # the old file is intact
+    assert os.listdir(out) == ["e.jsonl"]  # and no temporary file is left behind
+    with pytest.raises(ExportError, match="no such folder"):
+        export_jsonl(store, range(2), str(out / "nope" / "e.jsonl"))
