@@ -123,7 +123,8 @@ class History:
         if self.path is None:
             return None
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(self.path, flags)
         except FileNotFoundError:
             return []
         except OSError as exc:

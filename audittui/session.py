@@ -217,6 +217,7 @@ class Session:
                 self._plan_later(path, fd)
             self._later.clear()
             self._run_parts(on_batch, cancelled)
+            self.store.order()  # sort now, not when the first filter is typed
         finally:
             self.indexing = False
             self.done_bytes = self.total_bytes

@@ -149,7 +149,8 @@ class Store:
         self._codes = {name: _Column(np.int32) for name in STRING_COLUMNS}
         self._source_col = _Column(np.uint16)
         self._n = 0
-        self._order: np.ndarray | None = None
+        self._order: np.ndarray | None = None  # event indices in time order (see order())
+        self._order_times = np.empty(0, dtype=np.int64)
         # (auditID, stage, stageTimestamp) → the events held with them, when deduplicating
         self._seen: dict[tuple, list] = {}
         self.duplicates = 0  # identical events dropped
@@ -193,7 +194,6 @@ class Store:
                     col.extend(batch.codes[name], table.codes_for(local))
             self._source_col.extend(np.full(len(batch), batch.source, dtype=np.uint16))
             self._n += len(batch)
-            self._order = None
             self.malformed.extend(
                 Malformed(src.path, line + first_line - 1, reason)
                 for line, reason in batch.malformed
@@ -278,12 +278,21 @@ class Store:
         return self.column(name)[i].item()
 
     def order(self) -> np.ndarray:
-        """All event indices sorted by event time (stable: ties keep reading order)."""
+        """All event indices sorted by event time (stable: ties keep reading order).
+
+        Kept up to date incrementally: events appended since the last call are sorted among
+        themselves and merged in (a live log mostly appends in time order), instead of
+        sorting everything again."""
         with self._lock:
-            if self._order is None or len(self._order) != self._n:
-                self._order = np.argsort(self._numbers["time"].view(), kind="stable").astype(
-                    np.int64
-                )
+            n = self._n
+            if self._order is not None and len(self._order) == n:
+                return self._order
+            times = self._numbers["time"].view()[:n]
+            done = 0 if self._order is None else len(self._order)
+            new = np.arange(done, n, dtype=np.int64)
+            self._order, self._order_times, _ = merge_by_time(
+                self._order if done else new[:0], self._order_times, new, times[done:n]
+            )
             return self._order
 
     def snapshot(self) -> Snapshot:
@@ -370,6 +379,23 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def merge_by_time(
+    rows: np.ndarray, times: np.ndarray, new: np.ndarray, new_times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge events ``new`` (store indices above every one in ``rows``, in index order) into
+    ``rows`` (sorted by ``times``, ties by index). Returns the new rows and times, and for each
+    new event the position in the old rows it was inserted before. New arrays: callers may
+    still hold the old ones."""
+    order = np.argsort(new_times, kind="stable")
+    new, new_times = new[order], new_times[order]
+    if not len(rows) or not len(new) or new_times[0] >= times[-1]:
+        positions = np.full(len(new), len(rows), dtype=np.int64)
+        return np.concatenate([rows, new]), np.concatenate([times, new_times]), positions
+    # A later event sorts after earlier ones of the same time: side="right".
+    positions = np.searchsorted(times, new_times, side="right")
+    return np.insert(rows, positions, new), np.insert(times, positions, new_times), positions
 
 
 class Snapshot:

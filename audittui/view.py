@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .query import Node, evaluate
-from .store import Snapshot, Store
+from .store import Snapshot, Store, merge_by_time
 
 
 def matching(store: Store | Snapshot, node: Node | None) -> np.ndarray:
@@ -74,19 +74,9 @@ class RowView:
             new = np.flatnonzero(evaluate(self.node, snap, within) & within)
         if not len(new):
             return None
-        times = snap.column("time")
-        new_times = times[new]
-        order = np.argsort(new_times, kind="stable")
-        new, new_times = new[order], new_times[order]
-        if not len(self.rows) or new_times[0] >= self._times[-1]:
-            positions = np.full(len(new), len(self.rows), dtype=np.int64)
-            self.rows = np.concatenate([self.rows, new])
-            self._times = np.concatenate([self._times, new_times])
-        else:
-            # New events sort after old ones of the same time (their store index is larger).
-            positions = np.searchsorted(self._times, new_times, side="right")
-            self.rows = np.insert(self.rows, positions, new)
-            self._times = np.insert(self._times, positions, new_times)
+        self.rows, self._times, positions = merge_by_time(
+            self.rows, self._times, new, snap.column("time")[new]
+        )
         return Inserted(positions)
 
     def position(self, event: int) -> int | None:
