@@ -28,8 +28,24 @@ CREDENTIAL_KEY = re.compile(
     r"aws_access_key_id|aws_secret_access_key|password|passwd|secret|token|api_?key|private_?key",
     re.IGNORECASE,
 )
-# Every event that mask_event can change holds one of these (checked case-insensitively).
-_HINTS = (b"secret", b"token", b"password", b"configmap", b"authorization", b"client-key-data")
+# Falco's "configmap with private credentials" looks into the values too.
+CREDENTIAL_VALUE = re.compile(
+    r"aws[_-](s3[_-])?access[_-]key[_-]id|aws[_-]secret[_-]access[_-]key|password|passphrase",
+    re.IGNORECASE,
+)
+# Every event that mask_event can change holds one of these (checked case-insensitively;
+# quoted where a bare word would match nearly every event, like the authorization.k8s.io
+# annotations).
+_HINTS = (
+    b"secret",
+    b'token"',
+    b'password"',
+    b"configmap",
+    b'"authorization"',
+    b'"bearertoken"',
+    b'"client-key-data"',
+)
+_ESCAPED_LETTER = re.compile(rb"\\u00[4-7][0-9a-fA-F]")  # JSON may spell a key in \u escapes
 _BODIES = ("requestObject", "responseObject")
 
 
@@ -50,20 +66,23 @@ class _Masker:
     def walk(self, value: Any) -> Any:
         """A copy of a body with every secret inside masked."""
         if isinstance(value, list):
-            return [self.walk(v) for v in value]
+            return [self._patch_op(v) if self._is_secret_op(v) else self.walk(v) for v in value]
         if not isinstance(value, dict):
             return value
         kind = value.get("kind")
         out: dict[str, Any] = {}
         for key, item in value.items():
-            lower = key.lower() if isinstance(key, str) else ""
+            # ASCII only: str.lower() maps some other letters (the Kelvin sign) to ASCII ones.
+            lower = key.lower() if isinstance(key, str) and key.isascii() else ""
             # Under a secrets request, list items and patches are Secrets without a kind.
             secret = kind == "Secret" or self.secret_resource
             if secret and key in ("data", "stringData") and isinstance(item, dict):
                 out[key] = {k: self.blank(v) for k, v in item.items()}
             elif kind == "ConfigMap" and key in ("data", "binaryData") and isinstance(item, dict):
                 out[key] = {
-                    k: self.blank(v) if CREDENTIAL_KEY.search(str(k)) else v
+                    k: self.blank(v)
+                    if CREDENTIAL_KEY.search(str(k)) or CREDENTIAL_VALUE.search(str(v))
+                    else v
                     for k, v in item.items()
                 }
             elif lower in TOKEN_KEYS and isinstance(item, str) and item:
@@ -77,6 +96,21 @@ class _Masker:
             else:
                 out[key] = self.walk(item)
         return out
+
+    def _is_secret_op(self, op: Any) -> bool:
+        """A JSON-patch operation writing a Secret's data (``/data/key``, ``/stringData``)."""
+        if not (self.secret_resource and isinstance(op, dict) and "value" in op):
+            return False
+        path = op.get("path")
+        return isinstance(path, str) and path.startswith(("/data", "/stringData"))
+
+    def _patch_op(self, op: dict) -> dict:
+        value = op["value"]
+        if isinstance(value, dict):
+            masked = {k: self.blank(v) for k, v in value.items()}
+        else:
+            masked = self.blank(value)
+        return {**op, "value": masked}
 
     def _metadata(self, meta: dict) -> dict:
         annotations = meta.get("annotations")
@@ -104,7 +138,7 @@ def mask_event(event: dict) -> tuple[dict, int]:
 def might_need_mask(raw: bytes) -> bool:
     """Cheap pre-check: False means :func:`mask_event` would change nothing."""
     lower = raw.lower()
-    return any(h in lower for h in _HINTS)
+    return any(h in lower for h in _HINTS) or _ESCAPED_LETTER.search(raw) is not None
 
 
 def mask_raw(raw: bytes) -> bytes:

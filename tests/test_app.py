@@ -460,7 +460,7 @@ def test_log_text_is_inert_everywhere(tmp_path):
         head = app.query_one("#detail-header").render().plain
         assert "[bold red]root[/]" in head and "\\u202e" in head and "\x1b" not in head
         text = tree_text(app)
-        assert "\\x1b[31m" in text and "\u202e" not in text and "[link=x]n" in text
+        assert "\\u001b[31m" in text and "\u202e" not in text and "[link=x]n" in text
         await pilot.press("2")
         pane = app.query_one(SummaryPane)
         await until(pilot, lambda: len(pane.rows_data) == 4)

@@ -89,7 +89,7 @@ def test_tree_shows_log_text_inert_and_never_as_markup():
 
     async def check(tree, pilot):
         text = "\n".join(labels(tree.root))
-        assert "[bold]root[/bold]" in text and "\\x1b[31m" in text and "\\u202e" in text
+        assert "[bold]root[/bold]" in text and "\\u001b[31m" in text and "\\u202e" in text
         assert "\x1b" not in text and "\u202e" not in text
         assert '"[link=http://x]k[/link]": 1' in text
         assert '"n": null' in text and '"ok": true' in text

@@ -152,6 +152,7 @@ class AuditApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.main.query_one(EventList).on_move = self._cursor_moved
         self.main.query_one(EventList).focus()
         self._layout(self.size.width, self.size.height)
         self._run_indexer()
@@ -298,9 +299,9 @@ class AuditApp(App[None]):
 
     # -- detail ---------------------------------------------------------------------------
 
-    def on_event_list_moved(self, message: EventList.Moved) -> None:
-        self.main.query_one(DetailPane).show(message.event)
-        if self.first_paint is None and message.event is not None:
+    def _cursor_moved(self, event: int | None) -> None:
+        self.main.query_one(DetailPane).show(event)
+        if self.first_paint is None and event is not None:
             self.first_paint = time.monotonic() - self._started
 
     def on_event_list_follow_changed(self) -> None:
@@ -523,7 +524,7 @@ class AuditApp(App[None]):
         return text
 
     def _update_status(self) -> None:
-        self.main.query_one("#status", Static).update(self.status_text())
+        self.main.query_one("#status", Static).update(self.status_text(), layout=False)
 
     def on_unmount(self) -> None:
         self.workers.cancel_all()

@@ -75,7 +75,7 @@ class DetailPane(Vertical, can_focus=False):
 
     DEFAULT_CSS = """
     DetailPane { height: 1fr; }
-    DetailPane > #detail-header { height: auto; max-height: 4; padding: 0 1;
+    DetailPane > #detail-header { height: 3; padding: 0 1;
         text-wrap: nowrap; text-overflow: ellipsis;
         background: $boost; }
     DetailPane > JsonTree { height: 1fr; }
@@ -102,13 +102,15 @@ class DetailPane(Vertical, can_focus=False):
         head = self.query_one("#detail-header", Static)
         tree = self.query_one(JsonTree)
         if index is None:
-            head.update(Text("No event selected", "dim"))
+            head.update(Text("No event selected", "dim"), layout=False)
             tree.show(None)
             return
         try:
             self.event = self.store.event(index)
         except (EventGone, OSError, ValueError) as exc:
-            head.update(Text(f"This event cannot be read any more: {inert(str(exc))}", "red"))
+            head.update(
+                Text(f"This event cannot be read any more: {inert(str(exc))}", "red"), layout=False
+            )
             tree.show(None)
             return
         self._refresh_view()
@@ -119,15 +121,16 @@ class DetailPane(Vertical, can_focus=False):
         shown, self.masked = (self.event, 0) if self.reveal else mask_event(self.event)
         self.shown = shown
         text = header(self.event, int(self.store.column("latency")[self.event_index]))
-        stages = self.stages_line()
-        if stages:
-            text.append("\n")
-            text.append_text(stages)
+        extra = self.stages_line() or Text()
         if self.masked:
-            text.append(f"\n{self.masked} secret value(s) masked; x reveals", "yellow")
+            extra.append(f"  {self.masked} secret value(s) masked; x reveals", "yellow")
         elif self.reveal:
-            text.append("\nsecrets revealed; x masks them again", "bold red")
-        self.query_one("#detail-header", Static).update(text)
+            extra.append("  secrets revealed; x masks them again", "bold red")
+        if extra.plain:
+            text.append("\n")
+            text.append_text(extra)
+        # A fixed height: a new event repaints the header without a layout pass.
+        self.query_one("#detail-header", Static).update(text, layout=False)
         hide = frozenset() if self.show_managed else frozenset({"managedFields"})
         self.query_one(JsonTree).show(shown, hide=hide)
 

@@ -8,6 +8,8 @@ any move away pauses following and counts "+N new" until End, G or F resumes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -80,13 +82,6 @@ class EventList(ScrollView, can_focus=True):
 
     cursor: reactive[int] = reactive(0, repaint=False, always_update=True)
 
-    class Moved(Message):
-        """The cursor is on another event (None: the list is empty)."""
-
-        def __init__(self, event: int | None) -> None:
-            super().__init__()
-            self.event = event
-
     class FollowChanged(Message):
         """Following started or paused, or the count of unseen events changed."""
 
@@ -100,6 +95,9 @@ class EventList(ScrollView, can_focus=True):
         self._columns_width = -1
         self._last_event: int | None = -1
         self.header: Widget | None = None  # redrawn when the columns are refitted
+        # Told of the event under the cursor (None: no rows) at once, not by a message, so
+        # the detail pane repaints in the same frame as the list.
+        self.on_move: Callable[[int | None], None] | None = None
 
     # -- rows changing --------------------------------------------------------------------
 
@@ -170,7 +168,8 @@ class EventList(ScrollView, can_focus=True):
         self.refresh_line(row - int(self.scroll_y))
         if self.event != self._last_event:
             self._last_event = self.event
-            self.post_message(self.Moved(self.event))
+            if self.on_move is not None:
+                self.on_move(self.event)
 
     def _user_move(self, row: int) -> None:
         n = len(self.view)

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ..sanitize import inert
+from ..sanitize import inert_json
 
 MAX_STRING = 2000  # characters of a string shown in a label (c copies the whole event)
 MAX_NODES = 1500  # nodes expanded by default; bigger bodies stay folded
@@ -25,12 +25,19 @@ LITERAL = "#d787d7"
 DIM = "dim"
 
 
+def quoted(text: str) -> str:
+    """A string as JSON: controls, bidi and invisible characters become ``\\uXXXX`` escapes,
+    so they are visible, inert and unambiguous (a literal backslash shows as ``\\\\``)."""
+    return inert_json(orjson.dumps(text)).decode()
+
+
 def scalar(value: Any) -> Text:
     if isinstance(value, str):
-        text = inert(value)
-        cut = len(text) > MAX_STRING
-        out = Text(orjson.dumps(text[:MAX_STRING]).decode(), STRING)
-        if cut:
+        text = quoted(value[:MAX_STRING])
+        if len(text) > MAX_STRING + 2:  # escapes made it longer
+            text = text[:MAX_STRING] + '…"'
+        out = Text(text, STRING)
+        if len(value) > MAX_STRING or text.endswith('…"'):
             out.append(f" … ({len(value):,} chars)", DIM)
         return out
     if isinstance(value, bool) or value is None:
@@ -41,7 +48,7 @@ def scalar(value: Any) -> Text:
 def label(key: str | int | None, value: Any) -> Text:
     text = Text()
     if isinstance(key, str):
-        text.append(orjson.dumps(inert(key)).decode(), KEY)
+        text.append(quoted(key), KEY)
         text.append(": ")
     elif isinstance(key, int):
         text.append(f"{key}: ", DIM)
@@ -76,6 +83,9 @@ class JsonTree(Tree[Any]):
             return
         self._add_children(self.root, value, hide, 0)
         self.root.expand()
+        # Lay the lines out now: done during the next render instead, it changes the virtual
+        # size there and costs extra frames (about 50 ms at 60 fps) per event shown.
+        self._build()
 
     def _add_children(self, node: TreeNode, value: Any, hide: frozenset[str], depth: int) -> None:
         """Add the children of a container node; folded containers get theirs when opened,
@@ -84,7 +94,7 @@ class JsonTree(Tree[Any]):
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             if isinstance(key, str) and key in hide:
-                hidden = Text(orjson.dumps(inert(key)).decode(), KEY)
+                hidden = Text(quoted(key), KEY)
                 hidden.append(": … hidden (m shows)", DIM)
                 node.add_leaf(hidden)
                 continue
@@ -93,8 +103,8 @@ class JsonTree(Tree[Any]):
                 child = node.add(label(key, item), data=(item, hide, depth + 1))
                 if (
                     depth < OPEN_DEPTH
-                    and self._shown_nodes < MAX_NODES
-                    and not (isinstance(item, list) and len(item) > MAX_OPEN_ITEMS)
+                    and self._shown_nodes + len(item) < MAX_NODES
+                    and len(item) <= MAX_OPEN_ITEMS
                 ):
                     self._add_children(child, item, hide, depth + 1)
                     child.expand()
