@@ -176,4 +176,3 @@ class DetailPane(Vertical, can_focus=False):
         if self.shown is None:
             return None
         return orjson.dumps(self.shown, option=orjson.OPT_INDENT_2).decode()
-
