@@ -12,6 +12,7 @@ and tests drive it directly.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import multiprocessing
 import os
 import threading
@@ -218,6 +219,7 @@ class Session:
             self._later.clear()
             self._run_parts(on_batch, cancelled)
             self.store.order()  # sort now, not when the first filter is typed
+            gc.freeze()  # the index is long-lived: keep it out of every later collection
         finally:
             self.indexing = False
             self.done_bytes = self.total_bytes
