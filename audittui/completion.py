@@ -336,6 +336,12 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def term(field: str, value: str | None) -> str:
+    """``field:value`` that the parser reads back as exactly ``value`` (None: the field is
+    missing, ``field:""``)."""
+    return f"{field}:{_render(value or '')}"
+
+
 def _render(value: str, quote: bool = False) -> str:
     """``value`` as the parser reads it back literally (quoted when it has to be)."""
     if quote or _needs_quotes(value):

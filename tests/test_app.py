@@ -13,9 +13,10 @@ import orjson
 import pytest
 from conftest import v1_event
 
+from audittui.completion import term
 from audittui.history import History
 from audittui.session import Session
-from audittui.tui.app import AuditApp, field_term
+from audittui.tui.app import AuditApp
 from audittui.tui.detail import DetailPane
 from audittui.tui.event_list import EventList
 from audittui.tui.filter_bar import FilterBar
@@ -349,7 +350,7 @@ def test_summary_groups_sorts_and_drills_down(tmp_path):
         pane.move_cursor(row=[r["key"] for r in pane.rows_data].index(USERS[2]))
         await pilot.press("enter")
         await until(pilot, lambda: len(app.view) == 10)
-        assert app.view.text == field_term("user", USERS[2])
+        assert app.view.text == term("user", USERS[2])
         assert isinstance(app.focused, EventList)
 
     run(check, path, tmp_path)

@@ -9,8 +9,6 @@ store, so typing never blocks on a million events.
 from __future__ import annotations
 
 import os
-import re
-import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -25,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from ..completion import term
 from ..export import ExportError, export_jsonl
 from ..follow import Notice
 from ..history import History
@@ -48,16 +47,6 @@ WIDE = 150  # columns from which list and detail sit side by side
 TALL = 40  # rows from which the detail sits under the list
 
 
-def field_term(field: str, value: str | None) -> str:
-    """``field:value`` as the parser reads it back literally (``field:""`` for a missing value)."""
-    if value is None:
-        return f'{field}:""'
-    if re.fullmatch(r"[\w.:@+=~][\w.:@+=~-]*", value):
-        return f"{field}:{value}"
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{field}:"{escaped}"'
-
-
 class StoreGrew(Message):
     """New events are in the store (coalesced: one queued at a time is enough)."""
 
@@ -72,9 +61,9 @@ class FollowNotices(Message):
 
 
 class FilterResult(Message):
-    def __init__(self, text: str, node, rows, upto: int, seconds: float) -> None:
+    def __init__(self, text: str, node, rows, upto: int) -> None:
         super().__init__()
-        self.text, self.node, self.rows, self.upto, self.seconds = text, node, rows, upto, seconds
+        self.text, self.node, self.rows, self.upto = text, node, rows, upto
 
 
 class SummaryResult(Message):
@@ -115,15 +104,11 @@ class AuditApp(App[None]):
         self.history = history if history is not None else History()
         self.committed = ""  # the filter in force (the bar may show a preview of another)
         self.pending_text: str | None = None
-        self.filter_seconds = 0.0
         self._last_update = 0.0
         self._update_timer = None
         self._filter_timer = None
         self._summary_dirty = True
         self._summary_running = False
-        self._started = time.monotonic()
-        self.first_paint: float | None = None  # seconds to the first rows on screen
-        self._stop = threading.Event()
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -205,8 +190,6 @@ class AuditApp(App[None]):
         if inserted is not None:
             self.main.query_one(EventList).rows_inserted(inserted)
             self._summary_dirty = True
-            if self.first_paint is None:
-                self.first_paint = time.monotonic() - self._started
         self._update_status()
         self._maybe_summarize()
 
@@ -260,6 +243,8 @@ class AuditApp(App[None]):
 
     def _show_hint(self, text: Text) -> None:
         hint = self.main.query_one("#filter-hint", Static)
+        if not text.plain and not hint.display:
+            return  # nothing shown, nothing to clear: no layout pass per keystroke
         hint.update(text)
         hint.display = bool(text.plain)
 
@@ -271,7 +256,6 @@ class AuditApp(App[None]):
 
     @work(thread=True, group="filter", exclusive=True, exit_on_error=False)
     def _filter_worker(self, text: str) -> None:
-        started = time.perf_counter()
         try:
             node = parse(text)
         except QueryError:
@@ -279,9 +263,7 @@ class AuditApp(App[None]):
         snap = self.store.snapshot()
         rows = matching(snap, node)
         if not get_current_worker().is_cancelled:
-            self.post_message(
-                FilterResult(text, node, rows, len(snap), time.perf_counter() - started)
-            )
+            self.post_message(FilterResult(text, node, rows, len(snap)))
 
     def on_filter_result(self, message: FilterResult) -> None:
         if message.text != self.pending_text:
@@ -292,7 +274,6 @@ class AuditApp(App[None]):
         self.view.replace(message.text, message.node, message.rows, message.upto)
         self.view.catch_up()
         event_list.rows_replaced(keep)
-        self.filter_seconds = message.seconds
         self._summary_dirty = True
         self._update_status()
         self._maybe_summarize()
@@ -301,8 +282,6 @@ class AuditApp(App[None]):
 
     def _cursor_moved(self, event: int | None) -> None:
         self.main.query_one(DetailPane).show(event)
-        if self.first_paint is None and event is not None:
-            self.first_paint = time.monotonic() - self._started
 
     def on_event_list_follow_changed(self) -> None:
         self._update_status()
@@ -383,8 +362,8 @@ class AuditApp(App[None]):
         self._maybe_summarize()
 
     def on_summary_pane_drill(self, message: SummaryPane.Drill) -> None:
-        term = field_term(message.field, message.value)
-        text = f"{self.committed} {term}".strip()
+        drill = term(message.field, message.value)
+        text = f"{self.committed} {drill}".strip()
         bar = self.main.query_one(FilterBar)
         bar.value = text
         self.committed = text
