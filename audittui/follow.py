@@ -191,6 +191,11 @@ class FileFollower:
     def close(self) -> None:
         self._close()
 
+    @property
+    def segment(self) -> Segment | None:
+        """The file being read now (None while the path is missing)."""
+        return self._segment if self._fd is not None else None
+
     def caught_up(self) -> bool:
         """Has everything in the file been read (a last piece without newline aside)?"""
         if self._fd is None:

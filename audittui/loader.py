@@ -101,6 +101,12 @@ def _read_source(
 _NOT_A_DOCUMENT = object()
 
 
+def is_document(fh, head: bytes, size: int) -> bool:
+    """Is the file one multi-line JSON document (rather than JSON lines)? Reads it whole when
+    it might be: call it only for files read once."""
+    return _document(fh, head, size) is not _NOT_A_DOCUMENT
+
+
 def _document(fh, head: bytes, size: int) -> object:
     """The parsed value when the file is one multi-line JSON document, else _NOT_A_DOCUMENT."""
     body = head[len(BOM) :] if head.startswith(BOM) else head
@@ -137,7 +143,7 @@ def _line_batches(
     if pool is None or size - start < PARALLEL_MIN:
         yield parse_slice(source.id, source.read_path, start, size)
         return
-    bounds = _slice_bounds(fh, start, size)
+    bounds = slice_bounds(fh, start, size)
     # Keep a bounded number of slices in flight so memory stays flat on huge files.
     pending = []
     tasks = iter(zip(bounds, bounds[1:], strict=False))
@@ -153,7 +159,7 @@ def _line_batches(
         yield batch
 
 
-def _slice_bounds(fh, start: int, size: int) -> list[int]:
+def slice_bounds(fh, start: int, size: int) -> list[int]:
     """Offsets just after a newline, about SLICE apart, from start to size."""
     bounds = [start]
     pos = start + SLICE

@@ -23,16 +23,8 @@ from dataclasses import dataclass, field
 from .batch import Batch
 from .follow import Follower, Notice
 from .livequery import backups_before, split_live
-from .loader import (
-    _NOT_A_DOCUMENT,
-    BOM,
-    PARALLEL_MIN,
-    _document,
-    _slice_bounds,
-    parse_slice,
-    read_sources,
-)
-from .sources import GZIP_MAGIC, InputError, Source, _spool, expand_paths, explain
+from .loader import BOM, PARALLEL_MIN, is_document, parse_slice, read_sources, slice_bounds
+from .sources import GZIP_MAGIC, InputError, Source, expand_paths, explain, spool_stream
 from .store import Malformed, Store
 
 FIRST_SLICE = 2 << 20  # bytes read before the first screen: a few thousand of the newest events
@@ -129,7 +121,6 @@ class Session:
         self._parts: list[_Part] = []
         self._later: list[tuple[str, int]] = []  # (path, open fd) of older files, newest first
         self._first: tuple[list, list[Notice]] = ([], [])
-        self._live_sources: set[int] = set()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -151,13 +142,10 @@ class Session:
             self.follower = Follower(store, live, poll=self.poll, from_end=True)
             self._first = self.follower.read_once()  # opens; may already hold new lines
             for f in self.follower.files:
-                segment = f._segment
-                if segment is None:
+                if f.segment is None:
                     continue  # not there yet: read from its start once it appears
-                sid = self.follower.source_of(segment)
-                self._live_sources.add(sid)
-                fd = store._handles[sid]
-                self._add_parts(sid, f"/proc/self/fd/{fd}", f.start_offset, tail=True)
+                sid = self.follower.source_of(f.segment)
+                self._add_parts(sid, store.pinned_path(sid), f.start_offset, tail=True)
             if self.backups or any(os.path.isdir(p) for p in followable):
                 for path in reversed(backups_before(self.follower)):  # newest first
                     self._hold(path, backup=True)
@@ -185,7 +173,7 @@ class Session:
             self.lines.expect(sid, 0)
             return
         with open(path, "rb") as fh:
-            bounds = _slice_bounds(fh, 0, end)
+            bounds = slice_bounds(fh, 0, end)
             if tail and end - bounds[-2] > FIRST_SLICE:
                 # A small last slice: the first screen needs only the newest events.
                 fh.seek(end - FIRST_SLICE)
@@ -230,13 +218,13 @@ class Session:
         try:
             if os.pread(fd, 2, 0) == GZIP_MAGIC:
                 with os.fdopen(fd, "rb") as fh:
-                    source = self.store.add_source(_spool(0, path, fh, self.store.spool))
+                    source = self.store.add_source(spool_stream(0, path, fh, self.store.spool))
             else:
                 source = self.store.add_source(Source(0, path, f"/proc/self/fd/{fd}"), fd=fd)
             size = os.path.getsize(source.read_path)
             with open(source.read_path, "rb") as fh:
                 head = fh.read(1 << 16)
-                document = _document(fh, head, size) is not _NOT_A_DOCUMENT
+                document = is_document(fh, head, size)
         except OSError as exc:
             self.notices.append(Notice(path, "unreadable", explain(path, exc)))
             return

@@ -143,17 +143,17 @@ def open_source(sid: int, path: str, spool: Spool) -> Source:
     """Make ``path`` readable by offset: plain files as they are, gzip and stdin spooled."""
     try:
         if path == "-":
-            return _spool(sid, "-", sys.stdin.buffer, spool)
+            return spool_stream(sid, "-", sys.stdin.buffer, spool)
         with open(path, "rb") as fh:
             if fh.read(2) != GZIP_MAGIC:
                 return Source(sid, path, path)
             fh.seek(0)
-            return _spool(sid, path, fh, spool)
+            return spool_stream(sid, path, fh, spool)
     except OSError as exc:
         raise InputError(explain(path, exc)) from None
 
 
-def _spool(sid: int, path: str, stream: BinaryIO, spool: Spool) -> Source:
+def spool_stream(sid: int, path: str, stream: BinaryIO, spool: Spool) -> Source:
     """Copy ``stream`` into the spool, gunzipping it when it starts with the gzip magic."""
     name, out = spool.new_file("stdin" if path == "-" else os.path.basename(path))
     with out:

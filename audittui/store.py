@@ -331,6 +331,11 @@ class Store:
             fd = self._handles[source] = os.open(self.sources[source].read_path, os.O_RDONLY)
         return os.pread(fd, length, offset)
 
+    def pinned_path(self, source: int) -> str:
+        """A path to exactly the file the store holds open for ``source``, even after it was
+        renamed or deleted (valid in forked workers too)."""
+        return f"/proc/self/fd/{self._handles[source]}"
+
     def _read(self, source: int, offset: int, length: int) -> bytes:
         data = self.pread(source, offset, length)
         return data[:-1] if data.endswith(b"\r") else data  # a CRLF line's CR is not JSON

@@ -311,7 +311,7 @@ def test_parallel_slices_match_single_process(tmp_path, make_event, monkeypatch,
     assert len(expected_events) > 250
 
     bounds_seen: list[list[int]] = []
-    real_bounds = loader._slice_bounds
+    real_bounds = loader.slice_bounds
 
     def spy(*args, **kwargs):
         bounds = real_bounds(*args, **kwargs)
@@ -320,7 +320,7 @@ def test_parallel_slices_match_single_process(tmp_path, make_event, monkeypatch,
 
     monkeypatch.setattr(loader, "PARALLEL_MIN", 0)
     monkeypatch.setattr(loader, "SLICE", 4096)
-    monkeypatch.setattr(loader, "_slice_bounds", spy)
+    monkeypatch.setattr(loader, "slice_bounds", spy)
     with audittui.load(path, workers=3) as parallel:
         assert bounds_seen and len(bounds_seen[0]) > 10  # really cut into many slices
         for name in COLUMNS:
