@@ -17,7 +17,6 @@ from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
@@ -80,14 +79,13 @@ class EventList(ScrollView, can_focus=True):
     }
     """
 
-    cursor: reactive[int] = reactive(0, repaint=False, always_update=True)
-
     class FollowChanged(Message):
         """Following started or paused, or the count of unseen events changed."""
 
     def __init__(self, view: RowView, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.view = view
+        self.cursor = 0  # the row under the cursor
         self.following = True
         self.unseen = 0  # rows added after the cursor while paused
         self._cache: LRUCache[tuple, Strip] = LRUCache(2048)
@@ -272,7 +270,4 @@ class EventList(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._cache.clear()
-
-    def clear_cache(self) -> None:
         self._cache.clear()
