@@ -216,6 +216,19 @@ def test_arrays_of_more_than_a_hundred_items_start_folded():
     run(value, check)
 
 
+def test_wide_objects_start_folded_and_are_built_when_opened():
+    value = {"requestObject": {"data": {f"k{i}": i for i in range(20_000)}}}
+
+    async def check(tree, pilot):
+        data = child(child(tree.root, "requestObject"), "data")
+        assert not data.is_expanded and len(data.children) == 0  # nothing built yet
+        data.expand()
+        await pilot.pause()
+        assert len(data.children) == 20_000
+
+    run(value, check)
+
+
 def pod(i: int) -> dict:
     """A Pod about as wide as real ones: some 30 nodes two levels down."""
     return {

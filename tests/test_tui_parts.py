@@ -1,21 +1,18 @@
-"""The app's pieces on their own: column fitting and shortening, the JSON tree, exports."""
+"""The app's pieces on their own: column fitting and shortening, exports (the JSON tree
+has its own file)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import stat
 
 import orjson
 import pytest
 from conftest import v1_event
-from rich.text import Text
-from textual.app import App, ComposeResult
 
 from audittui.export import ExportError, export_jsonl
 from audittui.loader import load
 from audittui.tui.columns import fit, fit_columns, pad, short_user
-from audittui.tui.json_tree import MAX_NODES, JsonTree
 
 # -- columns ----------------------------------------------------------------------------------
 
@@ -49,90 +46,6 @@ def test_wide_characters_keep_columns_aligned():
 
     assert cell_len(pad(text, 7)) == 7
     assert cell_len(pad("ab", 5, right=True)) == 5
-
-
-# -- JSON tree --------------------------------------------------------------------------------
-
-
-class TreeApp(App):
-    def compose(self) -> ComposeResult:
-        yield JsonTree(id="t")
-
-
-def labels(node) -> list[str]:
-    out = []
-    for child in node.children:
-        out.append(child.label.plain)
-        out.extend(labels(child))
-    return out
-
-
-def run_tree(value, check, **kw) -> None:
-    async def main():
-        app = TreeApp()
-        async with app.run_test(size=(100, 30)) as pilot:
-            tree = app.query_one(JsonTree)
-            tree.show(value, **kw)
-            await pilot.pause()
-            await check(tree, pilot)
-
-    asyncio.run(main())
-
-
-def test_tree_shows_log_text_inert_and_never_as_markup():
-    value = {
-        "user": {"username": "[bold]root[/bold] \x1b[31mx\u202ey"},
-        "[link=http://x]k[/link]": 1,
-        "n": None,
-        "ok": True,
-    }
-
-    async def check(tree, pilot):
-        text = "\n".join(labels(tree.root))
-        assert "[bold]root[/bold]" in text and "\\u001b[31m" in text and "\\u202e" in text
-        assert "\x1b" not in text and "\u202e" not in text
-        assert '"[link=http://x]k[/link]": 1' in text
-        assert '"n": null' in text and '"ok": true' in text
-        assert all(isinstance(c.label, Text) for c in tree.root.children)
-
-    run_tree(value, check)
-
-
-def test_tree_hides_managed_fields_cuts_long_strings_and_folds_big_arrays():
-    value = {
-        "metadata": {"managedFields": [{"manager": "kubectl"}], "name": "x"},
-        "blob": "y" * 5000,
-        "items": list(range(500)),
-    }
-
-    async def check(tree, pilot):
-        text = "\n".join(labels(tree.root))
-        assert '"managedFields": … hidden (m shows)' in text and "kubectl" not in text
-        assert "(5,000 chars)" in text and "y" * 2001 not in text
-        items = next(c for c in tree.root.children if c.label.plain.startswith('"items"'))
-        assert not items.is_expanded and not items.children  # filled only when opened
-        items.expand()
-        await pilot.pause()
-        assert len(items.children) == 500
-        tree.show(value, hide=frozenset())
-        await pilot.pause()
-        assert "kubectl" in "\n".join(labels(tree.root))
-
-    run_tree(value, check)
-
-
-def test_tree_of_a_huge_body_stays_small():
-    value = {"requestObject": {"data": {f"k{i}": {"v": i} for i in range(20000)}}}
-
-    async def check(tree, pilot):
-        def count(node):
-            return len(node.children) + sum(count(c) for c in node.children)
-
-        assert count(tree.root) <= MAX_NODES * 2 + 20000  # one level, not 40,000 nodes
-        data = tree.root.children[0].children[0]
-        assert all(not c.children for c in data.children[-10:])  # deep nodes not built
-
-    run_tree(value, check)
 
 
 # -- export -----------------------------------------------------------------------------------
