@@ -117,7 +117,7 @@ class Session:
         self.total_bytes = 0
         self.done_bytes = 0
         self.indexing = False
-        self.notices: list[Notice] = []
+        self.problems: list[Notice] = []  # files the indexer could not read
         self._parts: list[_Part] = []
         self._later: list[tuple[str, int]] = []  # (path, open fd) of older files, newest first
         self._first: tuple[list, list[Notice]] = ([], [])
@@ -226,7 +226,7 @@ class Session:
                 head = fh.read(1 << 16)
                 document = is_document(fh, head, size)
         except OSError as exc:
-            self.notices.append(Notice(path, "unreadable", explain(path, exc)))
+            self.problems.append(Notice(path, "unreadable", explain(path, exc)))
             return
         if document or size < PARALLEL_MIN or head.startswith(BOM):
             self.total_bytes += size
@@ -287,7 +287,7 @@ class Session:
         try:
             read_sources(self.store, [self.store.sources[part.source]], workers=1)
         except InputError as exc:
-            self.notices.append(
+            self.problems.append(
                 Notice(self.store.sources[part.source].path, "unreadable", str(exc))
             )
         self.done_bytes += part.end
@@ -303,7 +303,6 @@ class Session:
             for batch, first_line in batches:
                 self.store.append(dataclasses.replace(batch, malformed=[]))
                 self.lines.followed(batch.source, first_line, batch.malformed)
-            self.notices.extend(n for n in notices if n.kind != "opened")
             on_batch(notices)
 
         batches, notices = self._first[0], self._first[1]

@@ -54,7 +54,9 @@ class StoreGrew(Message):
         return isinstance(message, StoreGrew)
 
 
-class FollowNotices(Message):
+class FileNotices(Message):
+    """What happened to the files read: rotated, truncated, unreadable..."""
+
     def __init__(self, notices: list[Notice]) -> None:
         super().__init__()
         self.notices = notices
@@ -160,6 +162,8 @@ class AuditApp(App[None]):
         worker = get_current_worker()
         self.session.index(lambda: self.post_message(StoreGrew()), worker.cancelled_event)
         self.post_message(StoreGrew())
+        if self.session.problems:
+            self.post_message(FileNotices(self.session.problems))
 
     @work(thread=True, group="follow", exit_on_error=False)
     def _run_follower(self) -> None:
@@ -168,7 +172,7 @@ class AuditApp(App[None]):
 
         def on_batch(notices: list[Notice]) -> None:
             if notices:
-                self.post_message(FollowNotices(notices))
+                self.post_message(FileNotices(notices))
             self.post_message(StoreGrew())
             # Backpressure: a busy UI makes the follower wait rather than queue without end.
             while self.message_queue_size > QUEUE_HIGH and not stop.is_set():
@@ -193,7 +197,7 @@ class AuditApp(App[None]):
         self._update_status()
         self._maybe_summarize()
 
-    def on_follow_notices(self, message: FollowNotices) -> None:
+    def on_file_notices(self, message: FileNotices) -> None:
         for n in message.notices:
             if n.kind in ("rotated", "truncated", "removed", "unreadable", "incomplete", "waiting"):
                 severity = "warning" if n.kind in ("unreadable", "incomplete") else "information"
@@ -201,7 +205,7 @@ class AuditApp(App[None]):
                     f"{inert(n.path)}: {n.kind}: {inert(n.detail)}",
                     severity=severity,
                     markup=False,
-                    timeout=4,
+                    timeout=8 if severity == "warning" else 4,
                 )
 
     # -- filtering ------------------------------------------------------------------------
