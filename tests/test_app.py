@@ -522,3 +522,22 @@ def test_read_once_mode(tmp_path):
         assert "read once" in status(app) and "12 / 12 events" in status(app)
 
     run(check, path, tmp_path, follow=False)
+
+
+def test_a_backup_that_cannot_be_read_is_reported_and_the_rest_shown(tmp_path, monkeypatch):
+    path = make_log(tmp_path, 5)
+    # Something named like a backup that is not a readable file.
+    (tmp_path / "logs" / "audit-2024-05-01T00-00-00.000.log").mkdir()
+    messages = []
+    monkeypatch.setattr(
+        AuditApp, "notify", lambda self, message, **kw: messages.append((message, kw))
+    )
+
+    async def check(app, pilot):
+        await until(pilot, lambda: messages)
+        message, kw = messages[0]
+        assert "audit-2024-05-01T00-00-00.000.log" in message and "unreadable" in message
+        assert kw["severity"] == "warning" and kw["markup"] is False
+        assert "5 / 5 events" in status(app) and app.is_running
+
+    run(check, path, tmp_path)
