@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-q", "--query", default="")
     s.add_argument("--by", choices=tuple(GROUPINGS), default="user")
     s.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    s.add_argument(
+        "--latency",
+        action="store_true",
+        help="request latency per key instead: p50/p95/p99/max, slowest p95 first "
+        "(long-running requests such as watch, exec and followed logs are left out)",
+    )
     s.add_argument("paths", nargs="+", metavar="PATH")
 
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
@@ -210,6 +216,9 @@ def table_row(store: Store, i: int) -> str:
 
 def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
     rows = store.summary(by=args.by, query=args.query)
+    if args.latency:
+        _latency(rows, args, out)
+        return
     if args.format == "json":
         out.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
@@ -236,6 +245,37 @@ def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None
         )
     total = sum(r["events"] for r in rows)
     out.write(f"{len(rows):,} {args.by} value(s), {total:,} events\n")
+
+
+LATENCY_FIELDS = ("requests", "p50", "p95", "p99", "max")
+
+
+def _latency(rows: list[dict], args: argparse.Namespace, out: io.TextIOBase) -> None:
+    rows = sorted((r for r in rows if r["requests"]), key=lambda r: -r["p95"])
+    if args.format == "json":
+        picked = [{"key": r["key"], **{f: r[f] for f in LATENCY_FIELDS}} for r in rows]
+        out.write(orjson.dumps(picked, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if args.format == "csv":
+        w = csv.writer(out)
+        w.writerow(["key", *LATENCY_FIELDS])
+        for r in rows:
+            w.writerow([r["key"], *(r[f] for f in LATENCY_FIELDS)])
+        return
+    key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
+    out.write(
+        f"{args.by.upper().ljust(key_width)} {'REQUESTS':>9} "
+        + " ".join(f"{f.upper():>7}" for f in LATENCY_FIELDS[1:])
+        + "\n"
+    )
+    for r in rows:
+        out.write(
+            f"{_cell(r['key'], key_width, middle=True).ljust(key_width)} {r['requests']:>9,} "
+            + " ".join(f"{format_duration(r[f]):>7}" for f in LATENCY_FIELDS[1:])
+            + "\n"
+        )
+    total = sum(r["requests"] for r in rows)
+    out.write(f"{len(rows):,} {args.by} value(s), {total:,} requests timed\n")
 
 
 # -- stats --------------------------------------------------------------------------------

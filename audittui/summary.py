@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .formats import MISSING_TIME, format_time
+from .latency import percentiles, request_mask
 
 if TYPE_CHECKING:
     from .store import Store
@@ -28,8 +29,10 @@ GROUPINGS = {
 
 def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[str, Any]]:
     """Rows ``{key, events, first, last, verbs{}, forbidden, errors, resources, namespaces,
-    ips, top_ip}``, most events first (the last four: distinct resources, namespaces and
-    source IPs, and the most frequent IP).
+    ips, top_ip, requests, p50, p95, p99, max}``, most events first. ``resources``,
+    ``namespaces`` and ``ips`` count distinct values, ``top_ip`` is the most frequent IP;
+    ``requests`` is how many requests were timed and ``p50``…``max`` their latency in µs
+    (see :mod:`audittui.latency`; None when none was).
 
     ``forbidden`` counts 403 responses, ``errors`` every other code ≥ 400. ``first``/``last``
     are ISO times (empty when no event of the key had a time). Grouping by ``ip`` uses the first
@@ -64,6 +67,8 @@ def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[
         groups, len(verb_values)
     )
 
+    requests = request_mask(store)[indices]
+    latency = percentiles(inverse[requests], store.column("latency")[indices][requests])
     resources = _distinct(inverse, store.column("resource")[indices], groups)
     namespaces = _distinct(inverse, store.column("namespace")[indices], groups)
     ip_keys, ip_label = _keys(store, indices, "ip")
@@ -89,9 +94,18 @@ def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[
                 "namespaces": int(namespaces[g]),
                 "ips": int(ip_counts[g]),
                 "top_ip": ip_label(int(top_ip[g])),
+                **_latency_fields(latency.get(g)),
             }
         )
     return rows
+
+
+def _latency_fields(stats: tuple[int, ...] | None) -> dict[str, int | None]:
+    """Requests timed and their p50/p95/p99/max latency in µs (None when none was timed)."""
+    if stats is None:
+        return {"requests": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    n, p50, p95, p99, top = stats
+    return {"requests": n, "p50": p50, "p95": p95, "p99": p99, "max": top}
 
 
 def _distinct(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:

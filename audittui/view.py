@@ -1,9 +1,9 @@
-"""The rows a list shows: the active filter's matches in event-time order, kept current as
-the store grows (older events from the background indexer, newer ones from the follower)
-without re-running the filter over everything.
+"""The rows a list shows: the active filter's matches in event-time order (or the slowest
+requests first), kept current as the store grows (older events from the background indexer,
+newer ones from the follower) without re-running the filter over everything.
 
-Rows are ordered by (time, store index), the order of a stable sort by time, so a merge of
-new events and a full recomputation always agree.
+Rows are ordered by (key, store index), the order of a stable sort by the key (the time, or
+minus the latency), so a merge of new events and a full recomputation always agree.
 """
 
 from __future__ import annotations
@@ -12,18 +12,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .latency import request_mask
 from .query import Node, evaluate
 from .store import Snapshot, Store, merge_by_time
 
+TIME, SLOWEST = "time", "slowest"
 
-def matching(store: Store | Snapshot, node: Node | None) -> np.ndarray:
+
+def sort_keys(store: Store | Snapshot, rows: np.ndarray, order: str) -> np.ndarray:
+    """The ascending key rows are sorted by: the time, or minus the latency."""
+    if order == SLOWEST:
+        return -store.column("latency")[rows]
+    return store.column("time")[rows]
+
+
+def matching(store: Store | Snapshot, node: Node | None, order: str = TIME) -> np.ndarray:
     """Every matching event of ``store`` in row order (may run in a worker thread when given
-    a snapshot)."""
-    order = store.order()
+    a snapshot). ``SLOWEST`` keeps only timed requests (see :mod:`audittui.latency`)."""
+    if order == SLOWEST:
+        mask = request_mask(store)
+        if node is not None:
+            mask &= evaluate(node, store, mask)
+        rows = np.flatnonzero(mask)
+        return rows[np.argsort(sort_keys(store, rows, order), kind="stable")]
+    in_time = store.order()
     if node is None:
-        return order
+        return in_time
     mask = evaluate(node, store)
-    return order[mask[order]]
+    return in_time[mask[in_time]]
 
 
 @dataclass
@@ -39,24 +55,27 @@ class Inserted:
 
 
 class RowView:
-    """The filtered, time-ordered rows over a growing store."""
+    """The filtered rows over a growing store, in time order or slowest first."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.node: Node | None = None
         self.text = ""
+        self.order = TIME
         self.rows = np.empty(0, dtype=np.int64)
-        self._times = np.empty(0, dtype=np.int64)
+        self._keys = np.empty(0, dtype=np.int64)
         self.upto = 0  # store events already considered
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def replace(self, text: str, node: Node | None, rows: np.ndarray, upto: int) -> None:
+    def replace(
+        self, text: str, node: Node | None, rows: np.ndarray, upto: int, order: str = TIME
+    ) -> None:
         """Install a filter's result computed over the first ``upto`` events."""
-        self.text, self.node = text, node
+        self.text, self.node, self.order = text, node, order
         self.rows = rows
-        self._times = self.store.column("time")[rows]
+        self._keys = sort_keys(self.store, rows, order)
         self.upto = upto
 
     def catch_up(self) -> Inserted | None:
@@ -66,16 +85,17 @@ class RowView:
         if n <= self.upto:
             return None
         start, self.upto = self.upto, n
-        if self.node is None:
-            new = np.arange(start, n, dtype=np.int64)
-        else:
-            within = np.zeros(n, dtype=bool)
-            within[start:] = True
-            new = np.flatnonzero(evaluate(self.node, snap, within) & within)
+        within = np.zeros(n, dtype=bool)
+        within[start:] = True
+        if self.order == SLOWEST:
+            within &= request_mask(snap)
+        if self.node is not None:
+            within &= evaluate(self.node, snap, within)
+        new = np.flatnonzero(within)
         if not len(new):
             return None
-        self.rows, self._times, positions = merge_by_time(
-            self.rows, self._times, new, snap.column("time")[new]
+        self.rows, self._keys, positions = merge_by_time(
+            self.rows, self._keys, new, sort_keys(snap, new, self.order)
         )
         return Inserted(positions)
 
@@ -83,19 +103,19 @@ class RowView:
         """The row showing store event ``event``, if it matches."""
         if not len(self.rows) or event >= len(self.store):
             return None
-        t = self.store.column("time")[event]
-        lo = int(np.searchsorted(self._times, t, side="left"))
-        hi = int(np.searchsorted(self._times, t, side="right"))
+        t = sort_keys(self.store, np.array([event]), self.order)[0]
+        lo = int(np.searchsorted(self._keys, t, side="left"))
+        hi = int(np.searchsorted(self._keys, t, side="right"))
         hits = np.flatnonzero(self.rows[lo:hi] == event)
         return lo + int(hits[0]) if len(hits) else None
 
     def nearest(self, event: int) -> int:
-        """The row of ``event``, or of the closest event by time when it does not match."""
+        """The row of ``event``, or of the closest one by the sort key when it does not match."""
         found = self.position(event)
         if found is not None:
             return found
-        t = self.store.column("time")[event]
-        return min(int(np.searchsorted(self._times, t, side="right")), max(len(self.rows) - 1, 0))
+        t = sort_keys(self.store, np.array([event]), self.order)[0]
+        return min(int(np.searchsorted(self._keys, t, side="right")), max(len(self.rows) - 1, 0))
 
     def next_error(self, row: int, step: int) -> int | None:
         """The next row after ``row`` (before it when ``step`` < 0) with a code ≥ 400."""

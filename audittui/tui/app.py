@@ -31,7 +31,7 @@ from ..query import QueryError, parse
 from ..sanitize import inert
 from ..session import Session
 from ..summary import summarize
-from ..view import RowView, matching
+from ..view import SLOWEST, TIME, RowView, matching
 from .detail import DetailPane
 from .event_list import EventList, ListHeader
 from .filter_bar import FilterBar
@@ -63,9 +63,9 @@ class FileNotices(Message):
 
 
 class FilterResult(Message):
-    def __init__(self, text: str, node, rows, upto: int) -> None:
+    def __init__(self, text: str, node, rows, upto: int, order: str) -> None:
         super().__init__()
-        self.text, self.node, self.rows, self.upto = text, node, rows, upto
+        self.text, self.node, self.rows, self.upto, self.order = text, node, rows, upto, order
 
 
 class SummaryResult(Message):
@@ -94,6 +94,7 @@ class AuditApp(App[None]):
         Binding("c", "copy", "Copy JSON", show=False),
         Binding("o", "stage(1)", "Next stage", show=False),
         Binding("O", "stage(-1)", "Prev stage", show=False),
+        Binding("L", "slowest", "Slowest", show=False),
         Binding("ctrl+s", "export", "Export"),
         Binding("exclamation_mark", "malformed", "Malformed", show=False),
     ]
@@ -106,6 +107,7 @@ class AuditApp(App[None]):
         self.history = history if history is not None else History()
         self.committed = ""  # the filter in force (the bar may show a preview of another)
         self.pending_text: str | None = None
+        self.pending_order = TIME
         self._last_update = 0.0
         self._update_timer = None
         self._filter_timer = None
@@ -252,30 +254,32 @@ class AuditApp(App[None]):
         hint.update(text)
         hint.display = bool(text.plain)
 
-    def apply_filter(self, text: str) -> None:
-        """Compute ``text``'s rows in a thread; the list switches when they are ready."""
+    def apply_filter(self, text: str, order: str | None = None) -> None:
+        """Compute ``text``'s rows in a thread (in ``order``: time, or slowest first; by
+        default the list's current one); the list switches when they are ready."""
         self.pending_text = text
-        self._filter_worker(text)
+        self.pending_order = order or self.view.order
+        self._filter_worker(text, self.pending_order)
         self._update_status()
 
     @work(thread=True, group="filter", exclusive=True, exit_on_error=False)
-    def _filter_worker(self, text: str) -> None:
+    def _filter_worker(self, text: str, order: str) -> None:
         try:
             node = parse(text)
         except QueryError:
             return
         snap = self.store.snapshot()
-        rows = matching(snap, node)
+        rows = matching(snap, node, order)
         if not get_current_worker().is_cancelled:
-            self.post_message(FilterResult(text, node, rows, len(snap)))
+            self.post_message(FilterResult(text, node, rows, len(snap), order))
 
     def on_filter_result(self, message: FilterResult) -> None:
-        if message.text != self.pending_text:
+        if (message.text, message.order) != (self.pending_text, self.pending_order):
             return  # superseded by later typing
         self.pending_text = None
         event_list = self.main.query_one(EventList)
         keep = event_list.event
-        self.view.replace(message.text, message.node, message.rows, message.upto)
+        self.view.replace(message.text, message.node, message.rows, message.upto, message.order)
         self.view.catch_up()
         event_list.rows_replaced(keep)
         self._summary_dirty = True
@@ -288,6 +292,8 @@ class AuditApp(App[None]):
         self.main.query_one(DetailPane).show(event)
 
     def on_event_list_follow_changed(self) -> None:
+        if self.main.query_one(EventList).following and self.view.order == SLOWEST:
+            self.apply_filter(self.view.text, TIME)  # F / End: back to the live tail
         self._update_status()
 
     def action_open_detail(self) -> None:
@@ -385,6 +391,10 @@ class AuditApp(App[None]):
         # must land in the bar.
         self.main.set_focus(bar)
         bar.cursor_position = len(bar.value)
+
+    def action_slowest(self) -> None:
+        """L: the filtered requests slowest first, or back to time order."""
+        self.apply_filter(self.view.text, TIME if self.view.order == SLOWEST else SLOWEST)
 
     def action_tab(self, tab: str) -> None:
         self.main.query_one(TabbedContent).active = tab
@@ -487,6 +497,8 @@ class AuditApp(App[None]):
         text.append(f" / {len(store):,} events", "")
         if self.view.text:
             text.append(f"  filter: {inert(self.view.text)}", "cyan")
+        if self.view.order == SLOWEST:
+            text.append("  slowest requests first (L: by time)", "magenta")
         if self.pending_text is not None:
             text.append("  filtering…", "yellow")
         lst = self.main.query_one(EventList)

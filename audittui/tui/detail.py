@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from ..formats import format_duration
+from ..latency import annotations as latency_annotations
 from ..mask import mask_event
 from ..sanitize import inert
 from ..store import EventGone, Store
@@ -23,8 +24,8 @@ DECISION = "authorization.k8s.io/decision"
 
 
 def header(event: dict[str, Any], latency: int) -> Text:
-    """``alice get secrets ns/name → 403 forbid 12ms <time> from <ip>``, and the
-    authorizer's reason on a second line when there is one."""
+    """``alice get secrets ns/name → 403 forbid 12ms <time> from <ip>``, and on a second line
+    the authorizer's reason and the API server's latency breakdown when there are any."""
     get = _getter(event)
     user = get("user", "username") or "-"
     text = Text()
@@ -56,9 +57,15 @@ def header(event: dict[str, Any], latency: int) -> Text:
     ips = event.get("sourceIPs")
     if isinstance(ips, list) and ips:
         text.append(f"  from {inert(str(ips[0]))}", "dim")
+    details = []
     reason = annotations.get(REASON)
     if reason:
-        text.append(f"\n{inert(str(reason))}", "dim")
+        details.append(inert(str(reason)))
+    spent = latency_annotations(event)
+    if spent:
+        details.append("latency " + ", ".join(f"{inert(k)} {inert(v)}" for k, v in spent))
+    if details:
+        text.append("\n" + "  ·  ".join(details), "dim")
     return text
 
 

@@ -21,7 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..view import Inserted, RowView
+from ..view import SLOWEST, Inserted, RowView
 from .columns import WIDE_TIME, cells, fit, fit_columns, pad, short_user
 
 CODE_STYLES = {
@@ -103,7 +103,11 @@ class EventList(ScrollView, can_focus=True):
         """The filter changed: keep the cursor on ``keep_event`` (or the nearest by time)."""
         self.unseen = 0
         n = len(self.view)
-        if self.following or keep_event is None or not n:
+        if self.view.order == SLOWEST:
+            self.following = False  # nothing to follow: the slowest request is on top
+            row = 0
+            self.post_message(self.FollowChanged())
+        elif self.following or keep_event is None or not n:
             row = max(n - 1, 0)
         else:
             row = self.view.nearest(keep_event)

@@ -45,6 +45,7 @@ KEYS = (
             ("G / end / F", "last event and follow new ones"),
             ("e / E", "next / previous error (code ≥ 400)"),
             ("o / O", "next / previous stage of the same request (auditID)"),
+            ("L", "slowest requests first (watch, exec, followed logs left out); again: by time"),
         ),
     ),
     (

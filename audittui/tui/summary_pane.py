@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from ..formats import format_duration
 from ..sanitize import inert
 from .columns import fit, short_user
 
@@ -37,6 +38,9 @@ FIELDS = (
     ("forbidden", "403", True),
     ("errors", "ERR", True),
     ("ips", "IPS", True),
+    ("p50", "P50", True),
+    ("p95", "P95", True),
+    ("p99", "P99", True),
     ("first", "FIRST", False),
     ("last", "LAST", False),
 )
@@ -102,7 +106,12 @@ class SummaryPane(DataTable):
         self.total_groups = len(rows)
         numeric = {k for k, _, num in FIELDS if num}
         if self.sort_field in numeric:
-            rows = sorted(rows, key=lambda r: r[self.sort_field], reverse=self.descending)
+            # Groups without a timed request sort below every latency.
+            rows = sorted(
+                rows,
+                key=lambda r: -1 if r[self.sort_field] is None else r[self.sort_field],
+                reverse=self.descending,
+            )
         else:
             rows = sorted(
                 rows, key=lambda r: _sort_text(r, self.sort_field), reverse=self.descending
@@ -130,6 +139,7 @@ class SummaryPane(DataTable):
             Text(str(r["forbidden"] or ""), "bold magenta", justify="right"),
             Text(str(r["errors"] or ""), "yellow", justify="right"),
             Text(f"{r['ips']} {inert(r['top_ip'])}" if r["ips"] else "-"),
+            *(Text(_duration(r[q]), justify="right") for q in ("p50", "p95", "p99")),
             Text(r["first"][5:19].replace("T", " ")),
             Text(r["last"][5:19].replace("T", " ")),
         ]
@@ -168,6 +178,10 @@ class SummaryPane(DataTable):
         else:
             self.sort_field, self.descending = key, key != "key"
         self._display()
+
+
+def _duration(micros: int | None) -> str:
+    return "" if micros is None else format_duration(micros)
 
 
 def _sort_text(row: dict[str, Any], field: str) -> str:
