@@ -49,6 +49,11 @@ for label, q in queries:
         times.append(time.perf_counter() - t)
     median = statistics.median(times)
     out["queries"].append({"label": label, "query": q, "matches": n, "median": median})
+out["summaries"] = {}
+for by in ("user", "resource", "code"):
+    t = time.perf_counter()
+    store.summary(by=by)
+    out["summaries"][by] = time.perf_counter() - t
 print(json.dumps(out))
 """
 
@@ -147,6 +152,10 @@ def main() -> None:
     print(f"{'query':34} {'matches':>10} {'median of ' + str(args.runs):>14}")
     for q in res["queries"]:
         print(f"{q['label']:34} {q['matches']:10,} {q['median'] * 1000:11.0f} ms   {q['query']}")
+    print()
+    for by in res["summaries"]:
+        times = [r["summaries"][by] for r in results]
+        print(f"summary by {by:24} {statistics.median(times) * 1000:22.0f} ms   (latency included)")
 
 
 if __name__ == "__main__":
