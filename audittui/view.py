@@ -14,6 +14,7 @@ import numpy as np
 
 from .latency import request_mask
 from .query import Node, evaluate
+from .requests import Requests
 from .store import Snapshot, Store, merge_by_time
 
 TIME, SLOWEST = "time", "slowest"
@@ -26,9 +27,20 @@ def sort_keys(store: Store | Snapshot, rows: np.ndarray, order: str) -> np.ndarr
     return store.column("time")[rows]
 
 
-def matching(store: Store | Snapshot, node: Node | None, order: str = TIME) -> np.ndarray:
+def matching(
+    store: Store | Snapshot,
+    node: Node | None,
+    order: str = TIME,
+    requests: Requests | None = None,
+) -> np.ndarray:
     """Every matching event of ``store`` in row order (may run in a worker thread when given
-    a snapshot). ``SLOWEST`` keeps only timed requests (see :mod:`audittui.latency`)."""
+    a snapshot). ``SLOWEST`` keeps only timed requests (see :mod:`audittui.latency`). With
+    ``requests``, one row per request that has a matching event: its furthest stage."""
+    if requests is not None and order == TIME:
+        requests.update(store)
+        events = matching(store, node, order)
+        rows = np.unique(requests.representatives(store, events))
+        return rows[np.argsort(sort_keys(store, rows, order), kind="stable")]
     if order == SLOWEST:
         mask = request_mask(store)
         if node is not None:
@@ -62,6 +74,7 @@ class RowView:
         self.node: Node | None = None
         self.text = ""
         self.order = TIME
+        self.requests: Requests | None = None  # set: one row per request
         self.rows = np.empty(0, dtype=np.int64)
         self._keys = np.empty(0, dtype=np.int64)
         self.upto = 0  # store events already considered
@@ -70,10 +83,16 @@ class RowView:
         return len(self.rows)
 
     def replace(
-        self, text: str, node: Node | None, rows: np.ndarray, upto: int, order: str = TIME
+        self,
+        text: str,
+        node: Node | None,
+        rows: np.ndarray,
+        upto: int,
+        order: str = TIME,
+        requests: Requests | None = None,
     ) -> None:
         """Install a filter's result computed over the first ``upto`` events."""
-        self.text, self.node, self.order = text, node, order
+        self.text, self.node, self.order, self.requests = text, node, order, requests
         self.rows = rows
         self._keys = sort_keys(self.store, rows, order)
         self.upto = upto
@@ -92,12 +111,53 @@ class RowView:
         if self.node is not None:
             within &= evaluate(self.node, snap, within)
         new = np.flatnonzero(within)
+        if self.requests is not None and self.order == TIME:
+            return self._catch_up_requests(snap, start, new)
         if not len(new):
             return None
         self.rows, self._keys, positions = merge_by_time(
             self.rows, self._keys, new, sort_keys(snap, new, self.order)
         )
         return Inserted(positions)
+
+    def _catch_up_requests(self, snap: Snapshot, start: int, new: np.ndarray) -> Inserted | None:
+        """One row per request: a request seen before gets its new furthest stage in place
+        (every stage has the same time); a request matching for the first time is inserted."""
+        requests = self.requests
+        assert requests is not None
+        requests.update(snap)
+        codes = snap.column("audit_id")
+        touched = np.unique(codes[start : len(snap)])
+        touched = touched[touched > 0]
+        matched = set(np.unique(codes[new]).tolist())
+        insert = [int(i) for i in new[codes[new] == 0]]  # events without an auditID
+        replaced = False
+        for code in touched.tolist():
+            rep = int(requests.rep[code])
+            row = self._row_of_request(code, rep)
+            if row is not None:
+                if self.rows[row] != rep:
+                    self.rows[row] = rep
+                    replaced = True
+            elif code in matched:
+                insert.append(rep)
+        if not insert:
+            return Inserted(np.empty(0, dtype=np.int64)) if replaced else None
+        new_rows = np.unique(np.array(insert, dtype=np.int64))
+        self.rows, self._keys, positions = merge_by_time(
+            self.rows, self._keys, new_rows, sort_keys(snap, new_rows, self.order)
+        )
+        return Inserted(positions)
+
+    def _row_of_request(self, code: int, rep: int) -> int | None:
+        """The row showing request ``code`` (found among the rows of its time)."""
+        t = sort_keys(self.store, np.array([rep]), self.order)[0]
+        lo = int(np.searchsorted(self._keys, t, side="left"))
+        hi = int(np.searchsorted(self._keys, t, side="right"))
+        if lo == hi:
+            return None
+        hits = np.flatnonzero(self.store.column("audit_id")[self.rows[lo:hi]] == code)
+        return lo + int(hits[0]) if len(hits) else None
 
     def position(self, event: int) -> int | None:
         """The row showing store event ``event``, if it matches."""

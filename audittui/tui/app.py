@@ -28,6 +28,7 @@ from ..export import ExportError, export_jsonl
 from ..follow import Notice
 from ..history import History
 from ..query import QueryError, parse
+from ..requests import Requests
 from ..sanitize import inert
 from ..session import Session
 from ..summary import summarize
@@ -63,9 +64,10 @@ class FileNotices(Message):
 
 
 class FilterResult(Message):
-    def __init__(self, text: str, node, rows, upto: int, order: str) -> None:
+    def __init__(self, text: str, node, rows, upto: int, order: str, requests) -> None:
         super().__init__()
-        self.text, self.node, self.rows, self.upto, self.order = text, node, rows, upto, order
+        self.text, self.node, self.rows, self.upto = text, node, rows, upto
+        self.order, self.requests = order, requests
 
 
 class SummaryResult(Message):
@@ -95,6 +97,7 @@ class AuditApp(App[None]):
         Binding("o", "stage(1)", "Next stage", show=False),
         Binding("O", "stage(-1)", "Prev stage", show=False),
         Binding("L", "slowest", "Slowest", show=False),
+        Binding("R", "per_request", "Per request", show=False),
         Binding("ctrl+s", "export", "Export"),
         Binding("exclamation_mark", "malformed", "Malformed", show=False),
     ]
@@ -108,6 +111,8 @@ class AuditApp(App[None]):
         self.committed = ""  # the filter in force (the bar may show a preview of another)
         self.pending_text: str | None = None
         self.pending_order = TIME
+        self.requests = Requests()  # the stages of each request, for one row per request
+        self.pending_requests: Requests | None = None
         self._last_update = 0.0
         self._update_timer = None
         self._filter_timer = None
@@ -254,32 +259,46 @@ class AuditApp(App[None]):
         hint.update(text)
         hint.display = bool(text.plain)
 
-    def apply_filter(self, text: str, order: str | None = None) -> None:
-        """Compute ``text``'s rows in a thread (in ``order``: time, or slowest first; by
-        default the list's current one); the list switches when they are ready."""
+    def apply_filter(
+        self, text: str, order: str | None = None, per_request: bool | None = None
+    ) -> None:
+        """Compute ``text``'s rows in a thread (in ``order``: time, or slowest first; one row
+        per request or per event; by default as the list is now); the list switches when
+        they are ready."""
+        if per_request is None:
+            per_request = self.view.requests is not None
         self.pending_text = text
         self.pending_order = order or self.view.order
-        self._filter_worker(text, self.pending_order)
+        self.pending_requests = self.requests if per_request else None
+        self._filter_worker(text, self.pending_order, self.pending_requests)
         self._update_status()
 
     @work(thread=True, group="filter", exclusive=True, exit_on_error=False)
-    def _filter_worker(self, text: str, order: str) -> None:
+    def _filter_worker(self, text: str, order: str, requests: Requests | None) -> None:
         try:
             node = parse(text)
         except QueryError:
             return
         snap = self.store.snapshot()
-        rows = matching(snap, node, order)
+        rows = matching(snap, node, order, requests)
         if not get_current_worker().is_cancelled:
-            self.post_message(FilterResult(text, node, rows, len(snap), order))
+            self.post_message(FilterResult(text, node, rows, len(snap), order, requests))
 
     def on_filter_result(self, message: FilterResult) -> None:
-        if (message.text, message.order) != (self.pending_text, self.pending_order):
+        wanted = (self.pending_text, self.pending_order, self.pending_requests)
+        if (message.text, message.order, message.requests) != wanted:
             return  # superseded by later typing
         self.pending_text = None
         event_list = self.main.query_one(EventList)
         keep = event_list.event
-        self.view.replace(message.text, message.node, message.rows, message.upto, message.order)
+        self.view.replace(
+            message.text,
+            message.node,
+            message.rows,
+            message.upto,
+            message.order,
+            message.requests,
+        )
         self.view.catch_up()
         event_list.rows_replaced(keep)
         self._summary_dirty = True
@@ -392,6 +411,10 @@ class AuditApp(App[None]):
         self.main.set_focus(bar)
         bar.cursor_position = len(bar.value)
 
+    def action_per_request(self) -> None:
+        """R: fold the stages of each request into one row, or show every event again."""
+        self.apply_filter(self.view.text, TIME, per_request=self.view.requests is None)
+
     def action_slowest(self) -> None:
         """L: the filtered requests slowest first, or back to time order."""
         self.apply_filter(self.view.text, TIME if self.view.order == SLOWEST else SLOWEST)
@@ -499,6 +522,8 @@ class AuditApp(App[None]):
             text.append(f"  filter: {inert(self.view.text)}", "cyan")
         if self.view.order == SLOWEST:
             text.append("  slowest requests first (L: by time)", "magenta")
+        elif self.view.requests is not None:
+            text.append("  one row per request (R: every event)", "magenta")
         if self.pending_text is not None:
             text.append("  filtering…", "yellow")
         lst = self.main.query_one(EventList)

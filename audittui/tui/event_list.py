@@ -32,9 +32,12 @@ CODE_STYLES = {
 }
 FORBIDDEN = Style(color="magenta", bold=True)
 DIM = Style(dim=True)
+OPEN = Style(color="yellow", italic=True)
 
 
 def code_style(code: str) -> Style:
+    if code == "open":
+        return OPEN
     if code == "403":
         return FORBIDDEN
     return CODE_STYLES.get(int(code) // 100, DIM) if code.isdigit() else DIM
@@ -256,6 +259,9 @@ class EventList(ScrollView, can_focus=True):
         if is_cursor:
             base = base + self.get_component_rich_style("event-list--cursor")
         text = cells(self.view.store, event, with_date=width >= WIDE_TIME)
+        requests = self.view.requests
+        if requests is not None and requests.is_open(self.view.store, event):
+            text["code"] = "open"  # started, never completed: hung, streaming, or rotated away
         segments = []
         for k, (col, w) in enumerate(self.columns()):
             value = text[col.key]

@@ -46,6 +46,10 @@ KEYS = (
             ("e / E", "next / previous error (code ≥ 400)"),
             ("o / O", "next / previous stage of the same request (auditID)"),
             ("L", "slowest requests first (watch, exec, followed logs left out); again: by time"),
+            (
+                "R",
+                "one row per request (its stages folded; 'open' = never completed); again: events",
+            ),
         ),
     ),
     (

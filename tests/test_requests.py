@@ -1,0 +1,144 @@
+"""One row per request: stages folded into the furthest one, open requests marked, kept
+current as stages arrive (live, and out of order from the background indexer)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import orjson
+from conftest import v1_event
+
+from audittui.history import History
+from audittui.loader import load
+from audittui.requests import Requests
+from audittui.session import Session
+from audittui.tui.app import AuditApp
+from audittui.tui.event_list import EventList
+from audittui.view import TIME, RowView, matching
+
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def stage(req: str, k: int, name: str, code: int | None = 200, **kw) -> dict:
+    at = (T0 + timedelta(seconds=k)).isoformat().replace("+00:00", "Z")
+    return v1_event(
+        auditID=req,
+        stage=name,
+        requestReceivedTimestamp=at,
+        stageTimestamp=at,
+        responseStatus=None if code is None else {"code": code},
+        **kw,
+    )
+
+
+def test_representatives_and_open_requests(write_lines):
+    events = [
+        stage("a", 0, "RequestReceived", None),
+        stage("a", 0, "ResponseComplete"),
+        stage("b", 1, "RequestReceived", None),  # never completes
+        stage("c", 2, "RequestReceived", None, verb="watch"),
+        stage("c", 2, "ResponseStarted", verb="watch"),  # still streaming
+        stage("d", 3, "ResponseStarted", 401),  # rejected before auditing: complete
+        stage("", 4, "ResponseComplete"),  # no auditID: a request of its own
+        stage("", 5, "ResponseComplete"),
+        stage("e", 6, "ResponseComplete"),  # written before its RequestReceived
+        stage("e", 6, "RequestReceived", None),
+    ]
+    store = load(write_lines("a.log", events))
+    requests = Requests()
+    requests.update(store)
+    reps = requests.representatives(store, np.arange(len(store)))
+    assert reps.tolist() == [1, 1, 2, 4, 4, 5, 6, 7, 8, 8]
+    assert [requests.is_open(store, int(i)) for i in (1, 2, 4, 5, 6, 8)] == [
+        False,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    rows = matching(store, None, TIME, requests)
+    assert rows.tolist() == [1, 2, 4, 5, 6, 7, 8]
+
+
+def test_stages_arriving_later_replace_their_row_in_place(tmp_path):
+    from audittui.batch import BatchBuilder
+    from audittui.sources import Source
+    from audittui.store import Store
+
+    lines = [
+        orjson.dumps(e)
+        for e in [
+            stage("a", 0, "RequestReceived", None),
+            stage("b", 1, "RequestReceived", None),
+            stage("a", 0, "ResponseComplete", 201),
+            stage("c", 2, "ResponseComplete", 403),
+            stage("b", 1, "ResponseComplete", 500),
+        ]
+    ]
+    store = Store()
+    store.add_source(Source(0, "x", "x"))
+    view = RowView(store)
+    requests = Requests()
+    view.replace("", None, matching(store.snapshot(), None, TIME, requests), 0, TIME, requests)
+    offset = 0
+    for line in lines:  # one event per batch, as a slow follower would deliver them
+        builder = BatchBuilder(0)
+        builder.add_lines(line + b"\n", offset, 1, final=True)
+        offset += len(line) + 1
+        store.append(builder.finish())
+        view.catch_up()
+    codes = [int(store.column("code")[i]) for i in view.rows]
+    assert codes == [201, 500, 403]  # a, b, c: one row each, with the final code
+    assert view.rows.tolist() == matching(store, None, TIME, Requests()).tolist()
+
+
+def test_per_request_rows_in_the_app(tmp_path):
+    path = tmp_path / "audit.log"
+    path.write_bytes(
+        b"".join(
+            orjson.dumps(e) + b"\n"
+            for k in range(10)
+            for e in (
+                stage(f"r{k}", k, "RequestReceived", None),
+                stage(f"r{k}", k, "ResponseComplete"),
+            )
+        )
+    )
+    session = Session([str(path)])
+    session.open()
+    session.follower.heartbeat_ms = 50
+    app = AuditApp(session, history=History(tmp_path / "h"))
+
+    async def until(pilot, condition) -> None:
+        for _ in range(500):
+            if condition():
+                return
+            await pilot.pause(0.02)
+        raise AssertionError("condition not reached")
+
+    async def run() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: not session.indexing and len(app.view) == 20)
+            await pilot.press("R")
+            await until(pilot, lambda: app.view.requests is not None and len(app.view) == 10)
+            assert "one row per request" in app.status_text().plain
+            lst = app.query_one(EventList)
+            with open(path, "ab") as fh:  # a new request starts...
+                fh.write(orjson.dumps(stage("new", 20, "RequestReceived", None)) + b"\n")
+            await until(pilot, lambda: len(app.view) == 11)
+            assert "open" in lst.render_line(lst.cursor - int(lst.scroll_y)).text
+            with open(path, "ab") as fh:  # ...and completes: the same row, now with its code
+                fh.write(orjson.dumps(stage("new", 20, "ResponseComplete", 404)) + b"\n")
+            await until(pilot, lambda: int(app.store.column("code")[app.view.rows[-1]]) == 404)
+            assert len(app.view) == 11
+            assert " 404 " in lst.render_line(lst.cursor - int(lst.scroll_y)).text
+            await pilot.press("R")
+            await until(pilot, lambda: app.view.requests is None and len(app.view) == 22)
+
+    try:
+        asyncio.run(run())
+    finally:
+        session.close()
