@@ -26,6 +26,8 @@ from textual.worker import get_current_worker
 from ..completion import term
 from ..export import ExportError, export_jsonl
 from ..follow import Notice
+from ..formats import format_time
+from ..histogram import histogram
 from ..history import History
 from ..query import QueryError, parse
 from ..requests import Requests
@@ -36,6 +38,7 @@ from ..view import SLOWEST, TIME, RowView, matching
 from .detail import DetailPane
 from .event_list import EventList, ListHeader
 from .filter_bar import FilterBar
+from .histogram_pane import HistogramPane
 from .json_tree import JsonTree
 from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen
 from .summary_pane import SummaryPane
@@ -70,6 +73,12 @@ class FilterResult(Message):
         self.order, self.requests = order, requests
 
 
+class HistogramResult(Message):
+    def __init__(self, hist) -> None:
+        super().__init__()
+        self.hist = hist
+
+
 class SummaryResult(Message):
     def __init__(self, by: str, rows: list) -> None:
         super().__init__()
@@ -90,6 +99,7 @@ class AuditApp(App[None]):
         Binding("escape", "back", "Back", show=False),
         Binding("1", "tab('events')", "Events", show=False),
         Binding("2", "tab('summary')", "Summary"),
+        Binding("3", "tab('histogram')", "Histogram", show=False),
         Binding("enter", "open_detail", "Detail", show=False),
         Binding("m", "managed", "managedFields", show=False),
         Binding("x", "reveal", "Reveal secrets", show=False),
@@ -142,6 +152,8 @@ class AuditApp(App[None]):
                 yield DetailPane(self.store, id="detail")
             with TabPane("Summary", id="summary"):
                 yield SummaryPane(id="summary-table")
+            with TabPane("Histogram", id="histogram"):
+                yield HistogramPane(id="histogram-pane")
         yield Static("", id="status")
         yield Footer()
 
@@ -155,6 +167,8 @@ class AuditApp(App[None]):
 
     def on_resize(self, event) -> None:
         self._layout(event.size.width, event.size.height)
+        self._summary_dirty = True  # the histogram's buckets follow the width
+        self._maybe_summarize()
 
     def _layout(self, width: int, height: int) -> None:
         body = self.main.query_one("#events-body")
@@ -355,20 +369,48 @@ class AuditApp(App[None]):
     # -- summary --------------------------------------------------------------------------
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "summary":
+        if event.pane.id in ("summary", "histogram"):
             self._summary_dirty = True
-            self._maybe_summarize()
-            self.main.query_one(SummaryPane).focus()
+            self.call_after_refresh(self._maybe_summarize)  # once laid out: buckets fit it
+            pane = SummaryPane if event.pane.id == "summary" else HistogramPane
+            self.main.query_one(pane).focus()
         else:
             self.main.query_one(EventList).focus()
 
     def _maybe_summarize(self) -> None:
+        """Recompute the summary or the histogram, whichever is shown, when the rows changed
+        (in a thread, at most every SUMMARY_EVERY seconds)."""
         tabs = self.main.query_one(TabbedContent)
-        if tabs.active != "summary" or not self._summary_dirty or self._summary_running:
+        if tabs.active not in ("summary", "histogram"):
+            return
+        if not self._summary_dirty or self._summary_running:
             return
         self._summary_dirty = False
         self._summary_running = True
-        self._summary_worker(self.main.query_one(SummaryPane).by, self.view.rows)
+        if tabs.active == "summary":
+            self._summary_worker(self.main.query_one(SummaryPane).by, self.view.rows)
+        else:
+            self._histogram_worker(self.main.query_one(HistogramPane).buckets, self.view.rows)
+
+    @work(thread=True, group="summary", exit_on_error=False)
+    def _histogram_worker(self, buckets: int, rows) -> None:
+        self.post_message(HistogramResult(histogram(self.store.snapshot(), rows, buckets)))
+
+    def on_histogram_result(self, message: HistogramResult) -> None:
+        self.main.query_one(HistogramPane).show(message.hist)
+        self.set_timer(SUMMARY_EVERY, self._summary_done)
+
+    def on_histogram_pane_selected(self, message: HistogramPane.Selected) -> None:
+        after, before = (
+            format_time(t).replace(".000000Z", "Z") for t in (message.after, message.before)
+        )
+        text = f"{self.committed} after:{after} before:{before}".strip()
+        self.main.query_one(FilterBar).value = text
+        self.committed = text
+        self.history.add(text)
+        self.apply_filter(text)
+        self.main.query_one(TabbedContent).active = "events"
+        self.main.query_one(EventList).focus()
 
     @work(thread=True, group="summary", exit_on_error=False)
     def _summary_worker(self, by: str, rows) -> None:
@@ -445,7 +487,7 @@ class AuditApp(App[None]):
         elif body.has_class("-detail-open") or isinstance(focused, JsonTree):
             body.remove_class("-detail-open")
             self.main.query_one(EventList).focus()
-        elif self.main.query_one(TabbedContent).active == "summary":
+        elif self.main.query_one(TabbedContent).active in ("summary", "histogram"):
             self.action_tab("events")
         elif self.committed:
             self.main.query_one(FilterBar).value = ""
@@ -503,6 +545,11 @@ class AuditApp(App[None]):
         )
         yield SystemCommand("Summary", "Per-user summary (2)", lambda: self.action_tab("summary"))
         yield SystemCommand("Events", "The event list (1)", lambda: self.action_tab("events"))
+        yield SystemCommand(
+            "Histogram",
+            "Events over time; select a range (3)",
+            lambda: self.action_tab("histogram"),
+        )
         yield SystemCommand(
             "Malformed lines", "List lines that are not audit events (!)", self.action_malformed
         )

@@ -19,7 +19,7 @@ KEYS = (
         (
             ("/", "filter (Enter keeps it, Esc restores the previous one)"),
             ("tab / shift+tab", "next / previous pane"),
-            ("1 / 2", "events / summary"),
+            ("1 / 2 / 3", "events / summary / histogram"),
             ("enter", "open the event (small screens) or drill down (summary)"),
             ("esc", "back one level: leave the filter, close the detail, clear the filter"),
             ("ctrl+s", "export the filtered events to a JSONL file"),
@@ -59,6 +59,14 @@ KEYS = (
             ("x", "reveal / mask Secret data and tokens"),
             ("c", "copy the event JSON (OSC 52: works over SSH)"),
             ("space / enter", "fold or unfold a JSON node"),
+        ),
+    ),
+    (
+        "Histogram",
+        (
+            ("← → h l, home end", "move the cursor over the buckets"),
+            ("space", "mark one end of a range (again: unmark)"),
+            ("enter", "filter the list to the range (after: … before: …)"),
         ),
     ),
     (
