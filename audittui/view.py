@@ -39,7 +39,9 @@ def matching(
     if requests is not None and order == TIME:
         requests.update(store)
         events = matching(store, node, order)
-        rows = np.unique(requests.representatives(store, events))
+        keep = np.zeros(len(store), dtype=bool)  # a mask, not np.unique: ten times faster
+        keep[requests.representatives(store, events)] = True
+        rows = np.flatnonzero(keep)
         return rows[np.argsort(sort_keys(store, rows, order), kind="stable")]
     if order == SLOWEST:
         mask = request_mask(store)
@@ -75,6 +77,7 @@ class RowView:
         self.text = ""
         self.order = TIME
         self.requests: Requests | None = None  # set: one row per request
+        self._shown: np.ndarray | None = None
         self.rows = np.empty(0, dtype=np.int64)
         self._keys = np.empty(0, dtype=np.int64)
         self.upto = 0  # store events already considered
@@ -93,6 +96,7 @@ class RowView:
     ) -> None:
         """Install a filter's result computed over the first ``upto`` events."""
         self.text, self.node, self.order, self.requests = text, node, order, requests
+        self._shown = None  # rebuilt from the rows on the next per-request catch-up
         self.rows = rows
         self._keys = sort_keys(self.store, rows, order)
         self.upto = upto
@@ -121,43 +125,50 @@ class RowView:
         return Inserted(positions)
 
     def _catch_up_requests(self, snap: Snapshot, start: int, new: np.ndarray) -> Inserted | None:
-        """One row per request: a request seen before gets its new furthest stage in place
+        """One row per request: a request shown before gets its new furthest stage in place
         (every stage has the same time); a request matching for the first time is inserted."""
         requests = self.requests
         assert requests is not None
         requests.update(snap)
         codes = snap.column("audit_id")
+        shown = self._shown_by_code(len(requests.rep))
         touched = np.unique(codes[start : len(snap)])
         touched = touched[touched > 0]
-        matched = set(np.unique(codes[new]).tolist())
-        insert = [int(i) for i in new[codes[new] == 0]]  # events without an auditID
-        replaced = False
-        for code in touched.tolist():
-            rep = int(requests.rep[code])
-            row = self._row_of_request(code, rep)
-            if row is not None:
-                if self.rows[row] != rep:
-                    self.rows[row] = rep
-                    replaced = True
-            elif code in matched:
-                insert.append(rep)
-        if not insert:
-            return Inserted(np.empty(0, dtype=np.int64)) if replaced else None
-        new_rows = np.unique(np.array(insert, dtype=np.int64))
+        reps = requests.rep[touched]
+        had = shown[touched] >= 0
+        # Requests on screen whose furthest stage changed: swap the event in their row.
+        moved = had & (shown[touched] != reps)
+        old, now = shown[touched[moved]], reps[moved]
+        rows_at = np.searchsorted(self._keys, sort_keys(snap, old, self.order), side="left")
+        for row, was, rep in zip(rows_at.tolist(), old.tolist(), now.tolist(), strict=True):
+            while self.rows[row] != was:  # another request of the same time comes first
+                row += 1
+            self.rows[row] = rep
+        shown[touched[moved]] = now
+        # Requests matching for the first time, and matching events without an auditID.
+        matched = np.zeros(len(shown), dtype=bool)
+        matched[codes[new]] = True
+        fresh = ~had & matched[touched]
+        shown[touched[fresh]] = reps[fresh]
+        insert = np.concatenate([reps[fresh], new[codes[new] == 0]])
+        if not len(insert):
+            return Inserted(np.empty(0, dtype=np.int64)) if moved.any() else None
+        insert.sort()
         self.rows, self._keys, positions = merge_by_time(
-            self.rows, self._keys, new_rows, sort_keys(snap, new_rows, self.order)
+            self.rows, self._keys, insert, sort_keys(snap, insert, self.order)
         )
         return Inserted(positions)
 
-    def _row_of_request(self, code: int, rep: int) -> int | None:
-        """The row showing request ``code`` (found among the rows of its time)."""
-        t = sort_keys(self.store, np.array([rep]), self.order)[0]
-        lo = int(np.searchsorted(self._keys, t, side="left"))
-        hi = int(np.searchsorted(self._keys, t, side="right"))
-        if lo == hi:
-            return None
-        hits = np.flatnonzero(self.store.column("audit_id")[self.rows[lo:hi]] == code)
-        return lo + int(hits[0]) if len(hits) else None
+    def _shown_by_code(self, size: int) -> np.ndarray:
+        """Per auditID code, the event its row shows (-1: no row), grown with the table."""
+        if self._shown is None:
+            self._shown = np.full(size, -1, dtype=np.int64)
+            codes = self.store.column("audit_id")[self.rows]
+            self._shown[codes[codes > 0]] = self.rows[codes > 0]
+        elif size > len(self._shown):
+            grow = np.full(size - len(self._shown), -1, dtype=np.int64)
+            self._shown = np.concatenate([self._shown, grow])
+        return self._shown
 
     def position(self, event: int) -> int | None:
         """The row showing store event ``event``, if it matches."""
