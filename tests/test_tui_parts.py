@@ -17,14 +17,15 @@ from audittui.tui.columns import fit, fit_columns, pad, short_user
 # -- columns ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("width", [60, 72, 80, 95, 100, 101, 120, 200])
+@pytest.mark.parametrize("width", [60, 72, 76, 77, 78, 92, 93, 100, 101, 120, 200])
 def test_columns_fill_the_width_exactly(width):
     cols = fit_columns(width)
     assert sum(w for _, w in cols) + len(cols) - 1 == width
     keys = [c.key for c, _ in cols]
     assert keys[:6] == ["time", "user", "verb", "what", "where", "code"]
-    assert ("ip" in keys) == (width >= 95)
-    assert dict((c.key, w) for c, w in cols)["time"] == (18 if width >= 101 else 12)
+    assert ("ip" in keys) == (width >= 93)
+    assert ("latency" in keys) == (width >= 77)  # kept at 80x24 (78 beside the scrollbar)
+    assert dict((c.key, w) for c, w in cols)["time"] == (18 if width >= 100 else 12)
 
 
 def test_names_are_shortened_the_way_people_say_them():

@@ -27,7 +27,7 @@ class Column:
 # In order of display; the last entries are dropped first when the terminal is narrow.
 COLUMNS = (
     Column("time", "TIME", 12),
-    Column("user", "USER", 18, flex=3),
+    Column("user", "USER", 16, flex=3),
     Column("verb", "VERB", 7),
     Column("what", "RESOURCE", 12, flex=2),
     Column("where", "NAMESPACE/NAME", 14, flex=3),

@@ -158,7 +158,7 @@ class HistogramPane(Widget, can_focus=True):
         text.append(
             f"\n{clock(after, 1)} – {clock(before, 1)}  {int(hist.total[picked].sum()):,} events"
             f" · {int(hist.forbidden[picked].sum()):,} 403 · {int(hist.client[picked].sum()):,}"
-            f" other 4xx · {int(hist.server[picked].sum()):,} 5xx   ←/→ move, space marks, "
-            "Enter filters",
+            f" other 4xx · {int(hist.server[picked].sum()):,} 5xx"
+            + ("   ←/→ move, space marks, Enter filters" if width >= 110 else ""),
         )
         return text
