@@ -69,7 +69,8 @@ class Requests:
         codes = store.column("audit_id")[events]
         safe = np.minimum(codes, len(self.rep) - 1) if len(self.rep) else codes * 0
         reps = self.rep[safe] if len(self.rep) else np.full(len(events), -1)
-        return np.where((codes > 0) & (reps >= 0), reps, events)
+        # A representative past the store's (snapshot's) end was taken in by another thread.
+        return np.where((codes > 0) & (reps >= 0) & (reps < len(store)), reps, events)
 
     def is_open(self, store: Store | Snapshot, event: int) -> bool:
         """Did the request of ``event`` start without completing?"""

@@ -135,9 +135,12 @@ class RowView:
         touched = np.unique(codes[start : len(snap)])
         touched = touched[touched > 0]
         reps = requests.rep[touched]
+        # Another thread may have taken in events past this snapshot: such a stage waits
+        # for the next catch-up (its event falls in that one's range).
+        beyond = reps >= len(snap)
         had = shown[touched] >= 0
         # Requests on screen whose furthest stage changed: swap the event in their row.
-        moved = had & (shown[touched] != reps)
+        moved = had & ~beyond & (shown[touched] != reps)
         old, now = shown[touched[moved]], reps[moved]
         rows_at = np.searchsorted(self._keys, sort_keys(snap, old, self.order), side="left")
         for row, was, rep in zip(rows_at.tolist(), old.tolist(), now.tolist(), strict=True):
@@ -146,9 +149,10 @@ class RowView:
             self.rows[row] = rep
         shown[touched[moved]] = now
         # Requests matching for the first time, and matching events without an auditID.
-        matched = np.zeros(len(shown), dtype=bool)
-        matched[codes[new]] = True
-        fresh = ~had & matched[touched]
+        matched = np.full(len(shown), -1, dtype=np.int64)  # per code: its last matching event
+        matched[codes[new]] = new
+        fresh = ~had & (matched[touched] >= 0)
+        reps = np.where(beyond, matched[touched], reps)
         shown[touched[fresh]] = reps[fresh]
         insert = np.concatenate([reps[fresh], new[codes[new] == 0]])
         if not len(insert):

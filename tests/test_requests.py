@@ -189,3 +189,30 @@ def test_incremental_rows_match_a_recomputation_on_random_arrivals():
         assert sorted(view.rows.tolist()) == sorted(expected.tolist())
         times = store.column("time")[view.rows]
         assert (np.diff(times) >= 0).all()
+
+
+def test_a_representative_past_the_snapshot_waits_for_the_next_catch_up(write_lines):
+    """Another thread (a filter worker) may have indexed stages past the snapshot a
+    catch-up or a filter works on: rows never point past the snapshot, and the stage
+    arrives with the next catch-up."""
+    from audittui.store import Snapshot
+
+    events = [
+        stage("a", 0, "RequestReceived", None),
+        stage("b", 1, "ResponseComplete"),
+        stage("a", 0, "ResponseComplete", 404),
+    ]
+    store = load(write_lines("a.log", events))
+    requests = Requests()
+    requests.update(store)  # knows all three events
+    early = Snapshot(store, 2)
+    assert matching(early, None, TIME, requests).tolist() == [0, 1]  # not 2: past the end
+    view = RowView(store)
+    view.replace("", None, np.empty(0, dtype=np.int64), 0, TIME, requests)
+    real = store.snapshot
+    store.snapshot = lambda: early
+    view.catch_up()
+    assert view.rows.tolist() == [0, 1]
+    store.snapshot = real
+    view.catch_up()
+    assert view.rows.tolist() == [2, 1]  # request a now shows its final stage, in place
