@@ -542,3 +542,25 @@ def test_a_backup_that_cannot_be_read_is_reported_and_the_rest_shown(tmp_path, m
         assert "5 / 5 events" in status(app) and app.is_running
 
     run(check, path, tmp_path)
+
+
+def test_a_failing_filter_is_reported_not_left_pending(tmp_path, monkeypatch):
+    path = make_log(tmp_path, 5)
+    messages = []
+    monkeypatch.setattr(
+        AuditApp, "notify", lambda self, message, **kw: messages.append((message, kw))
+    )
+
+    def broken(*_args):
+        raise MemoryError("out of memory while filtering")
+
+    async def check(app, pilot):
+        monkeypatch.setattr("audittui.tui.app.matching", broken)
+        app.apply_filter("user:alice")
+        await until(pilot, lambda: app.pending_text is None)
+        assert "filtering" not in status(app)
+        assert messages and "out of memory" in messages[-1][0]
+        assert messages[-1][1]["severity"] == "error"
+        assert len(app.view) == 5 and app.is_running  # the list keeps what it had
+
+    run(check, path, tmp_path)

@@ -289,14 +289,21 @@ class AuditApp(App[None]):
 
     @work(thread=True, group="filter", exclusive=True, exit_on_error=False)
     def _filter_worker(self, text: str, order: str, requests: Requests | None) -> None:
+        snap = self.store.snapshot()
         try:
             node = parse(text)
-        except QueryError:
+            rows = matching(snap, node, order, requests)
+        except Exception as exc:  # never leave the list "filtering…" for ever
+            self.call_from_thread(self._filter_failed, text, exc)
             return
-        snap = self.store.snapshot()
-        rows = matching(snap, node, order, requests)
         if not get_current_worker().is_cancelled:
             self.post_message(FilterResult(text, node, rows, len(snap), order, requests))
+
+    def _filter_failed(self, text: str, exc: Exception) -> None:
+        if text == self.pending_text:
+            self.pending_text = None
+        self.notify(f"Filter failed: {inert(str(exc))}", severity="error", markup=False)
+        self._update_status()
 
     def on_filter_result(self, message: FilterResult) -> None:
         wanted = (self.pending_text, self.pending_order, self.pending_requests)
