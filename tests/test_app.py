@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from conftest import v1_event
+from conftest import until, v1_event
 
 from audittui.completion import term
 from audittui.history import History
@@ -81,15 +80,6 @@ def run(test: Callable, path: str, tmp_path, size=(120, 40), follow=True) -> Non
         asyncio.run(main())
     finally:
         session.close()
-
-
-async def until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run until ``condition`` holds (fails after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await pilot.pause(0.02)
 
 
 def screen_lines(app) -> list[str]:

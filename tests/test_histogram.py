@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
-from conftest import v1_event
+from conftest import until, v1_event
 
 from audittui.histogram import SECOND, histogram
 from audittui.history import History
@@ -48,13 +48,6 @@ def test_select_a_range_in_the_app(tmp_path):
     session = Session([str(path)], follow=False)
     session.open()
     app = AuditApp(session, history=History(tmp_path / "h"))
-
-    async def until(pilot, condition) -> None:
-        for _ in range(500):
-            if condition():
-                return
-            await pilot.pause(0.02)
-        raise AssertionError("condition not reached")
 
     async def run() -> None:
         async with app.run_test(size=(100, 30)) as pilot:

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from conftest import v1_event
+from conftest import until, v1_event
 
 from audittui.cli import main
 from audittui.history import History
@@ -144,11 +144,9 @@ def test_slowest_first_in_the_app(tmp_path):
 
     async def run() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
-            while session.indexing or len(app.view) < 13:
-                await pilot.pause(0.02)
+            await until(pilot, lambda: not session.indexing and len(app.view) == 13)
             await pilot.press("L")
-            while app.view.order != SLOWEST:
-                await pilot.pause(0.02)
+            await until(pilot, lambda: app.view.order == SLOWEST)
             lst = app.query_one(EventList)
             latencies = [int(app.store.column("latency")[i]) for i in app.view.rows]
             assert latencies == sorted(latencies, reverse=True)
@@ -160,8 +158,7 @@ def test_slowest_first_in_the_app(tmp_path):
             await pilot.pause()
             assert "latency etcd 1.5s" in app.query_one("#detail-header").render().plain
             await pilot.press("L")
-            while app.view.order == SLOWEST:
-                await pilot.pause(0.02)
+            await until(pilot, lambda: app.view.order != SLOWEST)
             assert len(app.view) == 13
 
     try:

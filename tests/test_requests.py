@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
-from conftest import v1_event
+from conftest import until, v1_event
 
 from audittui.history import History
 from audittui.loader import load
@@ -111,13 +111,6 @@ def test_per_request_rows_in_the_app(tmp_path):
     session.open()
     session.follower.heartbeat_ms = 50
     app = AuditApp(session, history=History(tmp_path / "h"))
-
-    async def until(pilot, condition) -> None:
-        for _ in range(500):
-            if condition():
-                return
-            await pilot.pause(0.02)
-        raise AssertionError("condition not reached")
 
     async def run() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
