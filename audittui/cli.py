@@ -19,7 +19,7 @@ from . import __version__
 from .formats import format_duration, format_time
 from .loader import load
 from .query import QueryError, parse
-from .sanitize import inert, inert_json
+from .sanitize import fit, inert, inert_json
 from .sources import InputError
 from .store import Store
 from .summary import GROUPINGS
@@ -180,13 +180,7 @@ def write_chunks(out: io.TextIOBase, parts: Iterable[bytes]) -> None:
 
 def _cell(value: object, width: int, middle: bool = False) -> str:
     """Fit a value into ``width`` columns; ``middle`` keeps both ends of long names."""
-    text = inert(str(value)) if value is not None else "-"
-    if len(text) <= width:
-        return text
-    if middle:
-        head = (width - 1) // 2
-        return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
-    return text[: width - 1] + "…"
+    return fit(inert(str(value)) if value is not None else "-", width, middle)
 
 
 def table_row(store: Store, i: int) -> str:

@@ -1,10 +1,13 @@
 """Make text from a log safe to print: every control, bidi or invisible character becomes a
 visible escape (``\\x1b``, ``\\u202e``), so log content can neither drive the terminal nor
-disguise itself. Rich markup is a separate concern of the TUI (it never parses log text)."""
+disguise itself. Rich markup is a separate concern of the TUI (it never parses log text).
+Also: fitting text to a column of terminal cells, for the CLI's tables and the app's list."""
 
 from __future__ import annotations
 
 import re
+
+from rich.cells import cell_len, set_cell_size
 
 # C0 and C1 controls, DEL, bidi embeddings/overrides/isolates and marks, zero-width characters,
 # line/paragraph separators, the byte-order mark.
@@ -36,3 +39,31 @@ def inert_json(raw: bytes) -> bytes:
         return raw
     text = raw.decode("utf-8", "replace")
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
+
+def fit(text: str, width: int, middle: bool = False) -> str:
+    """Cut ``text`` to ``width`` cells with an ellipsis; ``middle`` keeps both ends."""
+    if not text.isascii():
+        if cell_len(text) <= width:
+            return text
+        return set_cell_size(text, max(width - 1, 0)) + "…" if width else ""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    if middle:
+        head = (width - 1) // 2
+        return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+    return text[: width - 1] + "…"
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded to exactly ``width`` cells (wide characters count double)."""
+    if text.isascii():
+        return text.rjust(width) if right else text.ljust(width)
+    gap = width - cell_len(text)
+    return (
+        (" " * gap + text if right else text + " " * gap)
+        if gap >= 0
+        else set_cell_size(text, width)
+    )

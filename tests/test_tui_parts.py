@@ -12,7 +12,8 @@ from conftest import v1_event
 
 from audittui.export import ExportError, export_jsonl
 from audittui.loader import load
-from audittui.tui.columns import fit, fit_columns, pad, short_user
+from audittui.sanitize import fit, pad
+from audittui.tui.columns import fit_columns, short_user
 
 # -- columns ----------------------------------------------------------------------------------
 

@@ -411,13 +411,7 @@ class AuditApp(App[None]):
         after, before = (
             format_time(t).replace(".000000Z", "Z") for t in (message.after, message.before)
         )
-        text = f"{self.committed} after:{after} before:{before}".strip()
-        self.main.query_one(FilterBar).value = text
-        self.committed = text
-        self.history.add(text)
-        self.apply_filter(text)
-        self.main.query_one(TabbedContent).active = "events"
-        self.main.query_one(EventList).focus()
+        self._narrow(f"after:{after} before:{before}")
 
     @work(thread=True, group="summary", exit_on_error=False)
     def _summary_worker(self, by: str, rows) -> None:
@@ -440,10 +434,13 @@ class AuditApp(App[None]):
         self._maybe_summarize()
 
     def on_summary_pane_drill(self, message: SummaryPane.Drill) -> None:
-        drill = term(message.field, message.value)
-        text = f"{self.committed} {drill}".strip()
-        bar = self.main.query_one(FilterBar)
-        bar.value = text
+        self._narrow(term(message.field, message.value))
+
+    def _narrow(self, terms: str) -> None:
+        """Drill down from another pane: add ``terms`` to the filter in force and show the
+        list."""
+        text = f"{self.committed} {terms}".strip()
+        self.main.query_one(FilterBar).value = text
         self.committed = text
         self.history.add(text)
         self.apply_filter(text)

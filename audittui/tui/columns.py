@@ -8,10 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from rich.cells import cell_len, set_cell_size
-
 from ..formats import MISSING_TIME, format_duration
-from ..sanitize import inert
+from ..sanitize import fit, inert
 from ..store import Store
 
 
@@ -92,22 +90,6 @@ def short_user(name: str, width: int = 1 << 30) -> str:
     return name
 
 
-def fit(text: str, width: int, middle: bool = False) -> str:
-    """Cut ``text`` to ``width`` cells with an ellipsis; ``middle`` keeps both ends."""
-    if not text.isascii():
-        if cell_len(text) <= width:
-            return text
-        return set_cell_size(text, max(width - 1, 0)) + "…" if width else ""
-    if len(text) <= width:
-        return text
-    if width <= 1:
-        return text[:width]
-    if middle:
-        head = (width - 1) // 2
-        return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
-    return text[: width - 1] + "…"
-
-
 def format_clock(micros: int, with_date: bool) -> str:
     if micros == MISSING_TIME:
         return "-"
@@ -138,15 +120,3 @@ def cells(store: Store, i: int, with_date: bool) -> dict[str, str]:
         "latency": "" if v("stage", i) == "RequestReceived" else format_duration(v("latency", i)),
         "ip": inert(ips[0]) if ips else "-",
     }
-
-
-def pad(text: str, width: int, right: bool = False) -> str:
-    """``text`` padded to exactly ``width`` cells (wide characters count double)."""
-    if text.isascii():
-        return text.rjust(width) if right else text.ljust(width)
-    gap = width - cell_len(text)
-    return (
-        (" " * gap + text if right else text + " " * gap)
-        if gap >= 0
-        else set_cell_size(text, width)
-    )

@@ -21,8 +21,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from ..sanitize import fit, pad
 from ..view import SLOWEST, Inserted, RowView
-from .columns import WIDE_TIME, cells, fit, fit_columns, pad, short_user
+from .columns import WIDE_TIME, cells, fit_columns, short_user
 
 CODE_STYLES = {
     2: Style(color="green"),

@@ -15,10 +15,11 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from ..formats import format_duration
-from ..sanitize import inert
-from .columns import fit, short_user
+from ..sanitize import fit, inert
+from ..summary import GROUPINGS
+from .columns import short_user
 
-GROUP_ORDER = ("user", "verb", "resource", "ns", "ip", "ua", "code")
+GROUP_ORDER = tuple(GROUPINGS)  # b cycles through the groupings summarize() offers
 GROUP_TITLES = {
     "user": "USER",
     "verb": "VERB",
