@@ -91,3 +91,29 @@ async def until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> 
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         await pilot.pause(0.02)
+
+
+def drive_app(path: str, tmp_path, check, *, size=(120, 40), follow: bool = True) -> None:
+    """Open ``path`` in the app as ``audittui PATH`` does (history kept under ``tmp_path``),
+    wait until everything is indexed and shown, then ``await check(app, pilot)``."""
+    import asyncio
+
+    from audittui.history import History
+    from audittui.session import Session
+    from audittui.tui.app import AuditApp
+
+    session = Session([path], follow=follow, backups=True)
+    session.open()
+    if session.follower is not None:
+        session.follower.heartbeat_ms = 50  # a quick heartbeat: tests wait less
+    app = AuditApp(session, history=History(tmp_path / "state" / "history"))
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await until(pilot, lambda: not session.indexing and len(app.view) == len(app.store))
+            await check(app, pilot)
+
+    try:
+        asyncio.run(main())
+    finally:
+        session.close()

@@ -3,18 +3,15 @@ session, indexer and follower batches as in real use."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from conftest import until, v1_event
+from conftest import drive_app, until, v1_event
 
 from audittui.completion import term
-from audittui.history import History
-from audittui.session import Session
 from audittui.tui.app import AuditApp
 from audittui.tui.detail import DetailPane
 from audittui.tui.event_list import EventList
@@ -57,29 +54,19 @@ def make_log(tmp_path, n: int = 30, extra: list[bytes] = ()) -> str:
 
 
 def run(test: Callable, path: str, tmp_path, size=(120, 40), follow=True) -> None:
-    session = Session([path], follow=follow, backups=True)
-    session.open()
-    app = AuditApp(session, history=History(tmp_path / "state" / "history"))
-    session.follower and setattr(session.follower, "heartbeat_ms", 50)
+    """Drive the app, starting once the list shows the newest events under its header."""
 
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            lst = app.query_one(EventList)
-            await until(
-                pilot,
-                lambda: (
-                    not session.indexing
-                    and len(app.view) == len(app.store)
-                    and lst.scroll_y == lst.max_scroll_y
-                    and app.query_one("#list-header").render().plain
-                ),
-            )
-            await test(app, pilot)
+    async def check(app, pilot) -> None:
+        lst = app.query_one(EventList)
+        await until(
+            pilot,
+            lambda: (
+                lst.scroll_y == lst.max_scroll_y and app.query_one("#list-header").render().plain
+            ),
+        )
+        await test(app, pilot)
 
-    try:
-        asyncio.run(main())
-    finally:
-        session.close()
+    drive_app(path, tmp_path, check, size=size, follow=follow)
 
 
 def screen_lines(app) -> list[str]:

@@ -3,18 +3,14 @@ range in the app filters the list to it."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
-from conftest import until, v1_event
+from conftest import drive_app, until, v1_event
 
 from audittui.histogram import SECOND, histogram
-from audittui.history import History
 from audittui.loader import load
-from audittui.session import Session
-from audittui.tui.app import AuditApp
 from audittui.tui.event_list import EventList
 from audittui.tui.histogram_pane import HistogramPane
 
@@ -45,25 +41,18 @@ def test_buckets_fit_the_width_and_outcomes_are_apart(write_lines):
 def test_select_a_range_in_the_app(tmp_path):
     path = tmp_path / "audit.log"
     path.write_bytes(b"".join(orjson.dumps(at(k * 10)) + b"\n" for k in range(60)))
-    session = Session([str(path)], follow=False)
-    session.open()
-    app = AuditApp(session, history=History(tmp_path / "h"))
 
-    async def run() -> None:
-        async with app.run_test(size=(100, 30)) as pilot:
-            await until(pilot, lambda: not session.indexing and len(app.view) == 60)
-            await pilot.press("3")
-            pane = app.query_one(HistogramPane)
-            await until(pilot, lambda: pane.hist is not None)
-            assert app.focused is pane
-            assert int(pane.hist.total.sum()) == 60 and pane.hist.step == 10 * SECOND
-            assert "60 buckets of 10.0s" in pane.render().plain
-            await pilot.press("home", "right", "space", "right", "right", "enter")
-            await until(pilot, lambda: "after:" in app.view.text and len(app.view) == 3)
-            assert app.view.text == ("after:2024-05-01T10:00:10Z before:2024-05-01T10:00:40Z")
-            assert isinstance(app.focused, EventList)
+    async def check(app, pilot) -> None:
+        assert len(app.view) == 60
+        await pilot.press("3")
+        pane = app.query_one(HistogramPane)
+        await until(pilot, lambda: pane.hist is not None)
+        assert app.focused is pane
+        assert int(pane.hist.total.sum()) == 60 and pane.hist.step == 10 * SECOND
+        assert "60 buckets of 10.0s" in pane.render().plain
+        await pilot.press("home", "right", "space", "right", "right", "enter")
+        await until(pilot, lambda: "after:" in app.view.text and len(app.view) == 3)
+        assert app.view.text == ("after:2024-05-01T10:00:10Z before:2024-05-01T10:00:40Z")
+        assert isinstance(app.focused, EventList)
 
-    try:
-        asyncio.run(run())
-    finally:
-        session.close()
+    drive_app(str(path), tmp_path, check, size=(100, 30), follow=False)

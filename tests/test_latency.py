@@ -3,18 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from conftest import until, v1_event
+from conftest import drive_app, until, v1_event
 
 from audittui.cli import main
-from audittui.history import History
 from audittui.latency import annotations, percentiles, request_mask
 from audittui.loader import load
-from audittui.session import Session
-from audittui.tui.app import AuditApp
 from audittui.tui.event_list import EventList
 from audittui.view import SLOWEST, matching
 
@@ -138,30 +134,23 @@ def test_slowest_first_in_the_app(tmp_path):
     events[5]["annotations"] = {"apiserver.latency.k8s.io/etcd": "1.5s"}
     path = tmp_path / "audit.log"
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    session = Session([str(path)], follow=False)
-    session.open()
-    app = AuditApp(session, history=History(tmp_path / "h"))
 
-    async def run() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: not session.indexing and len(app.view) == 13)
-            await pilot.press("L")
-            await until(pilot, lambda: app.view.order == SLOWEST)
-            lst = app.query_one(EventList)
-            latencies = [int(app.store.column("latency")[i]) for i in app.view.rows]
-            assert latencies == sorted(latencies, reverse=True)
-            assert len(app.view) == 12  # the watch is not a timed request
-            assert lst.cursor == 0 and "slowest requests first" in app.status_text().plain
-            assert list(app.view.rows) == list(matching(app.store, None, SLOWEST))
-            # The detail shows the API server's own breakdown when the event has one.
-            lst._user_move(int(list(app.view.rows).index(5)))
-            await pilot.pause()
-            assert "latency etcd 1.5s" in app.query_one("#detail-header").render().plain
-            await pilot.press("L")
-            await until(pilot, lambda: app.view.order != SLOWEST)
-            assert len(app.view) == 13
+    async def check(app, pilot) -> None:
+        assert len(app.view) == 13
+        await pilot.press("L")
+        await until(pilot, lambda: app.view.order == SLOWEST)
+        lst = app.query_one(EventList)
+        latencies = [int(app.store.column("latency")[i]) for i in app.view.rows]
+        assert latencies == sorted(latencies, reverse=True)
+        assert len(app.view) == 12  # the watch is not a timed request
+        assert lst.cursor == 0 and "slowest requests first" in app.status_text().plain
+        assert list(app.view.rows) == list(matching(app.store, None, SLOWEST))
+        # The detail shows the API server's own breakdown when the event has one.
+        lst._user_move(int(list(app.view.rows).index(5)))
+        await pilot.pause()
+        assert "latency etcd 1.5s" in app.query_one("#detail-header").render().plain
+        await pilot.press("L")
+        await until(pilot, lambda: app.view.order != SLOWEST)
+        assert len(app.view) == 13
 
-    try:
-        asyncio.run(run())
-    finally:
-        session.close()
+    drive_app(str(path), tmp_path, check, follow=False)

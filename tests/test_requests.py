@@ -3,18 +3,14 @@ current as stages arrive (live, and out of order from the background indexer).""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
-from conftest import until, v1_event
+from conftest import drive_app, until, v1_event
 
-from audittui.history import History
 from audittui.loader import load
 from audittui.requests import Requests
-from audittui.session import Session
-from audittui.tui.app import AuditApp
 from audittui.tui.event_list import EventList
 from audittui.view import TIME, RowView, matching
 
@@ -107,34 +103,26 @@ def test_per_request_rows_in_the_app(tmp_path):
             )
         )
     )
-    session = Session([str(path)])
-    session.open()
-    session.follower.heartbeat_ms = 50
-    app = AuditApp(session, history=History(tmp_path / "h"))
 
-    async def run() -> None:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: not session.indexing and len(app.view) == 20)
-            await pilot.press("R")
-            await until(pilot, lambda: app.view.requests is not None and len(app.view) == 10)
-            assert "one row per request" in app.status_text().plain
-            lst = app.query_one(EventList)
-            with open(path, "ab") as fh:  # a new request starts...
-                fh.write(orjson.dumps(stage("new", 20, "RequestReceived", None)) + b"\n")
-            await until(pilot, lambda: len(app.view) == 11)
-            assert "open" in lst.render_line(lst.cursor - int(lst.scroll_y)).text
-            with open(path, "ab") as fh:  # ...and completes: the same row, now with its code
-                fh.write(orjson.dumps(stage("new", 20, "ResponseComplete", 404)) + b"\n")
-            await until(pilot, lambda: int(app.store.column("code")[app.view.rows[-1]]) == 404)
-            assert len(app.view) == 11
-            assert " 404 " in lst.render_line(lst.cursor - int(lst.scroll_y)).text
-            await pilot.press("R")
-            await until(pilot, lambda: app.view.requests is None and len(app.view) == 22)
+    async def check(app, pilot) -> None:
+        assert len(app.view) == 20
+        await pilot.press("R")
+        await until(pilot, lambda: app.view.requests is not None and len(app.view) == 10)
+        assert "one row per request" in app.status_text().plain
+        lst = app.query_one(EventList)
+        with open(path, "ab") as fh:  # a new request starts...
+            fh.write(orjson.dumps(stage("new", 20, "RequestReceived", None)) + b"\n")
+        await until(pilot, lambda: len(app.view) == 11)
+        assert "open" in lst.render_line(lst.cursor - int(lst.scroll_y)).text
+        with open(path, "ab") as fh:  # ...and completes: the same row, now with its code
+            fh.write(orjson.dumps(stage("new", 20, "ResponseComplete", 404)) + b"\n")
+        await until(pilot, lambda: int(app.store.column("code")[app.view.rows[-1]]) == 404)
+        assert len(app.view) == 11
+        assert " 404 " in lst.render_line(lst.cursor - int(lst.scroll_y)).text
+        await pilot.press("R")
+        await until(pilot, lambda: app.view.requests is None and len(app.view) == 22)
 
-    try:
-        asyncio.run(run())
-    finally:
-        session.close()
+    drive_app(str(path), tmp_path, check)
 
 
 def test_incremental_rows_match_a_recomputation_on_random_arrivals():
