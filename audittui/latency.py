@@ -30,20 +30,25 @@ def _lut(values: list, test) -> np.ndarray:
     return np.fromiter((v is not None and test(v) for v in values), dtype=bool, count=len(values))
 
 
-def request_mask(store: Store) -> np.ndarray:
-    """Events that end a request with a meaningful latency (see the module docstring)."""
-    final = _lut(store.tables["stage"].values, lambda s: s in FINAL_STAGES)[store.column("stage")]
-    final &= store.column("latency") >= 0
+def request_mask(store: Store, start: int = 0) -> np.ndarray:
+    """Which events from ``start`` on end a request with a meaningful latency (see the
+    module docstring); a mask over events ``start`` .. ``len(store)``."""
+
+    def column(name: str) -> np.ndarray:
+        return store.column(name)[start:]
+
+    final = _lut(store.tables["stage"].values, lambda s: s in FINAL_STAGES)[column("stage")]
+    final &= column("latency") >= 0
     long_verb = _lut(store.tables["verb"].values, lambda v: v in LONG_VERBS)
     sub_values = store.tables["subresource"].values
     long_sub = _lut(sub_values, lambda s: s in LONG_SUBRESOURCES)
-    verbs, subs = store.column("verb"), store.column("subresource")
+    verbs, subs = column("verb"), column("subresource")
     mask = final & ~long_verb[verbs] & ~long_sub[subs]
     # Logs only when followed, pprof profiles (they run as long as asked): decided on the
     # distinct URIs of the few candidate events, not on every URI of the log.
-    uri_values, uris = store.tables["uri"].values, store.column("uri")
+    uri_values, uris = store.tables["uri"].values, column("uri")
     is_log = _lut(sub_values, lambda s: s == "log")[subs]
-    non_resource = store.column("resource") == 0
+    non_resource = column("resource") == 0
     for candidates, test in (
         (mask & is_log, lambda u: _FOLLOW.search(u) is not None),
         (mask & non_resource, lambda u: u.startswith("/debug/pprof")),

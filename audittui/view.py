@@ -111,7 +111,7 @@ class RowView:
         within = np.zeros(n, dtype=bool)
         within[start:] = True
         if self.order == SLOWEST:
-            within &= request_mask(snap)
+            within[start:] &= request_mask(snap, start)  # only the new events: a hot path
         if self.node is not None:
             within &= evaluate(self.node, snap, within)
         new = np.flatnonzero(within)
