@@ -541,3 +541,20 @@ def test_a_failing_filter_is_reported_not_left_pending(tmp_path, monkeypatch):
         assert len(app.view) == 5 and app.is_running  # the list keeps what it had
 
     run(check, path, tmp_path)
+
+
+def test_timer_callbacks_after_shutdown_do_nothing(tmp_path):
+    """Timers (the 10 Hz merge, the summary cadence, the filter debounce) are not messages:
+    one firing while the app shuts down must not raise."""
+    seen = []
+
+    async def check(app, pilot):
+        seen.append(app)
+
+    drive_app(make_log(tmp_path, 3), tmp_path, check)
+    app = seen[0]
+    assert not app.screen_stack  # shut down
+    app._merge_new()
+    app._summary_done()
+    app.apply_filter("user:alice")
+    assert app.pending_text is None

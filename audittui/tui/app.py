@@ -136,9 +136,14 @@ class AuditApp(App[None]):
         """The main screen (queries must not look into a modal screen on top of it)."""
         return self.screen_stack[0]
 
+    @property
+    def closing(self) -> bool:
+        """The screens are gone: the app is shutting down, there is nothing to update."""
+        return not self.screen_stack
+
     def check_message_enabled(self, message: Message) -> bool:
-        # Workers and timers may still report while the app shuts down: nothing to show then.
-        return bool(self.screen_stack) and super().check_message_enabled(message)
+        # Workers may still report while the app shuts down: nothing to show then.
+        return not self.closing and super().check_message_enabled(message)
 
     def compose(self) -> ComposeResult:
         yield FilterBar(self.store, self.history, id="filter")
@@ -209,6 +214,8 @@ class AuditApp(App[None]):
             self._update_timer = self.set_timer(wait, self._merge_new)
 
     def _merge_new(self) -> None:
+        if self.closing:  # timer callbacks are not messages: they can fire during shutdown
+            return
         self._update_timer = None
         self._last_update = time.monotonic()
         inserted = self.view.catch_up()
@@ -279,6 +286,8 @@ class AuditApp(App[None]):
         """Compute ``text``'s rows in a thread (in ``order``: time, or slowest first; one row
         per request or per event; by default as the list is now); the list switches when
         they are ready."""
+        if self.closing:  # the debounce timer can fire during shutdown
+            return
         if per_request is None:
             per_request = self.view.requests is not None
         self.pending_text = text
@@ -387,6 +396,8 @@ class AuditApp(App[None]):
     def _maybe_summarize(self) -> None:
         """Recompute the summary or the histogram, whichever is shown, when the rows changed
         (in a thread, at most every SUMMARY_EVERY seconds)."""
+        if self.closing:  # called from timers, which can fire during shutdown
+            return
         tabs = self.main.query_one(TabbedContent)
         if tabs.active not in ("summary", "histogram"):
             return
