@@ -50,6 +50,7 @@ class Row(NamedTuple):
     user_agent: str | None
     audit_id: str | None
     uri: str | None
+    credential: str | None  # user.extra authentication.kubernetes.io/credential-id (token id)
     flags: int
 
 
@@ -69,6 +70,7 @@ PROFILE_FIELDS = (
     "decision",
     "ips",
     "user_agent",
+    "credential",
 )
 UNIQUE_FIELDS = ("name", "audit_id", "uri")
 # ((time, latency, code, flags, offset, length, item), name, audit_id, uri, profile)
@@ -95,6 +97,7 @@ def pack(r: Row, offset: int, length: int, item: int) -> Packed:
             r.decision,
             r.ips,
             r.user_agent,
+            r.credential,
         ),
     )
 
@@ -365,17 +368,35 @@ def row(ev: dict) -> Row:
         _str(ev.get("userAgent")),
         _str(ev.get("auditID")),
         _str(ev.get("requestURI")),
+        _credential(user.get("extra")),
         flags,
     )
+
+
+CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
+
+
+def _credential(extra: Any) -> str | None:
+    if type(extra) is not dict:
+        return None
+    ids = _strs(extra.get(CREDENTIAL_ID))
+    return ids[0] if ids else None
 
 
 # ---------------------------------------------------------------------------------------------
 # Fast path: native v1 lines decoded straight into typed structs (bodies are skipped, not built)
 
 
+class _Extra(msgspec.Struct, gc=False):
+    credential: tuple[str, ...] | None = msgspec.field(
+        default=None, name="authentication.kubernetes.io/credential-id"
+    )
+
+
 class _User(msgspec.Struct, gc=False):
     username: str | None = None
     groups: tuple[str, ...] | None = None
+    extra: _Extra | None = None
 
 
 class _Ref(msgspec.Struct, gc=False):
@@ -476,7 +497,8 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
         latency = staged - received if staged is not None else -1
     # Empty strings and tuples are left as they are: the batch encoder treats them as missing,
     # once per distinct value instead of once per event.
-    username, groups = _astuple(user) if user is not None else (None, None)
+    username, groups, extra = _astuple(user) if user is not None else (None, None, None)
+    credential = extra.credential if extra is not None else None
     if ref is not None:
         resource, namespace, name, api, version, subresource = _astuple(ref)
         if api is None:
@@ -502,5 +524,6 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
             ann.decision if ann is not None else None,
             ips,
             agent,
+            credential[0] if credential else None,
         ),
     )

@@ -56,6 +56,7 @@ STRING_FIELDS = {
     "ua": "user_agent",
     "id": "audit_id",
     "uri": "uri",
+    "cred": "credential",
 }
 OTHER_FIELDS = ("code", "dur", "after", "before", "since")
 ALIASES = {

@@ -73,7 +73,11 @@ def awkward(make_event, write_lines) -> Store:
     events += [_event(make_event, u) for u in AWKWARD_USERS]
     events += [
         make_event(
-            user={"username": "bob", "groups": ["g h", "a,b", "(x)", "system:authenticated"]},
+            user={
+                "username": "bob",
+                "groups": ["g h", "a,b", "(x)", "system:authenticated"],
+                "extra": {"authentication.kubernetes.io/credential-id": ["JTI=a b,c"]},
+            },
             impersonatedUser={"username": "imp (x)"},
             sourceIPs=["10.0.0.2", "2001:db8::1", "10.0.0.0/8", "::1"],
             userAgent="kubectl/v1.30.0 (linux/amd64) kubernetes/abc",
