@@ -1,7 +1,7 @@
-"""Headless commands over the same core the TUI uses: query, summary, stats.
+"""Headless commands over the same core the TUI uses: query, summary, findings, stats.
 
-Exit status: 0 on success, 2 on a bad query, an unreadable path or bad usage (with a one-line
-message on stderr). When lines were skipped as malformed, a one-line note goes to stderr.
+Exit status: 0 on success, 1 when ``findings`` found something at or above its threshold, 2 on
+a bad query, an unreadable path or bad usage (with a one-line message on stderr). When lines were skipped as malformed, a one-line note goes to stderr.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import sys
+from pathlib import Path
 from collections.abc import Iterable, Sequence
 
 import orjson
@@ -18,7 +19,8 @@ import orjson
 from . import __version__
 from .formats import format_duration, format_time
 from .loader import load
-from .query import QueryError, parse
+from .findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
+from .query import QueryError, Term, parse
 from .sanitize import fit, inert, inert_json
 from .sources import InputError
 from .store import Store
@@ -68,6 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("paths", nargs="+", metavar="PATH")
 
+    fd = sub.add_parser(
+        "findings",
+        help="run the detection rules; exit 1 when a finding at or above --min-severity exists",
+    )
+    fd.add_argument(
+        "--min-severity",
+        choices=SEVERITIES,
+        default="low",
+        help="report (and fail on) findings at least this severe (default: low)",
+    )
+    fd.add_argument("--format", choices=("table", "json"), default="table")
+    fd.add_argument(
+        "--rules",
+        metavar="FILE",
+        help=f"your rules file (default: {user_rules_path()}); --rules none for the pack alone",
+    )
+    fd.add_argument("--list", action="store_true", help="list the rules in effect and exit")
+    fd.add_argument("paths", nargs="*", metavar="PATH")
+
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
     st.add_argument("--format", choices=("text", "json"), default="text")
     st.add_argument("--malformed", action="store_true", help="list every malformed line")
@@ -75,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = ("query", "summary", "stats")
+COMMANDS = ("query", "summary", "findings", "stats")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "findings" and (args.list or not args.paths):
+        if not args.list:
+            parser.error("findings: give a PATH (or --list)")
+        return _list_rules(args, sys.stdout)
     if args.command == "query" and args.follow:
         from .livequery import follow_query
 
@@ -104,14 +129,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with store:
             out = sys.stdout
+            status = 0
             if args.command == "query":
                 _query(store, args, out)
             elif args.command == "summary":
                 _summary(store, args, out)
+            elif args.command == "findings":
+                status = _findings(store, args, out)
             else:
                 _stats(store, args, out)
             out.flush()
             _malformed_note(store, args)
+            return status
     except QueryError as exc:
         return fail(f"bad query: {exc}")
     except BrokenPipeError:
@@ -142,6 +171,10 @@ TABLE_COLUMNS = (("TIME", 23), ("USER", 30), ("VERB", 7), ("RESOURCE", 22), ("NA
 
 
 def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+    if "finding" in fields_of(parse(args.query)):
+        findings = Findings(_rule_set(args).rules)
+        findings.update(store)
+        findings.attach(store)
     sel = store.query(args.query)
     if args.format == "count":
         out.write(f"{len(sel)}\n")
@@ -203,6 +236,82 @@ def table_row(store: Store, i: int) -> str:
     return f"{text} {str(code or '-').ljust(4)} {format_duration(v('latency', i)).rjust(7)}  " + (
         _cell(ips[0], 39) if ips else "-"
     )
+
+
+# -- findings ---------------------------------------------------------------------------
+
+
+def _rule_set(args: argparse.Namespace) -> RuleSet:
+    choice = getattr(args, "rules", None)
+    rules = load_rules(False if choice == "none" else Path(choice) if choice else True)
+    for problem in rules.problems:
+        print(f"{PROG}: rules: {inert(problem)}", file=sys.stderr)
+    return rules
+
+
+def _list_rules(args: argparse.Namespace, out: io.TextIOBase) -> int:
+    rules = _rule_set(args).rules
+    if args.format == "json":
+        rows = [
+            {k: getattr(r, k) for k in ("id", "title", "severity", "source", "query", "enabled")}
+            | {"needs": list(r.needs), "description": r.description}
+            for r in rules
+        ]
+        out.write(orjson.dumps({"rules": rows}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    out.write(f"{'SEVERITY':<9} {'ON':<3} {'RULE':<30} TITLE\n")
+    for r in sorted(rules, key=lambda r: (r.rank, r.id)):
+        out.write(f"{r.severity:<9} {'yes' if r.enabled else 'no':<3} {r.id:<30} {r.title}\n")
+    return 0
+
+
+def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int:
+    findings = Findings(_rule_set(args).rules)
+    findings.update(store)
+    limit = SEVERITIES.index(args.min_severity)
+    results = [f for f in findings.results(store) if f.rule.rank <= limit]
+    blind = findings.blind(store)
+    if args.format == "json":
+        doc = {
+            "findings": [
+                {
+                    "rule": f.rule.id,
+                    "title": f.rule.title,
+                    "severity": f.rule.severity,
+                    "count": f.count,
+                    "first": format_time(f.first),
+                    "last": format_time(f.last),
+                    "users": f.users,
+                    "auditIDs": f.audit_ids,
+                }
+                for f in results
+            ],
+            "blind": [{"rule": r.id, "why": why} for r, why in blind],
+        }
+        out.write(inert_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2)).decode() + "\n")
+    else:
+        out.write(f"{'SEVERITY':<9} {'COUNT':>7}  {'LAST':<19}  {'RULE':<28} USERS\n")
+        for f in results:
+            users = ", ".join(f.users[:3]) + (f" +{len(f.users) - 3}" if len(f.users) > 3 else "")
+            out.write(
+                f"{f.rule.severity:<9} {f.count:>7,}  {format_time(f.last)[:19]:<19}  "
+                f"{f.rule.id:<28} {_cell(users, 60)}\n"
+            )
+        out.write(
+            f"{len(results)} finding(s) at {args.min_severity} or above "
+            f"({len(findings.rules)} rules on {len(store):,} events)\n"
+        )
+        for r, why in blind:
+            out.write(f"blind: {r.id}: {why}\n")
+    return 1 if results else 0
+
+
+def fields_of(node: object) -> set[str]:
+    """The field names a query uses."""
+    if isinstance(node, Term):
+        return {node.field}
+    inner = getattr(node, "nodes", None) or [getattr(node, "node", None)]
+    return set().union(*(fields_of(n) for n in inner if n is not None))
 
 
 # -- summary ------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ STRING_FIELDS = {
     "uri": "uri",
     "cred": "credential",
 }
-OTHER_FIELDS = ("code", "dur", "after", "before", "since")
+OTHER_FIELDS = ("code", "dur", "after", "before", "since", "finding")
 ALIASES = {
     "u": "user",
     "g": "group",
@@ -534,6 +534,8 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
         return _compare_mask(times, term.values) & (times != MISSING_TIME)
     if field == "resource":
         return _resource_mask(term, store)
+    if field == "finding":
+        return _derived_mask(term, store)
     column = STRING_FIELDS[field]
     if field == "api":
         predicate = string_matcher(field, term.values)
@@ -541,6 +543,17 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
     if column in MULTI_VALUED:
         return _lut(store, column, string_matcher(field, term.values))
     return _single_lut(store.tables[column].values, field, term.values)[store.column(column)]
+
+
+def _derived_mask(term: Term, store: Store) -> np.ndarray:
+    """A field an analysis computes (finding:RULE): no events until that analysis has run."""
+    mask = np.zeros(len(store), dtype=bool)
+    provider = store.derived.get(term.field)
+    if provider is not None:
+        start = getattr(store, "start", 0)  # a store.Window counts from its start
+        rows = provider(string_matcher("name", term.values)) - start
+        mask[rows[(rows >= 0) & (rows < len(mask))]] = True
+    return mask
 
 
 def _single_lut(values: list, field: str, alternatives: tuple[Value, ...]) -> np.ndarray:

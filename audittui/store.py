@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -157,6 +158,9 @@ class Store:
         self._lock = threading.Lock()
         self._handles: dict[int, Any] = {}
         self._containers: OrderedDict[tuple[int, int], list[dict]] = OrderedDict()
+        # Query fields computed by analyses over the store (finding:): name → a function from
+        # a predicate over the field's values to the matching event indices.
+        self.derived: dict[str, Callable[[Callable[[str], bool]], np.ndarray]] = {}
 
     # -- building -------------------------------------------------------------------------
 
@@ -422,3 +426,25 @@ class Snapshot:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)  # tables, raw, pread, sources: append-only
+
+
+class Window:
+    """Events ``start`` to ``end`` of a store, with the store's reading interface and indices
+    counted from ``start``: to run a query over only the events appended since last time."""
+
+    def __init__(self, store: Store | Snapshot, start: int, end: int) -> None:
+        self._store = store
+        self.start = start
+        self._end = end
+
+    def __len__(self) -> int:
+        return self._end - self.start
+
+    def column(self, name: str) -> np.ndarray:
+        return self._store.column(name)[self.start : self._end]
+
+    def raw(self, i: int) -> bytes:
+        return self._store.raw(self.start + i)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)  # tables, pread, sources, derived

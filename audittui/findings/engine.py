@@ -1,0 +1,312 @@
+"""Findings: the rule pack evaluated over a growing store, incrementally.
+
+Each update looks only at the events appended since the last one. A rule's query runs on the
+indexed columns of those events (cheap, vectorised); only the survivors that the rule must look
+inside are read from disk and parsed, and only when their level says a body was logged. Window
+and first-seen conditions are recomputed over a rule's matched events when that set grows.
+
+A rule that needs a request body which the log never carries for the rule's events (a
+Metadata-only policy) is reported *blind* instead of silently never firing; body conditions
+never hold on a missing body, so a test for the absence of something cannot fire on it either.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jmespath
+import numpy as np
+
+from ..formats import MISSING_TIME, format_duration
+from ..query import STRING_FIELDS, Node, Term, Value, evaluate, string_matcher
+from ..store import EventGone, Window
+from .rules import Rule
+from .windows import first_seen_hits, group_ids, threshold_hits
+
+if TYPE_CHECKING:
+    from ..store import Snapshot, Store
+
+# Which levels log which body.
+BODY_LEVELS = {"request": ("Request", "RequestResponse"), "response": ("RequestResponse",)}
+BODY_KEY = {"request": "requestObject", "response": "responseObject"}
+# Every container image of a pod, or of a workload's pod template.
+_IMAGES = jmespath.compile(
+    "[requestObject.spec, requestObject.spec.template.spec, requestObject.spec.jobTemplate.spec"
+    ".template.spec][].[containers, initContainers, ephemeralContainers][][][].image"
+)
+
+
+@dataclass
+class Finding:
+    """A rule that fired: its events (time order), counted once per request."""
+
+    rule: Rule
+    rows: np.ndarray
+    count: int
+    first: int
+    last: int
+    users: list[str]
+    audit_ids: list[str]
+
+
+@dataclass
+class _State:
+    candidates: int = 0  # events the query selected (before looking inside them)
+    with_body: int = 0  # of those, logged at a level that carries the body the rule needs
+    matched: np.ndarray | None = None  # passed every per-event condition
+    hits: np.ndarray | None = None  # after threshold / first-seen
+    dirty: bool = False
+
+
+class Findings:
+    """The enabled rules of a rule set over one store; call :meth:`update` as it grows."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = [r for r in rules if r.enabled]
+        self.upto = 0
+        self._state = {r.id: _State(matched=np.empty(0, np.int64)) for r in self.rules}
+        self._lock = threading.Lock()  # one updater; readers take consistent arrays
+        self._hits: dict[str, np.ndarray] = {}
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def update(self, store: Store | Snapshot) -> bool:
+        """Evaluate the events appended since the last call; True when any finding changed."""
+        with self._lock:
+            n = len(store)
+            start = self.upto
+            if n <= start:
+                return False
+            window = Window(store, start, n)
+            stage = window.column("stage")
+            level = window.column("level")
+            stage_values = store.tables["stage"].values
+            level_values = store.tables["level"].values
+            changed = False
+            for rule in self.rules:
+                st = self._state[rule.id]
+                mask = _stage_mask(stage, stage_values, rule.stages)
+                if rule.node is not None and mask.any():
+                    mask &= evaluate(rule.node, window, mask)
+                if mask.any() and (rule.allow.users or rule.allow.namespaces):
+                    mask &= ~_allowed(window, rule)
+                cand = np.flatnonzero(mask)
+                if not len(cand):
+                    continue
+                st.candidates += len(cand)
+                body = next((b for b in rule.needs if b in BODY_LEVELS), None)
+                if body:
+                    logged = np.isin(level[cand], _codes(level_values, BODY_LEVELS[body]))
+                    cand = cand[logged]
+                    st.with_body += len(cand)
+                if rule.where_expr is not None or rule.allow.images:
+                    cand = np.array(
+                        [i for i in cand if self._inside(store, rule, body, start + int(i))],
+                        dtype=np.int64,
+                    )
+                if len(cand):
+                    st.matched = np.concatenate([st.matched, cand + start])
+                    st.dirty = changed = True
+            self.upto = n
+            for rule in self.rules:
+                st = self._state[rule.id]
+                if st.dirty:
+                    st.hits = _stateful(store, rule, st.matched)
+                    st.dirty = False
+                    self._hits[rule.id] = st.hits
+            return changed
+
+    @staticmethod
+    def _inside(store: Store | Snapshot, rule: Rule, body: str | None, i: int) -> bool:
+        try:
+            ev = store.event(i)
+        except (EventGone, OSError, ValueError):
+            return False
+        if body and not isinstance(ev.get(BODY_KEY[body]), dict):
+            return False  # no body: a condition on it cannot hold, nor its absence be seen
+        if rule.where_expr is not None and not _truthy(rule.where_expr.search(ev)):
+            return False
+        if rule.allow.images:
+            images = [im for im in _IMAGES.search(ev) or [] if isinstance(im, str)]
+            if images and all(rule.allow.image_allowed(im) for im in images):
+                return False
+        return True
+
+    # -- results ----------------------------------------------------------------------------
+
+    def results(self, store: Store | Snapshot) -> list[Finding]:
+        """Fired rules, most severe first, then by count."""
+        out = []
+        hits = dict(self._hits)
+        by_id = {r.id: r for r in self.rules}
+        n = len(store)
+        times = store.column("time")
+        ids = store.column("audit_id")
+        users = store.column("user")
+        for rid, rows in hits.items():
+            rows = rows[rows < n]
+            if not len(rows):
+                continue
+            rows = rows[np.argsort(times[rows], kind="stable")]
+            known = times[rows][times[rows] != MISSING_TIME]
+            codes = ids[rows]
+            request_ids = _ordered_unique(codes[codes != 0])
+            count = len(request_ids) + int((codes == 0).sum())
+            user_codes, user_counts = np.unique(users[rows], return_counts=True)
+            user_table = store.tables["user"].values
+            ranked = user_codes[np.argsort(-user_counts, kind="stable")]
+            out.append(
+                Finding(
+                    rule=by_id[rid],
+                    rows=rows,
+                    count=count,
+                    first=int(known[0]) if len(known) else MISSING_TIME,
+                    last=int(known[-1]) if len(known) else MISSING_TIME,
+                    users=[user_table[c] for c in ranked if c],
+                    audit_ids=[store.tables["audit_id"].values[c] for c in request_ids],
+                )
+            )
+        out.sort(key=lambda f: (f.rule.rank, -f.count, f.rule.id))
+        return out
+
+    def rows_of(self, predicate) -> np.ndarray:
+        """Event indices of the findings whose rule id passes ``predicate`` (for finding:)."""
+        parts = [rows for rid, rows in self._hits.items() if predicate(rid)]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
+    def attach(self, store: Store) -> None:
+        """Make ``finding:RULE`` queries over ``store`` select these findings' events."""
+        store.derived["finding"] = self.rows_of
+
+    def blind(self, store: Store | Snapshot) -> list[tuple[Rule, str]]:
+        """Rules that cannot fire on this log, and why."""
+        out = []
+        n = len(store)
+        if not n:
+            return out
+        level = store.column("level")
+        level_values = store.tables["level"].values
+        for rule in self.rules:
+            st = self._state[rule.id]
+            why = None
+            body = next((b for b in rule.needs if b in BODY_LEVELS), None)
+            if body:
+                why = _body_blind(store, rule, st, body, level, level_values)
+            if why is None and "credential" in rule.needs and not store.column("credential").any():
+                why = (
+                    "no event carries a credential id (user.extra "
+                    "authentication.kubernetes.io/credential-id; Kubernetes 1.30+ logs it)"
+                )
+            if why is None and rule.first_seen:
+                span = _span(store)
+                if span is not None and span <= rule.first_seen.learn:
+                    why = (
+                        f"the log spans {format_duration(span)}; the rule first learns "
+                        f"{format_duration(rule.first_seen.learn)} of each key's history"
+                    )
+            if why:
+                out.append((rule, why))
+        return out
+
+
+def _body_blind(store, rule: Rule, st: _State, body: str, level, level_values) -> str | None:
+    levels = BODY_LEVELS[body]
+    need = " or ".join(levels)
+    if st.candidates:
+        if st.with_body:
+            return None
+        return (
+            f"the {st.candidates} events it looks at were logged without a {body} body; "
+            f"it needs level {need}"
+        )
+    resources = _resources(rule.node)
+    scope = _resource_scope(store, resources) if resources else np.ones(len(store), dtype=bool)
+    if not scope.any():
+        return None  # nothing of the kind happened: nothing to judge the policy by
+    if np.isin(level[scope], _codes(level_values, levels)).any():
+        return None
+    what = ", ".join(sorted(resources)) if resources else "any resource"
+    return f"no {body} bodies are logged for {what} here (level {need} needed)"
+
+
+def _resources(node: Node | None) -> set[str]:
+    """Exact resource names a query requires (positive ``resource:`` terms under its ANDs)."""
+    from ..query import And
+
+    if isinstance(node, Term) and node.field == "resource":
+        return {v.text.split("/")[0] for v in node.values if v.kind == "exact"}
+    if isinstance(node, And):
+        out: set[str] = set()
+        for child in node.nodes:
+            out |= _resources(child)
+        return out
+    return set()
+
+
+def _resource_scope(store, resources: set[str]) -> np.ndarray:
+    match = string_matcher("resource", tuple(Value("exact", r) for r in resources))
+    values = store.tables["resource"].values
+    lut = np.fromiter((match(v) for v in values), dtype=bool, count=len(values))
+    return lut[store.column("resource")]
+
+
+def _span(store) -> int | None:
+    times = store.column("time")
+    known = times[times != MISSING_TIME]
+    return int(known.max() - known.min()) if len(known) else None
+
+
+def _stateful(store, rule: Rule, matched: np.ndarray) -> np.ndarray:
+    if not (rule.threshold or rule.first_seen) or not len(matched):
+        return matched
+    times = store.column("time")[matched]
+
+    def codes(field: str) -> np.ndarray:
+        return store.column(STRING_FIELDS[field])[matched]
+
+    if rule.threshold:
+        t = rule.threshold
+        groups = group_ids([codes(f) for f in t.group_by], len(matched))
+        values = codes(t.distinct) if t.distinct else None
+        return matched[threshold_hits(times, groups, t.window, t.count, values)]
+    f = rule.first_seen
+    keys = group_ids([codes(k) for k in f.key], len(matched))
+    return matched[first_seen_hits(times, keys, codes(f.value), f.learn)]
+
+
+def _stage_mask(stage: np.ndarray, values: list, stages: tuple[str, ...]) -> np.ndarray:
+    """The rule's stages; an event without a stage (old or cloud shapes) counts as complete."""
+    want = set(stages) | ({None} if "ResponseComplete" in stages else set())
+    lut = np.fromiter((v in want for v in values), dtype=bool, count=len(values))
+    return lut[stage]
+
+
+def _codes(values: list, wanted: tuple[str, ...]) -> np.ndarray:
+    return np.array([k for k, v in enumerate(values) if v in wanted], dtype=np.int64)
+
+
+def _allowed(window: Window, rule: Rule) -> np.ndarray:
+    mask = np.zeros(len(window), dtype=bool)
+    for column, patterns in (("user", rule.allow.users), ("namespace", rule.allow.namespaces)):
+        if patterns:
+            match = string_matcher(
+                "user", tuple(Value("glob" if "*" in p else "exact", p) for p in patterns)
+            )
+            values = window.tables[column].values
+            lut = np.fromiter((match(v) for v in values), dtype=bool, count=len(values))
+            mask |= lut[window.column(column)]
+    return mask
+
+
+def _ordered_unique(codes: np.ndarray) -> np.ndarray:
+    _, first = np.unique(codes, return_index=True)
+    return codes[np.sort(first)]
+
+
+def _truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null, and empty strings, lists and objects are false."""
+    if value is None or value is False:
+        return False
+    return not isinstance(value, str | list | dict) or len(value) > 0

@@ -1,0 +1,489 @@
+"""The findings rule format: YAML → validated :class:`Rule` objects.
+
+The pack ships as ``pack.yaml`` beside this module; users add rules, allow-lists and lists, and
+turn rules on or off, in ``$XDG_CONFIG_HOME/audittui/rules.yaml``. A broken user file (or one
+broken rule in it) is reported and skipped; the shipped pack must load cleanly.
+
+A rule selects its events with the core query language (``query``, decided on indexed columns),
+may test each selected event with a JMESPath expression (``where``, over the whole event: truthy
+means a match), and may fire only on a count within a sliding window (``threshold``) or on a
+value new for its key (``first_seen``). ``$name`` in ``where`` stands for a list from ``lists``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import orjson
+import yaml
+from jmespath.exceptions import JMESPathError
+
+from ..query import STRING_FIELDS, Node, QueryError, parse
+
+PACK = Path(__file__).with_name("pack.yaml")
+SEVERITIES = ("critical", "high", "medium", "low", "info")  # most severe first
+STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
+NEEDS = ("request", "response", "credential")
+ALLOW_KEYS = ("users", "namespaces", "images")
+RULE_KEYS = {
+    "id",
+    "title",
+    "severity",
+    "description",
+    "source",
+    "query",
+    "stages",
+    "needs",
+    "where",
+    "threshold",
+    "first_seen",
+    "allow",
+    "enabled",
+}
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+_LIST_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)\Z")
+_UNIT_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
+
+
+class RuleError(ValueError):
+    """Problems in a rule file: every one found, each naming the rule and field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Threshold:
+    window: int  # µs; events at most this far apart share a window
+    count: int  # at least this many events (or distinct values of ``distinct``)
+    group_by: tuple[str, ...]  # query field names
+    distinct: str | None = None
+
+
+@dataclass(frozen=True)
+class FirstSeen:
+    key: tuple[str, ...]  # query field names, e.g. ("user",)
+    value: str  # the field whose new values fire, e.g. "ua"
+    learn: int  # µs of a key's history before its new values count
+
+
+@dataclass(frozen=True)
+class Allow:
+    users: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+
+    def __or__(self, other: Allow) -> Allow:
+        return Allow(
+            *(tuple(dict.fromkeys(getattr(self, k) + getattr(other, k))) for k in ALLOW_KEYS)
+        )
+
+    def image_allowed(self, image: str) -> bool:
+        return any(fnmatch.fnmatchcase(image, p) for p in self.images)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    severity: str
+    description: str
+    query: str
+    node: Node | None = field(compare=False, repr=False)
+    source: str = ""
+    stages: tuple[str, ...] = ("ResponseComplete",)
+    needs: tuple[str, ...] = ()
+    where: str = ""
+    where_expr: Any = field(default=None, compare=False, repr=False)
+    threshold: Threshold | None = None
+    first_seen: FirstSeen | None = None
+    allow: Allow = Allow()
+    enabled: bool = True
+
+    @property
+    def rank(self) -> int:
+        """0 for critical … 4 for info."""
+        return SEVERITIES.index(self.severity)
+
+
+@dataclass
+class RuleSet:
+    """The rules in effect, and what was wrong with the user's file."""
+
+    rules: list[Rule]
+    problems: list[str] = field(default_factory=list)
+    user_file: Path | None = None
+
+    def by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
+
+
+def user_rules_path() -> Path:
+    """``$XDG_CONFIG_HOME/audittui/rules.yaml`` (``~/.config`` when unset or relative)."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".config"
+    return root / "audittui" / "rules.yaml"
+
+
+def parse_duration(text: Any) -> int:
+    """``30s``, ``6m``, ``1h``, ``7d`` → µs."""
+    m = _DURATION.match(str(text).strip())
+    if not m:
+        raise ValueError(f"'{text}' is not a duration like 30s, 6m, 1h or 7d")
+    return int(float(m.group(1)) * _UNIT_US[m.group(2)])
+
+
+def load_rules(user_file: Path | None | bool = True) -> RuleSet:
+    """The shipped pack with the user's file applied (``user_file=False`` for the pack alone).
+
+    Raises :class:`RuleError` only for a broken shipped pack."""
+    pack = _read_yaml(PACK)
+    lists = _lists(pack.get("lists"), "pack")
+    rules, problems = _rules(pack.get("rules"), lists, "pack")
+    if problems:
+        raise RuleError(problems)
+    path = user_rules_path() if user_file is True else user_file or None
+    if path is None or not path.exists():
+        return RuleSet(rules, user_file=path)
+    try:
+        doc = _read_yaml(path)
+    except (OSError, RuleError) as exc:
+        return RuleSet(rules, [f"{path}: {exc}"], path)
+    problems = []
+    return RuleSet(_apply_user(rules, doc, lists, problems, str(path)), problems, path)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            doc = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise RuleError([f"not valid YAML: {exc}".replace("\n", " ")]) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise RuleError(["the file must be a mapping with rules:, allow:, lists:, …"])
+    return doc
+
+
+def _lists(raw: Any, where: str, base: dict[str, list] | None = None) -> dict[str, list]:
+    lists = dict(base or {})
+    if raw is None:
+        return lists
+    if not isinstance(raw, dict):
+        raise RuleError([f"{where}: lists must be a mapping of name → list"])
+    for name, values in raw.items():
+        if not isinstance(values, list):
+            raise RuleError([f"{where}: list {name} is not a list"])
+        lists[str(name)] = lists.get(str(name), []) + values
+    return lists
+
+
+def _rules(raw: Any, lists: dict[str, list], where: str) -> tuple[list[Rule], list[str]]:
+    if raw is None:
+        return [], []
+    if not isinstance(raw, list):
+        return [], [f"{where}: rules must be a list"]
+    rules: list[Rule] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for k, item in enumerate(raw):
+        try:
+            rule = build_rule(item, lists)
+        except RuleError as exc:
+            problems += [f"{where}: rule {k + 1}: {p}" for p in exc.problems]
+            continue
+        if rule.id in seen:
+            problems.append(f"{where}: rule {k + 1}: id '{rule.id}' is used twice")
+            continue
+        seen.add(rule.id)
+        rules.append(rule)
+    return rules, problems
+
+
+def build_rule(item: Any, lists: dict[str, list]) -> Rule:
+    """One rule mapping → a Rule; raises RuleError naming every bad field."""
+    if not isinstance(item, dict):
+        raise RuleError(["a rule must be a mapping"])
+    rid = item.get("id")
+    label = f"'{rid}'" if isinstance(rid, str) else "(no id)"
+    problems: list[str] = []
+
+    def bad(key: str, why: str) -> None:
+        problems.append(f"{label} {key}: {why}")
+
+    for key in item:
+        if key not in RULE_KEYS:
+            bad(str(key), f"unknown key (known: {', '.join(sorted(RULE_KEYS))})")
+    if not isinstance(rid, str) or not _ID.match(rid):
+        bad("id", "required: lowercase letters, digits and dashes")
+    for key in ("title", "query"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            bad(key, "required text")
+    severity = item.get("severity")
+    if severity not in SEVERITIES:
+        bad("severity", f"one of {', '.join(SEVERITIES)}")
+    node = None
+    if isinstance(item.get("query"), str):
+        try:
+            node = parse(_query_lists(item["query"], lists))
+        except KeyError as exc:
+            bad("query", f"no list named {exc.args[0]}")
+        except QueryError as exc:
+            bad("query", str(exc))
+    stages = _strings(item.get("stages", ["ResponseComplete"]), "stages", bad)
+    for s in stages:
+        if s not in STAGES:
+            bad("stages", f"'{s}' is not a stage ({', '.join(STAGES)})")
+    needs = _strings(item.get("needs", []), "needs", bad)
+    for n in needs:
+        if n not in NEEDS:
+            bad("needs", f"'{n}' is not one of {', '.join(NEEDS)}")
+    where = item.get("where") or ""
+    expr = None
+    if not isinstance(where, str):
+        bad("where", "must be a JMESPath expression")
+    elif where:
+        try:
+            expr = jmespath.compile(_substitute(where, lists))
+        except KeyError as exc:
+            bad("where", f"no list named {exc.args[0]}")
+        except JMESPathError as exc:
+            bad("where", f"bad JMESPath: {exc}".replace("\n", " "))
+    threshold = _threshold(item.get("threshold"), bad)
+    first_seen = _first_seen(item.get("first_seen"), bad)
+    if threshold and first_seen:
+        bad("threshold", "a rule has a threshold or first_seen, not both")
+    allow = parse_allow(item.get("allow"), bad, lists)
+    enabled = item.get("enabled", True)
+    if not isinstance(enabled, bool):
+        bad("enabled", "true or false")
+    if problems:
+        raise RuleError(problems)
+    return Rule(
+        id=rid,
+        title=item["title"].strip(),
+        severity=severity,
+        description=str(item.get("description") or "").strip(),
+        query=item["query"].strip(),
+        node=node,
+        source=str(item.get("source") or ""),
+        stages=tuple(stages),
+        needs=tuple(needs),
+        where=where,
+        where_expr=expr,
+        threshold=threshold,
+        first_seen=first_seen,
+        allow=allow,
+        enabled=enabled,
+    )
+
+
+def _substitute(where: str, lists: dict[str, list]) -> str:
+    def literal(m: re.Match) -> str:
+        return "`" + orjson.dumps(lists[m.group(1)]).decode().replace("`", "\\`") + "`"
+
+    return _LIST_REF.sub(literal, where)
+
+
+_PLAIN_VALUE = re.compile(r"[^\s,()\"]+\Z")
+
+
+def _query_lists(query: str, lists: dict[str, list]) -> str:
+    """``$name`` → the list as query alternatives (``a,b,"c d"``); an empty list becomes a
+    value that no event has, so ``-name:$empty`` excludes nothing."""
+
+    def alternatives(m: re.Match) -> str:
+        values = [str(v) for v in lists[m.group(1)]] or ["\u2400no value\u2400"]
+        return ",".join(v if _PLAIN_VALUE.match(v) else orjson.dumps(v).decode() for v in values)
+
+    return _LIST_REF.sub(alternatives, query)
+
+
+def _strings(value: Any, key: str, bad) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        bad(key, "a list of strings")
+        return []
+    return value
+
+
+def _field(name: Any, key: str, bad) -> str:
+    if name not in STRING_FIELDS:
+        bad(key, f"'{name}' is not a string field ({', '.join(STRING_FIELDS)})")
+    return str(name)
+
+
+def _threshold(raw: Any, bad) -> Threshold | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        bad("threshold", "a mapping with window, count, group_by and optional distinct")
+        return None
+    try:
+        window = parse_duration(raw.get("window"))
+    except ValueError as exc:
+        bad("threshold.window", str(exc))
+        window = 0
+    count = raw.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        bad("threshold.count", "a whole number ≥ 1")
+    group_by = tuple(
+        _field(f, "threshold.group_by", bad)
+        for f in _strings(raw.get("group_by", []), "threshold.group_by", bad)
+    )
+    distinct = raw.get("distinct")
+    if distinct is not None:
+        distinct = _field(distinct, "threshold.distinct", bad)
+    for key in raw:
+        if key not in ("window", "count", "group_by", "distinct"):
+            bad(f"threshold.{key}", "unknown key")
+    return Threshold(window, count if isinstance(count, int) else 1, group_by, distinct)
+
+
+def _first_seen(raw: Any, bad) -> FirstSeen | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        bad("first_seen", "a mapping with key, value and learn")
+        return None
+    key = tuple(
+        _field(f, "first_seen.key", bad)
+        for f in _strings(raw.get("key", []), "first_seen.key", bad)
+    )
+    if not key:
+        bad("first_seen.key", "at least one field")
+    value = _field(raw.get("value"), "first_seen.value", bad)
+    try:
+        learn = parse_duration(raw.get("learn", "1h"))
+    except ValueError as exc:
+        bad("first_seen.learn", str(exc))
+        learn = 0
+    return FirstSeen(key, value, learn)
+
+
+def parse_allow(raw: Any, bad, lists: dict[str, list] | None = None) -> Allow:
+    if raw is None:
+        return Allow()
+    if not isinstance(raw, dict):
+        bad("allow", "a mapping of users, namespaces and images")
+        return Allow()
+    parts = {}
+    for key, values in raw.items():
+        if key not in ALLOW_KEYS:
+            bad(f"allow.{key}", f"unknown list (known: {', '.join(ALLOW_KEYS)})")
+            continue
+        patterns: list[str] = []
+        for v in _strings(values or [], f"allow.{key}", bad):
+            name = v[1:] if v.startswith("$") else None
+            if name is not None and lists is not None and name in lists:
+                patterns += [str(x) for x in lists[name]]
+            elif name is not None:
+                bad(f"allow.{key}", f"no list named {name}")
+            else:
+                patterns.append(v)
+        parts[key] = tuple(patterns)
+    return Allow(**parts)
+
+
+def _apply_user(
+    pack: list[Rule], doc: dict, pack_lists: dict[str, list], problems: list[str], where: str
+) -> list[Rule]:
+    """The user's file over the pack: lists extend, allow-lists merge, rules with a pack id
+    override that rule's given fields, new ids add rules, enable/disable switch by id or glob."""
+    for key in doc:
+        if key not in ("rules", "allow", "lists", "enable", "disable"):
+            problems.append(
+                f"{where}: unknown key '{key}' (known: rules, allow, lists, enable, disable)"
+            )
+    try:
+        lists = _lists(doc.get("lists"), where, pack_lists)
+    except RuleError as exc:
+        problems += exc.problems
+        lists = pack_lists
+    known = {r.id: r for r in pack}
+    global_allow = parse_allow(
+        doc.get("allow"), lambda k, why: problems.append(f"{where}: {k}: {why}")
+    )
+    raw_rules = doc.get("rules") or []
+    if not isinstance(raw_rules, list):
+        problems.append(f"{where}: rules must be a list")
+        raw_rules = []
+    if lists is not pack_lists:  # the user's lists reach the pack's where expressions too
+        for rule in pack:
+            if rule.where and _LIST_REF.search(rule.where):
+                known[rule.id] = replace(
+                    rule, where_expr=jmespath.compile(_substitute(rule.where, lists))
+                )
+    added: list[Rule] = []
+    for k, item in enumerate(raw_rules):
+        label = f"{where}: rule {k + 1}"
+        rid = item.get("id") if isinstance(item, dict) else None
+        try:
+            if rid in known:
+                base = known[rid]
+                merged = _rule_mapping(base) | {key: v for key, v in item.items() if key != "allow"}
+                rule = build_rule(merged, lists)
+                extra = parse_allow(item.get("allow"), _raiser)
+                known[rid] = replace(rule, allow=base.allow | extra)
+            else:
+                rule = build_rule(item, lists)
+                if any(r.id == rule.id for r in added):
+                    raise RuleError([f"id '{rule.id}' is used twice"])
+                added.append(rule)
+        except RuleError as exc:
+            problems += [f"{label}: {p}" for p in exc.problems]
+    rules = list(known.values()) + added
+    for switch, state in (("enable", True), ("disable", False)):
+        patterns = _strings(
+            doc.get(switch, []), switch, lambda k, why: problems.append(f"{where}: {k}: {why}")
+        )
+        for pattern in patterns:
+            hit = [i for i, r in enumerate(rules) if fnmatch.fnmatchcase(r.id, pattern)]
+            if not hit:
+                problems.append(f"{where}: {switch}: no rule matches '{pattern}'")
+            for i in hit:
+                rules[i] = replace(rules[i], enabled=state)
+    return [replace(r, allow=r.allow | global_allow) for r in rules]
+
+
+def _raiser(key: str, why: str) -> None:
+    raise RuleError([f"{key}: {why}"])
+
+
+def _rule_mapping(rule: Rule) -> dict:
+    """A Rule back to the mapping that builds it (for overriding some of its fields)."""
+    out: dict[str, Any] = {
+        "id": rule.id,
+        "title": rule.title,
+        "severity": rule.severity,
+        "description": rule.description,
+        "query": rule.query,
+        "source": rule.source,
+        "stages": list(rule.stages),
+        "needs": list(rule.needs),
+        "where": rule.where,
+        "enabled": rule.enabled,
+    }
+    if rule.threshold:
+        t = rule.threshold
+        out["threshold"] = {
+            "window": f"{t.window / 1e6}s",
+            "count": t.count,
+            "group_by": list(t.group_by),
+        }
+        if t.distinct:
+            out["threshold"]["distinct"] = t.distinct
+    if rule.first_seen:
+        f = rule.first_seen
+        out["first_seen"] = {"key": list(f.key), "value": f.value, "learn": f"{f.learn / 1e6}s"}
+    return out
