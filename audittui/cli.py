@@ -1,7 +1,8 @@
 """Headless commands over the same core the TUI uses: query, summary, findings, stats.
 
 Exit status: 0 on success, 1 when ``findings`` found something at or above its threshold, 2 on
-a bad query, an unreadable path or bad usage (with a one-line message on stderr). When lines were skipped as malformed, a one-line note goes to stderr.
+a bad query, an unreadable path or bad usage (with a one-line message on stderr). When lines
+were skipped as malformed, a one-line note goes to stderr.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ import csv
 import io
 import os
 import sys
-from pathlib import Path
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import orjson
 
 from . import __version__
+from .findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from .formats import format_duration, format_time
 from .loader import load
-from .findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from .query import QueryError, Term, parse
 from .sanitize import fit, inert, inert_json
 from .sources import InputError
