@@ -110,12 +110,14 @@ class Findings:
                     st.matched = np.concatenate([st.matched, cand + start])
                     st.dirty = changed = True
             self.upto = n
+            hits = dict(self._hits)  # readers in other threads keep the previous dict
             for rule in self.rules:
                 st = self._state[rule.id]
                 if st.dirty:
                     st.hits = _stateful(store, rule, st.matched)
                     st.dirty = False
-                    self._hits[rule.id] = st.hits
+                    hits[rule.id] = st.hits
+            self._hits = hits
             return changed
 
     @staticmethod
@@ -139,7 +141,7 @@ class Findings:
     def results(self, store: Store | Snapshot) -> list[Finding]:
         """Fired rules, most severe first, then by count."""
         out = []
-        hits = dict(self._hits)
+        hits = self._hits
         by_id = {r.id: r for r in self.rules}
         n = len(store)
         times = store.column("time")

@@ -25,6 +25,7 @@ from textual.worker import get_current_worker
 
 from ..completion import term
 from ..export import ExportError, export_jsonl
+from ..findings import Findings, RuleSet, load_rules
 from ..follow import Notice
 from ..formats import format_time
 from ..histogram import histogram
@@ -38,6 +39,7 @@ from ..view import SLOWEST, TIME, RowView, matching
 from .detail import DetailPane
 from .event_list import EventList, ListHeader
 from .filter_bar import FilterBar
+from .findings_pane import FindingsPane
 from .histogram_pane import HistogramPane
 from .json_tree import JsonTree
 from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen
@@ -45,6 +47,7 @@ from .summary_pane import SummaryPane
 
 UPDATE_EVERY = 0.1  # s between merges of new events into the list (10 Hz at most)
 SUMMARY_EVERY = 0.5  # s between live summary refreshes
+FINDINGS_EVERY = 1.0  # s between evaluations of the rules over new events
 FILTER_DEBOUNCE = 0.15  # s of quiet typing before the preview runs
 QUEUE_HIGH = 20  # the follower waits while the app has this many messages queued
 WIDE = 150  # columns from which list and detail sit side by side
@@ -79,6 +82,12 @@ class HistogramResult(Message):
         self.hist = hist
 
 
+class FindingsResult(Message):
+    def __init__(self, findings: list, blind: list, changed: bool) -> None:
+        super().__init__()
+        self.findings, self.blind, self.changed = findings, blind, changed
+
+
 class SummaryResult(Message):
     def __init__(self, by: str, rows: list) -> None:
         super().__init__()
@@ -100,6 +109,7 @@ class AuditApp(App[None]):
         Binding("1", "tab('events')", "Events", show=False),
         Binding("2", "tab('summary')", "Summary"),
         Binding("3", "tab('histogram')", "Histogram", show=False),
+        Binding("4", "tab('findings')", "Findings"),
         Binding("enter", "open_detail", "Detail", show=False),
         Binding("m", "managed", "managedFields", show=False),
         Binding("x", "reveal", "Reveal secrets", show=False),
@@ -112,7 +122,9 @@ class AuditApp(App[None]):
         Binding("exclamation_mark", "malformed", "Malformed", show=False),
     ]
 
-    def __init__(self, session: Session, history: History | None = None) -> None:
+    def __init__(
+        self, session: Session, history: History | None = None, rules: RuleSet | None = None
+    ) -> None:
         super().__init__()
         self.session = session
         self.store = session.store
@@ -128,6 +140,13 @@ class AuditApp(App[None]):
         self._filter_timer = None
         self._summary_dirty = True
         self._summary_running = False
+        self.rules = rules if rules is not None else load_rules()
+        self.findings = Findings(self.rules.rules)
+        self.findings.attach(self.store)  # finding:RULE in the filter
+        self.finding_count = 0
+        self._findings_running = False
+        self._findings_last = 0.0
+        self._findings_timer = None
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -159,6 +178,8 @@ class AuditApp(App[None]):
                 yield SummaryPane(id="summary-table")
             with TabPane("Histogram", id="histogram"):
                 yield HistogramPane(id="histogram-pane")
+            with TabPane("Findings", id="findings"):
+                yield FindingsPane(id="findings-table")
         yield Static("", id="status")
         yield Footer()
 
@@ -169,6 +190,8 @@ class AuditApp(App[None]):
         self._run_indexer()
         self._run_follower()
         self._update_status()
+        for problem in self.rules.problems:
+            self.notify(inert(problem), title="rules.yaml", severity="warning", markup=False)
 
     def on_resize(self, event) -> None:
         self._layout(event.size.width, event.size.height)
@@ -224,6 +247,7 @@ class AuditApp(App[None]):
             self._summary_dirty = True
         self._update_status()
         self._maybe_summarize()
+        self._maybe_find()
 
     def on_file_notices(self, message: FileNotices) -> None:
         for n in message.notices:
@@ -390,6 +414,8 @@ class AuditApp(App[None]):
             self.call_after_refresh(self._maybe_summarize)  # once laid out: buckets fit it
             pane = SummaryPane if event.pane.id == "summary" else HistogramPane
             self.main.query_one(pane).focus()
+        elif event.pane.id == "findings":
+            self.main.query_one(FindingsPane).focus()
         else:
             self.main.query_one(EventList).focus()
 
@@ -458,6 +484,56 @@ class AuditApp(App[None]):
         self.main.query_one(TabbedContent).active = "events"
         self.main.query_one(EventList).focus()
 
+    # -- findings -------------------------------------------------------------------------
+
+    def _maybe_find(self) -> None:
+        """Evaluate the rules over new events in a thread, at most once a second."""
+        if self.closing or self._findings_running or len(self.store) <= self.findings.upto:
+            return
+        wait = FINDINGS_EVERY - (time.monotonic() - self._findings_last)
+        if wait > 0:
+            if self._findings_timer is None:
+                self._findings_timer = self.set_timer(wait, self._find_later)
+            return
+        self._findings_running = True
+        self._findings_last = time.monotonic()
+        self._findings_worker()
+
+    def _find_later(self) -> None:
+        self._findings_timer = None
+        self._maybe_find()
+
+    @work(thread=True, group="findings", exit_on_error=False)
+    def _findings_worker(self) -> None:
+        snap = self.store.snapshot()
+        try:
+            changed = self.findings.update(snap)
+            result = FindingsResult(self.findings.results(snap), self.findings.blind(snap), changed)
+        except Exception as exc:  # a rule must not take the app down; say so once
+            self.call_from_thread(
+                self.notify, f"Findings failed: {inert(str(exc))}", severity="error", markup=False
+            )
+            return
+        self.post_message(result)
+
+    def on_findings_result(self, message: FindingsResult) -> None:
+        self._findings_running = False
+        self.main.query_one(FindingsPane).show(message.findings, message.blind)
+        self.finding_count = sum(1 for f in message.findings if f.rule.severity != "info")
+        if message.changed and "finding:" in self.view.text:
+            self.apply_filter(self.view.text)  # old events may have joined a finding
+        self._update_status()
+        self._maybe_find()
+
+    def on_findings_pane_drill(self, message: FindingsPane.Drill) -> None:
+        text = f"finding:{message.rule_id}"
+        self.main.query_one(FilterBar).value = text
+        self.committed = text
+        self.history.add(text)
+        self.apply_filter(text)
+        self.main.query_one(TabbedContent).active = "events"
+        self.main.query_one(EventList).focus()
+
     # -- other actions --------------------------------------------------------------------
 
     def action_focus_filter(self) -> None:
@@ -502,7 +578,7 @@ class AuditApp(App[None]):
         elif body.has_class("-detail-open") or isinstance(focused, JsonTree):
             body.remove_class("-detail-open")
             self.main.query_one(EventList).focus()
-        elif self.main.query_one(TabbedContent).active in ("summary", "histogram"):
+        elif self.main.query_one(TabbedContent).active in ("summary", "histogram", "findings"):
             self.action_tab("events")
         elif self.committed:
             self.main.query_one(FilterBar).value = ""
@@ -566,6 +642,11 @@ class AuditApp(App[None]):
             lambda: self.action_tab("histogram"),
         )
         yield SystemCommand(
+            "Findings",
+            "Detection rules that fired, and rules blind on this log (4)",
+            lambda: self.action_tab("findings"),
+        )
+        yield SystemCommand(
             "Malformed lines", "List lines that are not audit events (!)", self.action_malformed
         )
         yield SystemCommand("Reveal secrets", "Show or mask Secret data (x)", self.action_reveal)
@@ -602,6 +683,8 @@ class AuditApp(App[None]):
         bad = len(store.malformed) + session.lines.pending
         if bad:
             text.append(f"  {bad:,} malformed (!)", "red")
+        if self.finding_count:
+            text.append(f"  ⚑ {self.finding_count} finding(s) (4)", "bold red")
         text.append(f"  {len(store.sources)} source(s)", "dim")
         return text
 

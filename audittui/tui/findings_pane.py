@@ -1,0 +1,94 @@
+"""The findings pane: fired rules by severity with counts, users and last seen, then the rules
+that cannot fire on this log and why. Enter filters the event list to a finding's events.
+
+Findings are computed by :class:`audittui.findings.Findings` in a thread as events arrive; a
+DataTable suits this pane (at most one row per rule).
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from ..findings import Finding, Rule
+from ..formats import format_time
+from ..sanitize import fit, inert
+from .columns import short_user
+
+SEVERITY_STYLE = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
+
+class FindingsPane(DataTable):
+    """One row per fired rule, most severe first; blind rules below, dimmed."""
+
+    BINDINGS = [Binding("enter", "drill", "Show events")]
+
+    class Drill(Message):
+        """Show the events of the finding of rule ``rule_id``."""
+
+        def __init__(self, rule_id: str) -> None:
+            super().__init__()
+            self.rule_id = rule_id
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.rule_ids: list[str | None] = []  # per displayed row; None for a blind rule
+        self.findings: list[Finding] = []
+
+    def on_mount(self) -> None:
+        for label, key in (
+            ("SEVERITY", "sev"),
+            ("COUNT", "count"),
+            ("LAST SEEN", "last"),
+            ("RULE", "rule"),
+            ("USERS", "users"),
+        ):
+            self.add_column(label, key=key)
+
+    def show(self, findings: list[Finding], blind: list[tuple[Rule, str]]) -> None:
+        current = self.rule_ids[self.cursor_row] if self.rule_ids and self.row_count else None
+        self.findings = findings
+        self.clear()
+        self.rule_ids = []
+        width = 44  # titles are short; the table scrolls sideways on narrow terminals
+        target = 0
+        for f in findings:
+            users = ", ".join(short_user(inert(u), 28) for u in f.users[:2])
+            if len(f.users) > 2:
+                users += f" +{len(f.users) - 2}"
+            self.add_row(
+                Text(f.rule.severity, SEVERITY_STYLE[f.rule.severity]),
+                Text(f"{f.count:,}", justify="right"),
+                Text(format_time(f.last)[5:19].replace("T", " ")),
+                Text(fit(f.rule.title, width)),
+                Text(fit(users, 40)),
+            )
+            if f.rule.id == current:
+                target = len(self.rule_ids)
+            self.rule_ids.append(f.rule.id)
+        for rule, why in blind:
+            self.add_row(
+                Text("blind", "dim italic"),
+                Text(""),
+                Text(""),
+                Text(fit(rule.title, width), "dim"),
+                Text(f"cannot fire on this log: {why}", "dim"),
+            )
+            self.rule_ids.append(None)
+        if self.row_count:
+            self.move_cursor(row=target, animate=False)
+
+    def action_drill(self) -> None:
+        if not self.rule_ids or self.cursor_row >= len(self.rule_ids):
+            return
+        rule_id = self.rule_ids[self.cursor_row]
+        if rule_id is not None:
+            self.post_message(self.Drill(rule_id))
