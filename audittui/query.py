@@ -483,7 +483,7 @@ def evaluate(node: Node, store: Store, within: np.ndarray | None = None) -> np.n
     n = len(store)
     if isinstance(node, And):
         # Cheap column terms first; free text only over what survives them.
-        ordered = sorted(node.nodes, key=_has_text)
+        ordered = sorted(node.nodes, key=has_text)
         mask = np.ones(n, dtype=bool) if within is None else within.copy()
         for child in ordered:
             mask &= evaluate(child, store, mask)
@@ -505,13 +505,13 @@ def evaluate(node: Node, store: Store, within: np.ndarray | None = None) -> np.n
     return _term_mask(node, store)
 
 
-def _has_text(node: Node) -> bool:
+def has_text(node: Node) -> bool:
     if isinstance(node, Text):
         return True
     if isinstance(node, Not):
-        return _has_text(node.node)
+        return has_text(node.node)
     if isinstance(node, And | Or):
-        return any(_has_text(c) for c in node.nodes)
+        return any(has_text(c) for c in node.nodes)
     return False
 
 

@@ -20,7 +20,17 @@ import jmespath
 import numpy as np
 
 from ..formats import MISSING_TIME, format_duration
-from ..query import STRING_FIELDS, Node, Term, Value, evaluate, string_matcher
+from ..query import (
+    STRING_FIELDS,
+    And,
+    Node,
+    Not,
+    Term,
+    Value,
+    evaluate,
+    has_text,
+    string_matcher,
+)
 from ..store import EventGone, Window
 from .rules import Rule
 from .windows import first_seen_hits, group_ids, threshold_hits
@@ -85,11 +95,16 @@ class Findings:
             stage_values = store.tables["stage"].values
             level_values = store.tables["level"].values
             changed = False
+            inside: list[tuple[Rule, str | None, np.ndarray]] = []  # (rule, body, candidates)
+            terms: dict = {}  # rules share terms (verb:create, code:2xx): decide each once
+            stages: dict[tuple[str, ...], np.ndarray] = {}
             for rule in self.rules:
                 st = self._state[rule.id]
-                mask = _stage_mask(stage, stage_values, rule.stages)
+                if rule.stages not in stages:
+                    stages[rule.stages] = _stage_mask(stage, stage_values, rule.stages)
+                mask = stages[rule.stages].copy()
                 if rule.node is not None and mask.any():
-                    mask &= evaluate(rule.node, window, mask)
+                    mask &= _mask(rule.node, window, mask, terms)
                 if mask.any() and (rule.allow.users or rule.allow.namespaces):
                     mask &= ~_allowed(window, rule)
                 cand = np.flatnonzero(mask)
@@ -102,13 +117,14 @@ class Findings:
                     cand = cand[logged]
                     st.with_body += len(cand)
                 if rule.where_expr is not None or rule.allow.images:
-                    cand = np.array(
-                        [i for i in cand if self._inside(store, rule, body, start + int(i))],
-                        dtype=np.int64,
-                    )
-                if len(cand):
+                    inside.append((rule, body, cand + start))
+                elif len(cand):
                     st.matched = np.concatenate([st.matched, cand + start])
                     st.dirty = changed = True
+            for rule, rows in _look_inside(store, inside).items():
+                st = self._state[rule.id]
+                st.matched = np.concatenate([st.matched, rows])
+                st.dirty = changed = True
             self.upto = n
             hits = dict(self._hits)  # readers in other threads keep the previous dict
             for rule in self.rules:
@@ -119,22 +135,6 @@ class Findings:
                     hits[rule.id] = st.hits
             self._hits = hits
             return changed
-
-    @staticmethod
-    def _inside(store: Store | Snapshot, rule: Rule, body: str | None, i: int) -> bool:
-        try:
-            ev = store.event(i)
-        except (EventGone, OSError, ValueError):
-            return False
-        if body and not isinstance(ev.get(BODY_KEY[body]), dict):
-            return False  # no body: a condition on it cannot hold, nor its absence be seen
-        if rule.where_expr is not None and not _truthy(rule.where_expr.search(ev)):
-            return False
-        if rule.allow.images:
-            images = [im for im in _IMAGES.search(ev) or [] if isinstance(im, str)]
-            if images and all(rule.allow.image_allowed(im) for im in images):
-                return False
-        return True
 
     # -- results ----------------------------------------------------------------------------
 
@@ -213,6 +213,62 @@ class Findings:
         return out
 
 
+def _mask(node: Node, window: Window, within: np.ndarray, terms: dict) -> np.ndarray:
+    """``evaluate``, with field terms (and their negations) remembered across rules."""
+    if isinstance(node, Term):
+        key = (node.field, node.values)
+        if key not in terms:
+            terms[key] = evaluate(node, window)
+        return terms[key]
+    if isinstance(node, Not) and isinstance(node.node, Term):
+        return ~_mask(node.node, window, within, terms)
+    if isinstance(node, And):
+        mask = within.copy()
+        for child in sorted(node.nodes, key=has_text):  # free text last, on survivors only
+            mask &= _mask(child, window, mask, terms)
+            if not mask.any():
+                break
+        return mask
+    return evaluate(node, window, within)
+
+
+def _look_inside(
+    store: Store | Snapshot, work: list[tuple[Rule, str | None, np.ndarray]]
+) -> dict[Rule, np.ndarray]:
+    """The candidates that pass their rule's body condition and image allow-list. Each event
+    is read and parsed once however many rules look at it (six rules read every pod create)."""
+    if not work:
+        return {}
+    rows = np.concatenate([cand for _, _, cand in work])
+    which = np.concatenate([np.full(len(cand), k) for k, (_, _, cand) in enumerate(work)])
+    order = np.argsort(rows, kind="stable")
+    passed: dict[int, list[int]] = {}
+    current, event = -1, None
+    for i, k in zip(rows[order].tolist(), which[order].tolist(), strict=True):
+        if i != current:
+            current = i
+            try:
+                event = store.event(i)
+            except (EventGone, OSError, ValueError):
+                event = None
+        rule, body, _ = work[k]
+        if event is not None and _passes(rule, body, event):
+            passed.setdefault(k, []).append(i)
+    return {work[k][0]: np.array(v, dtype=np.int64) for k, v in passed.items()}
+
+
+def _passes(rule: Rule, body: str | None, event: dict) -> bool:
+    if body and not isinstance(event.get(BODY_KEY[body]), dict):
+        return False  # no body: a condition on it cannot hold, nor its absence be seen
+    if rule.where_expr is not None and not _truthy(rule.where_expr.search(event)):
+        return False
+    if rule.allow.images:
+        images = [im for im in _IMAGES.search(event) or [] if isinstance(im, str)]
+        if images and all(rule.allow.image_allowed(im) for im in images):
+            return False
+    return True
+
+
 def _body_blind(store, rule: Rule, st: _State, body: str, level, level_values) -> str | None:
     levels = BODY_LEVELS[body]
     need = " or ".join(levels)
@@ -235,8 +291,6 @@ def _body_blind(store, rule: Rule, st: _State, body: str, level, level_values) -
 
 def _resources(node: Node | None) -> set[str]:
     """Exact resource names a query requires (positive ``resource:`` terms under its ANDs)."""
-    from ..query import And
-
     if isinstance(node, Term) and node.field == "resource":
         return {v.text.split("/")[0] for v in node.values if v.kind == "exact"}
     if isinstance(node, And):

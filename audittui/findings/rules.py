@@ -13,6 +13,7 @@ value new for its key (``first_seen``). ``$name`` in ``where`` stands for a list
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from typing import Any
 import jmespath
 import orjson
 import yaml
+from jmespath import functions
 from jmespath.exceptions import JMESPathError
 
 from ..query import STRING_FIELDS, Node, QueryError, parse
@@ -50,6 +52,29 @@ _ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _LIST_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)\Z")
 _UNIT_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
+
+
+class _Functions(functions.Functions):
+    """JMESPath plus ``matches(string, regex)``: one regex search instead of a chain of
+    contains() over the same text."""
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]})
+    def _func_matches(self, subject: str, pattern: str) -> bool:
+        return _regex(pattern).search(subject) is not None
+
+
+_regex = functools.lru_cache(maxsize=256)(re.compile)
+JMESPATH_OPTIONS = jmespath.Options(custom_functions=_Functions())
+
+
+class _Compiled:
+    """A compiled where expression that always runs with :data:`JMESPATH_OPTIONS`."""
+
+    def __init__(self, text: str) -> None:
+        self._parsed = jmespath.compile(text)
+
+    def search(self, value: Any) -> Any:
+        return self._parsed.search(value, options=JMESPATH_OPTIONS)
 
 
 class RuleError(ValueError):
@@ -253,7 +278,7 @@ def build_rule(item: Any, lists: dict[str, list]) -> Rule:
         bad("where", "must be a JMESPath expression")
     elif where:
         try:
-            expr = jmespath.compile(_substitute(where, lists))
+            expr = _Compiled(_substitute(where, lists))
         except KeyError as exc:
             bad("where", f"no list named {exc.args[0]}")
         except JMESPathError as exc:
@@ -422,7 +447,7 @@ def _apply_user(
         for rule in pack:
             if rule.where and _LIST_REF.search(rule.where):
                 known[rule.id] = replace(
-                    rule, where_expr=jmespath.compile(_substitute(rule.where, lists))
+                    rule, where_expr=_Compiled(_substitute(rule.where, lists))
                 )
     added: list[Rule] = []
     for k, item in enumerate(raw_rules):
