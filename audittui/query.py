@@ -515,10 +515,33 @@ def has_text(node: Node) -> bool:
     return False
 
 
-def _lut(store: Store, column: str, predicate: Callable[[Any], bool]) -> np.ndarray:
-    values = store.tables[column].values
-    lut = np.fromiter((predicate(v) for v in values), dtype=bool, count=len(values))
-    return lut[store.column(column)]
+LUT_CACHE = 64  # lookup tables kept per column
+
+
+def _table_lut(table: Any, key: Any, compute: Callable[[list, int], np.ndarray]) -> np.ndarray:
+    """Which values of a string table match a term (``key``), remembered: tables only grow,
+    so a later call decides only the values added since. ``compute(values, start)`` decides
+    ``values[start:]``. Without this, a live filter or rule on URIs or names would test every
+    distinct URI again for each batch of new events."""
+    values = table.values
+    n = len(values)
+    cached = table.luts.get(key)
+    if cached is not None and len(cached) >= n:
+        return cached
+    start = 0 if cached is None else len(cached)
+    part = compute(values[:n], start)
+    lut = part if cached is None else np.concatenate([cached, part])
+    if len(table.luts) >= LUT_CACHE:
+        table.luts = {}  # (assignment: readers in other threads keep the old dict)
+    table.luts[key] = lut
+    return lut
+
+
+def _lut(store: Store, column: str, predicate: Callable[[Any], bool], key: Any) -> np.ndarray:
+    def compute(values: list, start: int) -> np.ndarray:
+        return np.fromiter(map(predicate, values[start:]), dtype=bool, count=len(values) - start)
+
+    return _table_lut(store.tables[column], key, compute)[store.column(column)]
 
 
 def _term_mask(term: Term, store: Store) -> np.ndarray:
@@ -537,12 +560,17 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
     if field == "finding":
         return _derived_mask(term, store)
     column = STRING_FIELDS[field]
+    key = (field, term.values)
     if field == "api":
         predicate = string_matcher(field, term.values)
-        return _lut(store, column, lambda v: predicate(display_api(v)))
+        return _lut(store, column, lambda v: predicate(display_api(v)), key)
     if column in MULTI_VALUED:
-        return _lut(store, column, string_matcher(field, term.values))
-    return _single_lut(store.tables[column].values, field, term.values)[store.column(column)]
+        return _lut(store, column, string_matcher(field, term.values), key)
+
+    def compute(values: list, start: int) -> np.ndarray:
+        return _single_lut(values, field, term.values, start)
+
+    return _table_lut(store.tables[column], key, compute)[store.column(column)]
 
 
 def _derived_mask(term: Term, store: Store) -> np.ndarray:
@@ -556,18 +584,21 @@ def _derived_mask(term: Term, store: Store) -> np.ndarray:
     return mask
 
 
-def _single_lut(values: list, field: str, alternatives: tuple[Value, ...]) -> np.ndarray:
-    """Which table values (str, or None at code 0) match: ``string_matcher`` at C speed, for
-    tables of hundreds of thousands of auditIDs or URIs."""
+def _single_lut(
+    values: list, field: str, alternatives: tuple[Value, ...], start: int = 0
+) -> np.ndarray:
+    """Which table values from ``start`` on (str, or None at code 0) match: ``string_matcher``
+    at C speed, for tables of hundreds of thousands of auditIDs or URIs."""
     ci = field in CASE_INSENSITIVE
-    present = values[1:]  # only code 0 is None
+    skip = 1 if start == 0 else 0  # only code 0 is None
+    present = values[start + skip :]
     lowered = [v.lower() for v in present] if ci else present
-    lut = np.zeros(len(values), dtype=bool)
-    hits = lut[1:]
+    lut = np.zeros(len(values) - start, dtype=bool)
+    hits = lut[skip:]
     flags = re.IGNORECASE if ci else 0
     for v in alternatives:
         if v.kind == "empty":
-            lut[0] = True
+            lut[0] = bool(skip)
             continue
         if v.kind == "exact":
             # list.index scans in C: a few ms over a million auditIDs.
@@ -625,9 +656,11 @@ def _resource_mask(term: Term, store: Store) -> np.ndarray:
             mask |= pair[store.column("resource"), store.column("subresource")]
             continue
         res_value, sub_value = split_resource(v)
-        part = _lut(store, "resource", string_matcher("resource", (res_value,)))
+        res_match = string_matcher("resource", (res_value,))
+        part = _lut(store, "resource", res_match, ("resource", res_value))
         if sub_value is not None:
-            part &= _lut(store, "subresource", string_matcher("sub", (sub_value,)))
+            sub_match = string_matcher("sub", (sub_value,))
+            part &= _lut(store, "subresource", sub_match, ("sub", sub_value))
         mask |= part
     return mask
 

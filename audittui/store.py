@@ -45,11 +45,13 @@ class Table:
     ``values``) do not mind.
     """
 
-    __slots__ = ("values", "_index")
+    __slots__ = ("values", "_index", "luts")
 
     def __init__(self) -> None:
         self.values: list[Any] = [None]
         self._index: dict[Any, int] | None = {}
+        # query term → which values match it, over a prefix of ``values`` (see query._table_lut)
+        self.luts: dict[Any, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.values)

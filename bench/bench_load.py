@@ -4,8 +4,10 @@
 
 Prints: the plain ``orjson.loads`` loop over the file (the floor any Python reader pays),
 audittui's load (time, events/s, ratio to the loop, RSS after load, measured in a fresh
-process), the median latency of five representative queries, and lnav's load of the same file
-when lnav is installed (with the k8s-audit format from ../shared/bench/lnav-k8s-audit.json).
+process), the median latency of five representative queries, the findings pack's cost (all
+events, then 5,000 new ones as when following) as a share of the load time, and lnav's load
+of the same file when lnav is installed (with the k8s-audit format from
+../shared/bench/lnav-k8s-audit.json).
 """
 
 from __future__ import annotations
@@ -49,6 +51,23 @@ for label, q in queries:
         times.append(time.perf_counter() - t)
     median = statistics.median(times)
     out["queries"].append({"label": label, "query": q, "matches": n, "median": median})
+from audittui.findings import Findings, load_rules
+from audittui.store import Snapshot
+rules = load_rules(False).rules
+t = time.perf_counter()
+findings = Findings(rules)
+findings.update(store)
+fired = findings.results(store)
+blind = findings.blind(store)
+out["findings"] = {"time": time.perf_counter() - t, "fired": len(fired), "blind": len(blind),
+                   "rules": len(findings.rules)}
+# Following: the last 5,000 events (a second at 5,000 events/s) on top of all the others.
+live = Findings(rules)
+live.update(Snapshot(store, len(store) - 5000))
+t = time.perf_counter()
+live.update(store)
+live.results(store)
+out["findings"]["live"] = time.perf_counter() - t
 out["summaries"] = {}
 for by in ("user", "resource", "code"):
     t = time.perf_counter()
@@ -152,6 +171,15 @@ def main() -> None:
     print(f"{'query':34} {'matches':>10} {'median of ' + str(args.runs):>14}")
     for q in res["queries"]:
         print(f"{q['label']:34} {q['matches']:10,} {q['median'] * 1000:11.0f} ms   {q['query']}")
+    print()
+    f = res["findings"]
+    ftime = statistics.median(r["findings"]["time"] for r in results)
+    live = statistics.median(r["findings"]["live"] for r in results)
+    print(
+        f"findings: {f['rules']} rules over all events {ftime:.2f}s = "
+        f"{ftime / res['load']:.0%} of the load time; {f['fired']} fired, {f['blind']} blind"
+    )
+    print(f"findings while following: 5,000 new events on top {live * 1000:.0f} ms")
     print()
     for by in res["summaries"]:
         times = [r["summaries"][by] for r in results]
