@@ -33,7 +33,7 @@ from ..query import (
 )
 from ..store import EventGone, Window
 from .rules import Rule
-from .windows import first_seen_hits, group_ids, threshold_hits
+from .windows import NewValues, group_ids, threshold_hits
 
 if TYPE_CHECKING:
     from ..store import Snapshot, Store
@@ -68,6 +68,8 @@ class _State:
     matched: np.ndarray | None = None  # passed every per-event condition
     hits: np.ndarray | None = None  # after threshold / first-seen
     dirty: bool = False
+    new_values: NewValues | None = None  # first-seen state, kept incrementally
+    fed: int = 0  # matched events already given to new_values
 
 
 class Findings:
@@ -79,6 +81,7 @@ class Findings:
         self._state = {r.id: _State(matched=np.empty(0, np.int64)) for r in self.rules}
         self._lock = threading.Lock()  # one updater; readers take consistent arrays
         self._hits: dict[str, np.ndarray] = {}
+        self._findings: dict[str, tuple[np.ndarray, Finding]] = {}  # by rule: from which hits
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -125,12 +128,21 @@ class Findings:
                 st = self._state[rule.id]
                 st.matched = np.concatenate([st.matched, rows])
                 st.dirty = changed = True
+            for rule in self.rules:
+                st = self._state[rule.id]
+                if rule.first_seen and st.dirty:
+                    _add_new_values(store, rule, st, st.matched[st.fed :])
+                    st.fed = len(st.matched)
             self.upto = n
             hits = dict(self._hits)  # readers in other threads keep the previous dict
             for rule in self.rules:
                 st = self._state[rule.id]
                 if st.dirty:
-                    st.hits = _stateful(store, rule, st.matched)
+                    st.hits = (
+                        st.new_values.hits()
+                        if st.new_values
+                        else _stateful(store, rule, st.matched)
+                    )
                     st.dirty = False
                     hits[rule.id] = st.hits
             self._hits = hits
@@ -147,9 +159,13 @@ class Findings:
         times = store.column("time")
         ids = store.column("audit_id")
         users = store.column("user")
-        for rid, rows in hits.items():
-            rows = rows[rows < n]
+        for rid, hit_rows in hits.items():
+            rows = hit_rows[hit_rows < n]
             if not len(rows):
+                continue
+            cached = self._findings.get(rid)
+            if cached is not None and cached[0] is hit_rows and len(cached[1].rows) == len(rows):
+                out.append(cached[1])  # unchanged since the last call
                 continue
             rows = rows[np.argsort(times[rows], kind="stable")]
             known = times[rows][times[rows] != MISSING_TIME]
@@ -159,17 +175,17 @@ class Findings:
             user_codes, user_counts = np.unique(users[rows], return_counts=True)
             user_table = store.tables["user"].values
             ranked = user_codes[np.argsort(-user_counts, kind="stable")]
-            out.append(
-                Finding(
-                    rule=by_id[rid],
-                    rows=rows,
-                    count=count,
-                    first=int(known[0]) if len(known) else MISSING_TIME,
-                    last=int(known[-1]) if len(known) else MISSING_TIME,
-                    users=[user_table[c] for c in ranked if c],
-                    audit_ids=[store.tables["audit_id"].values[c] for c in request_ids],
-                )
+            finding = Finding(
+                rule=by_id[rid],
+                rows=rows,
+                count=count,
+                first=int(known[0]) if len(known) else MISSING_TIME,
+                last=int(known[-1]) if len(known) else MISSING_TIME,
+                users=[user_table[c] for c in ranked if c],
+                audit_ids=[store.tables["audit_id"].values[c] for c in request_ids],
             )
+            self._findings[rid] = (hit_rows, finding)
+            out.append(finding)
         out.sort(key=lambda f: (f.rule.rank, -f.count, f.rule.id))
         return out
 
@@ -315,21 +331,31 @@ def _span(store) -> int | None:
 
 
 def _stateful(store, rule: Rule, matched: np.ndarray) -> np.ndarray:
-    if not (rule.threshold or rule.first_seen) or not len(matched):
+    """The hits of a rule: its matched events, or those in a window reaching its threshold
+    (recomputed over all its matched events: a window can gain events from any time)."""
+    if not rule.threshold or not len(matched):
         return matched
+    t = rule.threshold
     times = store.column("time")[matched]
+    groups = group_ids([_codes_of(store, f, matched) for f in t.group_by], len(matched))
+    values = _codes_of(store, t.distinct, matched) if t.distinct else None
+    return matched[threshold_hits(times, groups, t.window, t.count, values)]
 
-    def codes(field: str) -> np.ndarray:
-        return store.column(STRING_FIELDS[field])[matched]
 
-    if rule.threshold:
-        t = rule.threshold
-        groups = group_ids([codes(f) for f in t.group_by], len(matched))
-        values = codes(t.distinct) if t.distinct else None
-        return matched[threshold_hits(times, groups, t.window, t.count, values)]
+def _add_new_values(store, rule: Rule, st: _State, rows: np.ndarray) -> None:
     f = rule.first_seen
-    keys = group_ids([codes(k) for k in f.key], len(matched))
-    return matched[first_seen_hits(times, keys, codes(f.value), f.learn)]
+    if st.new_values is None:
+        st.new_values = NewValues(f.learn)
+    st.new_values.add(
+        store.column("time")[rows],
+        [_codes_of(store, k, rows) for k in f.key],
+        _codes_of(store, f.value, rows),
+        rows,
+    )
+
+
+def _codes_of(store, field: str, rows: np.ndarray) -> np.ndarray:
+    return store.column(STRING_FIELDS[field])[rows]
 
 
 def _stage_mask(stage: np.ndarray, values: list, stages: tuple[str, ...]) -> np.ndarray:

@@ -78,19 +78,52 @@ def _distinct_windows(
             hit[seg[lo : i + 1]] = True
 
 
+class NewValues:
+    """First-seen state, kept incrementally: per key its first time, per (key, value) pair its
+    first time and event. Events may arrive in any order (backups are indexed after the live
+    file); the earliest wins, ties going to the one that arrived first."""
+
+    def __init__(self, learn: int) -> None:
+        self.learn = learn
+        self.key_first: dict[tuple, int] = {}  # key codes → µs
+        self.pair_first: dict[tuple, tuple[int, int]] = {}  # (key, value) → (µs, row)
+
+    def add(
+        self, times: np.ndarray, keys: list[np.ndarray], values: np.ndarray, rows: np.ndarray
+    ) -> None:
+        """New events: their times, key code columns, value codes and store rows."""
+        if not len(times):
+            return
+        order = np.argsort(times, kind="stable")
+        stacked = np.stack([*(k[order] for k in keys), values[order]], axis=1).astype(np.int64)
+        # The batch's first event of each distinct pair (vectorised), then merged pair by pair.
+        pairs, first = np.unique(stacked, axis=0, return_index=True)
+        first_times = times[order][first].tolist()
+        first_rows = rows[order][first].tolist()
+        key_first, pair_first = self.key_first, self.pair_first
+        for codes, t, row in zip(pairs.tolist(), first_times, first_rows, strict=True):
+            key = tuple(codes[:-1])
+            if t < key_first.get(key, t + 1):
+                key_first[key] = t
+            pair = (key, codes[-1])
+            old = pair_first.get(pair)
+            if old is None or t < old[0]:
+                pair_first[pair] = (t, row)
+
+    def hits(self) -> np.ndarray:
+        """The first event of each pair seen more than ``learn`` after its key's first."""
+        key_first, learn = self.key_first, self.learn
+        out = [row for (key, _), (t, row) in self.pair_first.items() if t - key_first[key] > learn]
+        return np.array(sorted(out), dtype=np.int64)
+
+
 def first_seen_hits(
     times: np.ndarray, keys: np.ndarray, values: np.ndarray, learn: int
 ) -> np.ndarray:
-    """The first event of each (key, value) pair that appears more than ``learn`` µs after
-    the key's own first event: a value new for a key with a history."""
+    """Which events are the first of a (key, value) pair appearing more than ``learn`` µs
+    after the key's own first event: a value new for a key with a history."""
+    state = NewValues(learn)
+    state.add(times, [keys], values, np.arange(len(times)))
     hit = np.zeros(len(times), dtype=bool)
-    if not len(times):
-        return hit
-    order = np.argsort(times, kind="stable")
-    k, t = keys[order], times[order]
-    key_ids, key_first = np.unique(k, return_index=True)
-    pair = k * (int(values.max()) + 1) + values[order].astype(np.int64)
-    _, pair_first = np.unique(pair, return_index=True)
-    since = t[pair_first] - t[key_first[np.searchsorted(key_ids, k[pair_first])]]
-    hit[order[pair_first[since > learn]]] = True
+    hit[state.hits()] = True
     return hit
