@@ -176,14 +176,17 @@ def load_rules(user_file: Path | None | bool = True) -> RuleSet:
     if problems:
         raise RuleError(problems)
     path = user_rules_path() if user_file is True else user_file or None
-    if path is None or not path.exists():
-        return RuleSet(rules, user_file=path)
+    if path is None:
+        return RuleSet(rules)
+    if not path.exists():  # the default file is optional; one named on the command line is not
+        missing = [] if user_file is True else [f"{path}: no such file"]
+        return RuleSet(rules, missing, path)
     try:
         doc = _read_yaml(path)
     except (OSError, RuleError) as exc:
         return RuleSet(rules, [f"{path}: {exc}"], path)
     problems = []
-    return RuleSet(_apply_user(rules, doc, lists, problems, str(path)), problems, path)
+    return RuleSet(_apply_user(pack, rules, doc, lists, problems, str(path)), problems, path)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -421,94 +424,77 @@ def parse_allow(raw: Any, bad, lists: dict[str, list] | None = None) -> Allow:
 
 
 def _apply_user(
-    pack: list[Rule], doc: dict, pack_lists: dict[str, list], problems: list[str], where: str
+    pack: dict,
+    pack_rules: list[Rule],
+    doc: dict,
+    pack_lists: dict[str, list],
+    problems: list[str],
+    where: str,
 ) -> list[Rule]:
-    """The user's file over the pack: lists extend, allow-lists merge, rules with a pack id
-    override that rule's given fields, new ids add rules, enable/disable switch by id or glob."""
+    """The user's file over the pack: lists extend the pack's (in its queries, where and allow
+    too), allow-lists merge, a rule with a pack id overrides the fields it gives, new ids add
+    rules, enable/disable switch by id or glob. Whatever is wrong is reported and skipped."""
+
+    def report(key: str, why: str) -> None:
+        problems.append(f"{where}: {key}: {why}")
+
     for key in doc:
         if key not in ("rules", "allow", "lists", "enable", "disable"):
-            problems.append(
-                f"{where}: unknown key '{key}' (known: rules, allow, lists, enable, disable)"
-            )
+            report(key, "unknown key (known: rules, allow, lists, enable, disable)")
     try:
         lists = _lists(doc.get("lists"), where, pack_lists)
     except RuleError as exc:
         problems += exc.problems
         lists = pack_lists
-    known = {r.id: r for r in pack}
-    global_allow = parse_allow(
-        doc.get("allow"), lambda k, why: problems.append(f"{where}: {k}: {why}")
-    )
+    global_allow = parse_allow(doc.get("allow"), report, lists)
+    # The pack's rules as written, so that the user's lists and overrides apply to the source.
+    mappings = {item["id"]: item for item in pack["rules"]}
+    built = {r.id: r for r in pack_rules}
     raw_rules = doc.get("rules") or []
     if not isinstance(raw_rules, list):
-        problems.append(f"{where}: rules must be a list")
+        report("rules", "must be a list")
         raw_rules = []
-    if lists is not pack_lists:  # the user's lists reach the pack's where expressions too
-        for rule in pack:
-            if rule.where and _LIST_REF.search(rule.where):
-                known[rule.id] = replace(
-                    rule, where_expr=_Compiled(_substitute(rule.where, lists))
-                )
-    added: list[Rule] = []
     for k, item in enumerate(raw_rules):
         label = f"{where}: rule {k + 1}"
-        rid = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(item, dict):
+            problems.append(f"{label}: a rule must be a mapping")
+            continue
+        rid = item.get("id")
+        base = mappings.get(rid)
+        merged = item if base is None else base | item | _merged_allow(base, item)
         try:
-            if rid in known:
-                base = known[rid]
-                merged = _rule_mapping(base) | {key: v for key, v in item.items() if key != "allow"}
-                rule = build_rule(merged, lists)
-                extra = parse_allow(item.get("allow"), _raiser)
-                known[rid] = replace(rule, allow=base.allow | extra)
-            else:
-                rule = build_rule(item, lists)
-                if any(r.id == rule.id for r in added):
-                    raise RuleError([f"id '{rule.id}' is used twice"])
-                added.append(rule)
+            if base is None and rid in built:
+                raise RuleError([f"id '{rid}' is used twice"])
+            built[rid] = build_rule(merged, lists)
+            mappings[rid] = merged
         except RuleError as exc:
             problems += [f"{label}: {p}" for p in exc.problems]
-    rules = list(known.values()) + added
+    if lists is not pack_lists:  # rebuild the rules that name a list with the user's lists
+        for rid, item in mappings.items():
+            if rid in built and _LIST_REF.search(orjson.dumps(item).decode()):
+                try:
+                    built[rid] = build_rule(item, lists)
+                except RuleError as exc:
+                    problems += [f"{where}: lists: {p}" for p in exc.problems]
+    rules = list(built.values())
     for switch, state in (("enable", True), ("disable", False)):
-        patterns = _strings(
-            doc.get(switch, []), switch, lambda k, why: problems.append(f"{where}: {k}: {why}")
-        )
-        for pattern in patterns:
+        for pattern in _strings(doc.get(switch, []), switch, report):
             hit = [i for i, r in enumerate(rules) if fnmatch.fnmatchcase(r.id, pattern)]
             if not hit:
-                problems.append(f"{where}: {switch}: no rule matches '{pattern}'")
+                report(switch, f"no rule matches '{pattern}'")
             for i in hit:
                 rules[i] = replace(rules[i], enabled=state)
     return [replace(r, allow=r.allow | global_allow) for r in rules]
 
 
-def _raiser(key: str, why: str) -> None:
-    raise RuleError([f"{key}: {why}"])
-
-
-def _rule_mapping(rule: Rule) -> dict:
-    """A Rule back to the mapping that builds it (for overriding some of its fields)."""
-    out: dict[str, Any] = {
-        "id": rule.id,
-        "title": rule.title,
-        "severity": rule.severity,
-        "description": rule.description,
-        "query": rule.query,
-        "source": rule.source,
-        "stages": list(rule.stages),
-        "needs": list(rule.needs),
-        "where": rule.where,
-        "enabled": rule.enabled,
-    }
-    if rule.threshold:
-        t = rule.threshold
-        out["threshold"] = {
-            "window": f"{t.window / 1e6}s",
-            "count": t.count,
-            "group_by": list(t.group_by),
-        }
-        if t.distinct:
-            out["threshold"]["distinct"] = t.distinct
-    if rule.first_seen:
-        f = rule.first_seen
-        out["first_seen"] = {"key": list(f.key), "value": f.value, "learn": f"{f.learn / 1e6}s"}
-    return out
+def _merged_allow(base: dict, item: dict) -> dict:
+    """A pack rule's allow-lists extended by the user's override (not replaced)."""
+    mine, theirs = base.get("allow"), item.get("allow")
+    if not isinstance(mine, dict) or not isinstance(theirs, dict):
+        return {}
+    merged = dict(mine)
+    for key, values in theirs.items():
+        old = merged.get(key) or []
+        old = [old] if isinstance(old, str) else list(old)
+        merged[key] = old + ([values] if isinstance(values, str) else list(values or []))
+    return {"allow": merged}

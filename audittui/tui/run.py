@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="audittui",
         description="Open audit logs in the terminal app, following the live files. "
-        "Headless commands: audittui {query,summary,stats} --help.",
+        "Headless commands: audittui {query,summary,findings,stats} --help.",
         epilog="PATH is a folder (audit.log and its rotated backups) or a file; its rotated "
         "backups are read too unless --no-backups.",
     )
@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-follow", action="store_true", help="read once, do not follow")
     p.add_argument("--no-backups", action="store_true", help="skip a file's rotated backups")
     p.add_argument("--poll", action="store_true", help="stat files instead of inotify (NFS)")
+    p.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="your findings rules (default ~/.config/audittui/rules.yaml); none: the pack alone",
+    )
     p.add_argument(
         "--demo",
         action="store_true",
@@ -55,10 +60,12 @@ def run_app(argv: list[str]) -> int:
     except InputError as exc:
         print(f"audittui: {exc}", file=sys.stderr)
         return 2
+    from ..findings import load_rules
     from .app import AuditApp  # Textual only loads once the inputs are known to be readable
 
+    rules = load_rules(False if args.rules == "none" else Path(args.rules) if args.rules else True)
     try:
-        AuditApp(session).run()
+        AuditApp(session, rules=rules).run()
     finally:
         stop.set()
         session.close()
