@@ -30,6 +30,12 @@ def _find_samples() -> Path:
 SAMPLES = _find_samples()
 
 
+@pytest.fixture(autouse=True)
+def _own_config(tmp_path, monkeypatch):
+    """No test reads the developer's own ~/.config/audittui/rules.yaml."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
 def v1_event(**overrides: object) -> dict:
     """A compact ``audit.k8s.io/v1`` Event; keyword arguments replace (None: remove) keys."""
     n = next(_ids)

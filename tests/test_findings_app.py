@@ -1,0 +1,93 @@
+"""The findings pane in the running app: rules fire as events arrive, blind rules say why,
+Enter shows a finding's events, and a broken rules file is reported without stopping the app."""
+
+from pathlib import Path
+
+import orjson
+from conftest import drive_app, until, v1_event
+from textual.widgets import TabbedContent
+
+from audittui.tui.findings_pane import FindingsPane
+
+
+def exec_event(k: int, stage: str = "ResponseStarted") -> dict:
+    return v1_event(
+        auditID=f"exec-{k}",
+        stage=stage,
+        verb="create",
+        requestURI=f"/api/v1/namespaces/dev/pods/web-{k}/exec?command=sh",
+        objectRef={
+            "resource": "pods",
+            "subresource": "exec",
+            "namespace": "dev",
+            "name": f"web-{k}",
+        },
+        responseStatus={"code": 101},
+        requestReceivedTimestamp=f"2024-05-01T10:00:{k:02d}.000000Z",
+        stageTimestamp=f"2024-05-01T10:00:{k:02d}.100000Z",
+    )
+
+
+def pod_create_metadata() -> dict:
+    return v1_event(
+        verb="create",
+        requestURI="/api/v1/namespaces/dev/pods",
+        objectRef={"resource": "pods", "namespace": "dev", "name": "p2"},
+        responseStatus={"code": 201},
+    )
+
+
+def _write(path: Path, events: list[dict], mode: str = "wb") -> None:
+    with open(path, mode) as fh:
+        fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+
+
+def test_findings_pane_fires_live_shows_blind_rules_and_filters(tmp_path):
+    log = tmp_path / "logs" / "audit.log"
+    log.parent.mkdir()
+    _write(log, [v1_event() for _ in range(5)] + [exec_event(1), pod_create_metadata()])
+
+    async def check(app, pilot) -> None:
+        pane = app.main.query_one(FindingsPane)
+        await pilot.press("4")
+        assert app.main.query_one(TabbedContent).active == "findings"
+        await until(pilot, lambda: "exec-attach" in pane.rule_ids)
+        finding = next(f for f in pane.findings if f.rule.id == "exec-attach")
+        assert finding.count == 1 and finding.users == ["alice"]
+        # The pod create was logged at Metadata: the pod rules say they cannot fire.
+        blind = [r.id for r, _ in app.findings.blind(app.store)]
+        assert "privileged-pod" in blind
+        assert None in pane.rule_ids  # blind rules are listed under the findings
+        assert "finding" in app.status_text().plain
+        # Enter on the finding: the list shows its events.
+        pane.move_cursor(row=pane.rule_ids.index("exec-attach"))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.view.text == "finding:exec-attach" and len(app.view) == 1)
+        assert app.main.query_one(TabbedContent).active == "events"
+        # A new exec arrives: the finding counts it, and the filtered list shows it.
+        _write(log, [exec_event(2), exec_event(2, "ResponseComplete")], "ab")
+        await until(pilot, lambda: len(app.view) == 3, timeout=15)
+        current = next(f for f in app.findings.results(app.store) if f.rule.id == "exec-attach")
+        assert current.count == 2  # two requests; the second seen at two stages
+
+    drive_app(str(log.parent), tmp_path, check)
+
+
+def test_a_broken_rules_file_is_reported_and_the_pack_still_runs(tmp_path, monkeypatch):
+    from audittui.tui.app import AuditApp
+
+    config = tmp_path / "config" / "audittui"
+    config.mkdir(parents=True)
+    (config / "rules.yaml").write_text("rules:\n  - id: x\n    query: [unclosed\n")
+    messages = []
+    monkeypatch.setattr(
+        AuditApp, "notify", lambda self, message, **kw: messages.append((message, kw))
+    )
+    log = tmp_path / "audit.log"
+    _write(log, [exec_event(1)])
+
+    async def check(app, pilot) -> None:
+        await until(pilot, lambda: "exec-attach" in app.main.query_one(FindingsPane).rule_ids)
+        assert any("not valid YAML" in m and kw.get("severity") == "warning" for m, kw in messages)
+
+    drive_app(str(log), tmp_path, check, follow=False)
