@@ -57,7 +57,14 @@ def test_findings_pane_fires_live_shows_blind_rules_and_filters(tmp_path):
         # The pod create was logged at Metadata: the pod rules say they cannot fire.
         blind = [r.id for r, _ in app.findings.blind(app.store)]
         assert "privileged-pod" in blind
-        assert None in pane.rule_ids  # blind rules are listed under the findings
+        assert "blind:privileged-pod" in pane.rule_ids  # listed under the findings
+        # The cursor stays on its row (a blind one too) as the pane refreshes.
+        pane.move_cursor(row=pane.rule_ids.index("blind:privileged-pod"))
+        pane.show(list(pane.findings), app.findings.blind(app.store))
+        assert pane.rule_ids[pane.cursor_row] == "blind:privileged-pod"
+        await pilot.pause()
+        note = app.main.query_one("#finding-note").render()
+        assert "cannot fire on this log" in str(note)
         assert "finding" in app.status_text().plain
         # Enter on the finding: the list shows its events.
         pane.move_cursor(row=pane.rule_ids.index("exec-attach"))

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..completion import term
@@ -180,6 +180,7 @@ class AuditApp(App[None]):
                 yield HistogramPane(id="histogram-pane")
             with TabPane("Findings", id="findings"):
                 yield FindingsPane(id="findings-table")
+                yield Static("", id="finding-note")
         yield Static("", id="status")
         yield Footer()
 
@@ -524,6 +525,11 @@ class AuditApp(App[None]):
             self.apply_filter(self.view.text)  # old events may have joined a finding
         self._update_status()
         self._maybe_find()
+
+    @on(DataTable.RowHighlighted, "#findings-table")
+    def _finding_highlighted(self) -> None:
+        pane = self.main.query_one(FindingsPane)
+        self.main.query_one("#finding-note", Static).update(pane.note())
 
     def on_findings_pane_drill(self, message: FindingsPane.Drill) -> None:
         text = f"finding:{message.rule_id}"

@@ -40,8 +40,9 @@ class FindingsPane(DataTable):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.rule_ids: list[str | None] = []  # per displayed row; None for a blind rule
+        self.rule_ids: list[str] = []  # per displayed row; "blind:ID" for a blind rule
         self.findings: list[Finding] = []
+        self.notes: list[Text] = []  # per displayed row: what the rule looks for, or why blind
 
     def on_mount(self) -> None:
         for label, key in (
@@ -57,7 +58,7 @@ class FindingsPane(DataTable):
         current = self.rule_ids[self.cursor_row] if self.rule_ids and self.row_count else None
         self.findings = findings
         self.clear()
-        self.rule_ids = []
+        self.rule_ids, self.notes = [], []
         width = 44  # titles are short; the table scrolls sideways on narrow terminals
         target = 0
         for f in findings:
@@ -74,6 +75,7 @@ class FindingsPane(DataTable):
             if f.rule.id == current:
                 target = len(self.rule_ids)
             self.rule_ids.append(f.rule.id)
+            self.notes.append(_note(f.rule, f"{f.count:,} request(s); users: {', '.join(f.users)}"))
         for rule, why in blind:
             self.add_row(
                 Text("blind", "dim italic"),
@@ -82,13 +84,34 @@ class FindingsPane(DataTable):
                 Text(fit(rule.title, width), "dim"),
                 Text(f"cannot fire on this log: {why}", "dim"),
             )
-            self.rule_ids.append(None)
+            if f"blind:{rule.id}" == current:
+                target = len(self.rule_ids)
+            self.rule_ids.append(f"blind:{rule.id}")
+            self.notes.append(_note(rule, f"cannot fire on this log: {why}"))
         if self.row_count:
             self.move_cursor(row=target, animate=False)
+
+    def note(self) -> Text:
+        """About the row under the cursor: the rule's id, description and query, and who."""
+        if not self.notes or self.cursor_row >= len(self.notes):
+            return Text("No findings yet.", "dim")
+        return self.notes[self.cursor_row]
 
     def action_drill(self) -> None:
         if not self.rule_ids or self.cursor_row >= len(self.rule_ids):
             return
         rule_id = self.rule_ids[self.cursor_row]
-        if rule_id is not None:
+        if rule_id.startswith("blind:"):
+            self.app.bell()  # a blind rule has no events to show
+        else:
             self.post_message(self.Drill(rule_id))
+
+
+def _note(rule: Rule, detail: str) -> Text:
+    text = Text()
+    text.append(f"{rule.id}", "bold")
+    text.append(f"  {rule.severity}  {rule.source}\n", SEVERITY_STYLE[rule.severity])
+    text.append(inert(detail) + "\n")
+    text.append(inert(rule.description) + "\n")
+    text.append(f"query: {rule.query}" + ("  where: …" if rule.where else ""), "dim")
+    return text
