@@ -88,6 +88,11 @@ def follow_query(args: argparse.Namespace) -> int:
         node = parse(args.query)
     except QueryError as exc:
         return fail(f"bad query: {exc}")
+    from .cli import fields_of
+
+    if "finding" in fields_of(node):
+        # A window rule can mark events already printed: follow with the app or cron instead.
+        return fail("finding: cannot be followed; use `audittui findings` or the app")
     store = Store()
     stop = threading.Event()
     paths = list(args.paths)

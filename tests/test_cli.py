@@ -440,3 +440,14 @@ def test_broken_pipe_does_not_crash(tmp_path, make_event):
         assert b"Traceback" not in err
         assert b"BrokenPipe" not in err
         assert b"Exception ignored" not in err
+
+
+def test_query_finding_selects_a_findings_events_and_refuses_to_follow(capsys):
+    exec_pod = str(SAMPLES / "falco-k8s-audit" / "exec_pod.json")
+    unprivileged = str(SAMPLES / "falco-k8s-audit" / "create_nginx_pod_unprivileged.json")
+    assert cli.main(["query", "-q", "finding:exec-attach", "--format", "count", exec_pod]) == 0
+    assert capsys.readouterr().out == "1\n"
+    assert cli.main(["query", "-q", "finding:*", "--format", "count", unprivileged]) == 0
+    assert capsys.readouterr().out == "0\n"
+    assert cli.main(["query", "-f", "-q", "verb:get OR finding:x", exec_pod]) == 2
+    assert "finding: cannot be followed" in capsys.readouterr().err
