@@ -337,6 +337,8 @@ def _stateful(store, rule: Rule, matched: np.ndarray) -> np.ndarray:
         return matched
     t = rule.threshold
     times = store.column("time")[matched]
+    timed = times != MISSING_TIME  # an event without a time is in no window
+    matched, times = matched[timed], times[timed]
     groups = group_ids([_codes_of(store, f, matched) for f in t.group_by], len(matched))
     values = _codes_of(store, t.distinct, matched) if t.distinct else None
     return matched[threshold_hits(times, groups, t.window, t.count, values)]
@@ -344,6 +346,7 @@ def _stateful(store, rule: Rule, matched: np.ndarray) -> np.ndarray:
 
 def _add_new_values(store, rule: Rule, st: _State, rows: np.ndarray) -> None:
     f = rule.first_seen
+    rows = rows[store.column("time")[rows] != MISSING_TIME]  # no time: no place in a history
     if st.new_values is None:
         st.new_values = NewValues(f.learn)
     st.new_values.add(
