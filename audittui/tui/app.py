@@ -157,8 +157,9 @@ class AuditApp(App[None]):
 
     @property
     def closing(self) -> bool:
-        """The screens are gone: the app is shutting down, there is nothing to update."""
-        return not self.screen_stack
+        """The app is shutting down (its loop has stopped, widgets may be gone, then the
+        screens): there is nothing to update."""
+        return not self.screen_stack or not self._running
 
     def check_message_enabled(self, message: Message) -> bool:
         # Workers may still report while the app shuts down: nothing to show then.
