@@ -863,3 +863,15 @@ def test_cli_hostile_rules_file_content_is_inert(capsys, monkeypatch, tmp_path):
     )
     _, _, err = run_cli(capsys, "findings", str(FALCO / "exec_pod.json"))
     assert "bad" in err and "\x1b" not in err
+
+
+def test_group_ids_beyond_packed_codes():
+    """Codes too large to pack three to an int64 take the slower exact path: same groups."""
+    from audittui.findings.windows import group_ids
+
+    big = np.array([1 << 22, 5, 1 << 22, 5, 7], dtype=np.int64)
+    other = np.array([1, 1, 1, 2, 1], dtype=np.int64)
+    ids = group_ids([big, other], 5)
+    assert ids[0] == ids[2] and len({ids[0], ids[1], ids[3], ids[4]}) == 4
+    small = group_ids([big % 8, other], 5)
+    assert small[0] == small[2] and len({small[0], small[1], small[3], small[4]}) == 4

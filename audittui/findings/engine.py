@@ -2,8 +2,9 @@
 
 Each update looks only at the events appended since the last one. A rule's query runs on the
 indexed columns of those events (cheap, vectorised); only the survivors that the rule must look
-inside are read from disk and parsed, and only when their level says a body was logged. Window
-and first-seen conditions are recomputed over a rule's matched events when that set grows.
+inside are read from disk and parsed (once for all such rules), and only when their level says a
+body was logged. Window conditions are recomputed over a rule's matched events when that set
+grows (a late event can complete an old window); first-seen state grows with the new events.
 
 A rule that needs a request body which the log never carries for the rule's events (a
 Metadata-only policy) is reported *blind* instead of silently never firing; body conditions
@@ -66,7 +67,6 @@ class _State:
     candidates: int = 0  # events the query selected (before looking inside them)
     with_body: int = 0  # of those, logged at a level that carries the body the rule needs
     matched: np.ndarray | None = None  # passed every per-event condition
-    hits: np.ndarray | None = None  # after threshold / first-seen
     dirty: bool = False
     new_values: NewValues | None = None  # first-seen state, kept incrementally
     fed: int = 0  # matched events already given to new_values
@@ -138,13 +138,12 @@ class Findings:
             for rule in self.rules:
                 st = self._state[rule.id]
                 if st.dirty:
-                    st.hits = (
+                    st.dirty = False
+                    hits[rule.id] = (
                         st.new_values.hits()
                         if st.new_values
                         else _stateful(store, rule, st.matched)
                     )
-                    st.dirty = False
-                    hits[rule.id] = st.hits
             self._hits = hits
             return changed
 

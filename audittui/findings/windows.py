@@ -1,6 +1,7 @@
-"""Stateful rule conditions over a rule's matched events: sliding-window thresholds and
-first-seen values. Pure numpy over codes and times; the engine recomputes them when a rule's
-matched set grows (events may arrive out of time order, so nothing is assumed about order).
+"""Stateful rule conditions over a rule's matched events: sliding-window thresholds (numpy,
+recomputed when a rule's matched set grows) and first-seen values (state kept as events come).
+Events may arrive out of time order (backups are indexed after the live file): nothing here
+assumes an order.
 """
 
 from __future__ import annotations
@@ -9,15 +10,25 @@ from collections import Counter
 
 import numpy as np
 
+_CODE_BITS = 21  # codes below 2**21 pack three to an int64
+
+
+def _pair_ids(columns: list[np.ndarray]) -> np.ndarray:
+    """One int64 per event, equal exactly when all the given code columns are equal."""
+    if len(columns) <= 3 and all(int(c.max(initial=0)) < 1 << _CODE_BITS for c in columns):
+        out = np.zeros(len(columns[0]), dtype=np.int64)
+        for c in columns:
+            out = (out << _CODE_BITS) | c.astype(np.int64)
+        return out
+    stacked = np.stack([c.astype(np.int64) for c in columns], axis=1)
+    return np.unique(stacked, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
 
 def group_ids(columns: list[np.ndarray], n: int) -> np.ndarray:
     """One dense id per distinct combination of the given code columns (all 0 for none)."""
     if not columns:
         return np.zeros(n, dtype=np.int64)
-    if len(columns) == 1:
-        return np.unique(columns[0], return_inverse=True)[1].astype(np.int64)
-    stacked = np.stack([c.astype(np.int64) for c in columns], axis=1)
-    return np.unique(stacked, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    return np.unique(_pair_ids(columns), return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def threshold_hits(
@@ -94,21 +105,27 @@ class NewValues:
         """New events: their times, key code columns, value codes and store rows."""
         if not len(times):
             return
-        order = np.argsort(times, kind="stable")
-        stacked = np.stack([*(k[order] for k in keys), values[order]], axis=1).astype(np.int64)
-        # The batch's first event of each distinct pair (vectorised), then merged pair by pair.
-        pairs, first = np.unique(stacked, axis=0, return_index=True)
-        first_times = times[order][first].tolist()
-        first_rows = rows[order][first].tolist()
+        pair = _pair_ids([*keys, values])
+        # The batch's first event of each distinct pair (vectorised: sorted by pair, then
+        # time, stably), then merged into the state pair by pair.
+        order = np.lexsort((times, pair))
+        first = order[np.flatnonzero(np.diff(pair[order], prepend=pair[order[0]] - 1))]
+        columns = [c[first].tolist() for c in keys]
         key_first, pair_first = self.key_first, self.pair_first
-        for codes, t, row in zip(pairs.tolist(), first_times, first_rows, strict=True):
-            key = tuple(codes[:-1])
+        for k, t, row, value in zip(
+            range(len(first)),
+            times[first].tolist(),
+            rows[first].tolist(),
+            values[first].tolist(),
+            strict=True,
+        ):
+            key = tuple(c[k] for c in columns)
             if t < key_first.get(key, t + 1):
                 key_first[key] = t
-            pair = (key, codes[-1])
-            old = pair_first.get(pair)
+            pair_key = (key, value)
+            old = pair_first.get(pair_key)
             if old is None or t < old[0]:
-                pair_first[pair] = (t, row)
+                pair_first[pair_key] = (t, row)
 
     def hits(self) -> np.ndarray:
         """The first event of each pair seen more than ``learn`` after its key's first."""
