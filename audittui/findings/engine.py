@@ -66,10 +66,9 @@ class Finding:
 class _State:
     candidates: int = 0  # events the query selected (before looking inside them)
     with_body: int = 0  # of those, logged at a level that carries the body the rule needs
-    matched: np.ndarray | None = None  # passed every per-event condition
+    matched: np.ndarray | None = None  # passed every per-event condition (not first-seen rules)
     dirty: bool = False
     new_values: NewValues | None = None  # first-seen state, kept incrementally
-    fed: int = 0  # matched events already given to new_values
 
 
 class Findings:
@@ -122,17 +121,11 @@ class Findings:
                 if rule.where_expr is not None or rule.allow.images:
                     inside.append((rule, body, cand + start))
                 elif len(cand):
-                    st.matched = np.concatenate([st.matched, cand + start])
-                    st.dirty = changed = True
+                    self._matched(store, rule, cand + start)
+                    changed = True
             for rule, rows in _look_inside(store, inside).items():
-                st = self._state[rule.id]
-                st.matched = np.concatenate([st.matched, rows])
-                st.dirty = changed = True
-            for rule in self.rules:
-                st = self._state[rule.id]
-                if rule.first_seen and st.dirty:
-                    _add_new_values(store, rule, st, st.matched[st.fed :])
-                    st.fed = len(st.matched)
+                self._matched(store, rule, rows)
+                changed = True
             self.upto = n
             hits = dict(self._hits)  # readers in other threads keep the previous dict
             for rule in self.rules:
@@ -146,6 +139,16 @@ class Findings:
                     )
             self._hits = hits
             return changed
+
+    def _matched(self, store: Store | Snapshot, rule: Rule, rows: np.ndarray) -> None:
+        """Events that passed a rule's per-event conditions: kept, or (first-seen rules, whose
+        state is all they need) fed to its state."""
+        st = self._state[rule.id]
+        st.dirty = True
+        if rule.first_seen:
+            _add_new_values(store, rule, st, rows)
+        else:
+            st.matched = np.concatenate([st.matched, rows])
 
     # -- results ----------------------------------------------------------------------------
 

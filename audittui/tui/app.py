@@ -181,7 +181,7 @@ class AuditApp(App[None]):
                 yield HistogramPane(id="histogram-pane")
             with TabPane("Findings", id="findings"):
                 yield FindingsPane(id="findings-table")
-                yield Static("", id="finding-note")
+                yield Static(FindingsPane.WAITING, id="finding-note")
         yield Static("", id="status")
         yield Footer()
 
@@ -489,9 +489,12 @@ class AuditApp(App[None]):
     # -- findings -------------------------------------------------------------------------
 
     def _maybe_find(self) -> None:
-        """Evaluate the rules over new events in a thread, at most once a second."""
+        """Evaluate the rules over new events in a thread, at most once a second (the first
+        time once the logs are indexed: the indexer's final StoreGrew comes here)."""
         if self.closing or self._findings_running or len(self.store) <= self.findings.upto:
             return
+        if self.session.indexing:
+            return  # one pass once indexed: while indexing, the cores are the indexer's
         wait = FINDINGS_EVERY - (time.monotonic() - self._findings_last)
         if wait > 0:
             if self._findings_timer is None:
@@ -520,7 +523,10 @@ class AuditApp(App[None]):
 
     def on_findings_result(self, message: FindingsResult) -> None:
         self._findings_running = False
-        self.main.query_one(FindingsPane).show(message.findings, message.blind)
+        pane = self.main.query_one(FindingsPane)
+        pane.show(message.findings, message.blind)
+        if not pane.row_count:  # no row to highlight: say so
+            self.main.query_one("#finding-note", Static).update(pane.note())
         self.finding_count = sum(1 for f in message.findings if f.rule.severity != "info")
         if message.changed and "finding:" in self.view.text:
             self.apply_filter(self.view.text)  # old events may have joined a finding

@@ -30,6 +30,7 @@ class FindingsPane(DataTable):
     """One row per fired rule, most severe first; blind rules below, dimmed."""
 
     BINDINGS = [Binding("enter", "drill", "Show events")]
+    WAITING = "No findings yet: the rules run once the logs are indexed."
 
     class Drill(Message):
         """Show the events of the finding of rule ``rule_id``."""
@@ -43,6 +44,7 @@ class FindingsPane(DataTable):
         self.rule_ids: list[str] = []  # per displayed row; "blind:ID" for a blind rule
         self.findings: list[Finding] = []
         self.notes: list[Text] = []  # per displayed row: what the rule looks for, or why blind
+        self.evaluated = False
 
     def on_mount(self) -> None:
         for label, key in (
@@ -57,6 +59,7 @@ class FindingsPane(DataTable):
     def show(self, findings: list[Finding], blind: list[tuple[Rule, str]]) -> None:
         current = self.rule_ids[self.cursor_row] if self.rule_ids and self.row_count else None
         self.findings = findings
+        self.evaluated = True
         self.clear()
         self.rule_ids, self.notes = [], []
         width = 44  # titles are short; the table scrolls sideways on narrow terminals
@@ -94,7 +97,7 @@ class FindingsPane(DataTable):
     def note(self) -> Text:
         """About the row under the cursor: the rule's id, description and query, and who."""
         if not self.notes or self.cursor_row >= len(self.notes):
-            return Text("No findings yet.", "dim")
+            return Text(self.WAITING if not self.evaluated else "No rule fired.", "dim")
         return self.notes[self.cursor_row]
 
     def action_drill(self) -> None:
