@@ -271,6 +271,8 @@ def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int
     findings.update(store)
     limit = SEVERITIES.index(args.min_severity)
     results = [f for f in findings.results(store) if f.rule.rank <= limit]
+    for rule_id, error in findings.errors.items():
+        print(f"{PROG}: rule {rule_id}: where failed: {inert(error)}", file=sys.stderr)
     blind = findings.blind(store)
     if args.format == "json":
         doc = {

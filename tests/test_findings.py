@@ -875,3 +875,29 @@ def test_group_ids_beyond_packed_codes():
     assert ids[0] == ids[2] and len({ids[0], ids[1], ids[3], ids[4]}) == 4
     small = group_ids([big % 8, other], 5)
     assert small[0] == small[2] and len({small[0], small[1], small[3], small[4]}) == 4
+
+
+def test_a_where_expression_that_fails_on_an_event_does_not_stop_the_others(
+    tmp_path, monkeypatch, capsys
+):
+    """A bad regex in matches(), or a JMESPath type error on one event, makes that rule not
+    match it; the error is reported once; every other rule still runs."""
+    config = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    (config / "audittui").mkdir(parents=True)
+    (config / "audittui" / "rules.yaml").write_text(
+        "rules:\n"
+        "  - {id: bad-regex, title: t, severity: high, query: 'verb:create',\n"
+        "     stages: [ResponseStarted], where: \"matches(requestURI, '[')\"}\n"
+        "  - {id: type-error, title: t, severity: high, query: 'verb:create',\n"
+        "     stages: [ResponseStarted], where: \"contains(objectRef.nothing, 'x')\"}\n"
+    )
+    path = str(FALCO / "exec_pod.json")
+    store = load(path)
+    findings = Findings(load_rules().rules)
+    findings.update(store)
+    assert [f.rule.id for f in findings.results(store)] == ["exec-attach"]
+    assert set(findings.errors) == {"bad-regex", "type-error"}
+    assert cli.main(["findings", path]) == 1
+    err = capsys.readouterr().err
+    assert "rule bad-regex: where failed" in err and "rule type-error: where failed" in err

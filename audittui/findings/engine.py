@@ -13,12 +13,14 @@ never hold on a missing body, so a test for the absence of something cannot fire
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import jmespath
 import numpy as np
+from jmespath.exceptions import JMESPathError
 
 from ..formats import MISSING_TIME, format_duration
 from ..query import (
@@ -81,6 +83,7 @@ class Findings:
         self._lock = threading.Lock()  # one updater; readers take consistent arrays
         self._hits: dict[str, np.ndarray] = {}
         self._findings: dict[str, tuple[np.ndarray, Finding]] = {}  # by rule: from which hits
+        self.errors: dict[str, str] = {}  # rule id → the first error of its where expression
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -123,7 +126,7 @@ class Findings:
                 elif len(cand):
                     self._matched(store, rule, cand + start)
                     changed = True
-            for rule, rows in _look_inside(store, inside).items():
+            for rule, rows in _look_inside(store, inside, self.errors).items():
                 self._matched(store, rule, rows)
                 changed = True
             self.upto = n
@@ -251,10 +254,12 @@ def _mask(node: Node, window: Window, within: np.ndarray, terms: dict) -> np.nda
 
 
 def _look_inside(
-    store: Store | Snapshot, work: list[tuple[Rule, str | None, np.ndarray]]
+    store: Store | Snapshot, work: list[tuple[Rule, str | None, np.ndarray]], errors: dict
 ) -> dict[Rule, np.ndarray]:
     """The candidates that pass their rule's body condition and image allow-list. Each event
-    is read and parsed once however many rules look at it (six rules read every pod create)."""
+    is read and parsed once however many rules look at it (six rules read every pod create).
+    A where expression that fails on an event (a type error, a bad regex) does not match it;
+    the first such error of each rule is kept in ``errors``."""
     if not work:
         return {}
     rows = np.concatenate([cand for _, _, cand in work])
@@ -270,7 +275,14 @@ def _look_inside(
             except (EventGone, OSError, ValueError):
                 event = None
         rule, body, _ = work[k]
-        if event is not None and _passes(rule, body, event):
+        if event is None:
+            continue
+        try:
+            ok = _passes(rule, body, event)
+        except (JMESPathError, re.error, TypeError, ValueError) as exc:
+            errors.setdefault(rule.id, f"{type(exc).__name__}: {exc}")
+            continue
+        if ok:
             passed.setdefault(k, []).append(i)
     return {work[k][0]: np.array(v, dtype=np.int64) for k, v in passed.items()}
 

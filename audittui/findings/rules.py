@@ -7,7 +7,8 @@ broken rule in it) is reported and skipped; the shipped pack must load cleanly.
 A rule selects its events with the core query language (``query``, decided on indexed columns),
 may test each selected event with a JMESPath expression (``where``, over the whole event: truthy
 means a match), and may fire only on a count within a sliding window (``threshold``) or on a
-value new for its key (``first_seen``). ``$name`` in ``where`` stands for a list from ``lists``.
+value new for its key (``first_seen``). ``$name`` in ``where`` stands for a list from ``lists``;
+``matches(text, regex)`` adds regex search to JMESPath.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ RULE_KEYS = {
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _LIST_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)\Z")
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
 _UNIT_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
 
 
@@ -192,7 +194,7 @@ def load_rules(user_file: Path | None | bool = True) -> RuleSet:
 def _read_yaml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            doc = yaml.safe_load(f)
+            doc = yaml.load(f, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise RuleError([f"not valid YAML: {exc}".replace("\n", " ")]) from None
     if doc is None:

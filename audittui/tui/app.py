@@ -147,6 +147,7 @@ class AuditApp(App[None]):
         self._findings_running = False
         self._findings_last = 0.0
         self._findings_timer = None
+        self._rule_errors_shown: set[str] = set()
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -525,6 +526,15 @@ class AuditApp(App[None]):
         self._findings_running = False
         pane = self.main.query_one(FindingsPane)
         pane.show(message.findings, message.blind)
+        for rule_id, error in self.findings.errors.items():
+            if rule_id not in self._rule_errors_shown:
+                self._rule_errors_shown.add(rule_id)
+                self.notify(
+                    inert(f"rule {rule_id}: where failed: {error}"),
+                    title="rules.yaml",
+                    severity="warning",
+                    markup=False,
+                )
         if not pane.row_count:  # no row to highlight: say so
             self.main.query_one("#finding-note", Static).update(pane.note())
         self.finding_count = sum(1 for f in message.findings if f.rule.severity != "info")
