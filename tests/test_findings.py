@@ -370,20 +370,17 @@ def test_first_seen_ignores_events_without_a_time(tmp_path):
 
 # -- incremental = batch ------------------------------------------------------------------------
 
+STATEFUL = (
+    "secrets-rapid-read",
+    "forbidden-burst",
+    "permission-enumeration",
+    "credential-multi-ip",
+    "new-user-agent",
+    "new-source-ip",
+    "exec-attach",
+)
 STATEFUL_AND_FRIENDS = [
-    on(rid)
-    for rid in (
-        "secrets-rapid-read",
-        "forbidden-burst",
-        "permission-enumeration",
-        "credential-multi-ip",
-        "new-user-agent",
-        "new-source-ip",
-        "exec-attach",
-        "secret-get",
-        "privileged-pod",
-        "disallowed-user",
-    )
+    on(rid) for rid in (*STATEFUL, "secret-get", "privileged-pod", "disallowed-user")
 ]
 USERS = ["alice", "bob", "system:serviceaccount:dev:web"]
 IPS = ["10.0.0.1", "10.0.0.2", "203.0.113.7"]
@@ -467,15 +464,7 @@ def test_incremental_updates_equal_one_pass(tmp_path, seed):
     chunks = [events[a:b] for a, b in zip([0, *cuts], [*cuts, len(events)], strict=True)]
     result = grow_and_compare(tmp_path, chunks)
     # The data is dense enough that the stateful rules take part.
-    for rid in (
-        "secrets-rapid-read",
-        "forbidden-burst",
-        "permission-enumeration",
-        "credential-multi-ip",
-        "new-user-agent",
-        "new-source-ip",
-        "exec-attach",
-    ):
+    for rid in STATEFUL:
         assert rid in result, rid
 
 

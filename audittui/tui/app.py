@@ -479,7 +479,10 @@ class AuditApp(App[None]):
     def _narrow(self, terms: str) -> None:
         """Drill down from another pane: add ``terms`` to the filter in force and show the
         list."""
-        text = f"{self.committed} {terms}".strip()
+        self._show_events(f"{self.committed} {terms}".strip())
+
+    def _show_events(self, text: str) -> None:
+        """Put ``text`` in force as the filter (bar, history) and show the list."""
         self.main.query_one(FilterBar).value = text
         self.committed = text
         self.history.add(text)
@@ -549,13 +552,7 @@ class AuditApp(App[None]):
         self.main.query_one("#finding-note", Static).update(pane.note())
 
     def on_findings_pane_drill(self, message: FindingsPane.Drill) -> None:
-        text = f"finding:{message.rule_id}"
-        self.main.query_one(FilterBar).value = text
-        self.committed = text
-        self.history.add(text)
-        self.apply_filter(text)
-        self.main.query_one(TabbedContent).active = "events"
-        self.main.query_one(EventList).focus()
+        self._show_events(f"finding:{message.rule_id}")  # replaces the filter: a finding's events
 
     # -- other actions --------------------------------------------------------------------
 
