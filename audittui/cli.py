@@ -21,7 +21,7 @@ from . import __version__
 from .findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from .formats import format_duration, format_time
 from .loader import load
-from .query import QueryError, Term, parse
+from .query import QueryError, fields_of, parse
 from .sanitize import fit, inert, inert_json
 from .sources import InputError
 from .store import Store
@@ -307,14 +307,6 @@ def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int
         for r, why in blind:
             out.write(f"blind: {r.id}: {why}\n")
     return 1 if results else 0
-
-
-def fields_of(node: object) -> set[str]:
-    """The field names a query uses."""
-    if isinstance(node, Term):
-        return {node.field}
-    inner = getattr(node, "nodes", None) or [getattr(node, "node", None)]
-    return set().union(*(fields_of(n) for n in inner if n is not None))
 
 
 # -- summary ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 from .cli import fail, table_header, table_row, write_chunks
 from .follow import Follower, Notice
 from .loader import read_sources
-from .query import QueryError, evaluate, parse
+from .query import QueryError, evaluate, fields_of, parse
 from .sanitize import inert, inert_json
 from .sources import (
     GZIP_MAGIC,
@@ -88,8 +88,6 @@ def follow_query(args: argparse.Namespace) -> int:
         node = parse(args.query)
     except QueryError as exc:
         return fail(f"bad query: {exc}")
-    from .cli import fields_of
-
     if "finding" in fields_of(node):
         # A window rule can mark events already printed: follow with the app or cron instead.
         return fail("finding: cannot be followed; use `audittui findings` or the app")

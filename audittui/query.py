@@ -505,6 +505,17 @@ def evaluate(node: Node, store: Store, within: np.ndarray | None = None) -> np.n
     return _term_mask(node, store)
 
 
+def fields_of(node: Node | None) -> set[str]:
+    """The field names a query uses."""
+    if isinstance(node, Term):
+        return {node.field}
+    if isinstance(node, Not):
+        return fields_of(node.node)
+    if isinstance(node, And | Or):
+        return set().union(*(fields_of(n) for n in node.nodes))
+    return set()
+
+
 def has_text(node: Node) -> bool:
     if isinstance(node, Text):
         return True
