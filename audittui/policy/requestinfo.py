@@ -1,0 +1,123 @@
+"""A logged event → the attributes the API server's audit policy checker sees.
+
+The request's namespace, resource, subresource and name are derived from ``requestURI`` the way
+the API server's request-info parser does (``k8s.io/apiserver/pkg/endpoints/request``): the name
+comes from the URL (or a list's ``fieldSelector=metadata.name=``), never from ``objectRef.name``,
+which creates back-fill from the body. ``objectRef`` is the fallback when the URI is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+API_PREFIXES = ("api", "apis")
+NAMESPACE_SUBRESOURCES = ("status", "finalize")  # /namespaces/NAME/status is the namespace's own
+
+
+@dataclass(frozen=True)
+class Attributes:
+    user: str | None
+    groups: tuple[str, ...]
+    verb: str
+    resource_request: bool
+    group: str = ""
+    resource: str = ""
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+    path: str = ""  # decoded URL path without the query (non-resource requests)
+    approximate: bool = False  # too little in the event to decide as the server did
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    resource_request: bool
+    path: str
+    group: str = ""
+    resource: str = ""
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+
+
+def parse_uri(uri: str, verb: str) -> _Parsed:
+    """``requestURI`` → what the request-info parser makes of it."""
+    split = urlsplit(uri)
+    path = unquote(split.path)
+    parts = path.strip("/").split("/") if path.strip("/") else []
+    if len(parts) < 3 or parts[0] not in API_PREFIXES:
+        return _Parsed(False, path)
+    prefix, parts = parts[0], parts[1:]
+    group = ""
+    if prefix == "apis":  # /apis/GROUP/VERSION/…; /api/v1/… is the core group
+        if len(parts) < 3:
+            return _Parsed(False, path)
+        group, parts = parts[0], parts[1:]
+    parts = parts[1:]  # the version
+    if parts and parts[0] in ("proxy", "watch") and len(parts) >= 2:
+        parts = parts[1:]  # deprecated /proxy/ and /watch/ prefixes
+    namespace = ""
+    if parts and parts[0] == "namespaces" and len(parts) > 1:
+        namespace = parts[1]
+        if len(parts) > 2 and parts[2] not in NAMESPACE_SUBRESOURCES:
+            parts = parts[2:]
+    resource = parts[0] if parts else ""
+    name = parts[1] if len(parts) >= 2 else ""
+    subresource = parts[2] if len(parts) >= 3 and verb != "proxy" else ""
+    if not name and verb in ("list", "watch"):
+        for selector in parse_qs(split.query).get("fieldSelector", []):
+            for term in selector.split(","):
+                key, _, value = term.partition("=")
+                if key.strip() == "metadata.name" and not value.startswith("="):
+                    name = value.strip()
+    return _Parsed(True, path, group, resource, subresource, namespace, name)
+
+
+def attributes(event: dict) -> Attributes:
+    """The policy checker's view of one logged event (any shape audittui reads)."""
+    user = event.get("user") if isinstance(event.get("user"), dict) else {}
+    username = user.get("username") if isinstance(user.get("username"), str) else None
+    groups = tuple(g for g in user.get("groups") or () if isinstance(g, str))
+    verb = event.get("verb") if isinstance(event.get("verb"), str) else ""
+    uri = event.get("requestURI")
+    ref = event.get("objectRef") if isinstance(event.get("objectRef"), dict) else None
+    flattened = ref is None and ("resource" in event or "namespace" in event)
+    if isinstance(uri, str) and uri:
+        p = parse_uri(uri, verb)
+        if p.resource_request or ref is None:
+            return Attributes(
+                username,
+                groups,
+                verb,
+                p.resource_request,
+                p.group,
+                p.resource,
+                p.subresource,
+                p.namespace,
+                p.name,
+                p.path,
+                approximate=flattened,
+            )
+    if ref is not None:  # no usable URI: objectRef, whose name may come from the body
+        group = ref.get("apiGroup")
+        if not isinstance(group, str):
+            version = ref.get("apiVersion")
+            group = version.rpartition("/")[0] if isinstance(version, str) else ""
+        return Attributes(
+            username,
+            groups,
+            verb,
+            True,
+            group,
+            _s(ref.get("resource")),
+            _s(ref.get("subresource")),
+            _s(ref.get("namespace")),
+            _s(ref.get("name")),
+            approximate=not (isinstance(uri, str) and uri),
+        )
+    return Attributes(username, groups, verb, False, approximate=True)
+
+
+def _s(value: object) -> str:
+    return value if isinstance(value, str) else ""
