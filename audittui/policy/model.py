@@ -56,16 +56,21 @@ class GroupResources:
             return True
         if self.resource_names and a.name not in self.resource_names:
             return False
-        combined = f"{a.resource}/{a.subresource}" if a.subresource else a.resource
-        for res in self.resources:
-            if res == "*" or res == combined:
-                return True
-            if res.startswith("*/") and res[2:] == a.subresource and a.subresource:
-                return True
-            # R/* matches R with or without a subresource: the checker compares only R.
-            if res.endswith("/*") and res[:-2] == a.resource:
-                return True
-        return False
+        return resource_matches(self.resources, a.resource, a.subresource)
+
+
+def resource_matches(resources: tuple[str, ...], resource: str, sub: str) -> bool:
+    """Whether a rule's ``resources`` entries select ``resource`` / ``sub`` (checker.go)."""
+    combined = f"{resource}/{sub}" if sub else resource
+    for res in resources:
+        if res == "*" or res == combined:
+            return True
+        if res.startswith("*/") and sub and res[2:] == sub:
+            return True
+        # R/* matches R with or without a subresource: the checker compares only R.
+        if res.endswith("/*") and res[:-2] == resource:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,12 @@ class Rule:
             return not self.resources or any(g.matches(a) for g in self.resources)
         if self.non_resource_urls:
             return not a.resource_request and any(
-                _url_matches(u, a.path) for u in self.non_resource_urls
+                url_matches(u, a.path) for u in self.non_resource_urls
             )
         return True
 
 
-def _url_matches(rule: str, path: str) -> bool:
+def url_matches(rule: str, path: str) -> bool:
     if rule == "*" or rule == path:
         return True
     return rule.endswith("*") and path.startswith(rule.rstrip("*"))

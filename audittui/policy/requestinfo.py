@@ -38,13 +38,20 @@ class _Parsed:
     resource: str = ""
     subresource: str = ""
     namespace: str = ""
-    name: str = ""
+    name: str = ""  # from the path
+    selector_name: str = ""  # from fieldSelector=metadata.name=X: a list or watch's name
+
+
+def url_path(uri: str) -> str:
+    """The decoded path of a request URI, without its query."""
+    path = uri.partition("?")[0].partition("#")[0]
+    return unquote(path) if "%" in path else path
 
 
 def parse_uri(uri: str, verb: str) -> _Parsed:
     """``requestURI`` → what the request-info parser makes of it."""
     split = urlsplit(uri)
-    path = unquote(split.path)
+    path = url_path(uri)
     parts = path.strip("/").split("/") if path.strip("/") else []
     if len(parts) < 3 or parts[0] not in API_PREFIXES:
         return _Parsed(False, path)
@@ -65,13 +72,15 @@ def parse_uri(uri: str, verb: str) -> _Parsed:
     resource = parts[0] if parts else ""
     name = parts[1] if len(parts) >= 2 else ""
     subresource = parts[2] if len(parts) >= 3 and verb != "proxy" else ""
+    selector_name = ""
+    for selector in parse_qs(split.query).get("fieldSelector", []):
+        for term in selector.split(","):
+            key, _, value = term.partition("=")
+            if key.strip() == "metadata.name":  # metadata.name=X or ==X; != is not a name
+                selector_name = value[1:] if value.startswith("=") else value
     if not name and verb in ("list", "watch"):
-        for selector in parse_qs(split.query).get("fieldSelector", []):
-            for term in selector.split(","):
-                key, _, value = term.partition("=")
-                if key.strip() == "metadata.name" and not value.startswith("="):
-                    name = value.strip()
-    return _Parsed(True, path, group, resource, subresource, namespace, name)
+        name = selector_name
+    return _Parsed(True, path, group, resource, subresource, namespace, name, selector_name)
 
 
 def attributes(event: dict) -> Attributes:
