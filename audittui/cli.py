@@ -21,6 +21,9 @@ from . import __version__
 from .findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from .formats import format_duration, format_time
 from .loader import load
+from .policy import PolicyError
+from .policy import load as load_policy
+from .policy.check import check as check_policy
 from .query import QueryError, fields_of, parse
 from .sanitize import fit, inert, inert_json
 from .sources import InputError
@@ -90,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--list", action="store_true", help="list the rules in effect and exit")
     fd.add_argument("paths", nargs="*", metavar="PATH")
 
+    pol = sub.add_parser("policy", help="the audit-policy lab (see README, Policy lab)")
+    pol_sub = pol.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
+    pc = pol_sub.add_parser(
+        "check",
+        help="assume POLICY produced the log: list the events it disagrees with "
+        "(exit 1 when there are any)",
+    )
+    pc.add_argument("policy", metavar="POLICY")
+    pc.add_argument("--format", choices=("table", "json"), default="table")
+    pc.add_argument("paths", nargs="+", metavar="PATH")
+
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
     st.add_argument("--format", choices=("text", "json"), default="text")
     st.add_argument("--malformed", action="store_true", help="list every malformed line")
@@ -97,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = ("query", "summary", "findings", "stats")
+COMMANDS = ("query", "summary", "findings", "policy", "stats")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,6 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.list:
             parser.error("findings: give a PATH (or --list)")
         return _list_rules(args, sys.stdout)
+    policy = None
+    if args.command == "policy":
+        try:
+            policy = load_policy(args.policy)
+        except PolicyError as exc:
+            for error in exc.errors:
+                print(f"{PROG}: {inert(args.policy)}: {inert(error)}", file=sys.stderr)
+            return 2
     if args.command == "query" and args.follow:
         from .livequery import follow_query
 
@@ -137,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _summary(store, args, out)
             elif args.command == "findings":
                 status = _findings(store, args, out)
+            elif args.command == "policy":
+                status = _policy_check(store, policy, args, out)
             else:
                 _stats(store, args, out)
             out.flush()
@@ -307,6 +331,48 @@ def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int
         for r, why in blind:
             out.write(f"blind: {r.id}: {why}\n")
     return 1 if results else 0
+
+
+# -- policy -----------------------------------------------------------------------------
+
+
+def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIOBase) -> int:
+    groups, checked, approximate = check_policy(policy, store)
+    ids = store.tables["audit_id"].values
+    uris = store.tables["uri"].values
+    if args.format == "json":
+        doc = {
+            "checked": checked,
+            "approximate": approximate,
+            "disagreements": [
+                {
+                    "rule": g.rule,
+                    "policyLevel": g.expected,
+                    "loggedLevel": g.logged,
+                    "why": g.why,
+                    "count": len(g.rows),
+                    "auditIDs": [ids[store.column("audit_id")[i]] for i in g.rows],
+                }
+                for g in groups
+            ],
+        }
+        out.write(inert_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2)).decode() + "\n")
+        return 1 if groups else 0
+    out.write(f"{'RULE':>5} {'POLICY':<15} {'LOGGED':<15} {'EVENTS':>8}  WHY / EXAMPLE\n")
+    for g in groups:
+        rule = "-" if g.rule is None else str(g.rule)
+        example = uris[store.column("uri")[g.rows[0]]] or ""
+        out.write(
+            f"{rule:>5} {g.expected:<15} {g.logged:<15} {len(g.rows):>8,}  {g.why}: "
+            f"{_cell(example, 60)}\n"
+        )
+    total = sum(len(g.rows) for g in groups)
+    out.write(
+        f"{total:,} of {checked:,} events disagree with {inert(args.policy)}"
+        + (f"; {approximate:,} events too incomplete to check" if approximate else "")
+        + "\n"
+    )
+    return 1 if groups else 0
 
 
 # -- summary ------------------------------------------------------------------------------

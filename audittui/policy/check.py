@@ -1,0 +1,82 @@
+"""``policy check``: assume a policy produced a log and find the events it disagrees with.
+
+An event disagrees when the policy would not have logged it at all (level None), would have
+logged it at another level, or omits the stage it was logged at. Events too incomplete to
+decide as the server did (no request URI, flattened shapes) are counted apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..formats import NON_STANDARD
+from .model import LEVELS, Policy
+from .over_store import NO_RULE, decide
+
+if TYPE_CHECKING:
+    from ..store import Snapshot, Store
+
+
+@dataclass
+class Disagreement:
+    """Events sharing a rule, the level it gives, the level logged, and what is wrong."""
+
+    rule: int | None
+    expected: str
+    logged: str
+    why: str  # "not logged by this policy", "level", "omitted stage STAGE"
+    rows: list[int] = field(default_factory=list)
+
+
+def check(policy: Policy, store: Store | Snapshot) -> tuple[list[Disagreement], int, int]:
+    """Groups of disagreeing events (largest first), the events checked, and how many of them
+    were too incomplete to decide exactly (not checked)."""
+    decided = decide(policy, store)
+    n = len(decided)
+    level_values = store.tables["level"].values
+    stage_values = store.tables["stage"].values
+    logged = store.column("level")[:n]
+    stages = store.column("stage")[:n]
+    approximate = _approximate(store, n)
+    level_index = {name: k for k, name in enumerate(LEVELS)}
+    logged_lut = np.array([level_index.get(v, -1) for v in level_values], dtype=np.int8)
+    rule_levels = np.array(
+        [level_index[r.level] for r in policy.rules] + [0], dtype=np.int8
+    )  # NO_RULE (-1) picks the last: None
+    expected = rule_levels[decided]
+    got = logged_lut[logged]
+    groups: dict[tuple, Disagreement] = {}
+    checked = (got >= 0) & ~approximate
+
+    def add(mask: np.ndarray, why) -> None:
+        for i in np.flatnonzero(mask & checked).tolist():
+            k = int(decided[i])
+            reason = why(i) if callable(why) else why
+            key = (k, int(expected[i]), int(got[i]), reason)
+            if key not in groups:
+                groups[key] = Disagreement(
+                    None if k == NO_RULE else k, LEVELS[expected[i]], LEVELS[got[i]], reason
+                )
+            groups[key].rows.append(i)
+
+    add(expected == 0, "not logged by this policy")
+    add((expected != 0) & (expected != got), "logged at another level")
+    omitted = np.zeros(n, dtype=bool)
+    for k, rule in enumerate([*policy.rules, None]):
+        stages_off = rule.omit_stages if rule is not None else policy.omit_stages
+        if not stages_off:
+            continue
+        off = np.array([v in stages_off for v in stage_values], dtype=bool)[stages]
+        omitted |= off & (decided == (NO_RULE if rule is None else k))
+    add(omitted & (expected != 0), lambda i: f"stage {stage_values[stages[i]]} is omitted")
+    out = sorted(groups.values(), key=lambda d: -len(d.rows))
+    return out, int(checked.sum()), int((approximate & (got >= 0)).sum())
+
+
+def _approximate(store, n: int) -> np.ndarray:
+    """Events the policy cannot be decided on exactly: no request URI, or flattened shapes."""
+    no_uri = store.column("uri")[:n] == 0
+    return no_uri | ((store.column("flags")[:n] & NON_STANDARD) != 0)

@@ -1,0 +1,117 @@
+"""The policy decided on a store's columns gives the per-event checker's answer, and
+`audittui policy check` reports where a log disagrees with the policy said to produce it."""
+
+import json
+
+import pytest
+from conftest import SAMPLES
+
+from audittui import cli
+from audittui.loader import load
+from audittui.policy import load as load_policy
+from audittui.policy import parse
+from audittui.policy.over_store import NO_RULE, decide
+
+AUDIT2RBAC = SAMPLES / "audit2rbac"
+GCE = SAMPLES / "policies" / "gce-default-policy.yaml"
+SELECTORS = parse(
+    {
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived"],
+        "rules": [
+            {"level": "None", "nonResourceURLs": ["/healthz*", "/version"]},
+            {
+                "level": "Request",
+                "resources": [{"resources": ["secrets"], "resourceNames": ["db", "web-tls"]}],
+            },
+            {"level": "Metadata", "userGroups": ["system:nodes"], "verbs": ["get"]},
+            {
+                "level": "RequestResponse",
+                "namespaces": [""],
+                "resources": [{"group": "*", "resources": ["pods/*", "*/scale"]}],
+            },
+            {"level": "Request", "resources": [{"group": "rbac.authorization.k8s.io"}]},
+            {"level": "Metadata", "namespaces": ["kube-system", "prod"]},
+            {"level": "None", "users": ["alice"]},
+        ],
+    }
+)
+LOGS = [
+    "demo-logs",
+    AUDIT2RBAC / "demo.log",
+    *sorted((SAMPLES / "falco-k8s-audit").glob("*.json")),
+    *sorted((SAMPLES / "sysdiglabs-aks-audit-log").glob("*")),
+]
+
+
+@pytest.mark.parametrize("policy", [GCE, AUDIT2RBAC / "demo-policy.yaml", "selectors"])
+def test_columns_agree_with_the_per_event_checker(policy):
+    pol = SELECTORS if policy == "selectors" else load_policy(policy)
+    compared = 0
+    for log in LOGS:
+        store = load(log)
+        decided = decide(pol, store)
+        for i in range(len(store)):
+            result = pol.evaluate(store.event(i))
+            assert decided[i] == (NO_RULE if result.rule is None else result.rule), (log, i)
+            compared += 1
+    assert compared > 3000
+    # Every rule of the selectors policy decides some event of the demo logs.
+    if policy == "selectors":
+        hit = set(decide(pol, load("demo-logs")).tolist())
+        assert set(range(len(pol.rules))) <= hit
+
+
+def test_check_reproduces_the_log_of_its_own_policy(capsys):
+    code = cli.main(
+        ["policy", "check", str(AUDIT2RBAC / "demo-policy.yaml"), str(AUDIT2RBAC / "demo.log")]
+    )
+    assert code == 0
+    assert "0 of 37 events disagree" in capsys.readouterr().out
+
+
+def test_check_lists_a_drifted_policy(tmp_path, capsys):
+    drifted = (AUDIT2RBAC / "demo-policy.yaml").read_text().replace("Metadata", "Request", 1)
+    path = tmp_path / "drifted.yaml"
+    path.write_text(drifted)
+    code = cli.main(
+        ["policy", "check", "--format", "json", str(path), str(AUDIT2RBAC / "demo.log")]
+    )
+    assert code == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["checked"] == 37 and doc["approximate"] == 0
+    [group] = doc["disagreements"]
+    assert group["rule"] == 0 and group["policyLevel"] == "Request"
+    assert group["loggedLevel"] == "Metadata" and group["count"] == 37
+    assert len(set(group["auditIDs"])) == 37
+
+
+def test_check_finds_omitted_stages_and_unlogged_requests(tmp_path, capsys, make_event):
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+        "rules:\n- level: None\n  users: [bob]\n- level: Metadata\n"
+    )
+    log = tmp_path / "a.log"
+    events = [
+        make_event(stage="RequestReceived", level="Metadata"),
+        make_event(user={"username": "bob"}, level="Metadata"),
+        make_event(level="Metadata"),
+    ]
+    log.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
+    assert cli.main(["policy", "check", "--format", "json", str(policy), str(log)]) == 1
+    whys = {g["why"]: g["count"] for g in json.loads(capsys.readouterr().out)["disagreements"]}
+    assert whys == {"stage RequestReceived is omitted": 1, "not logged by this policy": 1}
+
+
+def test_a_broken_policy_is_reported_with_every_error(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Loud\n"
+        "- level: None\n  nonResourceURLs: [healthz]\n  namespaces: [a]\n"
+    )
+    assert cli.main(["policy", "check", str(path), str(AUDIT2RBAC / "demo.log")]) == 2
+    err = capsys.readouterr().err
+    assert "rules[0].level" in err and "rules[1].nonResourceURLs[0]" in err
+    assert "rules[1].nonResourceURLs: a rule cannot apply to both" in err
