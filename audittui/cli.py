@@ -24,6 +24,7 @@ from .loader import load
 from .policy import PolicyError
 from .policy import load as load_policy
 from .policy.check import check as check_policy
+from .policy.over_store import attach as attach_policy
 from .query import QueryError, fields_of, parse
 from .sanitize import fit, inert, inert_json
 from .sources import InputError
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with a file PATH, also read its rotated backups first (a folder always does)",
     )
     q.add_argument("--poll", action="store_true", help="stat files instead of inotify (NFS)")
+    q.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="an audit policy, for rule:N (the events its rule N matches)",
+    )
     q.add_argument("paths", nargs="+", metavar="PATH")
 
     s = sub.add_parser("summary", help="one row per user (or verb, resource, ...)")
@@ -129,8 +135,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.list:
             parser.error("findings: give a PATH (or --list)")
         return _list_rules(args, sys.stdout)
+    if args.command == "query":
+        try:
+            used = fields_of(parse(args.query))
+        except QueryError as exc:
+            return fail(f"bad query: {exc}")
+        if "rule" in used and (args.follow or not args.policy):
+            return fail("rule:N needs --policy FILE, and cannot be followed")
     policy = None
-    if args.command == "policy":
+    if getattr(args, "policy", None):
         try:
             policy = load_policy(args.policy)
         except PolicyError as exc:
@@ -154,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = sys.stdout
             status = 0
             if args.command == "query":
+                if policy is not None:
+                    attach_policy(policy, store)
                 _query(store, args, out)
             elif args.command == "summary":
                 _summary(store, args, out)

@@ -58,7 +58,7 @@ STRING_FIELDS = {
     "uri": "uri",
     "cred": "credential",
 }
-OTHER_FIELDS = ("code", "dur", "after", "before", "since", "finding")
+OTHER_FIELDS = ("code", "dur", "after", "before", "since", "finding", "rule")
 ALIASES = {
     "u": "user",
     "g": "group",
@@ -568,7 +568,7 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
         return _compare_mask(times, term.values) & (times != MISSING_TIME)
     if field == "resource":
         return _resource_mask(term, store)
-    if field == "finding":
+    if field in ("finding", "rule"):
         return _derived_mask(term, store)
     column = STRING_FIELDS[field]
     key = (field, term.values)
@@ -585,7 +585,8 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
 
 
 def _derived_mask(term: Term, store: Store) -> np.ndarray:
-    """A field an analysis computes (finding:RULE): no events until that analysis has run."""
+    """A field an analysis computes (finding:RULE, rule:N of a loaded policy): no events until
+    that analysis is attached to the store."""
     mask = np.zeros(len(store), dtype=bool)
     provider = store.derived.get(term.field)
     if provider is not None:

@@ -3,6 +3,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from conftest import SAMPLES
 
@@ -115,3 +116,25 @@ def test_a_broken_policy_is_reported_with_every_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "rules[0].level" in err and "rules[1].nonResourceURLs[0]" in err
     assert "rules[1].nonResourceURLs: a rule cannot apply to both" in err
+
+
+@pytest.mark.parametrize(
+    ("policy", "rule", "rules"),
+    [
+        (GCE, "8", [8]),
+        (GCE, "1*", [1, *range(10, 17)]),
+        (AUDIT2RBAC / "demo-policy.yaml", "none", [NO_RULE]),
+    ],
+)
+def test_rule_field_selects_what_a_rule_matches(capsys, policy, rule, rules):
+    demo = "demo-logs"
+    decided = decide(load_policy(policy), load(demo))
+    args = ["query", "--policy", str(policy), "-q", f"rule:{rule}", "--format", "count", demo]
+    assert cli.main(args) == 0
+    want = int(np.isin(decided, rules).sum())
+    assert int(capsys.readouterr().out) == want and want > 0
+
+
+def test_rule_field_needs_a_policy(capsys):
+    assert cli.main(["query", "-q", "rule:8", "demo-logs"]) == 2
+    assert "rule:N needs --policy FILE" in capsys.readouterr().err

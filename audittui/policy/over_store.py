@@ -39,6 +39,32 @@ def decide(policy: Policy, store: Store | Snapshot) -> np.ndarray:
     return out
 
 
+class RuleField:
+    """``rule:N`` in queries: the events whose matching rule is N (``rule:none``: no rule),
+    decided again whenever the store has grown."""
+
+    def __init__(self, policy: Policy, store: Store) -> None:
+        self.policy, self.store = policy, store
+        self._decided = np.empty(0, dtype=np.int16)
+
+    def decided(self) -> np.ndarray:
+        if len(self._decided) != len(self.store):
+            self._decided = decide(self.policy, self.store.snapshot())
+        return self._decided
+
+    def rows(self, predicate: Callable[[str], bool]) -> np.ndarray:
+        names = ["none", *map(str, range(len(self.policy.rules)))]
+        wanted = np.array([predicate(name) for name in names], dtype=bool)
+        return np.flatnonzero(wanted[self.decided() + 1])
+
+
+def attach(policy: Policy, store: Store) -> RuleField:
+    """Make ``rule:N`` queries over ``store`` select the events ``policy``'s rule N matches."""
+    field = RuleField(policy, store)
+    store.derived["rule"] = field.rows
+    return field
+
+
 def levels(policy: Policy, decided: np.ndarray) -> np.ndarray:
     """Per event, the level name's index in LEVELS (0 "None" where no rule matches)."""
     lut = np.array([LEVELS.index(r.level) for r in policy.rules] + [0], dtype=np.int8)
