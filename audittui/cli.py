@@ -25,6 +25,7 @@ from .policy import PolicyError
 from .policy import load as load_policy
 from .policy.check import check as check_policy
 from .policy.over_store import attach as attach_policy
+from .policy.simulate import simulate as simulate_policy
 from .query import QueryError, fields_of, parse
 from .sanitize import fit, inert, inert_json
 from .sources import InputError
@@ -109,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("policy", metavar="POLICY")
     pc.add_argument("--format", choices=("table", "json"), default="table")
     pc.add_argument("paths", nargs="+", metavar="PATH")
+    ps = pol_sub.add_parser(
+        "simulate",
+        help="what a candidate POLICY would log of this traffic: per rule, events kept and "
+        "dropped, bytes against now, and the findings it would blind",
+    )
+    ps.add_argument("policy", metavar="POLICY")
+    ps.add_argument("--format", choices=("table", "json"), default="table")
+    ps.add_argument("--rules", metavar="FILE", help="findings rules file (as for findings)")
+    ps.add_argument("paths", nargs="+", metavar="PATH")
 
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
     st.add_argument("--format", choices=("text", "json"), default="text")
@@ -174,8 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _summary(store, args, out)
             elif args.command == "findings":
                 status = _findings(store, args, out)
-            elif args.command == "policy":
+            elif args.command == "policy" and args.policy_command == "check":
                 status = _policy_check(store, policy, args, out)
+            elif args.command == "policy":
+                _policy_simulate(store, policy, args, out)
             else:
                 _stats(store, args, out)
             out.flush()
@@ -388,6 +400,61 @@ def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIO
         + "\n"
     )
     return 1 if groups else 0
+
+
+def _policy_simulate(store: Store, policy, args: argparse.Namespace, out: io.TextIOBase) -> None:
+    findings = Findings(_rule_set(args).rules)
+    sim = simulate_policy(policy, store, findings)
+    if args.format == "json":
+        doc = {
+            "bytesNow": sim.bytes_now,
+            "bytesNew": sim.bytes_new,
+            "rules": [
+                {
+                    "rule": e.rule,
+                    "level": e.level,
+                    "events": e.events,
+                    "dropped": e.dropped,
+                    "bytesNow": e.bytes_now,
+                    "bytesNew": e.bytes_new,
+                    "needBodiesNeverLogged": e.need_bodies,
+                }
+                for e in sim.rules
+            ],
+            "blind": [{"rule": r, "why": why} for r, why in sim.blind],
+        }
+        out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    out.write(
+        f"{'RULE':>5} {'LEVEL':<15} {'EVENTS':>9} {'DROPPED':>9} {'BYTES NOW':>11} "
+        f"{'BYTES NEW':>11} {'CHANGE':>8}  NOTE\n"
+    )
+    for e in sim.rules:
+        note = f"{e.need_bodies:,} need bodies never logged" if e.need_bodies else ""
+        rule = "none" if e.rule is None else str(e.rule)
+        out.write(
+            f"{rule:>5} {e.level:<15} {e.events:>9,} {e.dropped:>9,} {_size(e.bytes_now):>11} "
+            f"{_size(e.bytes_new):>11} {_change(e.bytes_now, e.bytes_new):>8}  {note}\n"
+        )
+    out.write(
+        f"total: {_size(sim.bytes_now)} logged now, about {_size(sim.bytes_new)} under "
+        f"{inert(args.policy)} ({_change(sim.bytes_now, sim.bytes_new)}); bodies removed are "
+        "measured on a sample, bodies never logged count as nothing\n"
+    )
+    for rule_id, why in sim.blind:
+        out.write(f"would blind: {rule_id}: {why}\n")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _change(before: int, after: int) -> str:
+    return f"{(after - before) / before:+.0%}" if before else "-"
 
 
 # -- summary ------------------------------------------------------------------------------

@@ -1,0 +1,140 @@
+"""``policy simulate``: what a candidate policy would have logged of the recorded traffic.
+
+Per rule of the candidate: the logged events it matches, those it would drop (level None, or a
+stage it omits), and the bytes at its level against the bytes logged now. Lowering the level
+removes bodies: their share is measured on a sample of each rule's affected events (read and
+re-serialised without the bodies) and scaled. Raising it needs bodies that were never logged:
+those events are counted and flagged, and their size is kept as it is (a lower bound). Requests
+the cluster's own policy did not log are not in the log, so no candidate can be judged on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import orjson
+
+from ..store import EventGone
+from .model import LEVELS, Policy
+from .over_store import NO_RULE, decide
+
+if TYPE_CHECKING:
+    from ..findings import Findings
+    from ..store import Snapshot, Store
+
+SAMPLE = 400  # events read per rule to measure what removing bodies saves
+BODIES = {1: ("requestObject", "responseObject"), 2: ("responseObject",)}  # by new level
+
+
+@dataclass
+class RuleEffect:
+    rule: int | None  # None: the events no rule matches (level None)
+    level: str
+    events: int = 0
+    dropped: int = 0
+    bytes_now: int = 0
+    bytes_new: int = 0
+    need_bodies: int = 0  # events the rule logs at a higher level than they were logged at
+
+
+@dataclass
+class Simulation:
+    rules: list[RuleEffect]
+    bytes_now: int
+    bytes_new: int
+    blind: list[tuple[str, str]] = field(default_factory=list)  # (finding rule id, why)
+
+
+def simulate(
+    policy: Policy, store: Store | Snapshot, findings: Findings | None = None
+) -> Simulation:
+    decided = decide(policy, store)
+    n = len(decided)
+    level_index = {name: k for k, name in enumerate(LEVELS)}
+    logged = np.array([level_index.get(v, -1) for v in store.tables["level"].values], np.int8)[
+        store.column("level")[:n]
+    ]
+    new = np.array([level_index[r.level] for r in policy.rules] + [0], np.int8)[decided]
+    stage_values = store.tables["stage"].values
+    stages = store.column("stage")[:n]
+    omitted = np.zeros(n, dtype=bool)
+    for k, rule in enumerate(policy.rules):
+        if rule.omit_stages:
+            off = np.array([v in rule.omit_stages for v in stage_values], dtype=bool)
+            omitted |= off[stages] & (decided == k)
+    dropped = (new == 0) | omitted
+    length = store.column("length")[:n].astype(np.int64)
+    new_bytes = np.where(dropped, 0, length)
+    lower = ~dropped & (logged > new) & (logged > 1)  # bodies would be removed
+    rng = np.random.default_rng(0)
+    effects = []
+    for k in [*range(len(policy.rules)), NO_RULE]:
+        mine = decided == k
+        if k == NO_RULE and not mine.any():
+            continue
+        down = np.flatnonzero(mine & lower)
+        if len(down):
+            sample = down if len(down) <= SAMPLE else rng.choice(down, SAMPLE, replace=False)
+            keep = _kept_share(store, sample, int(new[down[0]]))
+            new_bytes[down] = (length[down] * keep).astype(np.int64)
+        effects.append(
+            RuleEffect(
+                None if k == NO_RULE else k,
+                "None" if k == NO_RULE else policy.rules[k].level,
+                int(mine.sum()),
+                int((mine & dropped).sum()),
+                int(length[mine].sum()),
+                int(new_bytes[mine].sum()),
+                int((mine & ~dropped & (new > logged) & (new > 1)).sum()),
+            )
+        )
+    sim = Simulation(effects, int(length.sum()), int(new_bytes.sum()))
+    if findings is not None:
+        sim.blind = _blinded(findings, store, new, dropped, logged)
+    return sim
+
+
+def _kept_share(store, rows: np.ndarray, level: int) -> float:
+    """The share of their bytes that sampled events keep at ``level`` (bodies removed)."""
+    before = after = 0
+    for i in rows.tolist():
+        try:
+            raw = store.raw(i)
+        except (EventGone, OSError):
+            continue
+        event = orjson.loads(raw)
+        for key in BODIES.get(level, ("requestObject", "responseObject")):
+            event.pop(key, None)
+        before += len(raw)
+        after += len(orjson.dumps(event))
+    return after / before if before else 1.0
+
+
+def _blinded(findings: Findings, store, new, dropped, logged) -> list[tuple[str, str]]:
+    """Findings rules that see events now and would not under the candidate: all their events
+    dropped, or (rules reading bodies) none left at a level that logs the body."""
+    from ..findings.engine import BODY_LEVELS
+    from ..query import evaluate
+
+    out = []
+    level_index = {name: k for k, name in enumerate(LEVELS)}
+    for rule in findings.rules:
+        if rule.node is None:
+            continue
+        mask = evaluate(rule.node, store)
+        if not mask.any():
+            continue
+        body = next((b for b in rule.needs if b in BODY_LEVELS), None)
+        if body:
+            least = min(level_index[v] for v in BODY_LEVELS[body])
+            now = int((mask & (logged >= least)).sum())
+            after = int((mask & ~dropped & (new >= least)).sum())
+            if now and not after:
+                out.append((rule.id, f"{now} events carry the {body} body now; none would"))
+                continue
+        kept = int((mask & ~dropped).sum())
+        if not kept:
+            out.append((rule.id, f"all {int(mask.sum())} events it looks at would be dropped"))
+    return out
