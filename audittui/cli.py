@@ -26,6 +26,7 @@ from .policy import load as load_policy
 from .policy.check import check as check_policy
 from .policy.over_store import attach as attach_policy
 from .policy.simulate import simulate as simulate_policy
+from .policy.suggest import suggest as suggest_rules
 from .query import QueryError, fields_of, parse
 from .sanitize import fit, inert, inert_json
 from .sources import InputError
@@ -119,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--format", choices=("table", "json"), default="table")
     ps.add_argument("--rules", metavar="FILE", help="findings rules file (as for findings)")
     ps.add_argument("paths", nargs="+", metavar="PATH")
+    pg = pol_sub.add_parser(
+        "suggest",
+        help="the noisiest (user, verb, resource) combinations by bytes, each with a rule "
+        "to paste (level None or Metadata) and what it saves",
+    )
+    pg.add_argument("--top", type=int, default=10, help="how many (default 10)")
+    pg.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    pg.add_argument("--rules", metavar="FILE", help="findings rules file (as for findings)")
+    pg.add_argument("paths", nargs="+", metavar="PATH")
 
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
     st.add_argument("--format", choices=("text", "json"), default="text")
@@ -153,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "rule" in used and (args.follow or not args.policy):
             return fail("rule:N needs --policy FILE, and cannot be followed")
     policy = None
+    if args.command == "policy" and args.policy_command == "suggest":
+        args.policy = None
     if getattr(args, "policy", None):
         try:
             policy = load_policy(args.policy)
@@ -186,8 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 status = _findings(store, args, out)
             elif args.command == "policy" and args.policy_command == "check":
                 status = _policy_check(store, policy, args, out)
-            elif args.command == "policy":
+            elif args.command == "policy" and args.policy_command == "simulate":
                 _policy_simulate(store, policy, args, out)
+            elif args.command == "policy":
+                _policy_suggest(store, args, out)
             else:
                 _stats(store, args, out)
             out.flush()
@@ -443,6 +457,37 @@ def _policy_simulate(store: Store, policy, args: argparse.Namespace, out: io.Tex
     )
     for rule_id, why in sim.blind:
         out.write(f"would blind: {rule_id}: {why}\n")
+
+
+def _policy_suggest(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+    picks = suggest_rules(store, Findings(_rule_set(args).rules), args.top)
+    if args.format == "json":
+        rows = [
+            {
+                "level": s.level,
+                "users": s.users,
+                "userGroups": s.user_groups,
+                "verb": s.verb,
+                "group": s.group,
+                "resource": s.resource,
+                "events": s.events,
+                "bytes": s.bytes_now,
+                "saves": s.saves,
+                "rule": s.yaml(),
+            }
+            for s in picks
+        ]
+        out.write(inert_json(orjson.dumps(rows, option=orjson.OPT_INDENT_2)).decode() + "\n")
+        return
+    total = sum(store.column("length").astype("int64"))
+    out.write(f"# Put these first under rules: (first match wins). Log: {_size(int(total))}.\n")
+    for s in picks:
+        out.write(
+            f"# {s.events:,} events, {_size(s.bytes_now)}; saves about {_size(s.saves)} "
+            f"({s.saves / total:.1%} of the log)\n"
+            + "\n".join(inert(line) for line in s.yaml().splitlines())
+            + "\n"
+        )
 
 
 def _size(n: int) -> str:
