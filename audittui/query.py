@@ -529,7 +529,7 @@ def has_text(node: Node) -> bool:
 LUT_CACHE = 64  # lookup tables kept per column
 
 
-def _table_lut(table: Any, key: Any, compute: Callable[[list, int], np.ndarray]) -> np.ndarray:
+def table_lut(table: Any, key: Any, compute: Callable[[list, int], np.ndarray]) -> np.ndarray:
     """Which values of a string table match a term (``key``), remembered: tables only grow,
     so a later call decides only the values added since. ``compute(values, start)`` decides
     ``values[start:]``. Without this, a live filter or rule on URIs or names would test every
@@ -552,7 +552,7 @@ def _lut(store: Store, column: str, predicate: Callable[[Any], bool], key: Any) 
     def compute(values: list, start: int) -> np.ndarray:
         return np.fromiter(map(predicate, values[start:]), dtype=bool, count=len(values) - start)
 
-    return _table_lut(store.tables[column], key, compute)[store.column(column)]
+    return table_lut(store.tables[column], key, compute)[store.column(column)]
 
 
 def _term_mask(term: Term, store: Store) -> np.ndarray:
@@ -581,7 +581,7 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
     def compute(values: list, start: int) -> np.ndarray:
         return _single_lut(values, field, term.values, start)
 
-    return _table_lut(store.tables[column], key, compute)[store.column(column)]
+    return table_lut(store.tables[column], key, compute)[store.column(column)]
 
 
 def _derived_mask(term: Term, store: Store) -> np.ndarray:

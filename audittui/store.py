@@ -50,7 +50,7 @@ class Table:
     def __init__(self) -> None:
         self.values: list[Any] = [None]
         self._index: dict[Any, int] | None = {}
-        # query term → which values match it, over a prefix of ``values`` (see query._table_lut)
+        # query term → which values match it, over a prefix of ``values`` (see query.table_lut)
         self.luts: dict[Any, np.ndarray] = {}
 
     def __len__(self) -> int:

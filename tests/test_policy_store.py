@@ -138,3 +138,25 @@ def test_rule_field_selects_what_a_rule_matches(capsys, policy, rule, rules):
 def test_rule_field_needs_a_policy(capsys):
     assert cli.main(["query", "-q", "rule:8", "demo-logs"]) == 2
     assert "rule:N needs --policy FILE" in capsys.readouterr().err
+
+
+def test_rule_field_grows_with_the_store():
+    """rule:N on a growing store: decided for the new events only, same as all at once."""
+    import random
+
+    from test_query_cache import _event, _store
+
+    from audittui.policy.over_store import RuleField
+
+    rng = random.Random(3)
+    events = [_event(rng, k) for k in range(300)]
+    seen = []
+
+    def check(store):
+        if not seen:
+            seen.append(RuleField(SELECTORS, store))
+        field = seen[0]
+        assert np.array_equal(field.decided(), decide(SELECTORS, store))
+
+    _store(events, [40] * 7 + [20], check)
+    assert len(seen[0].decided()) == 300

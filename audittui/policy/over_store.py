@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..query import table_lut
 from .model import LEVELS, GroupResources, Policy, Rule, resource_matches, url_matches
 from .requestinfo import parse_uri, url_path
 
@@ -48,8 +49,13 @@ class RuleField:
         self._decided = np.empty(0, dtype=np.int16)
 
     def decided(self) -> np.ndarray:
-        if len(self._decided) != len(self.store):
-            self._decided = decide(self.policy, self.store.snapshot())
+        """Decided for the events appended since the last call only."""
+        from ..store import Window
+
+        done, n = len(self._decided), len(self.store)
+        if n > done:
+            new = decide(self.policy, Window(self.store, done, n))
+            self._decided = np.concatenate([self._decided, new])
         return self._decided
 
     def rows(self, predicate: Callable[[str], bool]) -> np.ndarray:
@@ -81,10 +87,16 @@ class _Columns:
         self._uris: list | None = None
 
     def lut(self, column: str, test: Callable[[Any], bool], key: Any) -> np.ndarray:
+        """``test`` over the column's distinct values, gathered for the events; the table's
+        answers are kept with the table (it only grows), so a growing store pays for new
+        values only: a live ``rule:N`` filter does not parse every URI again."""
         full = (column, key)
         if full not in self._cache:
-            values = self.store.tables[column].values
-            table = np.fromiter(map(test, values), dtype=bool, count=len(values))
+
+            def compute(values: list, start: int) -> np.ndarray:
+                return np.fromiter(map(test, values[start:]), dtype=bool, count=len(values) - start)
+
+            table = table_lut(self.store.tables[column], ("policy", key), compute)
             self._cache[full] = table[self.store.column(column)[: self.n]]
         return self._cache[full]
 
