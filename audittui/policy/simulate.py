@@ -48,10 +48,20 @@ class Simulation:
 
 
 def simulate(
-    policy: Policy, store: Store | Snapshot, findings: Findings | None = None
+    policy: Policy,
+    store: Store | Snapshot,
+    findings: Findings | None = None,
+    rows: np.ndarray | None = None,
 ) -> Simulation:
+    """Every rule of ``policy`` (a rule matching no logged event too: dead, or shadowed by an
+    earlier one), then the events no rule matches when there are any. ``rows`` limits it to
+    some events (the app's filter)."""
     decided = decide(policy, store)
     n = len(decided)
+    chosen = np.ones(n, dtype=bool)
+    if rows is not None:
+        chosen[:] = False
+        chosen[rows[rows < n]] = True
     level_index = {name: k for k, name in enumerate(LEVELS)}
     logged = np.array([level_index.get(v, -1) for v in store.tables["level"].values], np.int8)[
         store.column("level")[:n]
@@ -65,13 +75,13 @@ def simulate(
             off = np.array([v in rule.omit_stages for v in stage_values], dtype=bool)
             omitted |= off[stages] & (decided == k)
     dropped = (new == 0) | omitted
-    length = store.column("length")[:n].astype(np.int64)
+    length = np.where(chosen, store.column("length")[:n], 0).astype(np.int64)
     new_bytes = np.where(dropped, 0, length)
     lower = ~dropped & (logged > new) & (logged > 1)  # bodies would be removed
     rng = np.random.default_rng(0)
     effects = []
     for k in [*range(len(policy.rules)), NO_RULE]:
-        mine = decided == k
+        mine = (decided == k) & chosen
         if k == NO_RULE and not mine.any():
             continue
         down = np.flatnonzero(mine & lower)
@@ -92,7 +102,7 @@ def simulate(
         )
     sim = Simulation(effects, int(length.sum()), int(new_bytes.sum()))
     if findings is not None:
-        sim.blind = _blinded(findings, store, new, dropped, logged)
+        sim.blind = _blinded(findings, store, new, dropped | ~chosen, np.where(chosen, logged, -1))
     return sim
 
 
@@ -123,7 +133,7 @@ def _blinded(findings: Findings, store, new, dropped, logged) -> list[tuple[str,
     for rule in findings.rules:
         if rule.node is None:
             continue
-        mask = evaluate(rule.node, store)
+        mask = evaluate(rule.node, store)[: len(logged)] & (logged >= 0)  # (-1: not chosen)
         if not mask.any():
             continue
         body = next((b for b in rule.needs if b in BODY_LEVELS), None)
