@@ -25,6 +25,8 @@ from .policy import PolicyError
 from .policy import load as load_policy
 from .policy.check import check as check_policy
 from .policy.over_store import attach as attach_policy
+from .policy.simulate import format_bytes as _size
+from .policy.simulate import format_change as _change
 from .policy.simulate import simulate as simulate_policy
 from .policy.suggest import suggest as suggest_rules
 from .query import QueryError, fields_of, parse
@@ -488,18 +490,6 @@ def _policy_suggest(store: Store, args: argparse.Namespace, out: io.TextIOBase) 
             + "\n".join(inert(line) for line in s.yaml().splitlines())
             + "\n"
         )
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def _change(before: int, after: int) -> str:
-    return f"{(after - before) / before:+.0%}" if before else "-"
 
 
 # -- summary ------------------------------------------------------------------------------

@@ -99,7 +99,9 @@ async def until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> 
         await pilot.pause(0.02)
 
 
-def drive_app(path: str, tmp_path, check, *, size=(120, 40), follow: bool = True) -> None:
+def drive_app(
+    path: str, tmp_path, check, *, size=(120, 40), follow: bool = True, **app_args
+) -> None:
     """Open ``path`` in the app as ``audittui PATH`` does (history kept under ``tmp_path``),
     wait until everything is indexed and shown, then ``await check(app, pilot)``."""
     import asyncio
@@ -112,7 +114,7 @@ def drive_app(path: str, tmp_path, check, *, size=(120, 40), follow: bool = True
     session.open()
     if session.follower is not None:
         session.follower.heartbeat_ms = 50  # a quick heartbeat: tests wait less
-    app = AuditApp(session, history=History(tmp_path / "state" / "history"))
+    app = AuditApp(session, history=History(tmp_path / "state" / "history"), **app_args)
 
     async def main() -> None:
         async with app.run_test(size=size) as pilot:

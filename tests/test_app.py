@@ -364,7 +364,7 @@ def test_export_writes_filtered_events_and_asks_before_overwriting(tmp_path, mon
         await until(pilot, lambda: app.view.text == "user:alice")
         await pilot.press("ctrl+s")
         assert isinstance(app.screen, ExportScreen)
-        field = app.screen.query_one("#export-path")
+        field = app.screen.query_one("#path")
         field.value = str(target)
         await pilot.press("enter")
         await until(pilot, lambda: target.exists())
@@ -375,13 +375,13 @@ def test_export_writes_filtered_events_and_asks_before_overwriting(tmp_path, mon
         # Again: the file exists, so the app asks; "n" keeps it.
         target.write_text("keep me")
         await pilot.press("ctrl+s")
-        app.screen.query_one("#export-path").value = str(target)
+        app.screen.query_one("#path").value = str(target)
         await pilot.press("enter")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert target.read_text() == "keep me"
         await pilot.press("ctrl+s")
-        app.screen.query_one("#export-path").value = str(target)
+        app.screen.query_one("#path").value = str(target)
         await pilot.press("enter", "y")
         await until(pilot, lambda: target.read_text() != "keep me")
 
@@ -396,14 +396,14 @@ def test_export_errors_are_reported_and_the_session_goes_on(tmp_path):
         app.notify = lambda message, **kw: messages.append((message, kw.get("severity")))
         # Into the log folder: refused.
         await pilot.press("ctrl+s")
-        app.screen.query_one("#export-path").value = os.path.join(os.path.dirname(path), "e.jsonl")
+        app.screen.query_one("#path").value = os.path.join(os.path.dirname(path), "e.jsonl")
         await pilot.press("enter")
         await until(pilot, lambda: messages)
         assert "never writes there" in messages[-1][0] and messages[-1][1] == "error"
         assert not os.path.exists(os.path.join(os.path.dirname(path), "e.jsonl"))
         # A folder that does not exist.
         await pilot.press("ctrl+s")
-        app.screen.query_one("#export-path").value = str(tmp_path / "no" / "such" / "e.jsonl")
+        app.screen.query_one("#path").value = str(tmp_path / "no" / "such" / "e.jsonl")
         await pilot.press("enter")
         await until(pilot, lambda: len(messages) == 2)
         assert "no such folder" in messages[-1][0]

@@ -148,3 +148,17 @@ def _blinded(findings: Findings, store, new, dropped, logged) -> list[tuple[str,
         if not kept:
             out.append((rule.id, f"all {int(mask.sum())} events it looks at would be dropped"))
     return out
+
+
+def format_bytes(n: float) -> str:
+    """1536 → "1.5 KB"."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def format_change(before: int, after: int) -> str:
+    """The change from ``before`` to ``after`` as a signed percentage."""
+    return f"{(after - before) / before:+.0%}" if before else "-"

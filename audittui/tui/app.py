@@ -30,6 +30,10 @@ from ..follow import Notice
 from ..formats import format_time
 from ..histogram import histogram
 from ..history import History
+from ..policy import Policy, PolicyError
+from ..policy import load as load_policy
+from ..policy.over_store import attach as attach_policy
+from ..policy.simulate import simulate
 from ..query import QueryError, parse
 from ..requests import Requests
 from ..sanitize import inert
@@ -42,11 +46,13 @@ from .filter_bar import FilterBar
 from .findings_pane import FindingsPane
 from .histogram_pane import HistogramPane
 from .json_tree import JsonTree
-from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen
+from .policy_pane import PolicyPane
+from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen, PathScreen
 from .summary_pane import SummaryPane
 
 UPDATE_EVERY = 0.1  # s between merges of new events into the list (10 Hz at most)
 SUMMARY_EVERY = 0.5  # s between live summary refreshes
+NO_POLICY = "No audit policy loaded: P loads one (or start with --policy FILE)."
 FINDINGS_EVERY = 1.0  # s between evaluations of the rules over new events
 FILTER_DEBOUNCE = 0.15  # s of quiet typing before the preview runs
 QUEUE_HIGH = 20  # the follower waits while the app has this many messages queued
@@ -88,6 +94,12 @@ class FindingsResult(Message):
         self.findings, self.blind, self.changed = findings, blind, changed
 
 
+class PolicyResult(Message):
+    def __init__(self, simulation) -> None:
+        super().__init__()
+        self.simulation = simulation
+
+
 class SummaryResult(Message):
     def __init__(self, by: str, rows: list) -> None:
         super().__init__()
@@ -110,6 +122,8 @@ class AuditApp(App[None]):
         Binding("2", "tab('summary')", "Summary"),
         Binding("3", "tab('histogram')", "Histogram", show=False),
         Binding("4", "tab('findings')", "Findings"),
+        Binding("5", "tab('policy')", "Policy", show=False),
+        Binding("P", "load_policy", "Load policy", show=False),
         Binding("enter", "open_detail", "Detail", show=False),
         Binding("m", "managed", "managedFields", show=False),
         Binding("x", "reveal", "Reveal secrets", show=False),
@@ -123,7 +137,12 @@ class AuditApp(App[None]):
     ]
 
     def __init__(
-        self, session: Session, history: History | None = None, rules: RuleSet | None = None
+        self,
+        session: Session,
+        history: History | None = None,
+        rules: RuleSet | None = None,
+        policy: Policy | None = None,
+        policy_path: str = "",
     ) -> None:
         super().__init__()
         self.session = session
@@ -148,6 +167,10 @@ class AuditApp(App[None]):
         self._findings_last = 0.0
         self._findings_timer = None
         self._rule_errors_shown: set[str] = set()
+        self.policy: Policy | None = None
+        self.policy_path = ""
+        if policy is not None:
+            self.use_policy(policy, policy_path)
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -183,11 +206,16 @@ class AuditApp(App[None]):
             with TabPane("Findings", id="findings"):
                 yield FindingsPane(id="findings-table")
                 yield Static(FindingsPane.WAITING, id="finding-note")
+            with TabPane("Policy", id="policy"):
+                yield Static(NO_POLICY, id="policy-note")
+                yield PolicyPane(id="policy-table")
         yield Static("", id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.main.query_one(EventList).on_move = self._cursor_moved
+        if self.policy is not None:
+            self._show_policy_state()
         self.main.query_one(EventList).focus()
         self._layout(self.size.width, self.size.height)
         self._run_indexer()
@@ -419,6 +447,10 @@ class AuditApp(App[None]):
             self.main.query_one(pane).focus()
         elif event.pane.id == "findings":
             self.main.query_one(FindingsPane).focus()
+        elif event.pane.id == "policy":
+            self._summary_dirty = True
+            self.call_after_refresh(self._maybe_summarize)
+            self.main.query_one(PolicyPane).focus()
         else:
             self.main.query_one(EventList).focus()
 
@@ -428,7 +460,9 @@ class AuditApp(App[None]):
         if self.closing:  # called from timers, which can fire during shutdown
             return
         tabs = self.main.query_one(TabbedContent)
-        if tabs.active not in ("summary", "histogram"):
+        if tabs.active not in ("summary", "histogram", "policy"):
+            return
+        if tabs.active == "policy" and self.policy is None:
             return
         if not self._summary_dirty or self._summary_running:
             return
@@ -436,6 +470,8 @@ class AuditApp(App[None]):
         self._summary_running = True
         if tabs.active == "summary":
             self._summary_worker(self.main.query_one(SummaryPane).by, self.view.rows)
+        elif tabs.active == "policy":
+            self._policy_worker(self.view.rows)
         else:
             self._histogram_worker(self.main.query_one(HistogramPane).buckets, self.view.rows)
 
@@ -464,6 +500,63 @@ class AuditApp(App[None]):
             pane.show(message.rows)
         # Live, but at most every SUMMARY_EVERY seconds.
         self.set_timer(SUMMARY_EVERY, self._summary_done)
+
+    # -- policy -----------------------------------------------------------------------------
+
+    def use_policy(self, policy: Policy, path: str) -> None:
+        """Evaluate ``policy`` from now on: rule:N, the detail header, the policy pane."""
+        self.policy, self.policy_path = policy, path
+        attach_policy(policy, self.store)
+        self._summary_dirty = True
+        if self.screen_stack:  # (before mount the widgets pick it up in on_mount)
+            self._show_policy_state()
+
+    def _show_policy_state(self) -> None:
+        self.main.query_one(DetailPane).policy = self.policy
+        note = self.main.query_one("#policy-note", Static)
+        note.update(
+            Text(
+                f"{inert(self.policy_path)}: {len(self.policy.rules)} rules, simulated over the "
+                "events of the filter. Enter: a rule's events (rule:N). P loads another.",
+                "dim",
+            )
+        )
+        self._maybe_summarize()
+
+    def action_load_policy(self) -> None:
+        def chosen(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                policy = load_policy(os.path.expanduser(path))
+            except PolicyError as exc:
+                self.notify(
+                    inert("\n".join(exc.errors[:8])), title="policy", severity="error", markup=False
+                )
+                return
+            self.use_policy(policy, path)
+            self.action_tab("policy")
+
+        self.push_screen(
+            PathScreen(
+                "Load an audit policy (audit.k8s.io/v1, YAML or JSON):",
+                self.policy_path,
+                "Its rules then show in the detail header, the Policy pane (5) and rule:N.",
+            ),
+            chosen,
+        )
+
+    @work(thread=True, group="summary", exit_on_error=False)
+    def _policy_worker(self, rows) -> None:
+        snap = self.store.snapshot()
+        self.post_message(PolicyResult(simulate(self.policy, snap, self.findings, rows)))
+
+    def on_policy_result(self, message: PolicyResult) -> None:
+        self.main.query_one(PolicyPane).show(message.simulation, self.policy_path)
+        self.set_timer(SUMMARY_EVERY, self._summary_done)
+
+    def on_policy_pane_drill(self, message: PolicyPane.Drill) -> None:
+        self._show_events(f"rule:{'none' if message.rule is None else message.rule}")
 
     def _summary_done(self) -> None:
         self._summary_running = False
@@ -598,7 +691,12 @@ class AuditApp(App[None]):
         elif body.has_class("-detail-open") or isinstance(focused, JsonTree):
             body.remove_class("-detail-open")
             self.main.query_one(EventList).focus()
-        elif self.main.query_one(TabbedContent).active in ("summary", "histogram", "findings"):
+        elif self.main.query_one(TabbedContent).active in (
+            "summary",
+            "histogram",
+            "findings",
+            "policy",
+        ):
             self.action_tab("events")
         elif self.committed:
             self.main.query_one(FilterBar).value = ""

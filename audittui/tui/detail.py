@@ -97,6 +97,7 @@ class DetailPane(Vertical, can_focus=False):
         self.show_managed = False
         self.reveal = False
         self.masked = 0
+        self.policy = None  # an audit Policy: the header names the rule that logs the event
 
     def compose(self) -> ComposeResult:
         yield Static("", id="detail-header")
@@ -129,6 +130,13 @@ class DetailPane(Vertical, can_focus=False):
         self.shown = shown
         text = header(self.event, int(self.store.column("latency")[self.event_index]))
         extra = self.stages_line() or Text()
+        if self.policy is not None:
+            result = self.policy.evaluate(self.event)
+            rule = "no rule" if result.rule is None else f"rule {result.rule}"
+            text_level = f"policy: {rule} → {result.level}" + (
+                " (approx.)" if result.approximate else ""
+            )
+            extra.append(("  " if extra.plain else "") + text_level, "cyan")
         if self.masked:
             extra.append(f"  {self.masked} secret value(s) masked; x reveals", "yellow")
         elif self.reveal:

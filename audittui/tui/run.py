@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="your findings rules (default ~/.config/audittui/rules.yaml); none: the pack alone",
     )
     p.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="an audit policy: its rule for each event in the detail, the Policy pane, rule:N",
+    )
+    p.add_argument(
         "--demo",
         action="store_true",
         help="open a temporary copy of the demo logs while demo events are appended live",
@@ -54,6 +59,16 @@ def run_app(argv: list[str]) -> int:
         workdir = tempfile.mkdtemp(prefix="audittui-demo-")
         paths = [_demo_folder(Path(workdir))]
         threading.Thread(target=_append_demo, args=(paths[0], stop), daemon=True).start()
+    policy = None
+    if args.policy:
+        from ..policy import PolicyError, load
+
+        try:
+            policy = load(args.policy)
+        except PolicyError as exc:
+            for error in exc.errors:
+                print(f"audittui: {args.policy}: {error}", file=sys.stderr)
+            return 2
     session = Session(paths, follow=not args.no_follow, backups=not args.no_backups, poll=args.poll)
     try:
         session.open()
@@ -65,7 +80,7 @@ def run_app(argv: list[str]) -> int:
 
     rules = load_rules(False if args.rules == "none" else Path(args.rules) if args.rules else True)
     try:
-        AuditApp(session, rules=rules).run()
+        AuditApp(session, rules=rules, policy=policy, policy_path=args.policy or "").run()
     finally:
         stop.set()
         session.close()

@@ -143,38 +143,47 @@ class MalformedScreen(ModalScreen[None]):
         table.focus()
 
 
-class ExportScreen(ModalScreen[str | None]):
-    """Asks for the file name; returns it (or None when cancelled)."""
+class PathScreen(ModalScreen[str | None]):
+    """Asks for a file name; returns it (or None when cancelled)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
-    ExportScreen { align: center middle; }
-    ExportScreen > Vertical { width: 80%; max-width: 100; height: auto; border: round $accent;
+    PathScreen { align: center middle; }
+    PathScreen > Vertical { width: 80%; max-width: 100; height: auto; border: round $accent;
         background: $surface; padding: 0 1; }
     """
 
-    def __init__(self, default: str, count: int, masked: bool) -> None:
+    def __init__(self, prompt: str, default: str, note: str) -> None:
         super().__init__()
-        self.default = default
-        self.count = count
-        self.masked = masked
+        self.prompt, self.default, self.note = prompt, default, note
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text(f"Export {self.count:,} filtered event(s) as JSON lines to:", "bold"))
-            yield Input(value=self.default, id="export-path")
-            note = (
-                "Secret data and tokens are masked (x in the detail pane reveals them first)."
-                if self.masked
-                else "Secrets are REVEALED in this export (x masks them again)."
-            )
-            yield Label(Text(note + "  Enter writes, Esc cancels.", "dim"))
+            yield Label(Text(self.prompt, "bold"))
+            yield Input(value=self.default, id="path")
+            yield Label(Text(self.note, "dim"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ExportScreen(PathScreen):
+    """Asks where to export the filtered events."""
+
+    def __init__(self, default: str, count: int, masked: bool) -> None:
+        note = (
+            "Secret data and tokens are masked (x in the detail pane reveals them first)."
+            if masked
+            else "Secrets are REVEALED in this export (x masks them again)."
+        )
+        super().__init__(
+            f"Export {count:,} filtered event(s) as JSON lines to:",
+            default,
+            note + "  Enter writes, Esc cancels.",
+        )
 
 
 class ConfirmScreen(ModalScreen[bool]):
