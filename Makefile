@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_policy.py
 	$(PY) bench/bench_tui.py
 
 demo-logs: $(STAMP)
