@@ -19,8 +19,9 @@ KEYS = (
         (
             ("/", "filter (Enter keeps it, Esc restores the previous one)"),
             ("tab / shift+tab", "next / previous pane"),
-            ("1 / 2 / 3", "events / summary / histogram"),
-            ("enter", "open the event (small screens) or drill down (summary)"),
+            ("1 / 2 / 3 / 4 / 5", "events / summary / histogram / findings / policy"),
+            ("P", "load an audit policy (its rule per event, the policy pane, rule:N)"),
+            ("enter", "open the event (small screens), drill down (summary, findings, policy)"),
             ("esc", "back one level: leave the filter, close the detail, clear the filter"),
             ("ctrl+s", "export the filtered events to a JSONL file"),
             ("!", "malformed lines (file, line, reason)"),
@@ -60,6 +61,17 @@ KEYS = (
             ("c", "copy the event JSON (OSC 52: works over SSH)"),
             ("space / enter", "fold or unfold a JSON node"),
         ),
+    ),
+    (
+        "Findings",
+        (
+            ("enter", "the finding's events in the list (finding:RULE)"),
+            ("↑ ↓", "the note under the table: what the rule looks for, or why it is blind"),
+        ),
+    ),
+    (
+        "Policy",
+        (("enter", "the events of the rule under the cursor (rule:N)"),),
     ),
     (
         "Histogram",
