@@ -84,48 +84,60 @@ def parse_uri(uri: str, verb: str) -> _Parsed:
 
 
 def attributes(event: dict) -> Attributes:
-    """The policy checker's view of one logged event (any shape audittui reads)."""
+    """The policy checker's view of one logged event (any shape audittui reads).
+
+    A resource request is one with an ``objectRef`` (the server sets it exactly for those);
+    its namespace, resource, subresource and name come from the URI when it parses as one."""
     user = event.get("user") if isinstance(event.get("user"), dict) else {}
     username = user.get("username") if isinstance(user.get("username"), str) else None
     groups = tuple(g for g in user.get("groups") or () if isinstance(g, str))
     verb = event.get("verb") if isinstance(event.get("verb"), str) else ""
-    uri = event.get("requestURI")
+    uri = event.get("requestURI") if isinstance(event.get("requestURI"), str) else ""
     ref = event.get("objectRef") if isinstance(event.get("objectRef"), dict) else None
     flattened = ref is None and ("resource" in event or "namespace" in event)
-    if isinstance(uri, str) and uri:
-        p = parse_uri(uri, verb)
-        if p.resource_request or ref is None:
-            return Attributes(
-                username,
-                groups,
-                verb,
-                p.resource_request,
-                p.group,
-                p.resource,
-                p.subresource,
-                p.namespace,
-                p.name,
-                p.path,
-                approximate=flattened,
-            )
-    if ref is not None:  # no usable URI: objectRef, whose name may come from the body
-        group = ref.get("apiGroup")
-        if not isinstance(group, str):
-            version = ref.get("apiVersion")
-            group = version.rpartition("/")[0] if isinstance(version, str) else ""
+    if flattened:
+        ref = event if event.get("resource") else None  # the SIEM shape keeps them on top
+    parsed = parse_uri(uri, verb) if uri else None
+    approximate = flattened or not uri
+    if ref is None:
+        return Attributes(
+            username,
+            groups,
+            verb,
+            False,
+            path=parsed.path if parsed else "",
+            approximate=approximate,
+        )
+    if parsed is not None and parsed.resource_request:
         return Attributes(
             username,
             groups,
             verb,
             True,
-            group,
-            _s(ref.get("resource")),
-            _s(ref.get("subresource")),
-            _s(ref.get("namespace")),
-            _s(ref.get("name")),
-            approximate=not (isinstance(uri, str) and uri),
+            parsed.group,
+            parsed.resource,
+            parsed.subresource,
+            parsed.namespace,
+            parsed.name,
+            parsed.path,
+            approximate,
         )
-    return Attributes(username, groups, verb, False, approximate=True)
+    group = ref.get("apiGroup")  # no usable URI: objectRef, whose name may come from the body
+    if not isinstance(group, str):
+        version = ref.get("apiVersion")
+        group = version.rpartition("/")[0] if isinstance(version, str) else ""
+    return Attributes(
+        username,
+        groups,
+        verb,
+        True,
+        group,
+        _s(ref.get("resource")),
+        _s(ref.get("subresource")),
+        _s(ref.get("namespace")),
+        _s(ref.get("name")),
+        approximate=True,
+    )
 
 
 def _s(value: object) -> str:
