@@ -472,8 +472,11 @@ class AuditApp(App[None]):
             self._summary_worker(self.main.query_one(SummaryPane).by, self.view.rows)
         elif tabs.active == "policy":
             self._policy_worker(self.view.rows)
-        else:
+        elif self.main.query_one(HistogramPane).laid_out:
             self._histogram_worker(self.main.query_one(HistogramPane).buckets, self.view.rows)
+        else:  # no width yet (a loaded machine lays out late): HistogramPane.Resized will do
+            self._summary_dirty = True
+            self._summary_running = False
 
     @work(thread=True, group="summary", exit_on_error=False)
     def _histogram_worker(self, buckets: int, rows) -> None:
@@ -482,6 +485,10 @@ class AuditApp(App[None]):
     def on_histogram_result(self, message: HistogramResult) -> None:
         self.main.query_one(HistogramPane).show(message.hist)
         self.set_timer(SUMMARY_EVERY, self._summary_done)
+
+    def on_histogram_pane_resized(self) -> None:
+        self._summary_dirty = True
+        self._maybe_summarize()
 
     def on_histogram_pane_selected(self, message: HistogramPane.Selected) -> None:
         after, before = (

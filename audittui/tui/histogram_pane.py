@@ -55,6 +55,16 @@ class HistogramPane(Widget, can_focus=True):
             self.after = after
             self.before = before
 
+    class Resized(Message):
+        """The width changed: the buckets must be counted again."""
+
+    def on_resize(self) -> None:
+        self.post_message(self.Resized())
+
+    @property
+    def laid_out(self) -> bool:
+        return self.content_region.width > AXIS
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.hist: Histogram | None = None
