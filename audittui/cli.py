@@ -165,14 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "rule" in used and (args.follow or not args.policy):
             return fail("rule:N needs --policy FILE, and cannot be followed")
     policy = None
-    if args.command == "policy" and args.policy_command == "suggest":
-        args.policy = None
-    if getattr(args, "policy", None):
-        try:
-            policy = load_policy(args.policy)
-        except PolicyError as exc:
-            for error in exc.errors:
-                print(f"{PROG}: {inert(args.policy)}: {inert(error)}", file=sys.stderr)
+    if getattr(args, "policy", None):  # query --policy, policy check / simulate
+        policy = read_policy(args.policy)
+        if policy is None:
             return 2
     if args.command == "query" and args.follow:
         from .livequery import follow_query
@@ -215,6 +210,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (| head): not an error. Keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def read_policy(path: str):
+    """The audit policy at ``path``, or None after printing every error (made inert)."""
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        for error in exc.errors:
+            print(f"{PROG}: {inert(path)}: {inert(error)}", file=sys.stderr)
+        return None
 
 
 def fail(message: str) -> int:

@@ -160,3 +160,13 @@ def test_rule_field_grows_with_the_store():
 
     _store(events, [40] * 7 + [20], check)
     assert len(seen[0].decided()) == 300
+
+
+def test_an_invalid_policy_stops_the_app_with_every_error_inert(tmp_path, capsys):
+    from audittui.tui.run import run_app
+
+    path = tmp_path / "p.yaml"
+    path.write_text('apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: "\\e[31mLoud"\n')
+    assert run_app(["--policy", str(path), "demo-logs"]) == 2
+    err = capsys.readouterr().err
+    assert "rules[0].level" in err and "\x1b" not in err and "\\x1b[31mLoud" in err

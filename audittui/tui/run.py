@@ -61,13 +61,10 @@ def run_app(argv: list[str]) -> int:
         threading.Thread(target=_append_demo, args=(paths[0], stop), daemon=True).start()
     policy = None
     if args.policy:
-        from ..policy import PolicyError, load
+        from ..cli import read_policy
 
-        try:
-            policy = load(args.policy)
-        except PolicyError as exc:
-            for error in exc.errors:
-                print(f"audittui: {args.policy}: {error}", file=sys.stderr)
+        policy = read_policy(args.policy)
+        if policy is None:
             return 2
     session = Session(paths, follow=not args.no_follow, backups=not args.no_backups, poll=args.poll)
     try:
