@@ -114,7 +114,7 @@ def url_matches(rule: str, path: str) -> bool:
 class Result:
     rule: int | None  # index of the matching rule; None when no rule matches
     level: str
-    omit_stages: frozenset[str]
+    omit_stages: set[str]  # a copy: the caller may change it
     approximate: bool = False
 
 
@@ -131,8 +131,8 @@ class Policy:
     def decide(self, a: Attributes) -> Result:
         for k, rule in enumerate(self.rules):
             if rule.matches(a):
-                return Result(k, rule.level, rule.omit_stages, a.approximate)
-        return Result(None, "None", self.omit_stages, a.approximate)
+                return Result(k, rule.level, set(rule.omit_stages), a.approximate)
+        return Result(None, "None", set(self.omit_stages), a.approximate)
 
 
 def load(path: str | Path) -> Policy:
