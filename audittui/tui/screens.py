@@ -163,6 +163,7 @@ class PathScreen(ModalScreen[str | None]):
     PathScreen { align: center middle; }
     PathScreen > Vertical { width: 80%; max-width: 100; height: auto; border: round $accent;
         background: $surface; padding: 0 1; }
+    PathScreen Label { width: 100%; }
     """
 
     def __init__(self, prompt: str, default: str, note: str) -> None:
