@@ -310,7 +310,8 @@ def _body_blind(store, rule: Rule, st: _State, body: str, level, level_values) -
             f"it needs level {need}"
         )
     resources = _resources(rule.node)
-    scope = _resource_scope(store, resources) if resources else np.ones(len(store), dtype=bool)
+    values = tuple(Value("exact", r) for r in sorted(resources))
+    scope = evaluate(Term("resource", values, 0), store) if resources else np.ones(len(store), bool)
     if not scope.any():
         return None  # nothing of the kind happened: nothing to judge the policy by
     if np.isin(level[scope], _codes(level_values, levels)).any():
@@ -329,13 +330,6 @@ def _resources(node: Node | None) -> set[str]:
             out |= _resources(child)
         return out
     return set()
-
-
-def _resource_scope(store, resources: set[str]) -> np.ndarray:
-    match = string_matcher("resource", tuple(Value("exact", r) for r in resources))
-    values = store.tables["resource"].values
-    lut = np.fromiter((match(v) for v in values), dtype=bool, count=len(values))
-    return lut[store.column("resource")]
 
 
 def _span(store) -> int | None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..formats import NON_STANDARD
 from .model import LEVELS, Policy
-from .over_store import NO_RULE, decide
+from .over_store import NO_RULE, decide, levels, logged_levels, omitted
 
 if TYPE_CHECKING:
     from ..store import Snapshot, Store
@@ -36,18 +36,11 @@ def check(policy: Policy, store: Store | Snapshot) -> tuple[list[Disagreement], 
     were too incomplete to decide exactly (not checked)."""
     decided = decide(policy, store)
     n = len(decided)
-    level_values = store.tables["level"].values
     stage_values = store.tables["stage"].values
-    logged = store.column("level")[:n]
     stages = store.column("stage")[:n]
     approximate = _approximate(store, n)
-    level_index = {name: k for k, name in enumerate(LEVELS)}
-    logged_lut = np.array([level_index.get(v, -1) for v in level_values], dtype=np.int8)
-    rule_levels = np.array(
-        [level_index[r.level] for r in policy.rules] + [0], dtype=np.int8
-    )  # NO_RULE (-1) picks the last: None
-    expected = rule_levels[decided]
-    got = logged_lut[logged]
+    expected = levels(policy, decided)
+    got = logged_levels(store, n)
     groups: dict[tuple, Disagreement] = {}
     checked = (got >= 0) & ~approximate
 
@@ -64,14 +57,10 @@ def check(policy: Policy, store: Store | Snapshot) -> tuple[list[Disagreement], 
 
     add(expected == 0, "not logged by this policy")
     add((expected != 0) & (expected != got), "logged at another level")
-    omitted = np.zeros(n, dtype=bool)
-    for k, rule in enumerate([*policy.rules, None]):
-        stages_off = rule.omit_stages if rule is not None else policy.omit_stages
-        if not stages_off:
-            continue
-        off = np.array([v in stages_off for v in stage_values], dtype=bool)[stages]
-        omitted |= off & (decided == (NO_RULE if rule is None else k))
-    add(omitted & (expected != 0), lambda i: f"stage {stage_values[stages[i]]} is omitted")
+    add(
+        omitted(policy, store, decided) & (expected != 0),
+        lambda i: f"stage {stage_values[stages[i]]} is omitted",
+    )
     out = sorted(groups.values(), key=lambda d: -len(d.rows))
     return out, int(checked.sum()), int((approximate & (got >= 0)).sum())
 

@@ -77,6 +77,26 @@ def levels(policy: Policy, decided: np.ndarray) -> np.ndarray:
     return lut[decided]  # NO_RULE (-1) picks the trailing 0
 
 
+def logged_levels(store: Store | Snapshot, n: int) -> np.ndarray:
+    """Per event, the index in LEVELS of the level it was logged at (-1 when unknown)."""
+    values = store.tables["level"].values
+    lut = np.array([LEVELS.index(v) if v in LEVELS else -1 for v in values], dtype=np.int8)
+    return lut[store.column("level")[:n]]
+
+
+def omitted(policy: Policy, store: Store | Snapshot, decided: np.ndarray) -> np.ndarray:
+    """Events logged at a stage that their deciding rule (or, with no rule, the policy)
+    omits."""
+    stage_values = store.tables["stage"].values
+    stages = store.column("stage")[: len(decided)]
+    out = np.zeros(len(decided), dtype=bool)
+    for k, off in [*enumerate(r.omit_stages for r in policy.rules), (NO_RULE, policy.omit_stages)]:
+        if off:
+            lut = np.array([v in off for v in stage_values], dtype=bool)
+            out |= lut[stages] & (decided == k)
+    return out
+
+
 class _Columns:
     """Lookup tables over one store's columns, computed once per distinct value."""
 

@@ -18,7 +18,7 @@ import orjson
 
 from ..store import EventGone
 from .model import LEVELS, Policy
-from .over_store import NO_RULE, decide
+from .over_store import NO_RULE, decide, levels, logged_levels, omitted
 
 if TYPE_CHECKING:
     from ..findings import Findings
@@ -62,19 +62,9 @@ def simulate(
     if rows is not None:
         chosen[:] = False
         chosen[rows[rows < n]] = True
-    level_index = {name: k for k, name in enumerate(LEVELS)}
-    logged = np.array([level_index.get(v, -1) for v in store.tables["level"].values], np.int8)[
-        store.column("level")[:n]
-    ]
-    new = np.array([level_index[r.level] for r in policy.rules] + [0], np.int8)[decided]
-    stage_values = store.tables["stage"].values
-    stages = store.column("stage")[:n]
-    omitted = np.zeros(n, dtype=bool)
-    for k, rule in enumerate(policy.rules):
-        if rule.omit_stages:
-            off = np.array([v in rule.omit_stages for v in stage_values], dtype=bool)
-            omitted |= off[stages] & (decided == k)
-    dropped = (new == 0) | omitted
+    logged = logged_levels(store, n)
+    new = levels(policy, decided)
+    dropped = (new == 0) | omitted(policy, store, decided)
     length = np.where(chosen, store.column("length")[:n], 0).astype(np.int64)
     new_bytes = np.where(dropped, 0, length)
     lower = ~dropped & (logged > new) & (logged > 1)  # bodies would be removed

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .model import LEVELS
+from .over_store import logged_levels
 from .simulate import _kept_share
 
 if TYPE_CHECKING:
@@ -81,10 +81,7 @@ def suggest(store: Store, findings: Findings | None = None, top: int = 10) -> li
     length = store.column("length")[:n].astype(np.int64)
     bytes_by = np.bincount(inverse, weights=length).astype(np.int64)
     count_by = np.bincount(inverse)
-    level_index = {name: k for k, name in enumerate(LEVELS)}
-    logged = np.array([level_index.get(v, 0) for v in store.tables["level"].values], np.int8)[
-        store.column("level")[:n]
-    ]
+    logged = logged_levels(store, n)
     watched, bodies_read = _watched(store, findings)
     out = []
     for g in np.argsort(-bytes_by).tolist():
