@@ -32,7 +32,6 @@ from ..query import (
     Value,
     evaluate,
     has_text,
-    string_matcher,
 )
 from ..store import EventGone, Window
 from .rules import Rule
@@ -381,15 +380,13 @@ def _codes(values: list, wanted: tuple[str, ...]) -> np.ndarray:
 
 
 def _allowed(window: Window, rule: Rule) -> np.ndarray:
+    """Events of the rule's allowed users or namespaces (globs): query terms, so the lookups
+    are kept with the tables like any filter's."""
     mask = np.zeros(len(window), dtype=bool)
-    for column, patterns in (("user", rule.allow.users), ("namespace", rule.allow.namespaces)):
+    for field, patterns in (("user", rule.allow.users), ("ns", rule.allow.namespaces)):
         if patterns:
-            match = string_matcher(
-                "user", tuple(Value("glob" if "*" in p else "exact", p) for p in patterns)
-            )
-            values = window.tables[column].values
-            lut = np.fromiter((match(v) for v in values), dtype=bool, count=len(values))
-            mask |= lut[window.column(column)]
+            values = tuple(Value("glob" if "*" in p else "exact", p) for p in patterns)
+            mask |= evaluate(Term(field, values, 0), window)
     return mask
 
 
