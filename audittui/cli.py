@@ -32,6 +32,7 @@ from .policy.suggest import suggest as suggest_rules
 from .query import QueryError, fields_of, parse
 from .sanitize import fit, inert, inert_json
 from .sources import InputError
+from .stdin_spool import stdin_is_piped
 from .store import Store
 from .summary import GROUPINGS
 
@@ -144,7 +145,8 @@ COMMANDS = ("query", "summary", "findings", "policy", "stats")
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+    opens_app = argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")
+    if opens_app or (not argv and stdin_is_piped()):  # `cmd | audittui`: the app on it
         from .tui.run import run_app  # `audittui PATH…` opens the app
 
         return run_app(argv)

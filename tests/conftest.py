@@ -90,13 +90,71 @@ def write_lines(tmp_path) -> Callable[..., str]:
     return write
 
 
-async def until(pilot, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let a Textual app run until ``condition`` holds (fails after ``timeout`` seconds)."""
+async def until(
+    pilot, condition: Callable[[], object], timeout: float = 10.0, what: str = ""
+) -> None:
+    """Let a Textual app run until ``condition`` holds; after ``timeout`` seconds, fail with
+    what was awaited and what the app showed and held at that moment."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
+            raise AssertionError(
+                f"not reached in {timeout:g} s: {what or 'condition'}\n{app_state(pilot.app)}"
+            )
         await pilot.pause(0.02)
+
+
+def app_state(app) -> str:
+    """What a running app shows (status bar, the list's screen lines, the screen and focus)
+    and holds (store, rows, indexing, scroll), for the message of a wait that timed out."""
+    from audittui.tui.event_list import EventList
+
+    out = [f"screen={type(app.screen).__name__} focused={type(app.focused).__name__}"]
+    try:
+        out.append(f"status: {app.main.query_one('#status').render().plain!r}")
+        out.append(f"tab: {app.main.query_one('#tabs').active}")
+    except Exception:  # not the audittui app, or already closed
+        pass
+    session = getattr(app, "session", None)
+    if session is not None:
+        out.append(
+            f"store={len(app.store)} view={len(app.view)} filter={app.view.text!r} "
+            f"pending={app.pending_text!r} indexing={session.indexing} "
+            f"follower={'none' if session.follower is None else 'running'}"
+        )
+    try:
+        lst = app.main.query_one(EventList)
+    except Exception:
+        return "\n".join(out)
+    out.append(
+        f"list: rows={len(lst.view)} cursor={lst.cursor} following={lst.following} "
+        f"scroll_y={lst.scroll_y} max_scroll_y={lst.max_scroll_y} size={lst.size} "
+        f"scrollbar={lst.show_vertical_scrollbar}"
+    )
+    height = lst.scrollable_content_region.height
+    lines = [lst.render_line(y).text.rstrip() for y in range(height)]
+    shown = [x for x in lines if x]
+    out.append("list lines: " + (" | ".join(shown[:2] + ["…"] + shown[-2:]) if shown else "none"))
+    return "\n".join(out)
+
+
+def shows_newest(app) -> bool:
+    """What a user sees at the tail: the newest event drawn on the list's last drawn line,
+    under the cursor, and the column titles above it."""
+    from audittui.tui.event_list import EventList
+
+    lst = app.main.query_one(EventList)
+    n, height = len(lst.view), lst.scrollable_content_region.height
+    if not n or height <= 0 or lst.cursor != n - 1:
+        return False
+    y = n - 1 - int(lst.scroll_y)
+    if not 0 <= y < height:
+        return False
+    drawn = lst.render_line(y).text
+    newest = lst._render_event(int(lst.view.rows[-1]), lst.scrollable_content_region.width, True)
+    below = [lst.render_line(k).text.strip() for k in range(y + 1, height)]
+    header = app.main.query_one("#list-header").render().plain
+    return drawn == newest.text and not any(below) and "TIME" in header
 
 
 def drive_app(
@@ -118,7 +176,11 @@ def drive_app(
 
     async def main() -> None:
         async with app.run_test(size=size) as pilot:
-            await until(pilot, lambda: not session.indexing and len(app.view) == len(app.store))
+            await until(
+                pilot,
+                lambda: not session.indexing and len(app.view) == len(app.store),
+                what="everything indexed and in the list",
+            )
             await check(app, pilot)
 
     try:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from conftest import drive_app, until, v1_event
+from conftest import drive_app, shows_newest, until, v1_event
 
 from audittui.completion import term
 from audittui.tui.app import AuditApp
@@ -54,15 +54,15 @@ def make_log(tmp_path, n: int = 30, extra: list[bytes] = ()) -> str:
 
 
 def run(test: Callable, path: str, tmp_path, size=(120, 40), follow=True) -> None:
-    """Drive the app, starting once the list shows the newest events under its header."""
+    """Drive the app, starting once it shows what a user sees when it has opened: the
+    newest event on the last line under the column titles, and the status saying so."""
 
     async def check(app, pilot) -> None:
-        lst = app.query_one(EventList)
+        state = "following" if follow else "read once"
         await until(
             pilot,
-            lambda: (
-                lst.scroll_y == lst.max_scroll_y and app.query_one("#list-header").render().plain
-            ),
+            lambda: shows_newest(app) and state in status(app),
+            what=f"the newest event on the last line, the status saying {state!r}",
         )
         await test(app, pilot)
 
@@ -75,7 +75,13 @@ def screen_lines(app) -> list[str]:
 
 
 def status(app) -> str:
-    return app.status_text().plain
+    """The status bar as drawn."""
+    return app.main.query_one("#status").render().plain
+
+
+def shown(app, text: str) -> Callable[[], bool]:
+    """The status bar shows ``text`` and no filter is still running."""
+    return lambda: text in status(app) and "filtering" not in status(app)
 
 
 # -- the list and status ------------------------------------------------------------------
@@ -133,8 +139,7 @@ def test_filter_previews_reports_errors_and_keeps_history(tmp_path):
         await pilot.press("slash")
         assert isinstance(app.focused, FilterBar)
         await pilot.press(*"user:bob")
-        await until(pilot, lambda: app.view.text == "user:bob")  # preview while typing
-        assert "10 / 30 events" in status(app)
+        await until(pilot, shown(app, "10 / 30 events  filter: user:bob"))  # preview while typing
         # A bad query is reported in place; the list keeps the last good filter.
         bar = app.query_one(FilterBar)
         bar.value = ""
@@ -147,10 +152,10 @@ def test_filter_previews_reports_errors_and_keeps_history(tmp_path):
         await pilot.press("escape")
         assert isinstance(app.focused, EventList)
         assert app.query_one(FilterBar).value == ""
-        await until(pilot, lambda: app.view.text == "" and len(app.view) == 30)
+        await until(pilot, lambda: shown(app, "30 / 30 events")() and "filter:" not in status(app))
         # Enter commits and records the query; up recalls it.
         await pilot.press("slash", *"verb:delete", "enter")
-        await until(pilot, lambda: app.view.text == "verb:delete")
+        await until(pilot, shown(app, "10 / 30 events  filter: verb:delete"))
         assert isinstance(app.focused, EventList)
         assert "verb:delete" in (tmp_path / "state" / "history").read_text()
         await pilot.press("slash")
@@ -159,7 +164,7 @@ def test_filter_previews_reports_errors_and_keeps_history(tmp_path):
         assert app.query_one(FilterBar).value == "verb:delete"
         # Esc on the list clears the filter.
         await pilot.press("enter", "escape")
-        await until(pilot, lambda: app.view.text == "" and len(app.view) == 30)
+        await until(pilot, lambda: shown(app, "30 / 30 events")() and "filter:" not in status(app))
 
     run(check, path, tmp_path)
 
@@ -187,14 +192,14 @@ def test_tail_follows_pauses_and_resumes(tmp_path):
         lst = app.query_one(EventList)
         with open(path, "ab") as fh:
             fh.write(b"".join(line(ev(k)) for k in range(30, 35)))
-        await until(pilot, lambda: len(app.view) == 35)
+        await until(pilot, lambda: shows_newest(app) and "35 / 35 events" in status(app))
         assert lst.following and lst.cursor == 34  # followed the new events
         await pilot.press("k", "k")
         held = lst.event
         assert not lst.following
         with open(path, "ab") as fh:
             fh.write(b"".join(line(ev(k)) for k in range(35, 40)))
-        await until(pilot, lambda: len(app.view) == 40)
+        await until(pilot, shown(app, "40 / 40 events"))
         assert lst.event == held  # the cursor stays on its event
         assert "paused +5 new" in status(app)
         await pilot.press("F")
@@ -214,7 +219,7 @@ def test_older_events_arriving_keep_the_cursor_on_its_event(tmp_path):
         held = lst.event
         with open(path, "ab") as fh:  # written late, but received early: sorted above
             fh.write(b"".join(line(ev(k, auditID=f"late-{k}")) for k in range(0, 3)))
-        await until(pilot, lambda: len(app.view) == 23)
+        await until(pilot, shown(app, "23 / 23 events"))
         assert lst.event == held
 
     run(check, path, tmp_path)
@@ -327,8 +332,7 @@ def test_summary_groups_sorts_and_drills_down(tmp_path):
         await until(pilot, lambda: pane.by == "user" and len(pane.rows_data) == 3)
         pane.move_cursor(row=[r["key"] for r in pane.rows_data].index(USERS[2]))
         await pilot.press("enter")
-        await until(pilot, lambda: len(app.view) == 10)
-        assert app.view.text == term("user", USERS[2])
+        await until(pilot, shown(app, f"10 / 30 events  filter: {term('user', USERS[2])}"))
         assert isinstance(app.focused, EventList)
 
     run(check, path, tmp_path)
@@ -339,7 +343,7 @@ def test_summary_follows_the_filter_and_new_events(tmp_path):
 
     async def check(app, pilot):
         await pilot.press("slash", *"verb:get", "enter")
-        await until(pilot, lambda: app.view.text == "verb:get")
+        await until(pilot, shown(app, "10 / 30 events  filter: verb:get"))
         await pilot.press("2")
         pane = app.query_one(SummaryPane)
         await until(pilot, lambda: [r["key"] for r in pane.rows_data] == ["alice"])
@@ -361,7 +365,7 @@ def test_export_writes_filtered_events_and_asks_before_overwriting(tmp_path, mon
 
     async def check(app, pilot):
         await pilot.press("slash", *"user:alice", "enter")
-        await until(pilot, lambda: app.view.text == "user:alice")
+        await until(pilot, shown(app, "11 / 31 events  filter: user:alice"))
         await pilot.press("ctrl+s")
         assert isinstance(app.screen, ExportScreen)
         field = app.screen.query_one("#path")

@@ -1,21 +1,17 @@
-"""The real app in a real terminal: tmux runs ``audittui FILE``, keys are sent, the screen is
-read back. Skipped only where tmux is not installed."""
+"""The real app in a real terminal: tmux runs ``audittui FILE`` (or a pipe into ``audittui``),
+keys are sent, the screen is read back. tmux is installed by ``.ci/run`` where missing."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
 import uuid
 
-import pytest
-
 from audittui.demo import write_big
+from audittui.formats import format_time
 from audittui.loader import load
-
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
 def tmux(*args: str) -> str:
@@ -66,5 +62,41 @@ def test_type_a_filter_and_read_the_count(tmp_path):
             raise AssertionError("q did not quit the app")
         history = (tmp_path / "state" / "audittui" / "history").read_text()
         assert "user:alice verb:get" in history
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def quit_and_wait(session: str) -> None:
+    tmux("send-keys", "-t", session, "q")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode:
+            return  # the app quit and the session closed
+        time.sleep(0.05)
+    raise AssertionError("q did not quit the app")
+
+
+def test_a_pipe_into_the_app_is_followed_and_keys_come_from_the_terminal(tmp_path):
+    log = tmp_path / "audit.log"
+    write_big(log, 2000, seed=6)
+    newest = format_time(int(load(str(log)).column("time").max()))[11:23]  # HH:MM:SS.mmm
+    spool_root = tmp_path / "tmp"
+    spool_root.mkdir()
+    session = f"audittui-e2e-{uuid.uuid4().hex[:8]}"
+    command = (
+        f"env TMPDIR={spool_root} XDG_STATE_HOME={tmp_path / 'state'} TERM=xterm-256color "
+        f"sh -c 'cat {log} | {sys.executable} -m audittui'"
+    )
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "30", command)
+    try:
+        # The newest event under the titles, and the status saying the input has ended.
+        screen = wait_for(session, r"2,000 / 2,000 events  ● following  input ended")
+        screen = wait_for(session, rf"TIME +USER[\s\S]*{newest}[\s\S]*2,000 / 2,000 events")
+        assert screen.index(newest) > screen.index("TIME")
+        assert [p.name for p in spool_root.iterdir()][0].startswith("audittui-stdin-")
+        tmux("send-keys", "-t", session, "2")  # a key from the terminal, not from the pipe
+        wait_for(session, r"EVENTS ▼")
+        quit_and_wait(session)
+        assert not list(spool_root.iterdir())  # the private spool is removed at exit
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -38,6 +38,7 @@ from ..query import QueryError, parse
 from ..requests import Requests
 from ..sanitize import inert
 from ..session import Session
+from ..stdin_spool import StdinSpool
 from ..summary import summarize
 from ..view import SLOWEST, TIME, RowView, matching
 from .detail import DetailPane
@@ -73,6 +74,10 @@ class FileNotices(Message):
     def __init__(self, notices: list[Notice]) -> None:
         super().__init__()
         self.notices = notices
+
+
+class InputEnded(Message):
+    """Standard input, spooled for the app, has ended: say so in the status."""
 
 
 class FilterResult(Message):
@@ -143,9 +148,11 @@ class AuditApp(App[None]):
         rules: RuleSet | None = None,
         policy: Policy | None = None,
         policy_path: str = "",
+        stdin: StdinSpool | None = None,
     ) -> None:
         super().__init__()
         self.session = session
+        self.stdin = stdin  # the pipe the log comes from, if it does
         self.store = session.store
         self.view = RowView(self.store)
         self.history = history if history is not None else History()
@@ -220,6 +227,8 @@ class AuditApp(App[None]):
         self._layout(self.size.width, self.size.height)
         self._run_indexer()
         self._run_follower()
+        if self.stdin is not None:
+            self.stdin.on_end(lambda: self.post_message(InputEnded()))
         self._update_status()
         for problem in self.rules.problems:
             self.notify(inert(problem), title="rules.yaml", severity="warning", markup=False)
@@ -279,6 +288,9 @@ class AuditApp(App[None]):
         self._update_status()
         self._maybe_summarize()
         self._maybe_find()
+
+    def on_input_ended(self) -> None:
+        self._update_status()
 
     def on_file_notices(self, message: FileNotices) -> None:
         for n in message.notices:
@@ -802,6 +814,8 @@ class AuditApp(App[None]):
         else:
             state = "paused" + (f" +{lst.unseen:,} new (F follows)" if lst.unseen else "")
         text.append(f"  ● {state}", "green" if state == "following" else "yellow")
+        if self.stdin is not None and self.stdin.state():
+            text.append(f"  {inert(self.stdin.state())}", "yellow")
         if session.indexing and session.total_bytes:
             pct = 100 * session.done_bytes / session.total_bytes
             text.append(f"  indexing {pct:.0f}%", "yellow")

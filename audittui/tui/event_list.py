@@ -136,8 +136,22 @@ class EventList(ScrollView, can_focus=True):
 
     def _resize_virtual(self) -> None:
         self.virtual_size = Size(0, len(self.view))  # columns always fit: no sideways scroll
-        # Scrolling is clamped to the old size until the next layout: reveal again after it.
-        self.call_after_refresh(self._reveal_cursor)
+        # At once, not after the next refresh: scrolling is decided on our own row count
+        # (see allow_vertical_scroll), and any later change of height comes with a Resize.
+        self._reveal_cursor()
+
+    @property
+    def allow_vertical_scroll(self) -> bool:
+        # Textual allows a scroll only once a layout pass has shown the scrollbar, which lags
+        # behind the rows. A scroll to the tail asked for between the first batch and that
+        # pass was dropped, so the list sat at the oldest events while "following" (when the
+        # screen ran the after-refresh callbacks before laying out: about one start in ten
+        # under load). The rows are ours: the list scrolls whenever they overflow it.
+        return not self.disabled and self.max_scroll_y > 0
+
+    def watch_show_vertical_scrollbar(self, shown: bool) -> None:
+        if shown:  # the thumb was not moved while hidden: put it where the rows are
+            self.vertical_scrollbar.position = self.scroll_y
 
     def _reveal_cursor(self) -> None:
         if self.following:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..session import Session
 from ..sources import InputError
+from ..stdin_spool import StdinSpool, keyboard_from_terminal, stdin_is_piped
 
 DEMO_LOGS = Path(__file__).resolve().parents[2] / "demo-logs"
 DEMO_RATE = 8.0  # events/s appended in the demo: following is visible at once
@@ -25,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="PATH is a folder (audit.log and its rotated backups) or a file; its rotated "
         "backups are read too unless --no-backups.",
     )
-    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument(
+        "paths", nargs="*", metavar="PATH", help="- (or no PATH on a pipe): standard input"
+    )
     p.add_argument("--no-follow", action="store_true", help="read once, do not follow")
     p.add_argument("--no-backups", action="store_true", help="skip a file's rotated backups")
     p.add_argument("--poll", action="store_true", help="stat files instead of inotify (NFS)")
@@ -50,11 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
 def run_app(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not args.paths and not args.demo:
-        build_parser().print_help()
-        return 2
+        if not stdin_is_piped():
+            build_parser().print_help()
+            return 2
+        args.paths = ["-"]  # `cmd | audittui`: the pipe is the log
     stop = threading.Event()
     workdir = None
     paths = list(args.paths)
+    stdin = None
+    if "-" in paths:
+        stdin = StdinSpool()
+        try:
+            keyboard_from_terminal()
+        except InputError as exc:
+            stdin.close()
+            print(f"audittui: {exc}", file=sys.stderr)
+            return 2
+        paths = [stdin.path if p == "-" else p for p in paths]
+        stdin.start()
     if args.demo:
         workdir = tempfile.mkdtemp(prefix="audittui-demo-")
         paths = [_demo_folder(Path(workdir))]
@@ -66,21 +82,29 @@ def run_app(argv: list[str]) -> int:
         policy = read_policy(args.policy)
         if policy is None:
             return 2
-    session = Session(paths, follow=not args.no_follow, backups=not args.no_backups, poll=args.poll)
+    # A pipe is always followed: --no-follow would read only what has arrived so far.
+    follow = not args.no_follow or stdin is not None
+    session = Session(paths, follow=follow, backups=not args.no_backups, poll=args.poll)
     try:
         session.open()
     except InputError as exc:
         print(f"audittui: {exc}", file=sys.stderr)
+        if stdin is not None:
+            stdin.close()
         return 2
     from ..findings import load_rules
     from .app import AuditApp  # Textual only loads once the inputs are known to be readable
 
     rules = load_rules(False if args.rules == "none" else Path(args.rules) if args.rules else True)
     try:
-        AuditApp(session, rules=rules, policy=policy, policy_path=args.policy or "").run()
+        AuditApp(
+            session, rules=rules, policy=policy, policy_path=args.policy or "", stdin=stdin
+        ).run()
     finally:
         stop.set()
         session.close()
+        if stdin is not None:
+            stdin.close()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0
