@@ -493,12 +493,17 @@ class _Cluster:
             (1.0, self.rbac_admin),
             (0.15, self.panic),
         ]
+        self._table = table
+        self.reweight({})
+
+    def reweight(self, factors: dict[str, float]) -> None:
+        """Scale the share of some scenarios (by method name)."""
         self._cum: list[float] = []
         acc = 0.0
-        for w, _ in table:
-            acc += w
+        for w, scenario in self._table:
+            acc += w * factors.get(scenario.__name__, 1.0)
             self._cum.append(acc)
-        self._scenarios = [s for _, s in table]
+        self._scenarios = [s for _, s in self._table]
 
     # --- inventory -------------------------------------------------------------------------
 
@@ -2422,27 +2427,207 @@ class _Cluster:
         return r
 
 
+# ----------------------------------------------------------------------------- a big fleet
+
+
+class _Fleet:
+    """Real traffic's cardinality over the scenarios' shapes: the scenarios model a small
+    cluster, whose few hundred names, URIs and clients make every index look good. A busy
+    cluster's log holds mostly values seen once: Events and Pods of churning ReplicaSets with
+    generated names, reads with resourceVersion, lists paged with continue tokens, watches
+    with their own timeouts, thousands of client IPs, and bound service-account tokens that
+    rotate, each with its own credential id.
+
+    Applied to each request before its stages are built (so they agree), with the stage
+    RequestReceived omitted as production policies do.
+    """
+
+    # A big cluster's mix: fewer lease renewals and probes per request, more operators'
+    # reads and writes, Events and pod status updates.
+    MIX = {
+        "node_lease": 0.4,
+        "leader_lease": 0.2,
+        "kubelet_get_node": 0.4,
+        "kubelet_node_status": 0.5,
+        "probe": 0.4,
+        "metrics_scrape": 0.5,
+        "component_event": 3.0,
+        "kubelet_pod_status": 2.0,
+        "controller_list": 1.5,
+        "human_read": 2.0,
+    }
+    CHURN = 0.95  # share of named objects given a generated name of their own
+    OPERATORS = 0.9  # share of service-account and human requests made by the fleet's pods
+    NEW_TOKEN = 0.6  # share of a pod's requests made with a freshly minted token
+    IPS = 1600  # pod IPs the fleet's clients call from (and one per node)
+    ACCOUNTS = 1500  # the fleet's service accounts, in 60 namespaces
+    NODES = 400
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.ips = [
+            f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            for _ in range(self.IPS)
+        ]
+        self.accounts = [
+            _sa_user(rng, f"team-{k % 60:02d}", f"{rng.choice(_OPERATOR_NAMES)}-{k}")
+            for k in range(self.ACCOUNTS)
+        ]
+        self.nodes = []  # (user, IP, name, X.509 credential id)
+        for _ in range(self.NODES):
+            ip = f"10.{rng.randint(0, 63)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+            name = f"ip-{ip.replace('.', '-')}.eu-west-1.compute.internal"
+            user = {
+                "username": f"system:node:{name}",
+                "groups": ["system:nodes", "system:authenticated"],
+                "extra": {
+                    "authentication.kubernetes.io/credential-id": [
+                        f"X509SHA256={rng.getrandbits(256):064x}"
+                    ]
+                },
+            }
+            self.nodes.append((user, ip, name))
+        self.tokens: list[str] = [f"JTI={_uuid(rng)}" for _ in range(64)]
+        self.rv = 48_211_337
+
+    def apply(self, r: _Req) -> None:
+        rng = self.rng
+        self.rv += rng.randint(1, 40)
+        if r.user.get("username", "").startswith("system:node:"):
+            user, ip, name = self.nodes[rng.randrange(self.NODES)]
+            old = r.user["username"].removeprefix("system:node:")
+            r.user, r.ips = user, [ip]
+            r.uri = r.uri.replace(old, name)
+            for attr in ("ref", "ref_rr"):
+                ref = getattr(r, attr)
+                if ref is not None and ref.get("name") == old:
+                    setattr(r, attr, {**ref, "name": name})
+            self._query_string(r)
+            return  # a node's own objects keep its name
+        ref = r.ref if r.ref is not None else r.ref_rr
+        if ref is not None and ref.get("name") and rng.random() < self.CHURN:
+            self._rename(r, ref["name"], self._generated(ref["resource"], ref["name"]))
+        self._query_string(r)
+        name = r.user.get("username", "")
+        human = not name.startswith("system:")
+        if (human or name.startswith("system:serviceaccount:")) and r.imp is None:
+            if rng.random() < self.OPERATORS:
+                r.user = self.accounts[int(rng.paretovariate(0.7)) % self.ACCOUNTS]
+                r.ips = [rng.choice(self.ips)]
+            if r.user.get("username", "").startswith("system:serviceaccount:"):
+                self._token(r)
+
+    def _generated(self, resource: str, name: str) -> str:
+        rng = self.rng
+        if resource == "events":
+            return f"{name.split('.')[0]}.{rng.getrandbits(64):016x}"
+        if resource == "pods" and name.count("-") >= 2:
+            return f"{name.rsplit('-', 1)[0]}-{_rand_name(rng, 5)}"
+        return f"{name}-{_rand_name(rng, 5)}"
+
+    def _rename(self, r: _Req, old: str, new: str) -> None:
+        def renamed(ref: J | None) -> J | None:
+            if ref is None or ref.get("name") != old:
+                return ref
+            return {**ref, "name": new}
+
+        same = r.ref_rr is r.ref
+        r.ref = renamed(r.ref)
+        r.ref_rr = r.ref if same else renamed(r.ref_rr)
+        path, sep, query = r.uri.partition("?")
+        head, slash, tail = path.partition(f"/{old}")
+        if slash and (not tail or tail.startswith("/")):
+            r.uri = f"{head}/{new}{tail}{sep}{query}"
+
+    def _query_string(self, r: _Req) -> None:
+        rng = self.rng
+        path, _, query = r.uri.partition("?")
+        params = [p for p in query.split("&") if p and not p.startswith("resourceVersion=")]
+        if r.verb == "watch" or "watch=true" in params:
+            params = [p for p in params if not p.startswith(("timeout", "watch="))]
+            t = rng.randint(300, 599)
+            params += [f"resourceVersion={self.rv - rng.randint(0, 5000)}"]
+            params += [f"timeout={t // 60}m{t % 60}s", f"timeoutSeconds={t}", "watch=true"]
+        elif r.verb == "list":
+            if rng.random() < 0.5:
+                params = [p for p in params if not p.startswith("limit=")] + ["limit=500"]
+                start = f"{path.rsplit('/', 1)[-1]}/{_rand_name(rng, 8)}\x00"
+                token = {"v": "meta.k8s.io/v1", "rv": self.rv, "start": start}
+                params.append("continue=" + _b64(orjson.dumps(token)))
+            params.append(f"resourceVersion={self.rv - rng.randint(0, 300)}")
+        elif r.verb == "get" and path.startswith(("/api/", "/apis/")) and rng.random() < 0.9:
+            params.append(f"resourceVersion={self.rv - rng.randint(0, 300)}")
+        else:
+            params = query.split("&") if query else []
+        r.uri = f"{path}?{'&'.join(sorted(params))}" if params else path
+
+    def _token(self, r: _Req) -> None:
+        rng = self.rng
+        if rng.random() < self.NEW_TOKEN:
+            token = f"JTI={_uuid(rng)}"
+            self.tokens.append(token)
+            if len(self.tokens) > 20_000:
+                del self.tokens[:10_000]
+        else:
+            token = self.tokens[-1 - int(rng.paretovariate(0.8)) % len(self.tokens)]
+        extra = dict(r.user.get("extra") or {})
+        extra["authentication.kubernetes.io/credential-id"] = [token]
+        r.user = {**r.user, "extra": dict(sorted(extra.items()))}
+
+
+_OPERATOR_NAMES = (
+    "argo-workflow",
+    "cert-manager",
+    "external-dns",
+    "flux-kustomize",
+    "istio-proxy",
+    "keda-operator",
+    "runner",
+    "spark-driver",
+    "velero",
+    "vault-agent",
+)
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
 # ----------------------------------------------------------------------------- streams
 
 
 def _stream(
-    seed: int, start: datetime | None, rate: float, body_fraction: float
+    seed: int,
+    start: datetime | None,
+    rate: float,
+    body_fraction: float,
+    realistic: bool = False,
 ) -> Iterator[tuple[int, J]]:
     """Endless (stageTimestamp µs, event dict) in non-decreasing time order.
 
     Requests arrive as a Poisson process; their stages are queued in a heap and released once no
     future request can produce an earlier event. Event dicts of one request share nested objects.
+    ``realistic``: the cardinality of a big cluster's traffic (see :class:`_Fleet`).
     """
     if rate <= 0:
         raise ValueError("rate must be > 0")
     rng = random.Random(seed)
     cluster = _Cluster(rng, body_fraction)
+    fleet = _Fleet(random.Random(seed + 1)) if realistic else None
+    if fleet is not None:
+        cluster.reweight(fleet.MIX)
     t = _us(start or DEFAULT_START)
     heap: list[tuple[int, int, _Req, str]] = []
     seq = 0
     push, pop = heapq.heappush, heapq.heappop
     while True:
         r = cluster.pick(t)
+        if fleet is not None:
+            fleet.apply(r)
+            # Production policies omit RequestReceived: one event per request, mostly.
+            r.stages = [st for st in r.stages if st[1] != RR] or r.stages
         for us, stage in r.stages:
             push(heap, (us, seq, r, stage))
             seq += 1
@@ -2494,13 +2679,15 @@ def write_big(
     body_fraction: float = 0.05,
     rate: float = 250.0,
     start: datetime | None = None,
+    realistic: bool = False,
 ) -> int:
     """Write ``n`` events as one JSONL file (buffered, no malformed lines); return bytes written.
 
     The default rate (250 events/s, ~1 GB/h) is that of a busy cluster, so 1M events span ~67 min.
+    ``realistic``: a big cluster's cardinality (unique names and URIs, many clients and tokens).
     """
     dumps = orjson.dumps
-    stream = _stream(seed, start, rate, body_fraction)
+    stream = _stream(seed, start, rate, body_fraction, realistic)
     total = 0
     chunk: list[bytes] = []
     with open(path, "wb", buffering=0) as f:
@@ -2794,6 +2981,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--events", type=int, default=1_000_000)
     b.add_argument("--body-fraction", type=float, default=0.05)
     b.add_argument("--seed", type=int, default=1)
+    b.add_argument(
+        "--easy",
+        action="store_true",
+        help="the small cluster's cardinality (few names, URIs and clients); default: realistic",
+    )
     lv = sub.add_parser("live", help="append events in real time (Ctrl-C to stop)")
     lv.add_argument("dir")
     lv.add_argument("--rate", type=float, default=20.0)
@@ -2807,7 +2999,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {len(paths)} files to {args.dir}:\n{_summary(paths)}")
     elif args.cmd == "big":
         t = time.perf_counter()
-        size = write_big(args.file, args.events, seed=args.seed, body_fraction=args.body_fraction)
+        size = write_big(
+            args.file,
+            args.events,
+            seed=args.seed,
+            body_fraction=args.body_fraction,
+            realistic=not args.easy,
+        )
         dt = time.perf_counter() - t
         print(f"wrote {args.events:,d} events, {size:,d} bytes to {args.file} in {dt:.1f} s")
     else:

@@ -1,8 +1,9 @@
 """One row per request: the stages of a request (the events sharing an auditID) folded into its
 furthest stage, kept current as events arrive.
 
-Per auditID the index keeps the representative event (ResponseComplete or Panic when seen,
-else ResponseStarted, else RequestReceived) and a bit set of the stages seen. A request is
+Per auditID (by its identity code, :meth:`Store.ids`: equal codes, equal auditIDs) the index
+keeps the representative event (ResponseComplete or Panic when seen, else ResponseStarted,
+else RequestReceived) and a bit set of the stages seen. A request is
 *open* when it started but has not completed: hung, still streaming, or cut off by a rotation.
 A ResponseStarted event alone is complete: it is how the API server logs a request rejected
 before auditing (failed authentication, a bad timeout).
@@ -49,7 +50,7 @@ class Requests:
                 self.seen = np.concatenate([self.seen, np.zeros(grow, dtype=np.uint8)])
             rank, bit = _luts(store)
             stages = store.column("stage")
-            codes = store.column("audit_id")[a:n]
+            codes = store.ids("audit_id")[a:n]
             has = codes > 0
             idx = np.arange(a, n, dtype=np.int64)[has]
             codes, ranks = codes[has], rank[stages[a:n][has]]
@@ -66,7 +67,7 @@ class Requests:
 
     def representatives(self, store: Store | Snapshot, events: np.ndarray) -> np.ndarray:
         """Each event's request representative (an event without an auditID stands alone)."""
-        codes = store.column("audit_id")[events]
+        codes = store.ids("audit_id")[events]
         safe = np.minimum(codes, len(self.rep) - 1) if len(self.rep) else codes * 0
         reps = self.rep[safe] if len(self.rep) else np.full(len(events), -1)
         # A representative past the store's (snapshot's) end was taken in by another thread.
@@ -74,7 +75,7 @@ class Requests:
 
     def is_open(self, store: Store | Snapshot, event: int) -> bool:
         """Did the request of ``event`` start without completing?"""
-        code = int(store.column("audit_id")[event])
+        code = int(store.ids("audit_id")[event])
         if code <= 0 or code >= len(self.seen):
             return False
         seen = int(self.seen[code])

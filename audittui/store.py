@@ -42,16 +42,28 @@ class Table:
     Low-cardinality columns are deduplicated across batches through ``index``. Near-unique
     ones (auditID, URI, name) take big batches by concatenation, with no hashing in the
     loading process: a value may then stand under several codes, which queries (a scan of
-    ``values``) do not mind.
+    ``values``) do not mind, but nothing else may take a code for an identity: ask
+    :meth:`canonical` (or :meth:`Store.ids`) whether two codes hold the same value.
     """
 
-    __slots__ = ("values", "_index", "luts")
+    __slots__ = ("values", "_index", "luts", "exact", "_canon", "_lock")
 
     def __init__(self) -> None:
         self.values: list[Any] = [None]
         self._index: dict[Any, int] | None = {}
         # query term → which values match it, over a prefix of ``values`` (see query.table_lut)
         self.luts: dict[Any, np.ndarray] = {}
+        self.exact = True  # every value under one code (until a batch is concatenated)
+        self._canon = _Canonical()
+        self._lock = threading.Lock()
+
+    def canonical(self) -> np.ndarray | None:
+        """code → the first code holding the same value, for every code so far; None while
+        the table is exact (each code is its own). Extended incrementally as values arrive."""
+        if self.exact:
+            return None
+        with self._lock:
+            return self._canon.extend(self.values)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -83,7 +95,68 @@ class Table:
         base = len(self.values) - 1
         self.values.extend(values)
         self._index = None
+        self.exact = False
         return base
+
+
+class _Canonical:
+    """code → canonical code (the first with an equal value) for a list of values that may
+    hold repeats, grown with the list. Values are matched by hash in numpy (sorted hashes of
+    the canonical codes, searched per new value) and every match is confirmed by comparing
+    the values themselves, so two codes are merged exactly when their values are equal; equal
+    hashes of different values (astronomically rare) are resolved one by one."""
+
+    def __init__(self) -> None:
+        self.canon = np.zeros(1, dtype=np.int64)  # code 0 (missing) is its own
+        self._hashes = np.empty(0, dtype=np.int64)  # of canonical codes, sorted
+        self._codes = np.empty(0, dtype=np.int64)  # the canonical code of each hash
+
+    def extend(self, values: list) -> np.ndarray:
+        done, n = len(self.canon), len(values)
+        if n <= done:
+            return self.canon
+        new = values[done:n]
+        codes = np.arange(done, n, dtype=np.int64)
+        h = np.fromiter(map(hash, new), dtype=np.int64, count=len(new))
+        # Within the new values: the first code of each hash (a stable sort keeps code order).
+        order = np.argsort(h, kind="stable")
+        hs = h[order]
+        starts = np.r_[True, hs[1:] != hs[:-1]] if len(hs) else np.zeros(0, bool)
+        first = order[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
+        candidate = np.empty(len(new), dtype=np.int64)
+        candidate[order] = codes[first]
+        # Against the codes seen before: an equal hash there comes first.
+        if len(self._hashes):
+            pos = np.minimum(np.searchsorted(self._hashes, h), len(self._hashes) - 1)
+            older = self._hashes[pos] == h
+            candidate[older] = self._codes[pos[older]]
+        canon = np.concatenate([self.canon, codes])
+        merge = np.flatnonzero(candidate != codes)
+        same = list(map(_equal, (new[k] for k in merge), (values[c] for c in candidate[merge])))
+        confirmed = merge[np.fromiter(same, dtype=bool, count=len(merge))]
+        canon[confirmed + done] = candidate[confirmed]
+        for k in merge[~np.fromiter(same, dtype=bool, count=len(merge))].tolist():
+            canon[done + k] = self._collision(values, canon, done + k, int(h[k]))
+        self.canon = canon
+        fresh = np.flatnonzero(canon[done:] == codes)
+        keys = np.concatenate([self._hashes, h[fresh]])
+        order = np.argsort(keys, kind="stable")
+        self._hashes, self._codes = keys[order], np.concatenate([self._codes, codes[fresh]])[order]
+        return canon
+
+    def _collision(self, values: list, canon: np.ndarray, code: int, h: int) -> int:
+        """A value whose hash another value has: its equal among the codes before it, if any."""
+        lo = int(np.searchsorted(self._hashes, h, side="left"))
+        hi = int(np.searchsorted(self._hashes, h, side="right"))
+        before = [int(c) for c in self._codes[lo:hi]]
+        before += [
+            c for c in range(len(self.canon), code) if canon[c] == c and hash(values[c]) == h
+        ]
+        return next((c for c in before if values[c] == values[code]), code)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    return a == b
 
 
 class _Column:
@@ -142,7 +215,9 @@ class Selection:
 class Store:
     """All events read so far. Thread-safe for one writer and many readers."""
 
-    def __init__(self) -> None:
+    def __init__(self, concatenate_min: int | None = None) -> None:
+        # Batches with more distinct values than this append near-unique columns unhashed.
+        self.concatenate_min = CONCATENATE_MIN if concatenate_min is None else concatenate_min
         self.sources: list[Source] = []
         self.malformed: list[Malformed] = []
         self.skipped: list[str] = []  # files in a folder that were not logs
@@ -154,6 +229,7 @@ class Store:
         self._n = 0
         self._order: np.ndarray | None = None  # event indices in time order (see order())
         self._order_times = np.empty(0, dtype=np.int64)
+        self._ids: dict[str, np.ndarray] = {}  # column → identity codes so far (see ids())
         # (auditID, stage, stageTimestamp) → the events held with them, when deduplicating
         self._seen: dict[tuple, list] = {}
         self.duplicates = 0  # identical events dropped
@@ -192,7 +268,7 @@ class Store:
                 col.extend(batch.numbers[name])
             for name, col in self._codes.items():
                 table, local = self.tables[name], batch.tables[name]
-                if name in UNIQUE_FIELDS and len(local) > CONCATENATE_MIN:
+                if name in UNIQUE_FIELDS and len(local) > self.concatenate_min:
                     base = table.concatenate(local)
                     codes = batch.codes[name]
                     col.extend(np.where(codes > 0, codes + base, 0))
@@ -276,6 +352,43 @@ class Store:
             return self._source_col.view()
         col = self._numbers.get(name) or self._codes[name]
         return col.view()
+
+    def ids(self, name: str) -> np.ndarray:
+        """Identity codes of a string column, one per event: two events hold equal values
+        exactly when their ids are equal (0: the event lacks the field). Stable as the store
+        grows, and below the size of the column's table (usable as an array index).
+
+        Raw codes are not identities for near-unique columns (see :class:`Table`)."""
+        codes = self.column(name)
+        canon = self.tables[name].canonical()
+        if canon is None:
+            return codes
+        with self._lock:
+            cached = self._ids.get(name)
+            done = 0 if cached is None else len(cached)
+            if done < len(codes):
+                part = canon[codes[done:]]
+                cached = part if cached is None else np.concatenate([cached, part])
+                self._ids[name] = cached
+        return cached[: len(codes)]
+
+    def group_numbers(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Dense group numbers of ``rows`` for a string column: equal exactly when the values
+        are (0 for a missing value). Valid within this result only; cheaper than :meth:`ids`
+        for a few rows of a near-unique column, as only their values are compared."""
+        codes = self.column(name)[rows]
+        table = self.tables[name]
+        if table.exact or name in self._ids:
+            ids = codes if table.exact else self.ids(name)[rows]
+            inverse = np.unique(ids, return_inverse=True)[1].reshape(-1)
+            return inverse if (ids == 0).any() else inverse + 1
+        values = table.values
+        first: dict[Any, int] = {None: 0}
+        return np.fromiter(
+            (first.setdefault(values[c], len(first)) for c in codes.tolist()),
+            dtype=np.int64,
+            count=len(codes),
+        )
 
     def value(self, name: str, i: int) -> Any:
         """One event's value of a column: a string, a tuple of strings, a number, or None."""
@@ -422,6 +535,9 @@ class Snapshot:
     def column(self, name: str) -> np.ndarray:
         return self._store.column(name)[: self._n]
 
+    def ids(self, name: str) -> np.ndarray:
+        return self._store.ids(name)[: self._n]
+
     def order(self) -> np.ndarray:
         order = self._store.order()
         return order if len(order) == self._n else order[order < self._n]
@@ -444,6 +560,9 @@ class Window:
 
     def column(self, name: str) -> np.ndarray:
         return self._store.column(name)[self.start : self._end]
+
+    def ids(self, name: str) -> np.ndarray:
+        return self._store.ids(name)[self.start : self._end]
 
     def raw(self, i: int) -> bytes:
         return self._store.raw(self.start + i)

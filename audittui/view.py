@@ -130,7 +130,7 @@ class RowView:
         requests = self.requests
         assert requests is not None
         requests.update(snap)
-        codes = snap.column("audit_id")
+        codes = snap.ids("audit_id")
         shown = self._shown_by_code(len(requests.rep))
         touched = np.unique(codes[start : len(snap)])
         touched = touched[touched > 0]
@@ -167,7 +167,7 @@ class RowView:
         """Per auditID code, the event its row shows (-1: no row), grown with the table."""
         if self._shown is None:
             self._shown = np.full(size, -1, dtype=np.int64)
-            codes = self.store.column("audit_id")[self.rows]
+            codes = self.store.ids("audit_id")[self.rows]
             self._shown[codes[codes > 0]] = self.rows[codes > 0]
         elif size > len(self._shown):
             grow = np.full(size - len(self._shown), -1, dtype=np.int64)

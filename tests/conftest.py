@@ -151,7 +151,10 @@ def shows_newest(app) -> bool:
     if not 0 <= y < height:
         return False
     drawn = lst.render_line(y).text
-    newest = lst._render_event(int(lst.view.rows[-1]), lst.scrollable_content_region.width, True)
+    event = int(lst.view.rows[-1])
+    requests = lst.view.requests
+    is_open = requests is not None and requests.is_open(lst.view.store, event)
+    newest = lst._render_event(event, lst.scrollable_content_region.width, True, is_open)
     below = [lst.render_line(k).text.strip() for k in range(y + 1, height)]
     header = app.main.query_one("#list-header").render().plain
     return drawn == newest.text and not any(below) and "TIME" in header

@@ -161,7 +161,6 @@ class Findings:
         by_id = {r.id: r for r in self.rules}
         n = len(store)
         times = store.column("time")
-        ids = store.column("audit_id")
         users = store.column("user")
         for rid, hit_rows in hits.items():
             rows = hit_rows[hit_rows < n]
@@ -173,9 +172,10 @@ class Findings:
                 continue
             rows = rows[np.argsort(times[rows], kind="stable")]
             known = times[rows][times[rows] != MISSING_TIME]
-            codes = ids[rows]
-            request_ids = _ordered_unique(codes[codes != 0])
-            count = len(request_ids) + int((codes == 0).sum())
+            # One per request (its stages share an auditID, compared by value), in time order.
+            codes = store.group_numbers("audit_id", rows)
+            firsts = _first_positions(codes)
+            count = len(firsts) + int((codes == 0).sum())
             user_codes, user_counts = np.unique(users[rows], return_counts=True)
             user_table = store.tables["user"].values
             ranked = user_codes[np.argsort(-user_counts, kind="stable")]
@@ -186,7 +186,7 @@ class Findings:
                 first=int(known[0]) if len(known) else MISSING_TIME,
                 last=int(known[-1]) if len(known) else MISSING_TIME,
                 users=[user_table[c] for c in ranked if c],
-                audit_ids=[store.tables["audit_id"].values[c] for c in request_ids],
+                audit_ids=[store.value("audit_id", int(rows[k])) for k in firsts],
             )
             self._findings[rid] = (hit_rows, finding)
             out.append(finding)
@@ -346,8 +346,9 @@ def _stateful(store, rule: Rule, matched: np.ndarray) -> np.ndarray:
     times = store.column("time")[matched]
     timed = times != MISSING_TIME  # an event without a time is in no window
     matched, times = matched[timed], times[timed]
-    groups = group_ids([_codes_of(store, f, matched) for f in t.group_by], len(matched))
-    values = _codes_of(store, t.distinct, matched) if t.distinct else None
+    # Groups and distinct values compared by value (near-unique codes are not identities).
+    groups = group_ids([_groups_of(store, f, matched) for f in t.group_by], len(matched))
+    values = _groups_of(store, t.distinct, matched) if t.distinct else None
     return matched[threshold_hits(times, groups, t.window, t.count, values)]
 
 
@@ -365,7 +366,13 @@ def _add_new_values(store, rule: Rule, st: _State, rows: np.ndarray) -> None:
 
 
 def _codes_of(store, field: str, rows: np.ndarray) -> np.ndarray:
-    return store.column(STRING_FIELDS[field])[rows]
+    """Identity codes, stable across updates (first-seen state keeps them)."""
+    return store.ids(STRING_FIELDS[field])[rows]
+
+
+def _groups_of(store, field: str, rows: np.ndarray) -> np.ndarray:
+    """Group numbers of these rows only (thresholds are recomputed over all their rows)."""
+    return store.group_numbers(STRING_FIELDS[field], rows)
 
 
 def _stage_mask(stage: np.ndarray, values: list, stages: tuple[str, ...]) -> np.ndarray:
@@ -390,9 +397,11 @@ def _allowed(window: Window, rule: Rule) -> np.ndarray:
     return mask
 
 
-def _ordered_unique(codes: np.ndarray) -> np.ndarray:
-    _, first = np.unique(codes, return_index=True)
-    return codes[np.sort(first)]
+def _first_positions(groups: np.ndarray) -> np.ndarray:
+    """Where each group (0: none) first occurs, in order."""
+    present = np.flatnonzero(groups != 0)
+    _, first = np.unique(groups[present], return_index=True)
+    return present[np.sort(first)]
 
 
 def _truthy(value: Any) -> bool:

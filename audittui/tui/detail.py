@@ -168,7 +168,7 @@ class DetailPane(Vertical, can_focus=False):
         """Store indices of the events with this event's auditID, in time order."""
         if self.event_index is None:
             return []
-        codes = self.store.column("audit_id")
+        codes = self.store.ids("audit_id")
         code = codes[self.event_index]
         if code == 0:
             return [self.event_index]

@@ -262,20 +262,22 @@ class EventList(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         event = int(self.view.rows[row])
         is_cursor = row == self.cursor
-        key = (event, width, is_cursor)
+        requests = self.view.requests
+        # Part of the key: R switches it on, and a later stage arriving switches it off.
+        is_open = requests is not None and requests.is_open(self.view.store, event)
+        key = (event, width, is_cursor, is_open)
         strip = self._cache.get(key)
         if strip is None:
-            strip = self._render_event(event, width, is_cursor)
+            strip = self._render_event(event, width, is_cursor, is_open)
             self._cache[key] = strip
         return strip
 
-    def _render_event(self, event: int, width: int, is_cursor: bool) -> Strip:
+    def _render_event(self, event: int, width: int, is_cursor: bool, is_open: bool) -> Strip:
         base = self.rich_style
         if is_cursor:
             base = base + self.get_component_rich_style("event-list--cursor")
         text = cells(self.view.store, event, with_date=width >= WIDE_TIME)
-        requests = self.view.requests
-        if requests is not None and requests.is_open(self.view.store, event):
+        if is_open:
             text["code"] = "open"  # started, never completed: hung, streaming, or rotated away
         segments = []
         for k, (col, w) in enumerate(self.columns()):
