@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import audit_ids
 from .formats import (
     PROFILE_FIELDS,
     UNIQUE_FIELDS,
+    UUID_ID,
     Packed,
     decode_line,
     expand,
@@ -36,7 +38,11 @@ NUMBER_COLUMNS = {
     "offset": np.int64,  # byte offset of the line (or document) holding the event
     "length": np.int64,  # its length in bytes (may include a CR)
     "item": np.int32,  # -1: the line is the event; k: k-th event expanded from it
+    # A UUID auditID as 128 bits (flag UUID_ID); any other auditID is in the audit_id table.
+    "audit_hi": np.uint64,
+    "audit_lo": np.uint64,
 }
+ROW_NUMBERS = ("time", "latency", "code", "flags", "offset", "length", "item")  # per event
 
 
 @dataclass
@@ -153,19 +159,25 @@ class BatchBuilder:
         numbers: dict[str, np.ndarray] = {}
         codes: dict[str, np.ndarray] = {}
         tables: dict[str, list] = {}
-        width = len(NUMBER_COLUMNS)
+        width = len(ROW_NUMBERS)
         table = np.fromiter(
             itertools.chain.from_iterable(self._numbers),
             dtype=np.int64,
             count=width * len(self._numbers),
         ).reshape(-1, width)
-        for k, (name, dtype) in enumerate(NUMBER_COLUMNS.items()):
-            numbers[name] = table[:, k].astype(dtype)
+        for k, name in enumerate(ROW_NUMBERS):
+            numbers[name] = table[:, k].astype(NUMBER_COLUMNS[name])
         for name, values in zip(UNIQUE_FIELDS, self._unique, strict=True):
             if name == "audit_id":
-                # Near-unique (a request's stages share one): deduplicating costs more than
-                # the few repeats it would save.
-                codes[name], tables[name] = _number(values)
+                hi, lo, uuid = audit_ids.parse(values)
+                numbers["audit_hi"], numbers["audit_lo"] = hi, lo
+                numbers["flags"] |= uuid.astype(np.uint8) * np.uint8(UUID_ID)
+                # Other spellings are near-unique too (a request's stages share one):
+                # deduplicating costs more than the few repeats it would save.
+                other = np.flatnonzero(~uuid)
+                local, tables[name] = _number([values[k] for k in other.tolist()])
+                codes[name] = np.zeros(len(values), dtype=np.int32)
+                codes[name][other] = local
             else:
                 codes[name], tables[name] = _encode(values)
         profile_codes = np.frombuffer(self._profile_codes, dtype=np.int32)

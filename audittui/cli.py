@@ -388,7 +388,6 @@ def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int
 
 def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIOBase) -> int:
     groups, checked, approximate = check_policy(policy, store)
-    ids = store.tables["audit_id"].values
     uris = store.tables["uri"].values
     if args.format == "json":
         doc = {
@@ -401,7 +400,7 @@ def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIO
                     "loggedLevel": g.logged,
                     "why": g.why,
                     "count": len(g.rows),
-                    "auditIDs": [ids[store.column("audit_id")[i]] for i in g.rows],
+                    "auditIDs": [store.value("audit_id", int(i)) for i in g.rows],
                 }
                 for g in groups
             ],

@@ -21,6 +21,7 @@ import orjson
 # Flags kept per event.
 NON_STANDARD = 1  # flattened/SIEM shape: no objectRef, top-level namespace/resource
 LEGACY = 2  # v1alpha1/v1beta1 or relabelled old events: only `timestamp`/`metadata` times
+UUID_ID = 4  # the auditID is a canonical UUID, kept as 128 bits (see audit_ids)
 
 _EVENT_KEYS = ("auditID", "stage", "verb", "requestURI", "user", "objectRef")
 _EMPTY: dict = {}

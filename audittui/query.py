@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .formats import MISSING_TIME, to_micros
+from . import audit_ids
+from .formats import MISSING_TIME, UUID_ID, to_micros
 
 if TYPE_CHECKING:
     from .store import Store
@@ -570,6 +571,8 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
         return _resource_mask(term, store)
     if field in ("finding", "rule"):
         return _derived_mask(term, store)
+    if field == "id":
+        return _audit_id_mask(term, store)
     column = STRING_FIELDS[field]
     key = (field, term.values)
     if field == "api":
@@ -582,6 +585,31 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
         return _single_lut(values, field, term.values, start)
 
     return table_lut(store.tables[column], key, compute)[store.column(column)]
+
+
+def _audit_id_mask(term: Term, store: Store) -> np.ndarray:
+    """auditIDs: UUIDs compared as 128-bit numbers, other spellings through their table."""
+    codes = store.column("audit_id")
+    uuid = (store.column("flags") & UUID_ID) != 0
+
+    def compute(values: list, start: int) -> np.ndarray:
+        return _single_lut(values, "id", term.values, start)
+
+    mask = table_lut(store.tables["audit_id"], ("id", term.values), compute)[codes] & ~uuid
+    hi, lo = store.column("audit_hi"), store.column("audit_lo")
+    patterns = []
+    for v in term.values:
+        if v.kind == "exact":
+            h, low, ok = audit_ids.parse([v.text])
+            if ok[0]:
+                mask |= uuid & (hi == h[0]) & (lo == low[0])
+        elif v.kind != "empty":
+            patterns.append(v)
+    if patterns and uuid.any():  # a glob or regex: the text of every UUID, made at once
+        where = np.flatnonzero(uuid)
+        text = [t.decode() for t in audit_ids.format_many(hi[where], lo[where]).tolist()]
+        mask[where] |= _single_lut([None, *text], "id", tuple(patterns))[1:]
+    return mask
 
 
 def _derived_mask(term: Term, store: Store) -> np.ndarray:

@@ -43,14 +43,15 @@ class Requests:
             if n <= self.upto:
                 return
             a, self.upto = self.upto, n
-            size = len(store.tables["audit_id"].values)
+            ids = store.ids("audit_id")
+            size = int(ids[a:n].max(initial=0)) + 1
             if size > len(self.rep):
                 grow = size - len(self.rep)
                 self.rep = np.concatenate([self.rep, np.full(grow, -1, dtype=np.int64)])
                 self.seen = np.concatenate([self.seen, np.zeros(grow, dtype=np.uint8)])
             rank, bit = _luts(store)
             stages = store.column("stage")
-            codes = store.ids("audit_id")[a:n]
+            codes = ids[a:n]
             has = codes > 0
             idx = np.arange(a, n, dtype=np.int64)[has]
             codes, ranks = codes[has], rank[stages[a:n][has]]
@@ -68,8 +69,8 @@ class Requests:
     def representatives(self, store: Store | Snapshot, events: np.ndarray) -> np.ndarray:
         """Each event's request representative (an event without an auditID stands alone)."""
         codes = store.ids("audit_id")[events]
-        safe = np.minimum(codes, len(self.rep) - 1) if len(self.rep) else codes * 0
-        reps = self.rep[safe] if len(self.rep) else np.full(len(events), -1)
+        known = codes < len(self.rep)  # requests not taken in yet stand alone for now
+        reps = np.where(known, self.rep[np.where(known, codes, 0)], -1) if len(self.rep) else -1
         # A representative past the store's (snapshot's) end was taken in by another thread.
         return np.where((codes > 0) & (reps >= 0) & (reps < len(store)), reps, events)
 

@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
+from . import audit_ids
 from .batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
-from .formats import MISSING_TIME, UNIQUE_FIELDS, decode_line, expand
+from .formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand
 from .sources import Source, Spool
 
 CONCATENATE_MIN = 4096  # distinct values in a batch above which near-unique columns concatenate
@@ -159,6 +160,62 @@ def _equal(a: Any, b: Any) -> bool:
     return a == b
 
 
+class _AuditIdentity:
+    """Dense identity codes for auditIDs, grown with the store: one per distinct UUID (found
+    by its 128 bits in a sorted array of those seen) or per distinct other spelling (by the
+    table's canonical code)."""
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)
+        self._keys = np.zeros(0, dtype=audit_ids.KEY)  # sorted
+        self._key_ids = np.zeros(0, dtype=np.int64)
+        self._code_ids = np.zeros(1, dtype=np.int64)  # canonical table code → id (0: none yet)
+        self._next = 1
+        self._lock = threading.Lock()
+
+    def extend(self, store: Store, n: int) -> np.ndarray:
+        with self._lock:
+            done = len(self.ids)
+            if n > done:
+                self.ids = np.concatenate([self.ids, self._new(store, done, n)])
+            return self.ids[:n]
+
+    def _new(self, store: Store, a: int, b: int) -> np.ndarray:
+        out = np.zeros(b - a, dtype=np.int64)
+        uuid = (store.column("flags")[a:b] & UUID_ID) != 0
+        where = np.flatnonzero(uuid)
+        if len(where):
+            keys = audit_ids.keys(
+                store.column("audit_hi")[a:b][where], store.column("audit_lo")[a:b][where]
+            )
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            ids = np.empty(len(uniq), dtype=np.int64)
+            pos = np.searchsorted(self._keys, uniq)
+            known = pos < len(self._keys)
+            known[known] = self._keys[pos[known]] == uniq[known]
+            ids[known] = self._key_ids[pos[known]]
+            fresh = np.flatnonzero(~known)
+            ids[fresh] = np.arange(self._next, self._next + len(fresh))
+            self._next += len(fresh)
+            self._keys = np.insert(self._keys, pos[fresh], uniq[fresh])
+            self._key_ids = np.insert(self._key_ids, pos[fresh], ids[fresh])
+            out[where] = ids[inverse.reshape(-1)]
+        codes = store.column("audit_id")[a:b]
+        other = np.flatnonzero(~uuid & (codes > 0))
+        if len(other):
+            canon = store.tables["audit_id"].canonical()
+            mine = codes[other] if canon is None else canon[codes[other]]
+            if len(self._code_ids) <= int(mine.max()):
+                grown = np.zeros(len(store.tables["audit_id"].values), dtype=np.int64)
+                grown[: len(self._code_ids)] = self._code_ids
+                self._code_ids = grown
+            for c in np.unique(mine[self._code_ids[mine] == 0]).tolist():
+                self._code_ids[c] = self._next
+                self._next += 1
+            out[other] = self._code_ids[mine]
+        return out
+
+
 class _Column:
     """A growable numpy array (amortised O(1) append of whole batches)."""
 
@@ -230,6 +287,7 @@ class Store:
         self._order: np.ndarray | None = None  # event indices in time order (see order())
         self._order_times = np.empty(0, dtype=np.int64)
         self._ids: dict[str, np.ndarray] = {}  # column → identity codes so far (see ids())
+        self._audit_ids = _AuditIdentity()
         # (auditID, stage, stageTimestamp) → the events held with them, when deduplicating
         self._seen: dict[tuple, list] = {}
         self.duplicates = 0  # identical events dropped
@@ -289,14 +347,17 @@ class Store:
         id_values, stage_values = batch.tables["audit_id"], batch.tables["stage"]
         time, latency = batch.numbers["time"], batch.numbers["latency"]
         staged = np.where(latency >= 0, time + latency, time).tolist()
+        uuid = (batch.numbers["flags"] & UUID_ID) != 0
+        hi, lo = batch.numbers["audit_hi"].tolist(), batch.numbers["audit_lo"].tolist()
+        uuids = list(zip(hi, lo, strict=True))
         keep = np.ones(n, dtype=bool)
         seen = self._seen
         added: list[tuple[tuple, int]] = []
         for k in range(n):
-            if not ids[k]:
+            if not ids[k] and not uuid[k]:
                 continue  # without an auditID nothing says two events are the same
             stage = stage_values[stages[k] - 1] if stages[k] else None
-            key = (id_values[ids[k] - 1], stage, staged[k])
+            key = (id_values[ids[k] - 1] if ids[k] else uuids[k], stage, staged[k])
             held = seen.setdefault(key, [])
             if any(self._same_json(h, batch, k) for h in held):
                 keep[k] = False
@@ -356,9 +417,14 @@ class Store:
     def ids(self, name: str) -> np.ndarray:
         """Identity codes of a string column, one per event: two events hold equal values
         exactly when their ids are equal (0: the event lacks the field). Stable as the store
-        grows, and below the size of the column's table (usable as an array index).
+        grows, small (usable as an array index: below ``ids(name).max() + 1``).
 
-        Raw codes are not identities for near-unique columns (see :class:`Table`)."""
+        Raw codes are not identities for near-unique columns (see :class:`Table`), and UUID
+        auditIDs have no code at all (see :mod:`audittui.audit_ids`)."""
+        if name == "audit_id":
+            with self._lock:
+                n = self._n
+            return self._audit_ids.extend(self, n)
         codes = self.column(name)
         canon = self.tables[name].canonical()
         if canon is None:
@@ -378,8 +444,8 @@ class Store:
         for a few rows of a near-unique column, as only their values are compared."""
         codes = self.column(name)[rows]
         table = self.tables[name]
-        if table.exact or name in self._ids:
-            ids = codes if table.exact else self.ids(name)[rows]
+        if table.exact or name in self._ids or name == "audit_id":
+            ids = codes if table.exact and name != "audit_id" else self.ids(name)[rows]
             inverse = np.unique(ids, return_inverse=True)[1].reshape(-1)
             return inverse if (ids == 0).any() else inverse + 1
         values = table.values
@@ -392,6 +458,9 @@ class Store:
 
     def value(self, name: str, i: int) -> Any:
         """One event's value of a column: a string, a tuple of strings, a number, or None."""
+        if name == "audit_id" and self._numbers["flags"].data[i] & UUID_ID:
+            hi, lo = self._numbers["audit_hi"].data[i], self._numbers["audit_lo"].data[i]
+            return audit_ids.format_one(hi, lo)
         if name in self._codes:
             return self.tables[name].values[self._codes[name].data[i]]
         return self.column(name)[i].item()
