@@ -239,8 +239,17 @@ class _Column:
         if mapping is None:
             self.data[self.n : need] = values
         else:
-            np.take(mapping, values, out=self.data[self.n : need])
+            np.take(
+                mapping.astype(self.data.dtype, copy=False), values, out=self.data[self.n : need]
+            )
         self.n = need
+
+    def fit(self, largest: int) -> None:
+        """Widen the dtype (int8 → int16 → int32) so that codes up to ``largest`` fit: a
+        column of verbs or stages costs a byte an event, not four."""
+        if largest > np.iinfo(self.data.dtype).max:
+            wider = np.int16 if largest <= np.iinfo(np.int16).max else np.int32
+            self.data = self.data.astype(wider)
 
     def view(self) -> np.ndarray:
         return self.data[: self.n]
@@ -281,7 +290,11 @@ class Store:
         self.spool = Spool()
         self.tables = {name: Table() for name in STRING_COLUMNS}
         self._numbers = {name: _Column(dtype) for name, dtype in NUMBER_COLUMNS.items()}
-        self._codes = {name: _Column(np.int32) for name in STRING_COLUMNS}
+        # Codes start narrow and widen as their tables grow (see _Column.fit); near-unique
+        # columns are int32 from the start.
+        self._codes = {
+            name: _Column(np.int32 if name in UNIQUE_FIELDS else np.int8) for name in STRING_COLUMNS
+        }
         self._source_col = _Column(np.uint16)
         self._n = 0
         self._order: np.ndarray | None = None  # event indices in time order (see order())
@@ -331,7 +344,9 @@ class Store:
                     codes = batch.codes[name]
                     col.extend(np.where(codes > 0, codes + base, 0))
                 else:
-                    col.extend(batch.codes[name], table.codes_for(local))
+                    mapping = table.codes_for(local)
+                    col.fit(len(table.values) - 1)
+                    col.extend(batch.codes[name], mapping)
             self._source_col.extend(np.full(len(batch), batch.source, dtype=np.uint16))
             self._n += len(batch)
             self.malformed.extend(

@@ -242,9 +242,7 @@ def report(files: dict[str, dict]) -> None:
     row(
         "DuckDB read_json (2 cores)",
         [
-            f"{r['duckdb'][0]:.2f}s, peak {r['duckdb'][1] / mib:,.0f} MiB"
-            if r["duckdb"]
-            else "-"
+            f"{r['duckdb'][0]:.2f}s, peak {r['duckdb'][1] / mib:,.0f} MiB" if r["duckdb"] else "-"
             for r in files.values()
         ],
     )
@@ -255,7 +253,8 @@ def report(files: dict[str, dict]) -> None:
         cells = []
         for r in files.values():
             qk = r["queries"][k]
-            cells.append(f"{qk['first'] * 1e3:.0f} / {qk['median'] * 1e3:.0f} ms, {qk['matches']:,}")
+            first_ms, median_ms = qk["first"] * 1e3, qk["median"] * 1e3
+            cells.append(f"{first_ms:.0f} / {median_ms:.0f} ms, {qk['matches']:,}")
         row(f"{q['label']}", cells)
     print("   " + "; ".join(f"{q['label']}: {q['query'][:60]}" for q in first["queries"][-3:]))
     print()
