@@ -12,6 +12,7 @@ import numpy as np
 WIDTH = 36
 DASHES = (8, 13, 18, 23)
 _HEX_POSITIONS = np.array([k for k in range(WIDTH) if k not in DASHES])
+_HEX_RUNS = ((0, 8), (9, 13), (14, 18), (19, 23), (24, 36))  # the digits between the dashes
 _NIBBLE = np.full(256, 255, dtype=np.uint8)  # lowercase hex digit → its value; 255: not one
 for _k, _c in enumerate(b"0123456789abcdef"):
     _NIBBLE[_c] = _k
@@ -36,7 +37,8 @@ def parse(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = grid[:, WIDTH] == 0
     for k in DASHES:
         ok &= grid[:, k] == ord("-")
-    nibbles = _NIBBLE[grid[:, _HEX_POSITIONS]]
+    digits = _NIBBLE[grid[:, :WIDTH]]
+    nibbles = np.concatenate([digits[:, a:b] for a, b in _HEX_RUNS], axis=1)
     ok &= nibbles.max(axis=1) != 255
     nibbles[~ok] = 0
     packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]  # 16 bytes, most significant first

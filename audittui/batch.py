@@ -36,7 +36,7 @@ NUMBER_COLUMNS = {
     "code": np.int32,  # HTTP status, 0 unknown
     "flags": np.uint8,
     "offset": np.int64,  # byte offset of the line (or document) holding the event
-    "length": np.int64,  # its length in bytes (may include a CR)
+    "length": np.int32,  # its length in bytes (may include a CR; a document is at most 1 GiB)
     "item": np.int32,  # -1: the line is the event; k: k-th event expanded from it
     # A UUID auditID as 128 bits (flag UUID_ID); any other auditID is in the audit_id table.
     "audit_hi": np.uint64,

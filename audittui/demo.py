@@ -2458,9 +2458,9 @@ class _Fleet:
     }
     CHURN = 0.95  # share of named objects given a generated name of their own
     OPERATORS = 0.9  # share of service-account and human requests made by the fleet's pods
-    NEW_TOKEN = 0.6  # share of a pod's requests made with a freshly minted token
+    NEW_TOKEN = 0.5  # share of a pod's requests made with a freshly minted token
     IPS = 1600  # pod IPs the fleet's clients call from (and one per node)
-    ACCOUNTS = 1500  # the fleet's service accounts, in 60 namespaces
+    ACCOUNTS = 1600  # the fleet's service accounts (one pod IP each), in 60 namespaces
     NODES = 400
 
     def __init__(self, rng: random.Random) -> None:
@@ -2487,7 +2487,7 @@ class _Fleet:
                 },
             }
             self.nodes.append((user, ip, name))
-        self.tokens: list[str] = [f"JTI={_uuid(rng)}" for _ in range(64)]
+        self.tokens: dict[str, str] = {}  # username → the token its pod uses now
         self.rv = 48_211_337
 
     def apply(self, r: _Req) -> None:
@@ -2512,8 +2512,8 @@ class _Fleet:
         human = not name.startswith("system:")
         if (human or name.startswith("system:serviceaccount:")) and r.imp is None:
             if rng.random() < self.OPERATORS:
-                r.user = self.accounts[int(rng.paretovariate(0.7)) % self.ACCOUNTS]
-                r.ips = [rng.choice(self.ips)]
+                k = int(rng.paretovariate(0.7)) % self.ACCOUNTS
+                r.user, r.ips = self.accounts[k], [self.ips[k % self.IPS]]  # its pod's IP
             if r.user.get("username", "").startswith("system:serviceaccount:"):
                 self._token(r)
 
@@ -2562,14 +2562,11 @@ class _Fleet:
         r.uri = f"{path}?{'&'.join(sorted(params))}" if params else path
 
     def _token(self, r: _Req) -> None:
-        rng = self.rng
-        if rng.random() < self.NEW_TOKEN:
-            token = f"JTI={_uuid(rng)}"
-            self.tokens.append(token)
-            if len(self.tokens) > 20_000:
-                del self.tokens[:10_000]
-        else:
-            token = self.tokens[-1 - int(rng.paretovariate(0.8)) % len(self.tokens)]
+        """Each pod's bound token, rotated (a new credential id) at random requests."""
+        name = r.user["username"]
+        token = self.tokens.get(name)
+        if token is None or self.rng.random() < self.NEW_TOKEN:
+            token = self.tokens[name] = f"JTI={_uuid(self.rng)}"
         extra = dict(r.user.get("extra") or {})
         extra["authentication.kubernetes.io/credential-id"] = [token]
         r.user = {**r.user, "extra": dict(sorted(extra.items()))}
