@@ -30,40 +30,12 @@ def wait_for(session: str, pattern: str, timeout: float = 30.0) -> str:
         time.sleep(0.05)
 
 
-def test_type_a_filter_and_read_the_count(tmp_path):
-    log = tmp_path / "logs" / "audit.log"
-    log.parent.mkdir()
-    write_big(log, 5000, seed=4)
-    expected = len(load(str(log)).query("user:alice verb:get"))
-    assert 0 < expected < 5000
+def start(tmp_path, command: str, size: tuple[int, int], env: str = "") -> str:
+    """A new tmux session of ``size`` running ``command`` (state kept under ``tmp_path``)."""
     session = f"audittui-e2e-{uuid.uuid4().hex[:8]}"
-    command = (
-        f"env XDG_STATE_HOME={tmp_path / 'state'} TERM=xterm-256color "
-        f"{sys.executable} -m audittui {log}"
-    )
-    tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30", command)
-    try:
-        wait_for(session, r"5,000 / 5,000 events")
-        tmux("send-keys", "-t", session, "/")
-        # The filter bar has the focus once the footer stops offering the list's keys.
-        wait_for(session, r"^(?![\s\S]*Next error)")
-        tmux("send-keys", "-t", session, "user:alice verb:get", "Enter")
-        screen = wait_for(session, rf"{expected:,} / 5,000 events")
-        assert "filter: user:alice verb:get" in screen
-        assert "alice" in screen and "get" in screen
-        tmux("send-keys", "-t", session, "q")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            panes = subprocess.run(["tmux", "has-session", "-t", session], capture_output=True)
-            if panes.returncode != 0:
-                break  # the app quit and the session closed
-            time.sleep(0.05)
-        else:
-            raise AssertionError("q did not quit the app")
-        history = (tmp_path / "state" / "audittui" / "history").read_text()
-        assert "user:alice verb:get" in history
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    full = f"env {env} XDG_STATE_HOME={tmp_path / 'state'} TERM=xterm-256color {command}"
+    tmux("new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), full)
+    return session
 
 
 def quit_and_wait(session: str) -> None:
@@ -76,18 +48,37 @@ def quit_and_wait(session: str) -> None:
     raise AssertionError("q did not quit the app")
 
 
+def test_type_a_filter_and_read_the_count(tmp_path):
+    log = tmp_path / "logs" / "audit.log"
+    log.parent.mkdir()
+    write_big(log, 5000, seed=4)
+    expected = len(load(str(log)).query("user:alice verb:get"))
+    assert 0 < expected < 5000
+    session = start(tmp_path, f"{sys.executable} -m audittui {log}", (100, 30))
+    try:
+        wait_for(session, r"5,000 / 5,000 events")
+        tmux("send-keys", "-t", session, "/")
+        # The filter bar has the focus once the footer stops offering the list's keys.
+        wait_for(session, r"^(?![\s\S]*Next error)")
+        tmux("send-keys", "-t", session, "user:alice verb:get", "Enter")
+        screen = wait_for(session, rf"{expected:,} / 5,000 events")
+        assert "filter: user:alice verb:get" in screen
+        assert "alice" in screen and "get" in screen
+        quit_and_wait(session)
+        history = (tmp_path / "state" / "audittui" / "history").read_text()
+        assert "user:alice verb:get" in history
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
 def test_a_pipe_into_the_app_is_followed_and_keys_come_from_the_terminal(tmp_path):
     log = tmp_path / "audit.log"
     write_big(log, 2000, seed=6)
     newest = format_time(int(load(str(log)).column("time").max()))[11:23]  # HH:MM:SS.mmm
     spool_root = tmp_path / "tmp"
     spool_root.mkdir()
-    session = f"audittui-e2e-{uuid.uuid4().hex[:8]}"
-    command = (
-        f"env TMPDIR={spool_root} XDG_STATE_HOME={tmp_path / 'state'} TERM=xterm-256color "
-        f"sh -c 'cat {log} | {sys.executable} -m audittui'"
-    )
-    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "30", command)
+    pipe = f"sh -c 'cat {log} | {sys.executable} -m audittui'"
+    session = start(tmp_path, pipe, (120, 30), env=f"TMPDIR={spool_root}")
     try:
         # The newest event under the titles, and the status saying the input has ended.
         screen = wait_for(session, r"2,000 / 2,000 events  ● following  input ended")
