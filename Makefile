@@ -21,9 +21,11 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check audittui tests bench
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_scale.py
 	$(PY) bench/bench_policy.py
-	$(PY) bench/bench_tui.py
+	$(PY) bench/bench_tui.py --file bench/data/realistic-1000000.log
 
 demo-logs: $(STAMP)
 	$(PY) -m audittui.demo write demo-logs --events 3000 --seed 7
