@@ -308,6 +308,10 @@ class AuditApp(App[None]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         text = event.value
+        # Any edit supersedes the preview still waiting for quiet typing: one for a valid text
+        # typed just before would otherwise replace the list under a query that has an error.
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
         try:
             parse(text)
         except QueryError as exc:
@@ -316,8 +320,6 @@ class AuditApp(App[None]):
             )
             return
         self._show_hint(Text(""))
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
         self._filter_timer = self.set_timer(FILTER_DEBOUNCE, lambda: self.apply_filter(text))
 
     @on(Input.Submitted, "#filter")
