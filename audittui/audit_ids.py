@@ -74,6 +74,18 @@ def format_many(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     return grid.view(f"S{WIDTH}").reshape(n)
 
 
+def unique(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (hi, lo) pairs as sorted keys, and each pair's index among them (a
+    lexicographic sort of two uint64 columns: several times faster than sorting keys)."""
+    order = np.lexsort((lo, hi))
+    h, low = hi[order], lo[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (h[1:] != h[:-1]) | (low[1:] != low[:-1])
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return keys(h[starts], low[starts]), inverse
+
+
 def keys(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """One sortable, searchable key per (hi, lo) pair."""
     out = np.empty(len(hi), dtype=KEY)

@@ -185,10 +185,8 @@ class _AuditIdentity:
         uuid = (store.column("flags")[a:b] & UUID_ID) != 0
         where = np.flatnonzero(uuid)
         if len(where):
-            keys = audit_ids.keys(
-                store.column("audit_hi")[a:b][where], store.column("audit_lo")[a:b][where]
-            )
-            uniq, inverse = np.unique(keys, return_inverse=True)
+            hi, lo = store.column("audit_hi")[a:b][where], store.column("audit_lo")[a:b][where]
+            uniq, inverse = audit_ids.unique(hi, lo)
             ids = np.empty(len(uniq), dtype=np.int64)
             pos = np.searchsorted(self._keys, uniq)
             known = pos < len(self._keys)
@@ -459,17 +457,53 @@ class Store:
         for a few rows of a near-unique column, as only their values are compared."""
         codes = self.column(name)[rows]
         table = self.tables[name]
-        if table.exact or name in self._ids or name == "audit_id":
-            ids = codes if table.exact and name != "audit_id" else self.ids(name)[rows]
-            inverse = np.unique(ids, return_inverse=True)[1].reshape(-1)
-            return inverse if (ids == 0).any() else inverse + 1
+        out = np.zeros(len(rows), dtype=np.int64)
+        if name == "audit_id":  # UUIDs by their 128 bits, the other spellings below
+            uuid = (self.column("flags")[rows] & UUID_ID) != 0
+            hi, lo = self.column("audit_hi")[rows][uuid], self.column("audit_lo")[rows][uuid]
+            out[uuid] = audit_ids.unique(hi, lo)[1] + 1
+            codes = np.where(uuid, 0, codes)
+        present = np.flatnonzero(codes != 0)
+        base = int(out.max(initial=0))
+        if table.exact or name in self._ids:
+            ids = codes[present] if table.exact else self.ids(name)[rows][present]
+            out[present] = base + 1 + np.unique(ids, return_inverse=True)[1].reshape(-1)
+            return out
         values = table.values
-        first: dict[Any, int] = {None: 0}
-        return np.fromiter(
-            (first.setdefault(values[c], len(first)) for c in codes.tolist()),
-            dtype=np.int64,
-            count=len(codes),
+        first: dict[Any, int] = {}
+        out[present] = (
+            base
+            + 1
+            + np.fromiter(
+                (first.setdefault(values[c], len(first)) for c in codes[present].tolist()),
+                dtype=np.int64,
+                count=len(present),
+            )
         )
+        return out
+
+    def values_at(self, name: str, rows: np.ndarray) -> list:
+        """The values of a string column for ``rows`` (UUID auditIDs formatted at once)."""
+        values, codes = self.tables[name].values, self.column(name)[rows]
+        out = [values[c] for c in codes.tolist()]
+        if name == "audit_id":
+            uuid = np.flatnonzero((self.column("flags")[rows] & UUID_ID) != 0)
+            at = rows[uuid]
+            texts = audit_ids.format_many(self.column("audit_hi")[at], self.column("audit_lo")[at])
+            for k, text in zip(uuid.tolist(), texts.tolist(), strict=True):
+                out[k] = text.decode()
+        return out
+
+    def same(self, name: str, i: int) -> np.ndarray:
+        """The events whose value of a string column equals event ``i``'s (``i`` included;
+        empty when it lacks one). For one event, cheaper than :meth:`ids` on a fresh store."""
+        if name == "audit_id" and self._numbers["flags"].data[i] & UUID_ID:
+            n = len(self)
+            hi, lo = self.column("audit_hi")[:n], self.column("audit_lo")[:n]
+            uuid = (self.column("flags")[:n] & UUID_ID) != 0
+            return np.flatnonzero((hi == hi[i]) & (lo == lo[i]) & uuid)
+        ids = self.ids(name)
+        return np.flatnonzero(ids == ids[i]) if ids[i] else np.empty(0, dtype=np.int64)
 
     def value(self, name: str, i: int) -> Any:
         """One event's value of a column: a string, a tuple of strings, a number, or None."""
@@ -598,7 +632,9 @@ def merge_by_time(
     still hold the old ones."""
     order = np.argsort(new_times, kind="stable")
     new, new_times = new[order], new_times[order]
-    if not len(rows) or not len(new) or new_times[0] >= times[-1]:
+    if not len(rows):  # the first sort of a store: nothing to merge into
+        return new, new_times, np.zeros(len(new), dtype=np.int64)
+    if not len(new) or new_times[0] >= times[-1]:
         positions = np.full(len(new), len(rows), dtype=np.int64)
         return np.concatenate([rows, new]), np.concatenate([times, new_times]), positions
     # A later event sorts after earlier ones of the same time: side="right".

@@ -92,6 +92,7 @@ cols = {
     "annotations": "MAP(VARCHAR, VARCHAR)",
 }
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 t = time.perf_counter()
 con.execute(
     f"CREATE TABLE t AS SELECT * FROM read_json(?, format='newline_delimited', "
@@ -145,7 +146,7 @@ def duckdb_load(path: Path) -> tuple[float, int] | None:
     except ImportError:
         return None
     _, peak, out = timed([sys.executable, "-c", _DUCKDB, str(path)])
-    return float(out.strip()), peak
+    return float(out.strip().splitlines()[-1]), peak
 
 
 def middle_audit_id(path: Path) -> str:

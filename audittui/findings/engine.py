@@ -186,7 +186,7 @@ class Findings:
                 first=int(known[0]) if len(known) else MISSING_TIME,
                 last=int(known[-1]) if len(known) else MISSING_TIME,
                 users=[user_table[c] for c in ranked if c],
-                audit_ids=[store.value("audit_id", int(rows[k])) for k in firsts],
+                audit_ids=store.values_at("audit_id", rows[firsts]),
             )
             self._findings[rid] = (hit_rows, finding)
             out.append(finding)

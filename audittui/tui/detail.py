@@ -168,11 +168,9 @@ class DetailPane(Vertical, can_focus=False):
         """Store indices of the events with this event's auditID, in time order."""
         if self.event_index is None:
             return []
-        codes = self.store.ids("audit_id")
-        code = codes[self.event_index]
-        if code == 0:
+        hits = self.store.same("audit_id", self.event_index).tolist()
+        if not hits:
             return [self.event_index]
-        hits = [int(i) for i in (codes == code).nonzero()[0]]
         times = self.store.column("time")
         return sorted(hits, key=lambda i: (int(times[i]), i))
 
