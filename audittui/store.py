@@ -526,9 +526,13 @@ class Store:
                 return self._order
             times = self._numbers["time"].view()[:n]
             done = 0 if self._order is None else len(self._order)
+            if not done:  # the first sort: the sorted indices are the order itself
+                self._order = np.argsort(times, kind="stable")
+                self._order_times = times[self._order]
+                return self._order
             new = np.arange(done, n, dtype=np.int64)
             self._order, self._order_times, _ = merge_by_time(
-                self._order if done else new[:0], self._order_times, new, times[done:n]
+                self._order, self._order_times, new, times[done:n]
             )
             return self._order
 
@@ -632,9 +636,7 @@ def merge_by_time(
     still hold the old ones."""
     order = np.argsort(new_times, kind="stable")
     new, new_times = new[order], new_times[order]
-    if not len(rows):  # the first sort of a store: nothing to merge into
-        return new, new_times, np.zeros(len(new), dtype=np.int64)
-    if not len(new) or new_times[0] >= times[-1]:
+    if not len(rows) or not len(new) or new_times[0] >= times[-1]:
         positions = np.full(len(new), len(rows), dtype=np.int64)
         return np.concatenate([rows, new]), np.concatenate([times, new_times]), positions
     # A later event sorts after earlier ones of the same time: side="right".

@@ -49,8 +49,7 @@ def threshold_hits(
     if values is None:
         sizes = np.bincount(groups)
     else:
-        pairs = np.unique(np.stack([groups, values.astype(np.int64)], axis=1), axis=0)
-        sizes = np.bincount(pairs[:, 0], minlength=int(groups.max()) + 1)
+        sizes = np.bincount(_distinct_pairs(groups, values), minlength=int(groups.max()) + 1)
     eligible = np.flatnonzero(sizes >= count)
     if not len(eligible):
         return hit
@@ -71,6 +70,15 @@ def threshold_hits(
         else:
             _distinct_windows(t, values[seg], window, count, seg, hit)
     return hit
+
+
+def _distinct_pairs(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The group of each distinct (group, value) pair: one 1-D sort of packed pairs where
+    both fit 31 bits (a row-wise unique of a 2-column array is ten times slower)."""
+    if int(groups.max(initial=0)) < 1 << 31 and int(values.max(initial=0)) < 1 << 31:
+        packed = np.unique((groups.astype(np.int64) << 32) | values.astype(np.int64))
+        return packed >> 32
+    return np.unique(np.stack([groups, values.astype(np.int64)], axis=1), axis=0)[:, 0]
 
 
 def _distinct_windows(
