@@ -138,6 +138,16 @@ def app_state(app) -> str:
     return "\n".join(out)
 
 
+def status(app) -> str:
+    """The status bar as drawn."""
+    return app.main.query_one("#status").render().plain
+
+
+def shown(app, text: str) -> Callable[[], bool]:
+    """The status bar shows ``text`` and no filter is still running."""
+    return lambda: text in status(app) and "filtering" not in status(app)
+
+
 def shows_newest(app) -> bool:
     """What a user sees at the tail: the newest event drawn on the list's last drawn line,
     under the cursor, and the column titles above it."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from conftest import drive_app, shows_newest, until, v1_event
+from conftest import drive_app, shown, shows_newest, status, until, v1_event
 
 from audittui.completion import term
 from audittui.tui.app import FILTER_DEBOUNCE, AuditApp
@@ -72,16 +72,6 @@ def run(test: Callable, path: str, tmp_path, size=(120, 40), follow=True) -> Non
 def screen_lines(app) -> list[str]:
     lst = app.query_one(EventList)
     return [lst.render_line(y).text for y in range(lst.scrollable_content_region.height)]
-
-
-def status(app) -> str:
-    """The status bar as drawn."""
-    return app.main.query_one("#status").render().plain
-
-
-def shown(app, text: str) -> Callable[[], bool]:
-    """The status bar shows ``text`` and no filter is still running."""
-    return lambda: text in status(app) and "filtering" not in status(app)
 
 
 # -- the list and status ------------------------------------------------------------------

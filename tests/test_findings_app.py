@@ -4,7 +4,7 @@ Enter shows a finding's events, and a broken rules file is reported without stop
 from pathlib import Path
 
 import orjson
-from conftest import drive_app, until, v1_event
+from conftest import drive_app, shown, until, v1_event
 from textual.widgets import TabbedContent
 
 from audittui.tui.findings_pane import FindingsPane
@@ -69,11 +69,11 @@ def test_findings_pane_fires_live_shows_blind_rules_and_filters(tmp_path):
         # Enter on the finding: the list shows its events.
         pane.move_cursor(row=pane.rule_ids.index("exec-attach"))
         await pilot.press("enter")
-        await until(pilot, lambda: app.view.text == "finding:exec-attach" and len(app.view) == 1)
+        await until(pilot, shown(app, "1 / 7 events  filter: finding:exec-attach"))
         assert app.main.query_one(TabbedContent).active == "events"
         # A new exec arrives: the finding counts it, and the filtered list shows it.
         _write(log, [exec_event(2), exec_event(2, "ResponseComplete")], "ab")
-        await until(pilot, lambda: len(app.view) == 3, timeout=15)
+        await until(pilot, shown(app, "3 / 9 events  filter: finding:exec-attach"), timeout=15)
         current = next(f for f in app.findings.results(app.store) if f.rule.id == "exec-attach")
         assert current.count == 2  # two requests; the second seen at two stages
 

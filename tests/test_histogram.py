@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
-from conftest import drive_app, until, v1_event
+from conftest import drive_app, shown, until, v1_event
 
 from audittui.histogram import SECOND, histogram
 from audittui.loader import load
@@ -51,7 +51,7 @@ def test_select_a_range_in_the_app(tmp_path):
         assert int(pane.hist.total.sum()) == 60 and pane.hist.step == 10 * SECOND
         assert "60 buckets of 10.0s" in pane.render().plain
         await pilot.press("home", "right", "space", "right", "right", "enter")
-        await until(pilot, lambda: "after:" in app.view.text and len(app.view) == 3)
+        await until(pilot, shown(app, "3 / 60 events  filter: after:"))
         assert app.view.text == ("after:2024-05-01T10:00:10Z before:2024-05-01T10:00:40Z")
         assert isinstance(app.focused, EventList)
 

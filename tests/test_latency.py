@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from conftest import drive_app, until, v1_event
+from conftest import drive_app, shown, status, until, v1_event
 
 from audittui.cli import main
 from audittui.latency import annotations, percentiles, request_mask
@@ -138,7 +138,7 @@ def test_slowest_first_in_the_app(tmp_path):
     async def check(app, pilot) -> None:
         assert len(app.view) == 13
         await pilot.press("L")
-        await until(pilot, lambda: app.view.order == SLOWEST)
+        await until(pilot, shown(app, "12 / 13 events  slowest requests first"))
         lst = app.query_one(EventList)
         latencies = [int(app.store.column("latency")[i]) for i in app.view.rows]
         assert latencies == sorted(latencies, reverse=True)
@@ -150,7 +150,7 @@ def test_slowest_first_in_the_app(tmp_path):
         await pilot.pause()
         assert "latency etcd 1.5s" in app.query_one("#detail-header").render().plain
         await pilot.press("L")
-        await until(pilot, lambda: app.view.order != SLOWEST)
+        await until(pilot, lambda: shown(app, "13 / 13 events")() and "slowest" not in status(app))
         assert len(app.view) == 13
 
     drive_app(str(path), tmp_path, check, follow=False)

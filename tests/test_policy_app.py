@@ -1,7 +1,7 @@
 """The policy lab in the app: the Policy pane simulates a loaded policy over the filter, Enter
 shows a rule's events, the detail header names the rule, and P loads a policy."""
 
-from conftest import SAMPLES, drive_app, until
+from conftest import SAMPLES, drive_app, shown, until
 from textual.widgets import TabbedContent
 
 from audittui.loader import load
@@ -27,7 +27,7 @@ def test_policy_pane_rule_events_and_detail_header(tmp_path):
         assert pane.simulation.rules[3].events == expected
         pane.move_cursor(row=3)
         await pilot.press("enter")
-        await until(pilot, lambda: app.view.text == "rule:3" and len(app.view) == expected)
+        await until(pilot, shown(app, f"{expected:,} / {len(app.store):,} events  filter: rule:3"))
         header = app.main.query_one("#detail-header")
         await until(pilot, lambda: "policy: rule 3 → None" in str(header.render()))
 
