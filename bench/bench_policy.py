@@ -1,7 +1,7 @@
 """Policy evaluation benchmark: a 30-rule policy (bench/policy-30-rules.yaml) decided for every
 event of the 1M-event file, next to the per-event checker measured in the same run.
 
-    python bench/bench_policy.py [--file bench/data/big-1000000.log] [--sample 50000]
+    python bench/bench_policy.py [--file bench/data/realistic-1000000.log] [--sample 50000]
 
 Prints the time to decide every event on the indexed columns (the engine the CLI and the app
 use), and the per-event checker (parse each event's JSON, derive its request info, try the rules)
@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", type=Path, default=HERE / "data" / "big-1000000.log")
+    ap.add_argument("--file", type=Path, default=HERE / "data" / "realistic-1000000.log")
     ap.add_argument("--sample", type=int, default=50_000)
     args = ap.parse_args()
     if not args.file.exists():
