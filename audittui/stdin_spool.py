@@ -30,7 +30,6 @@ class StdinSpool:
         self._in = os.dup(source_fd)
         self.ended = threading.Event()
         self.error = ""  # why reading stopped early, if it did
-        self.bytes = 0
         self._lock = threading.Lock()
         self._on_end: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._copy, name="stdin-spool", daemon=True)
@@ -71,7 +70,6 @@ class StdinSpool:
         while view:
             n = os.write(self._out, view)
             view = view[n:]
-        self.bytes += len(data)
 
     def state(self) -> str:
         """For the status bar: "" while the input flows, else how it ended."""
