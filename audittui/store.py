@@ -337,7 +337,11 @@ class Store:
                 col.extend(batch.numbers[name])
             for name, col in self._codes.items():
                 table, local = self.tables[name], batch.tables[name]
-                if name in UNIQUE_FIELDS and len(local) > self.concatenate_min:
+                # Near-unique columns concatenate big batches, and every batch once one was:
+                # a small batch would otherwise rebuild the table's index over all its values
+                # (a dict of millions of strings, seconds of work, at the end of each file).
+                big = len(local) > self.concatenate_min or not table.exact
+                if name in UNIQUE_FIELDS and big:
                     base = table.concatenate(local)
                     codes = batch.codes[name]
                     col.extend(np.where(codes > 0, codes + base, 0))
