@@ -11,8 +11,8 @@ import numpy as np
 
 WIDTH = 36
 DASHES = (8, 13, 18, 23)
-_HEX_POSITIONS = np.array([k for k in range(WIDTH) if k not in DASHES])
 _HEX_RUNS = ((0, 8), (9, 13), (14, 18), (19, 23), (24, 36))  # the digits between the dashes
+_HEX_POSITIONS = np.concatenate([np.arange(a, b) for a, b in _HEX_RUNS])
 _NIBBLE = np.full(256, 255, dtype=np.uint8)  # lowercase hex digit → its value; 255: not one
 for _k, _c in enumerate(b"0123456789abcdef"):
     _NIBBLE[_c] = _k

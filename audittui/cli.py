@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from . import __version__
@@ -400,7 +401,7 @@ def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIO
                     "loggedLevel": g.logged,
                     "why": g.why,
                     "count": len(g.rows),
-                    "auditIDs": [store.value("audit_id", int(i)) for i in g.rows],
+                    "auditIDs": store.values_at("audit_id", np.asarray(g.rows, dtype=np.int64)),
                 }
                 for g in groups
             ],
