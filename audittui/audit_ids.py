@@ -30,7 +30,8 @@ def parse(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return hi, lo, np.zeros(0, dtype=bool)
     try:
         # A 37th byte is read to tell a longer value from a UUID; non-ASCII cannot be one.
-        raw = np.array([v if type(v) is str else "" for v in values], dtype=f"S{WIDTH + 1}")
+        # (None, the only other value, becomes b"None": no UUID either.)
+        raw = np.array(values, dtype=f"S{WIDTH + 1}")
     except UnicodeEncodeError:
         return _parse_each(values)
     grid = raw.view(np.uint8).reshape(n, WIDTH + 1)

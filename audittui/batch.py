@@ -9,7 +9,6 @@ never share state. Nothing here keeps a dict per event.
 from __future__ import annotations
 
 import itertools
-from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +25,7 @@ from .formats import (
     pack,
     row,
 )
+from .strings import PackedStrings
 
 # String columns, dictionary-encoded; code 0 always means "the event lacks this field".
 STRING_COLUMNS = PROFILE_FIELDS + UNIQUE_FIELDS
@@ -52,7 +52,7 @@ class Batch:
     source: int
     numbers: dict[str, np.ndarray]
     codes: dict[str, np.ndarray]  # code k > 0 points at tables[column][k - 1]
-    tables: dict[str, list]
+    tables: dict[str, list | PackedStrings]  # packed for the near-unique columns
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
     lines: int = 0  # newline-terminated lines consumed, for numbering the next batch
 
@@ -63,17 +63,17 @@ class Batch:
 class BatchBuilder:
     """Accumulates events from lines or documents of one source into a :class:`Batch`.
 
-    The hot loop interns each event's profile (its low-cardinality fields as one tuple) at once,
-    so duplicates die young, and keeps only numbers and three near-unique strings per event;
-    :meth:`finish` dictionary-encodes those with C-level builtins.
+    The hot loop keeps per event its numbers, its four near-unique strings and its "profile"
+    (the low-cardinality fields as one tuple); :meth:`finish` transposes the profiles into
+    columns and dictionary-encodes every column with C-level builtins, packing the near-unique
+    ones for the arenas.
     """
 
     def __init__(self, source: int) -> None:
         self.source = source
         self._numbers: list[tuple] = []
-        self._unique: tuple[list, list, list] = ([], [], [])
-        self._profile_codes = array("i")
-        self._profiles: dict[tuple, int] = {}
+        # name, audit_id, uri, credential; then the profiles
+        self._columns: tuple[list, ...] = ([], [], [], [], [])
         self.malformed: list[tuple[int, str]] = []
         self.lines = 0
 
@@ -82,15 +82,8 @@ class BatchBuilder:
 
     def add_packed(self, p: Packed) -> None:
         self._numbers.append(p[0])
-        names, ids, uris = self._unique
-        names.append(p[1])
-        ids.append(p[2])
-        uris.append(p[3])
-        profiles = self._profiles
-        code = profiles.get(p[4])
-        if code is None:
-            code = profiles[p[4]] = len(profiles)
-        self._profile_codes.append(code)
+        for column, value in zip(self._columns, p[1:], strict=True):
+            column.append(value)
 
     def add_event(self, ev: dict, offset: int, length: int, item: int) -> None:
         self.add_packed(pack(row(ev), offset, length, item))
@@ -124,10 +117,7 @@ class BatchBuilder:
         pos = base_offset
         line_no = first_line
         numbers = self._numbers.append
-        names, ids, uris = (u.append for u in self._unique)
-        profiles = self._profiles
-        profile_code = profiles.get
-        profile_codes = self._profile_codes.append
+        names, ids, uris, credentials, profiles = (c.append for c in self._columns)
         for line in pieces:
             p = fast_packed(line, pos)
             if p is not None:
@@ -136,10 +126,8 @@ class BatchBuilder:
                 names(p[1])
                 ids(p[2])
                 uris(p[3])
-                code = profile_code(p[4])
-                if code is None:
-                    code = profiles[p[4]] = len(profiles)
-                profile_codes(code)
+                credentials(p[4])
+                profiles(p[5])
             elif line.strip():
                 try:
                     value = decode_line(line)
@@ -158,34 +146,33 @@ class BatchBuilder:
     def finish(self) -> Batch:
         numbers: dict[str, np.ndarray] = {}
         codes: dict[str, np.ndarray] = {}
-        tables: dict[str, list] = {}
-        width = len(ROW_NUMBERS)
+        tables: dict[str, list | PackedStrings] = {}
+        n, width = len(self._numbers), len(ROW_NUMBERS)
         table = np.fromiter(
-            itertools.chain.from_iterable(self._numbers),
-            dtype=np.int64,
-            count=width * len(self._numbers),
+            itertools.chain.from_iterable(self._numbers), dtype=np.int64, count=width * n
         ).reshape(-1, width)
         for k, name in enumerate(ROW_NUMBERS):
             numbers[name] = table[:, k].astype(NUMBER_COLUMNS[name])
-        for name, values in zip(UNIQUE_FIELDS, self._unique, strict=True):
+        *unique, profiles = self._columns
+        for name, values in zip(UNIQUE_FIELDS, unique, strict=True):
             if name == "audit_id":
                 hi, lo, uuid = audit_ids.parse(values)
                 numbers["audit_hi"], numbers["audit_lo"] = hi, lo
                 numbers["flags"] |= uuid.astype(np.uint8) * np.uint8(UUID_ID)
-                # Other spellings are near-unique too (a request's stages share one):
-                # deduplicating costs more than the few repeats it would save.
                 other = np.flatnonzero(~uuid)
-                local, tables[name] = _number([values[k] for k in other.tolist()])
+                local, distinct = _encode([values[k] for k in other.tolist()])
                 codes[name] = np.zeros(len(values), dtype=np.int32)
                 codes[name][other] = local
             else:
-                codes[name], tables[name] = _encode(values)
-        profile_codes = np.frombuffer(self._profile_codes, dtype=np.int32)
-        profiles = list(self._profiles)
-        for k, name in enumerate(PROFILE_FIELDS):
+                codes[name], distinct = _encode(values)
+            # Encoded and hashed here, in the worker: the parent only looks hashes up.
+            tables[name] = PackedStrings.of(distinct)
+        # Column by column (one C-level transposition): on a big cluster's log the profiles
+        # themselves are nearly as many as the events, so interning them would not pay.
+        columns = zip(*profiles, strict=True) if n else ((),) * len(PROFILE_FIELDS)
+        for name, values in zip(PROFILE_FIELDS, columns, strict=True):
             # The core API group is "": a value, not a missing one.
-            per_profile, tables[name] = _encode([p[k] for p in profiles], name != "api")
-            codes[name] = per_profile[profile_codes]
+            codes[name], tables[name] = _encode(values, name != "api")
         batch = Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
         self.__init__(self.source)
         return batch
@@ -210,15 +197,3 @@ def _encode(values: list, empty_is_missing: bool = True) -> tuple[np.ndarray, li
     starts = np.fromiter(first.values(), dtype=np.int64, count=len(first))
     dense[starts] = np.arange(1, len(starts) + 1, dtype=np.int32)
     return dense[seen], list(first)
-
-
-def _number(values: list) -> tuple[np.ndarray, list]:
-    """Codes 1..n in order without deduplication (0 for missing values)."""
-    codes = np.arange(1, len(values) + 1, dtype=np.int32)
-    missing = [k for k, v in enumerate(values) if not v]
-    if not missing:
-        return codes, values
-    codes[missing] = 0
-    present = np.cumsum(codes > 0, dtype=np.int32)
-    codes[codes > 0] = present[codes > 0]
-    return codes, [v for v in values if v]

@@ -55,8 +55,9 @@ class Row(NamedTuple):
     flags: int
 
 
-# The indexing form of a Row: numbers, the three near-unique strings, then the "profile": the
-# low-cardinality fields as one tuple, so that interning costs one dict lookup per event.
+# The indexing form of a Row: the numbers, the four near-unique strings, then the "profile":
+# the low-cardinality fields as one tuple. Nested, not flat: a batch transposes its events into
+# columns faster from six slots than from twenty-four.
 PROFILE_FIELDS = (
     "user",
     "groups",
@@ -71,10 +72,9 @@ PROFILE_FIELDS = (
     "decision",
     "ips",
     "user_agent",
-    "credential",
 )
-UNIQUE_FIELDS = ("name", "audit_id", "uri")
-# ((time, latency, code, flags, offset, length, item), name, audit_id, uri, profile)
+UNIQUE_FIELDS = ("name", "audit_id", "uri", "credential")
+# ((time, latency, code, flags, offset, length, item), name, audit_id, uri, credential, profile)
 Packed = tuple
 
 
@@ -84,6 +84,7 @@ def pack(r: Row, offset: int, length: int, item: int) -> Packed:
         r.name,
         r.audit_id,
         r.uri,
+        r.credential,
         (
             r.user,
             r.groups,
@@ -98,7 +99,6 @@ def pack(r: Row, offset: int, length: int, item: int) -> Packed:
             r.decision,
             r.ips,
             r.user_agent,
-            r.credential,
         ),
     )
 
@@ -511,6 +511,7 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
         name,
         audit_id,
         uri,
+        credential[0] if credential else None,
         (
             username,
             groups,
@@ -525,6 +526,5 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
             ann.decision if ann is not None else None,
             ips,
             agent,
-            credential[0] if credential else None,
         ),
     )

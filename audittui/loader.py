@@ -16,6 +16,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 
 import orjson
 
+from . import memory
 from .batch import Batch, BatchBuilder
 from .sources import InputError, Source, expand_paths, explain, open_source
 from .store import Malformed, Store
@@ -38,6 +39,7 @@ def load(*paths: str | os.PathLike, workers: int | None = None) -> Store:
         store.add_source(open_source(0, path, store.spool))
     read_sources(store, store.sources, workers)
     store.order()  # every query answers in time order: sort once, now
+    memory.release()
     return store
 
 
@@ -87,12 +89,14 @@ def _read_source(
                 _read_document(store, source, document, size, start, dedupe)
             else:
                 for k, batch in enumerate(_line_batches(source, fh, start, size, pool)):
+                    store.append(batch, first_line=line, dedupe=dedupe)
+                    line += batch.lines
+                    if k % 8 == 7:
+                        memory.release()  # the batches merged so far: keep the peak down
                     if k == 0 and len(batch) and size > SLICE:
                         # Size the columns once from the first slice's bytes per event.
                         per_event = max(1, int(batch.numbers["offset"][-1]) // len(batch))
                         store.reserve(len(store) + int(size / per_event * 1.05))
-                    store.append(batch, first_line=line, dedupe=dedupe)
-                    line += batch.lines
             if source.note:
                 store.malformed.append(Malformed(source.path, line, source.note))
     except OSError as exc:

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import audit_ids
 from .formats import MISSING_TIME, UUID_ID, to_micros
+from .strings import Strings
 
 if TYPE_CHECKING:
     from .store import Store
@@ -541,7 +542,8 @@ def table_lut(table: Any, key: Any, compute: Callable[[list, int], np.ndarray]) 
     if cached is not None and len(cached) >= n:
         return cached
     start = 0 if cached is None else len(cached)
-    part = compute(values[:n], start)
+    # A frozen prefix: other threads may grow the table meanwhile.
+    part = compute(values.frozen(n) if isinstance(values, Strings) else values[:n], start)
     lut = part if cached is None else np.concatenate([cached, part])
     if len(table.luts) >= LUT_CACHE:
         table.luts = {}  # (assignment: readers in other threads keep the old dict)
@@ -625,10 +627,12 @@ def _derived_mask(term: Term, store: Store) -> np.ndarray:
 
 
 def _single_lut(
-    values: list, field: str, alternatives: tuple[Value, ...], start: int = 0
+    values: list | Strings, field: str, alternatives: tuple[Value, ...], start: int = 0
 ) -> np.ndarray:
     """Which table values from ``start`` on (str, or None at code 0) match: ``string_matcher``
     at C speed, for tables of hundreds of thousands of auditIDs or URIs."""
+    if isinstance(values, Strings) and field not in CASE_INSENSITIVE:
+        return _arena_lut(values, alternatives, start)
     ci = field in CASE_INSENSITIVE
     skip = 1 if start == 0 else 0  # only code 0 is None
     present = values[start + skip :]
@@ -641,7 +645,7 @@ def _single_lut(
             lut[0] = bool(skip)
             continue
         if v.kind == "exact":
-            # list.index scans in C: a few ms over a million auditIDs.
+            # list.index scans in C: a few ms over a million values.
             want, k = (v.text.lower() if ci else v.text), -1
             while True:
                 try:
@@ -651,12 +655,52 @@ def _single_lut(
                 hits[k] = True
             continue
         if v.kind == "glob":
-            test = re.compile(
-                ".*".join(re.escape(p) for p in v.text.split("*")), flags | re.DOTALL
-            ).fullmatch
+            test = _glob(v.text, flags).fullmatch
         else:  # regex
             test = re.compile(v.text, flags).search
         hits |= np.fromiter(map(bool, map(test, present)), dtype=bool, count=len(present))
+    return lut
+
+
+def _glob(text: str, flags: int = 0) -> re.Pattern:
+    return re.compile(".*".join(re.escape(p) for p in text.split("*")), flags | re.DOTALL)
+
+
+# A regex whose match could depend on text outside one value (lookarounds, \A, \Z): decided
+# value by value rather than over the arena.
+_CONTEXTUAL = re.compile(r"\\[AZz]|\(\?<?[=!]")
+
+
+def _arena_lut(values: Strings, alternatives: tuple[Value, ...], start: int) -> np.ndarray:
+    """``_single_lut`` over an arena: exact values by hash, globs by their longest literal
+    part (found in the raw bytes, then each holder checked), regexes over decoded chunks."""
+    lut = np.zeros(len(values) - start, dtype=bool)
+    for v in alternatives:
+        if v.kind == "empty":
+            lut[0] = start == 0
+        elif v.kind == "exact":
+            code = values.code_of(v.text)
+            if code >= start and code:
+                lut[code - start] = True
+        elif v.kind == "glob":
+            test = _glob(v.text).fullmatch
+            literal = max(v.text.split("*"), key=len)
+            if not literal:  # only stars: every value
+                lut[max(1 - start, 0) :] = True
+                continue
+            codes = values.containing(literal, start)
+            held = [values[c] for c in codes.tolist()]
+            ok = np.fromiter(map(bool, map(test, held)), dtype=bool, count=len(held))
+            lut[codes[ok] - start] = True
+        elif _CONTEXTUAL.search(v.text):
+            present = values[max(start, 1) :]
+            test = re.compile(v.text).search
+            lut[max(1 - start, 0) :] |= np.fromiter(
+                map(bool, map(test, present)), dtype=bool, count=len(present)
+            )
+        else:
+            test = re.compile(v.text).search
+            lut |= values.scan(re.compile(v.text, re.MULTILINE), start, test)
     return lut
 
 

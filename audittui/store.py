@@ -21,8 +21,7 @@ from . import audit_ids
 from .batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
 from .formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand
 from .sources import Source, Spool
-
-CONCATENATE_MIN = 4096  # distinct values in a batch above which near-unique columns concatenate
+from .strings import PackedStrings, Strings
 
 
 class EventGone(LookupError):
@@ -38,50 +37,31 @@ class Malformed(NamedTuple):
 
 
 class Table:
-    """Distinct values of one string column; code 0 is "missing".
+    """Distinct values of one string column, code 0 meaning "missing": equal values share one
+    code, so codes are identities. Low-cardinality columns keep a list and a dict; near-unique
+    ones (auditID, URI, name, credential) a :class:`~audittui.strings.Strings` arena (a
+    sequence too)."""
 
-    Low-cardinality columns are deduplicated across batches through ``index``. Near-unique
-    ones (auditID, URI, name) take big batches by concatenation, with no hashing in the
-    loading process: a value may then stand under several codes, which queries (a scan of
-    ``values``) do not mind, but nothing else may take a code for an identity: ask
-    :meth:`canonical` (or :meth:`Store.ids`) whether two codes hold the same value.
-    """
+    __slots__ = ("values", "_index", "luts")
 
-    __slots__ = ("values", "_index", "luts", "exact", "_canon", "_lock")
-
-    def __init__(self) -> None:
-        self.values: list[Any] = [None]
-        self._index: dict[Any, int] | None = {}
+    def __init__(self, arena: bool = False) -> None:
+        self.values: Any = Strings() if arena else [None]
+        self._index: dict[Any, int] = {}
         # query term → which values match it, over a prefix of ``values`` (see query.table_lut)
         self.luts: dict[Any, np.ndarray] = {}
-        self.exact = True  # every value under one code (until a batch is concatenated)
-        self._canon = _Canonical()
-        self._lock = threading.Lock()
-
-    def canonical(self) -> np.ndarray | None:
-        """code → the first code holding the same value, for every code so far; None while
-        the table is exact (each code is its own). Extended incrementally as values arrive."""
-        if self.exact:
-            return None
-        with self._lock:
-            return self._canon.extend(self.values)
 
     def __len__(self) -> int:
         return len(self.values)
 
-    @property
-    def index(self) -> dict[Any, int]:
-        """value → a code for it (rebuilt after concatenation)."""
-        if self._index is None:
-            self._index = {v: k for k, v in enumerate(self.values) if v is not None}
-        return self._index
-
-    def codes_for(self, values: list) -> np.ndarray:
+    def codes_for(self, values: list | PackedStrings) -> np.ndarray:
         """Global codes for distinct batch-local values, prefixed with 0 for "missing".
 
-        C-level passes (map over dict methods): this runs in the parent while workers parse.
-        """
-        index = self.index
+        C-level passes (map over dict methods, or numpy over an arena's hashes): this runs in
+        the parent while workers parse."""
+        if isinstance(self.values, Strings):
+            packed = values if isinstance(values, PackedStrings) else PackedStrings.of(values)
+            return self.values.add(packed)
+        index = self._index
         new = [v for v in values if v not in index]
         if new:
             start = len(self.values)
@@ -91,79 +71,10 @@ class Table:
         out[1:] = np.fromiter(map(index.__getitem__, values), dtype=np.int32, count=len(values))
         return out
 
-    def concatenate(self, values: list) -> int:
-        """Append batch-local values as they are; return the offset to add to their codes."""
-        base = len(self.values) - 1
-        self.values.extend(values)
-        self._index = None
-        self.exact = False
-        return base
-
-
-class _Canonical:
-    """code → canonical code (the first with an equal value) for a list of values that may
-    hold repeats, grown with the list. Values are matched by hash in numpy (sorted hashes of
-    the canonical codes, searched per new value) and every match is confirmed by comparing
-    the values themselves, so two codes are merged exactly when their values are equal; equal
-    hashes of different values (astronomically rare) are resolved one by one."""
-
-    def __init__(self) -> None:
-        self.canon = np.zeros(1, dtype=np.int64)  # code 0 (missing) is its own
-        self._hashes = np.empty(0, dtype=np.int64)  # of canonical codes, sorted
-        self._codes = np.empty(0, dtype=np.int64)  # the canonical code of each hash
-
-    def extend(self, values: list) -> np.ndarray:
-        done, n = len(self.canon), len(values)
-        if n <= done:
-            return self.canon
-        new = values[done:n]
-        codes = np.arange(done, n, dtype=np.int64)
-        h = np.fromiter(map(hash, new), dtype=np.int64, count=len(new))
-        # Within the new values: the first code of each hash (a stable sort keeps code order).
-        order = np.argsort(h, kind="stable")
-        hs = h[order]
-        starts = np.r_[True, hs[1:] != hs[:-1]] if len(hs) else np.zeros(0, bool)
-        first = order[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
-        candidate = np.empty(len(new), dtype=np.int64)
-        candidate[order] = codes[first]
-        # Against the codes seen before: an equal hash there comes first.
-        if len(self._hashes):
-            pos = np.minimum(np.searchsorted(self._hashes, h), len(self._hashes) - 1)
-            older = self._hashes[pos] == h
-            candidate[older] = self._codes[pos[older]]
-        canon = np.concatenate([self.canon, codes])
-        merge = np.flatnonzero(candidate != codes)
-        same = list(map(_equal, (new[k] for k in merge), (values[c] for c in candidate[merge])))
-        confirmed = merge[np.fromiter(same, dtype=bool, count=len(merge))]
-        canon[confirmed + done] = candidate[confirmed]
-        for k in merge[~np.fromiter(same, dtype=bool, count=len(merge))].tolist():
-            canon[done + k] = self._collision(values, canon, done + k, int(h[k]))
-        self.canon = canon
-        fresh = np.flatnonzero(canon[done:] == codes)
-        keys = np.concatenate([self._hashes, h[fresh]])
-        order = np.argsort(keys, kind="stable")
-        self._hashes, self._codes = keys[order], np.concatenate([self._codes, codes[fresh]])[order]
-        return canon
-
-    def _collision(self, values: list, canon: np.ndarray, code: int, h: int) -> int:
-        """A value whose hash another value has: its equal among the codes before it, if any."""
-        lo = int(np.searchsorted(self._hashes, h, side="left"))
-        hi = int(np.searchsorted(self._hashes, h, side="right"))
-        before = [int(c) for c in self._codes[lo:hi]]
-        before += [
-            c for c in range(len(self.canon), code) if canon[c] == c and hash(values[c]) == h
-        ]
-        return next((c for c in before if values[c] == values[code]), code)
-
-
-def _equal(a: Any, b: Any) -> bool:
-    return a == b
-
 
 class _AuditIdentity:
     """Dense identity codes for auditIDs, grown with the store: one per distinct UUID (found
-    by its 128 bits in a sorted array of those seen) or per distinct other spelling (by the
-    table's canonical code)."""
+    by its 128 bits in a sorted array of those seen) or per other spelling (its table code)."""
 
     def __init__(self) -> None:
         self.ids = np.zeros(0, dtype=np.int64)
@@ -201,8 +112,7 @@ class _AuditIdentity:
         codes = store.column("audit_id")[a:b]
         other = np.flatnonzero(~uuid & (codes > 0))
         if len(other):
-            canon = store.tables["audit_id"].canonical()
-            mine = codes[other] if canon is None else canon[codes[other]]
+            mine = codes[other].astype(np.int64)
             if len(self._code_ids) <= int(mine.max()):
                 grown = np.zeros(len(store.tables["audit_id"].values), dtype=np.int64)
                 grown[: len(self._code_ids)] = self._code_ids
@@ -279,14 +189,12 @@ class Selection:
 class Store:
     """All events read so far. Thread-safe for one writer and many readers."""
 
-    def __init__(self, concatenate_min: int | None = None) -> None:
-        # Batches with more distinct values than this append near-unique columns unhashed.
-        self.concatenate_min = CONCATENATE_MIN if concatenate_min is None else concatenate_min
+    def __init__(self) -> None:
         self.sources: list[Source] = []
         self.malformed: list[Malformed] = []
         self.skipped: list[str] = []  # files in a folder that were not logs
         self.spool = Spool()
-        self.tables = {name: Table() for name in STRING_COLUMNS}
+        self.tables = {name: Table(name in UNIQUE_FIELDS) for name in STRING_COLUMNS}
         self._numbers = {name: _Column(dtype) for name, dtype in NUMBER_COLUMNS.items()}
         # Codes start narrow and widen as their tables grow (see _Column.fit); near-unique
         # columns are int32 from the start.
@@ -297,7 +205,6 @@ class Store:
         self._n = 0
         self._order: np.ndarray | None = None  # event indices in time order (see order())
         self._order_times = np.empty(0, dtype=np.int64)
-        self._ids: dict[str, np.ndarray] = {}  # column → identity codes so far (see ids())
         self._audit_ids = _AuditIdentity()
         # (auditID, stage, stageTimestamp) → the events held with them, when deduplicating
         self._seen: dict[tuple, list] = {}
@@ -336,19 +243,10 @@ class Store:
             for name, col in self._numbers.items():
                 col.extend(batch.numbers[name])
             for name, col in self._codes.items():
-                table, local = self.tables[name], batch.tables[name]
-                # Near-unique columns concatenate big batches, and every batch once one was:
-                # a small batch would otherwise rebuild the table's index over all its values
-                # (a dict of millions of strings, seconds of work, at the end of each file).
-                big = len(local) > self.concatenate_min or not table.exact
-                if name in UNIQUE_FIELDS and big:
-                    base = table.concatenate(local)
-                    codes = batch.codes[name]
-                    col.extend(np.where(codes > 0, codes + base, 0))
-                else:
-                    mapping = table.codes_for(local)
-                    col.fit(len(table.values) - 1)
-                    col.extend(batch.codes[name], mapping)
+                table = self.tables[name]
+                mapping = table.codes_for(batch.tables[name])
+                col.fit(len(table.values) - 1)
+                col.extend(batch.codes[name], mapping)
             self._source_col.extend(np.full(len(batch), batch.source, dtype=np.uint16))
             self._n += len(batch)
             self.malformed.extend(
@@ -414,10 +312,14 @@ class Store:
         )
 
     def reserve(self, capacity: int) -> None:
-        """Make room for ``capacity`` events at once (saves regrowing while bulk loading)."""
+        """Make room for ``capacity`` events at once (saves regrowing while bulk loading);
+        arenas grow in proportion to what they hold now (pages never written cost nothing)."""
         with self._lock:
             for col in (*self._numbers.values(), *self._codes.values(), self._source_col):
                 col.reserve(capacity)
+            if self._n:
+                for name in UNIQUE_FIELDS:
+                    self.tables[name].values.reserve(capacity / self._n)
 
     # -- columns --------------------------------------------------------------------------
 
@@ -436,31 +338,19 @@ class Store:
         exactly when their ids are equal (0: the event lacks the field). Stable as the store
         grows, small (usable as an array index: below ``ids(name).max() + 1``).
 
-        Raw codes are not identities for near-unique columns (see :class:`Table`), and UUID
-        auditIDs have no code at all (see :mod:`audittui.audit_ids`)."""
+        The codes themselves, but for auditIDs: UUIDs have no code (see
+        :mod:`audittui.audit_ids`)."""
         if name == "audit_id":
             with self._lock:
                 n = self._n
             return self._audit_ids.extend(self, n)
-        codes = self.column(name)
-        canon = self.tables[name].canonical()
-        if canon is None:
-            return codes
-        with self._lock:
-            cached = self._ids.get(name)
-            done = 0 if cached is None else len(cached)
-            if done < len(codes):
-                part = canon[codes[done:]]
-                cached = part if cached is None else np.concatenate([cached, part])
-                self._ids[name] = cached
-        return cached[: len(codes)]
+        return self.column(name)
 
     def group_numbers(self, name: str, rows: np.ndarray) -> np.ndarray:
         """Dense group numbers of ``rows`` for a string column: equal exactly when the values
         are (0 for a missing value). Valid within this result only; cheaper than :meth:`ids`
-        for a few rows of a near-unique column, as only their values are compared."""
+        for a few rows of auditIDs, as only their own UUIDs are compared."""
         codes = self.column(name)[rows]
-        table = self.tables[name]
         out = np.zeros(len(rows), dtype=np.int64)
         if name == "audit_id":  # UUIDs by their 128 bits, the other spellings below
             uuid = (self.column("flags")[rows] & UUID_ID) != 0
@@ -469,21 +359,7 @@ class Store:
             codes = np.where(uuid, 0, codes)
         present = np.flatnonzero(codes != 0)
         base = int(out.max(initial=0))
-        if table.exact or name in self._ids:
-            ids = codes[present] if table.exact else self.ids(name)[rows][present]
-            out[present] = base + 1 + np.unique(ids, return_inverse=True)[1].reshape(-1)
-            return out
-        values = table.values
-        first: dict[Any, int] = {}
-        out[present] = (
-            base
-            + 1
-            + np.fromiter(
-                (first.setdefault(values[c], len(first)) for c in codes[present].tolist()),
-                dtype=np.int64,
-                count=len(present),
-            )
-        )
+        out[present] = base + 1 + np.unique(codes[present], return_inverse=True)[1].reshape(-1)
         return out
 
     def values_at(self, name: str, rows: np.ndarray) -> list:

@@ -107,10 +107,11 @@ def test_fast_path_indexes_what_the_general_path_indexes(events):
 
 
 def _columns(packed: tuple) -> dict:
-    numbers, name, audit_id, uri, profile = packed
+    numbers, name, audit_id, uri, credential, profile = packed
     out = dict(zip(("time", "latency", "code", "flags"), numbers[:4], strict=True))
-    values = dict(zip(STRING_COLUMNS, (*profile, name, audit_id, uri), strict=True))
-    for column, value in values.items():
+    fields = dict(zip(STRING_COLUMNS, (*profile, name, audit_id, uri, credential), strict=True))
+    for column in STRING_COLUMNS:
+        value = fields[column]
         # The store keeps "" and () as missing, except the core API group "".
         if value in ("", ()) and column != "api":
             value = None

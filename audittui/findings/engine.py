@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Any
 
 import jmespath
@@ -60,7 +61,14 @@ class Finding:
     first: int
     last: int
     users: list[str]
-    audit_ids: list[str]
+    request_rows: np.ndarray  # one event per request, in time order
+    store: Store | Snapshot = dataclass_field(repr=False, compare=False)
+
+    @property
+    def audit_ids(self) -> list[str]:
+        """One per request, in time order (made on demand: a million of them as text is
+        tens of MB)."""
+        return self.store.values_at("audit_id", self.request_rows)
 
 
 @dataclass
@@ -186,7 +194,8 @@ class Findings:
                 first=int(known[0]) if len(known) else MISSING_TIME,
                 last=int(known[-1]) if len(known) else MISSING_TIME,
                 users=[user_table[c] for c in ranked if c],
-                audit_ids=store.values_at("audit_id", rows[firsts]),
+                request_rows=rows[firsts],
+                store=store,
             )
             self._findings[rid] = (hit_rows, finding)
             out.append(finding)

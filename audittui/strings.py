@@ -1,0 +1,327 @@
+"""Near-unique strings (URIs, object names, auditIDs) in one growable byte arena.
+
+A Python ``str`` costs about 50 bytes of header and a list slot on top of its text, and a big
+cluster's log holds half a million distinct URIs. Here the distinct values of a column are their
+UTF-8 bytes in one buffer, each followed by a newline, with an array of where each starts.
+
+Parser workers encode and hash their batch's distinct values (:class:`PackedStrings`); the
+loading process only looks the hashes up (sorted runs, merged as they grow) and confirms every
+hit by comparing bytes, all in numpy: equal values get one code, so a code is an identity, and
+the parent does no per-string Python work. Queries scan the arena itself: a glob looks for its
+longest literal part with ``re`` over the raw bytes and checks only the values holding it; a
+regex runs over large decoded chunks. The newline separator keeps matches inside one value;
+values that contain a newline themselves (hostile logs) are always checked one by one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+SEP = b"\n"
+CHUNK = 1 << 22  # bytes of the arena decoded at once for a regex scan
+_SEED = hash("audittui")  # differs between processes unless forked: then hashes are redone
+
+
+def _encode(value: str) -> bytes:
+    return value.encode("utf-8", "surrogatepass")
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+class PackedStrings:
+    """A batch's distinct values, ready for :meth:`Strings.add`: cheap to send between
+    processes (three buffers, no object per value)."""
+
+    __slots__ = ("blob", "bounds", "hashes", "seed", "newlines")
+
+    def __init__(
+        self, blob: bytes, bounds: np.ndarray, hashes: np.ndarray, seed: int, newlines: list[int]
+    ) -> None:
+        self.blob = blob  # value k is blob[bounds[k] : bounds[k + 1] - 1], then a newline
+        self.bounds = bounds
+        self.hashes = hashes  # hash() of each value (a str) in the process that packed them
+        self.seed = seed
+        self.newlines = newlines  # the values holding a newline of their own (rare)
+
+    @classmethod
+    def of(cls, values: list[str]) -> PackedStrings:
+        try:
+            encoded = list(map(str.encode, values))
+        except UnicodeEncodeError:  # a lone surrogate, from the tolerant JSON fallback
+            encoded = list(map(_encode, values))
+        bounds = np.zeros(len(values) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)) + 1, out=bounds[1:])
+        blob = SEP.join(encoded) + SEP if encoded else b""
+        # str hashes: cached in each str by the dict that found the batch's distinct values
+        hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+        newlines = []
+        if blob.count(SEP) > len(encoded):
+            newlines = [k for k, e in enumerate(encoded) if SEP in e]
+        return cls(blob, bounds, hashes, _SEED, newlines)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def __getitem__(self, k: int) -> str:
+        return _decode(self.blob[self.bounds[k] : self.bounds[k + 1] - 1])
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[k] for k in range(len(self)))
+
+    def __reduce__(self) -> tuple:
+        return (PackedStrings, (self.blob, self.bounds, self.hashes, self.seed, self.newlines))
+
+
+class Strings:
+    """The distinct values of one column: code c >= 1 → its text, code 0 → None.
+
+    A sequence (``len``, indexing, slices as lists) for the code that reads values one by one.
+    One writer (:meth:`add`) and many readers: readers see every code below the length they
+    read first, since arrays are only written past it or replaced by grown copies."""
+
+    def __init__(self) -> None:
+        self._blob = np.empty(1 << 16, dtype=np.uint8)
+        self._bounds = np.zeros(1 << 10, dtype=np.int64)  # code c spans [b[c], b[c+1] - 1)
+        self._n = 1  # codes so far, code 0 included
+        self._newlines = np.empty(0, dtype=np.int64)  # codes whose value holds a newline
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted hashes, their codes)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._n
+
+    def frozen(self, n: int | None = None) -> Strings:
+        """The first ``n`` codes (all so far by default), unaffected by later additions."""
+        view = Strings.__new__(Strings)
+        view._n = self._n if n is None else n
+        view._blob, view._bounds = self._blob, self._bounds
+        view._newlines, view._runs = self._newlines, self._runs
+        return view
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            a, b, step = key.indices(self._n)
+            if step != 1:
+                return [self[k] for k in range(a, b, step)]
+            return self._slice(a, b)
+        c = int(key)
+        if c < 0:
+            c += self._n
+        if not 0 <= c < self._n:
+            raise IndexError(key)
+        if c == 0:
+            return None
+        b = self._bounds
+        return _decode(self._blob[b[c] : b[c + 1] - 1].tobytes())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._slice(0, self._n))
+
+    def _slice(self, a: int, b: int) -> list:
+        if a >= b:
+            return []
+        out: list = [None] if a == 0 else []
+        a = max(a, 1)
+        if a >= b:
+            return out
+        lo, hi = np.searchsorted(self._newlines, [a, b])
+        if lo < hi:  # a value with a newline of its own: split would cut it
+            return out + [self[c] for c in range(a, b)]
+        bounds = self._bounds
+        text = _decode(self._blob[bounds[a] : bounds[b]].tobytes())
+        return out + text.split("\n")[:-1]
+
+    def code_of(self, value: str) -> int:
+        """The code holding exactly ``value`` (0: none does)."""
+        data = _encode(value)
+        h = hash(value)
+        for hashes, codes in self._runs:
+            lo, hi = np.searchsorted(hashes, h, "left"), np.searchsorted(hashes, h, "right")
+            for c in codes[lo:hi].tolist():
+                if c < self._n and self._bytes(c) == data:
+                    return c
+        return 0
+
+    def _bytes(self, c: int) -> bytes:
+        b = self._bounds
+        return self._blob[b[c] : b[c + 1] - 1].tobytes()
+
+    def containing(self, literal: str, start: int = 1) -> np.ndarray:
+        """Codes from ``start`` on whose value holds ``literal`` (no newline in it), sorted."""
+        n, bounds = self._n, self._bounds
+        start = max(start, 1)
+        if start >= n:
+            return np.empty(0, dtype=np.int64)
+        base = int(bounds[start])
+        data = memoryview(self._blob)[base : int(bounds[n])]
+        needle = re.compile(re.escape(_encode(literal)))
+        at = np.fromiter((m.start() for m in needle.finditer(data)), dtype=np.int64)
+        codes = np.searchsorted(bounds[start : n + 1], at + base, side="right") - 1 + start
+        return np.unique(codes)
+
+    def scan(self, rx: re.Pattern, start: int, verify: Callable[[str], bool]) -> np.ndarray:
+        """Which codes from ``start`` on hold a value ``verify`` accepts, where ``rx`` is the
+        same regex compiled with MULTILINE and free of lookarounds and ``\\A``/``\\Z``: a match
+        inside one value proves it; a value overlapped by a match that crosses a separator,
+        or holding a newline itself, is decided by ``verify``."""
+        n, blob, bounds = self._n, self._blob, self._bounds
+        out = np.zeros(max(n - start, 0), dtype=bool)
+        c = max(start, 1)
+        check: list[np.ndarray] = []
+        while c < n:
+            e = int(np.searchsorted(bounds[c : n + 1], bounds[c] + CHUNK, side="left")) + c
+            e = min(max(e, c + 1), n)
+            raw = blob[bounds[c] : bounds[e]]
+            text = _decode(raw.tobytes())
+            pos = bounds[c : e + 1] - bounds[c]
+            if not text.isascii():  # char positions: count the bytes that start a character
+                starts = np.cumsum((raw & 0xC0) != 0x80)
+                pos = np.r_[starts[pos[:-1]] - 1, len(text)]
+            # (an empty match at the very end belongs to the next chunk's first value)
+            spans = [m.span() for m in rx.finditer(text) if m.start() < len(text)]
+            if spans:
+                spans = np.array(spans, dtype=np.int64)
+                first = np.searchsorted(pos, spans[:, 0], side="right") - 1
+                inside = spans[:, 1] <= pos[first + 1] - 1
+                out[first[inside] + c - start] = True
+                last = np.searchsorted(pos, np.maximum(spans[:, 1] - 1, spans[:, 0]), "right") - 1
+                for a, b in zip(first[~inside].tolist(), last[~inside].tolist(), strict=True):
+                    check.append(np.arange(a, b + 1) + c)
+            c = e
+        lo, hi = np.searchsorted(self._newlines, [max(start, 1), n])
+        if lo < hi:
+            out[self._newlines[lo:hi] - start] = False
+            check.append(self._newlines[lo:hi])
+        if check:
+            for k in np.unique(np.concatenate(check)).tolist():
+                out[k - start] = bool(verify(self[k]))
+        return out
+
+    # -- writing --------------------------------------------------------------------------
+
+    def reserve(self, factor: float) -> None:
+        """Room for ``factor`` times the values held now."""
+        n = self._n
+        self._blob = _room(self._blob, int(self._bounds[n]), int(self._bounds[n] * factor))
+        self._bounds = _room(self._bounds, n + 1, int((n + 1) * factor))
+
+    def add(self, packed: PackedStrings) -> np.ndarray:
+        """Codes for a batch's distinct values, new ones appended: ``out[k + 1]`` is value
+        k's code (``out[0]`` is 0, for "missing")."""
+        m = len(packed)
+        out = np.zeros(m + 1, dtype=np.int64)
+        if not m:
+            return out
+        hashes = packed.hashes
+        if packed.seed != _SEED:  # packed by a process with other hashes (not forked)
+            hashes = np.fromiter(map(hash, packed), dtype=np.int64, count=m)
+        found = self._lookup(hashes)
+        hit = np.flatnonzero(found)
+        if len(hit):
+            same = self._same_bytes(packed, hit, found[hit])
+            out[hit[same] + 1] = found[hit[same]]
+            for k in hit[~same].tolist():  # equal hashes, different values: look at all
+                out[k + 1] = self._find(packed, k, int(hashes[k]))
+        new = np.flatnonzero(out[1:] == 0)
+        if len(new):
+            codes = self._append(packed, new)
+            out[new + 1] = codes
+            self._index(hashes[new], codes)
+        return out
+
+    def _lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """Per hash, a code whose value has it (0: none)."""
+        found = np.zeros(len(hashes), dtype=np.int64)
+        if not self._runs:
+            return found
+        order = np.argsort(hashes)  # sorted keys: numpy's binary searches then go forward
+        keys = hashes[order]
+        for run, codes in self._runs:
+            pos = np.minimum(np.searchsorted(run, keys), len(run) - 1)
+            hit = (run[pos] == keys) & (found[order] == 0)
+            found[order[hit]] = codes[pos[hit]]
+        return found
+
+    def _find(self, packed: PackedStrings, k: int, h: int) -> int:
+        data = packed.blob[packed.bounds[k] : packed.bounds[k + 1] - 1]
+        for run, codes in self._runs:
+            lo = int(np.searchsorted(run, h, side="left"))
+            hi = int(np.searchsorted(run, h, side="right"))
+            for c in codes[lo:hi].tolist():
+                if self._bytes(c) == data:
+                    return c
+        return 0
+
+    def _same_bytes(self, packed: PackedStrings, ks: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Does batch value ``ks[i]`` have the bytes of code ``codes[i]``? (vectorised)"""
+        lens = np.diff(packed.bounds)  # separators included: equal lengths, equal last byte
+        theirs_at = self._bounds[codes]
+        same = lens[ks] == self._bounds[codes + 1] - theirs_at
+        cand = np.flatnonzero(same)
+        if len(cand):
+            pick = np.zeros(len(packed), dtype=bool)
+            pick[ks[cand]] = True  # ks ascend: the picked bytes come in their order
+            mine = np.frombuffer(packed.blob, dtype=np.uint8)[np.repeat(pick, lens)]
+            lens = lens[ks[cand]]
+            theirs = self._blob[_ranges(theirs_at[cand], lens)]
+            starts = np.r_[0, np.cumsum(lens)[:-1]]
+            same[cand] = np.logical_and.reduceat(mine == theirs, starts)
+        return same
+
+    def _append(self, packed: PackedStrings, ks: np.ndarray) -> np.ndarray:
+        n = self._n
+        lens = packed.bounds[ks + 1] - packed.bounds[ks]
+        data = np.frombuffer(packed.blob, dtype=np.uint8)
+        if len(ks) < len(packed):
+            keep = np.zeros(len(packed), dtype=bool)
+            keep[ks] = True
+            data = data[np.repeat(keep, np.diff(packed.bounds))]
+        size = int(self._bounds[n])
+        self._blob = _room(self._blob, size, size + len(data))
+        self._blob[size : size + len(data)] = data
+        self._bounds = _room(self._bounds, n + 1, n + 1 + len(ks))
+        self._bounds[n + 1 : n + 1 + len(ks)] = size + np.cumsum(lens)
+        codes = np.arange(n, n + len(ks), dtype=np.int64)
+        if packed.newlines:
+            own = codes[np.isin(ks, packed.newlines)]
+            self._newlines = np.concatenate([self._newlines, own])
+        self._n = n + len(ks)  # last: readers take the length first
+        return codes
+
+    def _index(self, hashes: np.ndarray, codes: np.ndarray) -> None:
+        """Add a sorted run; merge runs like a binary counter, so each hash is merged
+        O(log n) times and a lookup searches O(log n) runs."""
+        order = np.argsort(hashes, kind="stable")
+        runs = [*self._runs, (hashes[order], codes[order])]
+        while len(runs) > 1 and len(runs[-2][0]) <= 2 * len(runs[-1][0]):
+            (h1, c1), (h2, c2) = runs[-2], runs[-1]
+            h, c = np.concatenate([h1, h2]), np.concatenate([c1, c2])
+            order = np.argsort(h, kind="stable")
+            runs[-2:] = [(h[order], c[order])]
+        self._runs = runs  # one assignment: a reader sees the old runs or the new ones
+
+
+def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The indices starts[0] .. starts[0]+lens[0]-1, then the next range, and so on."""
+    total = int(lens.sum())
+    if not total:
+        return np.empty(0, dtype=np.int64)
+    shift = np.repeat(starts - np.r_[0, np.cumsum(lens)[:-1]], lens)
+    return shift + np.arange(total, dtype=np.int64)
+
+
+def _room(array: np.ndarray, used: int, need: int) -> np.ndarray:
+    """``array``, or a copy with room for ``need`` items (at least doubled) holding its first
+    ``used`` items: readers of the old array keep valid data."""
+    if need <= len(array):
+        return array
+    grown = np.empty(max(need, 2 * len(array)), dtype=array.dtype)
+    grown[:used] = array[:used]
+    return grown

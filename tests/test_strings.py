@@ -1,0 +1,111 @@
+"""The byte arena of near-unique columns: one code per distinct value however the values
+arrive (many batches, repeats, equal hashes of different values), values read back exactly
+(non-ASCII, lone surrogates, newlines inside a value), and scans that agree with testing each
+value on its own, across chunk boundaries."""
+
+from __future__ import annotations
+
+import pickle
+import random
+import re
+
+import numpy as np
+import pytest
+
+from audittui import strings
+from audittui.strings import PackedStrings, Strings
+
+POOL = [
+    "/api/v1/namespaces/default/pods/web-1",
+    "/api/v1/pods?watch=true&resourceVersion=17",
+    "ñame-ü",
+    "日本語/ポッド",
+    "a\nb",  # a newline inside a value: the arena's separator
+    "\n",
+    "x\ud800y",  # a lone surrogate (the tolerant JSON fallback lets them through)
+    "e$",
+    "watch=true",
+    "w",
+    "^",
+]
+
+
+def values(rng: random.Random, k: int) -> list[str]:
+    out = []
+    for _ in range(k):
+        base = rng.choice(POOL)
+        out.append(base if rng.random() < 0.5 else f"{base}-{rng.randint(0, 40)}")
+    return out
+
+
+def grown(rng: random.Random, batches: int = 30, collide: bool = False) -> tuple[Strings, list]:
+    """An arena fed ``batches`` batches; returns it and, per code, the value it must hold."""
+    arena, held = Strings(), [None]
+    for _ in range(batches):
+        distinct = list(dict.fromkeys(values(rng, rng.randint(0, 25))))
+        packed = PackedStrings.of(distinct)
+        if collide:  # every value under two hashes only: lookups must compare bytes
+            packed.hashes = np.array([len(v) % 2 for v in distinct], dtype=np.int64)
+        packed = pickle.loads(pickle.dumps(packed))  # as it comes back from a worker
+        codes = arena.add(packed)
+        assert codes[0] == 0
+        for value, code in zip(distinct, codes[1:].tolist(), strict=True):
+            if code == len(held):
+                held.append(value)
+            assert held[code] == value
+    return arena, held
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_one_code_per_value_and_exact_reads(collide):
+    arena, held = grown(random.Random(3), collide=collide)
+    assert len(arena) == len(held) == len(set(held))
+    assert [arena[c] for c in range(len(held))] == held
+    assert arena[:] == list(arena) == held
+    assert arena[2:7] == held[2:7] and arena[5:] == held[5:]
+    if collide:
+        return  # code_of hashes with the real hash
+    for c, v in enumerate(held[1:], 1):
+        assert arena.code_of(v) == c
+    assert arena.code_of("never seen") == 0
+
+
+def test_frozen_view_ignores_later_values():
+    rng = random.Random(4)
+    arena, held = grown(rng, batches=5)
+    view = arena.frozen()
+    arena.add(PackedStrings.of(["fresh-1", "fresh-2"]))
+    assert len(view) == len(held) and view[:] == held
+    assert arena[len(held)] == "fresh-1"
+    assert view.code_of("fresh-1") == 0 and arena.code_of("fresh-1") == len(held)
+
+
+def test_hashes_from_an_unrelated_process_are_redone():
+    arena = Strings()
+    arena.add(PackedStrings.of(["a", "b"]))
+    foreign = PackedStrings.of(["b", "c"])
+    foreign.seed += 1
+    foreign.hashes = np.array([11, 12], dtype=np.int64)  # not this process's hashes
+    assert arena.add(foreign).tolist() == [0, 2, 3]
+
+
+REGEXES = ["watch=true", "^/api", "e$", "\\n", ".", "[^/]*=", "-1$", "\\s", "ü|ポ", "^$", "a.b"]
+GLOBS = ["*watch=true*", "/api/*", "*-1", "ñ*", "*\n*", "a*b", "w", "*"]
+
+
+@pytest.mark.parametrize("chunk", [8, 64, 1 << 22])
+def test_scans_agree_with_each_value_on_its_own(monkeypatch, chunk):
+    monkeypatch.setattr(strings, "CHUNK", chunk)
+    arena, held = grown(random.Random(9), batches=40)
+    for start in (0, 1, len(held) // 2):
+        for text in REGEXES:
+            want = [v is not None and re.search(text, v) is not None for v in held[start:]]
+            got = arena.scan(re.compile(text, re.M), start, re.compile(text).search)
+            assert got.tolist() == want, (text, start)
+        for glob in GLOBS:
+            literal = max(glob.split("*"), key=len)
+            if not literal or "\n" in literal:
+                continue
+            got = set(arena.containing(literal, start).tolist())
+            want = {c for c, v in enumerate(held) if c >= max(start, 1) and literal in v}
+            assert got == want, (glob, start)
