@@ -683,15 +683,28 @@ def _arena_lut(values: Strings, alternatives: tuple[Value, ...], start: int) -> 
             if code >= start and code:
                 lut[code - start] = True
         elif v.kind == "glob":
-            test = _glob(v.text).fullmatch
-            literal = max(v.text.split("*"), key=len)
+            parts = v.text.split("*")
+            literal = max(parts, key=len)
+            # On the UTF-8 bytes: literals match whole characters there, and "*" any run.
+            test = re.compile(
+                b".*".join(re.escape(p.encode("utf-8", "surrogatepass")) for p in parts),
+                re.DOTALL,
+            )
             if not literal:  # only stars: every value
                 lut[max(1 - start, 0) :] = True
-                continue
-            codes = values.containing(literal, start)
-            held = [values[c] for c in codes.tolist()]
-            ok = np.fromiter(map(bool, map(test, held)), dtype=bool, count=len(held))
-            lut[codes[ok] - start] = True
+            elif "\n" in literal:  # could match across two values: test each one
+                codes = np.arange(max(start, 1), len(values))
+                lut[codes[values.fullmatch(codes, test)] - start] = True
+            elif parts == ["", literal, ""]:  # *literal*: holding it is matching
+                lut[values.containing(literal, start) - start] = True
+            elif parts == [literal, ""]:  # literal*: holding it at the start
+                codes, offsets = values.occurrences(literal, start)
+                lut[codes[offsets == 0] - start] = True
+            else:  # the values holding its longest literal parts (up to three), checked
+                codes = values.containing(literal, start)
+                for part in sorted(set(parts) - {"", literal}, key=len, reverse=True)[:2]:
+                    codes = np.intersect1d(codes, values.containing(part, start), True)
+                lut[codes[values.fullmatch(codes, test)] - start] = True
         elif _CONTEXTUAL.search(v.text):
             present = values[max(start, 1) :]
             test = re.compile(v.text).search

@@ -15,6 +15,7 @@ values that contain a newline themselves (hostile logs) are always checked one b
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -153,18 +154,59 @@ class Strings:
         b = self._bounds
         return self._blob[b[c] : b[c + 1] - 1].tobytes()
 
-    def containing(self, literal: str, start: int = 1) -> np.ndarray:
-        """Codes from ``start`` on whose value holds ``literal`` (no newline in it), sorted."""
+    def occurrences(self, literal: str, start: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Where ``literal`` (no newline in it) occurs in the values from code ``start`` on:
+        the code and the byte offset inside its value of each occurrence, by one ``re`` scan
+        of the raw bytes. Occurrences do not overlap, so a value's first one is always there."""
         n, bounds = self._n, self._bounds
         start = max(start, 1)
         if start >= n:
-            return np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         base = int(bounds[start])
         data = memoryview(self._blob)[base : int(bounds[n])]
         needle = re.compile(re.escape(_encode(literal)))
-        at = np.fromiter((m.start() for m in needle.finditer(data)), dtype=np.int64)
-        codes = np.searchsorted(bounds[start : n + 1], at + base, side="right") - 1 + start
-        return np.unique(codes)
+        at = np.fromiter((m.start() for m in needle.finditer(data)), dtype=np.int64) + base
+        codes = np.searchsorted(bounds[start : n + 1], at, side="right") - 1 + start
+        return codes, at - bounds[codes]
+
+    def containing(self, literal: str, start: int = 1) -> np.ndarray:
+        """Codes from ``start`` on whose value holds ``literal`` (no newline in it), sorted."""
+        codes = self.occurrences(literal, start)[0]  # already in code order
+        return codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
+
+    def fullmatch(self, codes: np.ndarray, rx: re.Pattern) -> np.ndarray:
+        """Does each code's value, as UTF-8 bytes, fully match the bytes regex ``rx``? (No
+        decoding: the regex runs on the arena itself between each value's bounds.)"""
+        bounds = self._bounds
+        starts, ends = bounds[codes].tolist(), (bounds[codes + 1] - 1).tolist()
+        hits = map(rx.fullmatch, itertools.repeat(memoryview(self._blob)), starts, ends)
+        return np.fromiter(map(bool, hits), dtype=bool, count=len(starts))
+
+    def take(self, codes: np.ndarray) -> list:
+        """The values of many codes at once (one decode, not one per value)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        plain = codes > 0
+        if len(self._newlines):
+            plain &= ~np.isin(codes, self._newlines)
+        if not plain.all():  # missing values, or values that hold a newline: one by one
+            out = [self[c] for c in codes.tolist()]
+            batch = self.take(codes[plain])
+            for k, value in zip(np.flatnonzero(plain).tolist(), batch, strict=True):
+                out[k] = value
+            return out
+        if not len(codes):
+            return []
+        bounds = self._bounds
+        at = bounds[codes]
+        lens = bounds[codes + 1] - at
+        lo, hi = int(codes.min()), int(codes.max())
+        region = int(bounds[hi + 1] - bounds[lo])
+        inside = np.searchsorted(self._newlines, [lo, hi + 1])
+        if int(lens.sum()) * 8 > region and inside[0] == inside[1]:
+            # Many of the values of a stretch: decoding all of it costs less than gathering.
+            parts = _decode(self._blob[bounds[lo] : bounds[hi + 1]].tobytes()).split("\n")
+            return list(map(parts.__getitem__, (codes - lo).tolist()))
+        return _decode(self._blob[_ranges(at, lens)].tobytes()).split("\n")[:-1]
 
     def scan(self, rx: re.Pattern, start: int, verify: Callable[[str], bool]) -> np.ndarray:
         """Which codes from ``start`` on hold a value ``verify`` accepts, where ``rx`` is the

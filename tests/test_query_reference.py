@@ -489,7 +489,7 @@ def _globs(pool: list[str]) -> list[str]:
     out = ["*"]
     for v in pool:
         if len(v) > 2:
-            out += [v[:2] + "*", "*" + v[-2:], v[:1] + "*" + v[-1:]]
+            out += [v[:2] + "*", "*" + v[-2:], v[:1] + "*" + v[-1:], "*" + v[1:-1] + "*"]
     return out
 
 

@@ -63,6 +63,8 @@ def test_one_code_per_value_and_exact_reads(collide):
     assert [arena[c] for c in range(len(held))] == held
     assert arena[:] == list(arena) == held
     assert arena[2:7] == held[2:7] and arena[5:] == held[5:]
+    some = np.array([3, 0, 1, 3, len(held) - 1, *range(len(held))])
+    assert arena.take(some) == [held[c] for c in some] and arena.take([]) == []
     if collide:
         return  # code_of hashes with the real hash
     for c, v in enumerate(held[1:], 1):
