@@ -365,7 +365,10 @@ class Store:
     def values_at(self, name: str, rows: np.ndarray) -> list:
         """The values of a string column for ``rows`` (UUID auditIDs formatted at once)."""
         values, codes = self.tables[name].values, self.column(name)[rows]
-        out = values.take(codes) if isinstance(values, Strings) else [values[c] for c in codes.tolist()]
+        if isinstance(values, Strings):
+            out = values.take(codes)
+        else:
+            out = [values[c] for c in codes.tolist()]
         if name == "audit_id":
             uuid = np.flatnonzero((self.column("flags")[rows] & UUID_ID) != 0)
             at = rows[uuid]
