@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from . import memory
 from .batch import Batch
 from .follow import Follower, Notice
 from .livequery import backups_before, split_live
@@ -119,6 +120,7 @@ class Session:
         self.indexing = False
         self.problems: list[Notice] = []  # files the indexer could not read
         self._parts: list[_Part] = []
+        self._appended = 0  # batches merged by the indexer
         self._later: list[tuple[str, int]] = []  # (path, open fd) of older files, newest first
         self._first: tuple[list, list[Notice]] = ([], [])
 
@@ -207,6 +209,7 @@ class Session:
             self._later.clear()
             self._run_parts(on_batch, cancelled)
             self.store.order()  # sort now, not when the first filter is typed
+            memory.release()
             gc.freeze()  # the index is long-lived: keep it out of every later collection
         finally:
             self.indexing = False
@@ -280,6 +283,9 @@ class Session:
 
     def _append(self, part: _Part, batch: Batch) -> None:
         self.store.append(dataclasses.replace(batch, malformed=[]))
+        self._appended += 1
+        if self._appended % 8 == 0:
+            memory.release()  # the batches merged so far (see loader)
         self.lines.add(part.source, part.seq, batch.lines, batch.malformed)
         self.done_bytes += part.end - part.start
 

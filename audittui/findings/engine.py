@@ -76,6 +76,8 @@ class _State:
     candidates: int = 0  # events the query selected (before looking inside them)
     with_body: int = 0  # of those, logged at a level that carries the body the rule needs
     matched: np.ndarray | None = None  # passed every per-event condition (not first-seen rules)
+    fresh: list[np.ndarray] = dataclass_field(default_factory=list)  # matched since the hits
+    hits: np.ndarray | None = None  # of a threshold rule, as last computed
     dirty: bool = False
     new_values: NewValues | None = None  # first-seen state, kept incrementally
 
@@ -143,9 +145,7 @@ class Findings:
                 if st.dirty:
                     st.dirty = False
                     hits[rule.id] = (
-                        st.new_values.hits()
-                        if st.new_values
-                        else _stateful(store, rule, st.matched)
+                        st.new_values.hits() if st.new_values else _stateful(store, rule, st)
                     )
             self._hits = hits
             return changed
@@ -159,6 +159,7 @@ class Findings:
             _add_new_values(store, rule, st, rows)
         else:
             st.matched = np.concatenate([st.matched, rows])
+            st.fresh.append(rows)
 
     # -- results ----------------------------------------------------------------------------
 
@@ -346,19 +347,45 @@ def _span(store) -> int | None:
     return int(known.max() - known.min()) if len(known) else None
 
 
-def _stateful(store, rule: Rule, matched: np.ndarray) -> np.ndarray:
-    """The hits of a rule: its matched events, or those in a window reaching its threshold
-    (recomputed over all its matched events: a window can gain events from any time)."""
+def _stateful(store, rule: Rule, st: _State) -> np.ndarray:
+    """The hits of a rule: its matched events, or those in a window reaching its threshold.
+
+    A window can gain events from any time (backups are read after the live file), so a group
+    that got new events is recomputed over all its events; the other groups keep their hits.
+    Groups are found by identity codes: a new event's group values mark, column by column, the
+    events that may share its group (a superset of whole groups, so each is recomputed whole)."""
+    matched = st.matched
+    fresh, st.fresh = st.fresh, []
     if not rule.threshold or not len(matched):
         return matched
     t = rule.threshold
-    times = store.column("time")[matched]
-    timed = times != MISSING_TIME  # an event without a time is in no window
-    matched, times = matched[timed], times[timed]
-    # Groups and distinct values compared by value (near-unique codes are not identities).
-    groups = group_ids([_groups_of(store, f, matched) for f in t.group_by], len(matched))
-    values = _groups_of(store, t.distinct, matched) if t.distinct else None
-    return matched[threshold_hits(times, groups, t.window, t.count, values)]
+    time = store.column("time")
+    columns = [store.ids(STRING_FIELDS[f]) for f in t.group_by]
+    rows, previous = matched, np.empty(0, dtype=np.int64)
+    new = np.concatenate(fresh) if fresh else np.empty(0, dtype=np.int64)
+    if st.hits is not None and columns and len(new):
+        touched = np.ones(len(matched), dtype=bool)
+        redone = np.ones(len(st.hits), dtype=bool)  # hits in the groups recomputed
+        for col in columns:
+            lut = np.zeros(int(col[new].max()) + 1, dtype=bool)
+            lut[col[new]] = True
+            touched &= _looked_up(lut, col[matched])
+            redone &= _looked_up(lut, col[st.hits])
+        rows, previous = matched[touched], st.hits[~redone]
+    rows = rows[time[rows] != MISSING_TIME]  # an event without a time is in no window
+    groups = group_ids([col[rows] for col in columns], len(rows))
+    values = store.ids(STRING_FIELDS[t.distinct])[rows] if t.distinct else None
+    hits = rows[threshold_hits(time[rows], groups, t.window, t.count, values)]
+    st.hits = np.concatenate([previous, hits]) if len(previous) else hits
+    return st.hits
+
+
+def _looked_up(lut: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``lut[codes]``, False for codes past its end."""
+    out = np.zeros(len(codes), dtype=bool)
+    inside = codes < len(lut)
+    out[inside] = lut[codes[inside]]
+    return out
 
 
 def _add_new_values(store, rule: Rule, st: _State, rows: np.ndarray) -> None:
@@ -377,11 +404,6 @@ def _add_new_values(store, rule: Rule, st: _State, rows: np.ndarray) -> None:
 def _codes_of(store, field: str, rows: np.ndarray) -> np.ndarray:
     """Identity codes, stable across updates (first-seen state keeps them)."""
     return store.ids(STRING_FIELDS[field])[rows]
-
-
-def _groups_of(store, field: str, rows: np.ndarray) -> np.ndarray:
-    """Group numbers of these rows only (thresholds are recomputed over all their rows)."""
-    return store.group_numbers(STRING_FIELDS[field], rows)
 
 
 def _stage_mask(stage: np.ndarray, values: list, stages: tuple[str, ...]) -> np.ndarray:

@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from .. import memory
 from ..completion import term
 from ..export import ExportError, export_jsonl
 from ..findings import Findings, RuleSet, load_rules
@@ -632,6 +633,7 @@ class AuditApp(App[None]):
         try:
             changed = self.findings.update(snap)
             result = FindingsResult(self.findings.results(snap), self.findings.blind(snap), changed)
+            memory.release()  # a pass over every event leaves big temporaries in the heap
         except Exception as exc:  # a rule must not take the app down; say so once
             self.call_from_thread(
                 self.notify, f"Findings failed: {inert(str(exc))}", severity="error", markup=False
