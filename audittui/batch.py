@@ -9,6 +9,7 @@ never share state. Nothing here keeps a dict per event.
 from __future__ import annotations
 
 import itertools
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +44,7 @@ NUMBER_COLUMNS = {
     "audit_lo": np.uint64,
 }
 ROW_NUMBERS = ("time", "latency", "code", "flags", "offset", "length", "item")  # per event
+PROBE = 2000  # events a builder interns their profiles for before it decides whether that pays
 
 
 @dataclass
@@ -64,16 +66,22 @@ class BatchBuilder:
     """Accumulates events from lines or documents of one source into a :class:`Batch`.
 
     The hot loop keeps per event its numbers, its four near-unique strings and its "profile"
-    (the low-cardinality fields as one tuple); :meth:`finish` transposes the profiles into
-    columns and dictionary-encodes every column with C-level builtins, packing the near-unique
-    ones for the arenas.
+    (the low-cardinality fields as one tuple). On a small cluster's log few profiles repeat
+    endlessly: they are interned at once (one dict lookup an event, duplicates die young). On a
+    big cluster's the profiles are nearly as many as the events (user × IP × namespace): after
+    :data:`PROBE` events with more than one distinct profile in three, the builder keeps them
+    as they come and :meth:`finish` encodes them column by column. Every column is
+    dictionary-encoded with C-level builtins; the near-unique ones are packed for the arenas.
     """
 
     def __init__(self, source: int) -> None:
         self.source = source
         self._numbers: list[tuple] = []
-        # name, audit_id, uri, credential; then the profiles
+        # name, audit_id, uri, credential; then the profiles (once no longer interned)
         self._columns: tuple[list, ...] = ([], [], [], [], [])
+        self._interning = True
+        self._profile_index: dict[tuple, int] = {}
+        self._profile_codes = array("i")
         self.malformed: list[tuple[int, str]] = []
         self.lines = 0
 
@@ -82,8 +90,13 @@ class BatchBuilder:
 
     def add_packed(self, p: Packed) -> None:
         self._numbers.append(p[0])
-        for column, value in zip(self._columns, p[1:], strict=True):
+        for column, value in zip(self._columns[:4], p[1:5], strict=True):
             column.append(value)
+        if self._interning:
+            index = self._profile_index
+            self._profile_codes.append(index.setdefault(p[5], len(index)))
+        else:
+            self._columns[4].append(p[5])
 
     def add_event(self, ev: dict, offset: int, length: int, item: int) -> None:
         self.add_packed(pack(row(ev), offset, length, item))
@@ -118,6 +131,12 @@ class BatchBuilder:
         line_no = first_line
         numbers = self._numbers.append
         names, ids, uris, credentials, profiles = (c.append for c in self._columns)
+        interning, index, profile_codes = (
+            self._interning,
+            self._profile_index,
+            self._profile_codes.append,
+        )
+        profile_code = index.get
         for line in pieces:
             p = fast_packed(line, pos)
             if p is not None:
@@ -127,7 +146,13 @@ class BatchBuilder:
                 ids(p[2])
                 uris(p[3])
                 credentials(p[4])
-                profiles(p[5])
+                if interning:
+                    code = profile_code(p[5])
+                    if code is None:
+                        code = index[p[5]] = len(index)
+                    profile_codes(code)
+                else:
+                    profiles(p[5])
             elif line.strip():
                 try:
                     value = decode_line(line)
@@ -141,7 +166,15 @@ class BatchBuilder:
             pos += len(line) + 1
             line_no += 1
         self.lines += len(pieces) - (1 if final and tail else 0)
+        if interning and len(self._numbers) >= PROBE and 3 * len(index) > len(self._numbers):
+            self._stop_interning()
         return len(data) - (0 if final else len(tail))
+
+    def _stop_interning(self) -> None:
+        distinct = list(self._profile_index)
+        self._columns[4].extend(map(distinct.__getitem__, self._profile_codes))
+        self._profile_index, self._profile_codes = {}, array("i")
+        self._interning = False
 
     def finish(self) -> Batch:
         numbers: dict[str, np.ndarray] = {}
@@ -167,12 +200,16 @@ class BatchBuilder:
                 codes[name], distinct = _encode(values)
             # Encoded and hashed here, in the worker: the parent only looks hashes up.
             tables[name] = PackedStrings.of(distinct)
-        # Column by column (one C-level transposition): on a big cluster's log the profiles
-        # themselves are nearly as many as the events, so interning them would not pay.
-        columns = zip(*profiles, strict=True) if n else ((),) * len(PROFILE_FIELDS)
+        if self._interning:  # per distinct profile, then gathered for the events
+            distinct = list(self._profile_index)
+            per_event = np.frombuffer(self._profile_codes, dtype=np.int32)
+        else:  # column by column (one C-level transposition)
+            distinct, per_event = profiles, None
+        columns = zip(*distinct, strict=True) if distinct else ((),) * len(PROFILE_FIELDS)
         for name, values in zip(PROFILE_FIELDS, columns, strict=True):
             # The core API group is "": a value, not a missing one.
-            codes[name], tables[name] = _encode(values, name != "api")
+            coded, tables[name] = _encode(values, name != "api")
+            codes[name] = coded if per_event is None else coded[per_event]
         batch = Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
         self.__init__(self.source)
         return batch

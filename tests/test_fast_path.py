@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import audittui
+from audittui import batch as batch_module
+from audittui import loader
 from audittui.batch import NUMBER_COLUMNS, STRING_COLUMNS
 from audittui.formats import pack, row
 
@@ -85,12 +89,18 @@ event = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.parametrize("probe", [1, 10**9])  # profiles kept as they come, or interned
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(event, min_size=1, max_size=8))
-def test_fast_path_indexes_what_the_general_path_indexes(events):
+def test_fast_path_indexes_what_the_general_path_indexes(probe, events):
     # Drop the "kind": None entries so that the value is really absent.
     events = [{k: v for k, v in e.items() if not (k == "kind" and v is None)} for e in events]
-    with tempfile.TemporaryDirectory() as tmp:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        # small reads: a builder decides after its first few lines, then takes more
+        mock.patch.object(batch_module, "PROBE", probe),
+        mock.patch.object(loader, "READ_BLOCK", 256),
+    ):
         path = Path(tmp) / "audit.log"
         path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
         with audittui.load(path) as store:
