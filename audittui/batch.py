@@ -27,6 +27,7 @@ from .formats import (
     row,
 )
 from .strings import PackedStrings
+from .wrappers import cri_partial, unwrap_line
 
 # String columns, dictionary-encoded; code 0 always means "the event lacks this field".
 STRING_COLUMNS = PROFILE_FIELDS + UNIQUE_FIELDS
@@ -44,6 +45,7 @@ NUMBER_COLUMNS = {
     "audit_lo": np.uint64,
 }
 ROW_NUMBERS = ("time", "latency", "code", "flags", "offset", "length", "item")  # per event
+_UNFINISHED = "CRI partial line whose final piece never came (the file ends mid-event)"
 PROBE = 2000  # events a builder interns their profiles for before it decides whether that pays
 
 
@@ -137,7 +139,17 @@ class BatchBuilder:
             self._profile_codes.append,
         )
         profile_code = index.get
+        joining: list[bytes] | None = None  # CRI pieces of one line (P … P F)
+        join_pos = join_line = 0
         for line in pieces:
+            if joining is not None:
+                joining.append(line)
+                if not cri_partial(line):  # the final piece
+                    self._add_joined(joining, join_pos, join_line)
+                    joining = None
+                pos += len(line) + 1
+                line_no += 1
+                continue
             p = fast_packed(line, pos)
             if p is not None:
                 # add_packed, inlined: this loop runs once per event of every bulk load.
@@ -154,21 +166,39 @@ class BatchBuilder:
                 else:
                     profiles(p[5])
             elif line.strip():
-                try:
-                    value = decode_line(line)
-                except ValueError as exc:
-                    reason = str(exc)
-                    if line is tail:
-                        reason = f"last line without newline: {reason}"
-                    self.malformed.append((line_no, reason))
+                plain = line.lstrip()[:1] in (b"{", b"[")
+                if not plain and cri_partial(line):
+                    joining, join_pos, join_line = [line], pos, line_no
                 else:
-                    self.add_value(value, pos, len(line), line_no)
+                    try:
+                        value = decode_line(line)
+                    except ValueError as exc:
+                        reason = str(exc)
+                        if line is tail:
+                            reason = f"last line without newline: {reason}"
+                        self.malformed.append((line_no, reason))
+                    else:
+                        # A wrapped line's event is re-read through its wrapper (item 0).
+                        self.add_value(value, pos, len(line), line_no, whole_line=plain)
             pos += len(line) + 1
             line_no += 1
-        self.lines += len(pieces) - (1 if final and tail else 0)
         if interning and len(self._numbers) >= PROBE and 3 * len(index) > len(self._numbers):
             self._stop_interning()
+        if joining is not None:
+            if not final:  # its last piece is still to come: read it again with the rest
+                self.lines += join_line - first_line
+                return join_pos - base_offset
+            self.malformed.append((join_line, _UNFINISHED))
+        self.lines += len(pieces) - (1 if final and tail else 0)
         return len(data) - (0 if final else len(tail))
+
+    def _add_joined(self, pieces: list[bytes], pos: int, line_no: int) -> None:
+        joined = b"\n".join(pieces)
+        value = unwrap_line(joined)
+        if value is None:
+            self.malformed.append((line_no, "CRI pieces whose joined content is not JSON"))
+        else:
+            self.add_value(value, pos, len(joined), line_no, whole_line=False)
 
     def _stop_interning(self) -> None:
         distinct = list(self._profile_index)

@@ -12,11 +12,15 @@ New envelope shapes (GKE, EKS, legacy text, CRI) slot into :data:`_ENVELOPES` (b
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import msgspec
 import orjson
+import yaml
+
+from . import wrappers
 
 # Flags kept per event.
 NON_STANDARD = 1  # flattened/SIEM shape: no objectRef, top-level namespace/resource
@@ -222,6 +226,10 @@ _ENVELOPES = (
     (lambda o: o.get("kind") == "EventList", _event_list),
     (_is_aks, _aks_record),
     (lambda o: type(o.get("records")) is list, _records),
+    (wrappers.is_gcp_entry, wrappers.gke_entry),
+    (wrappers.is_docker_line, wrappers.docker_line),
+    (wrappers.is_cloudwatch, wrappers.cloudwatch),
+    (wrappers.is_azure_activity, wrappers.azure_activity),
 )
 
 
@@ -252,11 +260,41 @@ def _json_type(obj: Any) -> str:
 
 
 def decode_line(line: bytes) -> Any:
-    """One line of text → its JSON value. Raises ValueError with a short reason."""
+    """One line of text (or the lines of one wrapped event, or a YAML document) → its JSON
+    value, unwrapped (see :mod:`audittui.wrappers`). Raises ValueError with a short reason."""
     try:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
+        value = wrappers.unwrap_line(line)
+        if value is not None:
+            return value
+        if b"\n" in line.strip():
+            value = yaml_documents(line)
+            if value is not None:
+                return value
         raise ValueError(_json_error(line, exc)) from None
+
+
+class _YAMLLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """Safe YAML with times left as the strings they are (events parse their own)."""
+
+
+_YAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def yaml_documents(data: bytes) -> Any:
+    """The documents of a YAML text (``---`` separated): the one document, or a list of them;
+    None when it is not YAML holding objects (plain text is a valid YAML scalar)."""
+    try:
+        docs = [d for d in yaml.load_all(data, Loader=_YAMLLoader) if d is not None]
+    except yaml.YAMLError:
+        return None
+    if not docs or not all(type(d) in (dict, list) for d in docs):
+        return None
+    return docs[0] if len(docs) == 1 else docs
 
 
 def _json_error(line: bytes, exc: Exception) -> str:
@@ -268,10 +306,18 @@ def _json_error(line: bytes, exc: Exception) -> str:
             return "invalid UTF-8 in JSON"
         return f"invalid JSON ({_short(exc)})"
     try:
-        stripped.decode("utf-8")
+        text = stripped.decode("utf-8")
     except UnicodeDecodeError:
         return "binary data, not JSON"
+    if _KLOG.match(text):
+        return "not JSON (klog text: a component's own log line, not an audit event)"
+    if _YAML_LINE.match(text):
+        return "not JSON (looks like a line of YAML)"
     return "not JSON (text line)"
+
+
+_KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")
+_YAML_LINE = re.compile(r"^(---|- |[A-Za-z_][\w.-]*: )")
 
 
 def _short(exc: Exception) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 
@@ -18,6 +19,7 @@ import orjson
 
 from . import memory
 from .batch import Batch, BatchBuilder
+from .formats import yaml_documents
 from .sources import InputError, Source, expand_paths, explain, open_source
 from .store import Malformed, Store
 
@@ -116,8 +118,10 @@ def _document(fh, head: bytes, size: int) -> object:
     """The parsed value when the file is one multi-line JSON document, else _NOT_A_DOCUMENT."""
     body = head[len(BOM) :] if head.startswith(BOM) else head
     stripped = body.lstrip()
-    if stripped[:1] not in (b"{", b"[") or size > DOCUMENT_MAX:
+    if size > DOCUMENT_MAX:
         return _NOT_A_DOCUMENT
+    if stripped[:1] not in (b"{", b"["):
+        return _yaml_document(fh, stripped)
     if b"\n" not in stripped.rstrip() and len(head) < size:
         return _NOT_A_DOCUMENT  # one long first line: JSON lines
     try:
@@ -130,6 +134,19 @@ def _document(fh, head: bytes, size: int) -> object:
         return orjson.loads(fh.read().removeprefix(BOM))
     except orjson.JSONDecodeError:
         return _NOT_A_DOCUMENT  # broken lines are reported one by one
+
+
+_YAML_START = re.compile(rb"^(---|#|[A-Za-z_][\w.@-]*:( |$))")
+
+
+def _yaml_document(fh, stripped: bytes) -> object:
+    """YAML documents (``gcloud logging read``'s default output, kubectl -o yaml): parsed whole
+    when the file starts like YAML and parses to objects."""
+    if not _YAML_START.match(stripped):
+        return _NOT_A_DOCUMENT
+    fh.seek(0)
+    value = yaml_documents(fh.read().removeprefix(BOM))
+    return _NOT_A_DOCUMENT if value is None else value
 
 
 def _read_document(

@@ -303,12 +303,13 @@ def test_audit2rbac_folder_ignores_policy_yaml():
         assert store.malformed == []
 
 
-def test_policy_yaml_is_all_malformed():
+def test_a_policy_yaml_is_one_document_that_is_no_event():
     path = SAMPLES / "policies" / "gce-default-policy.yaml"
-    nonblank = [k for k, line in enumerate(path.read_text().split("\n"), 1) if line.strip()]
     with audittui.load(path) as store:
         assert len(store) == 0
-        assert [m.line for m in store.malformed] == nonblank
+        assert [(m.line, m.reason) for m in store.malformed] == [
+            (1, 'not an audit event (kind "Policy")')
+        ]
 
 
 # -- AKS ---------------------------------------------------------------------------------------

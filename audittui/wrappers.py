@@ -1,0 +1,295 @@
+"""Audit events inside the wrappers clouds, container runtimes and vendor tools put around them.
+
+Text lines (tried when a line is not JSON): CRI runtime lines (``<time> stdout F <json>``),
+``oc adm node-logs`` lines prefixed with the node name, ``aws logs tail`` and CloudWatch export
+lines prefixed with a time (and a log stream), and the API server's legacy text format
+(``<time> AUDIT: id="…" …``). JSON envelopes (tried on objects that are not events): GKE / Cloud
+Logging entries (``protoPayload``, mapped to an audit.k8s.io/v1 Event), Docker json-file lines,
+CloudWatch ``filter-log-events``/``get-log-events`` output, subscription ``DATA_MESSAGE``
+payloads and Logs Insights results. Layouts: ../shared/docs/wrapped-formats.md, section A.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+# -- text lines ------------------------------------------------------------------------------
+
+_CRI = re.compile(rb"^(\S+) (?:stdout|stderr) (?:([FP])(?::\S*)? )?(.*)$", re.DOTALL)
+_PREFIXED = re.compile(rb"^(\S+ ){1,2}(?=\{)")  # node name, time, or time and log stream
+_LEGACY = re.compile(rb"^(\S+) AUDIT: (.*)$", re.DOTALL)
+_PAIR = re.compile(r'([a-z-]+)="((?:[^"\\]|\\.)*)"')
+
+
+def unwrap_line(line: bytes) -> Any:
+    """The JSON value (or, for legacy text, the event) inside one wrapped text line; None when
+    the line is no known wrapper. Several CRI lines (``P`` pieces, then ``F``) are joined."""
+    if b" AUDIT: " in line[:80]:
+        m = _LEGACY.match(line.strip())
+        if m:
+            return legacy_event(m.group(1).decode(), m.group(2).decode("utf-8", "replace"))
+    m = _CRI.match(line)
+    if m:
+        if b"\n" in line:  # P … P F: the content of each piece, joined
+            content = b"".join(_cri_content(piece) for piece in line.split(b"\n") if piece)
+        else:
+            content = m.group(3)
+        return _json(content)
+    m = _PREFIXED.match(line)
+    if m:
+        return _json(line[m.end() :])
+    return None
+
+
+def cri_partial(line: bytes) -> bool:
+    """Is this a CRI line whose content continues on the next line of its stream?"""
+    m = _CRI.match(line)
+    return m is not None and m.group(2) == b"P"
+
+
+def _cri_content(piece: bytes) -> bytes:
+    m = _CRI.match(piece)
+    return m.group(3) if m else piece
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+_GO_ESCAPES = re.compile(r"\\(x[0-9a-fA-F]{2}|U[0-9a-fA-F]{8}|u[0-9a-fA-F]{4}|[abfnrtv\\\"])")
+_SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _unquote(text: str) -> str:
+    """A Go ``%q`` string's content, unescaped."""
+
+    def one(m: re.Match) -> str:
+        e = m.group(1)
+        if e[0] in "xuU":
+            return chr(int(e[1:], 16))
+        return _SIMPLE.get(e, e)
+
+    return _GO_ESCAPES.sub(one, text)
+
+
+_HTTP_VERBS = {
+    "GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete",
+}  # fmt: skip
+
+
+def legacy_event(time: str, rest: str) -> dict:
+    """An audit.k8s.io/v1 Event from one legacy text line (all three generations). The oldest
+    writes the HTTP method, mapped to a verb (GET reads as get: list and watch are not told
+    apart without the URL); its response lines (only ``id`` and ``response``) become events
+    of their own with the code, stage ResponseComplete."""
+    f = {k: _unquote(v) for k, v in _PAIR.findall(rest)}
+    ev: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata"}
+    if "id" in f:
+        ev["auditID"] = f["id"]
+    ev["stage"] = f.get("stage") or ("ResponseComplete" if "response" in f else None)
+    method = f.get("method", "")
+    ev["verb"] = _HTTP_VERBS.get(method, method.lower()) if method.isupper() else method or None
+    user = f.get("user")
+    if user and user != "<none>":
+        ev["user"] = {"username": user, "groups": _go_list(f.get("groups", ""))}
+    if f.get("as") not in (None, "<self>"):
+        ev["impersonatedUser"] = {"username": f["as"], "groups": _go_list(f.get("asgroups", ""))}
+    if f.get("ip") not in (None, "<unknown>"):
+        ev["sourceIPs"] = [f["ip"]]
+    if f.get("user-agent"):
+        ev["userAgent"] = f["user-agent"]
+    if f.get("namespace") not in (None, "<none>"):
+        ev["objectRef"] = {"namespace": f["namespace"]}
+    if f.get("uri"):
+        ev["requestURI"] = f["uri"]
+    if f.get("response", "").isdigit():
+        ev["responseStatus"] = {"code": int(f["response"])}
+    ev["requestReceivedTimestamp"] = ev["stageTimestamp"] = time
+    return {k: v for k, v in ev.items() if v is not None}
+
+
+def _go_list(text: str) -> list[str]:
+    """``"a","b"`` (a second level of %q strings) → [a, b]; ``<none>`` / ``<lookup>`` → []."""
+    return [_unquote(v) for v in re.findall(r'"((?:[^"\\]|\\.)*)"', text)]
+
+
+# -- JSON envelopes --------------------------------------------------------------------------
+
+# google.rpc.Code → HTTP, as googleapis' code.proto documents it
+GRPC_HTTP = {
+    0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403,
+    8: 429, 9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+}  # fmt: skip
+_VERSION = re.compile(r"^v\d+((alpha|beta)\d+)?$")
+_STREAMING = {"exec", "attach", "portforward"}
+
+
+def is_gcp_entry(obj: dict) -> bool:
+    return type(obj.get("protoPayload")) is dict
+
+
+def gke_entry(obj: dict) -> tuple[list[Any], str | None]:
+    p = obj["protoPayload"]
+    service = p.get("serviceName")
+    if service != "k8s.io":
+        return [], f"a GCP audit entry of another service ({str(service)[:40]}), not Kubernetes"
+    return [gke_event(obj)], None
+
+
+def gke_event(entry: dict) -> dict:
+    """An audit.k8s.io/v1 Event from a GKE LogEntry (wrapped-formats.md A1)."""
+    p = entry["protoPayload"]
+    method = p.get("methodName") if type(p.get("methodName")) is str else ""
+    parts = method.split(".")
+    verb = parts[-1] if len(parts) > 2 else None
+    at = next((k for k in range(2, len(parts) - 1) if _VERSION.match(parts[k])), None)
+    name = p.get("resourceName") if type(p.get("resourceName")) is str else ""
+    ev: dict[str, Any] = {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "auditID": entry.get("insertId"),
+        "stage": "ResponseComplete",
+        "verb": verb,
+    }
+    if at is not None:  # a resource request: io.k8s.<group…>.<version>.<resource>[.<sub>].<verb>
+        resource = parts[at + 1] if at + 1 < len(parts) - 1 else None
+        sub = parts[at + 2] if at + 2 < len(parts) - 1 else None
+        ref, uri = _object_ref(name, resource, sub)
+        ev["objectRef"], ev["requestURI"] = ref, uri
+    elif name:
+        ev["requestURI"] = "/" + name.lstrip("/")
+    auth = p.get("authenticationInfo")
+    if type(auth) is dict and type(auth.get("principalEmail")) is str:
+        ev["user"] = {"username": auth["principalEmail"]}
+    meta = p.get("requestMetadata")
+    if type(meta) is dict:
+        if type(meta.get("callerIp")) is str:
+            ev["sourceIPs"] = [meta["callerIp"]]
+        if type(meta.get("callerSuppliedUserAgent")) is str:
+            ev["userAgent"] = meta["callerSuppliedUserAgent"]
+    code = _http_code(p)
+    if ev.get("objectRef", {}).get("subresource") in _STREAMING and code == 200:
+        ev["stage"], code = "ResponseStarted", 101  # a session opened, as the API server logs it
+    ev["responseStatus"] = {"code": code}
+    labels = entry.get("labels")
+    ev["annotations"] = dict(labels) if type(labels) is dict else {}
+    info = p.get("authorizationInfo")
+    if type(info) is list and any(type(i) is dict and i.get("granted") is False for i in info):
+        ev["annotations"].setdefault("authorization.k8s.io/decision", "forbid")
+    level = "Metadata"
+    for key, field, lvl in (("request", "requestObject", "Request"),
+                            ("response", "responseObject", "RequestResponse")):  # fmt: skip
+        body = p.get(key)
+        if type(body) is dict:
+            ev[field] = {k: v for k, v in body.items() if k != "@type"}
+            level = lvl
+    ev["level"] = level
+    stamp = entry.get("timestamp")
+    if type(stamp) is str:
+        ev["requestReceivedTimestamp"] = ev["stageTimestamp"] = stamp
+    return {k: v for k, v in ev.items() if v is not None}
+
+
+def _http_code(p: dict) -> int:
+    response = p.get("response")
+    status_type = type(response) is dict and response.get("@type") == "core.k8s.io/v1.Status"
+    if status_type and type(response.get("code")) is int:
+        return response["code"]
+    status = p.get("status")
+    grpc = status.get("code", 0) if type(status) is dict else 0
+    return GRPC_HTTP.get(grpc, 500) if type(grpc) is int else 500
+
+
+def _object_ref(name: str, resource: str | None, sub: str | None) -> tuple[dict, str]:
+    """objectRef and a requestURI from ``<group>/<version>/[namespaces/<ns>/]<resource>[/<name>
+    [/<sub>]]``. Which part is the resource comes from methodName: ``core/v1/namespaces/foo/
+    status`` is the status of namespace foo, not a list of "status" in it."""
+    segs = name.strip("/").split("/")
+    group = segs[0] if segs else ""
+    group = "" if group == "core" else group
+    version = segs[1] if len(segs) > 1 else ""
+    rest = segs[2:]
+    ref: dict[str, Any] = {"resource": resource, "apiGroup": group or None, "apiVersion": version}
+    if resource != "namespaces" and len(rest) >= 2 and rest[0] == "namespaces":
+        ref["namespace"], rest = rest[1], rest[2:]
+    if len(rest) >= 2:
+        ref["name"] = rest[1]
+    if resource == "namespaces" and len(rest) >= 2:
+        ref["namespace"] = rest[1]
+    if sub:
+        ref["subresource"] = sub
+    path = "/".join(segs[1:]) if not group else name.strip("/")
+    uri = ("/api/" if not group else "/apis/") + path
+    return {k: v for k, v in ref.items() if v is not None}, uri
+
+
+def is_docker_line(obj: dict) -> bool:
+    return type(obj.get("log")) is str and "stream" in obj and "time" in obj
+
+
+def docker_line(obj: dict) -> tuple[list[Any], str | None]:
+    from .formats import expand
+
+    log = obj["log"]
+    if not log.endswith("\n"):
+        return [], "Docker json-file partial line (a message split at 16 KiB)"
+    inner = _json(log.encode())
+    if inner is None:
+        return [], "Docker json-file line whose log is not JSON"
+    return expand(inner)
+
+
+def is_cloudwatch(obj: dict) -> bool:
+    for key in ("events", "logEvents"):
+        items = obj.get(key)
+        if type(items) is list and all(type(e) is dict and "message" in e for e in items[:1]):
+            return True
+    return obj.get("messageType") == "CONTROL_MESSAGE" or _insights_rows(obj) is not None
+
+
+def _insights_rows(obj: dict) -> list | None:
+    rows = obj.get("results")
+    if type(rows) is list and rows and type(rows[0]) is list:
+        return rows
+    return None
+
+
+def cloudwatch(obj: dict) -> tuple[list[Any], str | None]:
+    """The events in CloudWatch Logs output: ``message`` strings holding audit JSON."""
+    from .formats import expand
+
+    if obj.get("messageType") == "CONTROL_MESSAGE":
+        return [], "a CloudWatch Logs control message (no log events)"
+    messages: list[Any] = []
+    rows = _insights_rows(obj)
+    if rows is not None:
+        for row in rows:
+            cells = {c.get("field"): c.get("value") for c in row if type(c) is dict}
+            messages.append(cells.get("@message"))
+    else:
+        items = obj.get("events") if "events" in obj else obj.get("logEvents")
+        messages = [e.get("message") for e in items if type(e) is dict]
+    events: list[Any] = []
+    problems: list[str] = []
+    for k, message in enumerate(messages):
+        value = _json(message.encode()) if type(message) is str else None
+        found, why = expand(value) if value is not None else ([], "message is not JSON")
+        events.extend(found)
+        if why:
+            problems.append(f"events[{k}]: {why}")
+    reason = "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "") or None
+    return events, reason
+
+
+def is_azure_activity(obj: dict) -> bool:
+    return "operationName" in obj and "category" in obj and "resourceId" in obj
+
+
+def azure_activity(obj: dict) -> tuple[list[Any], str | None]:
+    return [], f"an Azure activity record (category {str(obj.get('category'))[:40]}), not audit"
