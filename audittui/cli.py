@@ -21,7 +21,7 @@ import orjson
 from . import __version__
 from .findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from .formats import format_duration, format_time
-from .loader import load
+from .loader import load, nothing_read
 from .policy import PolicyError
 from .policy import load as load_policy
 from .policy.check import check as check_policy
@@ -184,10 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"bad query: {exc}")
     except InputError as exc:
         return fail(str(exc))
+    empty = nothing_read(store, args.paths)
+    if empty and not (args.command == "stats" and args.malformed):
+        store.close()
+        return fail(empty)
     try:
         with store:
             out = sys.stdout
-            status = 0
+            status = 2 if empty else 0
             if args.command == "query":
                 if policy is not None:
                     attach_policy(policy, store)
@@ -206,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _stats(store, args, out)
             out.flush()
             _malformed_note(store, args)
+            if empty:
+                fail(empty)
             return status
     except QueryError as exc:
         return fail(f"bad query: {exc}")

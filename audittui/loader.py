@@ -12,6 +12,7 @@ import gc
 import multiprocessing
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 
@@ -234,3 +235,30 @@ def parse_slice(source: int, path: str, start: int, end: int) -> Batch:
         os.close(fd)
         if was_enabled:
             gc.enable()
+
+
+def nothing_read(store: Store, paths: Iterable[str]) -> str | None:
+    """Why no event was read, when none was (reading nothing is an error, never an empty
+    result): what the input looks like, from its most common malformed reason."""
+    if len(store):
+        return None
+    where = ", ".join(paths)
+    if not store.sources:
+        return f"{where}: no log files here" + (
+            f" (skipped: {', '.join(store.skipped[:3])})" if store.skipped else ""
+        )
+    if not store.malformed:
+        return f"{where}: empty, no audit event read"
+    reasons = Counter(_kind_of(m.reason) for m in store.malformed)
+    reason, count = reasons.most_common(1)[0]
+    first = next(m for m in store.malformed if _kind_of(m.reason) == reason)
+    total = len(store.malformed)
+    return (
+        f"{where}: no audit event read; {total:,} record(s) malformed, {count:,} of them "
+        f"{reason} (first: {first.path} line {first.line})"
+    )
+
+
+def _kind_of(reason: str) -> str:
+    """A malformed reason without the position inside its record (array[3]: …)."""
+    return re.sub(r"^((array|items|records|events)\[\d+\]: )+", "", reason).split("; ")[0]

@@ -86,13 +86,14 @@ _HTTP_VERBS = {
 def legacy_event(time: str, rest: str) -> dict:
     """An audit.k8s.io/v1 Event from one legacy text line (all three generations). The oldest
     writes the HTTP method, mapped to a verb (GET reads as get: list and watch are not told
-    apart without the URL); its response lines (only ``id`` and ``response``) become events
-    of their own with the code, stage ResponseComplete."""
+    apart without the URL); its request lines become RequestReceived and its response lines
+    (only ``id`` and ``response``) ResponseComplete events, joined by auditID like stages."""
     f = {k: _unquote(v) for k, v in _PAIR.findall(rest)}
     ev: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata"}
     if "id" in f:
         ev["auditID"] = f["id"]
-    ev["stage"] = f.get("stage") or ("ResponseComplete" if "response" in f else None)
+    # The oldest generation has no stage: a request line, then a response line (same id).
+    ev["stage"] = f.get("stage") or ("ResponseComplete" if "response" in f else "RequestReceived")
     method = f.get("method", "")
     ev["verb"] = _HTTP_VERBS.get(method, method.lower()) if method.isupper() else method or None
     user = f.get("user")

@@ -269,13 +269,24 @@ def test_stats_of_folder(capsys, tmp_path, make_event):
     assert err == ""  # no malformed note when nothing was skipped
 
 
-def test_stats_empty_input(capsys, tmp_path):
-    path = tmp_path / "empty.log"
-    path.write_bytes(b"")
-    code, out, _ = run(capsys, "stats", "--format", "json", str(path))
-    assert code == 0
-    info = json.loads(out)
-    assert (info["events"], info["malformed"], info["first"], info["last"]) == (0, 0, None, None)
+def test_reading_nothing_is_an_error_for_every_command(capsys, tmp_path):
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    other = tmp_path / "gcp.json"
+    other.write_bytes(b'{"protoPayload": {"serviceName": "compute.googleapis.com"}}\n' * 3)
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    for path, says in (
+        (empty, "empty, no audit event read"),
+        (other, "3 of them a GCP audit entry of another service (compute.googleapis.com)"),
+        (folder, "no log files here"),
+    ):
+        for command in (["stats"], ["query"], ["summary"], ["findings"]):
+            code, out, err = run(capsys, *command, str(path))
+            assert code == 2 and out == "", (command, path)
+            assert says in one_line(err), (command, err)
+    code, out, err = run(capsys, "stats", "--malformed", str(other))  # shown, still an error
+    assert code == 2 and out.count("compute.googleapis.com") == 3
 
 
 # -- errors --------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ store, so typing never blocks on a million events.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from rich.text import Text
@@ -111,6 +112,19 @@ class SummaryResult(Message):
         super().__init__()
         self.by = by
         self.rows = rows
+
+
+def _while_open(handler: Callable) -> Callable:
+    """A handler of what a worker thread posted: a no-op once the app's screens are gone (a
+    result may arrive while the app shuts down)."""
+
+    @functools.wraps(handler)
+    def guarded(self, *args):
+        if self.screen_stack:
+            return handler(self, *args)
+        return None
+
+    return guarded
 
 
 class AuditApp(App[None]):
@@ -270,6 +284,7 @@ class AuditApp(App[None]):
 
         self.session.run_follower(on_batch, stop)
 
+    @_while_open
     def on_store_grew(self, _: StoreGrew) -> None:
         wait = UPDATE_EVERY - (time.monotonic() - self._last_update)
         if wait <= 0:
@@ -290,9 +305,11 @@ class AuditApp(App[None]):
         self._maybe_summarize()
         self._maybe_find()
 
+    @_while_open
     def on_input_ended(self) -> None:
         self._update_status()
 
+    @_while_open
     def on_file_notices(self, message: FileNotices) -> None:
         for n in message.notices:
             if n.kind in ("rotated", "truncated", "removed", "unreadable", "incomplete", "waiting"):
@@ -384,6 +401,7 @@ class AuditApp(App[None]):
         self.notify(f"Filter failed: {inert(str(exc))}", severity="error", markup=False)
         self._update_status()
 
+    @_while_open
     def on_filter_result(self, message: FilterResult) -> None:
         wanted = (self.pending_text, self.pending_order, self.pending_requests)
         if (message.text, message.order, message.requests) != wanted:
@@ -497,6 +515,7 @@ class AuditApp(App[None]):
     def _histogram_worker(self, buckets: int, rows) -> None:
         self.post_message(HistogramResult(histogram(self.store.snapshot(), rows, buckets)))
 
+    @_while_open
     def on_histogram_result(self, message: HistogramResult) -> None:
         self.main.query_one(HistogramPane).show(message.hist)
         self.set_timer(SUMMARY_EVERY, self._summary_done)
@@ -516,6 +535,7 @@ class AuditApp(App[None]):
         result = summarize(self.store.snapshot(), rows, by)
         self.post_message(SummaryResult(by, result))
 
+    @_while_open
     def on_summary_result(self, message: SummaryResult) -> None:
         pane = self.main.query_one(SummaryPane)
         if message.by == pane.by:
@@ -573,6 +593,7 @@ class AuditApp(App[None]):
         snap = self.store.snapshot()
         self.post_message(PolicyResult(simulate(self.policy, snap, self.findings, rows)))
 
+    @_while_open
     def on_policy_result(self, message: PolicyResult) -> None:
         self.main.query_one(PolicyPane).show(message.simulation, self.policy_path)
         self.set_timer(SUMMARY_EVERY, self._summary_done)
@@ -641,6 +662,7 @@ class AuditApp(App[None]):
             return
         self.post_message(result)
 
+    @_while_open
     def on_findings_result(self, message: FindingsResult) -> None:
         self._findings_running = False
         pane = self.main.query_one(FindingsPane)
