@@ -229,8 +229,12 @@ def test_cloudwatch_outputs(tmp_path):
     path.write_bytes(orjson.dumps(filtered, option=orjson.OPT_INDENT_2))
     with audittui.load(path) as store:
         assert [store.value("audit_id", i) for i in range(3)] == ["cri-0", "cri-1", "cri-2"]
-    payload = {"messageType": "DATA_MESSAGE", "logGroup": "/aws/eks/c/cluster",
-               "logEvents": [{"id": "1", "timestamp": 1, "message": m} for m in messages]}  # fmt: skip
+    log_events = [{"id": "1", "timestamp": 1, "message": m} for m in messages]
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "logGroup": "/aws/eks/c/cluster",
+        "logEvents": log_events,
+    }
     control = {"messageType": "CONTROL_MESSAGE", "logEvents": []}
     path = tmp_path / "firehose.log.gz"
     with gzip.open(path, "wb") as fh:
@@ -262,7 +266,8 @@ def test_legacy_text_three_generations():
         assert store.value("audit_id", 0) == store.value("audit_id", 1)
     with audittui.load(web / "v1.8-page" / "legacy-text-with-stage.log") as store:
         assert [store.value("verb", i) for i in range(2)] == ["list", "list"]
-        assert store.value("uri", 1) == "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles"
+        roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles"
+        assert store.value("uri", 1) == roles
 
 
 def test_legacy_quoting_and_user_agent(tmp_path):
