@@ -118,7 +118,10 @@ def _distinct(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray
 
 
 def _top(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:
-    """Per group, its most frequent code."""
+    """Per group, its most frequent code other than 0 ("missing": it never wins over a real
+    value; a group with none at all gets 0)."""
+    present = codes != 0
+    inverse, codes = inverse[present], codes[present]
     width = int(codes.max(initial=0)) + 1
     pairs, counts = np.unique(inverse.astype(np.int64) * width + codes, return_counts=True)
     group_of = pairs // width

@@ -890,3 +890,19 @@ def test_a_where_expression_that_fails_on_an_event_does_not_stop_the_others(
     assert cli.main(["findings", path]) == 1
     err = capsys.readouterr().err
     assert "rule bad-regex: where failed" in err and "rule type-error: where failed" in err
+
+
+# -- events without a level ---------------------------------------------------------------------
+
+
+def test_an_event_without_a_level_is_judged_by_its_body(tmp_path):
+    """SIEM exports and trimmed events drop "level": whether the body is there decides, not
+    the missing level (a rule needing a body must still look, and must not fire without)."""
+    spec = {"containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]}
+    with_body = req("create", "pods", name="p", code=201, body={"spec": spec})
+    without = req("create", "pods", name="q", code=201)
+    for ev in (with_body, without):
+        ev.pop("level")
+    store = store_of(tmp_path, [with_body, without])
+    assert store.value("level", 0) is None
+    assert fired_rows(store, RULE["privileged-pod"]) == (1, [0])

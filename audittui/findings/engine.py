@@ -126,13 +126,20 @@ class Findings:
                     continue
                 st.candidates += len(cand)
                 body = next((b for b in rule.needs if b in BODY_LEVELS), None)
+                unknown = cand[:0]
                 if body:
+                    # No level (SIEM exports, trimmed events): the event itself says whether
+                    # it carries the body, so it is looked inside.
+                    unknown = cand[level[cand] == 0]
                     logged = np.isin(level[cand], _codes(level_values, BODY_LEVELS[body]))
                     cand = cand[logged]
-                    st.with_body += len(cand)
+                    st.with_body += len(cand) + len(unknown)
                 if rule.where_expr is not None or rule.allow.images:
-                    inside.append((rule, body, cand + start))
-                elif len(cand):
+                    inside.append((rule, body, np.concatenate([cand, unknown]) + start))
+                    continue
+                if len(unknown):
+                    inside.append((rule, body, unknown + start))
+                if len(cand):
                     self._matched(store, rule, cand + start)
                     changed = True
             for rule, rows in _look_inside(store, inside, self.errors).items():
