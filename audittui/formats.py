@@ -266,6 +266,8 @@ def decode_line(line: bytes) -> Any:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         value = wrappers.unwrap_line(line)
+        if value is None and b"}{" in line:
+            value = wrappers.concatenated_json(line)
         if value is not None:
             return value
         if b"\n" in line.strip():

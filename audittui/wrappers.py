@@ -44,6 +44,27 @@ def unwrap_line(line: bytes) -> Any:
     return None
 
 
+def concatenated_json(data: bytes) -> list | None:
+    """JSON documents written back to back with no delimiter (``{…}{…}``: what Firehose
+    delivers to S3 from a CloudWatch subscription), as a list; None unless all of it is."""
+    import json
+
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    decoder, values, pos = json.JSONDecoder(), [], 0
+    while pos < len(text):
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            return None
+        values.append(value)
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return values if len(values) > 1 else None
+
+
 def cri_partial(line: bytes) -> bool:
     """Is this a CRI line whose content continues on the next line of its stream?"""
     m = _CRI.match(line)

@@ -106,6 +106,22 @@ def test_check_finds_omitted_stages_and_unlogged_requests(tmp_path, capsys, make
     assert whys == {"stage RequestReceived is omitted": 1, "not logged by this policy": 1}
 
 
+def test_check_counts_each_event_once(tmp_path, capsys, make_event):
+    """An event at another level and in an omitted stage is one disagreement, not two."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+        "rules:\n- level: Request\n"
+    )
+    log = tmp_path / "a.log"
+    events = [make_event(stage="RequestReceived", level="Metadata"), make_event(level="Request")]
+    log.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
+    assert cli.main(["policy", "check", str(policy), str(log)]) == 1
+    out = capsys.readouterr().out
+    assert "logged at another level" in out and "is omitted" not in out
+    assert "1 of 2 events disagree" in out
+
+
 def test_a_broken_policy_is_reported_with_every_error(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(

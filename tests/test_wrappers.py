@@ -237,12 +237,12 @@ def test_cloudwatch_outputs(tmp_path):
     }
     control = {"messageType": "CONTROL_MESSAGE", "logEvents": []}
     path = tmp_path / "firehose.log.gz"
-    with gzip.open(path, "wb") as fh:
-        fh.write(orjson.dumps(payload) + b"\n" + orjson.dumps(control) + b"\n")
+    with open(path, "wb") as fh:  # gzip members back to back, documents with no delimiter
+        fh.write(gzip.compress(orjson.dumps(payload)) + gzip.compress(orjson.dumps(control)))
     with audittui.load(path) as store:
         assert len(store) == 3
         assert [m.reason for m in store.malformed] == [
-            "a CloudWatch Logs control message (no log events)"
+            "array[1]: a CloudWatch Logs control message (no log events)"  # the 2nd document
         ]
 
 
