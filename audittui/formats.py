@@ -377,7 +377,7 @@ def row(ev: dict) -> Row:
             version = ref.get("apiVersion")
             # v1alpha1 kept group/version in apiVersion
             api = version.rpartition("/")[0] if type(version) is str else ""
-        api = api if type(api) is str else ""
+        api = api if type(api) is str and api != "core" else ""  # "core": converters' name for ""
         resource = _str(ref.get("resource"))
         subresource = _str(ref.get("subresource"))
         namespace = _str(ref.get("namespace"))
@@ -552,6 +552,8 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
         resource, namespace, name, api, version, subresource = _astuple(ref)
         if api is None:
             api = version.rpartition("/")[0] if version is not None else ""
+        elif api == "core":  # some converters write the core group's name
+            api = ""
     else:
         resource = namespace = name = api = subresource = None
     return (

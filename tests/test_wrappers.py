@@ -281,3 +281,22 @@ def test_legacy_quoting_and_user_agent(tmp_path):
         assert fields(store, 0, "user", "user_agent", "namespace", "code") == (
             'bob "the" adminé', "kubectl/v1.22 A", None, 200,
         )  # fmt: skip
+
+
+def test_the_core_group_written_core_is_the_core_group(tmp_path):
+    """Converters (the stackdriver bridge) write apiGroup "core": queries and the policy lab
+    both read it as the core group ""."""
+    ev = v1_event(objectRef={"resource": "pods", "namespace": "a", "apiGroup": "core",
+                             "apiVersion": "v1"}, requestURI="api/v1/namespaces/a/pods")  # fmt: skip
+    with load_text(tmp_path, orjson.dumps(ev) + b"\n") as store:
+        assert store.value("api", 0) == ""
+        assert len(store.query("api:core")) == 1
+    from audittui.policy import parse
+    from audittui.policy.over_store import decide
+
+    policy = parse({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [
+        {"level": "Request", "resources": [{"group": "", "resources": ["pods"]}]},
+        {"level": "Metadata"}]})  # fmt: skip
+    with load_text(tmp_path, orjson.dumps(ev) + b"\n") as store:
+        assert decide(policy, store).tolist() == [0]
+        assert policy.evaluate(store.event(0)).rule == 0  # the per-event checker agrees

@@ -126,6 +126,8 @@ def attributes(event: dict) -> Attributes:
     if not isinstance(group, str):
         version = ref.get("apiVersion")
         group = version.rpartition("/")[0] if isinstance(version, str) else ""
+    if group == "core":  # converters' name for the core group "", as the index reads it
+        group = ""
     return Attributes(
         username,
         groups,
