@@ -286,8 +286,8 @@ def test_legacy_quoting_and_user_agent(tmp_path):
 def test_the_core_group_written_core_is_the_core_group(tmp_path):
     """Converters (the stackdriver bridge) write apiGroup "core": queries and the policy lab
     both read it as the core group ""."""
-    ev = v1_event(objectRef={"resource": "pods", "namespace": "a", "apiGroup": "core",
-                             "apiVersion": "v1"}, requestURI="api/v1/namespaces/a/pods")  # fmt: skip
+    ref = {"resource": "pods", "namespace": "a", "apiGroup": "core", "apiVersion": "v1"}
+    ev = v1_event(objectRef=ref, requestURI="api/v1/namespaces/a/pods")
     with load_text(tmp_path, orjson.dumps(ev) + b"\n") as store:
         assert store.value("api", 0) == ""
         assert len(store.query("api:core")) == 1
