@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from .wrappers import cri_partial
+
 READ_BLOCK = 1 << 20
 TAIL = 64
 POLL_BUDGET = 4 << 20  # bytes per file per round (a few thousand events), so no file starves
@@ -258,7 +260,7 @@ class FileFollower:
             pos += len(block)
             self._budget -= len(block)
             data = self._partial + block
-            cut = data.rfind(b"\n") + 1
+            cut = _before_partials(data, data.rfind(b"\n") + 1)
             if cut:
                 chunks.append(Chunk(self._segment, self._offset, data[:cut]))
                 self._offset += cut
@@ -482,3 +484,14 @@ def _open_whole(path: str, gz: bool) -> int | None:
             return os.dup(spool.fileno())
     except (OSError, EOFError):
         return None
+
+
+def _before_partials(data: bytes, cut: int) -> int:
+    """``cut`` (just after a newline), moved back before trailing CRI partial lines: pieces
+    of a line whose final piece is still to come are held back and handed over with it."""
+    while cut:
+        start = data.rfind(b"\n", 0, cut - 1) + 1
+        if not cri_partial(data[start : cut - 1]):
+            return cut
+        cut = start
+    return cut

@@ -10,6 +10,10 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
+from conftest import v1_event
+
+from audittui.batch import BatchBuilder
 from audittui.follow import FileFollower, watch_wakeups
 
 
@@ -121,6 +125,31 @@ def test_a_line_written_in_two_halves_arrives_once_whole(tmp_path):
     chunks = follower.poll()
     assert lines_of(chunks) == [b'{"b":2}']
     assert chunks[0].offset == len(b'{"a":1}\n')
+
+
+def test_cri_pieces_wait_for_their_final_piece(tmp_path):
+    """An API server on a container runtime: a long event split into P pieces is handed over
+    only with its F piece, so the batch that parses it sees the whole event."""
+    event = orjson.dumps(v1_event(auditID="long-one"))
+    a, b, c = event[:20], event[20:40], event[40:]
+    path = tmp_path / "0.log"
+    done = b"2024-05-01T10:00:00Z stdout F " + orjson.dumps(v1_event()) + b"\n"
+    path.write_bytes(done + b"2024-05-01T10:00:01Z stdout P " + a + b"\n")
+    follower = FileFollower(str(path))
+    assert lines_of(follower.poll()) == [done.strip()]
+    assert follower.poll() == []  # the piece waits for the rest of its line
+    with open(path, "ab") as fh:
+        fh.write(b"2024-05-01T10:00:01Z stdout P " + b + b"\n2024-05-01T10:00:01Z stdout F ")
+    assert follower.poll() == []
+    with open(path, "ab") as fh:
+        fh.write(c + b"\n")
+    chunks = follower.poll()
+    assert len(lines_of(chunks)) == 3 and chunks[0].offset == len(done)
+    builder = BatchBuilder(0)
+    builder.add_lines(chunks[0].data, chunks[0].offset, 2, final=False)
+    batch = builder.finish()
+    assert len(batch) == 1 and not batch.malformed
+    assert batch.tables["audit_id"][0] == "long-one"
 
 
 def test_missing_path_is_waited_for_then_read(tmp_path):
