@@ -144,3 +144,26 @@ def test_the_app_on_a_pipe_without_a_terminal_says_so(tmp_path):
     assert "no terminal to read keys from" in done.stderr
     assert "audittui query -" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_a_log_with_no_event_says_what_it_looks_like_in_place_of_the_list(tmp_path):
+    from conftest import drive_app
+
+    from audittui.tui.event_list import EventList
+
+    log = tmp_path / "gcp.json"
+    log.write_bytes(b'{"protoPayload": {"serviceName": "compute.googleapis.com"}}\n' * 2)
+
+    async def check(app, pilot) -> None:
+        lst = app.main.query_one(EventList)
+        await until(
+            pilot,
+            lambda: "a GCP audit entry of another service" in shown_note(lst),
+            what="why nothing was read, where the events would be",
+        )
+        assert "no audit event read; 2 record(s) malformed" in shown_note(lst)
+
+    def shown_note(lst) -> str:
+        return " ".join(lst.render_line(y).text.strip() for y in range(1, 6))
+
+    drive_app(str(log), tmp_path, check)

@@ -32,6 +32,7 @@ from ..follow import Notice
 from ..formats import format_time
 from ..histogram import histogram
 from ..history import History
+from ..loader import nothing_read
 from ..policy import Policy, PolicyError
 from ..policy import load as load_policy
 from ..policy.over_store import attach as attach_policy
@@ -183,6 +184,7 @@ class AuditApp(App[None]):
         self._summary_running = False
         self.rules = rules if rules is not None else load_rules()
         self.findings = Findings(self.rules.rules)
+        self._empty_key: tuple = ()  # (indexing, events, malformed) the empty note was made for
         self.findings.attach(self.store)  # finding:RULE in the filter
         self.finding_count = 0
         self._findings_running = False
@@ -855,6 +857,17 @@ class AuditApp(App[None]):
 
     def _update_status(self) -> None:
         self.main.query_one("#status", Static).update(self.status_text(), layout=False)
+        lst = self.main.query_one(EventList)
+        # Something was read and none of it was an event: say what it looks like.
+        key = (self.session.indexing, len(self.store), len(self.store.malformed))
+        if key == self._empty_key:
+            return
+        self._empty_key, note = key, ""
+        if not self.session.indexing and not len(self.store) and self.store.malformed:
+            note = nothing_read(self.store, [s.path for s in self.store.sources]) or ""
+        if note != lst.empty_note:
+            lst.empty_note = note
+            lst.refresh()
 
     def on_unmount(self) -> None:
         self.workers.cancel_all()

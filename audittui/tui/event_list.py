@@ -8,6 +8,7 @@ any move away pauses following and counts "+N new" until End, G or F resumes.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 
 from rich.segment import Segment
@@ -21,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..sanitize import fit, pad
+from ..sanitize import fit, inert, pad
 from ..view import SLOWEST, Inserted, RowView
 from .columns import WIDE_TIME, cells, fit_columns, short_user
 
@@ -89,6 +90,7 @@ class EventList(ScrollView, can_focus=True):
     def __init__(self, view: RowView, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.view = view
+        self.empty_note = ""  # said in place of an empty list (why nothing was read)
         self.cursor = 0  # the row under the cursor
         self.following = True
         self.unseen = 0  # rows added after the cursor while paused
@@ -259,6 +261,11 @@ class EventList(ScrollView, can_focus=True):
         row = int(self.scroll_y) + y
         width = self.scrollable_content_region.width
         if row >= len(self.view) or width <= 0:
+            if not len(self.view) and self.empty_note and width > 2:
+                lines = textwrap.wrap(inert(self.empty_note), width - 2)
+                if 1 <= y <= len(lines):
+                    note = pad(" " + lines[y - 1], width)
+                    return Strip([Segment(note, self.rich_style + Style(dim=True))], width)
             return Strip.blank(width, self.rich_style)
         event = int(self.view.rows[row])
         is_cursor = row == self.cursor
