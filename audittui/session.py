@@ -321,12 +321,16 @@ class Session:
 
 
 def _followable(path: str) -> bool:
-    """A folder, or a file that is not compressed (a .gz backup never grows)."""
+    """A folder, or a file of lines that is not compressed (a .gz backup never grows; one
+    JSON or YAML document, such as a gcloud export, is read whole)."""
     if os.path.isdir(path):
         return True
     try:
         with open(path, "rb") as fh:
-            return fh.read(2) != GZIP_MAGIC
+            head = fh.read(1 << 16)
+            if head[:2] == GZIP_MAGIC:
+                return False
+            return not is_document(fh, head, os.fstat(fh.fileno()).st_size)
     except FileNotFoundError:
         return True  # waited for
     except OSError:

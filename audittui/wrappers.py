@@ -132,7 +132,7 @@ def legacy_event(time: str, rest: str) -> dict:
         ev["requestURI"] = f["uri"]
     if f.get("response", "").isdigit():
         ev["responseStatus"] = {"code": int(f["response"])}
-    ev["requestReceivedTimestamp"] = ev["stageTimestamp"] = time
+    ev["stageTimestamp"] = time  # one time per line: no latency to tell
     return {k: v for k, v in ev.items() if v is not None}
 
 
@@ -214,7 +214,7 @@ def gke_event(entry: dict) -> dict:
     ev["level"] = level
     stamp = entry.get("timestamp")
     if type(stamp) is str:
-        ev["requestReceivedTimestamp"] = ev["stageTimestamp"] = stamp
+        ev["stageTimestamp"] = stamp  # no start and end pair: no latency
     return {k: v for k, v in ev.items() if v is not None}
 
 

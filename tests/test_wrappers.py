@@ -300,3 +300,21 @@ def test_the_core_group_written_core_is_the_core_group(tmp_path):
     with load_text(tmp_path, orjson.dumps(ev) + b"\n") as store:
         assert decide(policy, store).tolist() == [0]
         assert policy.evaluate(store.event(0)).rule == 0  # the per-event checker agrees
+
+
+def test_the_app_reads_a_gcloud_export_whole(tmp_path):
+    """A JSON or YAML document is read once in the app, not followed line by line."""
+    from conftest import drive_app, status, until
+
+    entries = [
+        entry("io.k8s.core.v1.pods.get", f"core/v1/namespaces/a/pods/p{k}", insert_id=f"i{k}")
+        for k in range(3)
+    ]
+    path = tmp_path / "gcloud.json"
+    path.write_bytes(orjson.dumps(entries, option=orjson.OPT_INDENT_2))
+
+    async def check(app, pilot) -> None:
+        await until(pilot, lambda: "3 / 3 events" in status(app), what="the 3 entries")
+        assert "read once" in status(app) and "malformed" not in status(app)
+
+    drive_app(str(path), tmp_path, check)
