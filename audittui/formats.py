@@ -227,6 +227,7 @@ _ENVELOPES = (
     (_is_aks, _aks_record),
     (lambda o: type(o.get("records")) is list, _records),
     (wrappers.is_gcp_entry, wrappers.gke_entry),
+    (wrappers.is_go_entry, wrappers.go_entry),
     (wrappers.is_docker_line, wrappers.docker_line),
     (wrappers.is_cloudwatch, wrappers.cloudwatch),
     (wrappers.is_azure_activity, wrappers.azure_activity),

@@ -251,6 +251,28 @@ def _object_ref(name: str, resource: str | None, sub: str | None) -> tuple[dict,
     return {k: v for k, v in ref.items() if v is not None}, uri
 
 
+def is_go_entry(obj: dict) -> bool:
+    """A Go ``logging.Entry`` as JSON with the AuditLog as a string (the stackdriver bridge's
+    captures of GKE)."""
+    return type(obj.get("Entry")) is dict and type(obj.get("AuditPayload")) is str
+
+
+def go_entry(obj: dict) -> tuple[list[Any], str | None]:
+    payload = _json(obj["AuditPayload"].encode())
+    if type(payload) is not dict:
+        return [], "a GCP logging.Entry whose AuditPayload is not JSON"
+    e = obj["Entry"]
+    return gke_entry(
+        {
+            "protoPayload": payload,
+            "insertId": e.get("InsertID"),
+            "timestamp": e.get("Timestamp"),
+            "labels": e.get("Labels"),
+            "resource": e.get("Resource"),
+        }
+    )
+
+
 def is_docker_line(obj: dict) -> bool:
     return type(obj.get("log")) is str and "stream" in obj and "time" in obj
 

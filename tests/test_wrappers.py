@@ -318,3 +318,19 @@ def test_the_app_reads_a_gcloud_export_whole(tmp_path):
         assert "read once" in status(app) and "malformed" not in status(app)
 
     drive_app(str(path), tmp_path, check)
+
+
+def test_go_struct_gke_captures_find_what_their_converted_events_find():
+    """The stackdriver bridge's 25 real GKE captures, as Go logging.Entry JSON and as the
+    audit events the bridge made of them: the same findings, counted alike."""
+    from audittui.findings import Findings, load_rules
+
+    bridge = REALDATA / "stackdriver-webhook-bridge"
+    found = []
+    for folder in ("log_entries", "k8s_audit_events"):
+        with audittui.load(bridge / folder) as store:
+            assert len(store) == 25 and not store.malformed
+            findings = Findings(load_rules(False).rules)
+            findings.update(store)
+            found.append(sorted((f.rule.id, f.count) for f in findings.results(store)))
+    assert found[0] == found[1] and ("exec-attach", 2) in found[0]
