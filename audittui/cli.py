@@ -393,6 +393,10 @@ def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int
 # -- policy -----------------------------------------------------------------------------
 
 
+# Rule numbers are the API server's own: indices into the policy's rules, from 0.
+RULE_NUMBERS = "rule N is rules[N] of the policy file, counted from 0 (as rule:N filters)\n"
+
+
 def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIOBase) -> int:
     groups, checked, approximate = check_policy(policy, store)
     uris = store.tables["uri"].values
@@ -428,6 +432,8 @@ def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIO
         + (f"; {approximate:,} events too incomplete to check" if approximate else "")
         + "\n"
     )
+    if groups:
+        out.write(RULE_NUMBERS)
     return 1 if groups else 0
 
 
@@ -470,6 +476,7 @@ def _policy_simulate(store: Store, policy, args: argparse.Namespace, out: io.Tex
         f"{inert(args.policy)} ({_change(sim.bytes_now, sim.bytes_new)}); bodies removed are "
         "measured on a sample, bodies never logged count as nothing\n"
     )
+    out.write(RULE_NUMBERS)
     for rule_id, why in sim.blind:
         out.write(f"would blind: {rule_id}: {why}\n")
 

@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from ..policy.simulate import Simulation, format_bytes, format_change
 from ..sanitize import inert
 
-COLUMNS = ("RULE", "LEVEL", "EVENTS", "DROPPED", "BYTES NOW", "BYTES NEW", "CHANGE", "NOTE")
+COLUMNS = ("RULE (from 0)", "LEVEL", "EVENTS", "DROPPED", "BYTES NOW", "BYTES NEW", "CHANGE", "NOTE")
 
 
 class PolicyPane(DataTable):
