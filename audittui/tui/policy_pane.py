@@ -13,7 +13,9 @@ from textual.widgets import DataTable
 from ..policy.simulate import Simulation, format_bytes, format_change
 from ..sanitize import inert
 
-COLUMNS = ("RULE (from 0)", "LEVEL", "EVENTS", "DROPPED", "BYTES NOW", "BYTES NEW", "CHANGE", "NOTE")
+COLUMNS = (
+    "RULE (from 0)", "LEVEL", "EVENTS", "DROPPED", "BYTES NOW", "BYTES NEW", "CHANGE", "NOTE",
+)  # fmt: skip
 
 
 class PolicyPane(DataTable):
