@@ -31,6 +31,11 @@ _EVENT_KEYS = ("auditID", "stage", "verb", "requestURI", "user", "objectRef")
 _EMPTY: dict = {}
 
 MISSING_TIME = -(2**63)
+# Annotations read as columns: the API server or cluster that a wrapper names (set by
+# audittui.wrappers from a node-name prefix, a GKE cluster, a CloudWatch log group), and the
+# user an OpenShift oauth-server login was for.
+SERVER = "audittui/server"
+LOGIN = "authentication.openshift.io/username"
 
 
 class Row(NamedTuple):
@@ -57,6 +62,8 @@ class Row(NamedTuple):
     uri: str | None
     credential: str | None  # user.extra authentication.kubernetes.io/credential-id (token id)
     flags: int
+    server: str | None = None  # the API server or cluster a wrapper named (see SERVER)
+    login: str | None = None  # OpenShift oauth-server: the user a login was for
 
 
 # The indexing form of a Row: the numbers, the four near-unique strings, then the "profile":
@@ -76,6 +83,8 @@ PROFILE_FIELDS = (
     "decision",
     "ips",
     "user_agent",
+    "server",
+    "login",
 )
 UNIQUE_FIELDS = ("name", "audit_id", "uri", "credential")
 # ((time, latency, code, flags, offset, length, item), name, audit_id, uri, credential, profile)
@@ -103,6 +112,8 @@ def pack(r: Row, offset: int, length: int, item: int) -> Packed:
             r.decision,
             r.ips,
             r.user_agent,
+            r.server,
+            r.login,
         ),
     )
 
@@ -397,6 +408,8 @@ def row(ev: dict) -> Row:
     if type(code) is not int:
         code = 0
     decision = ann.get("authorization.k8s.io/decision") if type(ann) is dict else None
+    server = ann.get(SERVER) if type(ann) is dict else None
+    login = ann.get(LOGIN) if type(ann) is dict else None
 
     return Row(
         time,
@@ -420,6 +433,8 @@ def row(ev: dict) -> Row:
         _str(ev.get("requestURI")),
         _credential(user.get("extra")),
         flags,
+        _str(server),
+        _str(login),
     )
 
 
@@ -463,8 +478,10 @@ class _Status(msgspec.Struct, gc=False):
 
 
 class _Annotations(msgspec.Struct, gc=False):
-    # Only the decision: the long RBAC reason and the rest are skipped, never allocated.
+    # Only these: the long RBAC reason and the rest are skipped, never allocated.
     decision: str | None = msgspec.field(default=None, name="authorization.k8s.io/decision")
+    server: str | None = msgspec.field(default=None, name="audittui/server")
+    login: str | None = msgspec.field(default=None, name="authentication.openshift.io/username")
 
 
 class _Event(msgspec.Struct, gc=False):
@@ -577,5 +594,7 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
             ann.decision if ann is not None else None,
             ips,
             agent,
+            ann.server if ann is not None else None,
+            ann.login if ann is not None else None,
         ),
     )

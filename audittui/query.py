@@ -59,6 +59,8 @@ STRING_FIELDS = {
     "id": "audit_id",
     "uri": "uri",
     "cred": "credential",
+    "server": "server",
+    "login": "login",
 }
 OTHER_FIELDS = ("code", "dur", "after", "before", "since", "finding", "rule")
 ALIASES = {

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+SERVER = "audittui/server"  # formats.SERVER (kept here: formats imports this module)
+
 # -- text lines ------------------------------------------------------------------------------
 
 _CRI = re.compile(rb"^(\S+) (?:stdout|stderr) (?:([FP])(?::\S*)? )?(.*)$", re.DOTALL)
@@ -40,8 +42,29 @@ def unwrap_line(line: bytes) -> Any:
         return _json(content)
     m = _PREFIXED.match(line)
     if m:
-        return _json(line[m.end() :])
+        value = _json(line[m.end() :])
+        tokens = line[: m.end()].decode("utf-8", "replace").split()
+        # <node> {…} (oc adm node-logs), <time> <log stream> {…} (aws logs tail): the node or
+        # the stream names the API server; a lone time (an export line) names none.
+        named = [t for t in tokens if not _TIME.match(t)]
+        if named:
+            name_server(value, named[-1])
+        return value
     return None
+
+
+_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ]")
+
+
+def name_server(event: Any, server: Any) -> None:
+    """Record which API server (or cluster) an event came from, as the annotation
+    ``audittui/server`` (the ``server:`` field), unless the event names one itself."""
+    if type(event) is dict and type(server) is str and server:
+        ann = event.get("annotations")
+        if ann is None:
+            ann = event["annotations"] = {}
+        if type(ann) is dict:
+            ann.setdefault(SERVER, server)
 
 
 def concatenated_json(data: bytes) -> list | None:
@@ -201,6 +224,10 @@ def gke_event(entry: dict) -> dict:
     ev["responseStatus"] = {"code": code}
     labels = entry.get("labels")
     ev["annotations"] = dict(labels) if type(labels) is dict else {}
+    resource = entry.get("resource")
+    cluster = resource.get("labels") if type(resource) is dict else None
+    if type(cluster) is dict:
+        name_server(ev, cluster.get("cluster_name"))
     info = p.get("authorizationInfo")
     if type(info) is list and any(type(i) is dict and i.get("granted") is False for i in info):
         ev["annotations"].setdefault("authorization.k8s.io/decision", "forbid")
@@ -316,14 +343,22 @@ def cloudwatch(obj: dict) -> tuple[list[Any], str | None]:
         for row in rows:
             cells = {c.get("field"): c.get("value") for c in row if type(c) is dict}
             messages.append(cells.get("@message"))
+    streams: list[Any] = []
+    if rows is not None:
+        streams = [None] * len(messages)
     else:
         items = obj.get("events") if "events" in obj else obj.get("logEvents")
-        messages = [e.get("message") for e in items if type(e) is dict]
+        items = [e for e in items if type(e) is dict]
+        messages = [e.get("message") for e in items]
+        # the log stream (kube-apiserver-audit-<id>) is the API server
+        streams = [e.get("logStreamName", obj.get("logStream")) for e in items]
     events: list[Any] = []
     problems: list[str] = []
-    for k, message in enumerate(messages):
+    for k, (message, stream) in enumerate(zip(messages, streams, strict=True)):
         value = _json(message.encode()) if type(message) is str else None
         found, why = expand(value) if value is not None else ([], "message is not JSON")
+        for ev in found:
+            name_server(ev, stream)
         events.extend(found)
         if why:
             problems.append(f"events[{k}]: {why}")

@@ -92,7 +92,11 @@ def awkward(make_event, write_lines) -> Store:
             responseStatus={"code": 403},
             stage="ResponseStarted",
             level="RequestResponse",
-            annotations={"authorization.k8s.io/decision": "forbid"},
+            annotations={
+                "authorization.k8s.io/decision": "forbid",
+                "audittui/server": "master 0",
+                "authentication.openshift.io/username": "user (1)",
+            },
         ),
         make_event(
             objectRef={"resource": "pods", "subresource": "log", "namespace": "kube-system"},

@@ -77,7 +77,13 @@ event = st.fixed_dictionaries(
         "annotations": st.one_of(
             odd,
             st.fixed_dictionaries(
-                {}, optional={"authorization.k8s.io/decision": odd, "other": odd}
+                {},
+                optional={
+                    "authorization.k8s.io/decision": odd,
+                    "audittui/server": odd,
+                    "authentication.openshift.io/username": odd,
+                    "other": odd,
+                },
             ),
         ),
         "requestReceivedTimestamp": times,

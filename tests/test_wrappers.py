@@ -334,3 +334,35 @@ def test_go_struct_gke_captures_find_what_their_converted_events_find():
             findings.update(store)
             found.append(sorted((f.rule.id, f.count) for f in findings.results(store)))
     assert found[0] == found[1] and ("exec-attach", 2) in found[0]
+
+
+def test_the_api_server_or_cluster_a_wrapper_names_is_the_server_field(tmp_path):
+    lines = [
+        b"master-0 " + inner(0),  # oc adm node-logs --role=master
+        b"master-1 " + inner(1),
+        b"2024-05-01T10:00:00.000Z kube-apiserver-audit-ab12 " + inner(2),  # aws logs tail
+        b"2024-05-01T10:00:00.000Z " + inner(3),  # an export line: no server named
+        orjson.dumps(entry("io.k8s.core.v1.pods.get", "core/v1/namespaces/a/pods/p")),  # GKE
+    ]
+    with load_text(tmp_path, b"\n".join(lines) + b"\n") as store:
+        assert [store.value("server", i) for i in range(5)] == [
+            "master-0", "master-1", "kube-apiserver-audit-ab12", None, "prod",
+        ]  # fmt: skip
+        assert len(store.query("server:master-*")) == 2
+        assert store.event(0)["annotations"]["audittui/server"] == "master-0"  # visible
+    events = [{"logStreamName": f"kube-apiserver-audit-{k}", "message": inner(k).decode()}
+              for k in range(2)]  # fmt: skip
+    path = tmp_path / "cw.json"
+    path.write_bytes(orjson.dumps({"events": events}))
+    with audittui.load(path) as store:
+        assert store.value("server", 1) == "kube-apiserver-audit-1"
+
+
+def test_openshift_oauth_logins_can_be_queried(tmp_path):
+    ann = {"authentication.openshift.io/decision": "error",
+           "authentication.openshift.io/username": "user1.example"}  # fmt: skip
+    login = v1_event(user={"username": "system:anonymous"}, requestURI="/oauth/authorize",
+                     annotations=ann)  # fmt: skip
+    with load_text(tmp_path, orjson.dumps(login) + b"\n" + orjson.dumps(v1_event()) + b"\n") as s:
+        assert s.value("login", 0) == "user1.example" and s.value("login", 1) is None
+        assert len(s.query("login:user1.*")) == 1
