@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="an audit policy, for rule:N (the events its rule N matches)",
     )
     q.add_argument("paths", nargs="+", metavar="PATH")
+    q.add_argument("--recursive", action="store_true", help="read subfolders too")
 
     s = sub.add_parser("summary", help="one row per user (or verb, resource, ...)")
     s.add_argument("-q", "--query", default="")
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(long-running requests such as watch, exec and followed logs are left out)",
     )
     s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--recursive", action="store_true", help="read subfolders too")
 
     fd = sub.add_parser(
         "findings",
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fd.add_argument("--list", action="store_true", help="list the rules in effect and exit")
     fd.add_argument("paths", nargs="*", metavar="PATH")
+    fd.add_argument("--recursive", action="store_true", help="read subfolders too")
 
     pol = sub.add_parser("policy", help="the audit-policy lab (see README, Policy lab)")
     pol_sub = pol.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
@@ -115,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("policy", metavar="POLICY")
     pc.add_argument("--format", choices=("table", "json"), default="table")
     pc.add_argument("paths", nargs="+", metavar="PATH")
+    pc.add_argument("--recursive", action="store_true", help="read subfolders too")
     ps = pol_sub.add_parser(
         "simulate",
         help="what a candidate POLICY would log of this traffic: per rule, events kept and "
@@ -124,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--format", choices=("table", "json"), default="table")
     ps.add_argument("--rules", metavar="FILE", help="findings rules file (as for findings)")
     ps.add_argument("paths", nargs="+", metavar="PATH")
+    ps.add_argument("--recursive", action="store_true", help="read subfolders too")
     pg = pol_sub.add_parser(
         "suggest",
         help="the noisiest (user, verb, resource) combinations by bytes, each with a rule "
@@ -133,11 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--format", choices=("yaml", "json"), default="yaml")
     pg.add_argument("--rules", metavar="FILE", help="findings rules file (as for findings)")
     pg.add_argument("paths", nargs="+", metavar="PATH")
+    pg.add_argument("--recursive", action="store_true", help="read subfolders too")
 
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
     st.add_argument("--format", choices=("text", "json"), default="text")
     st.add_argument("--malformed", action="store_true", help="list every malformed line")
     st.add_argument("paths", nargs="+", metavar="PATH")
+    st.add_argument("--recursive", action="store_true", help="read subfolders too")
     return p
 
 
@@ -179,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "query", ""):
             parse(args.query)  # fail fast, before reading a gigabyte
-        store = load(*args.paths)
+        store = load(*args.paths, recursive=args.recursive)
     except QueryError as exc:
         return fail(f"bad query: {exc}")
     except InputError as exc:

@@ -31,13 +31,14 @@ DOCUMENT_MAX = 1 << 30  # a whole-file JSON document larger than this is read as
 READ_BLOCK = 1 << 19  # bytes per read inside a slice: small enough to stay in cache
 
 
-def load(*paths: str | os.PathLike, workers: int | None = None) -> Store:
-    """Read every event of ``paths`` (files, folders with backups, ``-`` for stdin).
+def load(*paths: str | os.PathLike, workers: int | None = None, recursive: bool = False) -> Store:
+    """Read every event of ``paths`` (files, folders with backups, ``-`` for stdin; with
+    ``recursive``, subfolders too, as for a must-gather, which is recognised by itself).
 
     Raises :class:`~audittui.sources.InputError` for a path that cannot be read.
     """
     store = Store()
-    files = expand_paths([os.fspath(p) for p in paths])
+    files = expand_paths([os.fspath(p) for p in paths], recursive)
     for path in files:
         store.add_source(open_source(0, path, store.spool))
     read_sources(store, store.sources, workers)
@@ -244,8 +245,11 @@ def nothing_read(store: Store, paths: Iterable[str]) -> str | None:
         return None
     where = ", ".join(paths)
     if not store.sources:
-        return f"{where}: no log files here" + (
-            f" (skipped: {', '.join(store.skipped[:3])})" if store.skipped else ""
+        subfolders = any(os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)) for p in paths)
+        return (
+            f"{where}: no log files here"
+            + (f" (skipped: {', '.join(store.skipped[:3])})" if store.skipped else "")
+            + ("; subfolders are read with --recursive" if subfolders else "")
         )
     if not store.malformed:
         return f"{where}: empty, no audit event read"

@@ -98,8 +98,32 @@ def folder_files(folder: Path) -> list[Path]:
     return ordered
 
 
-def expand_paths(paths: list[str]) -> list[str]:
-    """Paths as given (``-`` for stdin, folders expanded); raises InputError."""
+def tree_files(folder: Path) -> list[Path]:
+    """The log files of a folder and of its subfolders (hidden ones left out), folder by
+    folder in name order."""
+    out = folder_files(folder)
+    try:
+        subs = sorted(e.path for e in os.scandir(folder) if e.is_dir() and e.name[:1] != ".")
+    except OSError as exc:
+        raise InputError(explain(str(folder), exc)) from None
+    for sub in subs:
+        out.extend(tree_files(Path(sub)))
+    return out
+
+
+def is_must_gather(folder: Path) -> bool:
+    """An ``oc adm must-gather`` audit collection: ``audit_logs/<component>/<node>-<file>.gz``
+    with ``<component>.audit_logs_listing`` files, at the folder or one level below."""
+    for base in (folder, *(p for p in folder.glob("*") if p.is_dir())):
+        logs = base / "audit_logs" if base.name != "audit_logs" else base
+        if logs.is_dir() and any(logs.glob("*.audit_logs_listing")):
+            return True
+    return False
+
+
+def expand_paths(paths: list[str], recursive: bool = False) -> list[str]:
+    """Paths as given (``-`` for stdin, folders expanded: with subfolders when ``recursive``
+    or when the folder is a must-gather); raises InputError."""
     out: list[str] = []
     for p in paths:
         if p == "-":
@@ -112,7 +136,9 @@ def expand_paths(paths: list[str]) -> list[str]:
         if stat.S_ISDIR(st.st_mode):
             if not os.access(p, os.R_OK | os.X_OK):
                 raise InputError(explain(p, PermissionError()))
-            out.extend(str(f) for f in folder_files(Path(p)))
+            folder = Path(p)
+            deep = recursive or is_must_gather(folder)
+            out.extend(str(f) for f in (tree_files if deep else folder_files)(folder))
         else:
             if not os.access(p, os.R_OK):
                 raise InputError(explain(p, PermissionError()))

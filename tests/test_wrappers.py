@@ -366,3 +366,24 @@ def test_openshift_oauth_logins_can_be_queried(tmp_path):
     with load_text(tmp_path, orjson.dumps(login) + b"\n" + orjson.dumps(v1_event()) + b"\n") as s:
         assert s.value("login", 0) == "user1.example" and s.value("login", 1) is None
         assert len(s.query("login:user1.*")) == 1
+
+
+def test_subfolders_with_recursive_and_a_must_gather_by_itself(tmp_path, capsys):
+    from audittui import cli
+
+    demo = (SAMPLES / "audit2rbac" / "demo.log").read_bytes()
+    deep = tmp_path / "deep" / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "audit.log").write_bytes(demo)
+    assert cli.main(["stats", str(tmp_path / "deep")]) == 2
+    assert "subfolders are read with --recursive" in capsys.readouterr().err
+    assert cli.main(["stats", "--recursive", str(tmp_path / "deep")]) == 0
+    assert "events      37" in capsys.readouterr().out
+    # oc adm must-gather -- /usr/bin/gather_audit_logs: recognised by its listing files
+    logs = tmp_path / "must-gather.local.1" / "quay-io-sha256" / "audit_logs"
+    for component in ("kube-apiserver", "openshift-apiserver"):
+        (logs / component).mkdir(parents=True)
+        (logs / f"{component}.audit_logs_listing").write_text("master-0 audit.log\n")
+        (logs / component / "master-0-audit.log.gz").write_bytes(gzip.compress(demo))
+    with audittui.load(tmp_path / "must-gather.local.1") as store:
+        assert len(store.sources) == 2 and len(store) == 74
