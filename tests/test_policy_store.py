@@ -88,35 +88,34 @@ def test_check_lists_a_drifted_policy(tmp_path, capsys):
     assert len(set(group["auditIDs"])) == 37
 
 
-def test_check_finds_omitted_stages_and_unlogged_requests(tmp_path, capsys, make_event):
+def policy_and_log(tmp_path, rules: str, events: list[dict]) -> list[str]:
+    """A policy omitting RequestReceived with ``rules`` (YAML), and a log of ``events``."""
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
-        "rules:\n- level: None\n  users: [bob]\n- level: Metadata\n"
+        f"apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n{rules}"
     )
     log = tmp_path / "a.log"
+    log.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
+    return [str(policy), str(log)]
+
+
+def test_check_finds_omitted_stages_and_unlogged_requests(tmp_path, capsys, make_event):
     events = [
         make_event(stage="RequestReceived", level="Metadata"),
         make_event(user={"username": "bob"}, level="Metadata"),
         make_event(level="Metadata"),
     ]
-    log.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
-    assert cli.main(["policy", "check", "--format", "json", str(policy), str(log)]) == 1
+    paths = policy_and_log(tmp_path, "- level: None\n  users: [bob]\n- level: Metadata\n", events)
+    assert cli.main(["policy", "check", "--format", "json", *paths]) == 1
     whys = {g["why"]: g["count"] for g in json.loads(capsys.readouterr().out)["disagreements"]}
     assert whys == {"stage RequestReceived is omitted": 1, "not logged by this policy": 1}
 
 
 def test_check_counts_each_event_once(tmp_path, capsys, make_event):
     """An event at another level and in an omitted stage is one disagreement, not two."""
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
-        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
-        "rules:\n- level: Request\n"
-    )
-    log = tmp_path / "a.log"
     events = [make_event(stage="RequestReceived", level="Metadata"), make_event(level="Request")]
-    log.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
-    assert cli.main(["policy", "check", str(policy), str(log)]) == 1
+    paths = policy_and_log(tmp_path, "- level: Request\n", events)
+    assert cli.main(["policy", "check", *paths]) == 1
     out = capsys.readouterr().out
     assert "logged at another level" in out and "is omitted" not in out
     assert "1 of 2 events disagree" in out
