@@ -27,7 +27,7 @@ from .formats import (
     row,
 )
 from .strings import PackedStrings
-from .wrappers import cri_partial, unwrap_line
+from .wrappers import partial
 
 # String columns, dictionary-encoded; code 0 always means "the event lacks this field".
 STRING_COLUMNS = PROFILE_FIELDS + UNIQUE_FIELDS
@@ -45,7 +45,7 @@ NUMBER_COLUMNS = {
     "audit_lo": np.uint64,
 }
 ROW_NUMBERS = ("time", "latency", "code", "flags", "offset", "length", "item")  # per event
-_UNFINISHED = "CRI partial line whose final piece never came (the file ends mid-event)"
+_UNFINISHED = "a split line (CRI P, Docker 16 KiB) whose final piece never came (cut off)"
 PROBE = 2000  # events a builder interns their profiles for before it decides whether that pays
 
 
@@ -139,12 +139,12 @@ class BatchBuilder:
             self._profile_codes.append,
         )
         profile_code = index.get
-        joining: list[bytes] | None = None  # CRI pieces of one line (P … P F)
+        joining: list[bytes] | None = None  # pieces of one split line (CRI P … P F, Docker)
         join_pos = join_line = 0
         for line in pieces:
             if joining is not None:
                 joining.append(line)
-                if not cri_partial(line):  # the final piece
+                if not partial(line):  # the final piece
                     self._add_joined(joining, join_pos, join_line)
                     joining = None
                 pos += len(line) + 1
@@ -167,7 +167,7 @@ class BatchBuilder:
                     profiles(p[5])
             elif line.strip():
                 plain = line.lstrip()[:1] in (b"{", b"[")
-                if not plain and cri_partial(line):
+                if partial(line):
                     joining, join_pos, join_line = [line], pos, line_no
                 else:
                     try:
@@ -193,10 +193,12 @@ class BatchBuilder:
         return len(data) - (0 if final else len(tail))
 
     def _add_joined(self, pieces: list[bytes], pos: int, line_no: int) -> None:
+        """One line a container runtime split: re-read later through the same decode_line."""
         joined = b"\n".join(pieces)
-        value = unwrap_line(joined)
-        if value is None:
-            self.malformed.append((line_no, "CRI pieces whose joined content is not JSON"))
+        try:
+            value = decode_line(joined)
+        except ValueError:
+            self.malformed.append((line_no, "the pieces of a split line joined are not JSON"))
         else:
             self.add_value(value, pos, len(joined), line_no, whole_line=False)
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .wrappers import cri_partial
+from .wrappers import partial
 
 READ_BLOCK = 1 << 20
 TAIL = 64
@@ -487,11 +487,11 @@ def _open_whole(path: str, gz: bool) -> int | None:
 
 
 def _before_partials(data: bytes, cut: int) -> int:
-    """``cut`` (just after a newline), moved back before trailing CRI partial lines: pieces
+    """``cut`` (just after a newline), moved back before trailing split-line pieces: pieces
     of a line whose final piece is still to come are held back and handed over with it."""
     while cut:
         start = data.rfind(b"\n", 0, cut - 1) + 1
-        if not cri_partial(data[start : cut - 1]):
+        if not partial(data[start : cut - 1]):
             return cut
         cut = start
     return cut

@@ -278,8 +278,10 @@ def decode_line(line: bytes) -> Any:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         value = wrappers.unwrap_line(line)
-        if value is None and b"}{" in line:
+        if value is None and b"}" in line and b"{" in line:
             value = wrappers.concatenated_json(line)
+            if value is not None and b'{"log":' in line[:8]:  # a split Docker message
+                value = wrappers.docker_joined(value) or value
         if value is not None:
             return value
         if b"\n" in line.strip():

@@ -88,6 +88,28 @@ def concatenated_json(data: bytes) -> list | None:
     return values if len(values) > 1 else None
 
 
+def docker_partial(line: bytes) -> bool:
+    """Is this a Docker json-file line of a message split at 16 KiB (its log without the
+    final newline), continued on the next line?"""
+    if not line.startswith(b'{"log":'):
+        return False
+    value = _json(line)
+    return type(value) is dict and is_docker_line(value) and not value["log"].endswith("\n")
+
+
+def partial(line: bytes) -> bool:
+    """A piece of a line split by a container runtime (CRI ``P``, or Docker's 16 KiB)."""
+    return cri_partial(line) or docker_partial(line)
+
+
+def docker_joined(values: list) -> Any:
+    """Docker json-file records of one split message → the message's JSON value (None when
+    they are not that)."""
+    if not all(type(v) is dict and is_docker_line(v) for v in values):
+        return None
+    return _json("".join(v["log"] for v in values).encode())
+
+
 def cri_partial(line: bytes) -> bool:
     """Is this a CRI line whose content continues on the next line of its stream?"""
     m = _CRI.match(line)

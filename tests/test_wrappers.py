@@ -199,17 +199,26 @@ def test_a_cri_line_cut_at_the_end_is_reported(tmp_path):
         assert [(m.line, "never came" in m.reason) for m in store.malformed] == [(2, True)]
 
 
+def test_docker_messages_split_at_16_kib_are_joined(tmp_path):
+    big = inner(5, requestObject={"data": "y" * 40_000}).decode() + "\n"
+    pieces = [big[k : k + 16384] for k in range(0, len(big), 16384)]
+    records = [{"log": p, "stream": "stdout", "time": "2024-05-01T10:00:00Z"} for p in pieces]
+    text = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    text += orjson.dumps({"log": inner(6).decode() + "\n", "stream": "stdout", "time": "x"})
+    with load_text(tmp_path, text + b"\n") as store:
+        assert not store.malformed and len(pieces) == 3
+        assert [store.value("audit_id", i) for i in range(2)] == ["cri-5", "cri-6"]
+        assert store.event(0)["requestObject"]["data"] == "y" * 40_000
+
+
 def test_docker_json_file_and_node_name_prefix(tmp_path):
     docker = {"log": inner(0).decode() + "\n", "stream": "stdout", "time": "2024-05-01T10:00:00Z"}
-    partial = {"log": inner(9).decode()[:30], "stream": "stdout", "time": "2024-05-01T10:00:00Z"}
-    text = orjson.dumps(docker) + b"\n" + orjson.dumps(partial) + b"\n"
+    text = orjson.dumps(docker) + b"\n"
     text += b"master-0 " + inner(1) + b"\n"  # oc adm node-logs --role=master
     text += b"2024-05-01T10:00:02.000Z " + inner(2) + b"\n"  # a CloudWatch export line
     with load_text(tmp_path, text) as store:
         assert [store.value("audit_id", i) for i in range(3)] == ["cri-0", "cri-1", "cri-2"]
-        assert store.event(1)["auditID"] == "cri-1"
-        assert [m.line for m in store.malformed] == [2]
-        assert "partial" in store.malformed[0].reason
+        assert store.event(1)["auditID"] == "cri-1" and not store.malformed
 
 
 # -- CloudWatch ------------------------------------------------------------------------------
