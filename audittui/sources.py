@@ -42,6 +42,19 @@ class Source:
     compressed: bool = False
     note: str | None = None  # e.g. "gzip stream truncated"
     gone: str = ""  # why the bytes can no longer be read (a live file truncated in place)
+    server: str | None = None  # the API server that wrote it, when its name says (must-gather)
+
+
+_GATHERED = re.compile(r"^(.+)-(audit(-[\dT.-]+)?\.log)(\.gz)?$")
+
+
+def gathered_server(path: str) -> str | None:
+    """The node of a must-gather audit file (``audit_logs/<component>/<node>-<file>.gz``)."""
+    p = Path(path)
+    if p.parent.parent.name != "audit_logs":
+        return None
+    m = _GATHERED.match(p.name)
+    return m.group(1) if m else None
 
 
 def explain(path: str, exc: OSError) -> str:

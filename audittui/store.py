@@ -236,6 +236,8 @@ class Store:
         also read live) is dropped and counted in :attr:`duplicates`.
         """
         src = self.sources[batch.source]
+        if src.server:
+            batch = _with_server(batch, src.server)
         with self._lock:
             if dedupe:
                 batch = self._without_duplicates(batch)
@@ -508,6 +510,23 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _with_server(batch: Batch, server: str) -> Batch:
+    """The batch with its source's API server where its events name none."""
+    table = list(batch.tables["server"])
+    if server not in table:
+        table.append(server)
+    code = table.index(server) + 1
+    codes = batch.codes["server"]
+    return Batch(
+        batch.source,
+        batch.numbers,
+        {**batch.codes, "server": np.where(codes == 0, code, codes).astype(codes.dtype)},
+        {**batch.tables, "server": table},
+        batch.malformed,
+        batch.lines,
+    )
 
 
 def merge_by_time(

@@ -394,5 +394,11 @@ def test_subfolders_with_recursive_and_a_must_gather_by_itself(tmp_path, capsys)
         (logs / component).mkdir(parents=True)
         (logs / f"{component}.audit_logs_listing").write_text("master-0 audit.log\n")
         (logs / component / "master-0-audit.log.gz").write_bytes(gzip.compress(demo))
+    (logs / "kube-apiserver" / "master-1-audit-2024-05-01T10-00-00.000.log.gz").write_bytes(
+        gzip.compress(demo)
+    )
     with audittui.load(tmp_path / "must-gather.local.1") as store:
-        assert len(store.sources) == 2 and len(store) == 74
+        assert len(store.sources) == 3 and len(store) == 111
+        # each file's node, from its name, is the server: of its events
+        assert len(store.query("server:master-0")) == 74
+        assert len(store.query("server:master-1")) == 37
