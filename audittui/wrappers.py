@@ -4,9 +4,11 @@ Text lines (tried when a line is not JSON): CRI runtime lines (``<time> stdout F
 ``oc adm node-logs`` lines prefixed with the node name, ``aws logs tail`` and CloudWatch export
 lines prefixed with a time (and a log stream), and the API server's legacy text format
 (``<time> AUDIT: id="…" …``). JSON envelopes (tried on objects that are not events): GKE / Cloud
-Logging entries (``protoPayload``, mapped to an audit.k8s.io/v1 Event), Docker json-file lines,
-CloudWatch ``filter-log-events``/``get-log-events`` output, subscription ``DATA_MESSAGE``
-payloads and Logs Insights results. Layouts: ../shared/docs/wrapped-formats.md, section A.
+Logging entries (``protoPayload``, or a Go ``logging.Entry``, mapped to an audit.k8s.io/v1
+Event), Docker json-file lines, CloudWatch ``filter-log-events``/``get-log-events`` output,
+subscription ``DATA_MESSAGE`` payloads and Logs Insights results. Lines a runtime split (CRI
+``P`` pieces, Docker's 16 KiB records) are joined by the batch builder and the follower, which
+ask :func:`partial`. Layouts: ../shared/docs/wrapped-formats.md, section A.
 """
 
 from __future__ import annotations
