@@ -19,13 +19,23 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import memory
 from .batch import Batch
 from .follow import Follower, Notice
 from .livequery import backups_before, split_live
 from .loader import BOM, PARALLEL_MIN, is_document, parse_slice, read_sources, slice_bounds
-from .sources import GZIP_MAGIC, InputError, Source, expand_paths, explain, spool_stream
+from .sources import (
+    GZIP_MAGIC,
+    InputError,
+    Source,
+    expand_paths,
+    explain,
+    gathered_server,
+    is_must_gather,
+    spool_stream,
+)
 from .store import Malformed, Store
 
 FIRST_SLICE = 2 << 20  # bytes read before the first screen: a few thousand of the newest events
@@ -224,6 +234,7 @@ class Session:
                     source = self.store.add_source(spool_stream(0, path, fh, self.store.spool))
             else:
                 source = self.store.add_source(Source(0, path, f"/proc/self/fd/{fd}"), fd=fd)
+            source.server = gathered_server(path)
             size = os.path.getsize(source.read_path)
             with open(source.read_path, "rb") as fh:
                 head = fh.read(1 << 16)
@@ -324,7 +335,7 @@ def _followable(path: str) -> bool:
     """A folder, or a file of lines that is not compressed (a .gz backup never grows; one
     JSON or YAML document, such as a gcloud export, is read whole)."""
     if os.path.isdir(path):
-        return True
+        return not is_must_gather(Path(path))  # an archive of API servers' files: read once
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)

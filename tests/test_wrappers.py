@@ -402,3 +402,21 @@ def test_subfolders_with_recursive_and_a_must_gather_by_itself(tmp_path, capsys)
         # each file's node, from its name, is the server: of its events
         assert len(store.query("server:master-0")) == 74
         assert len(store.query("server:master-1")) == 37
+
+
+def test_the_app_reads_a_must_gather_with_its_servers(tmp_path):
+    from conftest import drive_app, status, until
+
+    demo = (SAMPLES / "audit2rbac" / "demo.log").read_bytes()
+    logs = tmp_path / "must-gather.local.2" / "image" / "audit_logs"
+    (logs / "kube-apiserver").mkdir(parents=True)
+    (logs / "kube-apiserver.audit_logs_listing").write_text("master-0 audit.log\n")
+    for node in ("master-0", "master-1"):
+        (logs / "kube-apiserver" / f"{node}-audit.log.gz").write_bytes(gzip.compress(demo))
+
+    async def check(app, pilot) -> None:
+        await until(pilot, lambda: "74 / 74 events" in status(app), what="both servers' files")
+        assert "read once" in status(app)
+        assert len(app.store.query("server:master-1")) == 37
+
+    drive_app(str(tmp_path / "must-gather.local.2"), tmp_path, check)
