@@ -224,7 +224,12 @@ def _expand_many(values: Any, where: str) -> tuple[list[Any], str | None]:
         events.extend(found)
         if why:
             problems.append(f"{where}[{k}]: {why}")
-    return events, "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "") or None
+    return events, joined_reasons(problems)
+
+
+def joined_reasons(problems: list[str]) -> str | None:
+    """The reasons of a record's parts as one: the first three, then an ellipsis."""
+    return "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "") or None
 
 
 def _is_aks(obj: dict) -> bool:

@@ -21,7 +21,7 @@ import orjson
 from . import memory
 from .batch import Batch, BatchBuilder
 from .formats import yaml_documents
-from .sources import InputError, Source, expand_paths, explain, gathered_server, open_source
+from .sources import InputError, Source, expand_paths, explain, open_source
 from .store import Malformed, Store
 
 BOM = b"\xef\xbb\xbf"
@@ -40,8 +40,7 @@ def load(*paths: str | os.PathLike, workers: int | None = None, recursive: bool 
     store = Store()
     files = expand_paths([os.fspath(p) for p in paths], recursive)
     for path in files:
-        source = store.add_source(open_source(0, path, store.spool))
-        source.server = gathered_server(path)
+        store.add_source(open_source(0, path, store.spool))
     read_sources(store, store.sources, workers)
     store.order()  # every query answers in time order: sort once, now
     memory.release()

@@ -402,10 +402,7 @@ def string_matcher(field: str, values: tuple[Value, ...]) -> Callable[[Any], boo
             want = v.text.lower() if ci else v.text
             tests.append((lambda s, w=want: s.lower() == w) if ci else (lambda s, w=want: s == w))
         elif v.kind == "glob":
-            rx = re.compile(
-                ".*".join(re.escape(p) for p in v.text.split("*")),
-                re.DOTALL | (re.IGNORECASE if ci else 0),
-            )
+            rx = _glob(v.text, re.IGNORECASE if ci else 0)
             tests.append(lambda s, rx=rx: rx.fullmatch(s) is not None)
         elif v.kind == "regex":
             rx = re.compile(v.text, re.IGNORECASE if ci else 0)
@@ -668,6 +665,14 @@ def _glob(text: str, flags: int = 0) -> re.Pattern:
     return re.compile(".*".join(re.escape(p) for p in text.split("*")), flags | re.DOTALL)
 
 
+def _bytes_glob(parts: list[str]) -> re.Pattern:
+    """A glob (split at its stars) for UTF-8 bytes: literals match whole characters there, and
+    "*" any run of bytes, so it matches exactly the values the text glob does."""
+    return re.compile(
+        b".*".join(re.escape(p.encode("utf-8", "surrogatepass")) for p in parts), re.DOTALL
+    )
+
+
 # A regex whose match could depend on text outside one value (lookarounds, \A, \Z): decided
 # value by value rather than over the arena.
 _CONTEXTUAL = re.compile(r"\\[AZz]|\(\?<?[=!]")
@@ -687,16 +692,11 @@ def _arena_lut(values: Strings, alternatives: tuple[Value, ...], start: int) -> 
         elif v.kind == "glob":
             parts = v.text.split("*")
             literal = max(parts, key=len)
-            # On the UTF-8 bytes: literals match whole characters there, and "*" any run.
-            test = re.compile(
-                b".*".join(re.escape(p.encode("utf-8", "surrogatepass")) for p in parts),
-                re.DOTALL,
-            )
             if not literal:  # only stars: every value
                 lut[max(1 - start, 0) :] = True
             elif "\n" in literal:  # could match across two values: test each one
                 codes = np.arange(max(start, 1), len(values))
-                lut[codes[values.fullmatch(codes, test)] - start] = True
+                lut[codes[values.fullmatch(codes, _bytes_glob(parts))] - start] = True
             elif parts == ["", literal, ""]:  # *literal*: holding it is matching
                 lut[values.containing(literal, start) - start] = True
             elif parts == [literal, ""]:  # literal*: holding it at the start
@@ -706,7 +706,7 @@ def _arena_lut(values: Strings, alternatives: tuple[Value, ...], start: int) -> 
                 codes = values.containing(literal, start)
                 for part in sorted(set(parts) - {"", literal}, key=len, reverse=True)[:2]:
                     codes = np.intersect1d(codes, values.containing(part, start), True)
-                lut[codes[values.fullmatch(codes, test)] - start] = True
+                lut[codes[values.fullmatch(codes, _bytes_glob(parts))] - start] = True
         elif _CONTEXTUAL.search(v.text):
             present = values[max(start, 1) :]
             test = re.compile(v.text).search

@@ -32,7 +32,6 @@ from .sources import (
     Source,
     expand_paths,
     explain,
-    gathered_server,
     is_must_gather,
     spool_stream,
 )
@@ -234,7 +233,6 @@ class Session:
                     source = self.store.add_source(spool_stream(0, path, fh, self.store.spool))
             else:
                 source = self.store.add_source(Source(0, path, f"/proc/self/fd/{fd}"), fd=fd)
-            source.server = gathered_server(path)
             size = os.path.getsize(source.read_path)
             with open(source.read_path, "rb") as fh:
                 head = fh.read(1 << 16)

@@ -44,6 +44,10 @@ class Source:
     gone: str = ""  # why the bytes can no longer be read (a live file truncated in place)
     server: str | None = None  # the API server that wrote it, when its name says (must-gather)
 
+    def __post_init__(self) -> None:
+        if self.server is None:
+            self.server = gathered_server(self.path)
+
 
 _GATHERED = re.compile(r"^(.+)-(audit(-[\dT.-]+)?\.log)(\.gz)?$")
 

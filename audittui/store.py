@@ -8,6 +8,7 @@ bytes. Batches from any parser (bulk loader, follower) are merged with :meth:`St
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import OrderedDict
@@ -519,13 +520,9 @@ def _with_server(batch: Batch, server: str) -> Batch:
         table.append(server)
     code = table.index(server) + 1
     codes = batch.codes["server"]
-    return Batch(
-        batch.source,
-        batch.numbers,
-        {**batch.codes, "server": np.where(codes == 0, code, codes).astype(codes.dtype)},
-        {**batch.tables, "server": table},
-        batch.malformed,
-        batch.lines,
+    filled = np.where(codes == 0, code, codes).astype(codes.dtype)
+    return dataclasses.replace(
+        batch, codes={**batch.codes, "server": filled}, tables={**batch.tables, "server": table}
     )
 
 

@@ -1,4 +1,4 @@
-"""Near-unique strings (URIs, object names, auditIDs) in one growable byte arena.
+"""Near-unique strings (URIs, object names, auditIDs, credential ids) in growable byte arenas.
 
 A Python ``str`` costs about 50 bytes of header and a list slot on top of its text, and a big
 cluster's log holds half a million distinct URIs. Here the distinct values of a column are their
@@ -117,10 +117,7 @@ class Strings:
             c += self._n
         if not 0 <= c < self._n:
             raise IndexError(key)
-        if c == 0:
-            return None
-        b = self._bounds
-        return _decode(self._blob[b[c] : b[c + 1] - 1].tobytes())
+        return None if c == 0 else _decode(self._bytes(c))
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._slice(0, self._n))
@@ -141,8 +138,11 @@ class Strings:
 
     def code_of(self, value: str) -> int:
         """The code holding exactly ``value`` (0: none does)."""
-        data = _encode(value)
-        h = hash(value)
+        return self._code_with(hash(value), _encode(value))
+
+    def _code_with(self, h: int, data: bytes) -> int:
+        """The code whose value has hash ``h`` and bytes ``data`` (0: none): every code under
+        that hash is compared, so values sharing a hash stay apart."""
         for hashes, codes in self._runs:
             lo, hi = np.searchsorted(hashes, h, "left"), np.searchsorted(hashes, h, "right")
             for c in codes[lo:hi].tolist():
@@ -270,7 +270,8 @@ class Strings:
             same = self._same_bytes(packed, hit, found[hit])
             out[hit[same] + 1] = found[hit[same]]
             for k in hit[~same].tolist():  # equal hashes, different values: look at all
-                out[k + 1] = self._find(packed, k, int(hashes[k]))
+                data = packed.blob[packed.bounds[k] : packed.bounds[k + 1] - 1]
+                out[k + 1] = self._code_with(int(hashes[k]), data)
         new = np.flatnonzero(out[1:] == 0)
         if len(new):
             codes = self._append(packed, new)
@@ -290,16 +291,6 @@ class Strings:
             hit = (run[pos] == keys) & (found[order] == 0)
             found[order[hit]] = codes[pos[hit]]
         return found
-
-    def _find(self, packed: PackedStrings, k: int, h: int) -> int:
-        data = packed.blob[packed.bounds[k] : packed.bounds[k + 1] - 1]
-        for run, codes in self._runs:
-            lo = int(np.searchsorted(run, h, side="left"))
-            hi = int(np.searchsorted(run, h, side="right"))
-            for c in codes[lo:hi].tolist():
-                if self._bytes(c) == data:
-                    return c
-        return 0
 
     def _same_bytes(self, packed: PackedStrings, ks: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Does batch value ``ks[i]`` have the bytes of code ``codes[i]``? (vectorised)"""

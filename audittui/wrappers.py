@@ -357,19 +357,14 @@ def _insights_rows(obj: dict) -> list | None:
 
 def cloudwatch(obj: dict) -> tuple[list[Any], str | None]:
     """The events in CloudWatch Logs output: ``message`` strings holding audit JSON."""
-    from .formats import expand
+    from .formats import expand, joined_reasons
 
     if obj.get("messageType") == "CONTROL_MESSAGE":
         return [], "a CloudWatch Logs control message (no log events)"
-    messages: list[Any] = []
     rows = _insights_rows(obj)
     if rows is not None:
-        for row in rows:
-            cells = {c.get("field"): c.get("value") for c in row if type(c) is dict}
-            messages.append(cells.get("@message"))
-    streams: list[Any] = []
-    if rows is not None:
-        streams = [None] * len(messages)
+        cells = [{c.get("field"): c.get("value") for c in row if type(c) is dict} for row in rows]
+        messages, streams = [c.get("@message") for c in cells], [None] * len(cells)
     else:
         items = obj.get("events") if "events" in obj else obj.get("logEvents")
         items = [e for e in items if type(e) is dict]
@@ -386,8 +381,7 @@ def cloudwatch(obj: dict) -> tuple[list[Any], str | None]:
         events.extend(found)
         if why:
             problems.append(f"events[{k}]: {why}")
-    reason = "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "") or None
-    return events, reason
+    return events, joined_reasons(problems)
 
 
 def is_azure_activity(obj: dict) -> bool:
