@@ -27,7 +27,7 @@ from .formats import (
     row,
 )
 from .strings import PackedStrings
-from .wrappers import partial
+from .wrappers import cri_partial, docker_split, partial
 
 # String columns, dictionary-encoded; code 0 always means "the event lacks this field".
 STRING_COLUMNS = PROFILE_FIELDS + UNIQUE_FIELDS
@@ -167,16 +167,17 @@ class BatchBuilder:
                     profiles(p[5])
             elif line.strip():
                 plain = line.lstrip()[:1] in (b"{", b"[")
-                if partial(line):
-                    joining, join_pos, join_line = [line], pos, line_no
+                try:
+                    split = cri_partial(line)
+                    value = None if split else decode_line(line)
+                except ValueError as exc:
+                    reason = str(exc)
+                    if line is tail:
+                        reason = f"last line without newline: {reason}"
+                    self.malformed.append((line_no, reason))
                 else:
-                    try:
-                        value = decode_line(line)
-                    except ValueError as exc:
-                        reason = str(exc)
-                        if line is tail:
-                            reason = f"last line without newline: {reason}"
-                        self.malformed.append((line_no, reason))
+                    if split or docker_split(value):  # the first piece of a split line
+                        joining, join_pos, join_line = [line], pos, line_no
                     else:
                         # A wrapped line's event is re-read through its wrapper (item 0).
                         self.add_value(value, pos, len(line), line_no, whole_line=plain)

@@ -93,9 +93,11 @@ def concatenated_json(data: bytes) -> list | None:
 def docker_partial(line: bytes) -> bool:
     """Is this a Docker json-file line of a message split at 16 KiB (its log without the
     final newline), continued on the next line?"""
-    if not line.startswith(b'{"log":'):
-        return False
-    value = _json(line)
+    return line.startswith(b'{"log":') and docker_split(_json(line))
+
+
+def docker_split(value: Any) -> bool:
+    """Is this parsed Docker json-file record a piece of a split message?"""
     return type(value) is dict and is_docker_line(value) and not value["log"].endswith("\n")
 
 
