@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_load import ensure  # this folder is on the path when a script of it runs
+
 HERE = Path(__file__).resolve().parent
 
 _CHILD = r"""
@@ -37,11 +39,7 @@ def main() -> None:
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
         path = HERE / "data" / f"realistic-{n}.log"
-        if not path.exists():
-            from audittui.demo import write_big
-
-            print(f"generating {n:,} realistic events into {path} ...", flush=True)
-            write_big(path, n, seed=1, realistic=True)
+        ensure(path, n, realistic=True)  # the same file bench_load.py makes and measures
         with open(path, "rb") as fh:  # warm the page cache where it fits
             while fh.read(1 << 24):
                 pass
