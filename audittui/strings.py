@@ -200,12 +200,10 @@ class Strings:
         at = bounds[codes]
         lens = bounds[codes + 1] - at
         lo, hi = int(codes.min()), int(codes.max())
-        region = int(bounds[hi + 1] - bounds[lo])
-        inside = np.searchsorted(self._newlines, [lo, hi + 1])
-        if int(lens.sum()) * 8 > region and inside[0] == inside[1]:
+        if int(lens.sum()) * 8 > int(bounds[hi + 1] - bounds[lo]):
             # Many of the values of a stretch: decoding all of it costs less than gathering.
-            parts = _decode(self._blob[bounds[lo] : bounds[hi + 1]].tobytes()).split("\n")
-            return list(map(parts.__getitem__, (codes - lo).tolist()))
+            stretch = self._slice(lo, hi + 1)
+            return list(map(stretch.__getitem__, (codes - lo).tolist()))
         return _decode(self._blob[_ranges(at, lens)].tobytes()).split("\n")[:-1]
 
     def scan(self, rx: re.Pattern, start: int, verify: Callable[[str], bool]) -> np.ndarray:
