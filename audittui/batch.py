@@ -27,7 +27,7 @@ from .formats import (
     row,
 )
 from .strings import PackedStrings
-from .wrappers import cri_partial, docker_split, partial
+from .wrappers import cri_partial, docker_split, partial, stream_of
 
 # String columns, dictionary-encoded; code 0 always means "the event lacks this field".
 STRING_COLUMNS = PROFILE_FIELDS + UNIQUE_FIELDS
@@ -46,6 +46,7 @@ NUMBER_COLUMNS = {
 }
 ROW_NUMBERS = ("time", "latency", "code", "flags", "offset", "length", "item")  # per event
 _UNFINISHED = "a split line (CRI P, Docker 16 KiB) whose final piece never came (cut off)"
+_INTERLEAVED = "a split line begun amid the pieces of another stream's split line (not joined)"
 PROBE = 2000  # events a builder interns their profiles for before it decides whether that pays
 
 
@@ -141,12 +142,20 @@ class BatchBuilder:
         profile_code = index.get
         joining: list[bytes] | None = None  # pieces of one split line (CRI P … P F, Docker)
         join_pos = join_line = 0
+        join_stream: bytes | None = None
+        between: list[tuple[bytes, int, int]] = []  # the other stream's lines amid the pieces
         for line in pieces:
             if joining is not None:
                 joining.append(line)
-                if not partial(line):  # the final piece
+                if stream_of(line) != join_stream:  # read once the split line is complete
+                    if line.strip():
+                        between.append((line, pos, line_no))
+                elif not partial(line):  # the final piece
                     self._add_joined(joining, join_pos, join_line)
                     joining = None
+                    for args in between:
+                        self._add_other(*args, is_tail=False, may_split=False)
+                    between = []
                 pos += len(line) + 1
                 line_no += 1
                 continue
@@ -165,22 +174,9 @@ class BatchBuilder:
                     profile_codes(code)
                 else:
                     profiles(p[5])
-            elif line.strip():
-                plain = line.lstrip()[:1] in (b"{", b"[")
-                try:
-                    split = cri_partial(line)
-                    value = None if split else decode_line(line)
-                except ValueError as exc:
-                    reason = str(exc)
-                    if line is tail:
-                        reason = f"last line without newline: {reason}"
-                    self.malformed.append((line_no, reason))
-                else:
-                    if split or docker_split(value):  # the first piece of a split line
-                        joining, join_pos, join_line = [line], pos, line_no
-                    else:
-                        # A wrapped line's event is re-read through its wrapper (item 0).
-                        self.add_value(value, pos, len(line), line_no, whole_line=plain)
+            elif line.strip() and self._add_other(line, pos, line_no, line is tail, True):
+                joining, join_pos, join_line = [line], pos, line_no
+                join_stream = stream_of(line)
             pos += len(line) + 1
             line_no += 1
         if interning and len(self._numbers) >= PROBE and 3 * len(index) > len(self._numbers):
@@ -190,8 +186,34 @@ class BatchBuilder:
                 self.lines += join_line - first_line
                 return join_pos - base_offset
             self.malformed.append((join_line, _UNFINISHED))
+            for args in between:
+                self._add_other(*args, is_tail=args[0] is tail, may_split=False)
         self.lines += len(pieces) - (1 if final and tail else 0)
         return len(data) - (0 if final else len(tail))
+
+    def _add_other(
+        self, line: bytes, pos: int, line_no: int, is_tail: bool, may_split: bool
+    ) -> bool:
+        """A line the fast path did not take: a wrapped, legacy, odd or malformed one. True
+        when it is the first piece of a split line, to be joined with the pieces to come."""
+        plain = line.lstrip()[:1] in (b"{", b"[")
+        try:
+            split = cri_partial(line)
+            value = None if split else decode_line(line)
+        except ValueError as exc:
+            reason = str(exc)
+            if is_tail:
+                reason = f"last line without newline: {reason}"
+            self.malformed.append((line_no, reason))
+            return False
+        if split or docker_split(value):  # the first piece of a split line
+            if may_split:
+                return True
+            self.malformed.append((line_no, _INTERLEAVED))
+            return False
+        # A wrapped line's event is re-read through its wrapper (item 0).
+        self.add_value(value, pos, len(line), line_no, whole_line=plain)
+        return False
 
     def _add_joined(self, pieces: list[bytes], pos: int, line_no: int) -> None:
         """One line a container runtime split: re-read later through the same decode_line."""

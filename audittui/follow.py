@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .wrappers import partial
+from .wrappers import partial, stream_of
 
 READ_BLOCK = 1 << 20
 TAIL = 64
@@ -488,10 +488,27 @@ def _open_whole(path: str, gz: bool) -> int | None:
 
 def _before_partials(data: bytes, cut: int) -> int:
     """``cut`` (just after a newline), moved back before trailing split-line pieces: pieces
-    of a line whose final piece is still to come are held back and handed over with it."""
-    while cut:
-        start = data.rfind(b"\n", 0, cut - 1) + 1
-        if not partial(data[start : cut - 1]):
-            return cut
-        cut = start
+    of a line whose final piece is still to come are held back and handed over with it. The
+    two streams of a container are split apart and may interleave (``stdout P``, ``stderr F``):
+    a stream's pieces are pending until a final line of that stream follows them."""
+    end, closed = cut, set()
+    for _ in range(_LOOK_BACK):
+        if not end:
+            break
+        start = data.rfind(b"\n", 0, end - 1) + 1
+        line = data[start : end - 1]
+        stream = stream_of(line)
+        if partial(line):
+            if stream not in closed:
+                cut = start
+        elif stream is None:
+            break  # not a runtime's line: the pieces before it are complete
+        else:
+            closed.add(stream)
+            if len(closed) == 2:
+                break  # both streams have ended: the pieces before are complete
+        end = start
     return cut
+
+
+_LOOK_BACK = 64  # lines; the other stream's lines amid one split line are few

@@ -320,6 +320,14 @@ def yaml_documents(data: bytes) -> Any:
 
 def _json_error(line: bytes, exc: Exception) -> str:
     stripped = line.strip()
+    stream = wrappers.stream_of(stripped)
+    if stream is not None and not stripped.startswith(b"{"):  # a CRI line: say what it holds
+        content = wrappers.cri_content(stripped)
+        try:
+            orjson.loads(content)
+        except orjson.JSONDecodeError as inner:
+            exc = inner
+        return f"CRI {stream.decode()} line: {_json_error(content, exc)}"
     if stripped[:1] in (b"{", b"["):
         try:
             line.decode("utf-8")

@@ -37,8 +37,13 @@ def unwrap_line(line: bytes) -> Any:
             return legacy_event(m.group(1).decode(), m.group(2).decode("utf-8", "replace"))
     m = _CRI.match(line)
     if m:
-        if b"\n" in line:  # P … P F: the content of each piece, joined
-            content = b"".join(_cri_content(piece) for piece in line.split(b"\n") if piece)
+        if b"\n" in line:  # P … P F: the content of each piece of its stream, joined
+            stream = stream_of(line)
+            content = b"".join(
+                cri_content(piece)
+                for piece in line.split(b"\n")
+                if piece and stream_of(piece) == stream
+            )
         else:
             content = m.group(3)
         return _json(content)
@@ -107,11 +112,22 @@ def partial(line: bytes) -> bool:
 
 
 def docker_joined(values: list) -> Any:
-    """Docker json-file records of one split message → the message's JSON value (None when
-    they are not that)."""
+    """Docker json-file records of one split message (and maybe lines of the other stream
+    between them) → the message's JSON value (None when they are not that)."""
     if not all(type(v) is dict and is_docker_line(v) for v in values):
         return None
-    return _json("".join(v["log"] for v in values).encode())
+    stream = values[0].get("stream")
+    return _json("".join(v["log"] for v in values if v.get("stream") == stream).encode())
+
+
+_STREAM = re.compile(rb'^\S+ (stdout|stderr) |^\{.*"stream": ?"(stdout|stderr)"')
+
+
+def stream_of(line: bytes) -> bytes | None:
+    """The stream (stdout, stderr) of a CRI or Docker json-file line; None for other lines.
+    A runtime splits each stream's lines on their own: their pieces may interleave."""
+    m = _STREAM.match(line)
+    return (m.group(1) or m.group(2)) if m else None
 
 
 def cri_partial(line: bytes) -> bool:
@@ -120,7 +136,8 @@ def cri_partial(line: bytes) -> bool:
     return m is not None and m.group(2) == b"P"
 
 
-def _cri_content(piece: bytes) -> bytes:
+def cri_content(piece: bytes) -> bytes:
+    """The content of a CRI line (the line itself if it is none)."""
     m = _CRI.match(piece)
     return m.group(3) if m else piece
 

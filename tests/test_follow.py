@@ -152,6 +152,27 @@ def test_cri_pieces_wait_for_their_final_piece(tmp_path):
     assert batch.tables["audit_id"][0] == "long-one"
 
 
+def test_cri_pieces_wait_past_the_other_streams_lines(tmp_path):
+    """A stderr line written after a stdout P piece does not end the wait for its F piece."""
+    event = orjson.dumps(v1_event(auditID="long-one"))
+    path = tmp_path / "0.log"
+    path.write_bytes(
+        b"2024-05-01T10:00:01Z stdout P " + event[:30] + b"\n"
+        b"2024-05-01T10:00:01Z stderr F I0501 10:00:01.000000 1 x.go:1] note\n"
+    )
+    follower = FileFollower(str(path))
+    assert follower.poll() == []  # held back, the stderr line with it
+    with open(path, "ab") as fh:
+        fh.write(b"2024-05-01T10:00:01Z stdout F " + event[30:] + b"\n")
+    chunks = follower.poll()
+    assert len(lines_of(chunks)) == 3 and chunks[0].offset == 0
+    builder = BatchBuilder(0)
+    builder.add_lines(chunks[0].data, chunks[0].offset, 1, final=False)
+    batch = builder.finish()
+    assert len(batch) == 1 and batch.tables["audit_id"][0] == "long-one"
+    assert [line for line, _ in batch.malformed] == [2]  # the klog line, reported once
+
+
 def test_missing_path_is_waited_for_then_read(tmp_path):
     path = tmp_path / "later" / "audit.log"
     follower = FileFollower(str(path))

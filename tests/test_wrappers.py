@@ -191,6 +191,43 @@ def test_cri_lines_full_partial_and_tagless(tmp_path):
             assert store.event(2)["requestObject"]["data"] == "x" * 3000  # joined
 
 
+def test_the_other_streams_lines_amid_cri_pieces_are_read_on_their_own(tmp_path):
+    """kube-apiserver writes audit events to stdout and klog to stderr; the runtime splits each
+    stream on its own, so a stderr line can fall between the pieces of a stdout event."""
+    big = inner(2, requestObject={"data": "x" * 3000})
+    klog = b"2024-05-01T10:00:02Z stderr F I0501 10:00:02.000000       1 trace.go:236] slow\n"
+    text = (
+        b"2024-05-01T10:00:02Z stdout P " + big[:1000] + b"\n"
+        + klog
+        + b"2024-05-01T10:00:02Z stderr F " + inner(3) + b"\n"
+        + b"2024-05-01T10:00:02Z stdout F " + big[1000:] + b"\n"
+        + b"2024-05-01T10:00:03Z stdout F " + inner(4) + b"\n"
+    )  # fmt: skip
+    for block in (1 << 19, 300):
+        with mock.patch.object(loader, "READ_BLOCK", block), load_text(tmp_path, text) as store:
+            assert sorted(store.value("audit_id", i) for i in range(len(store))) == [
+                "cri-2",
+                "cri-3",
+                "cri-4",
+            ]
+            joined = next(i for i in range(3) if store.value("audit_id", i) == "cri-2")
+            assert store.event(joined)["requestObject"]["data"] == "x" * 3000
+            assert [(m.line, "CRI stderr line" in m.reason, "klog" in m.reason)
+                    for m in store.malformed] == [(2, True, True)]  # fmt: skip
+
+
+def test_docker_pieces_with_the_other_stream_between(tmp_path):
+    big = inner(5, requestObject={"data": "y" * 40_000}).decode() + "\n"
+    pieces = [big[k : k + 16384] for k in range(0, len(big), 16384)]
+    records = [{"log": p, "stream": "stdout", "time": "2024-05-01T10:00:00Z"} for p in pieces]
+    records.insert(1, {"log": "E0501 a klog line\n", "stream": "stderr", "time": "x"})
+    text = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    with load_text(tmp_path, text) as store:
+        assert [store.value("audit_id", i) for i in range(len(store))] == ["cri-5"]
+        assert store.event(0)["requestObject"]["data"] == "y" * 40_000
+        assert [m.line for m in store.malformed] == [2]
+
+
 def test_a_cri_line_cut_at_the_end_is_reported(tmp_path):
     text = b"2024-05-01T10:00:00Z stdout F " + inner(0) + b"\n"
     text += b"2024-05-01T10:00:01Z stdout P " + inner(1)[:40] + b"\n"
