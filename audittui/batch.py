@@ -21,6 +21,7 @@ from .formats import (
     UUID_ID,
     Packed,
     decode_line,
+    decode_record,
     expand,
     fast_packed,
     pack,
@@ -199,7 +200,7 @@ class BatchBuilder:
         plain = line.lstrip()[:1] in (b"{", b"[")
         try:
             split = cri_partial(line)
-            value = None if split else decode_line(line)
+            value, note = (None, None) if split else decode_record(line)
         except ValueError as exc:
             reason = str(exc)
             if is_tail:
@@ -213,6 +214,8 @@ class BatchBuilder:
             return False
         # A wrapped line's event is re-read through its wrapper (item 0).
         self.add_value(value, pos, len(line), line_no, whole_line=plain)
+        if note:
+            self.malformed.append((line_no, note))
         return False
 
     def _add_joined(self, pieces: list[bytes], pos: int, line_no: int) -> None:

@@ -12,7 +12,7 @@ import csv
 import io
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("query", help="print matching events in event-time order")
     q.add_argument("-q", "--query", default="", help="filter (see README, Query language)")
-    q.add_argument("--format", choices=("jsonl", "table", "json", "count"), default="table")
+    q.add_argument(
+        "--format",
+        choices=("jsonl", "table", "json", "count", "wrapper"),
+        default="table",
+        help="wrapper: what each event was read from (CRI line, GKE entry…), once per record",
+    )
     q.add_argument(
         "-f",
         "--follow",
@@ -269,6 +274,8 @@ def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
         out.write(f"{len(sel)}\n")
     elif args.format == "jsonl":
         write_chunks(out, (inert_json(store.raw(i)) + b"\n" for i in sel))
+    elif args.format == "wrapper":
+        write_chunks(out, _wrappers(store, sel))
     elif args.format == "json":
         out.write("[")
         write_chunks(
@@ -278,6 +285,25 @@ def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
     else:
         out.write(table_header())
         write_chunks(out, (table_row(store, i).encode() + b"\n" for i in sel))
+
+
+def _wrappers(store: Store, sel: Iterable[int]) -> Iterator[bytes]:
+    """Each event's wrapper as read: text lines as they are, JSON records one per line, an
+    event that is its own line as that line; a record holding several events, once."""
+    last = None
+    for i in sel:
+        wrapper = store.wrapper(i)
+        if wrapper is None:
+            yield inert_json(store.raw(i)) + b"\n"
+            continue
+        text = (
+            "\n".join(map(inert, wrapper)).encode()
+            if isinstance(wrapper, list) and all(isinstance(x, str) for x in wrapper)
+            else inert_json(orjson.dumps(wrapper))
+        )
+        if text != last:
+            yield text + b"\n"
+        last = text
 
 
 def table_header() -> str:

@@ -264,6 +264,60 @@ def expand(obj: Any) -> tuple[list[dict], str | None]:
     return [], f"not an audit event (a JSON {_json_type(obj)})"
 
 
+# Keys of the lists of records inside envelopes (CloudWatch, Azure, EventList, Logs Insights).
+_RECORD_KEYS = ("events", "logEvents", "records", "items", "results")
+
+
+def wrapper_of(record: bytes, item: int) -> Any:
+    """What an event was read from, when that is more than the event: the lines of a wrapped
+    text line (CRI, Docker pieces, node prefix, legacy) as strings, or the JSON record holding
+    it (a GKE entry; a CloudWatch or Azure envelope with only this event's record in its
+    list). None for an event that is its line as written."""
+    try:
+        value = orjson.loads(record)
+    except orjson.JSONDecodeError:
+        try:
+            value, _ = decode_record(record)
+        except ValueError:
+            return None
+        if _records_of(value) is None:  # an event (or entry) inside text: the text wraps it
+            return record.decode("utf-8", "replace").splitlines()
+    else:
+        if item < 0:
+            return None
+    return _record_holding(value, max(item, 0))
+
+
+def _record_holding(value: Any, item: int) -> Any:
+    """The record of a container that holds its ``item``-th event: arrays are descended
+    into; an envelope is kept, with only that record in its list."""
+    while (records := _records_of(value)) is not None:
+        key, parts = records
+        for part in parts:
+            counted = part if key is None else {**value, key: [part]}
+            n = len(expand(counted)[0])
+            if item < n:
+                if key is not None:
+                    return counted
+                value = part
+                break
+            item -= n
+        else:
+            break
+    return value
+
+
+def _records_of(value: Any) -> tuple[str | None, list] | None:
+    """A container's list of records, and its key (None for an array)."""
+    if type(value) is list:
+        return None, value
+    if type(value) is dict and not is_event(value):
+        for key in _RECORD_KEYS:
+            if type(value.get(key)) is list:
+                return key, value[key]
+    return None
+
+
 def _not_event_reason(obj: dict) -> str:
     if "kind" in obj:
         return f"not an audit event (kind {orjson.dumps(obj['kind']).decode()[:40]})"
@@ -279,21 +333,38 @@ def _json_type(obj: Any) -> str:
 def decode_line(line: bytes) -> Any:
     """One line of text (or the lines of one wrapped event, or a YAML document) → its JSON
     value, unwrapped (see :mod:`audittui.wrappers`). Raises ValueError with a short reason."""
+    return decode_record(line)[0]
+
+
+def decode_record(line: bytes) -> tuple[Any, str | None]:
+    """:func:`decode_line`, and what of the record could not be read: a document of records
+    cut short is read up to its last complete record, and the note says so."""
     try:
-        return orjson.loads(line)
+        return orjson.loads(line), None
     except orjson.JSONDecodeError as exc:
-        value = wrappers.unwrap_line(line)
-        if value is None and b"}" in line and b"{" in line:
-            value = wrappers.concatenated_json(line)
-            if value is not None and b'{"log":' in line[:8]:  # a split Docker message
-                value = wrappers.docker_joined(value) or value
+        if line.lstrip()[:1] in (b"{", b"[") and str(exc).startswith("unexpected end of data"):
+            salvaged = wrappers.salvage_cut(line)
+            if salvaged is not None:
+                return salvaged
+        return _decode_wrapped(line, exc)
+
+
+def _decode_wrapped(line: bytes, exc: orjson.JSONDecodeError) -> tuple[Any, str | None]:
+    value = wrappers.unwrap_line(line)
+    if value is not None:
+        return value, None
+    if b"}" in line and b"{" in line:
+        documents = wrappers.concatenated_json(line)
+        if documents is not None:
+            values, note = documents
+            if b'{"log":' in line[:8]:  # a split Docker message
+                return wrappers.docker_joined(values) or values, note
+            return values, note
+    if b"\n" in line.strip():
+        value = yaml_documents(line)
         if value is not None:
-            return value
-        if b"\n" in line.strip():
-            value = yaml_documents(line)
-            if value is not None:
-                return value
-        raise ValueError(_json_error(line, exc)) from None
+            return value, None
+    raise ValueError(_json_error(line, exc)) from None
 
 
 class _YAMLLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]

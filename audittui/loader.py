@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
 
 import orjson
 
@@ -23,6 +24,7 @@ from .batch import Batch, BatchBuilder
 from .formats import yaml_documents
 from .sources import InputError, Source, expand_paths, explain, open_source
 from .store import Malformed, Store
+from .wrappers import salvage_cut
 
 BOM = b"\xef\xbb\xbf"
 SLICE = 16 << 20  # bytes per worker task
@@ -132,10 +134,23 @@ def _document(fh, head: bytes, size: int) -> object:
     except orjson.JSONDecodeError:
         pass
     fh.seek(0)
+    data = fh.read().removeprefix(BOM)
     try:
-        return orjson.loads(fh.read().removeprefix(BOM))
-    except orjson.JSONDecodeError:
-        return _NOT_A_DOCUMENT  # broken lines are reported one by one
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        cut_short = str(exc).startswith("unexpected end of data")
+    # One document cut short: its complete records. Anything else: lines, reported one by one.
+    salvaged = salvage_cut(data, whole_file=True) if cut_short else None
+    if salvaged is None:
+        return _NOT_A_DOCUMENT
+    return _Cut(*salvaged, line=1 + data.rstrip().count(b"\n"))
+
+
+@dataclass
+class _Cut:
+    value: object
+    note: str
+    line: int  # the last, where the document was cut
 
 
 _YAML_START = re.compile(rb"^(---|#|[A-Za-z_][\w.@-]*:( |$))")
@@ -155,6 +170,9 @@ def _read_document(
     store: Store, source: Source, value: object, size: int, start: int, dedupe: bool
 ) -> None:
     builder = BatchBuilder(source.id)
+    if isinstance(value, _Cut):
+        builder.malformed.append((value.line, value.note))
+        value = value.value
     # Events of a document are numbered (item >= 0) so that raw() re-serialises each one on a
     # single line instead of returning the pretty-printed text.
     builder.add_value(value, start, size - start, 1, whole_line=False)

@@ -148,3 +148,57 @@ def mask_raw(raw: bytes) -> bytes:
     event = orjson.loads(raw)
     masked, count = mask_event(event)
     return orjson.dumps(masked) if count else raw
+
+
+EVENT_TEXT = "{{…}} the event as text ({n:,} bytes); x shows it here"
+
+
+def mask_wrapper(wrapper: Any) -> tuple[Any, int]:
+    """A wrapper (see ``Store.wrapper``) as shown before ``x``: secrets in JSON bodies masked,
+    and the event's own text (a CRI line's content, a CloudWatch ``message``, a Docker
+    ``log``) folded to a placeholder, since it is not masked there. Returns how many values
+    were masked or folded."""
+    if isinstance(wrapper, list) and all(isinstance(line, str) for line in wrapper):
+        shown = [_fold_text(line) for line in wrapper]
+        return shown, sum(a != b for a, b in zip(shown, wrapper, strict=True))
+    masker = _Masker(secret_resource=False)
+    return _fold_strings(masker.walk(wrapper), masker), masker.count
+
+
+_CRI_PREFIX = re.compile(r"^\S+ (?:stdout|stderr) (?:[FP](?::\S*)? )?")
+_KLOG = re.compile(r"^[IWEF]\d{4} ")  # a component's own log line: not the event
+
+
+def _fold_text(line: str) -> str:
+    """A wrapper's text line with the event's text in it folded: a CRI line's content (each
+    piece of a split event, whatever it starts with), a Docker record's ``log``, whatever
+    follows a node or time prefix."""
+    if line.startswith("{"):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("log"), str):
+            log = record["log"]
+            if _KLOG.match(log):
+                return line
+            return orjson.dumps({**record, "log": EVENT_TEXT.format(n=len(log))}).decode()
+    m = _CRI_PREFIX.match(line)
+    if m:
+        content = line[m.end() :]
+        if not content or _KLOG.match(content):
+            return line
+        return line[: m.end()] + EVENT_TEXT.format(n=len(content))
+    start = line.find("{")
+    return line if start < 0 else line[:start] + EVENT_TEXT.format(n=len(line) - start)
+
+
+def _fold_strings(value: Any, masker: _Masker) -> Any:
+    if isinstance(value, dict):
+        return {k: _fold_strings(v, masker) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fold_strings(v, masker) for v in value]
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        masker.count += 1
+        return EVENT_TEXT.format(n=len(value))
+    return value

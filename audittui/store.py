@@ -20,7 +20,7 @@ import orjson
 
 from . import audit_ids
 from .batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
-from .formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand
+from .formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand, wrapper_of
 from .sources import Source, Spool
 from .strings import PackedStrings, Strings
 
@@ -493,6 +493,14 @@ class Store:
             int(n["length"].data[i]),
             int(n["item"].data[i]),
         )
+
+    def wrapper(self, i: int) -> Any:
+        """What event ``i`` was read from, when that is more than the event (the CRI line,
+        the GKE entry…; see :func:`formats.wrapper_of`); None for an event line as written."""
+        n = self._numbers
+        source, offset = int(self._source_col.data[i]), int(n["offset"].data[i])
+        data = self._read(source, offset, int(n["length"].data[i]))
+        return wrapper_of(data.removeprefix(b"\xef\xbb\xbf"), int(n["item"].data[i]))
 
     def event(self, i: int) -> dict:
         """The full original event as a dict (parsed from disk on demand; a copy to keep)."""

@@ -74,9 +74,10 @@ def name_server(event: Any, server: Any) -> None:
             ann.setdefault(SERVER, server)
 
 
-def concatenated_json(data: bytes) -> list | None:
+def concatenated_json(data: bytes) -> tuple[list, str | None] | None:
     """JSON documents written back to back with no delimiter (``{…}{…}``: what Firehose
-    delivers to S3 from a CloudWatch subscription), as a list; None unless all of it is."""
+    delivers to S3 from a CloudWatch subscription), as a list; None unless all of it is. When
+    the last is cut short (a download interrupted), the ones before it and a note saying so."""
     import json
 
     try:
@@ -88,11 +89,15 @@ def concatenated_json(data: bytes) -> list | None:
         try:
             value, pos = decoder.raw_decode(text, pos)
         except ValueError:
-            return None
+            cut = salvage_cut(text[pos:].encode(), whole_file=True) if values else None
+            if cut is None:
+                return None
+            values.append(cut[0])  # its complete records, if any
+            return values, f"the last of {len(values)} JSON documents: {cut[1]}"
         values.append(value)
         while pos < len(text) and text[pos].isspace():
             pos += 1
-    return values if len(values) > 1 else None
+    return (values, None) if len(values) > 1 else None
 
 
 def docker_partial(line: bytes) -> bool:
@@ -409,3 +414,56 @@ def is_azure_activity(obj: dict) -> bool:
 
 def azure_activity(obj: dict) -> tuple[list[Any], str | None]:
     return [], f"an Azure activity record (category {str(obj.get('category'))[:40]}), not audit"
+
+
+# -- documents cut short ---------------------------------------------------------------------
+
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# Lists of records a document cut short can be closed after: a top-level array (gcloud, a
+# JSON array of events) or these keys of a top-level object (CloudWatch, EventList, Azure…).
+_RECORD_LISTS = frozenset({b'"events"', b'"logEvents"', b'"records"', b'"items"', b'"results"'})
+
+
+def salvage_cut(data: bytes, whole_file: bool = False) -> tuple[Any, str] | None:
+    """A JSON document of records cut short (a copy or download interrupted): the document
+    closed just after its last complete record, and a note saying so. None when ``data`` is
+    not that: a single event cut short stays malformed, never half read. A ``whole_file`` cut
+    before its first record is that too: no record, one note."""
+    stack: list[bytes] = []  # the open brackets
+    keys: list[bytes] = []  # for each, the last string before it (its key in an object)
+    last = closing = b""
+    cut = None
+    records = 0
+    for m in _TOKEN.finditer(data):
+        token = m.group()
+        if token in (b"{", b"["):
+            stack.append(token)
+            keys.append(last)
+        elif token in (b"}", b"]"):
+            if not stack or (stack.pop() == b"{") != (token == b"}"):
+                return None  # not merely cut short: broken
+            keys.pop()
+            if _record_list(stack, keys):
+                cut, records = m.end(), records + 1
+                closing = b"]" if len(stack) == 1 else b"]}"
+        else:
+            last = token
+    if not stack:
+        return None
+    if cut is None:
+        if not whole_file:
+            return None
+        return [], f"a JSON document cut short after {len(data):,} bytes, before its first record"
+    try:
+        value = orjson.loads(data[:cut] + closing)
+    except orjson.JSONDecodeError:
+        return None
+    note = f"cut short after {cut:,} bytes: read its {records:,} complete record(s)"
+    return value, note + ", not the one cut"
+
+
+def _record_list(stack: list[bytes], keys: list[bytes]) -> bool:
+    """Is the innermost open bracket a list of records (so a value just closed is one)?"""
+    if stack == [b"["]:
+        return True
+    return stack == [b"{", b"["] and keys[1] in _RECORD_LISTS

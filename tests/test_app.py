@@ -276,6 +276,29 @@ def test_detail_masks_secrets_hides_managed_fields_and_copies(tmp_path):
     run(check, path, tmp_path)
 
 
+def test_w_shows_the_wrapper_the_event_was_read_from(tmp_path):
+    secret = orjson.dumps({**SECRET, "auditID": "wrapped"}).decode()
+    path = tmp_path / "logs" / "cri.log"
+    path.parent.mkdir()
+    path.write_text(f"2024-05-01T10:00:09.5Z stdout F {secret}\n")
+
+    async def check(app, pilot):
+        detail = app.query_one(DetailPane)
+        await until(pilot, lambda: detail.event is not None)
+        await pilot.press("w")
+        head = app.query_one("#detail-header").render().plain
+        assert "the wrapper, as read (w: the event)" in head
+        text = tree_text(app)
+        assert "stdout F {…} the event as text" in text and "c3VwZXJzZWNyZXQ=" not in text
+        await pilot.press("x")  # the whole line, secrets and all
+        assert "c3VwZXJzZWNyZXQ=" in tree_text(app)
+        await pilot.press("w")
+        assert "the wrapper" not in app.query_one("#detail-header").render().plain
+        assert '"requestObject"' in tree_text(app)
+
+    run(check, str(path), tmp_path)
+
+
 def test_stages_of_one_request_are_linked(tmp_path):
     stages = [
         line(ev(1, auditID="req", stage="RequestReceived", responseStatus=None)),

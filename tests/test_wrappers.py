@@ -258,6 +258,81 @@ def test_docker_json_file_and_node_name_prefix(tmp_path):
         assert store.event(1)["auditID"] == "cri-1" and not store.malformed
 
 
+# -- the wrapper, on request ------------------------------------------------------------------
+
+
+def test_each_event_keeps_its_wrapper(tmp_path):
+    """``Store.wrapper``: what the event was read from, for the detail's ``w`` and
+    ``query --format wrapper``; the event alone stays what ``raw``/``event`` give."""
+    docker = {"log": inner(0).decode() + "\n", "stream": "stdout", "time": "2024-05-01T10:00:00Z"}
+    text = orjson.dumps(docker) + b"\n"
+    text += b"master-0 " + inner(1) + b"\n"
+    text += b"2024-05-01T10:00:02Z stdout F " + inner(2) + b"\n"
+    text += inner(3) + b"\n"  # a plain event line: no wrapper
+    text += orjson.dumps(entry("io.k8s.core.v1.pods.get", "core/v1/namespaces/a/pods/p")) + b"\n"
+    with load_text(tmp_path, text) as store:
+        assert store.wrapper(0) == docker
+        assert store.wrapper(1) == ["master-0 " + inner(1).decode()]
+        assert store.wrapper(2) == ["2024-05-01T10:00:02Z stdout F " + inner(2).decode()]
+        assert store.wrapper(3) is None
+        assert store.wrapper(4)["protoPayload"]["methodName"] == "io.k8s.core.v1.pods.get"
+        assert [store.event(i).get("auditID") for i in range(4)] == [f"cri-{k}" for k in range(4)]
+
+
+def test_the_wrapper_of_an_event_in_an_envelope_is_its_record_in_the_envelope(tmp_path):
+    path = tmp_path / "filter.json"
+    path.write_bytes(orjson.dumps(cloudwatch_output(3), option=orjson.OPT_INDENT_2))
+    with audittui.load(path) as store:
+        wrapper = store.wrapper(2)
+        assert wrapper["searchedLogStreams"] == [] and len(wrapper["events"]) == 1
+        assert orjson.loads(wrapper["events"][0]["message"])["auditID"] == "cri-2"
+    events = [{"id": str(k), "timestamp": k, "message": inner(k).decode()} for k in range(4)]
+    payloads = [
+        {"messageType": "DATA_MESSAGE", "logGroup": f"/aws/eks/c{k}/cluster", "logEvents": part}
+        for k, part in enumerate((events[:1], events[1:]))
+    ]
+    path = tmp_path / "firehose.gz"
+    path.write_bytes(b"".join(gzip.compress(orjson.dumps(p)) for p in payloads))
+    with audittui.load(path) as store:
+        wrapper = store.wrapper(3)  # in the second document, its third record
+        assert wrapper["logGroup"] == "/aws/eks/c1/cluster"
+        assert [e["id"] for e in wrapper["logEvents"]] == ["3"]
+
+
+def test_a_wrapper_shown_folds_the_event_text_and_masks_bodies():
+    from audittui.mask import mask_wrapper
+
+    lines = [
+        '2024-05-01T10:00:02Z stdout P {"kind":"Event","requestObject":{"data":{"k":"c2Vj',
+        "2024-05-01T10:00:02Z stderr F I0501 10:00:02.000000 1 trace.go:1] slow",
+        '2024-05-01T10:00:02Z stdout F cmV0"}}}',  # a piece that does not start with {
+        'master-0 {"kind":"Event"}',
+        '2017-03-21T03:57:09Z AUDIT: id="x" method="GET" user="admin"',
+    ]
+    shown, count = mask_wrapper(lines)
+    assert count == 3 and "c2Vj" not in str(shown) and "cmV0" not in str(shown)
+    assert shown[1] == lines[1] and shown[4] == lines[4]  # klog and legacy text: as they are
+    assert shown[0].startswith("2024-05-01T10:00:02Z stdout P {…} the event as text")
+    entry_ = {"protoPayload": {"request": {"kind": "Secret", "data": {"k": "c2VjcmV0"}}},
+              "message": '{"kind":"Event"}', "timestamp": "t"}  # fmt: skip
+    shown, count = mask_wrapper(entry_)
+    assert "c2VjcmV0" not in str(shown) and shown["timestamp"] == "t" and count == 2
+
+
+def test_query_format_wrapper_prints_each_record_as_read(tmp_path, capsys):
+    from audittui import cli
+
+    text = b"master-0 " + inner(1) + b"\n" + inner(2) + b"\n"
+    text += b"2024-05-01T10:00:02Z stdout F " + inner(3, user={"username": "\u202ex"}) + b"\n"
+    path = tmp_path / "node.log"
+    path.write_bytes(text)
+    assert cli.main(["query", str(path), "--format", "wrapper"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "master-0 " + inner(1).decode()
+    assert out[1] == inner(2).decode()  # no wrapper: the line itself
+    assert out[2].startswith("2024-05-01T10:00:02Z stdout F {") and "\u202e" not in out[2]
+
+
 # -- CloudWatch ------------------------------------------------------------------------------
 
 
@@ -290,6 +365,74 @@ def test_cloudwatch_outputs(tmp_path):
         assert [m.reason for m in store.malformed] == [
             "array[1]: a CloudWatch Logs control message (no log events)"  # the 2nd document
         ]
+
+
+def cloudwatch_output(count: int) -> dict:
+    return {
+        "events": [
+            {"logStreamName": "kube-apiserver-audit-1", "timestamp": 1,
+             "message": inner(k).decode(), "eventId": str(k)}
+            for k in range(count)
+        ],
+        "searchedLogStreams": [],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("indent", [orjson.OPT_INDENT_2, 0], ids=["pretty", "one-line"])
+def test_a_cloudwatch_document_cut_short_keeps_its_complete_events(tmp_path, indent):
+    text = orjson.dumps(cloudwatch_output(5), option=indent)
+    cut = text[: text.index(b"cri-4")]  # inside the last event's message
+    with load_text(tmp_path, cut, "filter.json") as store:
+        assert [store.value("audit_id", i) for i in range(4)] == [f"cri-{k}" for k in range(4)]
+        assert len(store) == 4 and store.event(3)["auditID"] == "cri-3"  # re-read from disk
+        [bad] = store.malformed
+        assert "cut short" in bad.reason and "4 complete record(s)" in bad.reason
+        assert bad.line == 1 + cut.rstrip().count(b"\n")  # where it was cut
+
+
+def test_a_gcloud_array_cut_short_and_a_document_cut_before_its_first_record(tmp_path):
+    names = [f"core/v1/namespaces/a/pods/p{k}" for k in range(3)]
+    entries = [entry("io.k8s.core.v1.pods.get", name) for name in names]
+    text = orjson.dumps(entries, option=orjson.OPT_INDENT_2)
+    with load_text(tmp_path, text[: text.rindex(b"insertId")], "gcloud.json") as store:
+        assert [store.value("name", i) for i in range(len(store))] == ["p0", "p1"]
+        assert "2 complete record(s)" in store.malformed[0].reason
+    head = text[:300]
+    with load_text(tmp_path, head, "gcloud.json") as store:
+        assert len(store) == 0
+        assert [m.reason for m in store.malformed] == [
+            "a JSON document cut short after 300 bytes, before its first record"
+        ]
+
+
+def test_a_cut_event_line_is_not_half_read_and_a_torn_line_keeps_the_rest(tmp_path):
+    event = orjson.dumps(v1_event(auditID="cut", requestObject={"items": [{"a": 1}, {"b": 2}]}))
+    cut = event[: event.index(b'{"b"') + 3]
+    with load_text(tmp_path, inner(0) + b"\n" + cut) as store:
+        assert len(store) == 1
+        assert "invalid JSON (unexpected end of data" in store.malformed[0].reason
+    with load_text(tmp_path, cut + b"\n" + inner(1) + b"\n" + inner(2) + b"\n") as store:
+        assert [store.value("audit_id", i) for i in range(2)] == ["cri-1", "cri-2"]
+        assert [m.line for m in store.malformed] == [1]
+
+
+def test_firehose_members_whose_last_is_cut_short(tmp_path):
+    def payload(first: int) -> bytes:
+        events = [{"id": str(k), "timestamp": 1, "message": inner(k).decode()}
+                  for k in range(first, first + 3)]  # fmt: skip
+        return orjson.dumps({"messageType": "DATA_MESSAGE", "logEvents": events})
+
+    last = payload(6)
+    data = payload(0) + payload(3) + last[: last.index(b"cri-8")]
+    path = tmp_path / "firehose.gz"
+    path.write_bytes(gzip.compress(data))
+    with audittui.load(path) as store:
+        assert [store.value("audit_id", i) for i in range(len(store))] == [
+            f"cri-{k}" for k in range(8)
+        ]
+        assert store.event(7)["auditID"] == "cri-7"
+        [bad] = store.malformed
+        assert bad.reason.startswith("the last of 3 JSON documents: cut short")
 
 
 # -- legacy text -----------------------------------------------------------------------------

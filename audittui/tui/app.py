@@ -148,6 +148,7 @@ class AuditApp(App[None]):
         Binding("enter", "open_detail", "Detail", show=False),
         Binding("m", "managed", "managedFields", show=False),
         Binding("x", "reveal", "Reveal secrets", show=False),
+        Binding("w", "wrapper", "Wrapper", show=False),
         Binding("c", "copy", "Copy JSON", show=False),
         Binding("o", "stage(1)", "Next stage", show=False),
         Binding("O", "stage(-1)", "Prev stage", show=False),
@@ -448,6 +449,9 @@ class AuditApp(App[None]):
 
     def action_reveal(self) -> None:
         self.main.query_one(DetailPane).toggle_reveal()
+
+    def action_wrapper(self) -> None:
+        self.main.query_one(DetailPane).toggle_wrapper()
 
     def action_copy(self) -> None:
         text = self.main.query_one(DetailPane).clipboard_text()
@@ -816,6 +820,11 @@ class AuditApp(App[None]):
         )
         yield SystemCommand("Reveal secrets", "Show or mask Secret data (x)", self.action_reveal)
         yield SystemCommand("managedFields", "Show or hide managedFields (m)", self.action_managed)
+        yield SystemCommand(
+            "Wrapper",
+            "Show what the event was read from: CRI line, GKE entry… (w)",
+            self.action_wrapper,
+        )
         yield SystemCommand("Copy event", "Copy the event JSON (c)", self.action_copy)
         yield SystemCommand("Keys", "Every key (?)", self.action_help)
 

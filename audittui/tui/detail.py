@@ -1,6 +1,7 @@
 """The detail pane: one event, read from disk by offset when selected, as a one-line header
 (who, verb, what, when, decision and reason, latency, impersonation) over foldable JSON.
-Secrets are masked and managedFields hidden until the user asks."""
+Secrets are masked and managedFields hidden until the user asks; ``w`` shows what the event
+was read from (a CRI line, a GKE entry, a CloudWatch record…) in place of the event."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from textual.widgets import Static
 
 from ..formats import format_duration
 from ..latency import annotations as latency_annotations
-from ..mask import mask_event
+from ..mask import mask_event, mask_wrapper
 from ..sanitize import inert
 from ..store import EventGone, Store
 from .event_list import code_style
@@ -78,7 +79,8 @@ def _getter(event: dict):
 
 
 class DetailPane(Vertical, can_focus=False):
-    """The selected event; ``m`` shows managedFields, ``x`` reveals secrets."""
+    """The selected event; ``m`` shows managedFields, ``x`` reveals secrets, ``w`` shows the
+    wrapper it was read from."""
 
     DEFAULT_CSS = """
     DetailPane { height: 1fr; }
@@ -96,6 +98,7 @@ class DetailPane(Vertical, can_focus=False):
         self.shown: dict | None = None  # as displayed (masked unless revealed)
         self.show_managed = False
         self.reveal = False
+        self.show_wrapper = False
         self.masked = 0
         self.policy = None  # an audit Policy: the header names the rule that logs the event
 
@@ -126,10 +129,14 @@ class DetailPane(Vertical, can_focus=False):
     def _refresh_view(self) -> None:
         if self.event is None or self.event_index is None:
             return
-        shown, self.masked = (self.event, 0) if self.reveal else mask_event(self.event)
-        self.shown = shown
         text = header(self.event, int(self.store.column("latency")[self.event_index]))
         extra = self.stages_line() or Text()
+        wrapper = self._wrapper(extra) if self.show_wrapper else None
+        if wrapper is not None:
+            shown, self.masked = (wrapper, 0) if self.reveal else mask_wrapper(wrapper)
+        else:
+            shown, self.masked = (self.event, 0) if self.reveal else mask_event(self.event)
+        self.shown = shown
         if self.policy is not None:
             result = self.policy.evaluate(self.event)
             rule = "no rule" if result.rule is None else f"rule {result.rule}"
@@ -138,7 +145,8 @@ class DetailPane(Vertical, can_focus=False):
             )
             extra.append(("  " if extra.plain else "") + text_level, "cyan")
         if self.masked:
-            extra.append(f"  {self.masked} secret value(s) masked; x reveals", "yellow")
+            what = "value(s) masked or folded" if wrapper is not None else "secret value(s) masked"
+            extra.append(f"  {self.masked} {what}; x reveals", "yellow")
         elif self.reveal:
             extra.append("  secrets revealed; x masks them again", "bold red")
         if extra.plain:
@@ -174,6 +182,24 @@ class DetailPane(Vertical, can_focus=False):
         times = self.store.column("time")
         return sorted(hits, key=lambda i: (int(times[i]), i))
 
+    def _wrapper(self, note: Text) -> Any:
+        """The wrapper of the event shown, with a note on ``note`` saying what is shown."""
+        assert self.event_index is not None
+        try:
+            wrapper = self.store.wrapper(self.event_index)
+        except (EventGone, OSError) as exc:
+            wrapper, text, style = None, f"the wrapper cannot be read: {inert(str(exc))}", "red"
+        else:
+            text, style = "the wrapper, as read (w: the event)", "bold cyan"
+            if wrapper is None:
+                text, style = "no wrapper: the event is its line as written", "cyan"
+        note.append(("  " if note.plain else "") + text, style)
+        return wrapper
+
+    def toggle_wrapper(self) -> None:
+        self.show_wrapper = not self.show_wrapper
+        self._refresh_view()
+
     def toggle_managed(self) -> None:
         self.show_managed = not self.show_managed
         self._refresh_view()
@@ -183,7 +209,7 @@ class DetailPane(Vertical, can_focus=False):
         self._refresh_view()
 
     def clipboard_text(self) -> str | None:
-        """The displayed event as JSON (masked unless revealed)."""
+        """The displayed event (or wrapper) as JSON (masked unless revealed)."""
         import orjson
 
         if self.shown is None:

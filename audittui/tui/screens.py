@@ -58,6 +58,7 @@ KEYS = (
         (
             ("m", "show / hide managedFields"),
             ("x", "reveal / mask Secret data and tokens"),
+            ("w", "what the event was read from (CRI or Docker line, GKE entry…) / the event"),
             ("c", "copy the event JSON (OSC 52: works over SSH)"),
             ("space / enter", "fold or unfold a JSON node"),
         ),
