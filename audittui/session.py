@@ -32,8 +32,10 @@ from .sources import (
     Source,
     expand_paths,
     explain,
+    folder_files,
     is_must_gather,
     spool_stream,
+    tree_folders,
 )
 from .store import Malformed, Store
 
@@ -115,8 +117,9 @@ class Session:
         backups: bool = True,
         poll: bool = False,
         workers: int | None = None,
+        recursive: bool = False,
     ) -> None:
-        self.paths = list(paths)
+        self.paths = _with_subfolders(paths) if recursive else list(paths)
         self.follow = follow
         self.backups = backups
         self.poll = poll
@@ -327,6 +330,19 @@ class Session:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _with_subfolders(paths: list[str]) -> list[str]:
+    """Folders replaced by those of their trees that hold log files, each then read (and
+    followed) as a folder is: its live logs and their backups."""
+    out: list[str] = []
+    for p in paths:
+        if p == "-" or not os.path.isdir(p) or is_must_gather(Path(p)):
+            out.append(p)
+            continue
+        holding = [str(f) for f in tree_folders(Path(p)) if folder_files(f)]
+        out.extend(holding or [p])  # none: the folder, which says it holds no log file
+    return out
 
 
 def _followable(path: str) -> bool:

@@ -118,14 +118,16 @@ def folder_files(folder: Path) -> list[Path]:
 def tree_files(folder: Path) -> list[Path]:
     """The log files of a folder and of its subfolders (hidden ones left out), folder by
     folder in name order."""
-    out = folder_files(folder)
+    return [f for sub in tree_folders(folder) for f in folder_files(sub)]
+
+
+def tree_folders(folder: Path) -> list[Path]:
+    """A folder and its subfolders, hidden ones left out, depth first in name order."""
     try:
         subs = sorted(e.path for e in os.scandir(folder) if e.is_dir() and e.name[:1] != ".")
     except OSError as exc:
         raise InputError(explain(str(folder), exc)) from None
-    for sub in subs:
-        out.extend(tree_files(Path(sub)))
-    return out
+    return [folder, *(f for sub in subs for f in tree_folders(Path(sub)))]
 
 
 def is_must_gather(folder: Path) -> bool:

@@ -10,9 +10,10 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 
 import orjson
-from conftest import drive_app, shows_newest, until
+from conftest import drive_app, shows_newest, until, v1_event
 from test_app import ev, line, make_log, status
 
 from audittui.demo import write_big
@@ -167,3 +168,26 @@ def test_a_log_with_no_event_says_what_it_looks_like_in_place_of_the_list(tmp_pa
         return " ".join(lst.render_line(y).text.strip() for y in range(1, 6))
 
     drive_app(str(log), tmp_path, check)
+
+
+def test_a_folder_whose_logs_are_in_subfolders_says_so_and_recursive_reads_them(tmp_path):
+    root = tmp_path / "nodes"
+    (root / "master-0").mkdir(parents=True)
+    (root / "master-0" / "audit.log").write_bytes(orjson.dumps(v1_event(auditID="deep")) + b"\n")
+
+    async def check(app, pilot) -> None:
+        lst = app.main.query_one(EventList)
+        await until(
+            pilot,
+            lambda: "no log files here; subfolders are read with --recursive" in note(lst),
+            what="the hint in place of the empty list",
+        )
+
+    def note(lst) -> str:
+        return " ".join(lst.render_line(y).text.strip() for y in range(1, 6))
+
+    drive_app(str(root), tmp_path, check)
+    session = Session([str(root)], follow=False, recursive=True)
+    session.open()
+    session.index(lambda: None, threading.Event())
+    assert session.store.value("audit_id", 0) == "deep"

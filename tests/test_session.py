@@ -119,6 +119,37 @@ def test_folder_with_backups_reads_everything_once(tmp_path):
     assert any(src.compressed for src in s.store.sources)  # the gzipped backup, spooled
 
 
+def test_recursive_reads_and_follows_every_subfolder_like_a_folder(tmp_path):
+    """``audittui --recursive DIR``: one folder per API server (say, copied from each node),
+    each read with its backups and followed; without it, a folder of subfolders says so."""
+    root = tmp_path / "nodes"
+    for k, node in enumerate(("master-0", "master-1")):
+        (root / node).mkdir(parents=True)
+        write_file(root / node / "audit-2024-05-01T09-00-00.000.log", [10 * k])
+        write_file(root / node / "audit.log", [10 * k + 1])
+    (root / ".hidden").mkdir()
+    write_file(root / ".hidden" / "audit.log", [99])
+    plain = Session([str(root)], follow=False)
+    plain.open()
+    plain.index(lambda: None, threading.Event())
+    assert len(plain.store) == 0
+    s = Session([str(root)], recursive=True)
+    s.open()
+    s.index(lambda: None, threading.Event())
+    assert sorted(ids(s.store)) == ["id-0", "id-1", "id-10", "id-11"]
+    with open(root / "master-1" / "audit.log", "ab") as fh:
+        fh.write(event(12) + b"\n")
+    stop = threading.Event()
+    s.follower.heartbeat_ms = 50
+
+    def on_batch(_):
+        if len(s.store) >= 5:
+            stop.set()
+
+    s.run_follower(on_batch, stop)
+    assert sorted(ids(s.store)) == ["id-0", "id-1", "id-10", "id-11", "id-12"]
+
+
 def test_gz_file_is_read_once_not_followed(tmp_path):
     import gzip
 

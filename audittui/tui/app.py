@@ -868,12 +868,16 @@ class AuditApp(App[None]):
         self.main.query_one("#status", Static).update(self.status_text(), layout=False)
         lst = self.main.query_one(EventList)
         # Something was read and none of it was an event: say what it looks like.
-        key = (self.session.indexing, len(self.store), len(self.store.malformed))
+        store = self.store
+        key = (self.session.indexing, len(store), len(store.malformed), len(store.sources))
         if key == self._empty_key:
             return
         self._empty_key, note = key, ""
-        if not self.session.indexing and not len(self.store) and self.store.malformed:
-            note = nothing_read(self.store, [s.path for s in self.store.sources]) or ""
+        if not self.session.indexing and not len(store):
+            if store.malformed:
+                note = nothing_read(store, [s.path for s in store.sources]) or ""
+            elif not store.sources:  # a folder with no log file (yet): maybe in subfolders
+                note = nothing_read(store, self.session.paths) or ""
         if note != lst.empty_note:
             lst.empty_note = note
             lst.refresh()

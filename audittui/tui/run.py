@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-backups", action="store_true", help="skip a file's rotated backups")
     p.add_argument("--poll", action="store_true", help="stat files instead of inotify (NFS)")
     p.add_argument(
+        "--recursive",
+        action="store_true",
+        help="a folder's subfolders too (each followed like a folder; a must-gather always)",
+    )
+    p.add_argument(
         "--rules",
         metavar="FILE",
         help="your findings rules (default ~/.config/audittui/rules.yaml); none: the pack alone",
@@ -84,7 +89,13 @@ def run_app(argv: list[str]) -> int:
             return 2
     # A pipe is always followed: --no-follow would read only what has arrived so far.
     follow = not args.no_follow or stdin is not None
-    session = Session(paths, follow=follow, backups=not args.no_backups, poll=args.poll)
+    session = Session(
+        paths,
+        follow=follow,
+        backups=not args.no_backups,
+        poll=args.poll,
+        recursive=args.recursive,
+    )
     try:
         session.open()
     except InputError as exc:
