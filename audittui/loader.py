@@ -89,7 +89,7 @@ def _read_source(
         with open(source.read_path, "rb") as fh:
             head = fh.read(1 << 16)
             start = len(BOM) if head.startswith(BOM) else 0
-            document = _document(fh, head, size)
+            document = _document(fh, head, size, keep=False)
             line = 1
             if document is not _NOT_A_DOCUMENT:
                 _read_document(store, source, document, size, start, dedupe)
@@ -114,12 +114,29 @@ _NOT_A_DOCUMENT = object()
 
 def is_document(fh, head: bytes, size: int) -> bool:
     """Is the file one multi-line JSON document (rather than JSON lines)? Reads it whole when
-    it might be: call it only for files read once."""
-    return _document(fh, head, size) is not _NOT_A_DOCUMENT
+    it might be: call it only for files read once. The value is kept for reading it."""
+    return _document(fh, head, size, keep=True) is not _NOT_A_DOCUMENT
 
 
-def _document(fh, head: bytes, size: int) -> object:
+# The last document parsed by is_document, by (device, inode, size, mtime): the app asks
+# whether a file is one, then reads it, through other paths to the same file.
+_parsed: dict[tuple[int, int, int, int], object] = {}
+
+
+def _document(fh, head: bytes, size: int, keep: bool) -> object:
     """The parsed value when the file is one multi-line JSON document, else _NOT_A_DOCUMENT."""
+    st = os.fstat(fh.fileno())
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    value = _parsed.get(key) if keep else _parsed.pop(key, None)
+    if value is None:
+        value = _parse_document(fh, head, size)
+        _parsed.clear()
+        if keep and value is not _NOT_A_DOCUMENT:
+            _parsed[key] = value
+    return value
+
+
+def _parse_document(fh, head: bytes, size: int) -> object:
     body = head[len(BOM) :] if head.startswith(BOM) else head
     stripped = body.lstrip()
     if size > DOCUMENT_MAX:

@@ -150,6 +150,24 @@ def test_recursive_reads_and_follows_every_subfolder_like_a_folder(tmp_path):
     assert sorted(ids(s.store)) == ["id-0", "id-1", "id-10", "id-11", "id-12"]
 
 
+def test_a_whole_file_document_is_parsed_once(tmp_path, monkeypatch):
+    """The app asks whether a file is one document (not followed), plans it, then reads it:
+    one parse of what may be a 100 MB gcloud export, and nothing kept once it is read."""
+    from audittui import loader
+
+    path = tmp_path / "export.json"
+    events = [v1_event(auditID=f"d-{k}") for k in range(3)]
+    path.write_bytes(orjson.dumps(events, option=orjson.OPT_INDENT_2))
+    parses = []
+    parse = loader._parse_document
+    monkeypatch.setattr(loader, "_parse_document", lambda *a: parses.append(1) or parse(*a))
+    s = Session([str(path)])
+    s.open()
+    s.index(lambda: None, threading.Event())
+    assert s.follower is None and sorted(ids(s.store)) == ["d-0", "d-1", "d-2"]
+    assert len(parses) == 1 and not loader._parsed
+
+
 def test_gz_file_is_read_once_not_followed(tmp_path):
     import gzip
 
