@@ -36,6 +36,9 @@ MISSING_TIME = -(2**63)
 # user an OpenShift oauth-server login was for.
 SERVER = "audittui/server"
 LOGIN = "authentication.openshift.io/username"
+# An oauth-server login's outcome (allow, deny, error): the decision of an event that has no
+# authorization decision, so that `login:* decision:deny` lists failed logins.
+LOGIN_DECISION = "authentication.openshift.io/decision"
 
 
 class Row(NamedTuple):
@@ -493,7 +496,11 @@ def row(ev: dict) -> Row:
     code = status.get("code") if type(status) is dict else None
     if type(code) is not int:
         code = 0
-    decision = ann.get("authorization.k8s.io/decision") if type(ann) is dict else None
+    decision = (
+        ann.get("authorization.k8s.io/decision") or ann.get(LOGIN_DECISION)
+        if type(ann) is dict
+        else None
+    )
     server = ann.get(SERVER) if type(ann) is dict else None
     login = ann.get(LOGIN) if type(ann) is dict else None
 
@@ -568,6 +575,9 @@ class _Annotations(msgspec.Struct, gc=False):
     decision: str | None = msgspec.field(default=None, name="authorization.k8s.io/decision")
     server: str | None = msgspec.field(default=None, name="audittui/server")
     login: str | None = msgspec.field(default=None, name="authentication.openshift.io/username")
+    login_decision: str | None = msgspec.field(
+        default=None, name="authentication.openshift.io/decision"
+    )
 
 
 class _Event(msgspec.Struct, gc=False):
@@ -677,7 +687,7 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
             namespace,
             stage,
             level,
-            ann.decision if ann is not None else None,
+            (ann.decision or ann.login_decision) if ann is not None else None,
             ips,
             agent,
             ann.server if ann is not None else None,

@@ -555,6 +555,8 @@ def test_openshift_oauth_logins_can_be_queried(tmp_path):
     with load_text(tmp_path, orjson.dumps(login) + b"\n" + orjson.dumps(v1_event()) + b"\n") as s:
         assert s.value("login", 0) == "user1.example" and s.value("login", 1) is None
         assert len(s.query("login:user1.*")) == 1
+        assert list(s.query("login:* decision:error")) == [0]  # the login's outcome
+        assert s.value("decision", 1) == "allow"  # the authorizer's, as before
 
 
 def test_subfolders_with_recursive_and_a_must_gather_by_itself(tmp_path, capsys):
