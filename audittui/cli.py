@@ -8,7 +8,6 @@ were skipped as malformed, a one-line note goes to stderr.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import os
 import sys
@@ -22,6 +21,7 @@ from . import __version__
 from .findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from .formats import format_duration, format_time
 from .loader import load, nothing_read
+from .output import write_csv, write_json
 from .policy import PolicyError
 from .policy import load as load_policy
 from .policy.check import check as check_policy
@@ -372,7 +372,7 @@ def _list_rules(args: argparse.Namespace, out: io.TextIOBase) -> int:
             | {"needs": list(r.needs), "description": r.description}
             for r in rules
         ]
-        out.write(orjson.dumps({"rules": rows}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_json(out, {"rules": rows})
         return 0
     out.write(f"{'SEVERITY':<9} {'ON':<3} {'RULE':<30} TITLE\n")
     for r in sorted(rules, key=lambda r: (r.rank, r.id)):
@@ -405,7 +405,7 @@ def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int
             ],
             "blind": [{"rule": r.id, "why": why} for r, why in blind],
         }
-        out.write(inert_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2)).decode() + "\n")
+        write_json(out, doc)
     else:
         out.write(f"{'SEVERITY':<9} {'COUNT':>7}  {'LAST':<19}  {'RULE':<28} USERS\n")
         for f in results:
@@ -449,7 +449,7 @@ def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIO
                 for g in groups
             ],
         }
-        out.write(inert_json(orjson.dumps(doc, option=orjson.OPT_INDENT_2)).decode() + "\n")
+        write_json(out, doc)
         return 1 if groups else 0
     out.write(f"{'RULE':>5} {'POLICY':<15} {'LOGGED':<15} {'EVENTS':>8}  WHY / EXAMPLE\n")
     for g in groups:
@@ -491,7 +491,7 @@ def _policy_simulate(store: Store, policy, args: argparse.Namespace, out: io.Tex
             ],
             "blind": [{"rule": r, "why": why} for r, why in sim.blind],
         }
-        out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_json(out, doc)
         return
     out.write(
         f"{'RULE':>5} {'LEVEL':<15} {'EVENTS':>9} {'DROPPED':>9} {'BYTES NOW':>11} "
@@ -532,7 +532,7 @@ def _policy_suggest(store: Store, args: argparse.Namespace, out: io.TextIOBase) 
             }
             for s in picks
         ]
-        out.write(inert_json(orjson.dumps(rows, option=orjson.OPT_INDENT_2)).decode() + "\n")
+        write_json(out, rows)
         return
     total = sum(store.column("length").astype("int64"))
     out.write(f"# Put these first under rules: (first match wins). Log: {_size(int(total))}.\n")
@@ -554,16 +554,18 @@ def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None
         _latency(rows, args, out)
         return
     if args.format == "json":
-        out.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_json(out, rows)
         return
     if args.format == "csv":
-        w = csv.writer(out)
-        w.writerow(["key", "events", "forbidden", "errors", "first", "last", "verbs"])
-        for r in rows:
-            verbs = ";".join(f"{k}={n}" for k, n in r["verbs"].items())
-            w.writerow(
-                [r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"], verbs]
-            )
+        write_csv(
+            out,
+            ["key", "events", "forbidden", "errors", "first", "last", "verbs"],
+            (
+                [r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"],
+                 ";".join(f"{k}={n}" for k, n in r["verbs"].items())]
+                for r in rows
+            ),
+        )  # fmt: skip
         return
     key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
     out.write(
@@ -588,13 +590,11 @@ def _latency(rows: list[dict], args: argparse.Namespace, out: io.TextIOBase) -> 
     rows = sorted((r for r in rows if r["requests"]), key=lambda r: -r["p95"])
     if args.format == "json":
         picked = [{"key": r["key"], **{f: r[f] for f in LATENCY_FIELDS}} for r in rows]
-        out.write(orjson.dumps(picked, option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_json(out, picked)
         return
     if args.format == "csv":
-        w = csv.writer(out)
-        w.writerow(["key", *LATENCY_FIELDS])
-        for r in rows:
-            w.writerow([r["key"], *(r[f] for f in LATENCY_FIELDS)])
+        cells = ([r["key"], *(r[f] for f in LATENCY_FIELDS)] for r in rows)
+        write_csv(out, ["key", *LATENCY_FIELDS], cells)
         return
     key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
     out.write(
@@ -633,7 +633,7 @@ def _stats(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
             info["malformed_lines"] = [
                 {"path": m.path, "line": m.line, "reason": m.reason} for m in store.malformed
             ]
-        out.write(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode() + "\n")
+        write_json(out, info)
         return
     out.write(f"events      {info['events']:,}\n")
     out.write(f"malformed   {info['malformed']:,}\n")

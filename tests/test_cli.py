@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -160,6 +161,74 @@ def test_table_sanitizes_hostile_values(capsys, tmp_path, make_event):
     # jsonl/json are data: the original bytes, escapes and all, round-trip exactly.
     code, out, _ = run(capsys, "query", "--format", "json", str(path))
     assert {e["user"]["username"] for e in json.loads(out)} == set(HOSTILE_USERS)
+
+
+# Every character a terminal acts on or hides: C0 and DEL, C1, bidi, zero-width, BOM.
+UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
+HOSTILE_COMMANDS = [
+    ("query", "--format", "table"),
+    ("query", "--format", "jsonl"),
+    ("query", "--format", "json"),
+    ("query", "--format", "wrapper"),
+    ("summary", "--format", "table"),
+    ("summary", "--format", "json"),
+    ("summary", "--format", "csv"),
+    ("summary", "--by", "ua", "--format", "csv"),
+    ("summary", "--latency", "--format", "table"),
+    ("summary", "--latency", "--format", "json"),
+    ("summary", "--latency", "--format", "csv"),
+    ("findings", "--format", "table"),
+    ("findings", "--format", "json"),
+    ("stats", "--format", "text", "--malformed"),
+    ("stats", "--format", "json", "--malformed"),
+    ("policy", "check", "POLICY", "--format", "table"),
+    ("policy", "check", "POLICY", "--format", "json"),
+    ("policy", "simulate", "POLICY", "--format", "table"),
+    ("policy", "simulate", "POLICY", "--format", "json"),
+    ("policy", "suggest", "--format", "yaml"),
+    ("policy", "suggest", "--format", "json"),
+]
+
+
+@pytest.mark.parametrize("argv", HOSTILE_COMMANDS, ids=" ".join)
+def test_every_command_and_format_prints_log_text_inert(capsys, tmp_path, make_event, argv):
+    """A hostile user name, URI, user agent, object name and body reach no output raw, in
+    any command or format (JSON keeps the value: the characters become \\u escapes)."""
+    hostile = "evil\x1b[2J\x1b]0;t\x07\x9b\u202egnp\u200b\u2066\ufeff[bold]x[/]"
+    events = [
+        make_event(
+            auditID=f"h-{k}",
+            user={"username": hostile + str(k)},
+            objectRef={"resource": "secrets", "namespace": hostile, "name": hostile},
+            userAgent=hostile,
+            requestURI="/api/v1/namespaces/x/secrets/" + hostile,
+            verb="get",
+            responseStatus={"code": 403},
+            requestObject={"note": hostile},
+        )
+        for k in range(30)
+    ]
+    path = tmp_path / "hostile.log"
+    lines = [orjson.dumps(e) for e in events]
+    path.write_bytes(b"\n".join(lines) + b"\n" + b"2024 " + hostile.encode() + b"\n")
+    policy = str(SAMPLES / "policies" / "gce-default-policy.yaml")
+    code, out, err = run(capsys, *(policy if a == "POLICY" else a for a in argv), str(path))
+    assert code == (1 if argv[0] == "findings" else 0), err  # findings: 1 when there are
+    text = out.replace("\r\n", "\n") if "csv" in argv else out  # CSV's own line ends
+    assert out and not UNSAFE.search(text), UNSAFE.findall(text)[:5]
+    assert not UNSAFE.search(err)
+    if "csv" in argv:
+        assert not any(cell.startswith("=") for row in csv.reader(io.StringIO(out)) for cell in row)
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(capsys, tmp_path, make_event):
+    path = tmp_path / "formula.log"
+    path.write_bytes(orjson.dumps(make_event(user={"username": '=HYPERLINK("x")'})) + b"\n")
+    code, out, _ = run(capsys, "summary", "--format", "csv", str(path))
+    rows = list(csv.reader(io.StringIO(out)))
+    assert code == 0 and rows[1][0] == '\'=HYPERLINK("x")'
 
 
 # -- summary -------------------------------------------------------------------------------------
