@@ -9,7 +9,9 @@ import os
 import tempfile
 from collections.abc import Iterable
 
-from .mask import mask_raw, might_need_mask
+import orjson
+
+from .mask import mask_raw, mask_wrapper_text, might_need_mask
 from .sanitize import inert_json
 from .store import EventGone, Store
 
@@ -40,24 +42,30 @@ def check_target(store: Store, path: str) -> str:
     return target
 
 
-def export_jsonl(store: Store, rows: Iterable[int], path: str, mask: bool = True) -> int:
-    """Write events ``rows`` to ``path`` (one JSON object per line); returns how many were
-    written. Events whose file is gone are skipped. Raises ExportError."""
+def export_jsonl(
+    store: Store, rows: Iterable[int], path: str, mask: bool = True, wrappers: bool = False
+) -> int:
+    """Write events ``rows`` to ``path`` (one JSON object per line; with ``wrappers``, what
+    each was read from: see :func:`wrapper_record`); returns how many were written. Events
+    whose file is gone are skipped. Raises ExportError."""
     target = check_target(store, path)
     folder = os.path.dirname(target)
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".audittui-export-")
     except OSError as exc:
         raise ExportError(f"{folder}: {exc.strerror or exc}") from None
-    written = 0
+    written, last = 0, b""
     try:
         with os.fdopen(fd, "wb") as out:
             for i in rows:
                 try:
-                    raw = store.raw(int(i))
+                    raw = wrapper_record(store, int(i), mask) if wrappers else store.raw(int(i))
                 except EventGone:
                     continue
-                if mask and might_need_mask(raw):
+                if wrappers and raw == last:
+                    continue  # a record holding several events, once
+                last = raw
+                if mask and not wrappers and might_need_mask(raw):
                     raw = mask_raw(raw)
                 out.write(inert_json(raw) + b"\n")
                 written += 1
@@ -68,3 +76,13 @@ def export_jsonl(store: Store, rows: Iterable[int], path: str, mask: bool = True
             os.unlink(tmp)
         raise ExportError(f"{target}: {exc.strerror or exc}") from None
     return written
+
+
+def wrapper_record(store: Store, i: int, mask: bool) -> bytes:
+    """Event ``i``'s wrapper as one JSON line (a record; a wrapped text line as the array of
+    its lines), secrets masked when ``mask``; the event's own line when it has no wrapper."""
+    wrapper = store.wrapper(i)
+    if wrapper is None:
+        raw = store.raw(i)
+        return mask_raw(raw) if mask else raw
+    return orjson.dumps(mask_wrapper_text(wrapper) if mask else wrapper)

@@ -202,3 +202,45 @@ def _fold_strings(value: Any, masker: _Masker) -> Any:
         masker.count += 1
         return EVENT_TEXT.format(n=len(value))
     return value
+
+
+def mask_wrapper_text(wrapper: Any) -> Any:
+    """A wrapper (see ``Store.wrapper``) with its secrets masked and the event's text kept
+    (for an export): the event inside a line or a string masked as an event is; a piece of a
+    split event that might hold a secret, which cannot be masked alone, folded."""
+    if isinstance(wrapper, list) and all(isinstance(line, str) for line in wrapper):
+        return [_mask_line(line) for line in wrapper]
+    return _mask_strings(_Masker(secret_resource=False).walk(wrapper))
+
+
+def _mask_payload(text: str) -> str:
+    raw = text.encode("utf-8", "surrogatepass")
+    if not might_need_mask(raw):
+        return text
+    try:
+        return mask_raw(raw).decode("utf-8", "surrogatepass")
+    except orjson.JSONDecodeError:  # a piece of a split event: not maskable alone
+        return EVENT_TEXT.format(n=len(text)).replace("; x shows it here", ", folded")
+
+
+def _mask_line(line: str) -> str:
+    m = _CRI_PREFIX.match(line)
+    start = m.end() if m else line.find("{")
+    if line.startswith("{"):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            return orjson.dumps(_mask_strings(record)).decode()
+    return line if start < 0 else line[:start] + _mask_payload(line[start:])
+
+
+def _mask_strings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _mask_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_strings(v) for v in value]
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        return _mask_payload(value)
+    return value

@@ -319,6 +319,30 @@ def test_a_wrapper_shown_folds_the_event_text_and_masks_bodies():
     assert "c2VjcmV0" not in str(shown) and shown["timestamp"] == "t" and count == 2
 
 
+def test_an_export_of_wrappers_masks_the_event_inside_and_keeps_it(tmp_path):
+    """ctrl+s with the detail on ``w``: each event's wrapper, one JSON line each, the event
+    text inside masked as an event is (not folded: an export keeps the data)."""
+    from audittui.export import export_jsonl
+
+    secret = inner(7, requestObject={"kind": "Secret", "data": {"k": "c2VjcmV0"}},
+                   objectRef={"resource": "secrets", "name": "db"})  # fmt: skip
+    cloudwatch = cloudwatch_output(1)
+    cloudwatch["events"][0]["message"] = secret.decode()
+    (tmp_path / "logs").mkdir()
+    cri, cw = tmp_path / "logs" / "cri.log", tmp_path / "logs" / "cw.json"
+    cri.write_bytes(b"2024-05-01T10:00:02Z stdout F " + secret + b"\n")
+    cw.write_bytes(orjson.dumps(cloudwatch, option=orjson.OPT_INDENT_2))
+    out = tmp_path / "out.jsonl"
+    with audittui.load(cri, cw) as store:
+        for mask in (True, False):
+            assert export_jsonl(store, range(2), str(out), mask=mask, wrappers=True) == 2
+            line, record = map(orjson.loads, out.read_bytes().splitlines())
+            assert line[0].startswith("2024-05-01T10:00:02Z stdout F {")
+            message = record["events"][0]["message"]
+            assert orjson.loads(message)["auditID"] == "cri-7"  # kept, as text
+            assert ("c2VjcmV0" in out.read_text()) is not mask
+
+
 def test_query_format_wrapper_prints_each_record_as_read(tmp_path, capsys):
     from audittui import cli
 

@@ -758,7 +758,8 @@ class AuditApp(App[None]):
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         default = os.path.join(os.getcwd(), f"audittui-export-{stamp}.jsonl")
         detail = self.main.query_one(DetailPane)
-        masked = not detail.reveal
+        # As the detail shows them: masked unless revealed, the wrappers once w shows them.
+        masked, wrappers = not detail.reveal, detail.show_wrapper
 
         def chosen(path: str | None) -> None:
             if not path:
@@ -767,18 +768,18 @@ class AuditApp(App[None]):
             if os.path.exists(target):
                 self.push_screen(
                     ConfirmScreen(f"{inert(target)} exists. Overwrite it?"),
-                    lambda yes: self._export(target, masked) if yes else None,
+                    lambda yes: self._export(target, masked, wrappers) if yes else None,
                 )
             else:
-                self._export(target, masked)
+                self._export(target, masked, wrappers)
 
-        self.push_screen(ExportScreen(default, len(self.view), masked), chosen)
+        self.push_screen(ExportScreen(default, len(self.view), masked, wrappers), chosen)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, path: str, masked: bool) -> None:
+    def _export(self, path: str, masked: bool, wrappers: bool) -> None:
         rows = self.view.rows.copy()
         try:
-            n = export_jsonl(self.store, rows, path, mask=masked)
+            n = export_jsonl(self.store, rows, path, mask=masked, wrappers=wrappers)
         except ExportError as exc:
             self.call_from_thread(
                 self.notify,

@@ -187,14 +187,15 @@ class PathScreen(ModalScreen[str | None]):
 class ExportScreen(PathScreen):
     """Asks where to export the filtered events."""
 
-    def __init__(self, default: str, count: int, masked: bool) -> None:
+    def __init__(self, default: str, count: int, masked: bool, wrappers: bool = False) -> None:
         note = (
             "Secret data and tokens are masked (x in the detail pane reveals them first)."
             if masked
             else "Secrets are REVEALED in this export (x masks them again)."
         )
+        what = "the wrappers of" if wrappers else "the"  # w in the detail pane chooses
         super().__init__(
-            f"Export {count:,} filtered event(s) as JSON lines to:",
+            f"Export {what} {count:,} filtered event(s) as JSON lines to:",
             default,
             note + "  Enter writes, Esc cancels.",
         )
