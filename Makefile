@@ -14,6 +14,8 @@ run: $(STAMP)
 	$(PY) -m audittui --demo
 
 test: $(STAMP)
+	$(PY) -m ruff check audittui tests bench
+	$(PY) -m ruff format --check audittui tests bench
 	$(PY) -m pytest
 
 lint: $(STAMP)
