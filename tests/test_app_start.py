@@ -148,26 +148,25 @@ def test_the_app_on_a_pipe_without_a_terminal_says_so(tmp_path):
 
 
 def test_a_log_with_no_event_says_what_it_looks_like_in_place_of_the_list(tmp_path):
-    from conftest import drive_app
-
-    from audittui.tui.event_list import EventList
-
     log = tmp_path / "gcp.json"
     log.write_bytes(b'{"protoPayload": {"serviceName": "compute.googleapis.com"}}\n' * 2)
 
     async def check(app, pilot) -> None:
-        lst = app.main.query_one(EventList)
-        await until(
-            pilot,
-            lambda: "a GCP audit entry of another service" in shown_note(lst),
-            what="why nothing was read, where the events would be",
-        )
-        assert "no audit event read; 2 record(s) malformed" in shown_note(lst)
-
-    def shown_note(lst) -> str:
-        return " ".join(lst.render_line(y).text.strip() for y in range(1, 6))
+        note = await note_saying(app, pilot, "a GCP audit entry of another service")
+        assert "no audit event read; 2 record(s) malformed" in note
 
     drive_app(str(log), tmp_path, check)
+
+
+async def note_saying(app, pilot, text: str) -> str:
+    """Wait until the event list says ``text`` in place of its rows; what it says."""
+    lst = app.main.query_one(EventList)
+
+    def note() -> str:
+        return " ".join(lst.render_line(y).text.strip() for y in range(1, 6))
+
+    await until(pilot, lambda: text in note(), what=f"{text!r} in place of the list")
+    return note()
 
 
 def test_a_folder_whose_logs_are_in_subfolders_says_so_and_recursive_reads_them(tmp_path):
@@ -176,15 +175,7 @@ def test_a_folder_whose_logs_are_in_subfolders_says_so_and_recursive_reads_them(
     (root / "master-0" / "audit.log").write_bytes(orjson.dumps(v1_event(auditID="deep")) + b"\n")
 
     async def check(app, pilot) -> None:
-        lst = app.main.query_one(EventList)
-        await until(
-            pilot,
-            lambda: "no log files here; subfolders are read with --recursive" in note(lst),
-            what="the hint in place of the empty list",
-        )
-
-    def note(lst) -> str:
-        return " ".join(lst.render_line(y).text.strip() for y in range(1, 6))
+        await note_saying(app, pilot, "no log files here; subfolders are read with --recursive")
 
     drive_app(str(root), tmp_path, check)
     session = Session([str(root)], follow=False, recursive=True)

@@ -139,14 +139,7 @@ def test_recursive_reads_and_follows_every_subfolder_like_a_folder(tmp_path):
     assert sorted(ids(s.store)) == ["id-0", "id-1", "id-10", "id-11"]
     with open(root / "master-1" / "audit.log", "ab") as fh:
         fh.write(event(12) + b"\n")
-    stop = threading.Event()
-    s.follower.heartbeat_ms = 50
-
-    def on_batch(_):
-        if len(s.store) >= 5:
-            stop.set()
-
-    s.run_follower(on_batch, stop)
+    follow_until(s, 5)
     assert sorted(ids(s.store)) == ["id-0", "id-1", "id-10", "id-11", "id-12"]
 
 
@@ -193,15 +186,20 @@ def test_missing_live_file_in_existing_folder_is_waited_for(tmp_path):
     s.open()
     assert s.follower is not None and len(s.store) == 0
     write_file(path, range(3))
+    follow_until(s, 3)
+    assert ids(s.store) == ["id-0", "id-1", "id-2"]  # read from its start once it appears
+
+
+def follow_until(s: Session, count: int) -> None:
+    """Run the session's follower until the store holds ``count`` events."""
     stop = threading.Event()
     s.follower.heartbeat_ms = 50
 
     def on_batch(_):
-        if len(s.store) >= 3:
+        if len(s.store) >= count:
             stop.set()
 
     s.run_follower(on_batch, stop)
-    assert ids(s.store) == ["id-0", "id-1", "id-2"]  # read from its start once it appears
 
 
 # -- RowView ---------------------------------------------------------------------------------
