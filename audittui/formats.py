@@ -271,11 +271,11 @@ def expand(obj: Any) -> tuple[list[dict], str | None]:
 _RECORD_KEYS = ("events", "logEvents", "records", "items", "results")
 
 
-def wrapper_of(record: bytes, item: int) -> Any:
-    """What an event was read from, when that is more than the event: the lines of a wrapped
-    text line (CRI, Docker pieces, node prefix, legacy) as strings, or the JSON record holding
-    it (a GKE entry; a CloudWatch or Azure envelope with only this event's record in its
-    list). None for an event that is its line as written."""
+def wrappers_of(record: bytes) -> list[Any] | None:
+    """What each event of a record was read from, when that is more than the event, in item
+    order: the lines of a wrapped text line (CRI, Docker pieces, node prefix, legacy) as
+    strings, or the JSON record holding it (a GKE entry; a CloudWatch or Azure envelope with
+    only this event's record in its list). None for an event line as written."""
     try:
         value = orjson.loads(record)
     except orjson.JSONDecodeError:
@@ -284,30 +284,28 @@ def wrapper_of(record: bytes, item: int) -> Any:
         except ValueError:
             return None
         if _records_of(value) is None:  # an event (or entry) inside text: the text wraps it
-            return record.decode("utf-8", "replace").splitlines()
+            return [record.decode("utf-8", "replace").splitlines()]
     else:
-        if item < 0:
+        if is_event(value):
             return None
-    return _record_holding(value, max(item, 0))
+    return _holders(value)
 
 
-def _record_holding(value: Any, item: int) -> Any:
-    """The record of a container that holds its ``item``-th event: arrays are descended
-    into; an envelope is kept, with only that record in its list."""
-    while (records := _records_of(value)) is not None:
-        key, parts = records
-        for part in parts:
-            counted = part if key is None else {**value, key: [part]}
-            n = len(expand(counted)[0])
-            if item < n:
-                if key is not None:
-                    return counted
-                value = part
-                break
-            item -= n
+def _holders(value: Any) -> list[Any]:
+    """For each event of ``value``, the record holding it: arrays are descended into; an
+    envelope is kept, with only that record in its list."""
+    records = _records_of(value)
+    if records is None:
+        return [value] * len(expand(value)[0])
+    key, parts = records
+    out: list[Any] = []
+    for part in parts:
+        if key is None:
+            out.extend(_holders(part))
         else:
-            break
-    return value
+            counted = {**value, key: [part]}
+            out.extend([counted] * len(expand(counted)[0]))
+    return out
 
 
 def _records_of(value: Any) -> tuple[str | None, list] | None:

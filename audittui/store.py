@@ -20,7 +20,7 @@ import orjson
 
 from . import audit_ids
 from .batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
-from .formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand, wrapper_of
+from .formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand, wrappers_of
 from .sources import Source, Spool
 from .strings import PackedStrings, Strings
 
@@ -213,6 +213,7 @@ class Store:
         self._lock = threading.Lock()
         self._handles: dict[int, Any] = {}
         self._containers: OrderedDict[tuple[int, int], list[dict]] = OrderedDict()
+        self._wrappers: OrderedDict[tuple[int, int], list | None] = OrderedDict()
         # Query fields computed by analyses over the store (finding:): name → a function from
         # a predicate over the field's values to the matching event indices.
         self.derived: dict[str, Callable[[Callable[[str], bool]], np.ndarray]] = {}
@@ -496,11 +497,17 @@ class Store:
 
     def wrapper(self, i: int) -> Any:
         """What event ``i`` was read from, when that is more than the event (the CRI line,
-        the GKE entry…; see :func:`formats.wrapper_of`); None for an event line as written."""
+        the GKE entry…; see :func:`formats.wrappers_of`); None for an event line as written."""
         n = self._numbers
         source, offset = int(self._source_col.data[i]), int(n["offset"].data[i])
-        data = self._read(source, offset, int(n["length"].data[i]))
-        return wrapper_of(data.removeprefix(b"\xef\xbb\xbf"), int(n["item"].data[i]))
+        key = (source, offset)
+        if key not in self._wrappers:  # a document's, computed once for all its events
+            data = self._read(source, offset, int(n["length"].data[i]))
+            self._wrappers[key] = wrappers_of(data.removeprefix(b"\xef\xbb\xbf"))
+            if len(self._wrappers) > 8:
+                self._wrappers.popitem(last=False)
+        holders, item = self._wrappers[key], max(0, int(n["item"].data[i]))
+        return holders[item] if holders is not None and item < len(holders) else None
 
     def event(self, i: int) -> dict:
         """The full original event as a dict (parsed from disk on demand; a copy to keep)."""
