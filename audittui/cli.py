@@ -36,6 +36,7 @@ from .sources import InputError
 from .stdin_spool import stdin_is_piped
 from .store import Store
 from .summary import GROUPINGS
+from .wrappers import is_text_wrapper
 
 PROG = "audittui"
 
@@ -298,7 +299,7 @@ def _wrappers(store: Store, sel: Iterable[int]) -> Iterator[bytes]:
             continue
         text = (
             "\n".join(map(inert, wrapper)).encode()
-            if isinstance(wrapper, list) and all(isinstance(x, str) for x in wrapper)
+            if is_text_wrapper(wrapper)
             else inert_json(orjson.dumps(wrapper))
         )
         if text != last:

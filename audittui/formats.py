@@ -343,7 +343,7 @@ def decode_record(line: bytes) -> tuple[Any, str | None]:
     try:
         return orjson.loads(line), None
     except orjson.JSONDecodeError as exc:
-        if line.lstrip()[:1] in (b"{", b"[") and str(exc).startswith("unexpected end of data"):
+        if line.lstrip()[:1] in (b"{", b"[") and wrappers.ends_mid_value(exc):
             salvaged = wrappers.salvage_cut(line)
             if salvaged is not None:
                 return salvaged
@@ -410,14 +410,13 @@ def _json_error(line: bytes, exc: Exception) -> str:
         text = stripped.decode("utf-8")
     except UnicodeDecodeError:
         return "binary data, not JSON"
-    if _KLOG.match(text):
+    if wrappers.KLOG.match(text):
         return "not JSON (klog text: a component's own log line, not an audit event)"
     if _YAML_LINE.match(text):
         return "not JSON (looks like a line of YAML)"
     return "not JSON (text line)"
 
 
-_KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")
 _YAML_LINE = re.compile(r"^(---|- |[A-Za-z_][\w.-]*: )")
 
 

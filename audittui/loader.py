@@ -24,7 +24,7 @@ from .batch import Batch, BatchBuilder
 from .formats import yaml_documents
 from .sources import InputError, Source, expand_paths, explain, open_source
 from .store import Malformed, Store
-from .wrappers import salvage_cut
+from .wrappers import ends_mid_value, salvage_cut
 
 BOM = b"\xef\xbb\xbf"
 SLICE = 16 << 20  # bytes per worker task
@@ -155,7 +155,7 @@ def _parse_document(fh, head: bytes, size: int) -> object:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        cut_short = str(exc).startswith("unexpected end of data")
+        cut_short = ends_mid_value(exc)
     # One document cut short: its complete records. Anything else: lines, reported one by one.
     salvaged = salvage_cut(data, whole_file=True) if cut_short else None
     if salvaged is None:

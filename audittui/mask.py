@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from .wrappers import KLOG, is_text_wrapper, with_event_text
+
 PLACEHOLDER = "••• masked ({n} bytes); x reveals"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 TOKEN_KEYS = frozenset(
@@ -158,59 +160,26 @@ def mask_wrapper(wrapper: Any) -> tuple[Any, int]:
     and the event's own text (a CRI line's content, a CloudWatch ``message``, a Docker
     ``log``) folded to a placeholder, since it is not masked there. Returns how many values
     were masked or folded."""
-    if isinstance(wrapper, list) and all(isinstance(line, str) for line in wrapper):
-        shown = [_fold_text(line) for line in wrapper]
-        return shown, sum(a != b for a, b in zip(shown, wrapper, strict=True))
+    folded = 0
+
+    def fold(text: str) -> str:
+        nonlocal folded
+        if not text or KLOG.match(text):
+            return text
+        folded += 1
+        return EVENT_TEXT.format(n=len(text))
+
     masker = _Masker(secret_resource=False)
-    return _fold_strings(masker.walk(wrapper), masker), masker.count
-
-
-_CRI_PREFIX = re.compile(r"^\S+ (?:stdout|stderr) (?:[FP](?::\S*)? )?")
-_KLOG = re.compile(r"^[IWEF]\d{4} ")  # a component's own log line: not the event
-
-
-def _fold_text(line: str) -> str:
-    """A wrapper's text line with the event's text in it folded: a CRI line's content (each
-    piece of a split event, whatever it starts with), a Docker record's ``log``, whatever
-    follows a node or time prefix."""
-    if line.startswith("{"):
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            record = None
-        if isinstance(record, dict) and isinstance(record.get("log"), str):
-            log = record["log"]
-            if _KLOG.match(log):
-                return line
-            return orjson.dumps({**record, "log": EVENT_TEXT.format(n=len(log))}).decode()
-    m = _CRI_PREFIX.match(line)
-    if m:
-        content = line[m.end() :]
-        if not content or _KLOG.match(content):
-            return line
-        return line[: m.end()] + EVENT_TEXT.format(n=len(content))
-    start = line.find("{")
-    return line if start < 0 else line[:start] + EVENT_TEXT.format(n=len(line) - start)
-
-
-def _fold_strings(value: Any, masker: _Masker) -> Any:
-    if isinstance(value, dict):
-        return {k: _fold_strings(v, masker) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fold_strings(v, masker) for v in value]
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        masker.count += 1
-        return EVENT_TEXT.format(n=len(value))
-    return value
+    shown = with_event_text(wrapper if is_text_wrapper(wrapper) else masker.walk(wrapper), fold)
+    return shown, masker.count + folded
 
 
 def mask_wrapper_text(wrapper: Any) -> Any:
     """A wrapper (see ``Store.wrapper``) with its secrets masked and the event's text kept
     (for an export): the event inside a line or a string masked as an event is; a piece of a
     split event that might hold a secret, which cannot be masked alone, folded."""
-    if isinstance(wrapper, list) and all(isinstance(line, str) for line in wrapper):
-        return [_mask_line(line) for line in wrapper]
-    return _mask_strings(_Masker(secret_resource=False).walk(wrapper))
+    body = wrapper if is_text_wrapper(wrapper) else _Masker(secret_resource=False).walk(wrapper)
+    return with_event_text(body, _mask_payload)
 
 
 def _mask_payload(text: str) -> str:
@@ -221,26 +190,3 @@ def _mask_payload(text: str) -> str:
         return mask_raw(raw).decode("utf-8", "surrogatepass")
     except orjson.JSONDecodeError:  # a piece of a split event: not maskable alone
         return EVENT_TEXT.format(n=len(text)).replace("; x shows it here", ", folded")
-
-
-def _mask_line(line: str) -> str:
-    m = _CRI_PREFIX.match(line)
-    start = m.end() if m else line.find("{")
-    if line.startswith("{"):
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            record = None
-        if isinstance(record, dict):
-            return orjson.dumps(_mask_strings(record)).decode()
-    return line if start < 0 else line[:start] + _mask_payload(line[start:])
-
-
-def _mask_strings(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _mask_strings(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_strings(v) for v in value]
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        return _mask_payload(value)
-    return value

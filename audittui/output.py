@@ -16,14 +16,9 @@ from .sanitize import inert, inert_json
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would evaluate
 
 
-def json_text(value: Any, indent: bool = True) -> str:
-    """``value`` as JSON, every unsafe character written as a ``\\uXXXX`` escape."""
-    raw = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0)
-    return inert_json(raw).decode() + "\n"
-
-
 def write_json(out: io.TextIOBase, value: Any) -> None:
-    out.write(json_text(value))
+    """``value`` as indented JSON, every unsafe character written as a ``\\uXXXX`` escape."""
+    out.write(inert_json(orjson.dumps(value, option=orjson.OPT_INDENT_2)).decode() + "\n")
 
 
 def csv_cell(value: Any) -> Any:

@@ -14,6 +14,7 @@ ask :func:`partial`. Layouts: ../shared/docs/wrapped-formats.md, section A.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,7 +23,10 @@ SERVER = "audittui/server"  # formats.SERVER (kept here: formats imports this mo
 
 # -- text lines ------------------------------------------------------------------------------
 
-_CRI = re.compile(rb"^(\S+) (?:stdout|stderr) (?:([FP])(?::\S*)? )?(.*)$", re.DOTALL)
+_CRI_HEAD = r"^(\S+) (?:stdout|stderr) (?:([FP])(?::\S*)? )?"  # time, stream, tag
+_CRI = re.compile(_CRI_HEAD.encode() + rb"(.*)$", re.DOTALL)
+_CRI_TEXT = re.compile(_CRI_HEAD)
+KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")  # a component's own log line, not an event
 _PREFIXED = re.compile(rb"^(\S+ ){1,2}(?=\{)")  # node name, time, or time and log stream
 _LEGACY = re.compile(rb"^(\S+) AUDIT: (.*)$", re.DOTALL)
 _PAIR = re.compile(r'([a-z-]+)="((?:[^"\\]|\\.)*)"')
@@ -416,12 +420,61 @@ def azure_activity(obj: dict) -> tuple[list[Any], str | None]:
     return [], f"an Azure activity record (category {str(obj.get('category'))[:40]}), not audit"
 
 
+# -- a wrapper, as shown or exported -----------------------------------------------------------
+
+
+def is_text_wrapper(wrapper: Any) -> bool:
+    """Is this wrapper (see ``Store.wrapper``) the lines of a wrapped text line, rather than
+    a JSON record?"""
+    return isinstance(wrapper, list) and all(isinstance(line, str) for line in wrapper)
+
+
+def with_event_text(wrapper: Any, change: Callable[[str], str]) -> Any:
+    """A wrapper with ``change`` applied to each text in it that holds the event or a piece
+    of it: a CRI line's content, a Docker record's ``log``, what follows a node or time
+    prefix, a JSON string holding an object (a CloudWatch ``message``)."""
+    if is_text_wrapper(wrapper):
+        return [_line_with(line, change) for line in wrapper]
+    return _strings_with(wrapper, change)
+
+
+def _line_with(line: str, change: Callable[[str], str]) -> str:
+    if line.startswith("{"):
+        record = _json(line.encode("utf-8", "surrogatepass"))
+        if type(record) is dict and type(record.get("log")) is str:
+            log = record["log"]
+            new = change(log)
+            return line if new == log else orjson.dumps({**record, "log": new}).decode()
+    m = _CRI_TEXT.match(line)
+    start = m.end() if m else line.find("{")
+    if start < 0:
+        return line  # legacy text: no event text inside
+    text = line[start:]
+    new = change(text)
+    return line if new == text else line[:start] + new
+
+
+def _strings_with(value: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _strings_with(v, change) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings_with(v, change) for v in value]
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        return change(value)
+    return value
+
+
 # -- documents cut short ---------------------------------------------------------------------
 
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 # Lists of records a document cut short can be closed after: a top-level array (gcloud, a
 # JSON array of events) or these keys of a top-level object (CloudWatch, EventList, Azure…).
 _RECORD_LISTS = frozenset({b'"events"', b'"logEvents"', b'"records"', b'"items"', b'"results"'})
+
+
+def ends_mid_value(exc: orjson.JSONDecodeError) -> bool:
+    """Did the JSON end in the middle of a value (cut short), rather than hold a mistake?"""
+    return str(exc).startswith("unexpected end of data")
 
 
 def salvage_cut(data: bytes, whole_file: bool = False) -> tuple[Any, str] | None:

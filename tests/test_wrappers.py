@@ -300,7 +300,7 @@ def test_the_wrapper_of_an_event_in_an_envelope_is_its_record_in_the_envelope(tm
 
 
 def test_a_wrapper_shown_folds_the_event_text_and_masks_bodies():
-    from audittui.mask import mask_wrapper
+    from audittui.mask import mask_wrapper, mask_wrapper_text
 
     lines = [
         '2024-05-01T10:00:02Z stdout P {"kind":"Event","requestObject":{"data":{"k":"c2Vj',
@@ -313,6 +313,12 @@ def test_a_wrapper_shown_folds_the_event_text_and_masks_bodies():
     assert count == 3 and "c2Vj" not in str(shown) and "cmV0" not in str(shown)
     assert shown[1] == lines[1] and shown[4] == lines[4]  # klog and legacy text: as they are
     assert shown[0].startswith("2024-05-01T10:00:02Z stdout P {…} the event as text")
+    docker = [orjson.dumps({"log": log, "stream": "stdout", "time": "t"}).decode()
+              for log in ('{"kind":"Event","requestObject":{"kind":"Secret","data":{"k":"c2Vj',
+                          'cmV0"}},"token":"x"}\n')]  # fmt: skip
+    for shown in (mask_wrapper(docker)[0], mask_wrapper_text(docker)):
+        assert "c2Vj" not in str(shown) and "cmV0" not in str(shown)  # each piece, folded
+        assert all(orjson.loads(line)["stream"] == "stdout" for line in shown)
     entry_ = {"protoPayload": {"request": {"kind": "Secret", "data": {"k": "c2VjcmV0"}}},
               "message": '{"kind":"Event"}', "timestamp": "t"}  # fmt: skip
     shown, count = mask_wrapper(entry_)

@@ -185,7 +185,7 @@ class AuditApp(App[None]):
         self._summary_running = False
         self.rules = rules if rules is not None else load_rules()
         self.findings = Findings(self.rules.rules)
-        self._empty_key: tuple = ()  # (indexing, events, malformed) the empty note was made for
+        self._empty_key: tuple = ()  # what the empty list's note was made for (see below)
         self.findings.attach(self.store)  # finding:RULE in the filter
         self.finding_count = 0
         self._findings_running = False
@@ -868,7 +868,7 @@ class AuditApp(App[None]):
     def _update_status(self) -> None:
         self.main.query_one("#status", Static).update(self.status_text(), layout=False)
         lst = self.main.query_one(EventList)
-        # Something was read and none of it was an event: say what it looks like.
+        # Nothing read: say what the input looks like, or that it holds no log file.
         store = self.store
         key = (self.session.indexing, len(store), len(store.malformed), len(store.sources))
         if key == self._empty_key:
