@@ -212,6 +212,7 @@ class Store:
         self.duplicates = 0  # identical events dropped
         self._lock = threading.Lock()
         self._handles: dict[int, Any] = {}
+        # (source, offset) of the last few records looked at → their events, their wrappers
         self._containers: OrderedDict[tuple[int, int], list[dict]] = OrderedDict()
         self._wrappers: OrderedDict[tuple[int, int], list | None] = OrderedDict()
         # Query fields computed by analyses over the store (finding:): name → a function from
@@ -469,16 +470,16 @@ class Store:
         return data[:-1] if data.endswith(b"\r") else data  # a CRLF line's CR is not JSON
 
     def _container(self, source: int, offset: int, length: int) -> list[dict]:
-        """The events expanded from one line or document (the last few are cached)."""
-        key = (source, offset)
-        events = self._containers.get(key)
-        if events is None:
-            data = self._read(source, offset, length).removeprefix(b"\xef\xbb\xbf")
-            events, _ = expand(decode_line(data))
-            self._containers[key] = events
-            if len(self._containers) > 8:
-                self._containers.popitem(last=False)
-        return events
+        """The events expanded from one line or document."""
+        return _recent(
+            self._containers,
+            (source, offset),
+            lambda: expand(decode_line(self._record(source, offset, length)))[0],
+        )
+
+    def _record(self, source: int, offset: int, length: int) -> bytes:
+        """A line or document as read (a leading BOM left out)."""
+        return self._read(source, offset, length).removeprefix(b"\xef\xbb\xbf")
 
     def _raw_at(self, source: int, offset: int, length: int, item: int) -> bytes:
         if item < 0:
@@ -500,13 +501,13 @@ class Store:
         the GKE entry…; see :func:`formats.wrappers_of`); None for an event line as written."""
         n = self._numbers
         source, offset = int(self._source_col.data[i]), int(n["offset"].data[i])
-        key = (source, offset)
-        if key not in self._wrappers:  # a document's, computed once for all its events
-            data = self._read(source, offset, int(n["length"].data[i]))
-            self._wrappers[key] = wrappers_of(data.removeprefix(b"\xef\xbb\xbf"))
-            if len(self._wrappers) > 8:
-                self._wrappers.popitem(last=False)
-        holders, item = self._wrappers[key], max(0, int(n["item"].data[i]))
+        length = int(n["length"].data[i])
+        holders = _recent(  # a document's, worked out once for all its events
+            self._wrappers,
+            (source, offset),
+            lambda: wrappers_of(self._record(source, offset, length)),
+        )
+        item = max(0, int(n["item"].data[i]))
         return holders[item] if holders is not None and item < len(holders) else None
 
     def event(self, i: int) -> dict:
@@ -526,6 +527,16 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _recent(cache: OrderedDict, key: tuple[int, int], compute: Callable[[], Any]) -> Any:
+    """``compute()`` for a record, remembered for the last few records: a document's events
+    are looked at one after another."""
+    if key not in cache:
+        cache[key] = compute()
+        if len(cache) > 8:
+            cache.popitem(last=False)
+    return cache[key]
 
 
 def _with_server(batch: Batch, server: str) -> Batch:
