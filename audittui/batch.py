@@ -268,9 +268,24 @@ class BatchBuilder:
             # The core API group is "": a value, not a missing one.
             coded, tables[name] = _encode(values, name != "api")
             codes[name] = coded if per_event is None else coded[per_event]
+        # Sent to the loading process through a pipe: each array as narrow as its values.
+        for name in ("code", "length", "item"):
+            numbers[name] = _narrow(numbers[name])
+        codes = {name: _narrow(coded) for name, coded in codes.items()}
         batch = Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
         self.__init__(self.source)
         return batch
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """``values`` in the smallest integer dtype that holds them all."""
+    if not len(values):
+        return values
+    lo, hi = int(values.min()), int(values.max())
+    for dtype in (np.uint8, np.int8, np.uint16, np.int16):
+        if np.iinfo(dtype).min <= lo and hi <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values
 
 
 _EMPTY = (None, "", ())
