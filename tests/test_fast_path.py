@@ -89,7 +89,9 @@ event = st.fixed_dictionaries(
         "requestReceivedTimestamp": times,
         "stageTimestamp": times,
         "timestamp": times,
-        "metadata": st.one_of(odd, st.fixed_dictionaries({}, optional={"creationTimestamp": times})),
+        "metadata": st.one_of(
+            odd, st.fixed_dictionaries({}, optional={"creationTimestamp": times})
+        ),
         "namespace": st.one_of(text, odd),
         "resource": st.one_of(text, odd),
     },
