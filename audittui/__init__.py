@@ -6,10 +6,10 @@ sel = store.query("user:alice verb:delete")
 store.event(sel[0])
 """
 
-from .loader import load
-from .query import QueryError
-from .sources import InputError
-from .store import Malformed, Selection, Store
+from .index.loader import load
+from .index.query import QueryError
+from .index.store import Malformed, Selection, Store
+from .ingest.sources import InputError
 
 __all__ = ["InputError", "Malformed", "QueryError", "Selection", "Store", "load"]
 __version__ = "0.1.0"

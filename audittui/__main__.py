@@ -1,5 +1,5 @@
 """`python -m audittui` runs the command-line interface."""
 
-from .cli import main
+from .command import main
 
 raise SystemExit(main())

@@ -53,7 +53,7 @@ for label, q in queries:
     out["queries"].append({"label": label, "query": q, "matches": n, "first": first,
                            "median": statistics.median(times)})
 from audittui.findings import Findings, load_rules
-from audittui.store import Snapshot
+from audittui.index.store import Snapshot
 rules = load_rules(False).rules
 t = time.perf_counter()
 findings = Findings(rules)

@@ -216,9 +216,9 @@ def measure_follow(big: str, rate: int = 5000, seconds: float = 20.0) -> dict:
 
     from textual import events
 
-    from audittui.history import History
-    from audittui.session import Session
+    from audittui.index.session import Session
     from audittui.tui.app import AuditApp
+    from audittui.tui.history import History
 
     folder = tempfile.mkdtemp(prefix="follow-", dir=os.path.dirname(big))
     shutil.copyfile(big, Path(folder) / "audit.log")
@@ -347,9 +347,9 @@ def measure_pilot_keys(path: str) -> dict:
     frame) and to the last frame before the screen settles (scrollbars, status)."""
     import asyncio
 
-    from audittui.history import History
-    from audittui.session import Session
+    from audittui.index.session import Session
     from audittui.tui.app import AuditApp
+    from audittui.tui.history import History
 
     session = Session([path], follow=False)
     session.open()

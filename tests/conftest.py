@@ -177,9 +177,9 @@ def drive_app(
     wait until everything is indexed and shown, then ``await check(app, pilot)``."""
     import asyncio
 
-    from audittui.history import History
-    from audittui.session import Session
+    from audittui.index.session import Session
     from audittui.tui.app import AuditApp
+    from audittui.tui.history import History
 
     session = Session([path], follow=follow, backups=True)
     session.open()

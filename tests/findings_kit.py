@@ -15,8 +15,8 @@ import orjson
 from conftest import SAMPLES, v1_event
 
 from audittui.findings import Finding, Findings, Rule, load_rules
-from audittui.loader import load
-from audittui.store import Store
+from audittui.index.loader import load
+from audittui.index.store import Store
 
 FALCO = SAMPLES / "falco-k8s-audit"
 PACK = load_rules(False).rules

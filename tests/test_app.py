@@ -11,7 +11,7 @@ import orjson
 import pytest
 from conftest import drive_app, shown, shows_newest, status, until, v1_event
 
-from audittui.completion import term
+from audittui.index.completion import term
 from audittui.tui.app import FILTER_DEBOUNCE, AuditApp
 from audittui.tui.detail import DetailPane
 from audittui.tui.event_list import EventList
@@ -428,7 +428,7 @@ def test_export_errors_are_reported_and_the_session_goes_on(tmp_path):
         assert "no such folder" in messages[-1][0]
         # /dev/full: the disk is full.
         if os.path.exists("/dev/full"):
-            from audittui.export import ExportError, export_jsonl
+            from audittui.output.export import ExportError, export_jsonl
 
             with pytest.raises(ExportError):
                 export_jsonl(app.store, app.view.rows, "/dev/full/x")

@@ -17,11 +17,11 @@ from conftest import drive_app, shows_newest, until, v1_event
 from test_app import ev, line, make_log, status
 
 from audittui.demo import write_big
-from audittui.history import History
-from audittui.session import Session
-from audittui.stdin_spool import StdinSpool
+from audittui.index.session import Session
+from audittui.ingest.stdin_spool import StdinSpool
 from audittui.tui.app import AuditApp
 from audittui.tui.event_list import EventList
+from audittui.tui.history import History
 
 
 async def opened(app, pilot, count: str, state: str = "following") -> None:

@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import audittui
-from audittui import audit_ids
-from audittui.formats import UUID_ID
-from audittui.requests import Requests
-from audittui.view import TIME, matching
+from audittui.analyses.requests import Requests
+from audittui.analyses.view import TIME, matching
+from audittui.ingest import audit_ids
+from audittui.ingest.formats import UUID_ID
 
 U1, U2 = "5f0e8a52-3c1b-4b7e-9d2a-0c4e6f8a1b3d", "00000000-0000-0000-0000-000000000000"
 ODD = [U1.upper(), "{" + U1 + "}", "req-42", U1 + " ", "ü" * 36, U1[:-1] + "g"]
@@ -89,9 +89,9 @@ def test_requests_fold_both_kinds_and_duplicates_are_dropped_by_value(tmp_path):
     # The same file twice: every event is a duplicate of one already held.
     with audittui.load(path, path) as twice:
         assert len(twice) == 2 * len(ids)
-    from audittui.loader import read_sources
-    from audittui.sources import open_source
-    from audittui.store import Store
+    from audittui.index.loader import read_sources
+    from audittui.index.store import Store
+    from audittui.ingest.sources import open_source
 
     deduped = Store()
     for _ in range(2):
@@ -101,9 +101,9 @@ def test_requests_fold_both_kinds_and_duplicates_are_dropped_by_value(tmp_path):
 
 
 def test_identity_keeps_growing_with_new_batches(tmp_path):
-    from audittui.batch import BatchBuilder
-    from audittui.sources import Source
-    from audittui.store import Store
+    from audittui.index.store import Store
+    from audittui.ingest.batch import BatchBuilder
+    from audittui.ingest.sources import Source
 
     store = Store()
     store.add_source(Source(0, "x", "x"))

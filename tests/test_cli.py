@@ -15,7 +15,7 @@ import orjson
 import pytest
 from conftest import SAMPLES
 
-from audittui import cli
+from audittui.cli import main as cli
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from audittui.batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
-from audittui.completion import (
+from audittui.index.completion import (
     FIELD_NAMES,
     MAX_CANDIDATES,
     VALUE_FIELDS,
@@ -19,10 +18,11 @@ from audittui.completion import (
     apply,
     complete,
 )
-from audittui.loader import load, read_sources
-from audittui.query import MULTI_VALUED, STRING_FIELDS, Not, Term, display_api, parse
-from audittui.sources import Source, open_source
-from audittui.store import Store
+from audittui.index.loader import load, read_sources
+from audittui.index.query import MULTI_VALUED, STRING_FIELDS, Not, Term, display_api, parse
+from audittui.index.store import Store
+from audittui.ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
+from audittui.ingest.sources import Source, open_source
 
 # Values the tokenizer treats specially, or that look like syntax, or are just unusual.
 AWKWARD_USERS = [

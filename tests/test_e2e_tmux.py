@@ -10,8 +10,8 @@ import time
 import uuid
 
 from audittui.demo import write_big
-from audittui.formats import format_time
-from audittui.loader import load
+from audittui.index.loader import load
+from audittui.ingest.formats import format_time
 
 
 def tmux(*args: str) -> str:

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import audittui
-from audittui import batch as batch_module
-from audittui import loader
-from audittui.batch import NUMBER_COLUMNS, STRING_COLUMNS
-from audittui.formats import pack, row
+from audittui.index import loader
+from audittui.ingest import batch as batch_module
+from audittui.ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS
+from audittui.ingest.formats import pack, row
 
 text = st.sampled_from(["", "a", "pods", "kube-system", "Get", "é", "a\x1bb", "x" * 40])
 odd = st.one_of(
@@ -115,7 +115,7 @@ def test_fast_path_indexes_what_the_general_path_indexes(probe, events):
         with audittui.load(path) as store:
             expected = []
             for e in events:
-                if audittui.formats.is_event(e):
+                if audittui.ingest.formats.is_event(e):
                     expected.append(pack(row(e), 0, 0, -1))
             assert len(store) == len(expected)
             for i, packed in enumerate(expected):

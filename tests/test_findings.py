@@ -30,11 +30,11 @@ from findings_kit import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audittui import cli
+from audittui.cli import main as cli
 from audittui.findings import Findings, load_rules, user_rules_path
 from audittui.findings.windows import first_seen_hits, group_ids, threshold_hits
-from audittui.loader import load, read_sources
-from audittui.sources import open_source
+from audittui.index.loader import load, read_sources
+from audittui.ingest.sources import open_source
 
 US = 1  # one microsecond
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 from conftest import v1_event
 
-from audittui.batch import BatchBuilder
-from audittui.follow import FileFollower, watch_wakeups
+from audittui.ingest.batch import BatchBuilder
+from audittui.ingest.follow import FileFollower, watch_wakeups
 
 
 def lines_of(chunks) -> list[bytes]:
@@ -314,8 +314,8 @@ def test_budget_reads_a_backlog_in_rounds(tmp_path):
 def test_follower_keeps_rotated_events_readable_and_flags_truncated_ones(tmp_path, make_event):
     import orjson
 
-    from audittui.follow import Follower
-    from audittui.store import EventGone, Store
+    from audittui.index.store import EventGone, Store
+    from audittui.ingest.follow import Follower
 
     first, second, third = (make_event(verb=v) for v in ("get", "list", "watch"))
     writer = Lumberjack(tmp_path)
@@ -396,8 +396,8 @@ def test_identical_events_are_kept_once_when_following(tmp_path, make_event):
     shares those three fields (test fixtures do that) is kept."""
     import orjson
 
-    from audittui.follow import Follower
-    from audittui.store import Store
+    from audittui.index.store import Store
+    from audittui.ingest.follow import Follower
 
     a, b = make_event(verb="get"), make_event(verb="list")
     look_alike = dict(b, user={"username": "someone-else"})

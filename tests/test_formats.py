@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 import audittui
-from audittui import formats
-from audittui.batch import STRING_COLUMNS
-from audittui.formats import LEGACY, MISSING_TIME, NON_STANDARD, UUID_ID
+from audittui.ingest import formats
+from audittui.ingest.batch import STRING_COLUMNS
+from audittui.ingest.formats import LEGACY, MISSING_TIME, NON_STANDARD, UUID_ID
 
 BOM = b"\xef\xbb\xbf"
 

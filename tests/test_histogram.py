@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 from conftest import drive_app, shown, until, v1_event
 
-from audittui.histogram import SECOND, histogram
-from audittui.loader import load
+from audittui.analyses.histogram import SECOND, histogram
+from audittui.index.loader import load
 from audittui.tui.event_list import EventList
 from audittui.tui.histogram_pane import HistogramPane
 

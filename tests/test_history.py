@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import audittui.history as history
-from audittui.history import History, default_history_path
+import audittui.tui.history as history
+from audittui.tui.history import History, default_history_path
 
 
 def test_default_path_follows_xdg(monkeypatch, tmp_path):

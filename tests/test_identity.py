@@ -13,12 +13,12 @@ import orjson
 import pytest
 from conftest import v1_event
 
+from audittui.analyses.requests import Requests
+from audittui.analyses.view import TIME, RowView, matching
 from audittui.findings import Findings, load_rules
-from audittui.loader import parse_slice
-from audittui.requests import Requests
-from audittui.sources import open_source
-from audittui.store import Store
-from audittui.view import TIME, RowView, matching
+from audittui.index.loader import parse_slice
+from audittui.index.store import Store
+from audittui.ingest.sources import open_source
 
 STRING_COLUMNS = ("audit_id", "name", "uri", "user", "verb", "credential", "ips", "stage")
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from conftest import drive_app, shown, status, until, v1_event
 
-from audittui.cli import main
-from audittui.latency import annotations, percentiles, request_mask
-from audittui.loader import load
+from audittui.analyses.latency import annotations, percentiles, request_mask
+from audittui.analyses.view import SLOWEST, matching
+from audittui.cli.main import main
+from audittui.index.loader import load
 from audittui.tui.event_list import EventList
-from audittui.view import SLOWEST, matching
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Masking of secrets in events (audittui.mask): what is masked, what is left alone, and that
+"""Masking of secrets in events (audittui.output.mask): what is masked, what is left alone, and that
 the cheap bytes pre-check never lets through an event that masking would change."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from conftest import SAMPLES, v1_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audittui.mask import mask_event, mask_raw, might_need_mask
+from audittui.output.mask import mask_event, mask_raw, might_need_mask
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 

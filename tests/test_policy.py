@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLES
 
-from audittui import loader
+from audittui.index import loader
 from audittui.policy import PolicyError, load, parse
 
 DATA = Path(__file__).parent / "data" / "policies"

@@ -4,7 +4,7 @@ shows a rule's events, the detail header names the rule, and P loads a policy.""
 from conftest import SAMPLES, drive_app, shown, until
 from textual.widgets import TabbedContent
 
-from audittui.loader import load
+from audittui.index.loader import load
 from audittui.policy import load as load_policy
 from audittui.policy.over_store import decide
 from audittui.tui.detail import DetailPane

@@ -7,9 +7,9 @@ import orjson
 import pytest
 from conftest import v1_event
 
-from audittui import cli
+from audittui.cli import main as cli
 from audittui.findings import Findings, load_rules
-from audittui.loader import load
+from audittui.index.loader import load
 from audittui.policy import parse
 from audittui.policy.simulate import simulate
 

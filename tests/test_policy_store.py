@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import SAMPLES
 
-from audittui import cli
-from audittui.loader import load
+from audittui.cli import main as cli
+from audittui.index.loader import load
 from audittui.policy import load as load_policy
 from audittui.policy import parse
 from audittui.policy.over_store import NO_RULE, decide

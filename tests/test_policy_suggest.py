@@ -3,14 +3,14 @@ was suggested for and saves what it promised; nothing a finding looks at is sile
 
 import yaml
 
-from audittui import cli
+from audittui.cli import main as cli
 from audittui.findings import Findings, load_rules
-from audittui.loader import load
+from audittui.index.loader import load
+from audittui.index.query import evaluate
 from audittui.policy import parse
 from audittui.policy.over_store import decide
 from audittui.policy.simulate import simulate
 from audittui.policy.suggest import suggest
-from audittui.query import evaluate
 
 
 def test_suggested_rules_select_and_save_what_they_promise():

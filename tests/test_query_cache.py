@@ -6,10 +6,10 @@ import random
 import numpy as np
 import orjson
 
-from audittui.batch import BatchBuilder
-from audittui.query import evaluate, parse
-from audittui.sources import Source
-from audittui.store import Store
+from audittui.index.query import evaluate, parse
+from audittui.index.store import Store
+from audittui.ingest.batch import BatchBuilder
+from audittui.ingest.sources import Source
 
 QUERIES = [
     "user:alice",

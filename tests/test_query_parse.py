@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from audittui.query import And, Not, Or, QueryError, Term, Text, Value, parse
+from audittui.index.query import And, Not, Or, QueryError, Term, Text, Value, parse
 
 NOW = datetime(2024, 11, 15, 12, 0, 0, tzinfo=UTC).timestamp()
 

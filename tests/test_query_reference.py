@@ -4,11 +4,11 @@ Hypothesis builds random audit.k8s.io/v1 events (from small pools, so that terms
 random query strings from the grammar; ``store.query(q)`` must select exactly the events that the
 reference below selects, in (event time, reading order) order.
 
-The reference re-implements the README semantics independently: it uses ``audittui.query.parse``
-only to get the syntax tree (the parser has its own tests in test_query_parse.py) and
-``audittui.formats.row`` only for the event time, the latency and the API group. Field lookup,
-exact/glob/regex/CIDR matching, code/dur/time comparisons (re-derived from each value's text),
-NOT/OR/AND and free text are written here from the spec.
+The reference re-implements the README semantics independently: it uses
+``audittui.index.query.parse`` only to get the syntax tree (the parser has its own tests in
+test_query_parse.py) and ``audittui.ingest.formats.row`` only for the event time, the latency
+and the API group. Field lookup, exact/glob/regex/CIDR matching, code/dur/time comparisons
+(re-derived from each value's text), NOT/OR/AND and free text are written here from the spec.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import audittui
-from audittui import loader, textsearch
-from audittui import strings as strings_module
-from audittui.formats import MISSING_TIME, row
-from audittui.query import And, Not, Or, Term, Text, parse
+from audittui.index import loader, textsearch
+from audittui.index import strings as strings_module
+from audittui.index.query import And, Not, Or, Term, Text, parse
+from audittui.ingest.formats import MISSING_TIME, row
 
 # -------------------------------------------------------------------------------------------
 # Events

@@ -9,10 +9,10 @@ import numpy as np
 import orjson
 from conftest import drive_app, shown, status, until, v1_event
 
-from audittui.loader import load
-from audittui.requests import Requests
+from audittui.analyses.requests import Requests
+from audittui.analyses.view import TIME, RowView, matching
+from audittui.index.loader import load
 from audittui.tui.event_list import EventList
-from audittui.view import TIME, RowView, matching
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -60,9 +60,9 @@ def test_representatives_and_open_requests(write_lines):
 
 
 def test_stages_arriving_later_replace_their_row_in_place(tmp_path):
-    from audittui.batch import BatchBuilder
-    from audittui.sources import Source
-    from audittui.store import Store
+    from audittui.index.store import Store
+    from audittui.ingest.batch import BatchBuilder
+    from audittui.ingest.sources import Source
 
     lines = [
         orjson.dumps(e)
@@ -132,10 +132,10 @@ def test_incremental_rows_match_a_recomputation_on_random_arrivals():
     filter only at some stage: the live rows equal a fresh computation every time."""
     import random
 
-    from audittui.batch import BatchBuilder
-    from audittui.query import parse
-    from audittui.sources import Source
-    from audittui.store import Store
+    from audittui.index.query import parse
+    from audittui.index.store import Store
+    from audittui.ingest.batch import BatchBuilder
+    from audittui.ingest.sources import Source
 
     rng = random.Random(11)
     names = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]
@@ -178,7 +178,7 @@ def test_a_representative_past_the_snapshot_waits_for_the_next_catch_up(write_li
     """Another thread (a filter worker) may have indexed stages past the snapshot a
     catch-up or a filter works on: rows never point past the snapshot, and the stage
     arrives with the next catch-up."""
-    from audittui.store import Snapshot
+    from audittui.index.store import Snapshot
 
     events = [
         stage("a", 0, "RequestReceived", None),

@@ -11,7 +11,7 @@ import pytest
 from conftest import SAMPLES
 
 import audittui
-from audittui.formats import LEGACY, MISSING_TIME, NON_STANDARD, format_time
+from audittui.ingest.formats import LEGACY, MISSING_TIME, NON_STANDARD, format_time
 
 FALCO = SAMPLES / "falco-k8s-audit"
 AUDIT2RBAC = SAMPLES / "audit2rbac" / "demo.log"

@@ -13,13 +13,13 @@ import orjson
 import pytest
 from conftest import v1_event
 
-from audittui import session as session_mod
+from audittui.analyses.view import RowView, matching
 from audittui.demo import write_demo
-from audittui.loader import load
-from audittui.query import parse
-from audittui.session import Session
-from audittui.sources import InputError
-from audittui.view import RowView, matching
+from audittui.index import session as session_mod
+from audittui.index.loader import load
+from audittui.index.query import parse
+from audittui.index.session import Session
+from audittui.ingest.sources import InputError
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -53,7 +53,7 @@ def small_slices(monkeypatch):
     """Slices of a few KB so that small test files take the parallel, out-of-order path."""
     monkeypatch.setattr(session_mod, "FIRST_SLICE", 4096)
     monkeypatch.setattr(session_mod, "PARALLEL_MIN", 8192)
-    monkeypatch.setattr("audittui.loader.SLICE", 16384)
+    monkeypatch.setattr("audittui.index.loader.SLICE", 16384)
 
 
 def test_index_matches_load_including_malformed_line_numbers(tmp_path, small_slices):
@@ -146,7 +146,7 @@ def test_recursive_reads_and_follows_every_subfolder_like_a_folder(tmp_path):
 def test_a_whole_file_document_is_parsed_once(tmp_path, monkeypatch):
     """The app asks whether a file is one document (not followed), plans it, then reads it:
     one parse of what may be a 100 MB gcloud export, and nothing kept once it is read."""
-    from audittui import loader
+    from audittui.index import loader
 
     path = tmp_path / "export.json"
     events = [v1_event(auditID=f"d-{k}") for k in range(3)]
@@ -224,9 +224,9 @@ def test_rows_merge_in_time_order_and_agree_with_recomputation(tmp_path):
     path.write_bytes(b"\n".join(lines) + b"\n")
     full = load(str(path))
     # Grow a store batch by batch and keep a view current with catch_up().
-    from audittui.batch import BatchBuilder
-    from audittui.sources import Source
-    from audittui.store import Store
+    from audittui.index.store import Store
+    from audittui.ingest.batch import BatchBuilder
+    from audittui.ingest.sources import Source
 
     store = Store()
     store.add_source(Source(0, str(path), str(path)))

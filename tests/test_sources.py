@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 import audittui
-from audittui import loader
-from audittui.batch import NUMBER_COLUMNS, STRING_COLUMNS
+from audittui.index import loader
+from audittui.ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,8 +12,9 @@ import re
 import numpy as np
 import pytest
 
-from audittui import strings
-from audittui.strings import PackedStrings, Strings
+from audittui.index import strings
+from audittui.index.strings import Strings
+from audittui.ingest.packed import PackedStrings
 
 POOL = [
     "/api/v1/namespaces/default/pods/web-1",

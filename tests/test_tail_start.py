@@ -16,11 +16,11 @@ import pytest
 from conftest import v1_event
 from textual.app import App, ComposeResult
 
-from audittui.loader import parse_slice
-from audittui.sources import open_source
-from audittui.store import Store
+from audittui.analyses.view import RowView
+from audittui.index.loader import parse_slice
+from audittui.index.store import Store
+from audittui.ingest.sources import open_source
 from audittui.tui.event_list import EventList, ListHeader
-from audittui.view import RowView
 
 N = 60  # events, in two batches: more than a screenful either way
 

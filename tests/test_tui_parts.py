@@ -10,9 +10,9 @@ import orjson
 import pytest
 from conftest import v1_event
 
-from audittui.export import ExportError, export_jsonl
-from audittui.loader import load
-from audittui.sanitize import fit, pad
+from audittui.index.loader import load
+from audittui.output.export import ExportError, export_jsonl
+from audittui.output.inert import fit, pad
 from audittui.tui.columns import fit_columns, short_user
 
 # -- columns ----------------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def test_a_failed_export_leaves_no_partial_file(tmp_path, write_lines, monkeypat
     def full(*_):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("audittui.export.inert_json", full)
+    monkeypatch.setattr("audittui.output.export.inert_json", full)
     with pytest.raises(ExportError, match="No space left"):
         export_jsonl(store, range(2), str(out / "e.jsonl"))
     assert (out / "e.jsonl").read_text() == "old"  # the old file is intact

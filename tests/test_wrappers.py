@@ -14,7 +14,7 @@ import pytest
 from conftest import SAMPLES, v1_event
 
 import audittui
-from audittui import loader
+from audittui.index import loader
 
 REALDATA = SAMPLES.parent / "realdata"
 
@@ -300,7 +300,7 @@ def test_the_wrapper_of_an_event_in_an_envelope_is_its_record_in_the_envelope(tm
 
 
 def test_a_wrapper_shown_folds_the_event_text_and_masks_bodies():
-    from audittui.mask import mask_wrapper, mask_wrapper_text
+    from audittui.output.mask import mask_wrapper, mask_wrapper_text
 
     lines = [
         '2024-05-01T10:00:02Z stdout P {"kind":"Event","requestObject":{"data":{"k":"c2Vj',
@@ -328,7 +328,7 @@ def test_a_wrapper_shown_folds_the_event_text_and_masks_bodies():
 def test_an_export_of_wrappers_masks_the_event_inside_and_keeps_it(tmp_path):
     """ctrl+s with the detail on ``w``: each event's wrapper, one JSON line each, the event
     text inside masked as an event is (not folded: an export keeps the data)."""
-    from audittui.export import export_jsonl
+    from audittui.output.export import export_jsonl
 
     secret = inner(7, requestObject={"kind": "Secret", "data": {"k": "c2VjcmV0"}},
                    objectRef={"resource": "secrets", "name": "db"})  # fmt: skip
@@ -350,7 +350,7 @@ def test_an_export_of_wrappers_masks_the_event_inside_and_keeps_it(tmp_path):
 
 
 def test_query_format_wrapper_prints_each_record_as_read(tmp_path, capsys):
-    from audittui import cli
+    from audittui.cli import main as cli
 
     text = b"master-0 " + inner(1) + b"\n" + inner(2) + b"\n"
     text += b"2024-05-01T10:00:02Z stdout F " + inner(3, user={"username": "\u202ex"}) + b"\n"
@@ -590,7 +590,7 @@ def test_openshift_oauth_logins_can_be_queried(tmp_path):
 
 
 def test_subfolders_with_recursive_and_a_must_gather_by_itself(tmp_path, capsys):
-    from audittui import cli
+    from audittui.cli import main as cli
 
     demo = (SAMPLES / "audit2rbac" / "demo.log").read_bytes()
     deep = tmp_path / "deep" / "a" / "b"

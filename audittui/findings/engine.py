@@ -23,23 +23,14 @@ import jmespath
 import numpy as np
 from jmespath.exceptions import JMESPathError
 
-from ..formats import MISSING_TIME, format_duration
-from ..query import (
-    STRING_FIELDS,
-    And,
-    Node,
-    Not,
-    Term,
-    Value,
-    evaluate,
-    has_text,
-)
-from ..store import EventGone, Window
+from ..index.query import STRING_FIELDS, And, Node, Not, Term, Value, evaluate, has_text
+from ..index.store import EventGone, Window
+from ..ingest.formats import MISSING_TIME, format_duration
 from .rules import Rule
 from .windows import NewValues, group_ids, threshold_hits
 
 if TYPE_CHECKING:
-    from ..store import Snapshot, Store
+    from ..index.store import Snapshot, Store
 
 # Which levels log which body.
 BODY_LEVELS = {"request": ("Request", "RequestResponse"), "response": ("RequestResponse",)}

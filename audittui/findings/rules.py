@@ -27,7 +27,7 @@ import yaml
 from jmespath import functions
 from jmespath.exceptions import JMESPathError
 
-from ..query import STRING_FIELDS, Node, QueryError, parse
+from ..index.query import STRING_FIELDS, Node, QueryError, parse
 
 PACK = Path(__file__).with_name("pack.yaml")
 SEVERITIES = ("critical", "high", "medium", "low", "info")  # most severe first

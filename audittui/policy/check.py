@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..formats import NON_STANDARD
+from ..ingest.formats import NON_STANDARD
 from .model import LEVELS, Policy
 from .over_store import NO_RULE, decide, levels, logged_levels, omitted
 
 if TYPE_CHECKING:
-    from ..store import Snapshot, Store
+    from ..index.store import Snapshot, Store
 
 
 @dataclass

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..query import table_lut
+from ..index.query import table_lut
 from .model import LEVELS, GroupResources, Policy, Rule, resource_matches, url_matches
 from .requestinfo import parse_uri, url_path
 
 if TYPE_CHECKING:
-    from ..store import Snapshot, Store
+    from ..index.store import Snapshot, Store
 
 NO_RULE = -1
 
@@ -50,7 +50,7 @@ class RuleField:
 
     def decided(self) -> np.ndarray:
         """Decided for the events appended since the last call only."""
-        from ..store import Window
+        from ..index.store import Window
 
         done, n = len(self._decided), len(self.store)
         if n > done:

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import orjson
 
-from ..store import EventGone
+from ..index.store import EventGone
 from .model import LEVELS, Policy
 from .over_store import NO_RULE, decide, levels, logged_levels, omitted
 
 if TYPE_CHECKING:
     from ..findings import Findings
-    from ..store import Snapshot, Store
+    from ..index.store import Snapshot, Store
 
 SAMPLE = 400  # events read per rule to measure what removing bodies saves
 BODIES = {1: ("requestObject", "responseObject"), 2: ("responseObject",)}  # by new level
@@ -116,7 +116,7 @@ def _blinded(findings: Findings, store, new, dropped, logged) -> list[tuple[str,
     """Findings rules that see events now and would not under the candidate: all their events
     dropped, or (rules reading bodies) none left at a level that logs the body."""
     from ..findings.engine import BODY_LEVELS
-    from ..query import evaluate
+    from ..index.query import evaluate
 
     out = []
     level_index = {name: k for k, name in enumerate(LEVELS)}

@@ -20,7 +20,7 @@ from .simulate import _kept_share
 
 if TYPE_CHECKING:
     from ..findings import Findings
-    from ..store import Store
+    from ..index.store import Store
 
 READS = ("get", "list", "watch")
 NODE_PREFIX = "system:node:"
@@ -139,7 +139,7 @@ def _watched(store, findings) -> tuple[np.ndarray, np.ndarray]:
     bodies = np.zeros(n, dtype=bool)
     if findings is None:
         return watched, bodies
-    from ..query import evaluate
+    from ..index.query import evaluate
 
     for rule in findings.rules:
         # First-seen rules learn from everything a user does; they still see the rest of it.

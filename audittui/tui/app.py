@@ -24,31 +24,31 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from .. import memory
-from ..completion import term
-from ..export import ExportError, export_jsonl
+from ..analyses.histogram import histogram
+from ..analyses.requests import Requests
+from ..analyses.summary import summarize
+from ..analyses.view import SLOWEST, TIME, RowView, matching
 from ..findings import Findings, RuleSet, load_rules
-from ..follow import Notice
-from ..formats import format_time
-from ..histogram import histogram
-from ..history import History
-from ..loader import nothing_read
+from ..index import memory
+from ..index.completion import term
+from ..index.loader import nothing_read
+from ..index.query import QueryError, parse
+from ..index.session import Session
+from ..ingest.follow import Notice
+from ..ingest.formats import format_time
+from ..ingest.stdin_spool import StdinSpool
+from ..output.export import ExportError, export_jsonl
+from ..output.inert import inert
 from ..policy import Policy, PolicyError
 from ..policy import load as load_policy
 from ..policy.over_store import attach as attach_policy
 from ..policy.simulate import simulate
-from ..query import QueryError, parse
-from ..requests import Requests
-from ..sanitize import inert
-from ..session import Session
-from ..stdin_spool import StdinSpool
-from ..summary import summarize
-from ..view import SLOWEST, TIME, RowView, matching
 from .detail import DetailPane
 from .event_list import EventList, ListHeader
 from .filter_bar import FilterBar
 from .findings_pane import FindingsPane
 from .histogram_pane import HistogramPane
+from .history import History
 from .json_tree import JsonTree
 from .policy_pane import PolicyPane
 from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen, PathScreen

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..formats import MISSING_TIME, format_duration
-from ..sanitize import fit, inert
-from ..store import Store
+from ..index.store import Store
+from ..ingest.formats import MISSING_TIME, format_duration
+from ..output.inert import fit, inert
 
 
 @dataclass(frozen=True)

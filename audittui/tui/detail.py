@@ -12,11 +12,11 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from ..formats import format_duration
-from ..latency import annotations as latency_annotations
-from ..mask import mask_event, mask_wrapper
-from ..sanitize import inert
-from ..store import EventGone, Store
+from ..analyses.latency import annotations as latency_annotations
+from ..index.store import EventGone, Store
+from ..ingest.formats import format_duration
+from ..output.inert import inert
+from ..output.mask import mask_event, mask_wrapper
 from .event_list import code_style
 from .json_tree import JsonTree
 

@@ -22,8 +22,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..sanitize import fit, inert, pad
-from ..view import SLOWEST, Inserted, RowView
+from ..analyses.view import SLOWEST, Inserted, RowView
+from ..output.inert import fit, inert, pad
 from .columns import WIDE_TIME, cells, fit_columns, short_user
 
 CODE_STYLES = {
@@ -60,7 +60,7 @@ class ListHeader(Widget):
 
 
 class EventList(ScrollView, can_focus=True):
-    """Rows of a :class:`~audittui.view.RowView`, one event per line, with a cursor."""
+    """Rows of a :class:`~audittui.analyses.view.RowView`, one event per line, with a cursor."""
 
     BINDINGS = [
         Binding("j,down", "move(1)", "Down", show=False),

@@ -7,9 +7,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
 
-from ..completion import Completion, apply, complete
-from ..history import History
-from ..store import Store
+from ..index.completion import Completion, apply, complete
+from ..index.store import Store
+from .history import History
 
 MAX_SHOWN = 8  # candidates listed in the hint line
 

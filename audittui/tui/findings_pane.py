@@ -13,8 +13,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from ..findings import Finding, Rule
-from ..formats import format_time
-from ..sanitize import fit, inert
+from ..ingest.formats import format_time
+from ..output.inert import fit, inert
 from .columns import short_user
 
 SEVERITY_STYLE = {

@@ -11,8 +11,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 
-from ..formats import format_duration
-from ..histogram import SECOND, Histogram
+from ..analyses.histogram import SECOND, Histogram
+from ..ingest.formats import format_duration
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 LAYERS = (  # bottom to top

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from ..sanitize import inert_json
+from ..output.inert import inert_json
 
 MAX_STRING = 2000  # characters of a string shown in a label (c copies the whole event)
 MAX_NODES = 1500  # nodes expanded by default; bigger bodies stay folded

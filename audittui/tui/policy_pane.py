@@ -10,8 +10,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from ..output.inert import inert
 from ..policy.simulate import Simulation, format_bytes, format_change
-from ..sanitize import inert
 
 COLUMNS = (
     "RULE (from 0)", "LEVEL", "EVENTS", "DROPPED", "BYTES NOW", "BYTES NEW", "CHANGE", "NOTE",

@@ -9,9 +9,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ..session import Session
-from ..sources import InputError
-from ..stdin_spool import StdinSpool, keyboard_from_terminal, stdin_is_piped
+from ..index.session import Session
+from ..ingest.sources import InputError
+from ..ingest.stdin_spool import StdinSpool, keyboard_from_terminal, stdin_is_piped
 
 DEMO_LOGS = Path(__file__).resolve().parents[2] / "demo-logs"
 DEMO_RATE = 8.0  # events/s appended in the demo: following is visible at once
@@ -82,7 +82,7 @@ def run_app(argv: list[str]) -> int:
         threading.Thread(target=_append_demo, args=(paths[0], stop), daemon=True).start()
     policy = None
     if args.policy:
-        from ..cli import read_policy
+        from ..output.terminal import read_policy
 
         policy = read_policy(args.policy)
         if policy is None:
@@ -104,7 +104,7 @@ def run_app(argv: list[str]) -> int:
             stdin.close()
         return 2
     from ..findings import load_rules
-    from .app import AuditApp  # Textual only loads once the inputs are known to be readable
+    from .app import AuditApp
 
     rules = load_rules(False if args.rules == "none" else Path(args.rules) if args.rules else True)
     try:

@@ -10,8 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label, Static
 
-from ..sanitize import inert
-from ..store import Malformed
+from ..index.store import Malformed
+from ..output.inert import inert
 
 KEYS = (
     (

@@ -1,7 +1,7 @@
 """The summary pane: one row per user (or verb, resource, namespace, source IP, user agent,
 code) over the active filter, sortable by any column; Enter drills down into the list.
 
-Summaries are computed by :func:`audittui.summary.summarize` in a thread and shown here; a
+Summaries are computed by :func:`audittui.analyses.summary.summarize` in a thread and shown here; a
 DataTable suits this pane (hundreds or a few thousand rows, never a million).
 """
 
@@ -14,9 +14,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ..formats import format_duration
-from ..sanitize import fit, inert
-from ..summary import GROUPINGS
+from ..analyses.summary import GROUPINGS
+from ..ingest.formats import format_duration
+from ..output.inert import fit, inert
 from .columns import short_user
 
 GROUP_ORDER = tuple(GROUPINGS)  # b cycles through the groupings summarize() offers

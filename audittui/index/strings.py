@@ -22,61 +22,9 @@ from typing import Any
 
 import numpy as np
 
-SEP = b"\n"
+from ..ingest.packed import SEED, PackedStrings, decode, encode
+
 CHUNK = 1 << 22  # bytes of the arena decoded at once for a regex scan
-_SEED = hash("audittui")  # differs between processes unless forked: then hashes are redone
-
-
-def _encode(value: str) -> bytes:
-    return value.encode("utf-8", "surrogatepass")
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", "surrogatepass")
-
-
-class PackedStrings:
-    """A batch's distinct values, ready for :meth:`Strings.add`: cheap to send between
-    processes (three buffers, no object per value)."""
-
-    __slots__ = ("blob", "bounds", "hashes", "seed", "newlines")
-
-    def __init__(
-        self, blob: bytes, bounds: np.ndarray, hashes: np.ndarray, seed: int, newlines: list[int]
-    ) -> None:
-        self.blob = blob  # value k is blob[bounds[k] : bounds[k + 1] - 1], then a newline
-        self.bounds = bounds
-        self.hashes = hashes  # hash() of each value (a str) in the process that packed them
-        self.seed = seed
-        self.newlines = newlines  # the values holding a newline of their own (rare)
-
-    @classmethod
-    def of(cls, values: list[str]) -> PackedStrings:
-        try:
-            encoded = list(map(str.encode, values))
-        except UnicodeEncodeError:  # a lone surrogate, from the tolerant JSON fallback
-            encoded = list(map(_encode, values))
-        bounds = np.zeros(len(values) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)) + 1, out=bounds[1:])
-        blob = SEP.join(encoded) + SEP if encoded else b""
-        # str hashes: cached in each str by the dict that found the batch's distinct values
-        hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
-        newlines = []
-        if blob.count(SEP) > len(encoded):
-            newlines = [k for k, e in enumerate(encoded) if SEP in e]
-        return cls(blob, bounds, hashes, _SEED, newlines)
-
-    def __len__(self) -> int:
-        return len(self.hashes)
-
-    def __getitem__(self, k: int) -> str:
-        return _decode(self.blob[self.bounds[k] : self.bounds[k + 1] - 1])
-
-    def __iter__(self) -> Iterator[str]:
-        return (self[k] for k in range(len(self)))
-
-    def __reduce__(self) -> tuple:
-        return (PackedStrings, (self.blob, self.bounds, self.hashes, self.seed, self.newlines))
 
 
 class Strings:
@@ -117,7 +65,7 @@ class Strings:
             c += self._n
         if not 0 <= c < self._n:
             raise IndexError(key)
-        return None if c == 0 else _decode(self._bytes(c))
+        return None if c == 0 else decode(self._bytes(c))
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._slice(0, self._n))
@@ -133,12 +81,12 @@ class Strings:
         if lo < hi:  # a value with a newline of its own: split would cut it
             return out + [self[c] for c in range(a, b)]
         bounds = self._bounds
-        text = _decode(self._blob[bounds[a] : bounds[b]].tobytes())
+        text = decode(self._blob[bounds[a] : bounds[b]].tobytes())
         return out + text.split("\n")[:-1]
 
     def code_of(self, value: str) -> int:
         """The code holding exactly ``value`` (0: none does)."""
-        return self._code_with(hash(value), _encode(value))
+        return self._code_with(hash(value), encode(value))
 
     def _code_with(self, h: int, data: bytes) -> int:
         """The code whose value has hash ``h`` and bytes ``data`` (0: none): every code under
@@ -164,7 +112,7 @@ class Strings:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         base = int(bounds[start])
         data = memoryview(self._blob)[base : int(bounds[n])]
-        needle = re.compile(re.escape(_encode(literal)))
+        needle = re.compile(re.escape(encode(literal)))
         at = np.fromiter((m.start() for m in needle.finditer(data)), dtype=np.int64) + base
         codes = np.searchsorted(bounds[start : n + 1], at, side="right") - 1 + start
         return codes, at - bounds[codes]
@@ -204,7 +152,7 @@ class Strings:
             # Many of the values of a stretch: decoding all of it costs less than gathering.
             stretch = self._slice(lo, hi + 1)
             return list(map(stretch.__getitem__, (codes - lo).tolist()))
-        return _decode(self._blob[_ranges(at, lens)].tobytes()).split("\n")[:-1]
+        return decode(self._blob[_ranges(at, lens)].tobytes()).split("\n")[:-1]
 
     def scan(self, rx: re.Pattern, start: int, verify: Callable[[str], bool]) -> np.ndarray:
         """Which codes from ``start`` on hold a value ``verify`` accepts, where ``rx`` is the
@@ -219,7 +167,7 @@ class Strings:
             e = int(np.searchsorted(bounds[c : n + 1], bounds[c] + CHUNK, side="left")) + c
             e = min(max(e, c + 1), n)
             raw = blob[bounds[c] : bounds[e]]
-            text = _decode(raw.tobytes())
+            text = decode(raw.tobytes())
             pos = bounds[c : e + 1] - bounds[c]
             if not text.isascii():  # char positions: count the bytes that start a character
                 starts = np.cumsum((raw & 0xC0) != 0x80)
@@ -260,7 +208,7 @@ class Strings:
         if not m:
             return out
         hashes = packed.hashes
-        if packed.seed != _SEED:  # packed by a process with other hashes (not forked)
+        if packed.seed != SEED:  # packed by a process with other hashes (not forked)
             hashes = np.fromiter(map(hash, packed), dtype=np.int64, count=m)
         found = self._lookup(hashes)
         hit = np.flatnonzero(found)

@@ -343,8 +343,9 @@ class Follower:
     """Follows ``paths`` into ``store``: new lines become batches handed to ``emit``.
 
     ``emit(batches, notices)`` gets ``(batch, first_line)`` pairs ready for
-    :meth:`Store.append <audittui.store.Store.append>`; it runs in the follower's thread, and a
-    slow consumer simply makes the follower wait (backpressure). Runs until ``stop`` is set.
+    :meth:`Store.append <audittui.index.store.Store.append>`; it runs in the follower's thread,
+    and a slow consumer simply makes the follower wait (backpressure). Runs until ``stop`` is
+    set.
     """
 
     def __init__(
@@ -512,3 +513,16 @@ def _before_partials(data: bytes, cut: int) -> int:
 
 
 _LOOK_BACK = 64  # lines; the other stream's lines amid one split line are few
+
+
+def backups_before(follower: Follower) -> list[str]:
+    """Backups that were rotated before the followers first opened their files, oldest first.
+
+    Listed after the live files are open, so a rotation during start-up is either before
+    (its backup is here) or after (the follower reads it): nothing falls in between."""
+    once: list[str] = []
+    for f in follower.files:
+        for ts, gz, path in f.backups():
+            if ts <= f.floor and not f.was_read(path, gz):
+                once.append(path)
+    return once

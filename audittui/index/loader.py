@@ -1,4 +1,4 @@
-"""Read whole files into a :class:`~audittui.store.Store`, using every core for big ones.
+"""Read whole files into a :class:`~audittui.index.store.Store`, using every core for big ones.
 
 A file of JSON lines is cut at line breaks into slices of a few tens of MB; worker processes
 parse slices into batches (numpy columns and small string tables, cheap to send back) while the
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import orjson
 
+from ..ingest.batch import Batch, BatchBuilder
+from ..ingest.formats import yaml_documents
+from ..ingest.sources import GZIP_MAGIC, InputError, Source, expand_paths, explain, open_source
+from ..ingest.wrappers import ends_mid_value, salvage_cut
 from . import memory
-from .batch import Batch, BatchBuilder
-from .formats import yaml_documents
-from .sources import InputError, Source, expand_paths, explain, open_source
 from .store import Malformed, Store
-from .wrappers import ends_mid_value, salvage_cut
 
 BOM = b"\xef\xbb\xbf"
 SLICE = 16 << 20  # bytes per worker task
@@ -37,7 +37,7 @@ def load(*paths: str | os.PathLike, workers: int | None = None, recursive: bool 
     """Read every event of ``paths`` (files, folders with backups, ``-`` for stdin; with
     ``recursive``, subfolders too, as for a must-gather, which is recognised by itself).
 
-    Raises :class:`~audittui.sources.InputError` for a path that cannot be read.
+    Raises :class:`~audittui.ingest.sources.InputError` for a path that cannot be read.
     """
     store = Store()
     files = expand_paths([os.fspath(p) for p in paths], recursive)
@@ -301,3 +301,23 @@ def nothing_read(store: Store, paths: Iterable[str]) -> str | None:
 def _kind_of(reason: str) -> str:
     """A malformed reason without the position inside its record (array[3]: …)."""
     return re.sub(r"^((array|items|records|events)\[\d+\]: )+", "", reason).split("; ")[0]
+
+
+def add_backup(store: Store, path: str) -> None:
+    """Add a backup to the store holding it open at once: while we start, the API server's
+    mill may gzip and delete a plain backup (then its .gz, complete by then, has the lines)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        if not os.path.exists(path + ".gz"):
+            raise InputError(f"{path}: vanished while starting") from None
+        store.add_source(open_source(0, path + ".gz", store.spool))
+        return
+    except OSError as exc:
+        raise InputError(explain(path, exc)) from None
+    if os.pread(fd, 2, 0) == GZIP_MAGIC:
+        os.close(fd)
+        store.add_source(open_source(0, path, store.spool))
+        return
+    # Read through the descriptor: the name may be gone before the loader gets to it.
+    store.add_source(Source(0, path, f"/proc/self/fd/{fd}"), fd=fd)

@@ -27,7 +27,7 @@ from .formats import (
     pack,
     row,
 )
-from .strings import PackedStrings
+from .packed import PackedStrings
 from .wrappers import cri_partial, docker_split, partial, stream_of
 
 # String columns, dictionary-encoded; code 0 always means "the event lacks this field".

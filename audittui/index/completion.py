@@ -1,7 +1,7 @@
 """Tab completion for the filter language: field names, and the values the index knows.
 
 :func:`complete` looks at the token that ends at the cursor (quotes respected, like the parser
-in :mod:`audittui.query`) and proposes whole replacements for it: ``us`` → ``user:``,
+in :mod:`audittui.index.query`) and proposes whole replacements for it: ``us`` → ``user:``,
 ``-us`` → ``-user:``, ``verb:get,li`` → ``verb:get,list``, ``user:system:serviceaccount:k`` →
 the service accounts the store has seen, most frequent first. Values that the parser would not
 read back as one literal value are written quoted (``ua:"Go-http-client/1.1 (x)"``).
@@ -23,15 +23,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from .formats import UNIQUE_FIELDS
-from .query import (
-    ALIASES,
-    CASE_INSENSITIVE,
-    FIELDS,
-    MULTI_VALUED,
-    STRING_FIELDS,
-    display_api,
-)
+from ..ingest.formats import UNIQUE_FIELDS
+from .query import ALIASES, CASE_INSENSITIVE, FIELDS, MULTI_VALUED, STRING_FIELDS, display_api
 
 if TYPE_CHECKING:
     from .store import Store

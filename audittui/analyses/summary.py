@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .formats import MISSING_TIME, format_time
+from ..ingest.formats import MISSING_TIME, format_time
 from .latency import percentiles, request_mask
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..index.store import Store
 
 GROUPINGS = {
     "user": "user",
@@ -32,7 +32,7 @@ def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[
     ips, top_ip, requests, p50, p95, p99, max}``, most events first. ``resources``,
     ``namespaces`` and ``ips`` count distinct values, ``top_ip`` is the most frequent IP;
     ``requests`` is how many requests were timed and ``p50``…``max`` their latency in µs
-    (see :mod:`audittui.latency`; None when none was).
+    (see :mod:`audittui.analyses.latency`; None when none was).
 
     ``forbidden`` counts 403 responses, ``errors`` every other code ≥ 400. ``first``/``last``
     are ISO times (empty when no event of the key had a time). Grouping by ``ip`` uses the first

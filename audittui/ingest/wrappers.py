@@ -356,9 +356,15 @@ def is_docker_line(obj: dict) -> bool:
     return type(obj.get("log")) is str and "stream" in obj and "time" in obj
 
 
-def docker_line(obj: dict) -> tuple[list[Any], str | None]:
-    from .formats import expand
+Expand = Callable[[Any], tuple[list[Any], str | None]]  # formats.expand: events in a value
 
+
+def joined_reasons(problems: list[str]) -> str | None:
+    """The reasons of a record's parts as one: the first three, then an ellipsis."""
+    return "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "") or None
+
+
+def docker_line(obj: dict, expand: Expand) -> tuple[list[Any], str | None]:
     log = obj["log"]
     if not log.endswith("\n"):
         return [], "Docker json-file partial line (a message split at 16 KiB)"
@@ -383,10 +389,8 @@ def _insights_rows(obj: dict) -> list | None:
     return None
 
 
-def cloudwatch(obj: dict) -> tuple[list[Any], str | None]:
+def cloudwatch(obj: dict, expand: Expand) -> tuple[list[Any], str | None]:
     """The events in CloudWatch Logs output: ``message`` strings holding audit JSON."""
-    from .formats import expand, joined_reasons
-
     if obj.get("messageType") == "CONTROL_MESSAGE":
         return [], "a CloudWatch Logs control message (no log events)"
     rows = _insights_rows(obj)

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .formats import MISSING_TIME
+from ..ingest.formats import MISSING_TIME
 
 if TYPE_CHECKING:
-    from .store import Snapshot, Store
+    from ..index.store import Snapshot, Store
 
 SECOND = 1_000_000
 STEPS = tuple(

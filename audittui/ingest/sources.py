@@ -233,3 +233,19 @@ def _gunzip(first: bytes, stream: BinaryIO, out: BinaryIO) -> str | None:
         out.write(inflate.flush())
         return "gzip stream ends early (still being written?); the events before the cut were read"
     return None
+
+
+def split_live(paths: list[str]) -> list[str]:
+    """The files to follow. For a folder: its live logs, including those that its backups name
+    (the live file may be missing for a moment during a rotation), else ``audit.log``."""
+    live: list[str] = []
+    for p in paths:
+        if not os.path.isdir(p):
+            live.append(p)  # a missing file is waited for
+            continue
+        names = set()
+        for f in folder_files(Path(p)):
+            key = backup_key(f.name)
+            names.add(key[0] if key else f.name)
+        live.extend(os.path.join(p, name) for name in sorted(names or {"audit.log"}))
+    return live

@@ -17,28 +17,35 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from . import __version__
-from .findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
-from .formats import format_duration, format_time
-from .loader import load, nothing_read
-from .output import write_csv, write_json
-from .policy import PolicyError
-from .policy import load as load_policy
-from .policy.check import check as check_policy
-from .policy.over_store import attach as attach_policy
-from .policy.simulate import format_bytes as _size
-from .policy.simulate import format_change as _change
-from .policy.simulate import simulate as simulate_policy
-from .policy.suggest import suggest as suggest_rules
-from .query import QueryError, fields_of, parse
-from .sanitize import fit, inert, inert_json
-from .sources import InputError
-from .stdin_spool import stdin_is_piped
-from .store import Store
-from .summary import GROUPINGS
-from .wrappers import is_text_wrapper
-
-PROG = "audittui"
+from .. import __version__
+from ..analyses.summary import GROUPINGS
+from ..findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
+from ..index.loader import load, nothing_read
+from ..index.query import QueryError, fields_of, parse
+from ..index.store import Store
+from ..ingest.formats import format_duration, format_time
+from ..ingest.sources import InputError
+from ..ingest.wrappers import is_text_wrapper
+from ..output.inert import inert, inert_json
+from ..output.terminal import (
+    PROG,
+    fail,
+    read_policy,
+    table_header,
+    table_row,
+    write_chunks,
+    write_csv,
+    write_json,
+)
+from ..output.terminal import (
+    cell as _cell,
+)
+from ..policy.check import check as check_policy
+from ..policy.over_store import attach as attach_policy
+from ..policy.simulate import format_bytes as _size
+from ..policy.simulate import format_change as _change
+from ..policy.simulate import simulate as simulate_policy
+from ..policy.suggest import suggest as suggest_rules
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,12 +165,8 @@ COMMANDS = ("query", "summary", "findings", "policy", "stats")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command (``audittui COMMAND …``); the app is opened by :mod:`audittui.command`."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    opens_app = argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")
-    if opens_app or (not argv and stdin_is_piped()):  # `cmd | audittui`: the app on it
-        from .tui.run import run_app  # `audittui PATH…` opens the app
-
-        return run_app(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -186,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if policy is None:
             return 2
     if args.command == "query" and args.follow:
-        from .livequery import follow_query
+        from .follow_query import follow_query
 
         return follow_query(args)
     try:
@@ -234,21 +237,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def read_policy(path: str):
-    """The audit policy at ``path``, or None after printing every error (made inert)."""
-    try:
-        return load_policy(path)
-    except PolicyError as exc:
-        for error in exc.errors:
-            print(f"{PROG}: {inert(path)}: {inert(error)}", file=sys.stderr)
-        return None
-
-
-def fail(message: str) -> int:
-    print(f"{PROG}: {inert(message)}", file=sys.stderr)
-    return 2
-
-
 def _malformed_note(store: Store, args: argparse.Namespace) -> None:
     count = len(store.malformed)
     if count and not (args.command == "stats" and args.malformed):
@@ -261,8 +249,6 @@ def _malformed_note(store: Store, args: argparse.Namespace) -> None:
 
 
 # -- query --------------------------------------------------------------------------------
-
-TABLE_COLUMNS = (("TIME", 23), ("USER", 30), ("VERB", 7), ("RESOURCE", 22), ("NAMESPACE/NAME", 36))
 
 
 def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
@@ -305,53 +291,6 @@ def _wrappers(store: Store, sel: Iterable[int]) -> Iterator[bytes]:
         if text != last:
             yield text + b"\n"
         last = text
-
-
-def table_header() -> str:
-    head = " ".join(name.ljust(width) for name, width in TABLE_COLUMNS)
-    return f"{head} CODE LATENCY  SOURCE-IP\n"
-
-
-def write_chunks(out: io.TextIOBase, parts: Iterable[bytes]) -> None:
-    out.flush()
-    buf = sys.stdout.buffer
-    chunk: list[bytes] = []
-    size = 0
-    for part in parts:
-        chunk.append(part)
-        size += len(part)
-        if size > 1 << 20:
-            buf.write(b"".join(chunk))
-            chunk, size = [], 0
-    buf.write(b"".join(chunk))
-    buf.flush()
-
-
-def _cell(value: object, width: int, middle: bool = False) -> str:
-    """Fit a value into ``width`` columns; ``middle`` keeps both ends of long names."""
-    return fit(inert(str(value)) if value is not None else "-", width, middle)
-
-
-def table_row(store: Store, i: int) -> str:
-    v = store.value
-    resource = v("resource", i)
-    sub = v("subresource", i)
-    what = f"{resource}/{sub}" if resource and sub else resource or v("uri", i)
-    ns, name = v("namespace", i), v("name", i)
-    where = f"{ns}/{name}" if ns and name else ns or name
-    user = v("user", i)
-    if v("impersonated", i):
-        user = f"{user}→{v('impersonated', i)}"
-    ips = v("ips", i)
-    cells = (format_time(v("time", i))[:23], user, v("verb", i), what, where)
-    text = " ".join(
-        _cell(c, w, middle=k == 1).ljust(w)
-        for k, (c, (_, w)) in enumerate(zip(cells, TABLE_COLUMNS, strict=True))
-    )
-    code = v("code", i)
-    return f"{text} {str(code or '-').ljust(4)} {format_duration(v('latency', i)).rjust(7)}  " + (
-        _cell(ips[0], 39) if ips else "-"
-    )
 
 
 # -- findings ---------------------------------------------------------------------------

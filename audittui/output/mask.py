@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from .wrappers import KLOG, is_text_wrapper, with_event_text
+from ..ingest.wrappers import KLOG, is_text_wrapper, with_event_text
 
 PLACEHOLDER = "••• masked ({n} bytes); x reveals"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

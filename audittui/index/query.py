@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import audit_ids
-from .formats import MISSING_TIME, UUID_ID, to_micros
+from ..ingest import audit_ids
+from ..ingest.formats import MISSING_TIME, UUID_ID, to_micros
 from .strings import Strings
 
 if TYPE_CHECKING:

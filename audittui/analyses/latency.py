@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..index.store import Store
 
 FINAL_STAGES = frozenset({"ResponseComplete", "Panic"})
 LONG_VERBS = frozenset({"watch", "proxy"})

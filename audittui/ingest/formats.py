@@ -32,7 +32,7 @@ _EMPTY: dict = {}
 
 MISSING_TIME = -(2**63)
 # Annotations read as columns: the API server or cluster that a wrapper names (set by
-# audittui.wrappers from a node-name prefix, a GKE cluster, a CloudWatch log group), and the
+# audittui.ingest.wrappers from a node-name prefix, a GKE cluster, a CloudWatch log group), and the
 # user an OpenShift oauth-server login was for.
 SERVER = "audittui/server"
 LOGIN = "authentication.openshift.io/username"
@@ -227,12 +227,7 @@ def _expand_many(values: Any, where: str) -> tuple[list[Any], str | None]:
         events.extend(found)
         if why:
             problems.append(f"{where}[{k}]: {why}")
-    return events, joined_reasons(problems)
-
-
-def joined_reasons(problems: list[str]) -> str | None:
-    """The reasons of a record's parts as one: the first three, then an ellipsis."""
-    return "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else "") or None
+    return events, wrappers.joined_reasons(problems)
 
 
 def _is_aks(obj: dict) -> bool:
@@ -247,8 +242,9 @@ _ENVELOPES = (
     (lambda o: type(o.get("records")) is list, _records),
     (wrappers.is_gcp_entry, wrappers.gke_entry),
     (wrappers.is_go_entry, wrappers.go_entry),
-    (wrappers.is_docker_line, wrappers.docker_line),
-    (wrappers.is_cloudwatch, wrappers.cloudwatch),
+    # these two hold JSON text that may be wrapped again: read with expand itself
+    (wrappers.is_docker_line, lambda o: wrappers.docker_line(o, expand)),
+    (wrappers.is_cloudwatch, lambda o: wrappers.cloudwatch(o, expand)),
     (wrappers.is_azure_activity, wrappers.azure_activity),
 )
 
@@ -333,7 +329,8 @@ def _json_type(obj: Any) -> str:
 
 def decode_line(line: bytes) -> Any:
     """One line of text (or the lines of one wrapped event, or a YAML document) → its JSON
-    value, unwrapped (see :mod:`audittui.wrappers`). Raises ValueError with a short reason."""
+    value, unwrapped (see :mod:`audittui.ingest.wrappers`). Raises ValueError with a short
+    reason."""
     return decode_record(line)[0]
 
 

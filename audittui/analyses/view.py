@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..index.query import Node, evaluate
+from ..index.store import Snapshot, Store, merge_by_time
 from .latency import request_mask
-from .query import Node, evaluate
 from .requests import Requests
-from .store import Snapshot, Store, merge_by_time
 
 TIME, SLOWEST = "time", "slowest"
 
@@ -34,7 +34,7 @@ def matching(
     requests: Requests | None = None,
 ) -> np.ndarray:
     """Every matching event of ``store`` in row order (may run in a worker thread when given
-    a snapshot). ``SLOWEST`` keeps only timed requests (see :mod:`audittui.latency`). With
+    a snapshot). ``SLOWEST`` keeps only timed requests (see :mod:`audittui.analyses.latency`). With
     ``requests``, one row per request that has a matching event: its furthest stage."""
     if requests is not None and order == TIME:
         requests.update(store)

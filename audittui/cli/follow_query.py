@@ -11,74 +11,19 @@ import argparse
 import os
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 
-from .cli import fail, table_header, table_row, write_chunks
-from .follow import Follower, Notice
-from .loader import read_sources
-from .query import QueryError, evaluate, fields_of, parse
-from .sanitize import inert, inert_json
-from .sources import (
-    GZIP_MAGIC,
+from ..index.loader import add_backup, read_sources
+from ..index.query import QueryError, evaluate, fields_of, parse
+from ..index.store import Store
+from ..ingest.follow import Follower, Notice, backups_before
+from ..ingest.sources import (
     InputError,
-    Source,
-    backup_key,
-    explain,
-    folder_files,
-    open_source,
+    split_live,
 )
-from .store import Store
-
-
-def split_live(paths: list[str]) -> list[str]:
-    """The files to follow. For a folder: its live logs, including those that its backups name
-    (the live file may be missing for a moment during a rotation), else ``audit.log``."""
-    live: list[str] = []
-    for p in paths:
-        if not os.path.isdir(p):
-            live.append(p)  # a missing file is waited for
-            continue
-        names = set()
-        for f in folder_files(Path(p)):
-            key = backup_key(f.name)
-            names.add(key[0] if key else f.name)
-        live.extend(os.path.join(p, name) for name in sorted(names or {"audit.log"}))
-    return live
-
-
-def backups_before(follower: Follower) -> list[str]:
-    """Backups that were rotated before the followers first opened their files, oldest first.
-
-    Listed after the live files are open, so a rotation during start-up is either before
-    (its backup is here) or after (the follower reads it): nothing falls in between."""
-    once: list[str] = []
-    for f in follower.files:
-        for ts, gz, path in f.backups():
-            if ts <= f.floor and not f.was_read(path, gz):
-                once.append(path)
-    return once
-
-
-def _add_backup(path: str, store: Store) -> None:
-    """Add a backup to the store holding it open at once: while we start, the API server's
-    mill may gzip and delete a plain backup (then its .gz, complete by then, has the lines)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        if not os.path.exists(path + ".gz"):
-            raise InputError(f"{path}: vanished while starting") from None
-        store.add_source(open_source(0, path + ".gz", store.spool))
-        return
-    except OSError as exc:
-        raise InputError(explain(path, exc)) from None
-    if os.pread(fd, 2, 0) == GZIP_MAGIC:
-        os.close(fd)
-        store.add_source(open_source(0, path, store.spool))
-        return
-    # Read through the descriptor: the name may be gone before the loader gets to it.
-    store.add_source(Source(0, path, f"/proc/self/fd/{fd}"), fd=fd)
+from ..output.inert import inert, inert_json
+from ..output.terminal import fail, table_header, table_row, write_chunks
 
 
 def follow_query(args: argparse.Namespace) -> int:
@@ -113,7 +58,7 @@ def follow_query(args: argparse.Namespace) -> int:
         if any(os.path.isdir(p) for p in args.paths) or args.backups:
             start = len(store.sources)
             for path in backups_before(follower):
-                _add_backup(path, store)
+                add_backup(store, path)
             read_sources(store, store.sources[start:], dedupe=True)
     except InputError as exc:
         return fail(str(exc))

@@ -21,12 +21,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import memory
-from .batch import Batch
-from .follow import Follower, Notice
-from .livequery import backups_before, split_live
-from .loader import BOM, PARALLEL_MIN, is_document, parse_slice, read_sources, slice_bounds
-from .sources import (
+from ..ingest.batch import Batch
+from ..ingest.follow import Follower, Notice, backups_before
+from ..ingest.sources import (
     GZIP_MAGIC,
     InputError,
     Source,
@@ -34,9 +31,12 @@ from .sources import (
     explain,
     folder_files,
     is_must_gather,
+    split_live,
     spool_stream,
     tree_folders,
 )
+from . import memory
+from .loader import BOM, PARALLEL_MIN, is_document, parse_slice, read_sources, slice_bounds
 from .store import Malformed, Store
 
 FIRST_SLICE = 2 << 20  # bytes read before the first screen: a few thousand of the newest events

@@ -3018,7 +3018,3 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"wrote {n} events", file=sys.stderr)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

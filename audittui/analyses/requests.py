@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .store import Snapshot, Store
+    from ..index.store import Snapshot, Store
 
 RANK = {"RequestReceived": 1, "ResponseStarted": 2, "ResponseComplete": 3, "Panic": 3}
 BIT = {"RequestReceived": 1, "ResponseStarted": 2, "ResponseComplete": 4, "Panic": 8}

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 
 import orjson
 
+from ..index.store import EventGone, Store
+from .inert import inert_json
 from .mask import mask_raw, mask_wrapper_text, might_need_mask
-from .sanitize import inert_json
-from .store import EventGone, Store
 
 
 class ExportError(Exception):

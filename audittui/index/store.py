@@ -18,11 +18,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from . import audit_ids
-from .batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
-from .formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand, wrappers_of
-from .sources import Source, Spool
-from .strings import PackedStrings, Strings
+from ..ingest import audit_ids
+from ..ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
+from ..ingest.formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand, wrappers_of
+from ..ingest.packed import PackedStrings
+from ..ingest.sources import Source, Spool
+from .strings import Strings
 
 
 class EventGone(LookupError):
@@ -40,7 +41,7 @@ class Malformed(NamedTuple):
 class Table:
     """Distinct values of one string column, code 0 meaning "missing": equal values share one
     code, so codes are identities. Low-cardinality columns keep a list and a dict; near-unique
-    ones (auditID, URI, name, credential) a :class:`~audittui.strings.Strings` arena (a
+    ones (auditID, URI, name, credential) a :class:`~audittui.index.strings.Strings` arena (a
     sequence too)."""
 
     __slots__ = ("values", "_index", "luts")
@@ -344,7 +345,7 @@ class Store:
         grows, small (usable as an array index: below ``ids(name).max() + 1``).
 
         The codes themselves, but for auditIDs: UUIDs have no code (see
-        :mod:`audittui.audit_ids`)."""
+        :mod:`audittui.ingest.audit_ids`)."""
         if name == "audit_id":
             with self._lock:
                 n = self._n
@@ -445,7 +446,7 @@ class Store:
         return Selection(select(self, text))
 
     def summary(self, by: str = "user", query: str = "") -> list[dict]:
-        from .summary import summarize
+        from ..analyses.summary import summarize
 
         return summarize(self, self.query(query).indices, by)
 

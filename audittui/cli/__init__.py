@@ -1,0 +1,1 @@
+"""The command line: ``audittui query|summary|findings|policy|stats`` and ``query --follow``."""

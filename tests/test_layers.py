@@ -1,0 +1,183 @@
+"""The package's layers, bottom up: ingest → index → analyses (with findings and policy) →
+output → cli and tui. A module imports only from its own layer or below, the modules import no
+cycle, and the headless core imports neither Textual nor the command line.
+
+Imports are read from the source (every ``import`` a module runs, at its top or inside a
+function); those under ``if TYPE_CHECKING:`` only name types and are left out."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "audittui"
+LAYERS = {  # first part of the module name below audittui → its rank
+    "ingest": 0,
+    "index": 1,
+    "analyses": 2,
+    "findings": 2,
+    "policy": 2,
+    "output": 3,
+    "cli": 4,
+    "tui": 4,
+}
+TOP = 5  # the public API and the command over everything
+ENTRY = {"audittui", "audittui.__main__", "audittui.command"}
+# The one upward import, with its reason: the README's Python API has ``store.summary(by=…)``,
+# which runs analyses.summary when called (the store never uses it itself).
+ALLOWED = {("audittui.index.store", "audittui.analyses.summary")}
+PEERS_APART = {("cli", "tui"), ("tui", "cli")}  # the two front ends never import each other
+CORE = {"ingest", "index", "analyses", "findings", "policy", "output"}
+NOT_IN_CORE = ("textual", "argparse")  # Rich measures cell widths for output: allowed
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """Every module ``name`` imports at run time (audittui's own and third-party, top level)."""
+    tree = ast.parse(path.read_text())
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for child in node.body
+        for n in ast.walk(child)
+    }
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:  # `from . import store` names a module
+                sub = f"{target}.{alias.name}"
+                found.add(sub if sub in MODULES else target)
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def _rank(module: str) -> int:
+    layer = _layer(module)
+    if layer is not None:
+        return LAYERS[layer]
+    return -1 if module.startswith("audittui.demo") else TOP
+
+
+def test_every_module_is_in_a_layer():
+    loose = [m for m in MODULES if _rank(m) == TOP and m not in ENTRY]
+    assert not loose, f"modules outside the layer packages: {loose}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_imports_a_layer_above_its_own(module):
+    mine = _rank(module)
+    wrong = []
+    for target in GRAPH[module]:
+        if not target.startswith("audittui.") or target == module or (module, target) in ALLOWED:
+            continue
+        if _rank(target) > mine or (_layer(module), _layer(target)) in PEERS_APART:
+            wrong.append(target)
+    assert not wrong, f"{module} (layer {_layer(module)}) imports upward: {sorted(wrong)}"
+
+
+def test_the_demo_generator_stands_alone():
+    demo = [m for m in MODULES if m.startswith("audittui.demo")]
+    for module in demo:
+        own = {t for t in GRAPH[module] if t.startswith("audittui.")}
+        assert all(t.startswith("audittui.demo") for t in own), (module, own)
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _layer(m) in CORE))
+def test_the_core_imports_no_ui_and_no_command_line(module):
+    third_party = {t.split(".")[0] for t in GRAPH[module]}
+    assert not third_party & set(NOT_IN_CORE), (module, third_party & set(NOT_IN_CORE))
+
+
+def test_no_import_cycle():
+    own = {m: {t for t in GRAPH[m] if t in MODULES and t != m} for m in MODULES}
+    # the package's own __init__ re-exports: importing audittui.x.y runs it, not a cycle
+    own = {m: ts - {"audittui"} for m, ts in own.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(own[m]):
+            if state.get(t) == 1:
+                cycle = stack[stack.index(t) :] + [t]
+                pytest.fail("import cycle: " + " → ".join(cycle))
+            if t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(own):
+        if m not in state:
+            visit(m)
+
+
+def test_the_contract_sees_a_violation(tmp_path):
+    # the checker itself: an upward import in a core module is found
+    code = "from ..tui.app import AuditApp\nimport textual\n"
+    path = tmp_path / "bad.py"
+    path.write_text(code)
+    found = _imports("audittui.index.bad", path)
+    assert "audittui.tui.app" in found and "textual" in found
+    assert _rank("audittui.tui.app") > _rank("audittui.index.bad")
+
+
+def test_the_python_api_runs_without_textual_or_the_command_line(tmp_path):
+    log = tmp_path / "audit.log"
+    log.write_text(
+        '{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","stage":"ResponseComplete",'
+        '"verb":"get","user":{"username":"alice"},"requestURI":"/api/v1/pods",'
+        '"requestReceivedTimestamp":"2024-01-01T00:00:00.000000Z",'
+        '"stageTimestamp":"2024-01-01T00:00:00.100000Z"}\n'
+    )
+    code = f"""
+import sys, audittui
+from audittui.findings import Findings, load_rules
+from audittui.policy import load
+store = audittui.load({str(log)!r})
+assert len(store.query("user:alice")) == 1, "the query"
+findings = Findings(load_rules().rules)
+findings.update(store)
+findings.attach(store)
+assert len(store.query("finding:*")) == 0
+store.summary(by="user")
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "argparse")
+                or m.startswith(("audittui.cli", "audittui.tui")))
+print(loaded)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
