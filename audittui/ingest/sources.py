@@ -16,14 +16,16 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-BACKUP_RE = re.compile(
-    r"^(?P<stem>.+)-(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3})(?P<ext>\.[^.]+)?(?P<gz>\.gz)?$"
-)
+# Lumberjack (the API server's log rotation) names a backup <stem>-<UTC time><ext>[.gz], the
+# time in Go's layout 2006-01-02T15-04-05.000: audit.log → audit-2024-05-01T12-00-00.000.log.
+BACKUP_STAMP = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}"
+BACKUP_RE = re.compile(rf"^(?P<stem>.+)-(?P<ts>{BACKUP_STAMP})(?P<ext>\.[^.]+)?(?P<gz>\.gz)?$")
 _LOG_SUFFIXES = {".log", ".json", ".jsonl", ".ndjson", ".txt", ".gz", ""}
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -49,7 +51,8 @@ class Source:
             self.server = gathered_server(self.path)
 
 
-_GATHERED = re.compile(r"^(.+)-(audit(-[\dT.-]+)?\.log)(\.gz)?$")
+# must-gather prefixes each file with its node: <node>-audit.log, <node>-audit-<time>.log.gz
+_GATHERED = re.compile(rf"^(.+)-(audit(-{BACKUP_STAMP})?\.log)(\.gz)?$")
 
 
 def gathered_server(path: str) -> str | None:
@@ -73,6 +76,16 @@ def explain(path: str, exc: OSError) -> str:
     if isinstance(exc, IsADirectoryError):
         return f"{path}: is a directory"
     return f"{path}: {exc.strerror or exc}"
+
+
+def backup_name(live: str, micros: int) -> str:
+    """The name lumberjack gives ``live`` (``audit.log``) rotated at ``micros`` (µs, UTC)."""
+    stem, dot, ext = live.rpartition(".")
+    if not dot:
+        stem, ext = live, ""
+    sec, frac = divmod(micros, 1_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H-%M-%S", time.gmtime(sec)) + f".{frac // 1000:03d}"
+    return f"{stem}-{stamp}{dot}{ext}"
 
 
 def backup_key(name: str) -> tuple[str, str, bool] | None:
