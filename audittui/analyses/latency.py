@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..ingest.schema import FINAL_STAGES
+
 if TYPE_CHECKING:
     from ..index.store import Store
 
-FINAL_STAGES = frozenset({"ResponseComplete", "Panic"})
 LONG_VERBS = frozenset({"watch", "proxy"})
 LONG_SUBRESOURCES = frozenset({"attach", "exec", "portforward", "proxy"})
 _FOLLOW = re.compile(r"[?&]follow=(true|1)(&|$)")

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..ingest.schema import COMPLETE, PANIC, RECEIVED, STARTED
+
 if TYPE_CHECKING:
     from ..index.store import Snapshot, Store
 
-RANK = {"RequestReceived": 1, "ResponseStarted": 2, "ResponseComplete": 3, "Panic": 3}
-BIT = {"RequestReceived": 1, "ResponseStarted": 2, "ResponseComplete": 4, "Panic": 8}
-FINAL_BITS = BIT["ResponseComplete"] | BIT["Panic"]
+RANK = {RECEIVED: 1, STARTED: 2, COMPLETE: 3, PANIC: 3}
+BIT = {RECEIVED: 1, STARTED: 2, COMPLETE: 4, PANIC: 8}
+FINAL_BITS = BIT[COMPLETE] | BIT[PANIC]
 
 
 class Requests:
@@ -80,7 +82,7 @@ class Requests:
         if code <= 0 or code >= len(self.seen):
             return False
         seen = int(self.seen[code])
-        return bool(seen & BIT["RequestReceived"]) and not seen & FINAL_BITS
+        return bool(seen & BIT[RECEIVED]) and not seen & FINAL_BITS
 
     def stages(self, code: int) -> int:
         return int(self.seen[code]) if 0 < code < len(self.seen) else 0

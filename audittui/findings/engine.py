@@ -26,6 +26,7 @@ from jmespath.exceptions import JMESPathError
 from ..index.query import STRING_FIELDS, And, Node, Not, Term, Value, evaluate, has_text
 from ..index.store import EventGone, Window
 from ..ingest.formats import MISSING_TIME, format_duration
+from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
 from .rules import Rule
 from .windows import NewValues, group_ids, threshold_hits
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from ..index.store import Snapshot, Store
 
 # Which levels log which body.
-BODY_LEVELS = {"request": ("Request", "RequestResponse"), "response": ("RequestResponse",)}
+BODY_LEVELS = {"request": (REQUEST, REQUEST_RESPONSE), "response": (REQUEST_RESPONSE,)}
 BODY_KEY = {"request": "requestObject", "response": "responseObject"}
 # Every container image of a pod, or of a workload's pod template.
 _IMAGES = jmespath.compile(
@@ -406,7 +407,7 @@ def _codes_of(store, field: str, rows: np.ndarray) -> np.ndarray:
 
 def _stage_mask(stage: np.ndarray, values: list, stages: tuple[str, ...]) -> np.ndarray:
     """The rule's stages; an event without a stage (old or cloud shapes) counts as complete."""
-    want = set(stages) | ({None} if "ResponseComplete" in stages else set())
+    want = set(stages) | ({None} if COMPLETE in stages else set())
     lut = np.fromiter((v in want for v in values), dtype=bool, count=len(values))
     return lut[stage]
 

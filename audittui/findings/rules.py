@@ -28,10 +28,11 @@ from jmespath import functions
 from jmespath.exceptions import JMESPathError
 
 from ..index.query import STRING_FIELDS, Node, QueryError, parse
+from ..ingest.formats import parse_duration
+from ..ingest.schema import COMPLETE, STAGES
 
 PACK = Path(__file__).with_name("pack.yaml")
 SEVERITIES = ("critical", "high", "medium", "low", "info")  # most severe first
-STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 NEEDS = ("request", "response", "credential")
 ALLOW_KEYS = ("users", "namespaces", "images")
 RULE_KEYS = {
@@ -51,9 +52,7 @@ RULE_KEYS = {
 }
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _LIST_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)\Z")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
-_UNIT_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
 
 
 class _Functions(functions.Functions):
@@ -126,7 +125,7 @@ class Rule:
     query: str
     node: Node | None = field(compare=False, repr=False)
     source: str = ""
-    stages: tuple[str, ...] = ("ResponseComplete",)
+    stages: tuple[str, ...] = (COMPLETE,)
     needs: tuple[str, ...] = ()
     where: str = ""
     where_expr: Any = field(default=None, compare=False, repr=False)
@@ -160,12 +159,12 @@ def user_rules_path() -> Path:
     return root / "audittui" / "rules.yaml"
 
 
-def parse_duration(text: Any) -> int:
-    """``30s``, ``6m``, ``1h``, ``7d`` → µs."""
-    m = _DURATION.match(str(text).strip())
-    if not m:
+def _rule_duration(text: Any) -> int:
+    """A rule's ``window`` or ``learn``: ``30s``, ``6m``, ``1h``, ``7d`` → µs."""
+    micros = parse_duration(str(text).strip(), ("s", "m", "h", "d"))
+    if micros is None:
         raise ValueError(f"'{text}' is not a duration like 30s, 6m, 1h or 7d")
-    return int(float(m.group(1)) * _UNIT_US[m.group(2)])
+    return int(micros)
 
 
 def load_rules(user_file: Path | None | bool = True) -> RuleSet:
@@ -269,7 +268,7 @@ def build_rule(item: Any, lists: dict[str, list]) -> Rule:
             bad("query", f"no list named {exc.args[0]}")
         except QueryError as exc:
             bad("query", str(exc))
-    stages = _strings(item.get("stages", ["ResponseComplete"]), "stages", bad)
+    stages = _strings(item.get("stages", [COMPLETE]), "stages", bad)
     for s in stages:
         if s not in STAGES:
             bad("stages", f"'{s}' is not a stage ({', '.join(STAGES)})")
@@ -360,7 +359,7 @@ def _threshold(raw: Any, bad) -> Threshold | None:
         bad("threshold", "a mapping with window, count, group_by and optional distinct")
         return None
     try:
-        window = parse_duration(raw.get("window"))
+        window = _rule_duration(raw.get("window"))
     except ValueError as exc:
         bad("threshold.window", str(exc))
         window = 0
@@ -394,7 +393,7 @@ def _first_seen(raw: Any, bad) -> FirstSeen | None:
         bad("first_seen.key", "at least one field")
     value = _field(raw.get("value"), "first_seen.value", bad)
     try:
-        learn = parse_duration(raw.get("learn", "1h"))
+        learn = _rule_duration(raw.get("learn", "1h"))
     except ValueError as exc:
         bad("first_seen.learn", str(exc))
         learn = 0

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ..ingest.formats import UNIQUE_FIELDS
+from .lexer import FIELD_RE, VALUE_STOP, WORD_STOP, bare_end, quote_end, regex_end, unescape
 from .query import ALIASES, CASE_INSENSITIVE, FIELDS, MULTI_VALUED, STRING_FIELDS, display_api
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ MAX_CANDIDATES = 50
 VALUE_FIELDS = frozenset(STRING_FIELDS) - {"id", "uri"}
 FIELD_NAMES = tuple(sorted(set(FIELDS) | set(ALIASES)))
 
-_FIELD_RE = re.compile(r"([A-Za-z_][\w-]*):")  # as query._FIELD_RE
 _NAME_PREFIX_RE = re.compile(r"[A-Za-z_][\w-]*")
 # A value the parser reads back literally only when quoted: empty, starting with a quote or a
 # slash (a regex, or a CIDR for ip:), holding whitespace (str.isspace, as the parser), a
@@ -146,14 +146,14 @@ def _scan(text: str) -> _Token | None:
         if p > start and (text[p].isspace() or text[p] in "()"):
             continue  # "-(" negates a group; a '-' before a space is a word of its own
         if text[p] == '"':  # a search phrase
-            q = _quote_end(text, p)
+            q = quote_end(text, p)
             if q is None or q >= n:
                 return None
             p = q
             continue
-        m = _FIELD_RE.match(text, p)
+        m = FIELD_RE.match(text, p)
         if not m:
-            q = _bare_end(text, p, " \t\n\r()")
+            q = bare_end(text, p, WORD_STOP)
             if q >= n:
                 return _Token(start, "field", neg=text[start:p], body=text[p:])
             p = q
@@ -169,16 +169,16 @@ def _scan(text: str) -> _Token | None:
             if ch.isspace():
                 break  # "field:" without a value: a parse error, not ours to complete
             if ch == '"':
-                q = _quote_end(text, p)
+                q = quote_end(text, p)
                 if q is None:
-                    partial = _unescape(text[p + 1 :])
+                    partial = unescape(text[p + 1 :])
                     return _value_token(start, text, m, alt, partial, True, earlier)
-                earlier.append(_unescape(text[p + 1 : q - 1]))
+                earlier.append(unescape(text[p + 1 : q - 1]))
                 p = q
-            elif ch == "/" and is_string and (q := _regex_end(text, p)) is not None:
+            elif ch == "/" and is_string and (q := regex_end(text, p)) is not None:
                 p = q
             else:
-                q = _bare_end(text, p, " \t\n\r(),")
+                q = bare_end(text, p, VALUE_STOP)
                 if q >= n:
                     return _value_token(start, text, m, alt, text[p:], False, earlier)
                 earlier.append(text[p:q])
@@ -205,61 +205,6 @@ def _value_token(
         quoted=quoted,
         earlier=earlier,
     )
-
-
-def _quote_end(text: str, p: int) -> int | None:
-    """Index after the quote that closes the one at ``p``; None while it is still open."""
-    p += 1
-    while p < len(text):
-        ch = text[p]
-        if ch == "\\":
-            p += 2
-            continue
-        if ch == '"':
-            return p + 1
-        p += 1
-    return None
-
-
-def _unescape(body: str) -> str:
-    """The text of a (possibly unfinished) quoted value, as query._Parser._quoted reads it; a
-    trailing lone backslash is an escape still being typed."""
-    out = []
-    p = 0
-    while p < len(body):
-        ch = body[p]
-        if ch == "\\":
-            if p + 1 < len(body):
-                out.append(body[p + 1])
-            p += 2
-            continue
-        out.append(ch)
-        p += 1
-    return "".join(out)
-
-
-def _bare_end(text: str, p: int, stop: str) -> int:
-    while p < len(text) and text[p] not in stop and not text[p].isspace():
-        p += 1
-    return p
-
-
-def _regex_end(text: str, p: int) -> int | None:
-    """As query._Parser._try_regex: the index after ``/re/`` when its closing slash ends the
-    value, else None (a plain value such as a path)."""
-    pos = p + 1
-    while pos < len(text):
-        ch = text[pos]
-        if ch == "\\" and pos + 1 < len(text) and text[pos + 1] == "/":
-            pos += 2
-            continue
-        if ch == "/":
-            end = pos + 1
-            if end == len(text) or text[end].isspace() or text[end] in ",)":
-                return end
-            return None
-        pos += 1
-    return None
 
 
 def _canonical(name: str) -> tuple[str, str]:

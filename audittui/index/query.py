@@ -24,7 +24,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..ingest import audit_ids
-from ..ingest.formats import MISSING_TIME, UUID_ID, to_micros
+from ..ingest.formats import MISSING_TIME, UUID_ID, parse_duration, to_micros
+from .lexer import (
+    FIELD_RE,
+    VALUE_STOP,
+    WORD_STOP,
+    bare_end,
+    keyword_at,
+    quote_end,
+    regex_body,
+    regex_end,
+    unescape,
+)
 from .strings import Strings
 
 if TYPE_CHECKING:
@@ -127,19 +138,8 @@ Node = Term | Text | Not | And | Or
 
 # -- tokenizer and parser ------------------------------------------------------------------
 
-_FIELD_RE = re.compile(r"([A-Za-z_][\w-]*):")
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(us|µs|ms|s|m|h|d)$")
-_UNITS_US = {
-    "us": 1,
-    "µs": 1,
-    "ms": 1_000,
-    "s": 1_000_000,
-    "m": 60_000_000,
-    "h": 3_600_000_000,
-    "d": 86_400_000_000,
-    "w": 604_800_000_000,
-}
-_SINCE_RE = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
+DUR_UNITS = ("us", "µs", "ms", "s", "m", "h", "d")
+SINCE_UNITS = ("s", "m", "h", "d", "w")
 
 
 class _Parser:
@@ -159,10 +159,7 @@ class _Parser:
 
     def _peek_keyword(self, word: str) -> bool:
         self._skip_space()
-        end = self.pos + len(word)
-        return self.text.startswith(word, self.pos) and (
-            end == len(self.text) or self.text[end].isspace() or self.text[end] in "()"
-        )
+        return keyword_at(self.text, self.pos, word)
 
     # grammar
     def parse(self) -> Node | None:
@@ -225,59 +222,33 @@ class _Parser:
             if not phrase:
                 raise QueryError("empty search phrase", start)
             return Text(phrase, start)
-        m = _FIELD_RE.match(self.text, self.pos)
+        m = FIELD_RE.match(self.text, self.pos)
         if m:
             self.pos = m.end()
             return self._term(m.group(1), start)
-        word = self._bare(stop=" \t\n\r()")
-        return Text(word, start)
+        return Text(self._bare(WORD_STOP), start)
 
     def _quoted(self) -> str:
         start = self.pos
-        self.pos += 1
-        out = []
-        while self.pos < len(self.text):
-            ch = self.text[self.pos]
-            if ch == "\\" and self.pos + 1 < len(self.text):
-                out.append(self.text[self.pos + 1])
-                self.pos += 2
-                continue
-            if ch == '"':
-                self.pos += 1
-                return "".join(out)
-            out.append(ch)
-            self.pos += 1
-        raise QueryError("unterminated quote", start)
+        end = quote_end(self.text, start)
+        if end is None:
+            raise QueryError("unterminated quote", start)
+        self.pos = end
+        return unescape(self.text[start + 1 : end - 1])
 
     def _bare(self, stop: str) -> str:
         start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] not in stop:
-            if self.text[self.pos].isspace():
-                break
-            self.pos += 1
+        self.pos = bare_end(self.text, start, stop)
         return self.text[start : self.pos]
 
     def _try_regex(self) -> str | None:
         """``/re/`` ending at a value boundary; None (position unchanged) when the value is not
         a regex, such as the path in ``uri:/api/v1/pods``."""
-        start = self.pos
-        pos = start + 1
-        out = []
-        while pos < len(self.text):
-            ch = self.text[pos]
-            if ch == "\\" and pos + 1 < len(self.text) and self.text[pos + 1] == "/":
-                out.append("/")
-                pos += 2
-                continue
-            if ch == "/":
-                end = pos + 1
-                if end == len(self.text) or self.text[end].isspace() or self.text[end] in ",)":
-                    self.pos = end
-                    return "".join(out)
-                return None
-            out.append(ch)
-            pos += 1
-        return None
+        end = regex_end(self.text, self.pos)
+        if end is None:
+            return None
+        start, self.pos = self.pos, end
+        return regex_body(self.text, start, end)
 
     def _term(self, name: str, start: int) -> Term:
         field = ALIASES.get(name, name)
@@ -304,7 +275,7 @@ class _Parser:
                     raise QueryError(f"bad regex /{pattern}/: {exc}", vpos) from None
                 values.append(Value("regex", pattern))
             else:
-                raw = self._bare(stop=" \t\n\r(),")
+                raw = self._bare(VALUE_STOP)
                 if not raw:
                     raise QueryError(f"'{name}:' needs a value", vpos)
                 values.append(self._value(field, raw, vpos, quoted=False))
@@ -324,10 +295,9 @@ class _Parser:
         if field in ("after", "before"):
             return Value("cmp", raw, ">=" if field == "after" else "<", _time_value(raw, pos))
         if field == "since":
-            m = _SINCE_RE.match(raw)
-            if not m:
+            age = parse_duration(raw, SINCE_UNITS)
+            if age is None:
                 raise QueryError(f"since: wants an age like 15m, 2h or 3d, not '{raw}'", pos)
-            age = float(m.group(1)) * _UNITS_US[m.group(2)]
             if age > 2**62:
                 raise QueryError(f"since: '{raw}' is too long ago", pos)
             age = int(age)
@@ -362,10 +332,9 @@ def _duration_value(raw: str, pos: int) -> Value:
         raise QueryError(
             f"dur: wants a comparison such as dur:>1s or dur:<=250ms, not '{raw}'", pos
         )
-    d = _DURATION_RE.match(m.group(2))
-    if not d:
+    micros = parse_duration(m.group(2), DUR_UNITS)
+    if micros is None:
         raise QueryError(f"dur: '{m.group(2)}' is not a duration (use us, ms, s, m, h)", pos)
-    micros = float(d.group(1)) * _UNITS_US[d.group(2)]
     if micros > 2**62:
         raise QueryError(f"dur: '{m.group(2)}' is too long", pos)
     return Value("cmp", raw, m.group(1), int(round(micros)))

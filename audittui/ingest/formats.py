@@ -13,6 +13,7 @@ New envelope shapes (GKE, EKS, legacy text, CRI) slot into :data:`_ENVELOPES` (b
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -156,6 +157,30 @@ def format_time(micros: int) -> str:
     except OverflowError:
         return ""
     return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+# Durations as written in queries (dur:>1s, since:2h) and in rules (window: 10m): a number
+# and a unit. Each reader says which units it takes.
+DURATION_UNITS = {
+    "us": 1,
+    "µs": 1,
+    "ms": 1_000,
+    "s": 1_000_000,
+    "m": 60_000_000,
+    "h": 3_600_000_000,
+    "d": 86_400_000_000,
+    "w": 604_800_000_000,
+}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([a-zµ]+)\Z")
+
+
+def parse_duration(text: str, units: Iterable[str] = DURATION_UNITS) -> float | None:
+    """``250ms``, ``30s``, ``1.5h``, ``7d`` → µs (a float, as exact as written); None unless
+    ``text`` is one number and one of ``units``."""
+    m = _DURATION.match(text)
+    if not m or m.group(2) not in units:
+        return None
+    return float(m.group(1)) * DURATION_UNITS[m.group(2)]
 
 
 def format_duration(micros: int) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from .schema import COMPLETE, METADATA, RECEIVED, REQUEST, REQUEST_RESPONSE, STARTED
+
 SERVER = "audittui/server"  # formats.SERVER (kept here: formats imports this module)
 
 # -- text lines ------------------------------------------------------------------------------
@@ -185,11 +187,11 @@ def legacy_event(time: str, rest: str) -> dict:
     apart without the URL); its request lines become RequestReceived and its response lines
     (only ``id`` and ``response``) ResponseComplete events, joined by auditID like stages."""
     f = {k: _unquote(v) for k, v in _PAIR.findall(rest)}
-    ev: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata"}
+    ev: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": METADATA}
     if "id" in f:
         ev["auditID"] = f["id"]
     # The oldest generation has no stage: a request line, then a response line (same id).
-    ev["stage"] = f.get("stage") or ("ResponseComplete" if "response" in f else "RequestReceived")
+    ev["stage"] = f.get("stage") or (COMPLETE if "response" in f else RECEIVED)
     method = f.get("method", "")
     ev["verb"] = _HTTP_VERBS.get(method, method.lower()) if method.isupper() else method or None
     user = f.get("user")
@@ -251,7 +253,7 @@ def gke_event(entry: dict) -> dict:
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
         "auditID": entry.get("insertId"),
-        "stage": "ResponseComplete",
+        "stage": COMPLETE,
         "verb": verb,
     }
     if at is not None:  # a resource request: io.k8s.<group…>.<version>.<resource>[.<sub>].<verb>
@@ -272,7 +274,7 @@ def gke_event(entry: dict) -> dict:
             ev["userAgent"] = meta["callerSuppliedUserAgent"]
     code = _http_code(p)
     if ev.get("objectRef", {}).get("subresource") in _STREAMING and code == 200:
-        ev["stage"], code = "ResponseStarted", 101  # a session opened, as the API server logs it
+        ev["stage"], code = STARTED, 101  # a session opened, as the API server logs it
     ev["responseStatus"] = {"code": code}
     labels = entry.get("labels")
     ev["annotations"] = dict(labels) if type(labels) is dict else {}
@@ -283,9 +285,9 @@ def gke_event(entry: dict) -> dict:
     info = p.get("authorizationInfo")
     if type(info) is list and any(type(i) is dict and i.get("granted") is False for i in info):
         ev["annotations"].setdefault("authorization.k8s.io/decision", "forbid")
-    level = "Metadata"
-    for key, field, lvl in (("request", "requestObject", "Request"),
-                            ("response", "responseObject", "RequestResponse")):  # fmt: skip
+    level = METADATA
+    for key, field, lvl in (("request", "requestObject", REQUEST),
+                            ("response", "responseObject", REQUEST_RESPONSE)):  # fmt: skip
         body = p.get(key)
         if type(body) is dict:
             ev[field] = {k: v for k, v in body.items() if k != "@type"}

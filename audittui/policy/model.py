@@ -16,10 +16,9 @@ from typing import Any
 
 import yaml
 
+from ..ingest.schema import LEVELS, STAGES
 from .requestinfo import Attributes, attributes
 
-LEVELS = ("None", "Metadata", "Request", "RequestResponse")
-STAGES = ("RequestReceived", "ResponseStarted", "ResponseComplete", "Panic")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _RULE_KEYS = {
     "level",

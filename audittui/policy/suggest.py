@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..ingest.schema import METADATA
 from .over_store import logged_levels
 from .simulate import _kept_share
 
@@ -97,11 +98,11 @@ def suggest(store: Store, findings: Findings | None = None, top: int = 10) -> li
         if watched[rows].any():
             if bodies_read[rows].any() or not (logged[rows] >= 2).any():
                 continue
-            level = "Metadata"
+            level = METADATA
         elif system and verb in READS:
             level = "None"
         elif (logged[rows] >= 2).any():
-            level = "Metadata"
+            level = METADATA
         else:
             continue
         if level == "None":

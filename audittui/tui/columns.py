@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from ..index.store import Store
 from ..ingest.formats import MISSING_TIME, format_duration
+from ..ingest.schema import RECEIVED
 from ..output.inert import fit, inert
 
 
@@ -117,6 +118,6 @@ def cells(store: Store, i: int, with_date: bool) -> dict[str, str]:
         "where": inert(where),
         "code": str(code) if code else "-",
         # A RequestReceived event has no latency yet (its two timestamps are the same).
-        "latency": "" if v("stage", i) == "RequestReceived" else format_duration(v("latency", i)),
+        "latency": "" if v("stage", i) == RECEIVED else format_duration(v("latency", i)),
         "ip": inert(ips[0]) if ips else "-",
     }
