@@ -13,11 +13,11 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.message import Message
 from textual.screen import Screen
@@ -50,6 +50,7 @@ from .findings_pane import FindingsPane
 from .histogram_pane import HistogramPane
 from .history import History
 from .json_tree import JsonTree
+from .keymap import bindings, palette
 from .policy_pane import PolicyPane
 from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen, PathScreen
 from .summary_pane import SummaryPane
@@ -134,29 +135,7 @@ class AuditApp(App[None]):
     TITLE = "audittui"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
-    BINDINGS = [
-        Binding("slash", "focus_filter", "Filter"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-        Binding("escape", "back", "Back", show=False),
-        Binding("1", "tab('events')", "Events", show=False),
-        Binding("2", "tab('summary')", "Summary"),
-        Binding("3", "tab('histogram')", "Histogram", show=False),
-        Binding("4", "tab('findings')", "Findings"),
-        Binding("5", "tab('policy')", "Policy", show=False),
-        Binding("P", "load_policy", "Load policy", show=False),
-        Binding("enter", "open_detail", "Detail", show=False),
-        Binding("m", "managed", "managedFields", show=False),
-        Binding("x", "reveal", "Reveal secrets", show=False),
-        Binding("w", "wrapper", "Wrapper", show=False),
-        Binding("c", "copy", "Copy JSON", show=False),
-        Binding("o", "stage(1)", "Next stage", show=False),
-        Binding("O", "stage(-1)", "Prev stage", show=False),
-        Binding("L", "slowest", "Slowest", show=False),
-        Binding("R", "per_request", "Per request", show=False),
-        Binding("ctrl+s", "export", "Export"),
-        Binding("exclamation_mark", "malformed", "Malformed", show=False),
-    ]
+    BINDINGS = bindings("app")
 
     def __init__(
         self,
@@ -795,39 +774,12 @@ class AuditApp(App[None]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Filter", "Focus the filter bar (/)", self.action_focus_filter)
-        yield SystemCommand(
-            "Export", "Write the filtered events to a JSONL file (ctrl+s)", self.action_export
-        )
-        yield SystemCommand(
-            "Follow",
-            "Jump to the newest event and follow (F)",
-            self.main.query_one(EventList).action_follow,
-        )
-        yield SystemCommand("Summary", "Per-user summary (2)", lambda: self.action_tab("summary"))
-        yield SystemCommand("Events", "The event list (1)", lambda: self.action_tab("events"))
-        yield SystemCommand(
-            "Histogram",
-            "Events over time; select a range (3)",
-            lambda: self.action_tab("histogram"),
-        )
-        yield SystemCommand(
-            "Findings",
-            "Detection rules that fired, and rules blind on this log (4)",
-            lambda: self.action_tab("findings"),
-        )
-        yield SystemCommand(
-            "Malformed lines", "List lines that are not audit events (!)", self.action_malformed
-        )
-        yield SystemCommand("Reveal secrets", "Show or mask Secret data (x)", self.action_reveal)
-        yield SystemCommand("managedFields", "Show or hide managedFields (m)", self.action_managed)
-        yield SystemCommand(
-            "Wrapper",
-            "Show what the event was read from: CRI line, GKE entry… (w)",
-            self.action_wrapper,
-        )
-        yield SystemCommand("Copy event", "Copy the event JSON (c)", self.action_copy)
-        yield SystemCommand("Keys", "Every key (?)", self.action_help)
+        for title, help_text, action in palette():
+            yield SystemCommand(title, help_text, partial(self.run_action, action))
+
+    def action_follow(self) -> None:
+        """F in the list, and "Follow" in the palette."""
+        self.main.query_one(EventList).action_follow()
 
     # -- status ---------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
@@ -25,6 +24,7 @@ from textual.widget import Widget
 from ..analyses.view import SLOWEST, Inserted, RowView
 from ..output.inert import fit, inert, pad
 from .columns import WIDE_TIME, cells, fit_columns, short_user
+from .keymap import bindings
 
 CODE_STYLES = {
     2: Style(color="green"),
@@ -62,17 +62,7 @@ class ListHeader(Widget):
 class EventList(ScrollView, can_focus=True):
     """Rows of a :class:`~audittui.analyses.view.RowView`, one event per line, with a cursor."""
 
-    BINDINGS = [
-        Binding("j,down", "move(1)", "Down", show=False),
-        Binding("k,up", "move(-1)", "Up", show=False),
-        Binding("pagedown,ctrl+f,space", "page(1)", "Page down", show=False),
-        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
-        Binding("g,home", "first", "Top", show=False),
-        Binding("G,end", "last", "Bottom/follow", show=False),
-        Binding("F", "follow", "Follow"),
-        Binding("e", "error(1)", "Next error"),
-        Binding("E", "error(-1)", "Prev error", show=False),
-    ]
+    BINDINGS = bindings("EventList")
     COMPONENT_CLASSES = {"event-list--cursor", "event-list--header"}
     DEFAULT_CSS = """
     EventList { background: $surface; overflow-x: hidden; }

@@ -3,23 +3,19 @@ completion of field names and of the values the index knows."""
 
 from __future__ import annotations
 
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
 
 from ..index.completion import Completion, apply, complete
 from ..index.store import Store
 from .history import History
+from .keymap import bindings
 
 MAX_SHOWN = 8  # candidates listed in the hint line
 
 
 class FilterBar(Input):
-    BINDINGS = [
-        Binding("up", "history(-1)", "Older query", show=False),
-        Binding("down", "history(1)", "Newer query", show=False),
-        Binding("tab", "complete", "Complete", show=False, priority=True),
-    ]
+    BINDINGS = bindings("FilterBar")
 
     class Hint(Message):
         """Text for the line under the bar (completion candidates), or "" to clear it."""

@@ -8,7 +8,6 @@ DataTable suits this pane (at most one row per rule).
 from __future__ import annotations
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -16,6 +15,7 @@ from ..findings import Finding, Rule
 from ..ingest.formats import format_time
 from ..output.inert import fit, inert
 from .columns import short_user
+from .keymap import bindings
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -29,7 +29,7 @@ SEVERITY_STYLE = {
 class FindingsPane(DataTable):
     """One row per fired rule, most severe first; blind rules below, dimmed."""
 
-    BINDINGS = [Binding("enter", "drill", "Show events")]
+    BINDINGS = bindings("FindingsPane")
     WAITING = "No findings yet: the rules run once the logs are indexed."
 
     class Drill(Message):

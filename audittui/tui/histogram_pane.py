@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 
 from ..analyses.histogram import SECOND, Histogram
 from ..ingest.formats import format_duration
+from .keymap import bindings
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 LAYERS = (  # bottom to top
@@ -37,14 +37,7 @@ def clock(micros: int, step: int) -> str:
 class HistogramPane(Widget, can_focus=True):
     """←/→ move, space marks one end of a range, Enter filters the list to it."""
 
-    BINDINGS = [
-        Binding("left,h", "move(-1)", "Earlier", show=False),
-        Binding("right,l", "move(1)", "Later", show=False),
-        Binding("home,g", "jump(0)", "First", show=False),
-        Binding("end,G", "jump(-1)", "Last", show=False),
-        Binding("space", "mark", "Mark range"),
-        Binding("enter", "apply", "Filter to range"),
-    ]
+    BINDINGS = bindings("HistogramPane")
     DEFAULT_CSS = "HistogramPane { height: 1fr; padding: 0 1; }"
 
     class Selected(Message):

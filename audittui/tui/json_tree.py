@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 from rich.text import Text
-from textual.binding import Binding
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from ..output.inert import inert_json
+from .keymap import bindings
 
 MAX_STRING = 2000  # characters of a string shown in a label (c copies the whole event)
 MAX_NODES = 1500  # nodes expanded by default; bigger bodies stay folded
@@ -66,7 +66,7 @@ def label(key: str | int | None, value: Any) -> Text:
 class JsonTree(Tree[Any]):
     """One JSON value as a tree: space/enter folds, ``z`` folds or unfolds everything."""
 
-    BINDINGS = [Binding("z", "toggle_all", "Fold all", show=False)]
+    BINDINGS = bindings("JsonTree")
     DEFAULT_CSS = "JsonTree { background: $surface; padding: 0 1; }"
 
     def __init__(self, label: str = "event", *, id: str | None = None) -> None:

@@ -6,12 +6,12 @@ findings it would blind. Enter filters the list to the events of the rule under 
 from __future__ import annotations
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
 from ..output.inert import inert
 from ..policy.simulate import Simulation, format_bytes, format_change
+from .keymap import bindings
 
 COLUMNS = (
     "RULE (from 0)", "LEVEL", "EVENTS", "DROPPED", "BYTES NOW", "BYTES NEW", "CHANGE", "NOTE",
@@ -21,7 +21,7 @@ COLUMNS = (
 class PolicyPane(DataTable):
     """Rows of a simulation; Enter shows a rule's events (``rule:N``)."""
 
-    BINDINGS = [Binding("enter", "drill", "Show events")]
+    BINDINGS = bindings("PolicyPane")
 
     class Drill(Message):
         def __init__(self, rule: int | None) -> None:

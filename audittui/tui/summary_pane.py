@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -18,6 +17,7 @@ from ..analyses.summary import GROUPINGS
 from ..ingest.formats import format_duration
 from ..output.inert import fit, inert
 from .columns import short_user
+from .keymap import bindings
 
 GROUP_ORDER = tuple(GROUPINGS)  # b cycles through the groupings summarize() offers
 GROUP_TITLES = {
@@ -57,12 +57,7 @@ def verbs_text(verbs: dict[str, int]) -> str:
 class SummaryPane(DataTable):
     """Rows of a summary; ``s``/``S`` sort, ``b`` changes the grouping, Enter drills down."""
 
-    BINDINGS = [
-        Binding("enter", "drill", "Drill down"),
-        Binding("b", "group", "Group by"),
-        Binding("s", "sort(1)", "Sort column"),
-        Binding("S", "sort(-1)", "Reverse sort", show=False),
-    ]
+    BINDINGS = bindings("SummaryPane")
 
     class Drill(Message):
         """Show the events of one row: ``field`` (a query field) equals ``value``."""
