@@ -345,10 +345,15 @@ def test_reading_nothing_is_an_error_for_every_command(capsys, tmp_path):
     other.write_bytes(b'{"protoPayload": {"serviceName": "compute.googleapis.com"}}\n' * 3)
     folder = tmp_path / "nothing"
     folder.mkdir()
+    not_logs = tmp_path / "reports"
+    not_logs.mkdir()
+    for name in ("report.pdf", "notes.csv", ".hidden.pdf"):
+        (not_logs / name).write_text("x")
     for path, says in (
         (empty, "empty, no audit event read"),
         (other, "3 of them a GCP audit entry of another service (compute.googleapis.com)"),
         (folder, "no log files here"),
+        (not_logs, "no log files here (skipped: notes.csv, report.pdf)"),
     ):
         for command in (["stats"], ["query"], ["summary"], ["findings"]):
             code, out, err = run(capsys, *command, str(path))

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from audittui.cli import main as cli
 from audittui.findings import Findings, load_rules, user_rules_path
-from audittui.findings.windows import first_seen_hits, group_ids, threshold_hits
+from audittui.findings.windows import NewValues, group_ids, threshold_hits
 from audittui.index.loader import load, read_sources
 from audittui.ingest.sources import open_source
 
@@ -270,6 +270,18 @@ def test_group_ids_combine_columns():
     ids = group_ids([a, b], 4)
     assert ids[2] == ids[3] and len({ids[0], ids[1], ids[2]}) == 3
     assert group_ids([], 3).tolist() == [0, 0, 0]
+
+
+def first_seen_hits(
+    times: np.ndarray, keys: np.ndarray, values: np.ndarray, learn: int
+) -> np.ndarray:
+    """Which events are the first of a (key, value) pair appearing more than ``learn`` µs
+    after the key's own first event: a value new for a key with a history."""
+    state = NewValues(learn)
+    state.add(times, [keys], values, np.arange(len(times)))
+    hit = np.zeros(len(times), dtype=bool)
+    hit[state.hits()] = True
+    return hit
 
 
 def test_first_seen_hits_only_the_first_of_a_new_value_and_any_order():

@@ -84,9 +84,6 @@ class Requests:
         seen = int(self.seen[code])
         return bool(seen & BIT[RECEIVED]) and not seen & FINAL_BITS
 
-    def stages(self, code: int) -> int:
-        return int(self.seen[code]) if 0 < code < len(self.seen) else 0
-
 
 def _luts(store) -> tuple[np.ndarray, np.ndarray]:
     values = store.tables["stage"].values

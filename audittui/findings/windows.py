@@ -140,15 +140,3 @@ class NewValues:
         key_first, learn = self.key_first, self.learn
         out = [row for (key, _), (t, row) in self.pair_first.items() if t - key_first[key] > learn]
         return np.array(sorted(out), dtype=np.int64)
-
-
-def first_seen_hits(
-    times: np.ndarray, keys: np.ndarray, values: np.ndarray, learn: int
-) -> np.ndarray:
-    """Which events are the first of a (key, value) pair appearing more than ``learn`` µs
-    after the key's own first event: a value new for a key with a history."""
-    state = NewValues(learn)
-    state.add(times, [keys], values, np.arange(len(times)))
-    hit = np.zeros(len(times), dtype=bool)
-    hit[state.hits()] = True
-    return hit

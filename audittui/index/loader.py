@@ -16,12 +16,21 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
 from ..ingest.batch import Batch, BatchBuilder
 from ..ingest.formats import yaml_documents
-from ..ingest.sources import GZIP_MAGIC, InputError, Source, expand_paths, explain, open_source
+from ..ingest.sources import (
+    GZIP_MAGIC,
+    InputError,
+    Source,
+    expand_paths,
+    explain,
+    not_logs,
+    open_source,
+)
 from ..ingest.wrappers import ends_mid_value, salvage_cut
 from . import memory
 from .store import Malformed, Store
@@ -278,12 +287,14 @@ def nothing_read(store: Store, paths: Iterable[str]) -> str | None:
     result): what the input looks like, from its most common malformed reason."""
     if len(store):
         return None
+    paths = list(paths)
     where = ", ".join(paths)
     if not store.sources:
         subfolders = any(os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)) for p in paths)
+        skipped = [name for p in paths if os.path.isdir(p) for name in not_logs(Path(p))]
         return (
             f"{where}: no log files here"
-            + (f" (skipped: {', '.join(store.skipped[:3])})" if store.skipped else "")
+            + (f" (skipped: {', '.join(skipped[:3])})" if skipped else "")
             + ("; subfolders are read with --recursive" if subfolders else "")
         )
     if not store.malformed:

@@ -194,7 +194,6 @@ class Store:
     def __init__(self) -> None:
         self.sources: list[Source] = []
         self.malformed: list[Malformed] = []
-        self.skipped: list[str] = []  # files in a folder that were not logs
         self.spool = Spool()
         self.tables = {name: Table(name in UNIQUE_FIELDS) for name in STRING_COLUMNS}
         self._numbers = {name: _Column(dtype) for name, dtype in NUMBER_COLUMNS.items()}

@@ -128,6 +128,22 @@ def folder_files(folder: Path) -> list[Path]:
     return ordered
 
 
+def not_logs(folder: Path) -> list[str]:
+    """The files of a folder that :func:`folder_files` leaves out (no log suffix), by name."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [
+        e.name
+        for e in entries
+        if e.name[:1] != "."
+        and e.is_file()
+        and backup_key(e.name) is None
+        and Path(e.name).suffix not in _LOG_SUFFIXES
+    ]
+
+
 def tree_files(folder: Path) -> list[Path]:
     """The log files of a folder and of its subfolders (hidden ones left out), folder by
     folder in name order."""
