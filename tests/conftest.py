@@ -119,7 +119,7 @@ def app_state(app) -> str:
     if session is not None:
         out.append(
             f"store={len(app.store)} view={len(app.view)} filter={app.view.text!r} "
-            f"pending={app.pending_text!r} indexing={session.indexing} "
+            f"pending={app.filter.pending_text!r} indexing={session.indexing} "
             f"follower={'none' if session.follower is None else 'running'}"
         )
     try:

@@ -553,7 +553,7 @@ def test_a_failing_filter_is_reported_not_left_pending(tmp_path, monkeypatch):
     async def check(app, pilot):
         monkeypatch.setattr("audittui.tui.app.matching", broken)
         app.apply_filter("user:alice")
-        await until(pilot, lambda: app.pending_text is None)
+        await until(pilot, lambda: app.filter.pending_text is None)
         assert "filtering" not in status(app)
         assert messages and "out of memory" in messages[-1][0]
         assert messages[-1][1]["severity"] == "error"
@@ -574,6 +574,6 @@ def test_timer_callbacks_after_shutdown_do_nothing(tmp_path):
     app = seen[0]
     assert not app.screen_stack  # shut down
     app._merge_new()
-    app._summary_done()
+    app._merge.request()
     app.apply_filter("user:alice")
-    assert app.pending_text is None
+    assert app.filter.pending_text is None

@@ -4,7 +4,7 @@ Enter shows a finding's events, and a broken rules file is reported without stop
 from pathlib import Path
 
 import orjson
-from conftest import drive_app, shown, until, v1_event
+from conftest import drive_app, shown, status, until, v1_event
 from textual.widgets import TabbedContent
 
 from audittui.tui.findings_pane import FindingsPane
@@ -65,7 +65,7 @@ def test_findings_pane_fires_live_shows_blind_rules_and_filters(tmp_path):
         await pilot.pause()
         note = app.main.query_one("#finding-note").render()
         assert "cannot fire on this log" in str(note)
-        assert "finding" in app.status_text().plain
+        assert "finding" in status(app)
         # Enter on the finding: the list shows its events.
         pane.move_cursor(row=pane.rule_ids.index("exec-attach"))
         await pilot.press("enter")

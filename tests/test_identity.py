@@ -236,7 +236,7 @@ def test_a_distinct_threshold_counts_values_not_codes(tmp_path, names, fires):
 def test_after_r_an_open_request_shows_open_at_once(tmp_path):
     """The list's row cache is keyed by what a row shows: R (and a completing stage arriving)
     changes a row's code column from the event's own to "open" and back."""
-    from conftest import drive_app, until
+    from conftest import drive_app, status, until
 
     from audittui.tui.event_list import EventList
 
@@ -253,7 +253,7 @@ def test_after_r_an_open_request_shows_open_at_once(tmp_path):
 
         await until(pilot, lambda: "open" not in newest_line() and len(lst.view) == 6)
         await pilot.press("R")
-        await until(pilot, lambda: "one row per request" in app.status_text().plain)
+        await until(pilot, lambda: "one row per request" in status(app))
         await until(pilot, lambda: " open " in newest_line(), what="the hung request: open")
         with open(path, "ab") as fh:
             fh.write(orjson.dumps(stage("hung", 9, "ResponseComplete", 504)) + b"\n")

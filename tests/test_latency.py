@@ -143,7 +143,7 @@ def test_slowest_first_in_the_app(tmp_path):
         latencies = [int(app.store.column("latency")[i]) for i in app.view.rows]
         assert latencies == sorted(latencies, reverse=True)
         assert len(app.view) == 12  # the watch is not a timed request
-        assert lst.cursor == 0 and "slowest requests first" in app.status_text().plain
+        assert lst.cursor == 0 and "slowest requests first" in status(app)
         assert list(app.view.rows) == list(matching(app.store, None, SLOWEST))
         # The detail shows the API server's own breakdown when the event has one.
         lst._user_move(int(list(app.view.rows).index(5)))

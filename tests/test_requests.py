@@ -108,7 +108,7 @@ def test_per_request_rows_in_the_app(tmp_path):
         assert len(app.view) == 20
         await pilot.press("R")
         await until(pilot, shown(app, "10 / 20 events  one row per request"))
-        assert "one row per request" in app.status_text().plain
+        assert "one row per request" in status(app)
         lst = app.query_one(EventList)
         with open(path, "ab") as fh:  # a new request starts...
             fh.write(orjson.dumps(stage("new", 20, "RequestReceived", None)) + b"\n")

@@ -1,22 +1,23 @@
-"""The Textual app: filter bar, event list, detail and summary panes, status bar.
+"""The Textual app: its layout and the wiring between its parts.
 
 Two thread workers fill the store (the indexer, newest first, and the follower) and post a
-coalescing ``StoreGrew`` message; the UI merges new events into the visible rows at most ten
-times a second. Filters and summaries are computed in thread workers over a snapshot of the
-store, so typing never blocks on a million events.
+coalescing ``StoreGrew``; the app merges new events into the list at most ten times a second
+(:class:`~audittui.tui.schedule.Throttle`) and tells the panes their rows changed. The filter is
+computed in a thread over a snapshot of the store, so typing never blocks on a million events;
+each analysis pane (summary, histogram, findings, policy) runs its own worker on its own
+schedule. Messages are in :mod:`~audittui.tui.messages`, keys in :mod:`~audittui.tui.keymap`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Container, Vertical
 from textual.message import Message
@@ -24,12 +25,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from ..analyses.histogram import histogram
 from ..analyses.requests import Requests
-from ..analyses.summary import summarize
 from ..analyses.view import SLOWEST, TIME, RowView, matching
 from ..findings import Findings, RuleSet, load_rules
-from ..index import memory
 from ..index.completion import term
 from ..index.loader import nothing_read
 from ..index.query import QueryError, parse
@@ -42,78 +40,30 @@ from ..output.inert import inert
 from ..policy import Policy, PolicyError
 from ..policy import load as load_policy
 from ..policy.over_store import attach as attach_policy
-from ..policy.simulate import simulate
+from . import tabs
 from .detail import DetailPane
 from .event_list import EventList, ListHeader
 from .filter_bar import FilterBar
+from .filter_state import FilterState
 from .findings_pane import FindingsPane
 from .histogram_pane import HistogramPane
 from .history import History
 from .json_tree import JsonTree
 from .keymap import bindings, palette
+from .messages import FileNotices, FilterResult, InputEnded, StoreGrew
 from .policy_pane import PolicyPane
+from .schedule import Debounce, Throttle
 from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen, PathScreen
+from .status_bar import ListState, StatusBar
 from .summary_pane import SummaryPane
 
 UPDATE_EVERY = 0.1  # s between merges of new events into the list (10 Hz at most)
-SUMMARY_EVERY = 0.5  # s between live summary refreshes
 NO_POLICY = "No audit policy loaded: P loads one (or start with --policy FILE)."
-FINDINGS_EVERY = 1.0  # s between evaluations of the rules over new events
 FILTER_DEBOUNCE = 0.15  # s of quiet typing before the preview runs
 QUEUE_HIGH = 20  # the follower waits while the app has this many messages queued
 WIDE = 150  # columns from which list and detail sit side by side
 TALL = 40  # rows from which the detail sits under the list
-
-
-class StoreGrew(Message):
-    """New events are in the store (coalesced: one queued at a time is enough)."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, StoreGrew)
-
-
-class FileNotices(Message):
-    """What happened to the files read: rotated, truncated, unreadable..."""
-
-    def __init__(self, notices: list[Notice]) -> None:
-        super().__init__()
-        self.notices = notices
-
-
-class InputEnded(Message):
-    """Standard input, spooled for the app, has ended: say so in the status."""
-
-
-class FilterResult(Message):
-    def __init__(self, text: str, node, rows, upto: int, order: str, requests) -> None:
-        super().__init__()
-        self.text, self.node, self.rows, self.upto = text, node, rows, upto
-        self.order, self.requests = order, requests
-
-
-class HistogramResult(Message):
-    def __init__(self, hist) -> None:
-        super().__init__()
-        self.hist = hist
-
-
-class FindingsResult(Message):
-    def __init__(self, findings: list, blind: list, changed: bool) -> None:
-        super().__init__()
-        self.findings, self.blind, self.changed = findings, blind, changed
-
-
-class PolicyResult(Message):
-    def __init__(self, simulation) -> None:
-        super().__init__()
-        self.simulation = simulation
-
-
-class SummaryResult(Message):
-    def __init__(self, by: str, rows: list) -> None:
-        super().__init__()
-        self.by = by
-        self.rows = rows
+ACTIVITY = ("rotated", "truncated", "removed", "unreadable", "incomplete", "waiting")
 
 
 def _while_open(handler: Callable) -> Callable:
@@ -152,24 +102,14 @@ class AuditApp(App[None]):
         self.store = session.store
         self.view = RowView(self.store)
         self.history = history if history is not None else History()
-        self.committed = ""  # the filter in force (the bar may show a preview of another)
-        self.pending_text: str | None = None
-        self.pending_order = TIME
+        self.filter = FilterState()
         self.requests = Requests()  # the stages of each request, for one row per request
-        self.pending_requests: Requests | None = None
-        self._last_update = 0.0
-        self._update_timer = None
-        self._filter_timer = None
-        self._summary_dirty = True
-        self._summary_running = False
+        self._merge = Throttle(self, UPDATE_EVERY, self._merge_new, alive=lambda: not self.closing)
+        self._debounce = Debounce(self, FILTER_DEBOUNCE)
         self.rules = rules if rules is not None else load_rules()
         self.findings = Findings(self.rules.rules)
-        self._empty_key: tuple = ()  # what the empty list's note was made for (see below)
         self.findings.attach(self.store)  # finding:RULE in the filter
-        self.finding_count = 0
-        self._findings_running = False
-        self._findings_last = 0.0
-        self._findings_timer = None
+        self._empty_key: tuple = ()  # what the empty list's note was made for (see below)
         self._rule_errors_shown: set[str] = set()
         self.policy: Policy | None = None
         self.policy_path = ""
@@ -196,24 +136,26 @@ class AuditApp(App[None]):
     def compose(self) -> ComposeResult:
         yield FilterBar(self.store, self.history, id="filter")
         yield Static("", id="filter-hint")
-        with TabbedContent(id="tabs", initial="events"):
-            with TabPane("Events", id="events"), Container(id="events-body"):
+        store, view = self.store, self.view
+        with TabbedContent(id="tabs", initial=tabs.EVENTS):
+            with TabPane("Events", id=tabs.EVENTS), Container(id="events-body"):
                 with Vertical(id="list-box"):
-                    event_list = EventList(self.view, id="list")
+                    event_list = EventList(view, id="list")
                     yield ListHeader(event_list, id="list-header")
                     yield event_list
-                yield DetailPane(self.store, id="detail")
-            with TabPane("Summary", id="summary"):
-                yield SummaryPane(id="summary-table")
-            with TabPane("Histogram", id="histogram"):
-                yield HistogramPane(id="histogram-pane")
-            with TabPane("Findings", id="findings"):
-                yield FindingsPane(id="findings-table")
+                yield DetailPane(store, id="detail")
+            with TabPane("Summary", id=tabs.SUMMARY):
+                yield SummaryPane(store, view, id="summary-table")
+            with TabPane("Histogram", id=tabs.HISTOGRAM):
+                yield HistogramPane(store, view, id="histogram-pane")
+            with TabPane("Findings", id=tabs.FINDINGS):
+                indexing = lambda: self.session.indexing  # noqa: E731
+                yield FindingsPane(store, self.findings, indexing, id="findings-table")
                 yield Static(FindingsPane.WAITING, id="finding-note")
-            with TabPane("Policy", id="policy"):
+            with TabPane("Policy", id=tabs.POLICY):
                 yield Static(NO_POLICY, id="policy-note")
-                yield PolicyPane(id="policy-table")
-        yield Static("", id="status")
+                yield PolicyPane(store, view, self.findings, id="policy-table")
+        yield StatusBar(self.session, view, id="status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -230,10 +172,8 @@ class AuditApp(App[None]):
         for problem in self.rules.problems:
             self.notify(inert(problem), title="rules.yaml", severity="warning", markup=False)
 
-    def on_resize(self, event) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self._layout(event.size.width, event.size.height)
-        self._summary_dirty = True  # the histogram's buckets follow the width
-        self._maybe_summarize()
 
     def _layout(self, width: int, height: int) -> None:
         body = self.main.query_one("#events-body")
@@ -268,24 +208,24 @@ class AuditApp(App[None]):
 
     @_while_open
     def on_store_grew(self, _: StoreGrew) -> None:
-        wait = UPDATE_EVERY - (time.monotonic() - self._last_update)
-        if wait <= 0:
-            self._merge_new()
-        elif self._update_timer is None:
-            self._update_timer = self.set_timer(wait, self._merge_new)
+        self._merge.request()
 
-    def _merge_new(self) -> None:
+    def _merge_new(self) -> bool:
+        """New events into the list's rows (at most every UPDATE_EVERY s)."""
         if self.closing:  # timer callbacks are not messages: they can fire during shutdown
-            return
-        self._update_timer = None
-        self._last_update = time.monotonic()
+            return False
         inserted = self.view.catch_up()
         if inserted is not None:
             self.main.query_one(EventList).rows_inserted(inserted)
-            self._summary_dirty = True
+            self._rows_changed()
         self._update_status()
-        self._maybe_summarize()
-        self._maybe_find()
+        self.main.query_one(FindingsPane).stale()
+        return False
+
+    def _rows_changed(self) -> None:
+        """The list's rows changed: the panes computed over them are stale."""
+        for pane in (SummaryPane, HistogramPane, PolicyPane):
+            self.main.query_one(pane).stale()
 
     @_while_open
     def on_input_ended(self) -> None:
@@ -294,7 +234,7 @@ class AuditApp(App[None]):
     @_while_open
     def on_file_notices(self, message: FileNotices) -> None:
         for n in message.notices:
-            if n.kind in ("rotated", "truncated", "removed", "unreadable", "incomplete", "waiting"):
+            if n.kind in ACTIVITY:
                 severity = "warning" if n.kind in ("unreadable", "incomplete") else "information"
                 self.notify(
                     f"{inert(n.path)}: {n.kind}: {inert(n.detail)}",
@@ -310,8 +250,7 @@ class AuditApp(App[None]):
         text = event.value
         # Any edit supersedes the preview still waiting for quiet typing: one for a valid text
         # typed just before would otherwise replace the list under a query that has an error.
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
+        self._debounce.cancel()
         try:
             parse(text)
         except QueryError as exc:
@@ -320,7 +259,7 @@ class AuditApp(App[None]):
             )
             return
         self._show_hint(Text(""))
-        self._filter_timer = self.set_timer(FILTER_DEBOUNCE, lambda: self.apply_filter(text))
+        self._debounce.call(lambda: self.apply_filter(text))
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
@@ -330,9 +269,8 @@ class AuditApp(App[None]):
         except QueryError:
             self.bell()
             return
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-        self.committed = text
+        self._debounce.cancel()
+        self.filter.committed = text
         self.history.add(text)
         self.history.reset()
         if text != self.view.text:
@@ -359,10 +297,10 @@ class AuditApp(App[None]):
             return
         if per_request is None:
             per_request = self.view.requests is not None
-        self.pending_text = text
-        self.pending_order = order or self.view.order
-        self.pending_requests = self.requests if per_request else None
-        self._filter_worker(text, self.pending_order, self.pending_requests)
+        pending = self.filter.start(
+            text, order or self.view.order, self.requests if per_request else None
+        )
+        self._filter_worker(pending.text, pending.order, pending.requests)
         self._update_status()
 
     @work(thread=True, group="filter", exclusive=True, exit_on_error=False)
@@ -378,17 +316,14 @@ class AuditApp(App[None]):
             self.post_message(FilterResult(text, node, rows, len(snap), order, requests))
 
     def _filter_failed(self, text: str, exc: Exception) -> None:
-        if text == self.pending_text:
-            self.pending_text = None
+        self.filter.failed(text)
         self.notify(f"Filter failed: {inert(str(exc))}", severity="error", markup=False)
         self._update_status()
 
     @_while_open
     def on_filter_result(self, message: FilterResult) -> None:
-        wanted = (self.pending_text, self.pending_order, self.pending_requests)
-        if (message.text, message.order, message.requests) != wanted:
+        if not self.filter.takes(message):
             return  # superseded by later typing
-        self.pending_text = None
         event_list = self.main.query_one(EventList)
         keep = event_list.event
         self.view.replace(
@@ -401,9 +336,8 @@ class AuditApp(App[None]):
         )
         self.view.catch_up()
         event_list.rows_replaced(keep)
-        self._summary_dirty = True
+        self._rows_changed()
         self._update_status()
-        self._maybe_summarize()
 
     # -- detail ---------------------------------------------------------------------------
 
@@ -455,59 +389,23 @@ class AuditApp(App[None]):
             return
         event_list._user_move(row)
 
-    # -- summary --------------------------------------------------------------------------
+    # -- the analysis panes -----------------------------------------------------------------
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id in ("summary", "histogram"):
-            self._summary_dirty = True
-            self.call_after_refresh(self._maybe_summarize)  # once laid out: buckets fit it
-            pane = SummaryPane if event.pane.id == "summary" else HistogramPane
-            self.main.query_one(pane).focus()
-        elif event.pane.id == "findings":
-            self.main.query_one(FindingsPane).focus()
-        elif event.pane.id == "policy":
-            self._summary_dirty = True
-            self.call_after_refresh(self._maybe_summarize)
-            self.main.query_one(PolicyPane).focus()
-        else:
-            self.main.query_one(EventList).focus()
-
-    def _maybe_summarize(self) -> None:
-        """Recompute the summary or the histogram, whichever is shown, when the rows changed
-        (in a thread, at most every SUMMARY_EVERY seconds)."""
-        if self.closing:  # called from timers, which can fire during shutdown
-            return
-        tabs = self.main.query_one(TabbedContent)
-        if tabs.active not in ("summary", "histogram", "policy"):
-            return
-        if tabs.active == "policy" and self.policy is None:
-            return
-        if not self._summary_dirty or self._summary_running:
-            return
-        self._summary_dirty = False
-        self._summary_running = True
-        if tabs.active == "summary":
-            self._summary_worker(self.main.query_one(SummaryPane).by, self.view.rows)
-        elif tabs.active == "policy":
-            self._policy_worker(self.view.rows)
-        elif self.main.query_one(HistogramPane).laid_out:
-            self._histogram_worker(self.main.query_one(HistogramPane).buckets, self.view.rows)
-        else:  # no width yet (a loaded machine lays out late): HistogramPane.Resized will do
-            self._summary_dirty = True
-            self._summary_running = False
-
-    @work(thread=True, group="summary", exit_on_error=False)
-    def _histogram_worker(self, buckets: int, rows) -> None:
-        self.post_message(HistogramResult(histogram(self.store.snapshot(), rows, buckets)))
-
-    @_while_open
-    def on_histogram_result(self, message: HistogramResult) -> None:
-        self.main.query_one(HistogramPane).show(message.hist)
-        self.set_timer(SUMMARY_EVERY, self._summary_done)
-
-    def on_histogram_pane_resized(self) -> None:
-        self._summary_dirty = True
-        self._maybe_summarize()
+        active = event.pane.id
+        for pane, tab in (
+            (SummaryPane, tabs.SUMMARY),
+            (HistogramPane, tabs.HISTOGRAM),
+            (PolicyPane, tabs.POLICY),
+        ):
+            self.main.query_one(pane).show_pane(tab == active)
+        focus = {
+            tabs.SUMMARY: SummaryPane,
+            tabs.HISTOGRAM: HistogramPane,
+            tabs.FINDINGS: FindingsPane,
+            tabs.POLICY: PolicyPane,
+        }.get(active or "", EventList)
+        self.main.query_one(focus).focus()
 
     def on_histogram_pane_selected(self, message: HistogramPane.Selected) -> None:
         after, before = (
@@ -515,30 +413,18 @@ class AuditApp(App[None]):
         )
         self._narrow(f"after:{after} before:{before}")
 
-    @work(thread=True, group="summary", exit_on_error=False)
-    def _summary_worker(self, by: str, rows) -> None:
-        result = summarize(self.store.snapshot(), rows, by)
-        self.post_message(SummaryResult(by, result))
-
-    @_while_open
-    def on_summary_result(self, message: SummaryResult) -> None:
-        pane = self.main.query_one(SummaryPane)
-        if message.by == pane.by:
-            pane.show(message.rows)
-        # Live, but at most every SUMMARY_EVERY seconds.
-        self.set_timer(SUMMARY_EVERY, self._summary_done)
-
     # -- policy -----------------------------------------------------------------------------
 
     def use_policy(self, policy: Policy, path: str) -> None:
         """Evaluate ``policy`` from now on: rule:N, the detail header, the policy pane."""
         self.policy, self.policy_path = policy, path
         attach_policy(policy, self.store)
-        self._summary_dirty = True
         if self.screen_stack:  # (before mount the widgets pick it up in on_mount)
             self._show_policy_state()
 
     def _show_policy_state(self) -> None:
+        assert self.policy is not None
+        self.main.query_one(PolicyPane).use(self.policy, self.policy_path)
         self.main.query_one(DetailPane).policy = self.policy
         note = self.main.query_one("#policy-note", Static)
         note.update(
@@ -548,7 +434,6 @@ class AuditApp(App[None]):
                 "dim",
             )
         )
-        self._maybe_summarize()
 
     def action_load_policy(self) -> None:
         def chosen(path: str | None) -> None:
@@ -562,7 +447,7 @@ class AuditApp(App[None]):
                 )
                 return
             self.use_policy(policy, path)
-            self.action_tab("policy")
+            self.action_tab(tabs.POLICY)
 
         self.push_screen(
             PathScreen(
@@ -573,26 +458,8 @@ class AuditApp(App[None]):
             chosen,
         )
 
-    @work(thread=True, group="summary", exit_on_error=False)
-    def _policy_worker(self, rows) -> None:
-        snap = self.store.snapshot()
-        self.post_message(PolicyResult(simulate(self.policy, snap, self.findings, rows)))
-
-    @_while_open
-    def on_policy_result(self, message: PolicyResult) -> None:
-        self.main.query_one(PolicyPane).show(message.simulation, self.policy_path)
-        self.set_timer(SUMMARY_EVERY, self._summary_done)
-
     def on_policy_pane_drill(self, message: PolicyPane.Drill) -> None:
         self._show_events(f"rule:{'none' if message.rule is None else message.rule}")
-
-    def _summary_done(self) -> None:
-        self._summary_running = False
-        self._maybe_summarize()
-
-    def on_summary_pane_group_changed(self) -> None:
-        self._summary_dirty = True
-        self._maybe_summarize()
 
     def on_summary_pane_drill(self, message: SummaryPane.Drill) -> None:
         self._narrow(term(message.field, message.value))
@@ -600,58 +467,21 @@ class AuditApp(App[None]):
     def _narrow(self, terms: str) -> None:
         """Drill down from another pane: add ``terms`` to the filter in force and show the
         list."""
-        self._show_events(f"{self.committed} {terms}".strip())
+        self._show_events(f"{self.filter.committed} {terms}".strip())
 
     def _show_events(self, text: str) -> None:
         """Put ``text`` in force as the filter (bar, history) and show the list."""
         self.main.query_one(FilterBar).value = text
-        self.committed = text
+        self.filter.committed = text
         self.history.add(text)
         self.apply_filter(text)
-        self.main.query_one(TabbedContent).active = "events"
+        self.main.query_one(TabbedContent).active = tabs.EVENTS
         self.main.query_one(EventList).focus()
 
     # -- findings -------------------------------------------------------------------------
 
-    def _maybe_find(self) -> None:
-        """Evaluate the rules over new events in a thread, at most once a second (the first
-        time once the logs are indexed: the indexer's final StoreGrew comes here)."""
-        if self.closing or self._findings_running or len(self.store) <= self.findings.upto:
-            return
-        if self.session.indexing:
-            return  # one pass once indexed: while indexing, the cores are the indexer's
-        wait = FINDINGS_EVERY - (time.monotonic() - self._findings_last)
-        if wait > 0:
-            if self._findings_timer is None:
-                self._findings_timer = self.set_timer(wait, self._find_later)
-            return
-        self._findings_running = True
-        self._findings_last = time.monotonic()
-        self._findings_worker()
-
-    def _find_later(self) -> None:
-        self._findings_timer = None
-        self._maybe_find()
-
-    @work(thread=True, group="findings", exit_on_error=False)
-    def _findings_worker(self) -> None:
-        snap = self.store.snapshot()
-        try:
-            changed = self.findings.update(snap)
-            result = FindingsResult(self.findings.results(snap), self.findings.blind(snap), changed)
-            memory.release()  # a pass over every event leaves big temporaries in the heap
-        except Exception as exc:  # a rule must not take the app down; say so once
-            self.call_from_thread(
-                self.notify, f"Findings failed: {inert(str(exc))}", severity="error", markup=False
-            )
-            return
-        self.post_message(result)
-
-    @_while_open
-    def on_findings_result(self, message: FindingsResult) -> None:
-        self._findings_running = False
+    def on_findings_pane_evaluated(self, message: FindingsPane.Evaluated) -> None:
         pane = self.main.query_one(FindingsPane)
-        pane.show(message.findings, message.blind)
         for rule_id, error in self.findings.errors.items():
             if rule_id not in self._rule_errors_shown:
                 self._rule_errors_shown.add(rule_id)
@@ -663,11 +493,11 @@ class AuditApp(App[None]):
                 )
         if not pane.row_count:  # no row to highlight: say so
             self.main.query_one("#finding-note", Static).update(pane.note())
-        self.finding_count = sum(1 for f in message.findings if f.rule.severity != "info")
+        self.main.query_one(StatusBar).finding_count = message.count
         if message.changed and "finding:" in self.view.text:
             self.apply_filter(self.view.text)  # old events may have joined a finding
         self._update_status()
-        self._maybe_find()
+        pane.stale()
 
     @on(DataTable.RowHighlighted, "#findings-table")
     def _finding_highlighted(self) -> None:
@@ -680,7 +510,7 @@ class AuditApp(App[None]):
     # -- other actions --------------------------------------------------------------------
 
     def action_focus_filter(self) -> None:
-        self.main.query_one(TabbedContent).active = "events"
+        self.main.query_one(TabbedContent).active = tabs.EVENTS
         bar = self.main.query_one(FilterBar)
         # At once, not on the next idle: keys typed right after "/" (or pasted with it)
         # must land in the bar.
@@ -711,26 +541,21 @@ class AuditApp(App[None]):
         body = self.main.query_one("#events-body")
         if isinstance(focused, FilterBar):
             self._show_hint(Text(""))
-            if focused.value != self.committed:
-                focused.value = self.committed
-                if self._filter_timer is not None:
-                    self._filter_timer.stop()
-                if self.view.text != self.committed or self.pending_text is not None:
-                    self.apply_filter(self.committed)
+            committed = self.filter.committed
+            if focused.value != committed:
+                focused.value = committed
+                self._debounce.cancel()
+                if self.view.text != committed or self.filter.pending is not None:
+                    self.apply_filter(committed)
             self.main.query_one(EventList).focus()
         elif body.has_class("-detail-open") or isinstance(focused, JsonTree):
             body.remove_class("-detail-open")
             self.main.query_one(EventList).focus()
-        elif self.main.query_one(TabbedContent).active in (
-            "summary",
-            "histogram",
-            "findings",
-            "policy",
-        ):
-            self.action_tab("events")
-        elif self.committed:
+        elif self.main.query_one(TabbedContent).active in tabs.ANALYSES:
+            self.action_tab(tabs.EVENTS)
+        elif self.filter.committed:
             self.main.query_one(FilterBar).value = ""
-            self.committed = ""
+            self.filter.committed = ""
             self.apply_filter("")
 
     def action_export(self) -> None:
@@ -783,43 +608,11 @@ class AuditApp(App[None]):
 
     # -- status ---------------------------------------------------------------------------
 
-    def status_text(self) -> Text:
-        store, session = self.store, self.session
-        text = Text()
-        text.append(f"{len(self.view):,}", "bold")
-        text.append(f" / {len(store):,} events", "")
-        if self.view.text:
-            text.append(f"  filter: {inert(self.view.text)}", "cyan")
-        if self.view.order == SLOWEST:
-            text.append("  slowest requests first (L: by time)", "magenta")
-        elif self.view.requests is not None:
-            text.append("  one row per request (R: every event)", "magenta")
-        if self.pending_text is not None:
-            text.append("  filtering…", "yellow")
-        lst = self.main.query_one(EventList)
-        if session.follower is None:
-            state = "read once"
-        elif lst.following:
-            state = "following"
-        else:
-            state = "paused" + (f" +{lst.unseen:,} new (F follows)" if lst.unseen else "")
-        text.append(f"  ● {state}", "green" if state == "following" else "yellow")
-        if self.stdin is not None and self.stdin.state():
-            text.append(f"  {inert(self.stdin.state())}", "yellow")
-        if session.indexing and session.total_bytes:
-            pct = 100 * session.done_bytes / session.total_bytes
-            text.append(f"  indexing {pct:.0f}%", "yellow")
-        bad = len(store.malformed) + session.lines.pending
-        if bad:
-            text.append(f"  {bad:,} malformed (!)", "red")
-        if self.finding_count:
-            text.append(f"  ⚑ {self.finding_count} finding(s) (4)", "bold red")
-        text.append(f"  {len(store.sources)} source(s)", "dim")
-        return text
-
     def _update_status(self) -> None:
-        self.main.query_one("#status", Static).update(self.status_text(), layout=False)
         lst = self.main.query_one(EventList)
+        bar = self.main.query_one(StatusBar)
+        bar.stdin_state = self.stdin.state() if self.stdin is not None else ""
+        bar.show(ListState(self.filter.pending is not None, lst.following, lst.unseen))
         # Nothing read: say what the input looks like, or that it holds no log file.
         store = self.store
         key = (self.session.indexing, len(store), len(store.malformed), len(store.sources))

@@ -7,15 +7,25 @@ DataTable suits this pane (at most one row per rule).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from rich.text import Text
+from textual import work
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ..findings import Finding, Rule
+from ..findings import Finding, Findings, Rule
+from ..index import memory
+from ..index.store import Store
 from ..ingest.formats import format_time
 from ..output.inert import fit, inert
 from .columns import short_user
 from .keymap import bindings
+from .messages import FindingsResult
+from .schedule import Throttle
+
+EVERY = 1.0  # s between evaluations of the rules over new events
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -39,8 +49,26 @@ class FindingsPane(DataTable):
             super().__init__()
             self.rule_id = rule_id
 
-    def __init__(self, *, id: str | None = None) -> None:
+    @dataclass
+    class Evaluated(Message):
+        """The rules ran over new events: ``count`` findings above info; ``changed``: events
+        already in a finding's list may have changed."""
+
+        count: int
+        changed: bool
+
+    def __init__(
+        self,
+        store: Store,
+        findings: Findings,
+        indexing: Callable[[], bool],
+        *,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.store, self.engine = store, findings
+        # The first pass once the logs are indexed: while indexing, the cores are the indexer's.
+        self.schedule = Throttle(self, EVERY, self._start, ready=lambda: not indexing())
         self.rule_ids: list[str] = []  # per displayed row; "blind:ID" for a blind rule
         self.findings: list[Finding] = []
         self.notes: list[Text] = []  # per displayed row: what the rule looks for, or why blind
@@ -55,6 +83,36 @@ class FindingsPane(DataTable):
             ("USERS", "users"),
         ):
             self.add_column(label, key=key)
+
+    def stale(self) -> None:
+        """New events are in the store: evaluate the rules over them (at most every EVERY s)."""
+        self.schedule.request()
+
+    def _start(self) -> bool:
+        if len(self.store) <= self.engine.upto:
+            return False
+        self._evaluate()
+        return True
+
+    @work(thread=True, group="findings", exit_on_error=False)
+    def _evaluate(self) -> None:
+        snap = self.store.snapshot()
+        try:
+            changed = self.engine.update(snap)
+            result = FindingsResult(self.engine.results(snap), self.engine.blind(snap), changed)
+            memory.release()  # a pass over every event leaves big temporaries in the heap
+        except Exception as exc:  # a rule must not take the app down; say so once, stop
+            self.app.call_from_thread(
+                self.notify, f"Findings failed: {inert(str(exc))}", severity="error", markup=False
+            )
+            return
+        self.post_message(result)
+
+    def on_findings_result(self, message: FindingsResult) -> None:
+        self.show(message.findings, message.blind)
+        count = sum(1 for f in message.findings if f.rule.severity != "info")
+        self.post_message(self.Evaluated(count, message.changed))
+        self.schedule.done()
 
     def show(self, findings: list[Finding], blind: list[tuple[Rule, str]]) -> None:
         current = self.rule_ids[self.cursor_row] if self.rule_ids and self.row_count else None

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 from rich.style import Style
 from rich.text import Text
+from textual import work
 from textual.message import Message
 from textual.widget import Widget
 
-from ..analyses.histogram import SECOND, Histogram
+from ..analyses.histogram import SECOND, Histogram, histogram
+from ..analyses.view import RowView
+from ..index.store import Store
 from ..ingest.formats import format_duration
 from .keymap import bindings
+from .live import LiveAnalysis
+from .messages import HistogramResult
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 LAYERS = (  # bottom to top
@@ -34,7 +40,7 @@ def clock(micros: int, step: int) -> str:
     return dt.strftime("%H:%M:%S")
 
 
-class HistogramPane(Widget, can_focus=True):
+class HistogramPane(LiveAnalysis, Widget, can_focus=True):
     """←/→ move, space marks one end of a range, Enter filters the list to it."""
 
     BINDINGS = bindings("HistogramPane")
@@ -48,18 +54,16 @@ class HistogramPane(Widget, can_focus=True):
             self.after = after
             self.before = before
 
-    class Resized(Message):
-        """The width changed: the buckets must be counted again."""
-
     def on_resize(self) -> None:
-        self.post_message(self.Resized())
+        self.stale()  # the buckets follow the width
 
     @property
     def laid_out(self) -> bool:
         return self.content_region.width > AXIS
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, store: Store, view: RowView, *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.store, self.view = store, view
         self.hist: Histogram | None = None
         self.cursor = -1  # -1: the last bucket
         self.anchor: int | None = None
@@ -68,6 +72,25 @@ class HistogramPane(Widget, can_focus=True):
     def buckets(self) -> int:
         """How many buckets fit the width."""
         return max(1, self.content_region.width - AXIS)
+
+    def ready(self) -> bool:
+        # No width yet (a loaded machine lays out late): on_resize asks again.
+        return self.shown and self.laid_out
+
+    def compute(self) -> bool:
+        self._count(self.buckets, self.view.rows)
+        return True
+
+    @work(thread=True, group="histogram", exit_on_error=False)
+    def _count(self, buckets: int, rows: np.ndarray) -> None:
+        try:
+            self.post_message(HistogramResult(histogram(self.store.snapshot(), rows, buckets)))
+        except Exception as exc:  # a failure must not stop the pane's refreshes
+            self.app.call_from_thread(self.failed, exc)
+
+    def on_histogram_result(self, message: HistogramResult) -> None:
+        self.show(message.hist)
+        self.finished()
 
     def show(self, hist: Histogram | None) -> None:
         old = self.hist

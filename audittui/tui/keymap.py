@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding
 
+from . import tabs
+
 # Where a key works: a help section, and the widget whose BINDINGS it is in.
 ANYWHERE = "Anywhere"
 FILTER_BAR = "Filter bar"
@@ -54,12 +56,13 @@ KEYMAP: tuple[Row, ...] = (
     )),
     Row(ANYWHERE, "tab / shift+tab", "next / previous pane"),
     Row(ANYWHERE, "1 / 2 / 3 / 4 / 5", "events / summary / histogram / findings / policy", (
-        Bind("1", "tab('events')", "Events", palette="The event list"),
-        Bind("2", "tab('summary')", "Summary", show=True, palette="Per-user summary"),
-        Bind("3", "tab('histogram')", "Histogram", palette="Events over time; select a range"),
-        Bind("4", "tab('findings')", "Findings", show=True,
+        Bind("1", f"tab('{tabs.EVENTS}')", "Events", palette="The event list"),
+        Bind("2", f"tab('{tabs.SUMMARY}')", "Summary", show=True, palette="Per-user summary"),
+        Bind("3", f"tab('{tabs.HISTOGRAM}')", "Histogram",
+             palette="Events over time; select a range"),
+        Bind("4", f"tab('{tabs.FINDINGS}')", "Findings", show=True,
              palette="Detection rules that fired, and rules blind on this log"),
-        Bind("5", "tab('policy')", "Policy", palette="The audit-policy lab"),
+        Bind("5", f"tab('{tabs.POLICY}')", "Policy", palette="The audit-policy lab"),
     )),
     Row(ANYWHERE, "P", "load an audit policy (its rule per event, the policy pane, rule:N)", (
         Bind("P", "load_policy", "Load policy", palette="Load an audit policy file"),

@@ -5,20 +5,28 @@ findings it would blind. Enter filters the list to the events of the rule under 
 
 from __future__ import annotations
 
+import numpy as np
 from rich.text import Text
+from textual import work
 from textual.message import Message
 from textual.widgets import DataTable
 
+from ..analyses.view import RowView
+from ..findings import Findings
+from ..index.store import Store
 from ..output.inert import inert
-from ..policy.simulate import Simulation, format_bytes, format_change
+from ..policy import Policy
+from ..policy.simulate import Simulation, format_bytes, format_change, simulate
 from .keymap import bindings
+from .live import LiveAnalysis
+from .messages import PolicyResult
 
 COLUMNS = (
     "RULE (from 0)", "LEVEL", "EVENTS", "DROPPED", "BYTES NOW", "BYTES NEW", "CHANGE", "NOTE",
 )  # fmt: skip
 
 
-class PolicyPane(DataTable):
+class PolicyPane(LiveAnalysis, DataTable):
     """Rows of a simulation; Enter shows a rule's events (``rule:N``)."""
 
     BINDINGS = bindings("PolicyPane")
@@ -28,14 +36,43 @@ class PolicyPane(DataTable):
             super().__init__()
             self.rule = rule
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self, store: Store, view: RowView, findings: Findings, *, id: str | None = None
+    ) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.store, self.view, self.findings = store, view, findings
+        self.policy: Policy | None = None
+        self.path = ""
         self.rules: list[int | None | str] = []  # per row: rule index, None (no rule), "blind"
         self.simulation: Simulation | None = None
 
     def on_mount(self) -> None:
         for label in COLUMNS:
             self.add_column(label, key=label)
+
+    def use(self, policy: Policy, path: str) -> None:
+        self.policy, self.path = policy, path
+        self.stale()
+
+    def ready(self) -> bool:
+        return self.shown and self.policy is not None
+
+    def compute(self) -> bool:
+        assert self.policy is not None  # ready() said so
+        self._simulate(self.policy, self.view.rows)
+        return True
+
+    @work(thread=True, group="policy", exit_on_error=False)
+    def _simulate(self, policy: Policy, rows: np.ndarray) -> None:
+        try:
+            sim = simulate(policy, self.store.snapshot(), self.findings, rows)
+            self.post_message(PolicyResult(sim))
+        except Exception as exc:  # a failure must not stop the pane's refreshes
+            self.app.call_from_thread(self.failed, exc)
+
+    def on_policy_result(self, message: PolicyResult) -> None:
+        self.show(message.simulation, self.path)
+        self.finished()
 
     def show(self, sim: Simulation, path: str) -> None:
         row = self.cursor_row

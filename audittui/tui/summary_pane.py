@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from rich.text import Text
+from textual import work
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ..analyses.summary import GROUPINGS
+from ..analyses.summary import GROUPINGS, summarize
+from ..analyses.view import RowView
+from ..index.store import Store
 from ..ingest.formats import format_duration
 from ..output.inert import fit, inert
 from .columns import short_user
 from .keymap import bindings
+from .live import LiveAnalysis
+from .messages import SummaryResult
 
 GROUP_ORDER = tuple(GROUPINGS)  # b cycles through the groupings summarize() offers
 GROUP_TITLES = {
@@ -54,7 +60,7 @@ def verbs_text(verbs: dict[str, int]) -> str:
     return text + (f" +{len(names) - 2}" if len(names) > 2 else "")
 
 
-class SummaryPane(DataTable):
+class SummaryPane(LiveAnalysis, DataTable):
     """Rows of a summary; ``s``/``S`` sort, ``b`` changes the grouping, Enter drills down."""
 
     BINDINGS = bindings("SummaryPane")
@@ -67,11 +73,9 @@ class SummaryPane(DataTable):
             self.field = field
             self.value = value
 
-    class GroupChanged(Message):
-        pass
-
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, store: Store, view: RowView, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.store, self.view = store, view
         self.by = "user"
         self.sort_field = "events"
         self.descending = True
@@ -81,6 +85,22 @@ class SummaryPane(DataTable):
 
     def on_mount(self) -> None:
         self._columns()
+
+    def compute(self) -> bool:
+        self._summarize(self.by, self.view.rows)
+        return True
+
+    @work(thread=True, group="summary", exit_on_error=False)
+    def _summarize(self, by: str, rows: np.ndarray) -> None:
+        try:
+            self.post_message(SummaryResult(by, summarize(self.store.snapshot(), rows, by)))
+        except Exception as exc:  # a failure must not stop the pane's refreshes
+            self.app.call_from_thread(self.failed, exc)
+
+    def on_summary_result(self, message: SummaryResult) -> None:
+        if message.by == self.by:
+            self.show(message.rows)
+        self.finished()
 
     def _columns(self) -> None:
         self.clear(columns=True)
@@ -156,7 +176,7 @@ class SummaryPane(DataTable):
         self.by = GROUP_ORDER[(GROUP_ORDER.index(self.by) + 1) % len(GROUP_ORDER)]
         self.rows_data, self._all = [], []
         self._columns()
-        self.post_message(self.GroupChanged())
+        self.stale()
 
     def action_sort(self, step: int) -> None:
         keys = [k for k, _, _ in FIELDS]

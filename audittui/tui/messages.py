@@ -1,0 +1,69 @@
+"""The messages worker threads post to the app and its panes, typed. Results of a pane's own
+worker are delivered to that pane only (``bubble = False``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from textual.message import Message
+
+from ..analyses.histogram import Histogram
+from ..analyses.requests import Requests
+from ..findings import Finding, Rule
+from ..index.query import Node
+from ..ingest.follow import Notice
+from ..policy.simulate import Simulation
+
+
+class StoreGrew(Message):
+    """New events are in the store (coalesced: one queued at a time is enough)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StoreGrew)
+
+
+@dataclass
+class FileNotices(Message):
+    """What happened to the files read: rotated, truncated, unreadable..."""
+
+    notices: list[Notice]
+
+
+class InputEnded(Message):
+    """Standard input, spooled for the app, has ended: say so in the status."""
+
+
+@dataclass
+class FilterResult(Message):
+    """The rows of a filter, computed over the first ``upto`` events of the store."""
+
+    text: str
+    node: Node | None
+    rows: np.ndarray
+    upto: int
+    order: str
+    requests: Requests | None
+
+
+@dataclass
+class SummaryResult(Message, bubble=False):
+    by: str
+    rows: list[dict]
+
+
+@dataclass
+class HistogramResult(Message, bubble=False):
+    hist: Histogram | None
+
+
+@dataclass
+class PolicyResult(Message, bubble=False):
+    simulation: Simulation
+
+
+@dataclass
+class FindingsResult(Message, bubble=False):
+    findings: list[Finding]
+    blind: list[tuple[Rule, str]]
+    changed: bool  # events already in a finding's list may have changed (a threshold crossed)
