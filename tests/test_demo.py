@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import threading
@@ -15,6 +16,21 @@ import orjson
 import pytest
 
 from audittui import demo
+from audittui.demo.times import go_duration
+
+DEMO_LOGS = Path(__file__).resolve().parents[1] / "demo-logs"
+# sha256 of the generator's output, recorded before audittui/demo was split into modules: the
+# split (and any refactoring since) must not change a byte. ``make demo-logs`` is the 4th case.
+DIGESTS = {
+    "big --events 20000": "c7382bb0b377a3d56250f8ff8cc973655ec8e5ae3463700d86c8826715450279",
+    "big --events 20000 --easy": "09ef8a15a3aa98c39d602cd42a848268cb426ad1224734ebc8fe31b4015c6f3d",
+    "big --events 5000 --body-fraction 0.5 --seed 3": (
+        "5e38581eaba5f125abb9721776f276ee6191d33e398cc42efebc0f7b5ddaae3e"
+    ),
+    "iter_lines(3000, seed=5, body_fraction=1.0)": (
+        "a862a3bb0c0532f08a89981baabb62ead3491f1a63caeb427f88807e86941842"
+    ),
+}
 
 KEY_ORDER = [
     "kind",
@@ -206,11 +222,35 @@ def test_start_rate_and_body_fraction() -> None:
 
 
 def test_go_duration_format() -> None:
-    assert demo._go_duration(512) == "512ns"
-    assert demo._go_duration(33_011) == "33.011µs"
-    assert demo._go_duration(6_578_549) == "6.578549ms"
-    assert demo._go_duration(1_500_000_000) == "1.5s"
-    assert demo._go_duration(65_250_000_000) == "1m5.25s"
+    assert go_duration(512) == "512ns"
+    assert go_duration(33_011) == "33.011µs"
+    assert go_duration(6_578_549) == "6.578549ms"
+    assert go_duration(1_500_000_000) == "1.5s"
+    assert go_duration(65_250_000_000) == "1m5.25s"
+
+
+def test_write_demo_is_the_committed_demo_logs(tmp_path: Path) -> None:
+    # `make demo-logs` (python -m audittui.demo write demo-logs --events 3000 --seed 7)
+    assert demo.main(["write", str(tmp_path), "--events", "3000", "--seed", "7"]) == 0
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted(p.name for p in DEMO_LOGS.iterdir())
+    for name in written:
+        assert (tmp_path / name).read_bytes() == (DEMO_LOGS / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("case", [c for c in DIGESTS if c.startswith("big ")])
+def test_big_output_is_unchanged(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "big.log"
+    argv = case.split()
+    assert demo.main([argv[0], str(path), *argv[1:]]) == 0
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == DIGESTS[case]
+
+
+def test_event_bodies_are_unchanged() -> None:
+    # every request with its bodies: each template filled, in each variant, many times over
+    lines = b"".join(demo.iter_lines(3000, seed=5, body_fraction=1.0))
+    digest = DIGESTS["iter_lines(3000, seed=5, body_fraction=1.0)"]
+    assert hashlib.sha256(lines).hexdigest() == digest
 
 
 def test_write_demo_folder(tmp_path: Path) -> None:
@@ -376,3 +416,33 @@ def test_append_live_appends_to_existing_file(tmp_path: Path) -> None:
     assert data.startswith(b'{"kind":"Event"}\n{"kind":"Event","apiVersion":"audit.k8s.io/v1"')
     assert data.endswith(b"\n")
     assert [p.name for p in tmp_path.iterdir()] == ["custom.log"]  # no rotation requested
+
+
+def test_templates_fill_values_and_copy_the_rest() -> None:
+    from audittui.demo.template import fill
+
+    lease = fill("lease", metadata={"name": "n"}, holder="h", seconds=40, acquired="a", renewed="b")
+    assert lease["spec"] == {
+        "holderIdentity": "h",
+        "leaseDurationSeconds": 40,  # a whole ${seconds} keeps the value's type
+        "acquireTime": "a",
+        "renewTime": "b",
+        "leaseTransitions": 3,
+    }
+    assert list(lease) == ["kind", "apiVersion", "metadata", "spec"]  # the template's order
+    # ${...} inside a text or a mapping key gets the value's text
+    texts = ["name", "ns", "deploy", "rv", "rs_uid", "image", "node", "host_ip", "pod_ip"]
+    pod_values = dict.fromkeys(
+        [*texts, "started", "now", "volume", "image_id", "container_id"], "x"
+    )
+    pod = fill("pod", **pod_values, uid="u-1", rs="abc", cname="web", port=80, restarts=0)
+    assert pod["metadata"]["generateName"] == "x-abc-"
+    fields = pod["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"]["f:ownerReferences"]
+    assert 'k:{"uid":"u-1"}' in fields
+    assert pod["spec"]["containers"][0]["ports"][0]["containerPort"] == 80
+    # every fill is a new object: changing one leaves the template as it was
+    pod["spec"]["tolerations"].clear()
+    again = fill("pod", **pod_values, uid="u-1", rs="abc", cname="web", port=80, restarts=0)
+    assert len(again["spec"]["tolerations"]) == 2
+    with pytest.raises(KeyError):
+        fill("lease", metadata={})

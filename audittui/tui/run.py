@@ -121,14 +121,23 @@ def run_app(argv: list[str]) -> int:
     return 0
 
 
-def _demo_folder(workdir: Path) -> str:
-    folder = workdir / "logs"
-    if DEMO_LOGS.is_dir():
-        shutil.copytree(DEMO_LOGS, folder)
-    else:  # an installed package has no demo-logs: generate the same folder
-        from ..demo import write_demo
+def _demo_folder(workdir: Path, recorded: Path = DEMO_LOGS) -> str:
+    """A copy of the recorded demo logs in ``workdir``, moved in time to end now.
 
-        write_demo(folder, 3000, seed=7)
+    The live appends (:func:`_append_demo`) then continue them: the histogram spans the
+    recorded minutes instead of one bar a year ago. ``recorded`` itself is only read."""
+    import time
+
+    from ..demo import copy_shifted, write_demo
+
+    folder = workdir / "logs"
+    generated = None
+    if not recorded.is_dir():  # an installed package has no demo-logs: generate the same folder
+        generated = recorded = workdir / "recorded"
+        write_demo(generated, 3000, seed=7)
+    copy_shifted(recorded, folder, time.time_ns() // 1000)
+    if generated is not None:
+        shutil.rmtree(generated)
     return str(folder)
 
 
