@@ -14,7 +14,7 @@ from ..ingest.sources import InputError
 from ..ingest.stdin_spool import StdinSpool, keyboard_from_terminal, stdin_is_piped
 
 DEMO_LOGS = Path(__file__).resolve().parents[2] / "demo-logs"
-DEMO_RATE = 8.0  # events/s appended in the demo: following is visible at once
+DEMO_RATE = 4.0  # events/s appended in the demo: the recorded logs' rate, continued
 DEMO_ROTATE = 512 << 10  # bytes: the demo log rotates every minute or so
 
 
