@@ -16,11 +16,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check audittui tests bench
 	$(PY) -m ruff format --check audittui tests bench
+	$(PY) -m mypy audittui
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check audittui tests bench
 	$(PY) -m ruff format --check audittui tests bench
+	$(PY) -m mypy audittui
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'

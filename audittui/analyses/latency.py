@@ -8,17 +8,18 @@ classifies them (watch and proxy verbs; attach, exec, portforward and proxy subr
 not how fast the server was.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: it would bind the name ``annotations``,
+# which this module defines (the latency annotations of an event).
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..ingest.schema import FINAL_STAGES
 
 if TYPE_CHECKING:
-    from ..index.store import Store
+    from ..index.store import Events, TableValues
 
 LONG_VERBS = frozenset({"watch", "proxy"})
 LONG_SUBRESOURCES = frozenset({"attach", "exec", "portforward", "proxy"})
@@ -27,11 +28,11 @@ QUANTILES = (0.50, 0.95, 0.99)
 ANNOTATION_PREFIX = "apiserver.latency.k8s.io/"
 
 
-def _lut(values: list, test) -> np.ndarray:
+def _lut(values: "TableValues", test: Callable[[Any], bool]) -> np.ndarray:
     return np.fromiter((v is not None and test(v) for v in values), dtype=bool, count=len(values))
 
 
-def request_mask(store: Store, start: int = 0) -> np.ndarray:
+def request_mask(store: "Events", start: int = 0) -> np.ndarray:
     """Which events from ``start`` on end a request with a meaningful latency (see the
     module docstring); a mask over events ``start`` .. ``len(store)``."""
 
@@ -77,7 +78,7 @@ def percentiles(keys: np.ndarray, latency: np.ndarray) -> dict[int, tuple[int, .
     return out
 
 
-def annotations(event: dict) -> list[tuple[str, str]]:
+def annotations(event: dict[str, Any]) -> list[tuple[str, str]]:
     """The ``apiserver.latency.k8s.io/*`` annotations (added when a request took > 500 ms)."""
     notes = event.get("annotations")
     if not isinstance(notes, dict):

@@ -22,7 +22,7 @@ import numpy as np
 from ..ingest.schema import COMPLETE, PANIC, RECEIVED, STARTED
 
 if TYPE_CHECKING:
-    from ..index.store import Snapshot, Store
+    from ..index.store import Events, Snapshot, Store
 
 RANK = {RECEIVED: 1, STARTED: 2, COMPLETE: 3, PANIC: 3}
 BIT = {RECEIVED: 1, STARTED: 2, COMPLETE: 4, PANIC: 8}
@@ -85,7 +85,7 @@ class Requests:
         return bool(seen & BIT[RECEIVED]) and not seen & FINAL_BITS
 
 
-def _luts(store) -> tuple[np.ndarray, np.ndarray]:
+def _luts(store: Events) -> tuple[np.ndarray, np.ndarray]:
     values = store.tables["stage"].values
     rank = np.array([RANK.get(v, 0) for v in values], dtype=np.int8)
     bit = np.array([BIT.get(v, 0) for v in values], dtype=np.uint8)

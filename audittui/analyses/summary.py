@@ -6,6 +6,7 @@ summary over a million events costs a few passes over integer arrays.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from ..ingest.formats import MISSING_TIME, format_time
 from .latency import percentiles, request_mask
 
 if TYPE_CHECKING:
-    from ..index.store import Store
+    from ..index.store import Events
 
 GROUPINGS = {
     "user": "user",
@@ -27,7 +28,7 @@ GROUPINGS = {
 }
 
 
-def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[str, Any]]:
+def summarize(store: Events, indices: np.ndarray, by: str = "user") -> list[dict[str, Any]]:
     """Rows ``{key, events, first, last, verbs{}, forbidden, errors, resources, namespaces,
     ips, top_ip, requests, p50, p95, p99, max}``, most events first. ``resources``,
     ``namespaces`` and ``ips`` count distinct values, ``top_ip`` is the most frequent IP;
@@ -81,13 +82,14 @@ def summarize(store: Store, indices: np.ndarray, by: str = "user") -> list[dict[
             (verb_values[v] or "(none)"): int(pair_counts[g, v])
             for v in np.flatnonzero(pair_counts[g]).tolist()
         }
+        by_count = sorted(verbs.items(), key=lambda kv: -kv[1])
         rows.append(
             {
                 "key": labels(int(uniq[g])),
                 "events": int(counts[g]),
                 "first": format_time(int(first[g])) if first[g] != big else "",
                 "last": format_time(int(last[g])) if last[g] != MISSING_TIME else "",
-                "verbs": dict(sorted(verbs.items(), key=lambda kv: -kv[1])),
+                "verbs": dict(by_count),
                 "forbidden": int(forbidden[g]),
                 "errors": int(errors[g]),
                 "resources": int(resources[g]),
@@ -134,7 +136,7 @@ def _top(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:
     return top
 
 
-def _keys(store: Store, indices: np.ndarray, by: str):
+def _keys(store: Events, indices: np.ndarray, by: str) -> tuple[np.ndarray, Callable[[int], str]]:
     """Integer keys per selected event and a function from key to its label."""
     column = GROUPINGS[by]
     if column == "code":

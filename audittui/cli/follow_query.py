@@ -11,13 +11,15 @@ import argparse
 import os
 import sys
 import threading
+from typing import BinaryIO
 
 import numpy as np
 
 from ..index.loader import add_backup, read_sources
-from ..index.query import QueryError, evaluate, fields_of, parse
+from ..index.query import Node, QueryError, evaluate, fields_of, parse
 from ..index.store import Store
-from ..ingest.follow import Follower, Notice, backups_before
+from ..ingest.batch import Batch
+from ..ingest.follow import FileFollower, Follower, Notice, backups_before
 from ..ingest.sources import (
     InputError,
     split_live,
@@ -68,7 +70,7 @@ def follow_query(args: argparse.Namespace) -> int:
         out.write(table_header())
     _print(store, node, np.arange(len(store)), args.format)
 
-    def emit(batches: list, notices: list[Notice]) -> None:
+    def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
         for n in notices:
             if n.kind != "opened":
                 print(f"audittui: {inert(n.path)}: {n.kind}: {inert(n.detail)}", file=sys.stderr)
@@ -90,7 +92,7 @@ def follow_query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _copy_stdin(sink, done: threading.Event) -> None:
+def _copy_stdin(sink: BinaryIO, done: threading.Event) -> None:
     try:
         with sink:
             while block := os.read(sys.stdin.fileno(), 1 << 16):
@@ -100,14 +102,14 @@ def _copy_stdin(sink, done: threading.Event) -> None:
         done.set()
 
 
-def _stop_after_stdin(follower, done: threading.Event, stop: threading.Event) -> None:
+def _stop_after_stdin(follower: FileFollower, done: threading.Event, stop: threading.Event) -> None:
     done.wait()
     while not follower.caught_up() and not stop.is_set():
         stop.wait(0.02)
     stop.set()
 
 
-def _print(store: Store, node, rows: np.ndarray, fmt: str) -> None:
+def _print(store: Store, node: Node | None, rows: np.ndarray, fmt: str) -> None:
     """Print the matching events among ``rows``, in event-time order."""
     if not len(rows):
         return

@@ -8,11 +8,11 @@ were skipped as malformed, a one-line note goes to stderr.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 import orjson
@@ -40,6 +40,7 @@ from ..output.terminal import (
 from ..output.terminal import (
     cell as _cell,
 )
+from ..policy import Policy
 from ..policy.check import check as check_policy
 from ..policy.over_store import attach as attach_policy
 from ..policy.simulate import format_bytes as _size
@@ -217,8 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif args.command == "findings":
                 status = _findings(store, args, out)
             elif args.command == "policy" and args.policy_command == "check":
+                assert policy is not None  # read above: check and simulate take a POLICY
                 status = _policy_check(store, policy, args, out)
             elif args.command == "policy" and args.policy_command == "simulate":
+                assert policy is not None
                 _policy_simulate(store, policy, args, out)
             elif args.command == "policy":
                 _policy_suggest(store, args, out)
@@ -251,7 +254,7 @@ def _malformed_note(store: Store, args: argparse.Namespace) -> None:
 # -- query --------------------------------------------------------------------------------
 
 
-def _query(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+def _query(store: Store, args: argparse.Namespace, out: TextIO) -> None:
     if "finding" in fields_of(parse(args.query)):
         findings = Findings(_rule_set(args).rules)
         findings.update(store)
@@ -304,7 +307,7 @@ def _rule_set(args: argparse.Namespace) -> RuleSet:
     return rules
 
 
-def _list_rules(args: argparse.Namespace, out: io.TextIOBase) -> int:
+def _list_rules(args: argparse.Namespace, out: TextIO) -> int:
     rules = _rule_set(args).rules
     if args.format == "json":
         rows = [
@@ -320,7 +323,7 @@ def _list_rules(args: argparse.Namespace, out: io.TextIOBase) -> int:
     return 0
 
 
-def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int:
+def _findings(store: Store, args: argparse.Namespace, out: TextIO) -> int:
     findings = Findings(_rule_set(args).rules)
     findings.update(store)
     limit = SEVERITIES.index(args.min_severity)
@@ -370,7 +373,7 @@ def _findings(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> int
 RULE_NUMBERS = "rule N is rules[N] of the policy file, counted from 0 (as rule:N filters)\n"
 
 
-def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIOBase) -> int:
+def _policy_check(store: Store, policy: Policy, args: argparse.Namespace, out: TextIO) -> int:
     groups, checked, approximate = check_policy(policy, store)
     uris = store.tables["uri"].values
     if args.format == "json":
@@ -410,7 +413,7 @@ def _policy_check(store: Store, policy, args: argparse.Namespace, out: io.TextIO
     return 1 if groups else 0
 
 
-def _policy_simulate(store: Store, policy, args: argparse.Namespace, out: io.TextIOBase) -> None:
+def _policy_simulate(store: Store, policy: Policy, args: argparse.Namespace, out: TextIO) -> None:
     findings = Findings(_rule_set(args).rules)
     sim = simulate_policy(policy, store, findings)
     if args.format == "json":
@@ -454,7 +457,7 @@ def _policy_simulate(store: Store, policy, args: argparse.Namespace, out: io.Tex
         out.write(f"would blind: {rule_id}: {why}\n")
 
 
-def _policy_suggest(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+def _policy_suggest(store: Store, args: argparse.Namespace, out: TextIO) -> None:
     picks = suggest_rules(store, Findings(_rule_set(args).rules), args.top)
     if args.format == "json":
         rows = [
@@ -488,7 +491,7 @@ def _policy_suggest(store: Store, args: argparse.Namespace, out: io.TextIOBase) 
 # -- summary ------------------------------------------------------------------------------
 
 
-def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+def _summary(store: Store, args: argparse.Namespace, out: TextIO) -> None:
     rows = store.summary(by=args.by, query=args.query)
     if args.latency:
         _latency(rows, args, out)
@@ -526,7 +529,7 @@ def _summary(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None
 LATENCY_FIELDS = ("requests", "p50", "p95", "p99", "max")
 
 
-def _latency(rows: list[dict], args: argparse.Namespace, out: io.TextIOBase) -> None:
+def _latency(rows: list[dict[str, Any]], args: argparse.Namespace, out: TextIO) -> None:
     rows = sorted((r for r in rows if r["requests"]), key=lambda r: -r["p95"])
     if args.format == "json":
         picked = [{"key": r["key"], **{f: r[f] for f in LATENCY_FIELDS}} for r in rows]
@@ -555,7 +558,7 @@ def _latency(rows: list[dict], args: argparse.Namespace, out: io.TextIOBase) -> 
 # -- stats --------------------------------------------------------------------------------
 
 
-def stats(store: Store) -> dict:
+def stats(store: Store) -> dict[str, Any]:
     span = store.time_range()
     return {
         "events": len(store),
@@ -566,7 +569,7 @@ def stats(store: Store) -> dict:
     }
 
 
-def _stats(store: Store, args: argparse.Namespace, out: io.TextIOBase) -> None:
+def _stats(store: Store, args: argparse.Namespace, out: TextIO) -> None:
     info = stats(store)
     if args.format == "json":
         if args.malformed:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Any
@@ -27,11 +28,11 @@ from ..index.query import STRING_FIELDS, And, Node, Not, Term, Value, evaluate, 
 from ..index.store import EventGone, Window
 from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
-from .rules import Rule
+from .rules import FirstSeen, Rule
 from .windows import NewValues, group_ids, threshold_hits
 
 if TYPE_CHECKING:
-    from ..index.store import Snapshot, Store
+    from ..index.store import Events, Snapshot, Store, TableValues
 
 # Which levels log which body.
 BODY_LEVELS = {"request": (REQUEST, REQUEST_RESPONSE), "response": (REQUEST_RESPONSE,)}
@@ -67,7 +68,8 @@ class Finding:
 class _State:
     candidates: int = 0  # events the query selected (before looking inside them)
     with_body: int = 0  # of those, logged at a level that carries the body the rule needs
-    matched: np.ndarray | None = None  # passed every per-event condition (not first-seen rules)
+    # passed every per-event condition (not first-seen rules)
+    matched: np.ndarray = dataclass_field(default_factory=lambda: np.empty(0, np.int64))
     fresh: list[np.ndarray] = dataclass_field(default_factory=list)  # matched since the hits
     hits: np.ndarray | None = None  # of a threshold rule, as last computed
     dirty: bool = False
@@ -80,7 +82,7 @@ class Findings:
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = [r for r in rules if r.enabled]
         self.upto = 0
-        self._state = {r.id: _State(matched=np.empty(0, np.int64)) for r in self.rules}
+        self._state = {r.id: _State() for r in self.rules}
         self._lock = threading.Lock()  # one updater; readers take consistent arrays
         self._hits: dict[str, np.ndarray] = {}
         self._findings: dict[str, tuple[np.ndarray, Finding]] = {}  # by rule: from which hits
@@ -102,7 +104,8 @@ class Findings:
             level_values = store.tables["level"].values
             changed = False
             inside: list[tuple[Rule, str | None, np.ndarray]] = []  # (rule, body, candidates)
-            terms: dict = {}  # rules share terms (verb:create, code:2xx): decide each once
+            # rules share terms (verb:create, code:2xx): decide each once
+            terms: dict[Any, np.ndarray] = {}
             stages: dict[tuple[str, ...], np.ndarray] = {}
             for rule in self.rules:
                 st = self._state[rule.id]
@@ -155,7 +158,7 @@ class Findings:
         st = self._state[rule.id]
         st.dirty = True
         if rule.first_seen:
-            _add_new_values(store, rule, st, rows)
+            _add_new_values(store, rule.first_seen, st, rows)
         else:
             st.matched = np.concatenate([st.matched, rows])
             st.fresh.append(rows)
@@ -164,7 +167,7 @@ class Findings:
 
     def results(self, store: Store | Snapshot) -> list[Finding]:
         """Fired rules, most severe first, then by count."""
-        out = []
+        out: list[Finding] = []
         hits = self._hits
         by_id = {r.id: r for r in self.rules}
         n = len(store)
@@ -202,7 +205,7 @@ class Findings:
         out.sort(key=lambda f: (f.rule.rank, -f.count, f.rule.id))
         return out
 
-    def rows_of(self, predicate) -> np.ndarray:
+    def rows_of(self, predicate: Callable[[str], bool]) -> np.ndarray:
         """Event indices of the findings whose rule id passes ``predicate`` (for finding:)."""
         parts = [rows for rid, rows in self._hits.items() if predicate(rid)]
         return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
@@ -213,7 +216,7 @@ class Findings:
 
     def blind(self, store: Store | Snapshot) -> list[tuple[Rule, str]]:
         """Rules that cannot fire on this log, and why."""
-        out = []
+        out: list[tuple[Rule, str]] = []
         n = len(store)
         if not n:
             return out
@@ -242,7 +245,9 @@ class Findings:
         return out
 
 
-def _mask(node: Node, window: Window, within: np.ndarray, terms: dict) -> np.ndarray:
+def _mask(
+    node: Node, window: Window, within: np.ndarray, terms: dict[Any, np.ndarray]
+) -> np.ndarray:
     """``evaluate``, with field terms (and their negations) remembered across rules."""
     if isinstance(node, Term):
         key = (node.field, node.values)
@@ -262,7 +267,9 @@ def _mask(node: Node, window: Window, within: np.ndarray, terms: dict) -> np.nda
 
 
 def _look_inside(
-    store: Store | Snapshot, work: list[tuple[Rule, str | None, np.ndarray]], errors: dict
+    store: Store | Snapshot,
+    work: list[tuple[Rule, str | None, np.ndarray]],
+    errors: dict[str, str],
 ) -> dict[Rule, np.ndarray]:
     """The candidates that pass their rule's body condition and image allow-list. Each event
     is read and parsed once however many rules look at it (six rules read every pod create).
@@ -295,7 +302,7 @@ def _look_inside(
     return {work[k][0]: np.array(v, dtype=np.int64) for k, v in passed.items()}
 
 
-def _passes(rule: Rule, body: str | None, event: dict) -> bool:
+def _passes(rule: Rule, body: str | None, event: dict[str, Any]) -> bool:
     if body and not isinstance(event.get(BODY_KEY[body]), dict):
         return False  # no body: a condition on it cannot hold, nor its absence be seen
     if rule.where_expr is not None and not _truthy(rule.where_expr.search(event)):
@@ -307,7 +314,14 @@ def _passes(rule: Rule, body: str | None, event: dict) -> bool:
     return True
 
 
-def _body_blind(store, rule: Rule, st: _State, body: str, level, level_values) -> str | None:
+def _body_blind(
+    store: Events,
+    rule: Rule,
+    st: _State,
+    body: str,
+    level: np.ndarray,
+    level_values: TableValues,
+) -> str | None:
     levels = BODY_LEVELS[body]
     need = " or ".join(levels)
     if st.candidates:
@@ -340,13 +354,13 @@ def _resources(node: Node | None) -> set[str]:
     return set()
 
 
-def _span(store) -> int | None:
+def _span(store: Events) -> int | None:
     times = store.column("time")
     known = times[times != MISSING_TIME]
     return int(known.max() - known.min()) if len(known) else None
 
 
-def _stateful(store, rule: Rule, st: _State) -> np.ndarray:
+def _stateful(store: Events, rule: Rule, st: _State) -> np.ndarray:
     """The hits of a rule: its matched events, or those in a window reaching its threshold.
 
     A window can gain events from any time (backups are read after the live file), so a group
@@ -387,8 +401,7 @@ def _looked_up(lut: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _add_new_values(store, rule: Rule, st: _State, rows: np.ndarray) -> None:
-    f = rule.first_seen
+def _add_new_values(store: Events, f: FirstSeen, st: _State, rows: np.ndarray) -> None:
     rows = rows[store.column("time")[rows] != MISSING_TIME]  # no time: no place in a history
     if st.new_values is None:
         st.new_values = NewValues(f.learn)
@@ -400,19 +413,19 @@ def _add_new_values(store, rule: Rule, st: _State, rows: np.ndarray) -> None:
     )
 
 
-def _codes_of(store, field: str, rows: np.ndarray) -> np.ndarray:
+def _codes_of(store: Events, field: str, rows: np.ndarray) -> np.ndarray:
     """Identity codes, stable across updates (first-seen state keeps them)."""
     return store.ids(STRING_FIELDS[field])[rows]
 
 
-def _stage_mask(stage: np.ndarray, values: list, stages: tuple[str, ...]) -> np.ndarray:
+def _stage_mask(stage: np.ndarray, values: TableValues, stages: tuple[str, ...]) -> np.ndarray:
     """The rule's stages; an event without a stage (old or cloud shapes) counts as complete."""
     want = set(stages) | ({None} if COMPLETE in stages else set())
     lut = np.fromiter((v in want for v in values), dtype=bool, count=len(values))
     return lut[stage]
 
 
-def _codes(values: list, wanted: tuple[str, ...]) -> np.ndarray:
+def _codes(values: TableValues, wanted: tuple[str, ...]) -> np.ndarray:
     return np.array([k for k, v in enumerate(values) if v in wanted], dtype=np.int64)
 
 

@@ -17,6 +17,7 @@ import fnmatch
 import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,10 @@ class _Compiled:
 
     def search(self, value: Any) -> Any:
         return self._parsed.search(value, options=JMESPATH_OPTIONS)
+
+
+# How a parser reports a problem: (key, why).
+Bad = Callable[[str, str], None]
 
 
 class RuleError(ValueError):
@@ -297,6 +302,7 @@ def build_rule(item: Any, lists: dict[str, list]) -> Rule:
         bad("enabled", "true or false")
     if problems:
         raise RuleError(problems)
+    assert isinstance(rid, str) and isinstance(severity, str)  # or a problem was raised
     return Rule(
         id=rid,
         title=item["title"].strip(),
@@ -337,7 +343,7 @@ def _query_lists(query: str, lists: dict[str, list]) -> str:
     return _LIST_REF.sub(alternatives, query)
 
 
-def _strings(value: Any, key: str, bad) -> list[str]:
+def _strings(value: Any, key: str, bad: Bad) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -346,13 +352,13 @@ def _strings(value: Any, key: str, bad) -> list[str]:
     return value
 
 
-def _field(name: Any, key: str, bad) -> str:
+def _field(name: Any, key: str, bad: Bad) -> str:
     if name not in STRING_FIELDS:
         bad(key, f"'{name}' is not a string field ({', '.join(STRING_FIELDS)})")
     return str(name)
 
 
-def _threshold(raw: Any, bad) -> Threshold | None:
+def _threshold(raw: Any, bad: Bad) -> Threshold | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -379,7 +385,7 @@ def _threshold(raw: Any, bad) -> Threshold | None:
     return Threshold(window, count if isinstance(count, int) else 1, group_by, distinct)
 
 
-def _first_seen(raw: Any, bad) -> FirstSeen | None:
+def _first_seen(raw: Any, bad: Bad) -> FirstSeen | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -400,7 +406,7 @@ def _first_seen(raw: Any, bad) -> FirstSeen | None:
     return FirstSeen(key, value, learn)
 
 
-def parse_allow(raw: Any, bad, lists: dict[str, list] | None = None) -> Allow:
+def parse_allow(raw: Any, bad: Bad, lists: dict[str, list] | None = None) -> Allow:
     if raw is None:
         return Allow()
     if not isinstance(raw, dict):
@@ -466,8 +472,9 @@ def _apply_user(
         try:
             if base is None and rid in built:
                 raise RuleError([f"id '{rid}' is used twice"])
-            built[rid] = build_rule(merged, lists)
-            mappings[rid] = merged
+            rule = build_rule(merged, lists)  # its id is rid, a valid one
+            built[rule.id] = rule
+            mappings[rule.id] = merged
         except RuleError as exc:
             problems += [f"{label}: {p}" for p in exc.problems]
     if lists is not pack_lists:  # rebuild the rules that name a list with the user's lists

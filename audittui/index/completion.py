@@ -19,7 +19,7 @@ import itertools
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from .lexer import FIELD_RE, VALUE_STOP, WORD_STOP, bare_end, quote_end, regex_e
 from .query import ALIASES, CASE_INSENSITIVE, FIELDS, MULTI_VALUED, STRING_FIELDS, display_api
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import Events
 
 MAX_CANDIDATES = 50
 # Fields whose values are offered; id and uri are near-unique (too many to be useful).
@@ -63,8 +63,9 @@ class Completion:
     token: str = ""
 
 
-def complete(text: str, cursor: int, store: Store | Any) -> Completion:
-    """Candidates for the token that ends at ``cursor`` in ``text``."""
+def complete(text: str, cursor: int, store: Events | None) -> Completion:
+    """Candidates for the token that ends at ``cursor`` in ``text`` (values from ``store``;
+    fields only without one)."""
     cursor = max(0, min(cursor, len(text)))
     tok = _scan(text[:cursor])
     if tok is None:
@@ -243,7 +244,9 @@ class _Found(NamedTuple):
     quoting: str
 
 
-def _complete_value(text: str, tok: _Token, cursor: int, token: str, store: Any) -> Completion:
+def _complete_value(
+    text: str, tok: _Token, cursor: int, token: str, store: Events | None
+) -> Completion:
     spelling, canonical = _canonical(tok.name)
     head = tok.neg + spelling + text[tok.colon : tok.alt]
     exclude = set(tok.earlier)
@@ -305,7 +308,7 @@ def _small(values: list[str], totals: list[int]) -> _Found | None:
     return _Found(ranked[:MAX_CANDIDATES], prefix, _quoting(values))
 
 
-def _codes(store: Any, prefix: str, exclude: set[str]) -> _Found | None:
+def _codes(store: Events, prefix: str, exclude: set[str]) -> _Found | None:
     col = store.column("code")
     present = col[(col > 0) & (col < 10_000)]  # 0: no status yet; the parser takes 4 digits
     counts = np.bincount(present, minlength=1)
@@ -315,7 +318,7 @@ def _codes(store: Any, prefix: str, exclude: set[str]) -> _Found | None:
     return _small([texts[k] for k in keep], [int(counts[codes[k]]) for k in keep])
 
 
-def _resource_pairs(store: Any, prefix: str, exclude: set[str]) -> _Found | None:
+def _resource_pairs(store: Events, prefix: str, exclude: set[str]) -> _Found | None:
     """``res:pods/e`` → the subresources seen with exactly that resource (any case if none)."""
     res_prefix, sub_prefix = prefix.split("/", 1)
     res_codes = store.column("resource")
@@ -339,7 +342,7 @@ def _resource_pairs(store: Any, prefix: str, exclude: set[str]) -> _Found | None
     return _small(list(pairs), list(pairs.values()))
 
 
-def _strings(store: Any, canonical: str, prefix: str, exclude: set[str]) -> _Found | None:
+def _strings(store: Events, canonical: str, prefix: str, exclude: set[str]) -> _Found | None:
     """Distinct values of a string field starting with ``prefix`` (held by some event, and
     not among ``exclude``), most frequent first."""
     column = STRING_FIELDS[canonical]

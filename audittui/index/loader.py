@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -121,7 +122,7 @@ def _read_source(
 _NOT_A_DOCUMENT = object()
 
 
-def is_document(fh, head: bytes, size: int) -> bool:
+def is_document(fh: BinaryIO, head: bytes, size: int) -> bool:
     """Is the file one multi-line JSON document (rather than JSON lines)? Reads it whole when
     it might be: call it only for files read once. The value is kept for reading it."""
     return _document(fh, head, size, keep=True) is not _NOT_A_DOCUMENT
@@ -132,7 +133,7 @@ def is_document(fh, head: bytes, size: int) -> bool:
 _parsed: dict[tuple[int, int, int, int], object] = {}
 
 
-def _document(fh, head: bytes, size: int, keep: bool) -> object:
+def _document(fh: BinaryIO, head: bytes, size: int, keep: bool) -> object:
     """The parsed value when the file is one multi-line JSON document, else _NOT_A_DOCUMENT."""
     st = os.fstat(fh.fileno())
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -145,7 +146,7 @@ def _document(fh, head: bytes, size: int, keep: bool) -> object:
     return value
 
 
-def _parse_document(fh, head: bytes, size: int) -> object:
+def _parse_document(fh: BinaryIO, head: bytes, size: int) -> object:
     body = head[len(BOM) :] if head.startswith(BOM) else head
     stripped = body.lstrip()
     if size > DOCUMENT_MAX:
@@ -182,7 +183,7 @@ class _Cut:
 _YAML_START = re.compile(rb"^(---|#|[A-Za-z_][\w.@-]*:( |$))")
 
 
-def _yaml_document(fh, stripped: bytes) -> object:
+def _yaml_document(fh: BinaryIO, stripped: bytes) -> object:
     """YAML documents (``gcloud logging read``'s default output, kubectl -o yaml): parsed whole
     when the file starts like YAML and parses to objects."""
     if not _YAML_START.match(stripped):
@@ -206,7 +207,7 @@ def _read_document(
 
 
 def _line_batches(
-    source: Source, fh, start: int, size: int, pool: Executor | None
+    source: Source, fh: BinaryIO, start: int, size: int, pool: Executor | None
 ) -> Iterator[Batch]:
     if pool is None or size - start < PARALLEL_MIN:
         yield parse_slice(source.id, source.read_path, start, size)
@@ -227,7 +228,7 @@ def _line_batches(
         yield batch
 
 
-def slice_bounds(fh, start: int, size: int) -> list[int]:
+def slice_bounds(fh: BinaryIO, start: int, size: int) -> list[int]:
     """Offsets just after a newline, about SLICE apart, from start to size."""
     bounds = [start]
     pos = start + SLICE

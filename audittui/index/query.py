@@ -13,6 +13,7 @@ and then gathered through the codes with numpy; only free text touches the raw b
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import re
 import time as _time
@@ -39,7 +40,7 @@ from .lexer import (
 from .strings import Strings
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import Events, Snapshot, Store, Table, TableValues
 
 
 class QueryError(ValueError):
@@ -368,17 +369,14 @@ def string_matcher(field: str, values: tuple[Value, ...]) -> Callable[[Any], boo
         if v.kind == "empty":
             match_missing = True
         elif v.kind == "exact":
-            want = v.text.lower() if ci else v.text
-            tests.append((lambda s, w=want: s.lower() == w) if ci else (lambda s, w=want: s == w))
+            tests.append(_equals(v.text.lower(), lower=True) if ci else _equals(v.text))
         elif v.kind == "glob":
-            rx = _glob(v.text, re.IGNORECASE if ci else 0)
-            tests.append(lambda s, rx=rx: rx.fullmatch(s) is not None)
+            tests.append(_found(_glob(v.text, re.IGNORECASE if ci else 0).fullmatch))
         elif v.kind == "regex":
-            rx = re.compile(v.text, re.IGNORECASE if ci else 0)
-            tests.append(lambda s, rx=rx: rx.search(s) is not None)
+            tests.append(_found(re.compile(v.text, re.IGNORECASE if ci else 0).search))
         elif v.kind == "cidr":
             net = ipaddress.ip_network(v.text, strict=False)
-            tests.append(lambda s, net=net: _in_network(s, net))
+            tests.append(functools.partial(_in_network, net=net))
 
     def one(s: str) -> bool:
         return any(t(s) for t in tests)
@@ -398,6 +396,16 @@ def string_matcher(field: str, values: tuple[Value, ...]) -> Callable[[Any], boo
             return one(value)
 
     return match
+
+
+def _equals(want: str, lower: bool = False) -> Callable[[str], bool]:
+    if lower:
+        return lambda s: s.lower() == want
+    return lambda s: s == want
+
+
+def _found(search: Callable[[str], re.Match[str] | None]) -> Callable[[str], bool]:
+    return lambda s: search(s) is not None
 
 
 def _in_network(text: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
@@ -438,7 +446,7 @@ def display_api(value: Any) -> Any:
 # -- evaluation over the store ----------------------------------------------------------------
 
 
-def select(store: Store, text: str) -> np.ndarray:
+def select(store: Store | Snapshot, text: str) -> np.ndarray:
     """Indices of matching events in event-time order."""
     node = parse(text)
     order = store.order()
@@ -448,7 +456,7 @@ def select(store: Store, text: str) -> np.ndarray:
     return order[mask[order]]
 
 
-def evaluate(node: Node, store: Store, within: np.ndarray | None = None) -> np.ndarray:
+def evaluate(node: Node, store: Events, within: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask over all events. ``within`` limits costly free-text work to candidates."""
     n = len(store)
     if isinstance(node, And):
@@ -499,7 +507,9 @@ def has_text(node: Node) -> bool:
 LUT_CACHE = 64  # lookup tables kept per column
 
 
-def table_lut(table: Any, key: Any, compute: Callable[[list, int], np.ndarray]) -> np.ndarray:
+def table_lut(
+    table: Table, key: Any, compute: Callable[[TableValues, int], np.ndarray]
+) -> np.ndarray:
     """Which values of a string table match a term (``key``), remembered: tables only grow,
     so a later call decides only the values added since. ``compute(values, start)`` decides
     ``values[start:]``. Without this, a live filter or rule on URIs or names would test every
@@ -519,14 +529,14 @@ def table_lut(table: Any, key: Any, compute: Callable[[list, int], np.ndarray]) 
     return lut
 
 
-def _lut(store: Store, column: str, predicate: Callable[[Any], bool], key: Any) -> np.ndarray:
-    def compute(values: list, start: int) -> np.ndarray:
+def _lut(store: Events, column: str, predicate: Callable[[Any], bool], key: Any) -> np.ndarray:
+    def compute(values: TableValues, start: int) -> np.ndarray:
         return np.fromiter(map(predicate, values[start:]), dtype=bool, count=len(values) - start)
 
     return table_lut(store.tables[column], key, compute)[store.column(column)]
 
 
-def _term_mask(term: Term, store: Store) -> np.ndarray:
+def _term_mask(term: Term, store: Events) -> np.ndarray:
     field = term.field
     if field == "code":
         codes = store.column("code")
@@ -551,18 +561,18 @@ def _term_mask(term: Term, store: Store) -> np.ndarray:
     if column in MULTI_VALUED:
         return _lut(store, column, string_matcher(field, term.values), key)
 
-    def compute(values: list, start: int) -> np.ndarray:
+    def compute(values: TableValues, start: int) -> np.ndarray:
         return _single_lut(values, field, term.values, start)
 
     return table_lut(store.tables[column], key, compute)[store.column(column)]
 
 
-def _audit_id_mask(term: Term, store: Store) -> np.ndarray:
+def _audit_id_mask(term: Term, store: Events) -> np.ndarray:
     """auditIDs: UUIDs compared as 128-bit numbers, other spellings through their table."""
     codes = store.column("audit_id")
     uuid = (store.column("flags") & UUID_ID) != 0
 
-    def compute(values: list, start: int) -> np.ndarray:
+    def compute(values: TableValues, start: int) -> np.ndarray:
         return _single_lut(values, "id", term.values, start)
 
     mask = table_lut(store.tables["audit_id"], ("id", term.values), compute)[codes] & ~uuid
@@ -582,7 +592,7 @@ def _audit_id_mask(term: Term, store: Store) -> np.ndarray:
     return mask
 
 
-def _derived_mask(term: Term, store: Store) -> np.ndarray:
+def _derived_mask(term: Term, store: Events) -> np.ndarray:
     """A field an analysis computes (finding:RULE, rule:N of a loaded policy): no events until
     that analysis is attached to the store."""
     mask = np.zeros(len(store), dtype=bool)
@@ -595,7 +605,7 @@ def _derived_mask(term: Term, store: Store) -> np.ndarray:
 
 
 def _single_lut(
-    values: list | Strings, field: str, alternatives: tuple[Value, ...], start: int = 0
+    values: TableValues, field: str, alternatives: tuple[Value, ...], start: int = 0
 ) -> np.ndarray:
     """Which table values from ``start`` on (str, or None at code 0) match: ``string_matcher``
     at C speed, for tables of hundreds of thousands of auditIDs or URIs."""
@@ -622,6 +632,7 @@ def _single_lut(
                     break
                 hits[k] = True
             continue
+        test: Callable[[str], re.Match[str] | None]
         if v.kind == "glob":
             test = _glob(v.text, flags).fullmatch
         else:  # regex
@@ -630,11 +641,11 @@ def _single_lut(
     return lut
 
 
-def _glob(text: str, flags: int = 0) -> re.Pattern:
+def _glob(text: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(p) for p in text.split("*")), flags | re.DOTALL)
 
 
-def _bytes_glob(parts: list[str]) -> re.Pattern:
+def _bytes_glob(parts: list[str]) -> re.Pattern[bytes]:
     """A glob (split at its stars) for UTF-8 bytes: literals match whole characters there, and
     "*" any run of bytes, so it matches exactly the values the text glob does."""
     return re.compile(
@@ -707,7 +718,7 @@ def _compare_mask(col: np.ndarray, values: tuple[Value, ...]) -> np.ndarray:
     return mask
 
 
-def _resource_mask(term: Term, store: Store) -> np.ndarray:
+def _resource_mask(term: Term, store: Events) -> np.ndarray:
     mask = np.zeros(len(store), dtype=bool)
     for v in term.values:
         if v.kind == "regex":

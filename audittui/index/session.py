@@ -134,7 +134,8 @@ class Session:
         self._parts: list[_Part] = []
         self._appended = 0  # batches merged by the indexer
         self._later: list[tuple[str, int]] = []  # (path, open fd) of older files, newest first
-        self._first: tuple[list, list[Notice]] = ([], [])
+        # the follower's first round (read while opening): batches, notices, more to read
+        self._first: tuple[list[tuple[Batch, int]], list[Notice], bool] = ([], [], False)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -317,14 +318,14 @@ class Session:
         if self.follower is None:
             return
 
-        def emit(batches: list, notices: list[Notice]) -> None:
+        def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
             for batch, first_line in batches:
                 self.store.append(dataclasses.replace(batch, malformed=[]))
                 self.lines.followed(batch.source, first_line, batch.malformed)
             on_batch(notices)
 
         batches, notices = self._first[0], self._first[1]
-        self._first = ([], [])
+        self._first = ([], [], False)
         emit(batches, notices)
         self.follower.run(emit, stop)
 

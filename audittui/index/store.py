@@ -12,8 +12,8 @@ import dataclasses
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, overload
 
 import numpy as np
 import orjson
@@ -38,6 +38,20 @@ class Malformed(NamedTuple):
     reason: str
 
 
+# An event kept for comparing duplicates' JSON: its store index, or (while its own batch is
+# merged) the batch and its position there.
+_Held = tuple[Batch, int] | int
+
+
+# A query field computed by an analysis (finding:, rule:): a predicate over the field's values
+# → the matching event indices.
+Derived = Callable[[Callable[[str], bool]], np.ndarray]
+
+# A string column's distinct values (code → value, code 0 for "missing"): an arena for the
+# near-unique columns, a list for the others.
+TableValues = Strings | list[Any]
+
+
 class Table:
     """Distinct values of one string column, code 0 meaning "missing": equal values share one
     code, so codes are identities. Low-cardinality columns keep a list and a dict; near-unique
@@ -47,7 +61,8 @@ class Table:
     __slots__ = ("values", "_index", "luts")
 
     def __init__(self, arena: bool = False) -> None:
-        self.values: Any = Strings() if arena else [None]
+        # An arena, or a list whose items are strings (tuples of them for groups and IPs)
+        self.values: TableValues = Strings() if arena else [None]
         self._index: dict[Any, int] = {}
         # query term → which values match it, over a prefix of ``values`` (see query.table_lut)
         self.luts: dict[Any, np.ndarray] = {}
@@ -55,7 +70,7 @@ class Table:
     def __len__(self) -> int:
         return len(self.values)
 
-    def codes_for(self, values: list | PackedStrings) -> np.ndarray:
+    def codes_for(self, values: list[Any] | PackedStrings) -> np.ndarray:
         """Global codes for distinct batch-local values, prefixed with 0 for "missing".
 
         C-level passes (map over dict methods, or numpy over an arena's hashes): this runs in
@@ -176,10 +191,14 @@ class Selection:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(self.indices.tolist())
 
-    def __getitem__(self, k):
+    @overload
+    def __getitem__(self, k: slice) -> Selection: ...
+    @overload
+    def __getitem__(self, k: int) -> int: ...
+    def __getitem__(self, k: int | slice) -> Selection | int:
         if isinstance(k, slice):
             return Selection(self.indices[k])
         return int(self.indices[k])
@@ -208,16 +227,16 @@ class Store:
         self._order_times = np.empty(0, dtype=np.int64)
         self._audit_ids = _AuditIdentity()
         # (auditID, stage, stageTimestamp) → the events held with them, when deduplicating
-        self._seen: dict[tuple, list] = {}
+        self._seen: dict[tuple[Any, str | None, int], list[_Held]] = {}
         self.duplicates = 0  # identical events dropped
         self._lock = threading.Lock()
-        self._handles: dict[int, Any] = {}
+        self._handles: dict[int, int] = {}  # source → the file descriptor it reads
         # (source, offset) of the last few records looked at → their events, their wrappers
         self._containers: OrderedDict[tuple[int, int], list[dict]] = OrderedDict()
         self._wrappers: OrderedDict[tuple[int, int], list | None] = OrderedDict()
         # Query fields computed by analyses over the store (finding:): name → a function from
         # a predicate over the field's values to the matching event indices.
-        self.derived: dict[str, Callable[[Callable[[str], bool]], np.ndarray]] = {}
+        self.derived: dict[str, Derived] = {}
 
     # -- building -------------------------------------------------------------------------
 
@@ -272,7 +291,7 @@ class Store:
         uuids = list(zip(hi, lo, strict=True))
         keep = np.ones(n, dtype=bool)
         seen = self._seen
-        added: list[tuple[tuple, int]] = []
+        added: list[tuple[tuple[Any, str | None, int], int]] = []
         for k in range(n):
             if not ids[k] and not uuid[k]:
                 continue  # without an auditID nothing says two events are the same
@@ -302,7 +321,7 @@ class Store:
             batch.lines,
         )
 
-    def _same_json(self, held, batch: Batch, k: int) -> bool:
+    def _same_json(self, held: _Held, batch: Batch, k: int) -> bool:
         """Is event k of ``batch`` the same JSON as the held one (an index, or an earlier
         event of the same batch)?"""
         mine = self._batch_raw(batch, k)
@@ -324,7 +343,9 @@ class Store:
                 col.reserve(capacity)
             if self._n:
                 for name in UNIQUE_FIELDS:
-                    self.tables[name].values.reserve(capacity / self._n)
+                    arena = self.tables[name].values
+                    assert isinstance(arena, Strings)  # near-unique columns keep arenas
+                    arena.reserve(capacity / self._n)
 
     # -- columns --------------------------------------------------------------------------
 
@@ -367,7 +388,7 @@ class Store:
         out[present] = base + 1 + np.unique(codes[present], return_inverse=True)[1].reshape(-1)
         return out
 
-    def values_at(self, name: str, rows: np.ndarray) -> list:
+    def values_at(self, name: str, rows: np.ndarray) -> list[Any]:
         """The values of a string column for ``rows`` (UUID auditIDs formatted at once)."""
         values, codes = self.tables[name].values, self.column(name)[rows]
         if isinstance(values, Strings):
@@ -413,11 +434,12 @@ class Store:
             if self._order is not None and len(self._order) == n:
                 return self._order
             times = self._numbers["time"].view()[:n]
-            done = 0 if self._order is None else len(self._order)
-            if not done:  # the first sort: the sorted indices are the order itself
+            if self._order is None or not len(self._order):
+                # the first sort: the sorted indices are the order itself
                 self._order = np.argsort(times, kind="stable")
                 self._order_times = times[self._order]
                 return self._order
+            done = len(self._order)
             new = np.arange(done, n, dtype=np.int64)
             self._order, self._order_times, _ = merge_by_time(
                 self._order, self._order_times, new, times[done:n]
@@ -444,7 +466,7 @@ class Store:
 
         return Selection(select(self, text))
 
-    def summary(self, by: str = "user", query: str = "") -> list[dict]:
+    def summary(self, by: str = "user", query: str = "") -> list[dict[str, Any]]:
         from ..analyses.summary import summarize
 
         return summarize(self, self.query(query).indices, by)
@@ -529,7 +551,9 @@ class Store:
         self.close()
 
 
-def _recent(cache: OrderedDict, key: tuple[int, int], compute: Callable[[], Any]) -> Any:
+def _recent(
+    cache: OrderedDict[tuple[int, int], Any], key: tuple[int, int], compute: Callable[[], Any]
+) -> Any:
     """``compute()`` for a record, remembered for the last few records: a document's events
     are looked at one after another."""
     if key not in cache:
@@ -569,6 +593,31 @@ def merge_by_time(
     return np.insert(rows, positions, new), np.insert(times, positions, new_times), positions
 
 
+class Events(Protocol):
+    """What reading code needs of events 0 to ``len - 1``: the interface :class:`Store`,
+    :class:`Snapshot` and :class:`Window` share. Indices are the container's own (a window's
+    count from its start); ``tables``, ``sources`` and ``derived`` are the whole store's."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def tables(self) -> dict[str, Table]: ...
+
+    @property
+    def sources(self) -> list[Source]: ...
+
+    @property
+    def derived(self) -> dict[str, Derived]: ...
+
+    def column(self, name: str) -> np.ndarray: ...
+
+    def ids(self, name: str) -> np.ndarray: ...
+
+    def raw(self, i: int) -> bytes: ...
+
+    def pread(self, source: int, offset: int, length: int) -> bytes: ...
+
+
 class Snapshot:
     """The first ``n`` events of a growing store, with the store's reading interface."""
 
@@ -589,8 +638,39 @@ class Snapshot:
         order = self._store.order()
         return order if len(order) == self._n else order[order < self._n]
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)  # tables, raw, pread, sources: append-only
+    # The store's, for indices below n (append-only, so unaffected by later events).
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        return self._store.tables
+
+    @property
+    def sources(self) -> list[Source]:
+        return self._store.sources
+
+    @property
+    def derived(self) -> dict[str, Derived]:
+        return self._store.derived
+
+    def raw(self, i: int) -> bytes:
+        return self._store.raw(i)
+
+    def pread(self, source: int, offset: int, length: int) -> bytes:
+        return self._store.pread(source, offset, length)
+
+    def event(self, i: int) -> dict[str, Any]:
+        return self._store.event(i)
+
+    def values_at(self, name: str, rows: np.ndarray) -> list[Any]:
+        return self._store.values_at(name, rows)
+
+    def group_numbers(self, name: str, rows: np.ndarray) -> np.ndarray:
+        return self._store.group_numbers(name, rows)
+
+    if not TYPE_CHECKING:  # anything else of the store, unchecked: declare what is used above
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._store, name)
 
 
 class Window:
@@ -614,5 +694,25 @@ class Window:
     def raw(self, i: int) -> bytes:
         return self._store.raw(self.start + i)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)  # tables, pread, sources, derived
+    # The store's as a whole (no event indices in them: derived fields answer store indices).
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        return self._store.tables
+
+    @property
+    def sources(self) -> list[Source]:
+        return self._store.sources
+
+    @property
+    def derived(self) -> dict[str, Derived]:
+        return self._store.derived
+
+    def pread(self, source: int, offset: int, length: int) -> bytes:
+        return self._store.pread(source, offset, length)
+
+    if not TYPE_CHECKING:  # anything else of the store, unchecked: event indices there are
+        # the store's, not the window's (order(), event(), values_at() would be wrong here)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._store, name)

@@ -111,7 +111,7 @@ class Strings:
         if start >= n:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         base = int(bounds[start])
-        data = memoryview(self._blob)[base : int(bounds[n])]
+        data = self._blob.data[base : int(bounds[n])]  # the arena's bytes, not copied
         needle = re.compile(re.escape(encode(literal)))
         at = np.fromiter((m.start() for m in needle.finditer(data)), dtype=np.int64) + base
         codes = np.searchsorted(bounds[start : n + 1], at, side="right") - 1 + start
@@ -122,12 +122,12 @@ class Strings:
         codes = self.occurrences(literal, start)[0]  # already in code order
         return codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
 
-    def fullmatch(self, codes: np.ndarray, rx: re.Pattern) -> np.ndarray:
+    def fullmatch(self, codes: np.ndarray, rx: re.Pattern[bytes]) -> np.ndarray:
         """Does each code's value, as UTF-8 bytes, fully match the bytes regex ``rx``? (No
         decoding: the regex runs on the arena itself between each value's bounds.)"""
         bounds = self._bounds
         starts, ends = bounds[codes].tolist(), (bounds[codes + 1] - 1).tolist()
-        hits = map(rx.fullmatch, itertools.repeat(memoryview(self._blob)), starts, ends)
+        hits = map(rx.fullmatch, itertools.repeat(self._blob.data), starts, ends)
         return np.fromiter(map(bool, hits), dtype=bool, count=len(starts))
 
     def take(self, codes: np.ndarray) -> list:
@@ -154,7 +154,7 @@ class Strings:
             return list(map(stretch.__getitem__, (codes - lo).tolist()))
         return decode(self._blob[_ranges(at, lens)].tobytes()).split("\n")[:-1]
 
-    def scan(self, rx: re.Pattern, start: int, verify: Callable[[str], bool]) -> np.ndarray:
+    def scan(self, rx: re.Pattern[str], start: int, verify: Callable[[str], object]) -> np.ndarray:
         """Which codes from ``start`` on hold a value ``verify`` accepts, where ``rx`` is the
         same regex compiled with MULTILINE and free of lookarounds and ``\\A``/``\\Z``: a match
         inside one value proves it; a value overlapped by a match that crosses a separator,
@@ -173,9 +173,9 @@ class Strings:
                 starts = np.cumsum((raw & 0xC0) != 0x80)
                 pos = np.r_[starts[pos[:-1]] - 1, len(text)]
             # (an empty match at the very end belongs to the next chunk's first value)
-            spans = [m.span() for m in rx.finditer(text) if m.start() < len(text)]
-            if spans:
-                spans = np.array(spans, dtype=np.int64)
+            found = [m.span() for m in rx.finditer(text) if m.start() < len(text)]
+            if found:
+                spans = np.array(found, dtype=np.int64)
                 first = np.searchsorted(pos, spans[:, 0], side="right") - 1
                 inside = spans[:, 1] <= pos[first + 1] - 1
                 out[first[inside] + c - start] = True

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import Events
 
 BLOCK = 16 << 20
 SPARSE = 64  # below one candidate in this many events, read candidates one by one
@@ -26,7 +26,7 @@ def matches(raw: bytes, needle: str) -> bool:
     return needle in raw.decode("utf-8", "replace").lower()
 
 
-def search(store: Store, text: str, within: np.ndarray | None = None) -> np.ndarray:
+def search(store: Events, text: str, within: np.ndarray | None = None) -> np.ndarray:
     """Mask of events whose raw JSON contains ``text`` (exact outside ``within`` not promised)."""
     n = len(store)
     needle = text.lower()
@@ -50,7 +50,7 @@ def search(store: Store, text: str, within: np.ndarray | None = None) -> np.ndar
     return mask
 
 
-def _one_by_one(store: Store, idx: np.ndarray, needle: str, mask: np.ndarray) -> None:
+def _one_by_one(store: Events, idx: np.ndarray, needle: str, mask: np.ndarray) -> None:
     if needle.isascii():
         low = needle.encode()
         for i in idx.tolist():
@@ -65,7 +65,7 @@ def _one_by_one(store: Store, idx: np.ndarray, needle: str, mask: np.ndarray) ->
         mask[i] = not raw.isascii() and matches(raw, needle)
 
 
-def _scan(store: Store, sid: int, idx: np.ndarray, needle: str, mask: np.ndarray) -> None:
+def _scan(store: Events, sid: int, idx: np.ndarray, needle: str, mask: np.ndarray) -> None:
     offsets = store.column("offset")[idx]
     lengths = store.column("length")[idx]
     if len(offsets) > 1 and (np.diff(offsets) <= 0).any():

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -80,6 +82,10 @@ class BatchBuilder:
 
     def __init__(self, source: int) -> None:
         self.source = source
+        self._reset()
+
+    def _reset(self) -> None:
+        """Empty, for the next batch of the same source."""
         self._numbers: list[tuple] = []
         # name, audit_id, uri, credential; then the profiles (once no longer interned)
         self._columns: tuple[list, ...] = ([], [], [], [], [])
@@ -264,16 +270,16 @@ class BatchBuilder:
         else:  # column by column (one C-level transposition)
             distinct, per_event = profiles, None
         columns = zip(*distinct, strict=True) if distinct else ((),) * len(PROFILE_FIELDS)
-        for name, values in zip(PROFILE_FIELDS, columns, strict=True):
+        for name, column in zip(PROFILE_FIELDS, columns, strict=True):
             # The core API group is "": a value, not a missing one.
-            coded, tables[name] = _encode(values, name != "api")
+            coded, tables[name] = _encode(column, name != "api")
             codes[name] = coded if per_event is None else coded[per_event]
         # Sent to the loading process through a pipe: each array as narrow as its values.
         for name in ("code", "length", "item"):
             numbers[name] = _narrow(numbers[name])
         codes = {name: _narrow(coded) for name, coded in codes.items()}
         batch = Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
-        self.__init__(self.source)
+        self._reset()
         return batch
 
 
@@ -291,7 +297,7 @@ def _narrow(values: np.ndarray) -> np.ndarray:
 _EMPTY = (None, "", ())
 
 
-def _encode(values: list, empty_is_missing: bool = True) -> tuple[np.ndarray, list]:
+def _encode(values: Sequence[Any], empty_is_missing: bool = True) -> tuple[np.ndarray, list]:
     """Dictionary-encode: 1-based codes (0 for None, and for "" and () unless told otherwise)
     and the distinct values in code order. One C-level dict operation per value.
     """

@@ -24,8 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from .wrappers import partial, stream_of
+
+if TYPE_CHECKING:
+    from .batch import Batch
+    from .sources import Source
 
 READ_BLOCK = 1 << 20
 TAIL = 64
@@ -339,6 +344,20 @@ def watch_wakeups(
         yield
 
 
+class SourceRegistry(Protocol):
+    """What the follower needs of a store (:class:`~audittui.index.store.Store`): sources to
+    add, each with the file descriptor that pins its file, and to mark gone."""
+
+    @property
+    def sources(self) -> list[Source]: ...
+
+    def add_source(self, source: Source, fd: int | None = None) -> Source: ...
+
+
+# What a round of reading hands over: (batch, its first line number) pairs, and the notices.
+Emit = Callable[[list[tuple["Batch", int]], list[Notice]], None]
+
+
 class Follower:
     """Follows ``paths`` into ``store``: new lines become batches handed to ``emit``.
 
@@ -350,7 +369,7 @@ class Follower:
 
     def __init__(
         self,
-        store,
+        store: SourceRegistry,
         paths: list[str],
         *,
         poll: bool = False,
@@ -381,11 +400,11 @@ class Follower:
         """The store source holding a segment's events."""
         return self._sources[segment]
 
-    def read_once(self) -> tuple[list, list[Notice], bool]:
+    def read_once(self) -> tuple[list[tuple[Batch, int]], list[Notice], bool]:
         """One round over every file: (batches, notices, more to read right away)."""
         from .batch import BatchBuilder
 
-        batches = []
+        batches: list[tuple[Batch, int]] = []
         notices: list[Notice] = []
         behind = False
         for f in self.files:
@@ -400,7 +419,7 @@ class Follower:
             behind |= f.behind
         return batches, notices, behind
 
-    def run(self, emit: Callable[[list, list[Notice]], None], stop: threading.Event) -> None:
+    def run(self, emit: Emit, stop: threading.Event) -> None:
         try:
             self._emit_round(emit, stop)
             for _ in watch_wakeups(
@@ -411,9 +430,7 @@ class Follower:
             for f in self.files:
                 f.close()
 
-    def _emit_round(
-        self, emit: Callable[[list, list[Notice]], None], stop: threading.Event
-    ) -> None:
+    def _emit_round(self, emit: Emit, stop: threading.Event) -> None:
         while not stop.is_set():
             batches, notices, behind = self.read_once()
             if batches or notices:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import orjson
@@ -390,7 +390,13 @@ def _decode_wrapped(line: bytes, exc: orjson.JSONDecodeError) -> tuple[Any, str 
     raise ValueError(_json_error(line, exc)) from None
 
 
-class _YAMLLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+if TYPE_CHECKING:  # one static base for the checker: the two share their interface
+    _SafeLoader = yaml.SafeLoader
+else:  # libyaml's loader where PyYAML was built with it
+    _SafeLoader = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
+
+
+class _YAMLLoader(_SafeLoader):
     """Safe YAML with times left as the strings they are (events parse their own)."""
 
 

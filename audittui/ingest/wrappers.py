@@ -90,7 +90,8 @@ def concatenated_json(data: bytes) -> tuple[list, str | None] | None:
         text = data.decode("utf-8").strip()
     except UnicodeDecodeError:
         return None
-    decoder, values, pos = json.JSONDecoder(), [], 0
+    decoder, pos = json.JSONDecoder(), 0
+    values: list[Any] = []
     while pos < len(text):
         try:
             value, pos = decoder.raw_decode(text, pos)
@@ -301,8 +302,11 @@ def gke_event(entry: dict) -> dict:
 
 def _http_code(p: dict) -> int:
     response = p.get("response")
-    status_type = type(response) is dict and response.get("@type") == "core.k8s.io/v1.Status"
-    if status_type and type(response.get("code")) is int:
+    if (
+        type(response) is dict
+        and response.get("@type") == "core.k8s.io/v1.Status"
+        and type(response.get("code")) is int
+    ):
         return response["code"]
     status = p.get("status")
     grpc = status.get("code", 0) if type(status) is dict else 0
@@ -400,8 +404,10 @@ def cloudwatch(obj: dict, expand: Expand) -> tuple[list[Any], str | None]:
         cells = [{c.get("field"): c.get("value") for c in row if type(c) is dict} for row in rows]
         messages, streams = [c.get("@message") for c in cells], [None] * len(cells)
     else:
-        items = obj.get("events") if "events" in obj else obj.get("logEvents")
-        items = [e for e in items if type(e) is dict]
+        # The first of the two that is a list, as is_cloudwatch and formats._records_of take it
+        # (an "events" key holding something else, null say, must not hide "logEvents").
+        lists = (obj.get("events"), obj.get("logEvents"))
+        items = [e for e in next((v for v in lists if type(v) is list), []) if type(e) is dict]
         messages = [e.get("message") for e in items]
         # the log stream (kube-apiserver-audit-<id>) is the API server
         streams = [e.get("logStreamName", obj.get("logStream")) for e in items]

@@ -108,6 +108,7 @@ class _Masker:
 
     def _patch_op(self, op: dict) -> dict:
         value = op["value"]
+        masked: dict[Any, str] | str
         if isinstance(value, dict):
             masked = {k: self.blank(v) for k, v in value.items()}
         else:

@@ -5,23 +5,22 @@ escapes, bidi controls or formulas: every cell and message passes :func:`inert.i
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
-from ..policy import PolicyError
+from ..policy import Policy, PolicyError
 from ..policy import load as load_policy
 from .inert import fit, inert, inert_json
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would evaluate
 
 
-def write_json(out: io.TextIOBase, value: Any) -> None:
+def write_json(out: TextIO, value: Any) -> None:
     """``value`` as indented JSON, every unsafe character written as a ``\\uXXXX`` escape."""
     out.write(inert_json(orjson.dumps(value, option=orjson.OPT_INDENT_2)).decode() + "\n")
 
@@ -35,7 +34,7 @@ def csv_cell(value: Any) -> Any:
     return "'" + text if text.startswith(_FORMULA) else text
 
 
-def write_csv(out: io.TextIOBase, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def write_csv(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     w = csv.writer(out)
     w.writerow(header)
     w.writerows([csv_cell(v) for v in row] for row in rows)
@@ -44,7 +43,7 @@ def write_csv(out: io.TextIOBase, header: Sequence[str], rows: Iterable[Sequence
 PROG = "audittui"
 
 
-def read_policy(path: str):
+def read_policy(path: str) -> Policy | None:
     """The audit policy at ``path``, or None after printing every error (made inert)."""
     try:
         return load_policy(path)
@@ -67,9 +66,10 @@ def table_header() -> str:
     return f"{head} CODE LATENCY  SOURCE-IP\n"
 
 
-def write_chunks(out: io.TextIOBase, parts: Iterable[bytes]) -> None:
+def write_chunks(out: TextIO, parts: Iterable[bytes]) -> None:
+    """Bytes to ``out``'s binary buffer (after what was written to ``out`` as text)."""
     out.flush()
-    buf = sys.stdout.buffer
+    buf = out.buffer
     chunk: list[bytes] = []
     size = 0
     for part in parts:

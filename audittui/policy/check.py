@@ -7,6 +7,7 @@ decide as the server did (no request URI, flattened shapes) are counted apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from .model import LEVELS, Policy
 from .over_store import NO_RULE, decide, levels, logged_levels, omitted
 
 if TYPE_CHECKING:
-    from ..index.store import Snapshot, Store
+    from ..index.store import Events
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Disagreement:
     rows: list[int] = field(default_factory=list)
 
 
-def check(policy: Policy, store: Store | Snapshot) -> tuple[list[Disagreement], int, int]:
+def check(policy: Policy, store: Events) -> tuple[list[Disagreement], int, int]:
     """Groups of disagreeing events (largest first), the events checked, and how many of them
     were too incomplete to decide exactly (not checked)."""
     decided = decide(policy, store)
@@ -44,7 +45,7 @@ def check(policy: Policy, store: Store | Snapshot) -> tuple[list[Disagreement], 
     groups: dict[tuple, Disagreement] = {}
     checked = (got >= 0) & ~approximate
 
-    def add(mask: np.ndarray, why) -> None:
+    def add(mask: np.ndarray, why: str | Callable[[int], str]) -> None:
         for i in np.flatnonzero(mask & checked).tolist():
             k = int(decided[i])
             reason = why(i) if callable(why) else why
@@ -66,7 +67,7 @@ def check(policy: Policy, store: Store | Snapshot) -> tuple[list[Disagreement], 
     return out, int(checked.sum()), int((approximate & (got >= 0)).sum())
 
 
-def _approximate(store, n: int) -> np.ndarray:
+def _approximate(store: Events, n: int) -> np.ndarray:
     """Events the policy cannot be decided on exactly: no request URI, or flattened shapes."""
     no_uri = store.column("uri")[:n] == 0
     return no_uri | ((store.column("flags")[:n] & NON_STANDARD) != 0)

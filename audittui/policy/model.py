@@ -123,7 +123,7 @@ class Policy:
     omit_stages: frozenset[str] = frozenset()
     warnings: list[str] = field(default_factory=list)
 
-    def evaluate(self, event: dict) -> Result:
+    def evaluate(self, event: dict[str, Any]) -> Result:
         """What this policy decides for the request that logged ``event``."""
         return self.decide(attributes(event))
 
@@ -162,7 +162,7 @@ def parse(doc: Any) -> Policy:
     if not isinstance(raw_rules, list) or not raw_rules:
         errors.append("rules: at least one rule is required")
         raw_rules = []
-    rules = []
+    rules: list[Rule] = []
     for k, raw in enumerate(raw_rules):
         rule = _rule(raw, f"rules[{k}]", policy_stages, errors, warnings)
         if rule is not None:
@@ -172,7 +172,9 @@ def parse(doc: Any) -> Policy:
     return Policy(rules, frozenset(policy_stages), warnings)
 
 
-def _rule(raw: Any, where: str, policy_stages: set[str], errors: list, warnings: list):
+def _rule(
+    raw: Any, where: str, policy_stages: set[str], errors: list[str], warnings: list[str]
+) -> Rule | None:
     if not isinstance(raw, dict):
         errors.append(f"{where}: a rule must be a mapping")
         return None
@@ -195,7 +197,7 @@ def _rule(raw: Any, where: str, policy_stages: set[str], errors: list, warnings:
             errors.append(f"{at}: {url!r}: non-resource URLs must begin with '/'")
         if "*" in url[:-1]:
             errors.append(f"{at}: {url!r}: '*' may only be the last character")
-    resources = []
+    resources: list[GroupResources] = []
     raw_resources = raw.get("resources") or []
     if not isinstance(raw_resources, list):
         errors.append(f"{where}.resources: must be a list")
@@ -234,7 +236,7 @@ def _rule(raw: Any, where: str, policy_stages: set[str], errors: list, warnings:
     )
 
 
-def _strings(value: Any, where: str, errors: list) -> list[str]:
+def _strings(value: Any, where: str, errors: list[str]) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -243,7 +245,7 @@ def _strings(value: Any, where: str, errors: list) -> list[str]:
     return value
 
 
-def _stages(value: Any, where: str, errors: list) -> set[str]:
+def _stages(value: Any, where: str, errors: list[str]) -> set[str]:
     stages = _strings(value, where, errors)
     for s in stages:
         if s not in STAGES:

@@ -20,12 +20,12 @@ from .model import LEVELS, GroupResources, Policy, Rule, resource_matches, url_m
 from .requestinfo import parse_uri, url_path
 
 if TYPE_CHECKING:
-    from ..index.store import Snapshot, Store
+    from ..index.store import Events, Store, TableValues
 
 NO_RULE = -1
 
 
-def decide(policy: Policy, store: Store | Snapshot) -> np.ndarray:
+def decide(policy: Policy, store: Events) -> np.ndarray:
     """The index of the matching rule for every event (``NO_RULE`` where none matches)."""
     n = len(store)
     out = np.full(n, NO_RULE, dtype=np.int16)
@@ -77,14 +77,14 @@ def levels(policy: Policy, decided: np.ndarray) -> np.ndarray:
     return lut[decided]  # NO_RULE (-1) picks the trailing 0
 
 
-def logged_levels(store: Store | Snapshot, n: int) -> np.ndarray:
+def logged_levels(store: Events, n: int) -> np.ndarray:
     """Per event, the index in LEVELS of the level it was logged at (-1 when unknown)."""
     values = store.tables["level"].values
     lut = np.array([LEVELS.index(v) if v in LEVELS else -1 for v in values], dtype=np.int8)
     return lut[store.column("level")[:n]]
 
 
-def omitted(policy: Policy, store: Store | Snapshot, decided: np.ndarray) -> np.ndarray:
+def omitted(policy: Policy, store: Events, decided: np.ndarray) -> np.ndarray:
     """Events logged at a stage that their deciding rule (or, with no rule, the policy)
     omits."""
     stage_values = store.tables["stage"].values
@@ -100,7 +100,7 @@ def omitted(policy: Policy, store: Store | Snapshot, decided: np.ndarray) -> np.
 class _Columns:
     """Lookup tables over one store's columns, computed once per distinct value."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store: Events) -> None:
         self.store = store
         self.n = len(store)
         self._cache: dict[Any, np.ndarray] = {}
@@ -113,7 +113,7 @@ class _Columns:
         full = (column, key)
         if full not in self._cache:
 
-            def compute(values: list, start: int) -> np.ndarray:
+            def compute(values: TableValues, start: int) -> np.ndarray:
                 return np.fromiter(map(test, values[start:]), dtype=bool, count=len(values) - start)
 
             table = table_lut(self.store.tables[column], ("policy", key), compute)
@@ -124,7 +124,7 @@ class _Columns:
         return self.lut("api", lambda v: v is not None, "resource-request")
 
     def uri_info(
-        self, derive: Callable[[str], Any], test: Callable[[Any], bool], key
+        self, derive: Callable[[str], Any], test: Callable[[Any], bool], key: Any
     ) -> np.ndarray:
         """A test on what ``derive`` makes of each distinct URI."""
         return self.lut("uri", lambda uri: uri is not None and test(derive(uri)), key)

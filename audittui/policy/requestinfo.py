@@ -9,6 +9,7 @@ which creates back-fill from the body. ``objectRef`` is the fallback when the UR
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 API_PREFIXES = ("api", "apis")
@@ -83,17 +84,17 @@ def parse_uri(uri: str, verb: str) -> _Parsed:
     return _Parsed(True, path, group, resource, subresource, namespace, name, selector_name)
 
 
-def attributes(event: dict) -> Attributes:
+def attributes(event: dict[str, Any]) -> Attributes:
     """The policy checker's view of one logged event (any shape audittui reads).
 
     A resource request is one with an ``objectRef`` (the server sets it exactly for those);
     its namespace, resource, subresource and name come from the URI when it parses as one."""
-    user = event.get("user") if isinstance(event.get("user"), dict) else {}
+    user = _dict(event.get("user")) or {}
     username = user.get("username") if isinstance(user.get("username"), str) else None
     groups = tuple(g for g in user.get("groups") or () if isinstance(g, str))
-    verb = event.get("verb") if isinstance(event.get("verb"), str) else ""
-    uri = event.get("requestURI") if isinstance(event.get("requestURI"), str) else ""
-    ref = event.get("objectRef") if isinstance(event.get("objectRef"), dict) else None
+    verb = _s(event.get("verb"))
+    uri = _s(event.get("requestURI"))
+    ref = _dict(event.get("objectRef"))
     flattened = ref is None and ("resource" in event or "namespace" in event)
     if flattened:
         ref = event if event.get("resource") else None  # the SIEM shape keeps them on top
@@ -144,3 +145,7 @@ def attributes(event: dict) -> Attributes:
 
 def _s(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _dict(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None

@@ -22,7 +22,7 @@ from .over_store import NO_RULE, decide, levels, logged_levels, omitted
 
 if TYPE_CHECKING:
     from ..findings import Findings
-    from ..index.store import Snapshot, Store
+    from ..index.store import Events
 
 SAMPLE = 400  # events read per rule to measure what removing bodies saves
 BODIES = {1: ("requestObject", "responseObject"), 2: ("responseObject",)}  # by new level
@@ -49,7 +49,7 @@ class Simulation:
 
 def simulate(
     policy: Policy,
-    store: Store | Snapshot,
+    store: Events,
     findings: Findings | None = None,
     rows: np.ndarray | None = None,
 ) -> Simulation:
@@ -96,7 +96,7 @@ def simulate(
     return sim
 
 
-def _kept_share(store, rows: np.ndarray, level: int) -> float:
+def _kept_share(store: Events, rows: np.ndarray, level: int) -> float:
     """The share of their bytes that sampled events keep at ``level`` (bodies removed)."""
     before = after = 0
     for i in rows.tolist():
@@ -112,13 +112,15 @@ def _kept_share(store, rows: np.ndarray, level: int) -> float:
     return after / before if before else 1.0
 
 
-def _blinded(findings: Findings, store, new, dropped, logged) -> list[tuple[str, str]]:
+def _blinded(
+    findings: Findings, store: Events, new: np.ndarray, dropped: np.ndarray, logged: np.ndarray
+) -> list[tuple[str, str]]:
     """Findings rules that see events now and would not under the candidate: all their events
     dropped, or (rules reading bodies) none left at a level that logs the body."""
     from ..findings.engine import BODY_LEVELS
     from ..index.query import evaluate
 
-    out = []
+    out: list[tuple[str, str]] = []
     level_index = {name: k for k, name in enumerate(LEVELS)}
     for rule in findings.rules:
         if rule.node is None:

@@ -21,7 +21,7 @@ from .simulate import _kept_share
 
 if TYPE_CHECKING:
     from ..findings import Findings
-    from ..index.store import Store
+    from ..index.store import Events
 
 READS = ("get", "list", "watch")
 NODE_PREFIX = "system:node:"
@@ -60,7 +60,7 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def suggest(store: Store, findings: Findings | None = None, top: int = 10) -> list[Suggestion]:
+def suggest(store: Events, findings: Findings | None = None, top: int = 10) -> list[Suggestion]:
     n = len(store)
     if not n:
         return []
@@ -84,7 +84,7 @@ def suggest(store: Store, findings: Findings | None = None, top: int = 10) -> li
     count_by = np.bincount(inverse)
     logged = logged_levels(store, n)
     watched, bodies_read = _watched(store, findings)
-    out = []
+    out: list[Suggestion] = []
     for g in np.argsort(-bytes_by).tolist():
         if len(out) >= top:
             break
@@ -133,7 +133,7 @@ def suggest(store: Store, findings: Findings | None = None, top: int = 10) -> li
     return sorted(out, key=lambda s: -s.saves)
 
 
-def _watched(store, findings) -> tuple[np.ndarray, np.ndarray]:
+def _watched(store: Events, findings: Findings | None) -> tuple[np.ndarray, np.ndarray]:
     """Events some finding looks at, and those whose body a finding reads."""
     n = len(store)
     watched = np.zeros(n, dtype=bool)
