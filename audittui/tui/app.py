@@ -15,13 +15,16 @@ import os
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
+from typing import TypeVar, cast
 
 from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Container, Vertical
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
@@ -50,6 +53,7 @@ from .histogram_pane import HistogramPane
 from .history import History
 from .json_tree import JsonTree
 from .keymap import bindings, palette
+from .live import LiveAnalysis
 from .messages import FileNotices, FilterResult, InputEnded, StoreGrew
 from .policy_pane import PolicyPane
 from .schedule import Debounce, Throttle
@@ -66,17 +70,19 @@ TALL = 40  # rows from which the detail sits under the list
 ACTIVITY = ("rotated", "truncated", "removed", "unreadable", "incomplete", "waiting")
 
 
-def _while_open(handler: Callable) -> Callable:
+Handler = TypeVar("Handler", bound=Callable[..., None])
+
+
+def _while_open(handler: Handler) -> Handler:
     """A handler of what a worker thread posted: a no-op once the app's screens are gone (a
     result may arrive while the app shuts down)."""
 
     @functools.wraps(handler)
-    def guarded(self, *args):
+    def guarded(self: App[None], *args: object) -> None:
         if self.screen_stack:
-            return handler(self, *args)
-        return None
+            handler(self, *args)
 
-    return guarded
+    return cast(Handler, guarded)
 
 
 class AuditApp(App[None]):
@@ -167,7 +173,7 @@ class AuditApp(App[None]):
         self._run_indexer()
         self._run_follower()
         if self.stdin is not None:
-            self.stdin.on_end(lambda: self.post_message(InputEnded()))
+            self.stdin.on_end(self._input_ended)
         self._update_status()
         for problem in self.rules.problems:
             self.notify(inert(problem), title="rules.yaml", severity="warning", markup=False)
@@ -186,10 +192,16 @@ class AuditApp(App[None]):
     @work(thread=True, group="index", exit_on_error=False)
     def _run_indexer(self) -> None:
         worker = get_current_worker()
-        self.session.index(lambda: self.post_message(StoreGrew()), worker.cancelled_event)
+        self.session.index(self._grew, worker.cancelled_event)
         self.post_message(StoreGrew())
         if self.session.problems:
             self.post_message(FileNotices(self.session.problems))
+
+    def _grew(self) -> None:
+        self.post_message(StoreGrew())
+
+    def _input_ended(self) -> None:
+        self.post_message(InputEnded())
 
     @work(thread=True, group="follow", exit_on_error=False)
     def _run_follower(self) -> None:
@@ -222,10 +234,19 @@ class AuditApp(App[None]):
         self.main.query_one(FindingsPane).stale()
         return False
 
+    def _live_panes(self) -> list[tuple[LiveAnalysis, str]]:
+        """The panes computed over the list's rows, and their tabs."""
+        main = self.main
+        return [
+            (main.query_one(SummaryPane), tabs.SUMMARY),
+            (main.query_one(HistogramPane), tabs.HISTOGRAM),
+            (main.query_one(PolicyPane), tabs.POLICY),
+        ]
+
     def _rows_changed(self) -> None:
         """The list's rows changed: the panes computed over them are stale."""
-        for pane in (SummaryPane, HistogramPane, PolicyPane):
-            self.main.query_one(pane).stale()
+        for pane, _ in self._live_panes():
+            pane.stale()
 
     @_while_open
     def on_input_ended(self) -> None:
@@ -235,7 +256,9 @@ class AuditApp(App[None]):
     def on_file_notices(self, message: FileNotices) -> None:
         for n in message.notices:
             if n.kind in ACTIVITY:
-                severity = "warning" if n.kind in ("unreadable", "incomplete") else "information"
+                severity: SeverityLevel = (
+                    "warning" if n.kind in ("unreadable", "incomplete") else "information"
+                )
                 self.notify(
                     f"{inert(n.path)}: {n.kind}: {inert(n.detail)}",
                     severity=severity,
@@ -393,18 +416,15 @@ class AuditApp(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         active = event.pane.id
-        for pane, tab in (
-            (SummaryPane, tabs.SUMMARY),
-            (HistogramPane, tabs.HISTOGRAM),
-            (PolicyPane, tabs.POLICY),
-        ):
-            self.main.query_one(pane).show_pane(tab == active)
-        focus = {
+        for pane, tab in self._live_panes():
+            pane.show_pane(tab == active)
+        focused: dict[str, type[Widget]] = {
             tabs.SUMMARY: SummaryPane,
             tabs.HISTOGRAM: HistogramPane,
             tabs.FINDINGS: FindingsPane,
             tabs.POLICY: PolicyPane,
-        }.get(active or "", EventList)
+        }
+        focus = focused.get(active or "", EventList)
         self.main.query_one(focus).focus()
 
     def on_histogram_pane_selected(self, message: HistogramPane.Selected) -> None:
@@ -534,7 +554,7 @@ class AuditApp(App[None]):
     def action_malformed(self) -> None:
         self.push_screen(MalformedScreen(list(self.store.malformed)))
 
-    def action_back(self) -> None:
+    def action_step_back(self) -> None:
         """Esc: leave the filter bar (restoring the filter in force), close the detail, or
         clear the filter, one level per press."""
         focused = self.focused
@@ -570,10 +590,12 @@ class AuditApp(App[None]):
                 return
             target = os.path.abspath(os.path.expanduser(path))
             if os.path.exists(target):
-                self.push_screen(
-                    ConfirmScreen(f"{inert(target)} exists. Overwrite it?"),
-                    lambda yes: self._export(target, masked, wrappers) if yes else None,
-                )
+
+                def confirmed(yes: bool | None) -> None:
+                    if yes:
+                        self._export(target, masked, wrappers)
+
+                self.push_screen(ConfirmScreen(f"{inert(target)} exists. Overwrite it?"), confirmed)
             else:
                 self._export(target, masked, wrappers)
 

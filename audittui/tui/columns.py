@@ -48,22 +48,22 @@ def fit_columns(width: int) -> list[tuple[Column, int]]:
     wide = [Column("time", "TIME", 18) if c.key == "time" else c for c in cols]
     if width >= WIDE_TIME and _need(wide) <= width:
         cols = wide
-    sizes = [[c, c.width] for c in cols]
-    flexible = [s for s in sizes if s[0].flex]
+    sizes = [c.width for c in cols]
+    flexible = [k for k, c in enumerate(cols) if c.flex]
     spare = width - _need(cols)
     if spare < 0:
         # Narrower than every minimum: the flexible columns give up room, down to 4 cells.
-        while spare < 0 and any(s[1] > 4 for s in flexible):
-            widest = max(flexible, key=lambda s: s[1])
-            widest[1] -= 1
+        while spare < 0 and any(sizes[k] > 4 for k in flexible):
+            widest = max(flexible, key=sizes.__getitem__)
+            sizes[widest] -= 1
             spare += 1
     else:
         flex = sum(c.flex for c in cols)
-        for s in flexible:
-            s[1] += spare * s[0].flex // flex
+        for k in flexible:
+            sizes[k] += spare * cols[k].flex // flex
         # Rounding leftovers go to the last flexible column, so rows fill the width.
-        flexible[-1][1] += width - sum(w for _, w in sizes) - (len(sizes) - 1)
-    return [(c, w) for c, w in sizes]
+        sizes[flexible[-1]] += width - sum(sizes) - (len(sizes) - 1)
+    return list(zip(cols, sizes, strict=True))
 
 
 def _need(cols: list[Column]) -> int:

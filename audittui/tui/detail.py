@@ -5,6 +5,7 @@ was read from (a CRI line, a GKE entry, a CloudWatch record…) in place of the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -17,6 +18,7 @@ from ..index.store import EventGone, Store
 from ..ingest.formats import format_duration
 from ..output.inert import inert
 from ..output.mask import mask_event, mask_wrapper
+from ..policy import Policy
 from .event_list import code_style
 from .json_tree import JsonTree
 
@@ -36,7 +38,7 @@ def header(event: dict[str, Any], latency: int) -> Text:
         text.append(" as ", "dim")
         text.append(inert(str(imp)), "bold magenta")
     text.append(f" {inert(str(event.get('verb') or '-'))} ", "bold cyan")
-    ref = event.get("objectRef") if isinstance(event.get("objectRef"), dict) else {}
+    ref = _object(event.get("objectRef"))
     what = ref.get("resource") or event.get("requestURI") or "-"
     if ref.get("subresource"):
         what = f"{what}/{ref['subresource']}"
@@ -47,7 +49,7 @@ def header(event: dict[str, Any], latency: int) -> Text:
     code = get("responseStatus", "code")
     text.append(" → ", "dim")
     text.append(str(code or "-"), code_style(str(code or "")))
-    annotations = event.get("annotations") if isinstance(event.get("annotations"), dict) else {}
+    annotations = _object(event.get("annotations"))
     decision = annotations.get(DECISION)
     if decision:
         text.append(f" {inert(str(decision))}", "red" if decision == "forbid" else "green")
@@ -70,7 +72,12 @@ def header(event: dict[str, Any], latency: int) -> Text:
     return text
 
 
-def _getter(event: dict):
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (hostile logs have any type)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _getter(event: dict[str, Any]) -> Callable[[str, str], Any]:
     def get(outer: str, inner: str) -> Any:
         value = event.get(outer)
         return value.get(inner) if isinstance(value, dict) else None
@@ -100,7 +107,7 @@ class DetailPane(Vertical, can_focus=False):
         self.reveal = False
         self.show_wrapper = False
         self.masked = 0
-        self.policy = None  # an audit Policy: the header names the rule that logs the event
+        self.policy: Policy | None = None  # the header names the rule that logs the event
 
     def compose(self) -> ComposeResult:
         yield Static("", id="detail-header")

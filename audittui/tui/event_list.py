@@ -14,6 +14,7 @@ from collections.abc import Callable
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
@@ -224,7 +225,7 @@ class EventList(ScrollView, can_focus=True):
             self.following = False
             self.post_message(self.FollowChanged())
 
-    def on_click(self, event) -> None:
+    def on_click(self, event: events.Click) -> None:
         row = int(self.scroll_y) + event.y
         if row < len(self.view):
             self._user_move(row)

@@ -66,7 +66,7 @@ class HistogramPane(LiveAnalysis, Widget, can_focus=True):
         self.store, self.view = store, view
         self.hist: Histogram | None = None
         self.cursor = -1  # -1: the last bucket
-        self.anchor: int | None = None
+        self.marked: int | None = None
 
     @property
     def buckets(self) -> int:
@@ -99,10 +99,10 @@ class HistogramPane(LiveAnalysis, Widget, can_focus=True):
         if hist is not None and old is not None and hist.step == old.step and self.cursor >= 0:
             shift = (old.start - hist.start) // hist.step
             self.cursor = min(max(0, self.cursor + shift), len(hist) - 1)
-            if self.anchor is not None:
-                self.anchor = min(max(0, self.anchor + shift), len(hist) - 1)
+            if self.marked is not None:
+                self.marked = min(max(0, self.marked + shift), len(hist) - 1)
         else:
-            self.cursor, self.anchor = -1, None
+            self.cursor, self.marked = -1, None
         self.refresh()
 
     def _cursor(self) -> int:
@@ -120,16 +120,16 @@ class HistogramPane(LiveAnalysis, Widget, can_focus=True):
             self.refresh()
 
     def action_mark(self) -> None:
-        self.anchor = None if self.anchor == self._cursor() else self._cursor()
+        self.marked = None if self.marked == self._cursor() else self._cursor()
         self.refresh()
 
     def action_apply(self) -> None:
         if self.hist is None or not len(self.hist):
             return
         cursor = self._cursor()
-        first = cursor if self.anchor is None else self.anchor
+        first = cursor if self.marked is None else self.marked
         after, before = self.hist.bounds(first, cursor)
-        self.anchor = None
+        self.marked = None
         self.post_message(self.Selected(after, before))
 
     def render(self) -> Text:
@@ -140,7 +140,7 @@ class HistogramPane(LiveAnalysis, Widget, can_focus=True):
         plot = max(1, height - CHROME)
         top = max(1, int(hist.total.max()))
         cursor = self._cursor()
-        lo, hi = sorted((cursor, cursor if self.anchor is None else self.anchor))
+        lo, hi = sorted((cursor, cursor if self.marked is None else self.marked))
         text = Text()
         text.append(
             f"{len(hist)} buckets of {format_duration(hist.step)}, up to {top:,} events each",

@@ -81,13 +81,13 @@ class JsonTree(Tree[Any]):
         self._shown_nodes = 0
         if value is None:
             return
-        self._add_children(self.root, value, hide, 0)
+        self._add_nodes(self.root, value, hide, 0)
         self.root.expand()
         # Lay the lines out now: done during the next render instead, it changes the virtual
         # size there and costs extra frames (about 50 ms at 60 fps) per event shown.
         self._build()
 
-    def _add_children(self, node: TreeNode, value: Any, hide: frozenset[str], depth: int) -> None:
+    def _add_nodes(self, node: TreeNode, value: Any, hide: frozenset[str], depth: int) -> None:
         """Add the children of a container node; folded containers get theirs when opened,
         so a huge body costs nothing until it is looked at."""
         node.data = None  # populated
@@ -106,7 +106,7 @@ class JsonTree(Tree[Any]):
                     and self._shown_nodes + len(item) < MAX_NODES
                     and len(item) <= MAX_OPEN_ITEMS
                 ):
-                    self._add_children(child, item, hide, depth + 1)
+                    self._add_nodes(child, item, hide, depth + 1)
                     child.expand()
             else:
                 node.add_leaf(label(key, item))
@@ -115,7 +115,7 @@ class JsonTree(Tree[Any]):
         node = event.node
         if node.data is not None:
             value, hide, depth = node.data
-            self._add_children(node, value, hide, depth)
+            self._add_nodes(node, value, hide, depth)
 
     def action_toggle_all(self) -> None:
         children = self.root.children

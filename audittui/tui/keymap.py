@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from . import tabs
 
@@ -70,7 +70,7 @@ KEYMAP: tuple[Row, ...] = (
     Row(ANYWHERE, "enter", "open the event (small screens), drill down (summary, findings, policy)",
         (Bind("enter", "open_detail", "Detail"),)),
     Row(ANYWHERE, "esc", "back one level: leave the filter, close the detail, clear the filter", (
-        Bind("escape", "back", "Back"),
+        Bind("escape", "step_back", "Back"),
     )),
     Row(ANYWHERE, "ctrl+s", "export the filtered events to a JSONL file", (
         Bind("ctrl+s", "export", "Export", show=True,
@@ -189,7 +189,7 @@ KEYMAP: tuple[Row, ...] = (
 )  # fmt: skip
 
 
-def bindings(owner: str) -> list[Binding]:
+def bindings(owner: str) -> list[BindingType]:
     """The ``BINDINGS`` of one widget (``app`` for the App)."""
     return [
         Binding(b.keys, b.action, b.label, show=b.show, priority=b.priority)

@@ -105,7 +105,7 @@ class SummaryPane(LiveAnalysis, DataTable):
     def _columns(self) -> None:
         self.clear(columns=True)
         for key, title, _ in FIELDS:
-            label = GROUP_TITLES[self.by] if key == "key" else title
+            label = GROUP_TITLES[self.by] if title is None else title
             if key == self.sort_field:
                 label += " ▼" if self.descending else " ▲"
             self.add_column(label, key=key)
