@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import SAMPLES
+from conftest import SAMPLES, v1_event
 
 from audittui.cli import main as cli
 
@@ -536,3 +536,29 @@ def test_query_finding_selects_a_findings_events_and_refuses_to_follow(capsys):
     assert capsys.readouterr().out == "0\n"
     assert cli.main(["query", "-f", "-q", "verb:get OR finding:x", exec_pod]) == 2
     assert "finding: cannot be followed" in capsys.readouterr().err
+
+
+def test_query_masks_secrets_by_default_and_reveal_prints_them_as_logged(capsys, tmp_path):
+    secret = {
+        "kind": "Secret",
+        "apiVersion": "v1",
+        "metadata": {"name": "db", "namespace": "prod"},
+        "data": {"password": "c3VwZXJzZWNyZXQ="},
+        "stringData": {"dsn": "postgres://admin:hunter2@db"},
+    }
+    ev = v1_event(
+        verb="create",
+        level="RequestResponse",
+        objectRef={"resource": "secrets", "namespace": "prod", "name": "db", "apiVersion": "v1"},
+        requestObject=secret,
+    )
+    path = tmp_path / "audit.log"
+    path.write_bytes(orjson.dumps(ev) + b"\n")
+    plain = tmp_path / "cri.log"  # the same event inside a CRI line: the wrapper format
+    plain.write_bytes(b"2024-01-01T00:00:00.000000000Z stdout F " + orjson.dumps(ev) + b"\n")
+    for fmt, source in (("jsonl", path), ("json", path), ("wrapper", plain)):
+        code, out, _ = run(capsys, "query", "--format", fmt, str(source))
+        assert code == 0 and "hunter2" not in out and "c3VwZXJzZWNyZXQ=" not in out, fmt
+        assert "masked" in out and "password" in out, fmt  # keys stay, values go
+        code, out, _ = run(capsys, "query", "--format", fmt, "--reveal", str(source))
+        assert code == 0 and "hunter2" in out and "c3VwZXJzZWNyZXQ=" in out, fmt

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -76,19 +78,28 @@ def test_export_masks_escapes_and_refuses_the_log_folder(tmp_path, write_lines):
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_a_failed_export_leaves_no_partial_file(tmp_path, write_lines, monkeypatch):
+def test_a_failed_export_leaves_no_partial_file(tmp_path, write_lines):
     path = write_lines("audit.log", [v1_event(), v1_event()])
     store = load(path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "e.jsonl").write_text("old")
-
-    def full(*_):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("audittui.output.export.inert_json", full)
-    with pytest.raises(ExportError, match="No space left"):
-        export_jsonl(store, range(2), str(out / "e.jsonl"))
+    # A write that really fails half-way: a child process whose files may hold 100 bytes
+    # (the kernel refuses the rest with EFBIG, as a full disk refuses with ENOSPC).
+    code = f"""
+import resource, signal, sys
+from audittui import load
+from audittui.output.export import ExportError, export_jsonl
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+store = load({str(path)!r})
+resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+try:
+    export_jsonl(store, range(2), {str(out / "e.jsonl")!r})
+except ExportError as exc:
+    print("ExportError:", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "ExportError:" in done.stdout and "too large" in done.stdout, done.stdout + done.stderr
     assert (out / "e.jsonl").read_text() == "old"  # the old file is intact
     assert os.listdir(out) == ["e.jsonl"]  # and no temporary file is left behind
     with pytest.raises(ExportError, match="no such folder"):

@@ -24,8 +24,7 @@ from ..ingest.sources import (
     InputError,
     split_live,
 )
-from ..output.inert import inert, inert_json
-from ..output.terminal import fail, table_header, table_row, write_chunks
+from ..output.terminal import Out, event_json, fail, stdout, table_header, table_row, warn
 
 
 def follow_query(args: argparse.Namespace) -> int:
@@ -65,19 +64,20 @@ def follow_query(args: argparse.Namespace) -> int:
     except InputError as exc:
         return fail(str(exc))
 
-    out = sys.stdout
+    out = stdout()
     if args.format == "table":
-        out.write(table_header())
-    _print(store, node, np.arange(len(store)), args.format)
+        out.line(table_header())
+    mask = not args.reveal
+    _print(out, store, node, np.arange(len(store)), args.format, mask)
 
     def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
         for n in notices:
             if n.kind != "opened":
-                print(f"audittui: {inert(n.path)}: {n.kind}: {inert(n.detail)}", file=sys.stderr)
+                warn("{}: {}: {}", n.path, n.kind, n.detail)
         start = len(store)
         for batch, first_line in batches:
             store.append(batch, first_line, dedupe=True)
-        _print(store, node, np.arange(start, len(store)), args.format)
+        _print(out, store, node, np.arange(start, len(store)), args.format, mask)
 
     try:
         emit(first_batches, first_notices)
@@ -109,7 +109,9 @@ def _stop_after_stdin(follower: FileFollower, done: threading.Event, stop: threa
     stop.set()
 
 
-def _print(store: Store, node: Node | None, rows: np.ndarray, fmt: str) -> None:
+def _print(
+    out: Out, store: Store, node: Node | None, rows: np.ndarray, fmt: str, masked: bool
+) -> None:
     """Print the matching events among ``rows``, in event-time order."""
     if not len(rows):
         return
@@ -119,6 +121,6 @@ def _print(store: Store, node: Node | None, rows: np.ndarray, fmt: str) -> None:
     hits = np.flatnonzero(mask)
     hits = hits[np.argsort(store.column("time")[hits], kind="stable")]
     if fmt == "jsonl":
-        write_chunks(sys.stdout, (inert_json(store.raw(i)) + b"\n" for i in hits.tolist()))
+        out.chunks(event_json(store, i, masked) + b"\n" for i in hits.tolist())
     else:
-        write_chunks(sys.stdout, (table_row(store, i).encode() + b"\n" for i in hits.tolist()))
+        out.chunks(table_row(store, i).encode() + b"\n" for i in hits.tolist())

@@ -8,14 +8,14 @@ were skipped as malformed, a one-line note goes to stderr.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
-import orjson
 
 from .. import __version__
 from ..analyses.summary import GROUPINGS
@@ -25,21 +25,20 @@ from ..index.query import QueryError, fields_of, parse
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
 from ..ingest.sources import InputError
-from ..ingest.wrappers import is_text_wrapper
-from ..output.inert import inert, inert_json
+from ..output.inert import inert
 from ..output.terminal import (
     PROG,
+    Out,
+    event_json,
     fail,
     read_policy,
+    stdout,
     table_header,
     table_row,
-    write_chunks,
-    write_csv,
-    write_json,
+    warn,
+    wrapper_lines,
 )
-from ..output.terminal import (
-    cell as _cell,
-)
+from ..output.terminal import cell as _cell
 from ..policy import Policy
 from ..policy.check import check as check_policy
 from ..policy.over_store import attach as attach_policy
@@ -85,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy",
         metavar="FILE",
         help="an audit policy, for rule:N (the events its rule N matches)",
+    )
+    q.add_argument(
+        "--reveal",
+        action="store_true",
+        help="print Secret data, tokens and passwords as logged (jsonl, json, wrapper: masked "
+        "by default)",
     )
     q.add_argument("paths", nargs="+", metavar="PATH")
     q.add_argument("--recursive", action="store_true", help="read subfolders too")
@@ -176,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "findings" and (args.list or not args.paths):
         if not args.list:
             parser.error("findings: give a PATH (or --list)")
-        return _list_rules(args, sys.stdout)
+        return _list_rules(args, stdout())
     if args.command == "query":
         try:
             used = fields_of(parse(args.query))
@@ -207,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(empty)
     try:
         with store:
-            out = sys.stdout
+            out = stdout()
             status = 2 if empty else 0
             if args.command == "query":
                 if policy is not None:
@@ -244,56 +249,33 @@ def _malformed_note(store: Store, args: argparse.Namespace) -> None:
     count = len(store.malformed)
     if count and not (args.command == "stats" and args.malformed):
         where = " ".join(args.paths)
-        print(
-            f"{PROG}: skipped {count:,} malformed line{'s' * (count != 1)} "
-            f"(list them: {PROG} stats --malformed {inert(where)})",
-            file=sys.stderr,
-        )
+        plural = "s" * (count != 1)
+        warn("skipped {:,} malformed line{} (list them: {} stats --malformed {})",
+             count, plural, PROG, where)  # fmt: skip
 
 
 # -- query --------------------------------------------------------------------------------
 
 
-def _query(store: Store, args: argparse.Namespace, out: TextIO) -> None:
+def _query(store: Store, args: argparse.Namespace, out: Out) -> None:
     if "finding" in fields_of(parse(args.query)):
         findings = Findings(_rule_set(args).rules)
         findings.update(store)
         findings.attach(store)
     sel = store.query(args.query)
+    mask = not args.reveal
     if args.format == "count":
-        out.write(f"{len(sel)}\n")
+        out.line("{}", len(sel))
     elif args.format == "jsonl":
-        write_chunks(out, (inert_json(store.raw(i)) + b"\n" for i in sel))
+        out.chunks(event_json(store, i, mask) + b"\n" for i in sel)
     elif args.format == "wrapper":
-        write_chunks(out, _wrappers(store, sel))
+        out.chunks(wrapper_lines(store, sel, mask))
     elif args.format == "json":
-        out.write("[")
-        write_chunks(
-            out, ((b"," if k else b"") + inert_json(store.raw(i)) for k, i in enumerate(sel))
-        )
-        out.write("]\n")
+        parts = ((b"," if k else b"") + event_json(store, i, mask) for k, i in enumerate(sel))
+        out.chunks(itertools.chain([b"["], parts, [b"]\n"]))
     else:
-        out.write(table_header())
-        write_chunks(out, (table_row(store, i).encode() + b"\n" for i in sel))
-
-
-def _wrappers(store: Store, sel: Iterable[int]) -> Iterator[bytes]:
-    """Each event's wrapper as read: text lines as they are, JSON records one per line, an
-    event that is its own line as that line; a record holding several events, once."""
-    last = None
-    for i in sel:
-        wrapper = store.wrapper(i)
-        if wrapper is None:
-            yield inert_json(store.raw(i)) + b"\n"
-            continue
-        text = (
-            "\n".join(map(inert, wrapper)).encode()
-            if is_text_wrapper(wrapper)
-            else inert_json(orjson.dumps(wrapper))
-        )
-        if text != last:
-            yield text + b"\n"
-        last = text
+        out.line(table_header())
+        out.chunks(table_row(store, i).encode() + b"\n" for i in sel)
 
 
 # -- findings ---------------------------------------------------------------------------
@@ -303,11 +285,11 @@ def _rule_set(args: argparse.Namespace) -> RuleSet:
     choice = getattr(args, "rules", None)
     rules = load_rules(False if choice == "none" else Path(choice) if choice else True)
     for problem in rules.problems:
-        print(f"{PROG}: rules: {inert(problem)}", file=sys.stderr)
+        warn("rules: {}", problem)
     return rules
 
 
-def _list_rules(args: argparse.Namespace, out: TextIO) -> int:
+def _list_rules(args: argparse.Namespace, out: Out) -> int:
     rules = _rule_set(args).rules
     if args.format == "json":
         rows = [
@@ -315,21 +297,21 @@ def _list_rules(args: argparse.Namespace, out: TextIO) -> int:
             | {"needs": list(r.needs), "description": r.description}
             for r in rules
         ]
-        write_json(out, {"rules": rows})
+        out.json({"rules": rows})
         return 0
-    out.write(f"{'SEVERITY':<9} {'ON':<3} {'RULE':<30} TITLE\n")
+    out.line("{:<9} {:<3} {:<30} {}", "SEVERITY", "ON", "RULE", "TITLE")
     for r in sorted(rules, key=lambda r: (r.rank, r.id)):
-        out.write(f"{r.severity:<9} {'yes' if r.enabled else 'no':<3} {r.id:<30} {r.title}\n")
+        out.line("{:<9} {:<3} {:<30} {}", r.severity, "yes" if r.enabled else "no", r.id, r.title)
     return 0
 
 
-def _findings(store: Store, args: argparse.Namespace, out: TextIO) -> int:
+def _findings(store: Store, args: argparse.Namespace, out: Out) -> int:
     findings = Findings(_rule_set(args).rules)
     findings.update(store)
     limit = SEVERITIES.index(args.min_severity)
     results = [f for f in findings.results(store) if f.rule.rank <= limit]
     for rule_id, error in findings.errors.items():
-        print(f"{PROG}: rule {rule_id}: where failed: {inert(error)}", file=sys.stderr)
+        warn("rule {}: where failed: {}", rule_id, error)
     blind = findings.blind(store)
     if args.format == "json":
         doc = {
@@ -348,21 +330,18 @@ def _findings(store: Store, args: argparse.Namespace, out: TextIO) -> int:
             ],
             "blind": [{"rule": r.id, "why": why} for r, why in blind],
         }
-        write_json(out, doc)
+        out.json(doc)
     else:
-        out.write(f"{'SEVERITY':<9} {'COUNT':>7}  {'LAST':<19}  {'RULE':<28} USERS\n")
+        row = "{:<9} {:>7}  {:<19}  {:<28} {}"
+        out.line(row, "SEVERITY", "COUNT", "LAST", "RULE", "USERS")
         for f in results:
             users = ", ".join(f.users[:3]) + (f" +{len(f.users) - 3}" if len(f.users) > 3 else "")
-            out.write(
-                f"{f.rule.severity:<9} {f.count:>7,}  {format_time(f.last)[:19]:<19}  "
-                f"{f.rule.id:<28} {_cell(users, 60)}\n"
-            )
-        out.write(
-            f"{len(results)} finding(s) at {args.min_severity} or above "
-            f"({len(findings.rules)} rules on {len(store):,} events)\n"
-        )
+            last = format_time(f.last)[:19]
+            out.line(row, f.rule.severity, f"{f.count:,}", last, f.rule.id, _cell(users, 60))
+        out.line("{} finding(s) at {} or above ({} rules on {:,} events)",
+                 len(results), args.min_severity, len(findings.rules), len(store))  # fmt: skip
         for r, why in blind:
-            out.write(f"blind: {r.id}: {why}\n")
+            out.line("blind: {}: {}", r.id, why)
     return 1 if results else 0
 
 
@@ -370,10 +349,10 @@ def _findings(store: Store, args: argparse.Namespace, out: TextIO) -> int:
 
 
 # Rule numbers are the API server's own: indices into the policy's rules, from 0.
-RULE_NUMBERS = "rule N is rules[N] of the policy file, counted from 0 (as rule:N filters)\n"
+RULE_NUMBERS = "rule N is rules[N] of the policy file, counted from 0 (as rule:N filters)"
 
 
-def _policy_check(store: Store, policy: Policy, args: argparse.Namespace, out: TextIO) -> int:
+def _policy_check(store: Store, policy: Policy, args: argparse.Namespace, out: Out) -> int:
     groups, checked, approximate = check_policy(policy, store)
     uris = store.tables["uri"].values
     if args.format == "json":
@@ -392,28 +371,24 @@ def _policy_check(store: Store, policy: Policy, args: argparse.Namespace, out: T
                 for g in groups
             ],
         }
-        write_json(out, doc)
+        out.json(doc)
         return 1 if groups else 0
-    out.write(f"{'RULE':>5} {'POLICY':<15} {'LOGGED':<15} {'EVENTS':>8}  WHY / EXAMPLE\n")
+    row = "{:>5} {:<15} {:<15} {:>8}  {}"
+    out.line(row, "RULE", "POLICY", "LOGGED", "EVENTS", "WHY / EXAMPLE")
     for g in groups:
         rule = "-" if g.rule is None else str(g.rule)
         example = uris[store.column("uri")[g.rows[0]]] or ""
-        out.write(
-            f"{rule:>5} {g.expected:<15} {g.logged:<15} {len(g.rows):>8,}  {g.why}: "
-            f"{_cell(example, 60)}\n"
-        )
+        why = f"{g.why}: {_cell(example, 60)}"
+        out.line(row, rule, g.expected, g.logged, f"{len(g.rows):,}", why)
     total = sum(len(g.rows) for g in groups)
-    out.write(
-        f"{total:,} of {checked:,} events disagree with {inert(args.policy)}"
-        + (f"; {approximate:,} events too incomplete to check" if approximate else "")
-        + "\n"
-    )
+    incomplete = f"; {approximate:,} events too incomplete to check" if approximate else ""
+    out.line("{:,} of {:,} events disagree with {}{}", total, checked, args.policy, incomplete)
     if groups:
-        out.write(RULE_NUMBERS)
+        out.line(RULE_NUMBERS)
     return 1 if groups else 0
 
 
-def _policy_simulate(store: Store, policy: Policy, args: argparse.Namespace, out: TextIO) -> None:
+def _policy_simulate(store: Store, policy: Policy, args: argparse.Namespace, out: Out) -> None:
     findings = Findings(_rule_set(args).rules)
     sim = simulate_policy(policy, store, findings)
     if args.format == "json":
@@ -434,30 +409,27 @@ def _policy_simulate(store: Store, policy: Policy, args: argparse.Namespace, out
             ],
             "blind": [{"rule": r, "why": why} for r, why in sim.blind],
         }
-        write_json(out, doc)
+        out.json(doc)
         return
-    out.write(
-        f"{'RULE':>5} {'LEVEL':<15} {'EVENTS':>9} {'DROPPED':>9} {'BYTES NOW':>11} "
-        f"{'BYTES NEW':>11} {'CHANGE':>8}  NOTE\n"
-    )
+    row = "{:>5} {:<15} {:>9} {:>9} {:>11} {:>11} {:>8}  {}"
+    out.line(row, "RULE", "LEVEL", "EVENTS", "DROPPED", "BYTES NOW", "BYTES NEW", "CHANGE", "NOTE")
     for e in sim.rules:
         note = f"{e.need_bodies:,} need bodies never logged" if e.need_bodies else ""
         rule = "none" if e.rule is None else str(e.rule)
-        out.write(
-            f"{rule:>5} {e.level:<15} {e.events:>9,} {e.dropped:>9,} {_size(e.bytes_now):>11} "
-            f"{_size(e.bytes_new):>11} {_change(e.bytes_now, e.bytes_new):>8}  {note}\n"
-        )
-    out.write(
-        f"total: {_size(sim.bytes_now)} logged now, about {_size(sim.bytes_new)} under "
-        f"{inert(args.policy)} ({_change(sim.bytes_now, sim.bytes_new)}); bodies removed are "
-        "measured on a sample, bodies never logged count as nothing\n"
-    )
-    out.write(RULE_NUMBERS)
+        out.line(row, rule, e.level, f"{e.events:,}", f"{e.dropped:,}", _size(e.bytes_now),
+                 _size(e.bytes_new), _change(e.bytes_now, e.bytes_new), note)  # fmt: skip
+    out.line(
+        "total: {} logged now, about {} under {} ({}); bodies removed are measured on a "
+        "sample, bodies never logged count as nothing",
+        _size(sim.bytes_now), _size(sim.bytes_new), args.policy,
+        _change(sim.bytes_now, sim.bytes_new),
+    )  # fmt: skip
+    out.line(RULE_NUMBERS)
     for rule_id, why in sim.blind:
-        out.write(f"would blind: {rule_id}: {why}\n")
+        out.line("would blind: {}: {}", rule_id, why)
 
 
-def _policy_suggest(store: Store, args: argparse.Namespace, out: TextIO) -> None:
+def _policy_suggest(store: Store, args: argparse.Namespace, out: Out) -> None:
     picks = suggest_rules(store, Findings(_rule_set(args).rules), args.top)
     if args.format == "json":
         rows = [
@@ -475,33 +447,29 @@ def _policy_suggest(store: Store, args: argparse.Namespace, out: TextIO) -> None
             }
             for s in picks
         ]
-        write_json(out, rows)
+        out.json(rows)
         return
     total = sum(store.column("length").astype("int64"))
-    out.write(f"# Put these first under rules: (first match wins). Log: {_size(int(total))}.\n")
+    out.line("# Put these first under rules: (first match wins). Log: {}.", _size(int(total)))
     for s in picks:
-        out.write(
-            f"# {s.events:,} events, {_size(s.bytes_now)}; saves about {_size(s.saves)} "
-            f"({s.saves / total:.1%} of the log)\n"
-            + "\n".join(inert(line) for line in s.yaml().splitlines())
-            + "\n"
-        )
+        out.line("# {:,} events, {}; saves about {} ({:.1%} of the log)",
+                 s.events, _size(s.bytes_now), _size(s.saves), s.saves / total)  # fmt: skip
+        out.lines("{}", ([line] for line in s.yaml().splitlines()))
 
 
 # -- summary ------------------------------------------------------------------------------
 
 
-def _summary(store: Store, args: argparse.Namespace, out: TextIO) -> None:
+def _summary(store: Store, args: argparse.Namespace, out: Out) -> None:
     rows = store.summary(by=args.by, query=args.query)
     if args.latency:
         _latency(rows, args, out)
         return
     if args.format == "json":
-        write_json(out, rows)
+        out.json(rows)
         return
     if args.format == "csv":
-        write_csv(
-            out,
+        out.csv(
             ["key", "events", "forbidden", "errors", "first", "last", "verbs"],
             (
                 [r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"],
@@ -511,48 +479,40 @@ def _summary(store: Store, args: argparse.Namespace, out: TextIO) -> None:
         )  # fmt: skip
         return
     key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
-    out.write(
-        f"{args.by.upper().ljust(key_width)} {'EVENTS':>9} {'403':>6} {'ERRORS':>6}  "
-        f"{'FIRST':<19}  {'LAST':<19}  VERBS\n"
-    )
+    row = "{} {:>9} {:>6} {:>6}  {:<19}  {:<19}  {}"  # the key padded to key_width
+    title = args.by.upper().ljust(key_width)
+    out.line(row, title, "EVENTS", "403", "ERRORS", "FIRST", "LAST", "VERBS")
     for r in rows:
         verbs = " ".join(f"{k}:{n}" for k, n in list(r["verbs"].items())[:4])
-        out.write(
-            f"{_cell(r['key'], key_width, middle=True).ljust(key_width)} {r['events']:>9,} "
-            f"{r['forbidden']:>6,} {r['errors']:>6,}  {r['first'][:19]:<19}  "
-            f"{r['last'][:19]:<19}  {inert(verbs)}\n"
-        )
+        key = _cell(r["key"], key_width, middle=True).ljust(key_width)
+        out.line(row, key, f"{r['events']:,}", f"{r['forbidden']:,}", f"{r['errors']:,}",
+                 r["first"][:19], r["last"][:19], verbs)  # fmt: skip
     total = sum(r["events"] for r in rows)
-    out.write(f"{len(rows):,} {args.by} value(s), {total:,} events\n")
+    out.line("{:,} {} value(s), {:,} events", len(rows), args.by, total)
 
 
 LATENCY_FIELDS = ("requests", "p50", "p95", "p99", "max")
 
 
-def _latency(rows: list[dict[str, Any]], args: argparse.Namespace, out: TextIO) -> None:
+def _latency(rows: list[dict[str, Any]], args: argparse.Namespace, out: Out) -> None:
     rows = sorted((r for r in rows if r["requests"]), key=lambda r: -r["p95"])
     if args.format == "json":
         picked = [{"key": r["key"], **{f: r[f] for f in LATENCY_FIELDS}} for r in rows]
-        write_json(out, picked)
+        out.json(picked)
         return
     if args.format == "csv":
         cells = ([r["key"], *(r[f] for f in LATENCY_FIELDS)] for r in rows)
-        write_csv(out, ["key", *LATENCY_FIELDS], cells)
+        out.csv(["key", *LATENCY_FIELDS], cells)
         return
     key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
-    out.write(
-        f"{args.by.upper().ljust(key_width)} {'REQUESTS':>9} "
-        + " ".join(f"{f.upper():>7}" for f in LATENCY_FIELDS[1:])
-        + "\n"
-    )
+    row = "{} {:>9}" + " {:>7}" * (len(LATENCY_FIELDS) - 1)  # the key padded to key_width
+    out.line(row, args.by.upper().ljust(key_width), *(f.upper() for f in LATENCY_FIELDS))
     for r in rows:
-        out.write(
-            f"{_cell(r['key'], key_width, middle=True).ljust(key_width)} {r['requests']:>9,} "
-            + " ".join(f"{format_duration(r[f]):>7}" for f in LATENCY_FIELDS[1:])
-            + "\n"
-        )
+        key = _cell(r["key"], key_width, middle=True).ljust(key_width)
+        times = (format_duration(r[f]) for f in LATENCY_FIELDS[1:])
+        out.line(row, key, f"{r['requests']:,}", *times)
     total = sum(r["requests"] for r in rows)
-    out.write(f"{len(rows):,} {args.by} value(s), {total:,} requests timed\n")
+    out.line("{:,} {} value(s), {:,} requests timed", len(rows), args.by, total)
 
 
 # -- stats --------------------------------------------------------------------------------
@@ -569,22 +529,20 @@ def stats(store: Store) -> dict[str, Any]:
     }
 
 
-def _stats(store: Store, args: argparse.Namespace, out: TextIO) -> None:
+def _stats(store: Store, args: argparse.Namespace, out: Out) -> None:
     info = stats(store)
     if args.format == "json":
         if args.malformed:
             info["malformed_lines"] = [
                 {"path": m.path, "line": m.line, "reason": m.reason} for m in store.malformed
             ]
-        write_json(out, info)
+        out.json(info)
         return
-    out.write(f"events      {info['events']:,}\n")
-    out.write(f"malformed   {info['malformed']:,}\n")
-    out.write(f"first       {info['first'] or '-'}\n")
-    out.write(f"last        {info['last'] or '-'}\n")
-    out.write(f"files       {len(info['files'])}\n")
-    for path in info["files"]:
-        out.write(f"  {inert(path)}\n")
+    out.line("events      {:,}", info["events"])
+    out.line("malformed   {:,}", info["malformed"])
+    out.line("first       {}", info["first"] or "-")
+    out.line("last        {}", info["last"] or "-")
+    out.line("files       {}", len(info["files"]))
+    out.lines("  {}", ([path] for path in info["files"]))
     if args.malformed:
-        for m in store.malformed:
-            out.write(f"{inert(m.path)}:{m.line}: {inert(m.reason)}\n")
+        out.lines("{}:{}: {}", ((m.path, m.line, m.reason) for m in store.malformed))

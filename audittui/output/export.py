@@ -13,7 +13,8 @@ import orjson
 
 from ..index.store import EventGone, Store
 from .inert import inert_json
-from .mask import mask_raw, mask_wrapper_text, might_need_mask
+from .mask import mask_raw, mask_wrapper_text
+from .terminal import event_json
 
 
 class ExportError(Exception):
@@ -59,15 +60,16 @@ def export_jsonl(
         with os.fdopen(fd, "wb") as out:
             for i in rows:
                 try:
-                    raw = wrapper_record(store, int(i), mask) if wrappers else store.raw(int(i))
+                    if wrappers:
+                        line = inert_json(wrapper_record(store, int(i), mask))
+                    else:
+                        line = event_json(store, int(i), mask)
                 except EventGone:
                     continue
-                if wrappers and raw == last:
+                if wrappers and line == last:
                     continue  # a record holding several events, once
-                last = raw
-                if mask and not wrappers and might_need_mask(raw):
-                    raw = mask_raw(raw)
-                out.write(inert_json(raw) + b"\n")
+                last = line
+                out.write(line + b"\n")
                 written += 1
         os.chmod(tmp, 0o600)  # audit events name users and resources
         os.replace(tmp, target)

@@ -1,21 +1,25 @@
-"""What the command line writes: JSON and CSV made inert here, table cells and rows, error
-lines. A user name, URI or body from a log cannot reach the terminal (or a spreadsheet) as
-escapes, bidi controls or formulas: every cell and message passes :func:`inert.inert`."""
+"""Everything the command line writes, through one object per stream (:class:`Out`): text
+lines whose values are made inert before they are formatted in, JSON and CSV made inert here,
+events as JSON lines (secrets masked unless revealed), table cells and rows, error lines. A
+user name, URI or body from a log cannot reach the terminal (or a spreadsheet) as escapes, bidi
+controls or formulas, and the commands have no other way to write (tests/test_layers.py)."""
 
 from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 import orjson
 
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
+from ..ingest.wrappers import is_text_wrapper
 from ..policy import Policy, PolicyError
 from ..policy import load as load_policy
 from .inert import fit, inert, inert_json
+from .mask import mask_raw, mask_wrapper_text, might_need_mask
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would evaluate
 
@@ -43,19 +47,91 @@ def write_csv(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[Any]])
 PROG = "audittui"
 
 
+class Out:
+    """A text stream for the commands. :meth:`line` formats the program's own ``template``
+    with ``values``, each string among them made inert first; the other methods write JSON,
+    CSV and events, inert by construction."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def line(self, template: str = "", *values: object) -> None:
+        safe = (inert(v) if isinstance(v, str) else v for v in values)
+        self.stream.write(template.format(*safe) + "\n")
+
+    def lines(self, template: str, rows: Iterable[Sequence[object]]) -> None:
+        for row in rows:
+            self.line(template, *row)
+
+    def json(self, value: Any) -> None:
+        """``value`` as indented JSON, every unsafe character a ``\\uXXXX`` escape."""
+        write_json(self.stream, value)
+
+    def csv(self, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        write_csv(self.stream, header, rows)
+
+    def chunks(self, parts: Iterable[bytes]) -> None:
+        """Bytes made inert by :func:`event_json` and the like, in big writes."""
+        write_chunks(self.stream, parts)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def stdout() -> Out:
+    return Out(sys.stdout)
+
+
+def warn(template: str, *values: object) -> None:
+    """``audittui: …`` on stderr (values made inert)."""
+    Out(sys.stderr).line(f"{PROG}: {template}", *values)
+
+
+def fail(message: str) -> int:
+    """The one-line message of a command that cannot go on: exit status 2."""
+    warn("{}", message)
+    return 2
+
+
 def read_policy(path: str) -> Policy | None:
     """The audit policy at ``path``, or None after printing every error (made inert)."""
     try:
         return load_policy(path)
     except PolicyError as exc:
         for error in exc.errors:
-            print(f"{PROG}: {inert(path)}: {inert(error)}", file=sys.stderr)
+            warn("{}: {}", path, error)
         return None
 
 
-def fail(message: str) -> int:
-    print(f"{PROG}: {inert(message)}", file=sys.stderr)
-    return 2
+def event_json(store: Store, i: int, mask: bool = True) -> bytes:
+    """Event ``i`` as one inert JSON line (without the newline), secrets masked when
+    ``mask``: what ``query --format jsonl`` prints and an export writes."""
+    raw = store.raw(i)
+    if mask and might_need_mask(raw):
+        raw = mask_raw(raw)
+    return inert_json(raw)
+
+
+def wrapper_lines(store: Store, rows: Iterable[int], mask: bool = True) -> Iterator[bytes]:
+    """Each event's wrapper as read (``query --format wrapper``): text lines as they are,
+    JSON records one per line, an event that is its own line as that line; a record holding
+    several events, once. Secrets masked when ``mask``, the event's text folded with them."""
+    last = None
+    for i in rows:
+        wrapper = store.wrapper(i)
+        if wrapper is None:
+            yield event_json(store, i, mask) + b"\n"
+            continue
+        if mask:
+            wrapper = mask_wrapper_text(wrapper)
+        text = (
+            "\n".join(map(inert, wrapper)).encode()
+            if is_text_wrapper(wrapper)
+            else inert_json(orjson.dumps(wrapper))
+        )
+        if text != last:
+            yield text + b"\n"
+        last = text
 
 
 TABLE_COLUMNS = (("TIME", 23), ("USER", 30), ("VERB", 7), ("RESOURCE", 22), ("NAMESPACE/NAME", 36))
@@ -63,7 +139,7 @@ TABLE_COLUMNS = (("TIME", 23), ("USER", 30), ("VERB", 7), ("RESOURCE", 22), ("NA
 
 def table_header() -> str:
     head = " ".join(name.ljust(width) for name, width in TABLE_COLUMNS)
-    return f"{head} CODE LATENCY  SOURCE-IP\n"
+    return f"{head} CODE LATENCY  SOURCE-IP"
 
 
 def write_chunks(out: TextIO, parts: Iterable[bytes]) -> None:

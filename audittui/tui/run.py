@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from ..index.session import Session
 from ..ingest.sources import InputError
 from ..ingest.stdin_spool import StdinSpool, keyboard_from_terminal, stdin_is_piped
+from ..output.terminal import fail, read_policy
 
 DEMO_LOGS = Path(__file__).resolve().parents[2] / "demo-logs"
 DEMO_RATE = 4.0  # events/s appended in the demo: the recorded logs' rate, continued
@@ -72,7 +72,7 @@ def run_app(argv: list[str]) -> int:
             keyboard_from_terminal()
         except InputError as exc:
             stdin.close()
-            print(f"audittui: {exc}", file=sys.stderr)
+            fail(str(exc))
             return 2
         paths = [stdin.path if p == "-" else p for p in paths]
         stdin.start()
@@ -82,8 +82,6 @@ def run_app(argv: list[str]) -> int:
         threading.Thread(target=_append_demo, args=(paths[0], stop), daemon=True).start()
     policy = None
     if args.policy:
-        from ..output.terminal import read_policy
-
         policy = read_policy(args.policy)
         if policy is None:
             return 2
@@ -99,7 +97,7 @@ def run_app(argv: list[str]) -> int:
     try:
         session.open()
     except InputError as exc:
-        print(f"audittui: {exc}", file=sys.stderr)
+        fail(str(exc))
         if stdin is not None:
             stdin.close()
         return 2
