@@ -374,10 +374,9 @@ def measure_pilot_keys(path: str) -> dict:
                 await pilot.pause(0.15)  # let the screen settle before the next key
             timer.close_key()
             for q in ("user:alice", "verb:delete ns:kube-system", "code:>=400", ""):
-                app.pending_text = None
                 t = time.perf_counter()
                 app.apply_filter(q)
-                while app.pending_text is not None:
+                while app.filter.pending is not None:
                     await pilot.pause(0.001)
                 filters.append(time.perf_counter() - t)
 

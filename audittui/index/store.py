@@ -618,8 +618,32 @@ class Events(Protocol):
     def pread(self, source: int, offset: int, length: int) -> bytes: ...
 
 
-class Snapshot:
+class _Over:
+    """What a view of a store (:class:`Snapshot`, :class:`Window`) answers as the store does:
+    no event indices in them (derived fields answer store indices)."""
+
+    _store: Store | Snapshot
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        return self._store.tables
+
+    @property
+    def sources(self) -> list[Source]:
+        return self._store.sources
+
+    @property
+    def derived(self) -> dict[str, Derived]:
+        return self._store.derived
+
+    def pread(self, source: int, offset: int, length: int) -> bytes:
+        return self._store.pread(source, offset, length)
+
+
+class Snapshot(_Over):
     """The first ``n`` events of a growing store, with the store's reading interface."""
+
+    _store: Store
 
     def __init__(self, store: Store, n: int) -> None:
         self._store = store
@@ -640,23 +664,8 @@ class Snapshot:
 
     # The store's, for indices below n (append-only, so unaffected by later events).
 
-    @property
-    def tables(self) -> dict[str, Table]:
-        return self._store.tables
-
-    @property
-    def sources(self) -> list[Source]:
-        return self._store.sources
-
-    @property
-    def derived(self) -> dict[str, Derived]:
-        return self._store.derived
-
     def raw(self, i: int) -> bytes:
         return self._store.raw(i)
-
-    def pread(self, source: int, offset: int, length: int) -> bytes:
-        return self._store.pread(source, offset, length)
 
     def event(self, i: int) -> dict[str, Any]:
         return self._store.event(i)
@@ -673,7 +682,7 @@ class Snapshot:
             return getattr(self._store, name)
 
 
-class Window:
+class Window(_Over):
     """Events ``start`` to ``end`` of a store, with the store's reading interface and indices
     counted from ``start``: to run a query over only the events appended since last time."""
 
@@ -694,22 +703,6 @@ class Window:
     def raw(self, i: int) -> bytes:
         return self._store.raw(self.start + i)
 
-    # The store's as a whole (no event indices in them: derived fields answer store indices).
-
-    @property
-    def tables(self) -> dict[str, Table]:
-        return self._store.tables
-
-    @property
-    def sources(self) -> list[Source]:
-        return self._store.sources
-
-    @property
-    def derived(self) -> dict[str, Derived]:
-        return self._store.derived
-
-    def pread(self, source: int, offset: int, length: int) -> bytes:
-        return self._store.pread(source, offset, length)
 
     if not TYPE_CHECKING:  # anything else of the store, unchecked: event indices there are
         # the store's, not the window's (order(), event(), values_at() would be wrong here)

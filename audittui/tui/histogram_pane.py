@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import numpy as np
 from rich.style import Style
 from rich.text import Text
-from textual import work
 from textual.message import Message
 from textual.widget import Widget
 
@@ -78,15 +76,9 @@ class HistogramPane(LiveAnalysis, Widget, can_focus=True):
         return self.shown and self.laid_out
 
     def compute(self) -> bool:
-        self._count(self.buckets, self.view.rows)
+        buckets, rows, snap = self.buckets, self.view.rows, self.store.snapshot()
+        self.in_thread(lambda: HistogramResult(histogram(snap, rows, buckets)))
         return True
-
-    @work(thread=True, group="histogram", exit_on_error=False)
-    def _count(self, buckets: int, rows: np.ndarray) -> None:
-        try:
-            self.post_message(HistogramResult(histogram(self.store.snapshot(), rows, buckets)))
-        except Exception as exc:  # a failure must not stop the pane's refreshes
-            self.app.call_from_thread(self.failed, exc)
 
     def on_histogram_result(self, message: HistogramResult) -> None:
         self.show(message.hist)

@@ -4,6 +4,9 @@ over the list's rows, while it is shown, again when the rows change, at most eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from textual.message import Message
 from textual.widget import Widget
 
 from ..output.inert import inert
@@ -34,8 +37,22 @@ class LiveAnalysis:
         return self.shown
 
     def compute(self) -> bool:
-        """Start the worker; True (it calls :meth:`finished` through its result)."""
+        """Start the worker (:meth:`in_thread`); True: its result calls :meth:`finished`."""
         raise NotImplementedError
+
+    def in_thread(self, result: Callable[[], Message]) -> None:
+        """Compute ``result`` in a worker thread and post it to this pane (its handler shows
+        it and calls :meth:`finished`); a failure is said, and the refreshes go on."""
+        assert isinstance(self, Widget)
+        pane = self
+
+        def work() -> None:
+            try:
+                pane.post_message(result())
+            except Exception as exc:
+                pane.app.call_from_thread(pane.failed, exc)
+
+        pane.run_worker(work, thread=True, group=type(pane).__name__, exit_on_error=False)
 
     def finished(self) -> None:
         self.schedule.done()

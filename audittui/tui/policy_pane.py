@@ -5,9 +5,7 @@ findings it would blind. Enter filters the list to the events of the rule under 
 
 from __future__ import annotations
 
-import numpy as np
 from rich.text import Text
-from textual import work
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -58,17 +56,15 @@ class PolicyPane(LiveAnalysis, DataTable):
         return self.shown and self.policy is not None
 
     def compute(self) -> bool:
-        assert self.policy is not None  # ready() said so
-        self._simulate(self.policy, self.view.rows)
+        policy, rows, snap, findings = (
+            self.policy,
+            self.view.rows,
+            self.store.snapshot(),
+            self.findings,
+        )
+        assert policy is not None  # ready() said so
+        self.in_thread(lambda: PolicyResult(simulate(policy, snap, findings, rows)))
         return True
-
-    @work(thread=True, group="policy", exit_on_error=False)
-    def _simulate(self, policy: Policy, rows: np.ndarray) -> None:
-        try:
-            sim = simulate(policy, self.store.snapshot(), self.findings, rows)
-            self.post_message(PolicyResult(sim))
-        except Exception as exc:  # a failure must not stop the pane's refreshes
-            self.app.call_from_thread(self.failed, exc)
 
     def on_policy_result(self, message: PolicyResult) -> None:
         self.show(message.simulation, self.path)

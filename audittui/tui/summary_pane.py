@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from rich.text import Text
-from textual import work
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -87,15 +85,9 @@ class SummaryPane(LiveAnalysis, DataTable):
         self._columns()
 
     def compute(self) -> bool:
-        self._summarize(self.by, self.view.rows)
+        by, rows, snap = self.by, self.view.rows, self.store.snapshot()
+        self.in_thread(lambda: SummaryResult(by, summarize(snap, rows, by)))
         return True
-
-    @work(thread=True, group="summary", exit_on_error=False)
-    def _summarize(self, by: str, rows: np.ndarray) -> None:
-        try:
-            self.post_message(SummaryResult(by, summarize(self.store.snapshot(), rows, by)))
-        except Exception as exc:  # a failure must not stop the pane's refreshes
-            self.app.call_from_thread(self.failed, exc)
 
     def on_summary_result(self, message: SummaryResult) -> None:
         if message.by == self.by:
