@@ -703,7 +703,6 @@ class Window(_Over):
     def raw(self, i: int) -> bytes:
         return self._store.raw(self.start + i)
 
-
     if not TYPE_CHECKING:  # anything else of the store, unchecked: event indices there are
         # the store's, not the window's (order(), event(), values_at() would be wrong here)
 
