@@ -36,7 +36,7 @@ cluster's cardinality), ``stream`` (events in time order; ``write_big``), ``fold
 from __future__ import annotations
 
 from .cli import main
-from .folder import BACKUP_RE, write_demo
+from .folder import write_demo
 from .live import append_live
 from .lumberjack import LumberjackWriter
 from .shift import copy_shifted
@@ -44,7 +44,6 @@ from .stream import iter_events, iter_lines, write_big
 from .times import DEFAULT_START
 
 __all__ = [
-    "BACKUP_RE",
     "DEFAULT_START",
     "LumberjackWriter",
     "append_live",

@@ -7,22 +7,19 @@ from __future__ import annotations
 import gzip
 import os
 import random
-import re
 import time
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 
-from ..ingest.sources import BACKUP_STAMP, backup_name
+from ..ingest.sources import backup_key, backup_name
 from . import api
 from .api import J
 from .catalog import KC, KV, PLATFORM
 from .events import RC, Req, build
 from .ids import uuid4
 from .stream import stream
-
-BACKUP_RE = re.compile(rf"^audit-({BACKUP_STAMP})\.log(\.gz)?$")  # audit.log's backups
 
 
 def _hostile_event(rng: random.Random, us: int) -> J:
@@ -51,7 +48,8 @@ def _hostile_event(rng: random.Random, us: int) -> J:
 def _clean_rotated(folder: Path, base: str = "audit") -> None:
     """Remove a previous demo's files: ``audit.log`` and lumberjack backups only."""
     for p in folder.iterdir():
-        if p.is_file() and (p.name == f"{base}.log" or BACKUP_RE.match(p.name)):
+        key = backup_key(p.name)
+        if p.is_file() and (p.name == f"{base}.log" or (key and key[0] == f"{base}.log")):
             p.unlink()
 
 
