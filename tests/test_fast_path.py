@@ -80,6 +80,7 @@ event = st.fixed_dictionaries(
                 {},
                 optional={
                     "authorization.k8s.io/decision": odd,
+                    "authorization.k8s.io/reason": odd,
                     "audittui/server": odd,
                     "authentication.openshift.io/username": odd,
                     "other": odd,

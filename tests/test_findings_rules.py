@@ -148,6 +148,18 @@ def impersonating(username: str, groups: list[str] | None = None) -> list[dict]:
     return [req("get", "pods", name="p1", as_user=who)]
 
 
+ADMIN_REASON = (
+    'RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole "cluster-admin" '
+    'to Group "system:masters"'
+)
+
+
+def as_cluster_admin(user: str) -> list[dict]:
+    ev = req("delete", "namespaces", ns=None, name="prod", user=user)
+    ev["annotations"]["authorization.k8s.io/reason"] = ADMIN_REASON
+    return [ev]
+
+
 def csr(verb: str, user: str, sub: str | None = None) -> list[dict]:
     return [
         req(
@@ -180,6 +192,10 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
             "anonymous_creates_namespace_foo.json",
             lambda ev: ev["annotations"].update({"authorization.k8s.io/decision": "forbid"}),
         ),
+    ),
+    "cluster-admin-by-person": (
+        lambda: as_cluster_admin("kubernetes-admin"),
+        lambda: as_cluster_admin("system:serviceaccount:kube-system:namespace-controller"),
     ),
     "admin-access": (
         "create_configmap.json",  # minikube-user

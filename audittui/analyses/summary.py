@@ -6,11 +6,12 @@ summary over a million events costs a few passes over integer arrays.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, format_time
 from .latency import percentiles, request_mask
 
@@ -25,6 +26,8 @@ GROUPINGS = {
     "ip": "ips",
     "ua": "user_agent",
     "code": "code",
+    "binding": "reason",  # the binding that allowed the request (ingest.authz)
+    "role": "reason",
 }
 
 
@@ -136,6 +139,16 @@ def _top(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:
     return top
 
 
+def _derived_keys(
+    values: Iterable[Any], codes: np.ndarray, key_of: Callable[[Any], str | None]
+) -> tuple[np.ndarray, Callable[[int], str]]:
+    """Keys made from each distinct value of a column (once per value, not per event)."""
+    firsts: dict[str | None, int] = {}
+    lut = np.fromiter((firsts.setdefault(key_of(v), len(firsts)) for v in values), np.int64)
+    names = list(firsts)
+    return lut[codes], lambda k: names[k] or "(none)"
+
+
 def _keys(store: Events, indices: np.ndarray, by: str) -> tuple[np.ndarray, Callable[[int], str]]:
     """Integer keys per selected event and a function from key to its label."""
     column = GROUPINGS[by]
@@ -143,16 +156,10 @@ def _keys(store: Events, indices: np.ndarray, by: str) -> tuple[np.ndarray, Call
         return store.column("code")[indices], lambda k: str(k) if k else "(none)"
     values = store.tables[column].values
     codes = store.column(column)[indices]
-    if column == "ips":
-        # Several IP lists share a first IP: key on the first IP itself.
-        firsts: dict[str | None, int] = {}
-        lut = np.fromiter(
-            (firsts.setdefault(v[0] if v else None, len(firsts)) for v in values),
-            dtype=np.int64,
-            count=len(values),
-        )
-        names = list(firsts)
-        return lut[codes], lambda k: names[k] or "(none)"
+    if by in ("binding", "role"):
+        return _derived_keys(values, codes, lambda v: parse_reason(v).label(by))
+    if column == "ips":  # several IP lists share a first IP: key on the first IP itself
+        return _derived_keys(values, codes, lambda v: v[0] if v else None)
     if column == "resource":
         subs = store.tables["subresource"].values
         sub_codes = store.column("subresource")[indices]

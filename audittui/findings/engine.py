@@ -26,6 +26,7 @@ from jmespath.exceptions import JMESPathError
 
 from ..index.query import STRING_FIELDS, And, Node, Not, Term, Value, evaluate, has_text
 from ..index.store import EventGone, Window
+from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
 from .rules import FirstSeen, Rule
@@ -233,6 +234,11 @@ class Findings:
                     "no event carries a credential id (user.extra "
                     "authentication.kubernetes.io/credential-id; Kubernetes 1.30+ logs it)"
                 )
+            if why is None and "reason" in rule.needs and not _any_rbac_reason(store):
+                why = (
+                    "no event carries an RBAC reason (authorization.k8s.io/reason: the "
+                    "bindings that allowed requests are not in this log)"
+                )
             if why is None and rule.first_seen:
                 span = _span(store)
                 if span is not None and span <= rule.first_seen.learn:
@@ -243,6 +249,12 @@ class Findings:
             if why:
                 out.append((rule, why))
         return out
+
+
+def _any_rbac_reason(store: Store | Snapshot) -> bool:
+    values = store.tables["reason"].values
+    seen = np.unique(store.column("reason"))
+    return any(parse_reason(values[int(c)]).authorizer == "RBAC" for c in seen if c)
 
 
 def _mask(

@@ -34,7 +34,7 @@ from ..ingest.schema import COMPLETE, STAGES
 
 PACK = Path(__file__).with_name("pack.yaml")
 SEVERITIES = ("critical", "high", "medium", "low", "info")  # most severe first
-NEEDS = ("request", "response", "credential")
+NEEDS = ("request", "response", "credential", "reason")
 ALLOW_KEYS = ("users", "namespaces", "images")
 RULE_KEYS = {
     "id",

@@ -25,14 +25,22 @@ import numpy as np
 
 from ..ingest.formats import UNIQUE_FIELDS
 from .lexer import FIELD_RE, VALUE_STOP, WORD_STOP, bare_end, quote_end, regex_end, unescape
-from .query import ALIASES, CASE_INSENSITIVE, FIELDS, MULTI_VALUED, STRING_FIELDS, display_api
+from .query import (
+    ALIASES,
+    CASE_INSENSITIVE,
+    FIELDS,
+    GRANT_FIELDS,
+    MULTI_VALUED,
+    STRING_FIELDS,
+    display_api,
+)
 
 if TYPE_CHECKING:
     from .store import Events
 
 MAX_CANDIDATES = 50
 # Fields whose values are offered; id and uri are near-unique (too many to be useful).
-VALUE_FIELDS = frozenset(STRING_FIELDS) - {"id", "uri"}
+VALUE_FIELDS = frozenset(STRING_FIELDS) - {"id", "uri", "reason", *GRANT_FIELDS}
 FIELD_NAMES = tuple(sorted(set(FIELDS) | set(ALIASES)))
 
 _NAME_PREFIX_RE = re.compile(r"[A-Za-z_][\w-]*")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..ingest import audit_ids
+from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, UUID_ID, parse_duration, to_micros
 from .lexer import (
     FIELD_RE,
@@ -73,7 +74,13 @@ STRING_FIELDS = {
     "cred": "credential",
     "server": "server",
     "login": "login",
+    "reason": "reason",
+    # read from the authorizer's reason (see ingest.authz): the binding that allowed a request
+    "binding": "reason",
+    "role": "reason",
+    "authorizer": "reason",
 }
+GRANT_FIELDS = ("binding", "role", "authorizer")
 OTHER_FIELDS = ("code", "dur", "after", "before", "since", "finding", "rule")
 ALIASES = {
     "u": "user",
@@ -85,7 +92,7 @@ ALIASES = {
     "namespace": "ns",
 }
 FIELDS = tuple(STRING_FIELDS) + OTHER_FIELDS
-CASE_INSENSITIVE = {"stage", "level", "decision"}
+CASE_INSENSITIVE = {"stage", "level", "decision", "authorizer"}
 MULTI_VALUED = {"groups", "ips"}
 
 
@@ -553,8 +560,16 @@ def _term_mask(term: Term, store: Events) -> np.ndarray:
         return _derived_mask(term, store)
     if field == "id":
         return _audit_id_mask(term, store)
-    column = STRING_FIELDS[field]
     key = (field, term.values)
+    if field in GRANT_FIELDS:  # the name, or the name with its kind (a summary's rows)
+        matches = string_matcher(field, term.values)
+
+        def granted(reason: str | None) -> bool:
+            grant = parse_reason(reason)
+            return matches(getattr(grant, field)) or matches(grant.label(field))
+
+        return _lut(store, "reason", granted, key)
+    column = STRING_FIELDS[field]
     if field == "api":
         predicate = string_matcher(field, term.values)
         return _lut(store, column, lambda v: predicate(display_api(v)), key)

@@ -40,6 +40,7 @@ LOGIN = "authentication.openshift.io/username"
 # An oauth-server login's outcome (allow, deny, error): the decision of an event that has no
 # authorization decision, so that `login:* decision:deny` lists failed logins.
 LOGIN_DECISION = "authentication.openshift.io/decision"
+REASON = "authorization.k8s.io/reason"  # why the authorizer allowed (or denied) the request
 
 
 class Row(NamedTuple):
@@ -68,6 +69,7 @@ class Row(NamedTuple):
     flags: int
     server: str | None = None  # the API server or cluster a wrapper named (see SERVER)
     login: str | None = None  # OpenShift oauth-server: the user a login was for
+    reason: str | None = None  # the authorizer's reason (the binding that allowed it)
 
 
 # The indexing form of a Row: the numbers, the four near-unique strings, then the "profile":
@@ -89,6 +91,7 @@ PROFILE_FIELDS = (
     "user_agent",
     "server",
     "login",
+    "reason",
 )
 UNIQUE_FIELDS = ("name", "audit_id", "uri", "credential")
 # ((time, latency, code, flags, offset, length, item), name, audit_id, uri, credential, profile)
@@ -118,6 +121,7 @@ def pack(r: Row, offset: int, length: int, item: int) -> Packed:
             r.user_agent,
             r.server,
             r.login,
+            r.reason,
         ),
     )
 
@@ -528,6 +532,7 @@ def row(ev: dict) -> Row:
     )
     server = ann.get(SERVER) if type(ann) is dict else None
     login = ann.get(LOGIN) if type(ann) is dict else None
+    reason = ann.get(REASON) if type(ann) is dict else None
 
     return Row(
         time,
@@ -553,6 +558,7 @@ def row(ev: dict) -> Row:
         flags,
         _str(server),
         _str(login),
+        _str(reason),
     )
 
 
@@ -596,10 +602,11 @@ class _Status(msgspec.Struct, gc=False):
 
 
 class _Annotations(msgspec.Struct, gc=False):
-    # Only these: the long RBAC reason and the rest are skipped, never allocated.
+    # Only these: the other annotations (latency traces, webhooks…) are skipped, never allocated.
     decision: str | None = msgspec.field(default=None, name="authorization.k8s.io/decision")
     server: str | None = msgspec.field(default=None, name="audittui/server")
     login: str | None = msgspec.field(default=None, name="authentication.openshift.io/username")
+    reason: str | None = msgspec.field(default=None, name="authorization.k8s.io/reason")
     login_decision: str | None = msgspec.field(
         default=None, name="authentication.openshift.io/decision"
     )
@@ -717,5 +724,6 @@ def fast_packed(line: bytes, offset: int) -> Packed | None:
             agent,
             ann.server if ann is not None else None,
             ann.login if ann is not None else None,
+            ann.reason if ann is not None else None,
         ),
     )

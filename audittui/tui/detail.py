@@ -15,14 +15,13 @@ from textual.widgets import Static
 
 from ..analyses.latency import annotations as latency_annotations
 from ..index.store import EventGone, Store
-from ..ingest.formats import format_duration
+from ..ingest.formats import REASON, format_duration
 from ..output.inert import inert
 from ..output.mask import mask_event, mask_wrapper
 from ..policy import Policy
 from .event_list import code_style
 from .json_tree import JsonTree
 
-REASON = "authorization.k8s.io/reason"
 DECISION = "authorization.k8s.io/decision"
 
 

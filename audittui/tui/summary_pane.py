@@ -32,6 +32,8 @@ GROUP_TITLES = {
     "ip": "SOURCE IP",
     "ua": "USER AGENT",
     "code": "CODE",
+    "binding": "BINDING",
+    "role": "ROLE",
 }
 # (row key, title, numeric)
 FIELDS = (

@@ -1,0 +1,180 @@
+"""The binding that allowed a request: the authorizer's reason read into binding:, role:,
+authorizer: (and reason: as text), and summaries by binding and by role."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from conftest import SAMPLES, v1_event
+
+import audittui
+from audittui.ingest.authz import NOTHING, parse_reason
+
+REASON = "authorization.k8s.io/reason"
+REALDATA = SAMPLES.parent / "realdata"
+COREDNS = (
+    'RBAC: allowed by ClusterRoleBinding "system:coredns" of ClusterRole "system:coredns" '
+    'to ServiceAccount "coredns/kube-system"'
+)
+ROLEBINDING = (
+    'RBAC: allowed by RoleBinding "elastic-agent/kube-system" of Role "elastic-agent" '
+    'to ServiceAccount "elastic-agent/kube-system"'
+)
+ADMIN = (
+    'RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole "cluster-admin" '
+    'to Group "system:masters"'
+)
+
+
+@pytest.mark.parametrize(
+    ("reason", "want"),
+    [
+        (COREDNS, ("RBAC", "system:coredns", "ClusterRoleBinding", None, "system:coredns",
+                   "ClusterRole", "ServiceAccount", "kube-system:coredns")),
+        (ROLEBINDING, ("RBAC", "elastic-agent", "RoleBinding", "kube-system", "elastic-agent",
+                       "Role", "ServiceAccount", "kube-system:elastic-agent")),
+        (ADMIN, ("RBAC", "cluster-admin", "ClusterRoleBinding", None, "cluster-admin",
+                 "ClusterRole", "Group", "system:masters")),
+        # older API servers: the binding unquoted, nothing after it; and a truncated one
+        ("RBAC: allowed by ClusterRoleBinding system:public-info-viewer",
+         ("RBAC", "system:public-info-viewer", "ClusterRoleBinding", None, None, None, None,
+          None)),
+        ("RBAC: allowed by ClusterRoleBinding",
+         ("RBAC", None, "ClusterRoleBinding", None, None, None, None, None)),
+        # Go's %q: an escaped quote inside a name
+        ('RBAC: allowed by ClusterRoleBinding "a\\"b" of ClusterRole "r" to User "u"',
+         ("RBAC", 'a"b', "ClusterRoleBinding", None, "r", "ClusterRole", "User", "u")),
+        ("access granted by IAM permissions.", ("Webhook",) + (None,) * 7),
+        ("no relationship found between node 'n1' and this object", ("Node",) + (None,) * 7),
+        ("RBAC: something new", ("RBAC",) + (None,) * 7),
+    ],
+)  # fmt: skip
+def test_reasons_are_read_as_the_api_server_writes_them(reason, want):
+    assert tuple(parse_reason(reason)) == want
+
+
+@pytest.mark.parametrize("reason", ["", None, "weird", "\x1b[31m" + "x" * 100_000, 'RBAC "'])
+def test_an_unknown_reason_is_nothing_and_never_an_error(reason):
+    got = parse_reason(reason)
+    assert got.binding is None and got.role is None
+    assert got == NOTHING or got.authorizer == "RBAC"
+
+
+def _log(tmp_path, reasons):
+    events = []
+    for k, (user, reason) in enumerate(reasons):
+        ann = {"authorization.k8s.io/decision": "allow"}
+        if reason is not None:
+            ann[REASON] = reason
+        events.append(v1_event(user={"username": user}, annotations=ann, auditID=f"a-{k}"))
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return audittui.load(path)
+
+
+def test_binding_role_authorizer_and_reason_are_queryable(tmp_path):
+    store = _log(
+        tmp_path,
+        [
+            ("system:serviceaccount:kube-system:coredns", COREDNS),
+            ("system:serviceaccount:kube-system:coredns", COREDNS),
+            ("system:serviceaccount:kube-system:elastic-agent", ROLEBINDING),
+            ("alice", ADMIN),
+            ("bob", "access granted by IAM permissions."),
+            ("carol", None),
+            ("dave", 123),  # a type-confused annotation: no reason, no crash
+        ],
+    )
+    with store:
+        count = lambda q: len(store.query(q))  # noqa: E731
+        assert count("binding:system:coredns") == 2
+        assert count("binding:cluster-admin role:cluster-admin") == 1
+        assert count("role:system:*") == 2 and count("role:/^elastic/") == 1
+        assert count("authorizer:rbac") == 4  # case does not matter for the authorizer
+        assert count("authorizer:Webhook") == 1
+        assert count('binding:""') == 3  # no binding named: IAM, none, and the number
+        assert count("reason:*IAM*") == 1
+        assert count("-binding:cluster-admin user:alice") == 0
+
+
+def test_summary_by_binding_and_role_keeps_kinds_and_namespaces_apart(tmp_path):
+    store = _log(
+        tmp_path,
+        [
+            ("u1", ROLEBINDING),
+            ("u2", ROLEBINDING),
+            ("u3", ADMIN),
+            ("u4", 'RBAC: allowed by RoleBinding "cluster-admin/dev" of ClusterRole '
+                   '"cluster-admin" to User "u4"'),
+            ("u5", None),
+        ],
+    )  # fmt: skip
+    with store:
+        by_binding = {r["key"]: r["events"] for r in store.summary(by="binding")}
+        assert by_binding == {
+            "RoleBinding/kube-system/elastic-agent": 2,
+            "ClusterRoleBinding/cluster-admin": 1,
+            "RoleBinding/dev/cluster-admin": 1,
+            "(none)": 1,
+        }
+        by_role = {r["key"]: r["events"] for r in store.summary(by="role")}
+        assert by_role == {
+            "Role/kube-system/elastic-agent": 2,
+            "ClusterRole/cluster-admin": 2,  # one ClusterRole, bound twice
+            "(none)": 1,
+        }
+
+
+def test_real_logs_bindings_match_their_text():
+    eks = REALDATA / "panther-analysis" / "derived" / "eks.jsonl"
+    text = eks.read_bytes()
+    with audittui.load(eks) as store:
+        assert len(store.query("binding:system:coredns")) == text.count(
+            b'ClusterRoleBinding \\"system:coredns\\"'
+        )
+        assert len(store.query("binding:system:public-info-viewer")) == text.count(
+            b"ClusterRoleBinding system:public-info-viewer"
+        ) + text.count(b'ClusterRoleBinding \\"system:public-info-viewer\\"')
+    with audittui.load(SAMPLES / "aks" / "aks_logs.json") as store:
+        roles = {r["key"] for r in store.summary(by="role")}
+        assert "ClusterRole/system:auth-delegator" in roles
+
+
+def test_a_summary_rows_key_selects_exactly_its_events(tmp_path):
+    # Drilling down from a summary row puts binding:<its key> in the filter.
+    store = _log(
+        tmp_path,
+        [
+            ("u1", ADMIN),
+            ("u2", 'RBAC: allowed by RoleBinding "cluster-admin/dev" of ClusterRole '
+                   '"cluster-admin" to User "u2"'),
+            ("u3", None),
+        ],
+    )  # fmt: skip
+    with store:
+        for by in ("binding", "role"):
+            for row in store.summary(by=by):
+                value = '""' if row["key"] == "(none)" else f'"{row["key"]}"'
+                assert len(store.query(f"{by}:{value}")) == row["events"], (by, row["key"])
+        assert len(store.query("binding:cluster-admin")) == 2  # the name alone: both kinds
+
+
+def test_the_cluster_admin_rule_fires_for_a_person_and_is_blind_without_reasons(tmp_path):
+    from audittui.findings import Findings, load_rules
+
+    rules = [r for r in load_rules(False).rules if r.id == "cluster-admin-by-person"]
+    store = _log(tmp_path, [("kubernetes-admin", ADMIN), ("system:kube-scheduler", ADMIN)])
+    with store:
+        findings = Findings(rules)
+        findings.update(store)
+        (found,) = findings.results(store)
+        assert found.users == ["kubernetes-admin"] and not findings.blind(store)
+    (tmp_path / "audit.log").unlink()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    with _log(bare, [("kubernetes-admin", None)]) as store:
+        findings = Findings(rules)
+        findings.update(store)
+        assert not findings.results(store)
+        ((rule, why),) = findings.blind(store)
+        assert "RBAC reason" in why
