@@ -178,3 +178,51 @@ def test_the_cluster_admin_rule_fires_for_a_person_and_is_blind_without_reasons(
         assert not findings.results(store)
         ((rule, why),) = findings.blind(store)
         assert "RBAC reason" in why
+
+
+def _links(text) -> list[str]:
+    return [s.style.meta["@click"] for s in text.spans if getattr(s.style, "meta", None)]
+
+
+@pytest.mark.parametrize(
+    "name", ["cluster-admin", 'a"b', "x') or app.quit('", "ns/with space", "\u202eevil"]
+)
+def test_the_detail_links_the_binding_and_role_and_any_name_stays_one_argument(name):
+    from textual.actions import parse
+
+    from audittui.index.query import parse as parse_query
+    from audittui.tui.detail import header
+
+    quoted = name.replace('"', '\\"')  # as Go's %q writes it
+    reason = f'RBAC: allowed by ClusterRoleBinding "{quoted}" of ClusterRole "view" to User "u"'
+    event = v1_event(annotations={REASON: reason})
+    links = _links(header(event, 1000))
+    assert len(links) == 2
+    for link, field in zip(links, ("binding", "role"), strict=True):
+        _, action, args = parse(link)
+        assert action == "narrow" and len(args) == 1
+        term = parse_query(args[0])  # one term, whatever the name holds
+        assert term.field == field
+    assert "\u202e" not in header(event, 1000).plain
+
+
+def test_a_click_on_the_binding_narrows_the_filter_to_its_events(tmp_path):
+    from conftest import drive_app, until
+
+    from audittui.tui.detail import header
+
+    path = tmp_path / "audit.log"
+    events = [
+        v1_event(user={"username": "alice"}, annotations={REASON: ADMIN}),
+        v1_event(user={"username": "bob"}, annotations={REASON: COREDNS}),
+        v1_event(user={"username": "carol"}, annotations={REASON: ADMIN}),
+    ]
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+
+    async def check(app, pilot) -> None:
+        binding_link = _links(header(events[0], 0))[0]
+        await app.run_action(binding_link)
+        await until(pilot, lambda: app.view.text == "binding:ClusterRoleBinding/cluster-admin")
+        await until(pilot, lambda: len(app.view) == 2)
+
+    drive_app(str(path), tmp_path, check)

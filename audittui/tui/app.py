@@ -484,6 +484,11 @@ class AuditApp(App[None]):
     def on_summary_pane_drill(self, message: SummaryPane.Drill) -> None:
         self._narrow(term(message.field, message.value))
 
+    def action_narrow(self, terms: str) -> None:
+        """A link in the detail (the binding or role that allowed the event): the filter in
+        force with ``terms`` added, then the list."""
+        self._narrow(terms)
+
     def _narrow(self, terms: str) -> None:
         """Drill down from another pane: add ``terms`` to the filter in force and show the
         list."""

@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
 from ..analyses.latency import annotations as latency_annotations
+from ..index.completion import term
 from ..index.store import EventGone, Store
+from ..ingest.authz import parse_reason
 from ..ingest.formats import REASON, format_duration
 from ..output.inert import inert
 from ..output.mask import mask_event, mask_wrapper
@@ -59,16 +62,34 @@ def header(event: dict[str, Any], latency: int) -> Text:
     ips = event.get("sourceIPs")
     if isinstance(ips, list) and ips:
         text.append(f"  from {inert(str(ips[0]))}", "dim")
-    details = []
+    details: list[Text] = []
     reason = annotations.get(REASON)
-    if reason:
-        details.append(inert(str(reason)))
+    if isinstance(reason, str) and reason:
+        details.append(_reason(reason))
     spent = latency_annotations(event)
     if spent:
-        details.append("latency " + ", ".join(f"{inert(k)} {inert(v)}" for k, v in spent))
+        spent_text = "latency " + ", ".join(f"{inert(k)} {inert(v)}" for k, v in spent)
+        details.append(Text(spent_text, "dim"))
     if details:
-        text.append("\n" + "  ·  ".join(details), "dim")
+        text.append("\n")
+        text.append(Text("  ·  ", "dim").join(details))
     return text
+
+
+def _reason(reason: str) -> Text:
+    """The reason, and the binding and role it names as links that filter the list to them
+    (``binding:…``, ``role:…``: the filter in force, narrowed)."""
+    out = Text()
+    grant = parse_reason(reason)
+    for field in ("binding", "role"):  # first: a narrow detail cuts the line's end
+        label = grant.label(field)
+        if label is None:
+            continue
+        link = f"app.narrow({term(field, label)!r})"  # quoted as the filter bar would
+        out.append(inert(label), Style(underline=True, meta={"@click": link}))
+        out.append("  ")
+    out.append(inert(reason), "dim")
+    return out
 
 
 def _object(value: Any) -> dict[str, Any]:
