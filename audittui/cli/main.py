@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from .. import __version__
+from ..analyses.object_history import history as object_history
+from ..analyses.object_history import select as select_history
 from ..analyses.summary import GROUPINGS
 from ..findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from ..index.loader import load, nothing_read
@@ -26,6 +29,7 @@ from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
 from ..ingest.sources import InputError
 from ..output.inert import inert
+from ..output.mask import mask_event
 from ..output.terminal import (
     PROG,
     Out,
@@ -159,6 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("paths", nargs="+", metavar="PATH")
     pg.add_argument("--recursive", action="store_true", help="read subfolders too")
 
+    hi = sub.add_parser(
+        "history", help="one object's events in time order, with what each write changed"
+    )
+    hi.add_argument("object", metavar="RESOURCE[/SUB]", help="pods, deployments/scale, …")
+    hi.add_argument("target", metavar="NS/NAME", help="its namespace and name (-/NAME: cluster)")
+    hi.add_argument("--format", choices=("text", "json"), default="text")
+    hi.add_argument("--reads", action="store_true", help="reads (get) too, not only writes")
+    hi.add_argument(
+        "--all-fields",
+        action="store_true",
+        help="diff managedFields, resourceVersion and timestamps too",
+    )
+    hi.add_argument("--reveal", action="store_true", help="Secret data unmasked in diffs")
+    hi.add_argument("paths", nargs="+", metavar="PATH")
+    hi.add_argument("--recursive", action="store_true", help="read subfolders too")
+
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
     st.add_argument("--format", choices=("text", "json"), default="text")
     st.add_argument("--malformed", action="store_true", help="list every malformed line")
@@ -167,12 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = ("query", "summary", "findings", "policy", "stats")
+COMMANDS = ("query", "summary", "findings", "policy", "history", "stats")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command (``audittui COMMAND …``); the app is opened by :mod:`audittui.command`."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["history"]:  # -/NAME (a cluster-scoped object) is a value, not an option
+        argv = [CLUSTER_SCOPED + a[1:] if a.startswith("-/") else a for a in argv]
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -218,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if policy is not None:
                     attach_policy(policy, store)
                 _query(store, args, out)
+            elif args.command == "history":
+                status = _history(store, args, out)
             elif args.command == "summary":
                 _summary(store, args, out)
             elif args.command == "findings":
@@ -513,6 +537,67 @@ def _latency(rows: list[dict[str, Any]], args: argparse.Namespace, out: Out) -> 
         out.line(row, key, f"{r['requests']:,}", *times)
     total = sum(r["requests"] for r in rows)
     out.line("{:,} {} value(s), {:,} requests timed", len(rows), args.by, total)
+
+
+# -- history ------------------------------------------------------------------------------
+
+
+CLUSTER_SCOPED = "\0"  # stands for the "-" of -/NAME while argparse reads the line
+
+
+def _history(store: Store, args: argparse.Namespace, out: Out) -> int:
+    args.target = args.target.replace(CLUSTER_SCOPED, "-", 1)
+    namespace, slash, name = args.target.partition("/")
+    if not slash or not name:
+        return fail(f"history: {args.target}: give NAMESPACE/NAME (-/NAME for a cluster object)")
+    rows = select_history(store, args.object, None if namespace == "-" else namespace, name,
+                          reads=args.reads)  # fmt: skip
+    if not rows:
+        return fail(f"no event touched {args.object} {args.target}")
+    shown = None if args.reveal else (lambda ev: mask_event(ev)[0])
+    result = object_history(store, rows, shown, all_fields=args.all_fields)
+    if args.format == "json":
+        out.json(
+            [
+                {
+                    "auditID": e.audit_id, "time": e.time, "verb": e.verb, "user": e.user,
+                    "sourceIP": e.ip, "code": e.code, "subresource": e.subresource,
+                    "notes": e.notes, "patch": e.patch,
+                    "changes": None if e.changes is None
+                    else [{"path": c.path, "op": c.op, "old": c.old, "new": c.new}
+                          for c in e.changes],
+                }
+                for e in result.entries
+            ]
+        )  # fmt: skip
+        return 0
+    row = "{:<27} {:<7} {:<36} {:<15} {:>4}  {}"
+    out.line(row, "TIME", "VERB", "USER", "SOURCE-IP", "CODE", "NOTES")
+    for e in result.entries:
+        verb = f"{e.verb}/{e.subresource}" if e.subresource else e.verb
+        user = _cell(e.user, 36)
+        out.line(row, e.time, verb or "-", user, e.ip or "-", e.code or "-", "; ".join(e.notes))
+        if e.patch is not None:
+            out.line("    patch {}", _value(e.patch, 100))
+        for c in e.changes or ():
+            mark = {"add": "+", "remove": "-", "replace": "~"}[c.op]
+            if c.op == "replace":
+                out.line("    {} {}: {} → {}", mark, c.path, _value(c.old, 50), _value(c.new, 50))
+            else:
+                out.line(
+                    "    {} {}: {}", mark, c.path, _value(c.new if c.op == "add" else c.old, 90)
+                )
+    if not result.bodies:
+        out.line(
+            "no request or response bodies of this object in the log (level Metadata): a policy "
+            "rule at level RequestResponse for {} would log what each write changed",
+            args.object.split("/")[0],
+        )
+    return 0
+
+
+def _value(value: object, width: int) -> str:
+    return _cell(orjson.dumps(value).decode(), width)
 
 
 # -- stats --------------------------------------------------------------------------------

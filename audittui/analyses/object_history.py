@@ -1,0 +1,182 @@
+"""One object's history: every event that touched it in time order, and, where the log holds
+the bodies, what each write changed, as JSON-patch paths with the old and the new value.
+
+The object's versions come from the bodies of its writes: a create's or update's response (else
+its request), a patch's response (its request is the patch document, shown as such). Each is
+compared with the version before it. Secrets stay masked in the diff unless revealed. Noise is
+marked, not hidden: dry runs (``dryRun=All``: not persisted), no-op updates (the same
+resourceVersion before and after), status-only writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..index.completion import term
+from ..index.store import Store
+from ..ingest.formats import format_time
+from ..ingest.schema import COMPLETE, PANIC
+
+WRITES = ("create", "update", "patch", "delete")
+READS = ("get",)
+# Left out of diffs unless asked: they change on every write and say nothing about intent.
+NOISE = ("/metadata/managedFields", "/metadata/resourceVersion", "/metadata/generation")
+TIMESTAMP_KEYS = ("creationTimestamp", "lastTransitionTime", "lastUpdateTime", "lastHeartbeatTime",
+                  "lastProbeTime", "renewTime", "acquireTime", "time")  # fmt: skip
+
+
+@dataclass
+class Change:
+    path: str  # JSON-patch (RFC 6901) path: /spec/replicas, /metadata/labels/app~1name
+    op: str  # add, remove, replace
+    old: Any = None
+    new: Any = None
+
+
+@dataclass
+class Entry:
+    """One event of the object's history."""
+
+    index: int  # the store's event index
+    audit_id: str | None
+    time: str
+    verb: str | None
+    user: str | None
+    ip: str | None
+    code: int
+    subresource: str | None
+    notes: list[str] = field(default_factory=list)  # dry run, no-op, status write, …
+    changes: list[Change] | None = None  # None: no version to compare (no body, or the first)
+    patch: Any = None  # a patch event's patch document, as sent
+
+
+@dataclass
+class History:
+    entries: list[Entry]
+    bodies: bool  # did any event carry a body of this object
+
+
+def select(
+    store: Store, resource: str, namespace: str | None, name: str, reads: bool = False
+) -> list[int]:
+    """The events of one object (its subresources included), final stages, in time order."""
+    verbs = WRITES + READS if reads else WRITES
+    ns = term("ns", namespace) if namespace else 'ns:""'
+    query = (
+        f"{term('resource', resource)} {ns} {term('name', name)} verb:{','.join(verbs)} "
+        f'(stage:{COMPLETE},{PANIC} OR stage:"")'
+    )
+    return [int(i) for i in store.query(query)]
+
+
+def history(
+    store: Store,
+    rows: list[int],
+    shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    all_fields: bool = False,
+) -> History:
+    """The entries of ``rows`` (as :func:`select` gives them); ``shown`` turns each event into
+    what may be shown (the caller's secret masking) before anything is compared."""
+    entries: list[Entry] = []
+    current: dict[str, Any] | None = None
+    bodies = False
+    for i in rows:
+        event = store.event(i)
+        if shown is not None:
+            event = shown(event)
+        entry = _entry(store, i, event)
+        verb = entry.verb
+        request, response = (
+            _object(event.get("requestObject")),
+            _object(event.get("responseObject")),
+        )
+        bodies |= request is not None or response is not None
+        dry = "dryRun=All" in str(event.get("requestURI") or "")
+        if dry:
+            entry.notes.append("dry run (dryRun=All): not persisted")
+        if entry.subresource == "status" and verb in ("update", "patch"):
+            entry.notes.append("status write")
+        version: dict[str, Any] | None = None
+        if verb == "create":
+            version = response or request
+            entry.notes.append("created")
+        elif verb == "update":
+            version = response or request
+        elif verb == "patch":
+            entry.patch = event.get("requestObject")
+            version = response
+        elif verb == "delete":
+            entry.notes.append("deleted")
+        if version is not None and verb != "create" and current is not None:
+            if _resource_version(version) == _resource_version(current) is not None:
+                entry.notes.append("no-op (the same resourceVersion)")
+            entry.changes = diff(current, version, all_fields=all_fields)
+        if not dry:
+            if verb == "delete":
+                current = None
+            elif version is not None:
+                current = version
+        entries.append(entry)
+    return History(entries, bodies)
+
+
+def diff(old: Any, new: Any, path: str = "", all_fields: bool = False) -> list[Change]:
+    """What changed from ``old`` to ``new``: objects key by key, lists item by item when their
+    lengths agree (else the list as one value), anything else by equality."""
+    if not all_fields and (path in NOISE or path.rsplit("/", 1)[-1] in TIMESTAMP_KEYS):
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[Change] = []
+        for key in sorted(old.keys() | new.keys(), key=str):
+            sub = f"{path}/{_escape(str(key))}"
+            if key not in new:
+                if all_fields or not _noise(sub):
+                    out.append(Change(sub, "remove", old[key], None))
+            elif key not in old:
+                if all_fields or not _noise(sub):
+                    out.append(Change(sub, "add", None, new[key]))
+            else:
+                out.extend(diff(old[key], new[key], sub, all_fields))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        out = []
+        for k, (a, b) in enumerate(zip(old, new, strict=True)):
+            out.extend(diff(a, b, f"{path}/{k}", all_fields))
+        return out
+    return [] if old == new else [Change(path or "/", "replace", old, new)]
+
+
+def _noise(path: str) -> bool:
+    return path in NOISE or path.rsplit("/", 1)[-1] in TIMESTAMP_KEYS
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _object(value: Any) -> dict[str, Any] | None:
+    """A body that is a version of the object (not a Status)."""
+    return value if isinstance(value, dict) and value.get("kind") != "Status" else None
+
+
+def _resource_version(obj: dict[str, Any]) -> str | None:
+    meta = obj.get("metadata")
+    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return rv if isinstance(rv, str) else None
+
+
+def _entry(store: Store, i: int, event: dict[str, Any]) -> Entry:
+    v = store.value
+    ips = v("ips", i)
+    return Entry(
+        index=i,
+        audit_id=v("audit_id", i),
+        time=format_time(v("time", i)),
+        verb=v("verb", i),
+        user=v("user", i),
+        ip=ips[0] if ips else None,
+        code=v("code", i) or 0,
+        subresource=v("subresource", i),
+    )
