@@ -33,6 +33,7 @@ OWNERS = {
     "SummaryPane": summary_pane.SummaryPane,
     "HelpScreen": screens.HelpScreen,
     "MalformedScreen": screens.MalformedScreen,
+    "ObjectHistoryScreen": screens.ObjectHistoryScreen,
     "PathScreen": screens.PathScreen,
     "ConfirmScreen": screens.ConfirmScreen,
 }

@@ -143,3 +143,25 @@ def test_secrets_stay_masked_in_diffs_until_revealed(capsys, tmp_path):
         "b2xk",
         "bmV3c2VjcmV0",
     )
+
+
+def test_h_in_the_app_shows_the_history_of_the_events_object(tmp_path):
+    from conftest import drive_app, until
+
+    from audittui.tui.screens import ObjectHistoryScreen
+
+    path = _log(tmp_path, [
+        _write("create", "1", {"replicas": 1}),
+        _write("update", "2", {"replicas": 4}),
+    ])  # fmt: skip
+
+    async def check(app, pilot) -> None:
+        await pilot.press("h")  # the newest event is selected: the update
+        await until(pilot, lambda: isinstance(app.screen, ObjectHistoryScreen))
+        text = app.screen.query_one("Static").render().plain
+        assert "deployments prod/web: 2 write(s)" in text
+        assert "~ /spec/replicas: 1 → 4" in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ObjectHistoryScreen))
+
+    drive_app(path, tmp_path, check)

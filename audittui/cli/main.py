@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from .. import __version__
 from ..analyses.object_history import history as object_history
@@ -28,6 +27,7 @@ from ..index.query import QueryError, fields_of, parse
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
 from ..ingest.sources import InputError
+from ..output.changes import history_lines
 from ..output.inert import inert
 from ..output.mask import mask_event
 from ..output.terminal import (
@@ -571,33 +571,9 @@ def _history(store: Store, args: argparse.Namespace, out: Out) -> int:
             ]
         )  # fmt: skip
         return 0
-    row = "{:<27} {:<7} {:<36} {:<15} {:>4}  {}"
-    out.line(row, "TIME", "VERB", "USER", "SOURCE-IP", "CODE", "NOTES")
-    for e in result.entries:
-        verb = f"{e.verb}/{e.subresource}" if e.subresource else e.verb
-        user = _cell(e.user, 36)
-        out.line(row, e.time, verb or "-", user, e.ip or "-", e.code or "-", "; ".join(e.notes))
-        if e.patch is not None:
-            out.line("    patch {}", _value(e.patch, 100))
-        for c in e.changes or ():
-            mark = {"add": "+", "remove": "-", "replace": "~"}[c.op]
-            if c.op == "replace":
-                out.line("    {} {}: {} → {}", mark, c.path, _value(c.old, 50), _value(c.new, 50))
-            else:
-                out.line(
-                    "    {} {}: {}", mark, c.path, _value(c.new if c.op == "add" else c.old, 90)
-                )
-    if not result.bodies:
-        out.line(
-            "no request or response bodies of this object in the log (level Metadata): a policy "
-            "rule at level RequestResponse for {} would log what each write changed",
-            args.object.split("/")[0],
-        )
+    for template, values in history_lines(result, args.object):
+        out.line(template, *values)
     return 0
-
-
-def _value(value: object, width: int) -> str:
-    return _cell(orjson.dumps(value).decode(), width)
 
 
 # -- stats --------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from ..analyses.object_history import history as object_history
+from ..analyses.object_history import select as select_history
 from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, RowView, matching
 from ..findings import Findings, RuleSet, load_rules
@@ -38,8 +40,10 @@ from ..index.session import Session
 from ..ingest.follow import Notice
 from ..ingest.formats import format_time
 from ..ingest.stdin_spool import StdinSpool
+from ..output.changes import history_lines
 from ..output.export import ExportError, export_jsonl
 from ..output.inert import inert
+from ..output.mask import mask_event
 from ..policy import Policy, PolicyError
 from ..policy import load as load_policy
 from ..policy.over_store import attach as attach_policy
@@ -57,7 +61,14 @@ from .live import LiveAnalysis
 from .messages import FileNotices, FilterResult, InputEnded, StoreGrew
 from .policy_pane import PolicyPane
 from .schedule import Debounce, Throttle
-from .screens import ConfirmScreen, ExportScreen, HelpScreen, MalformedScreen, PathScreen
+from .screens import (
+    ConfirmScreen,
+    ExportScreen,
+    HelpScreen,
+    MalformedScreen,
+    ObjectHistoryScreen,
+    PathScreen,
+)
 from .status_bar import ListState, StatusBar
 from .summary_pane import SummaryPane
 
@@ -396,6 +407,26 @@ class AuditApp(App[None]):
             return
         self.copy_to_clipboard(text)
         self.notify("Event JSON copied (OSC 52)", timeout=2)
+
+    def action_object_history(self) -> None:
+        """h: the history of the detail's event's object, computed in a thread."""
+        detail = self.main.query_one(DetailPane)
+        i = detail.event_index
+        v = self.store.value
+        if i is None or not v("resource", i) or not v("name", i):
+            self.notify("This event names no object (h needs a resource and a name)", timeout=3)
+            return
+        self._object_history(i, detail.reveal)
+
+    @work(thread=True, group="history", exclusive=True, exit_on_error=False)
+    def _object_history(self, i: int, reveal: bool) -> None:
+        v = self.store.value
+        resource, namespace, name = v("resource", i), v("namespace", i), v("name", i)
+        rows = select_history(self.store, resource, namespace, name)
+        shown = None if reveal else (lambda ev: mask_event(ev)[0])
+        lines = list(history_lines(object_history(self.store, rows, shown), resource))
+        title = f"{resource} {namespace or '-'}/{name}: {len(rows):,} write(s)"
+        self.call_from_thread(self.push_screen, ObjectHistoryScreen(title, lines))
 
     def action_stage(self, step: int) -> None:
         detail = self.main.query_one(DetailPane)

@@ -138,6 +138,10 @@ KEYMAP: tuple[Row, ...] = (
     Row(DETAIL, "c", "copy the event JSON (OSC 52: works over SSH)", (
         Bind("c", "copy", "Copy event", palette="Copy the event JSON"),
     )),
+    Row(DETAIL, "h", "the history of the event's object: its writes and what each changed", (
+        Bind("h", "object_history", "Object history",
+             palette="The event's object: its writes and what each changed"),
+    )),
     Row(DETAIL, "space / enter", "fold or unfold a JSON node"),
     Row(DETAIL, "z", "fold or unfold everything", (
         Bind("z", "toggle_all", "Fold all", owner="JsonTree"),
@@ -178,6 +182,9 @@ KEYMAP: tuple[Row, ...] = (
     )),
     Row(DIALOGS, "esc / q", "close the list of malformed lines", (
         Bind("escape,q", "dismiss", "Close", owner="MalformedScreen", show=True),
+    )),
+    Row(DIALOGS, "esc / q / h", "close an object's history", (
+        Bind("escape,q,h", "dismiss", "Close", owner="ObjectHistoryScreen", show=True),
     )),
     Row(DIALOGS, "esc", "cancel a path prompt (export, policy)", (
         Bind("escape", "cancel", "Cancel", owner="PathScreen", show=True),

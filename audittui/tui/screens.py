@@ -77,6 +77,30 @@ class MalformedScreen(ModalScreen[None]):
         table.focus()
 
 
+class ObjectHistoryScreen(ModalScreen[None]):
+    """One object's history (``h``): its events and what each write changed."""
+
+    BINDINGS = bindings("ObjectHistoryScreen")
+    DEFAULT_CSS = """
+    ObjectHistoryScreen { align: center middle; }
+    ObjectHistoryScreen > VerticalScroll { width: 95%; height: 90%; border: round $accent;
+        background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, title: str, lines: list[tuple[str, tuple[object, ...]]]) -> None:
+        super().__init__()
+        self.title_text, self.lines = title, lines
+
+    def compose(self) -> ComposeResult:
+        body = Text(inert(self.title_text) + "  (esc closes)\n", "bold")
+        for template, values in self.lines:
+            safe = (inert(v) if isinstance(v, str) else v for v in values)
+            style = "" if template.startswith("    ") else "bold"
+            body.append(template.format(*safe) + "\n", style)
+        with VerticalScroll():
+            yield Static(body)
+
+
 class PathScreen(ModalScreen[str | None]):
     """Asks for a file name; returns it (or None when cancelled)."""
 
