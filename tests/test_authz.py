@@ -226,3 +226,20 @@ def test_a_click_on_the_binding_narrows_the_filter_to_its_events(tmp_path):
         await until(pilot, lambda: len(app.view) == 2)
 
     drive_app(str(path), tmp_path, check)
+
+
+def test_tab_completes_the_bindings_and_roles_the_reasons_name(tmp_path):
+    from audittui.index.completion import complete
+
+    store = _log(tmp_path, [("u", COREDNS), ("u", COREDNS), ("v", ROLEBINDING), ("w", ADMIN)])
+    with store:
+        comp = complete("binding:sys", 11, store)
+        assert comp.candidates == ["binding:system:coredns"]
+        comp = complete("role:", 5, store)
+        assert comp.candidates == [
+            "role:system:coredns",
+            "role:cluster-admin",
+            "role:elastic-agent",
+        ]
+        assert len(store.query(comp.candidates[0])) == 2  # a candidate selects its events
+        assert complete("authorizer:R", 12, store).candidates == ["authorizer:RBAC"]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from ..ingest.authz import parse_reason
 from ..ingest.formats import UNIQUE_FIELDS
 from .lexer import FIELD_RE, VALUE_STOP, WORD_STOP, bare_end, quote_end, regex_end, unescape
 from .query import (
@@ -265,6 +266,8 @@ def _complete_value(
         found = _codes(store, tok.prefix, exclude)
     elif canonical == "resource" and "/" in tok.prefix:
         found = _resource_pairs(store, tok.prefix, exclude)
+    elif canonical in GRANT_FIELDS:
+        found = _grants(store, canonical, tok.prefix, exclude)
     elif canonical in VALUE_FIELDS:
         found = _strings(store, canonical, tok.prefix, exclude)
     if found is None:
@@ -348,6 +351,19 @@ def _resource_pairs(store: Events, prefix: str, exclude: set[str]) -> _Found | N
             if sub.startswith(sub_prefix) and pair not in exclude:
                 pairs[pair] = pairs.get(pair, 0) + int(counts[code + 1])
     return _small(list(pairs), list(pairs.values()))
+
+
+def _grants(store: Events, field: str, prefix: str, exclude: set[str]) -> _Found | None:
+    """``binding:sys`` → the bindings (roles, authorizers) the reasons name, by their name,
+    most used first: read once per distinct reason, counted over its events."""
+    reasons = store.tables["reason"].values[:]
+    counts = np.bincount(store.column("reason"), minlength=len(reasons))
+    totals: dict[str, int] = {}
+    for code in np.flatnonzero(counts).tolist():
+        value = getattr(parse_reason(reasons[code]), field)
+        if value and value.startswith(prefix) and value not in exclude:
+            totals[value] = totals.get(value, 0) + int(counts[code])
+    return _small(list(totals), list(totals.values()))
 
 
 def _strings(store: Events, canonical: str, prefix: str, exclude: set[str]) -> _Found | None:
