@@ -125,7 +125,7 @@ def history(
 def diff(old: Any, new: Any, path: str = "", all_fields: bool = False) -> list[Change]:
     """What changed from ``old`` to ``new``: objects key by key, lists item by item when their
     lengths agree (else the list as one value), anything else by equality."""
-    if not all_fields and (path in NOISE or path.rsplit("/", 1)[-1] in TIMESTAMP_KEYS):
+    if not all_fields and _noise(path):
         return []
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[Change] = []
