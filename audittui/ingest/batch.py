@@ -21,6 +21,8 @@ from .formats import (
     PROFILE_FIELDS,
     UNIQUE_FIELDS,
     UUID_ID,
+    WHAT_FIELDS,
+    WHO_FIELDS,
     Packed,
     decode_line,
     decode_record,
@@ -50,7 +52,6 @@ NUMBER_COLUMNS = {
 ROW_NUMBERS = ("time", "latency", "code", "flags", "offset", "length", "item")  # per event
 _UNFINISHED = "a split line (CRI P, Docker 16 KiB) whose final piece never came (cut off)"
 _INTERLEAVED = "a split line begun amid the pieces of another stream's split line (not joined)"
-PROBE = 2000  # events a builder interns their profiles for before it decides whether that pays
 
 
 @dataclass
@@ -71,13 +72,11 @@ class Batch:
 class BatchBuilder:
     """Accumulates events from lines or documents of one source into a :class:`Batch`.
 
-    The hot loop keeps per event its numbers, its four near-unique strings and its "profile"
-    (the low-cardinality fields as one tuple). On a small cluster's log few profiles repeat
-    endlessly: they are interned at once (one dict lookup an event, duplicates die young). On a
-    big cluster's the profiles are nearly as many as the events (user × IP × namespace): after
-    :data:`PROBE` events with more than one distinct profile in three, the builder keeps them
-    as they come and :meth:`finish` encodes them column by column. Every column is
-    dictionary-encoded with C-level builtins; the near-unique ones are packed for the arenas.
+    The hot loop keeps per event its numbers and its four near-unique strings, and interns its
+    two low-cardinality tuples, who and what (one dict lookup each; duplicates die young).
+    :meth:`finish` encodes the distinct tuples column by column and gathers them for the
+    events. Every column is dictionary-encoded with C-level builtins; the near-unique ones are
+    packed for the arenas.
     """
 
     def __init__(self, source: int) -> None:
@@ -86,27 +85,25 @@ class BatchBuilder:
 
     def _reset(self) -> None:
         """Empty, for the next batch of the same source."""
-        self._numbers: list[tuple] = []
-        # name, audit_id, uri, credential; then the profiles (once no longer interned)
-        self._columns: tuple[list, ...] = ([], [], [], [], [])
-        self._interning = True
-        self._profile_index: dict[tuple, int] = {}
-        self._profile_codes = array("i")
+        self._numbers = array("q")  # ROW_NUMBERS of each event, one after the other
+        self._columns: tuple[list, ...] = ([], [], [], [])  # name, audit_id, uri, credential
+        # who and what: each distinct tuple's code, and the code of each event's
+        self._who: dict[tuple, int] = {}
+        self._what: dict[tuple, int] = {}
+        self._who_codes = array("i")
+        self._what_codes = array("i")
         self.malformed: list[tuple[int, str]] = []
         self.lines = 0
 
     def __len__(self) -> int:
-        return len(self._numbers)
+        return len(self._numbers) // len(ROW_NUMBERS)
 
     def add_packed(self, p: Packed) -> None:
-        self._numbers.append(p[0])
-        for column, value in zip(self._columns[:4], p[1:5], strict=True):
+        self._numbers.extend(p[0])
+        for column, value in zip(self._columns, p[1:5], strict=True):
             column.append(value)
-        if self._interning:
-            index = self._profile_index
-            self._profile_codes.append(index.setdefault(p[5], len(index)))
-        else:
-            self._columns[4].append(p[5])
+        self._who_codes.append(self._who.setdefault(p[5], len(self._who)))
+        self._what_codes.append(self._what.setdefault(p[6], len(self._what)))
 
     def add_event(self, ev: dict, offset: int, length: int, item: int) -> None:
         self.add_packed(pack(row(ev), offset, length, item))
@@ -139,14 +136,11 @@ class BatchBuilder:
             pieces.append(tail)
         pos = base_offset
         line_no = first_line
-        numbers = self._numbers.append
-        names, ids, uris, credentials, profiles = (c.append for c in self._columns)
-        interning, index, profile_codes = (
-            self._interning,
-            self._profile_index,
-            self._profile_codes.append,
-        )
-        profile_code = index.get
+        numbers = self._numbers.extend
+        names, ids, uris, credentials = (c.append for c in self._columns)
+        who, what = self._who, self._what
+        who_code, what_code = who.get, what.get
+        who_codes, what_codes = self._who_codes.append, self._what_codes.append
         joining: list[bytes] | None = None  # pieces of one split line (CRI P … P F, Docker)
         join_pos = join_line = 0
         join_stream: bytes | None = None
@@ -174,20 +168,19 @@ class BatchBuilder:
                 ids(p[2])
                 uris(p[3])
                 credentials(p[4])
-                if interning:
-                    code = profile_code(p[5])
-                    if code is None:
-                        code = index[p[5]] = len(index)
-                    profile_codes(code)
-                else:
-                    profiles(p[5])
+                code = who_code(p[5])
+                if code is None:
+                    code = who[p[5]] = len(who)
+                who_codes(code)
+                code = what_code(p[6])
+                if code is None:
+                    code = what[p[6]] = len(what)
+                what_codes(code)
             elif line.strip() and self._add_other(line, pos, line_no, line is tail, True):
                 joining, join_pos, join_line = [line], pos, line_no
                 join_stream = stream_of(line)
             pos += len(line) + 1
             line_no += 1
-        if interning and len(self._numbers) >= PROBE and 3 * len(index) > len(self._numbers):
-            self._stop_interning()
         if joining is not None:
             if not final:  # its last piece is still to come: read it again with the rest
                 self.lines += join_line - first_line
@@ -234,24 +227,14 @@ class BatchBuilder:
         else:
             self.add_value(value, pos, len(joined), line_no, whole_line=False)
 
-    def _stop_interning(self) -> None:
-        distinct = list(self._profile_index)
-        self._columns[4].extend(map(distinct.__getitem__, self._profile_codes))
-        self._profile_index, self._profile_codes = {}, array("i")
-        self._interning = False
-
     def finish(self) -> Batch:
         numbers: dict[str, np.ndarray] = {}
         codes: dict[str, np.ndarray] = {}
         tables: dict[str, list | PackedStrings] = {}
-        n, width = len(self._numbers), len(ROW_NUMBERS)
-        table = np.fromiter(
-            itertools.chain.from_iterable(self._numbers), dtype=np.int64, count=width * n
-        ).reshape(-1, width)
+        table = np.frombuffer(self._numbers, dtype=np.int64).reshape(-1, len(ROW_NUMBERS))
         for k, name in enumerate(ROW_NUMBERS):
             numbers[name] = table[:, k].astype(NUMBER_COLUMNS[name])
-        *unique, profiles = self._columns
-        for name, values in zip(UNIQUE_FIELDS, unique, strict=True):
+        for name, values in zip(UNIQUE_FIELDS, self._columns, strict=True):
             if name == "audit_id":
                 hi, lo, uuid = audit_ids.parse(values)
                 numbers["audit_hi"], numbers["audit_lo"] = hi, lo
@@ -264,16 +247,16 @@ class BatchBuilder:
                 codes[name], distinct = _encode(values)
             # Encoded and hashed here, in the worker: the parent only looks hashes up.
             tables[name] = PackedStrings.of(distinct)
-        if self._interning:  # per distinct profile, then gathered for the events
-            distinct = list(self._profile_index)
-            per_event = np.frombuffer(self._profile_codes, dtype=np.int32)
-        else:  # column by column (one C-level transposition)
-            distinct, per_event = profiles, None
-        columns = zip(*distinct, strict=True) if distinct else ((),) * len(PROFILE_FIELDS)
-        for name, column in zip(PROFILE_FIELDS, columns, strict=True):
-            # The core API group is "": a value, not a missing one.
-            coded, tables[name] = _encode(column, name != "api")
-            codes[name] = coded if per_event is None else coded[per_event]
+        for fields, index, per_event in (
+            (WHO_FIELDS, self._who, self._who_codes),
+            (WHAT_FIELDS, self._what, self._what_codes),
+        ):
+            gather = np.frombuffer(per_event, dtype=np.int32)
+            columns = zip(*index, strict=True) if index else ((),) * len(fields)
+            for name, column in zip(fields, columns, strict=True):
+                # The core API group is "": a value, not a missing one.
+                coded, tables[name] = _encode(column, name != "api")
+                codes[name] = coded[gather]
         # Sent to the loading process through a pipe: each array as narrow as its values.
         for name in ("code", "length", "item"):
             numbers[name] = _narrow(numbers[name])
