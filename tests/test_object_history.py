@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import orjson
@@ -10,7 +11,7 @@ from test_cli import run
 
 from audittui.analyses.object_history import Change, diff
 
-TIMES = iter(f"2024-05-01T10:00:{k:02d}.000000Z" for k in range(60))
+TIMES = (f"2024-05-01T09:{k // 60 % 60:02d}:{k % 60:02d}.000000Z" for k in itertools.count())
 
 
 def _write(
@@ -158,10 +159,76 @@ def test_h_in_the_app_shows_the_history_of_the_events_object(tmp_path):
     async def check(app, pilot) -> None:
         await pilot.press("h")  # the newest event is selected: the update
         await until(pilot, lambda: isinstance(app.screen, ObjectHistoryScreen))
-        text = app.screen.query_one("Static").render().plain
-        assert "deployments prod/web: 2 write(s)" in text
-        assert "~ /spec/replicas: 1 → 4" in text
+        await until(pilot, lambda: app.screen.done)
+        title = str(app.screen.query_one("#title").render())
+        assert "deployments prod/web: 2 write(s)" in title and "reading" not in title
+        assert "    ~ /spec/replicas: 1 → 4" in app.screen.query_one("HistoryLines").lines
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ObjectHistoryScreen))
+
+    drive_app(path, tmp_path, check)
+
+
+def test_conflicts_and_refused_writes_are_marked_and_change_nothing(tmp_path):
+    from audittui.analyses.object_history import history
+
+    uri = "/apis/apps/v1/namespaces/prod/deployments/web?fieldManager=ci&force=false"
+    ssa = _write("patch", "1", None, patch={"spec": {"replicas": 9}}, uri=uri)
+    message = (
+        'Apply failed with 2 conflicts: conflicts with "kubectl-client-side-apply" using '
+        'apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name="web"].image'
+    )
+    ssa["responseStatus"] = {"code": 409, "status": "Failure", "reason": "Conflict",
+                             "message": message}  # fmt: skip
+    ssa["responseObject"] = {"kind": "Status", "code": 409}
+    stale = _write("update", "1", {"replicas": 7})
+    stale["responseStatus"] = {"code": 409, "message": "the object has been modified"}
+    stale["responseObject"] = {"kind": "Status", "code": 409}
+    forbidden = _write("delete", "1", None, level="Metadata")
+    forbidden["responseStatus"] = {"code": 403}
+    path = _log(tmp_path, [
+        _write("create", "1", {"replicas": 1}),
+        ssa,
+        stale,
+        forbidden,
+        _write("update", "2", {"replicas": 2}),
+    ])  # fmt: skip
+    with __import__("audittui").load(path) as store:
+        entries = history(store, list(range(len(store)))).entries
+    notes = [e.notes for e in entries]
+    assert notes[1] == [
+        "server-side apply conflict (409, not applied): fields owned by "
+        '"kubectl-client-side-apply" (.spec.replicas, '
+        '.spec.template.spec.containers[name="web"].image)'
+    ]
+    assert entries[1].patch == {"spec": {"replicas": 9}} and entries[1].changes is None
+    assert notes[2] == ["conflict (409, not written: the object changed since it was read)"]
+    assert entries[2].changes is None
+    assert notes[3] == ["refused (403): not written"]  # not "deleted"
+    # The next write is compared with the last version written, the create's.
+    assert [(c.path, c.old, c.new) for c in entries[4].changes] == [("/spec/replicas", 1, 2)]
+
+
+def test_a_long_history_is_shown_while_it_is_read(tmp_path):
+    from conftest import drive_app, until
+
+    events = []
+    for k in range(3000):
+        t = f"2024-05-01T{10 + k // 3600:02d}:{k // 60 % 60:02d}:{k % 60:02d}.000000Z"
+        ev = _write("update" if k else "create", str(k + 1), {"replicas": k})
+        ev["requestReceivedTimestamp"] = ev["stageTimestamp"] = t
+        events.append(ev)
+    path = _log(tmp_path, events)
+
+    async def check(app, pilot) -> None:
+        await pilot.press("h")
+        await until(pilot, lambda: getattr(app.screen, "done", False), timeout=60)
+        lines = app.screen.query_one("HistoryLines").lines
+        assert len(lines) == 1 + 3000 + 2999  # the header, each event, each change
+        assert lines[-1] == "    ~ /spec/replicas: 2998 → 2999"
+        assert "3,000 write(s)" in str(app.screen.query_one("#title").render())
+        await pilot.press("end")
+        await pilot.pause()
+        assert app.screen.query_one("HistoryLines").scroll_offset.y > 5000
 
     drive_app(path, tmp_path, check)

@@ -5,12 +5,17 @@ The object's versions come from the bodies of its writes: a create's or update's
 its request), a patch's response (its request is the patch document, shown as such). Each is
 compared with the version before it. Secrets stay masked in the diff unless revealed. Noise is
 marked, not hidden: dry runs (``dryRun=All``: not persisted), no-op updates (the same
-resourceVersion before and after), status-only writes.
+resourceVersion before and after), status-only writes, conflicts (409: a server-side apply
+whose fields another manager owns, or an update of a version since replaced).
+
+:func:`entries` yields the history event by event (an object may have 100,000 writes: the app
+shows the first ones while the rest are read); :func:`history` collects it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +55,7 @@ class Entry:
     notes: list[str] = field(default_factory=list)  # dry run, no-op, status write, …
     changes: list[Change] | None = None  # None: no version to compare (no body, or the first)
     patch: Any = None  # a patch event's patch document, as sent
+    body: bool = False  # did the event carry a body of this object
 
 
 @dataclass
@@ -79,9 +85,18 @@ def history(
 ) -> History:
     """The entries of ``rows`` (as :func:`select` gives them); ``shown`` turns each event into
     what may be shown (the caller's secret masking) before anything is compared."""
-    entries: list[Entry] = []
+    found = list(entries(store, rows, shown, all_fields))
+    return History(found, any(e.body for e in found))
+
+
+def entries(
+    store: Store,
+    rows: list[int],
+    shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    all_fields: bool = False,
+) -> Iterator[Entry]:
+    """:func:`history`'s entries one by one, each as soon as it is read."""
     current: dict[str, Any] | None = None
-    bodies = False
     for i in rows:
         event = store.event(i)
         if shown is not None:
@@ -92,34 +107,65 @@ def history(
             _object(event.get("requestObject")),
             _object(event.get("responseObject")),
         )
-        bodies |= request is not None or response is not None
-        dry = "dryRun=All" in str(event.get("requestURI") or "")
+        entry.body = request is not None or response is not None
+        uri = str(event.get("requestURI") or "")
+        dry = "dryRun=All" in uri
         if dry:
             entry.notes.append("dry run (dryRun=All): not persisted")
+        refused = entry.code >= 300  # conflict, forbidden, invalid…: nothing was written
+        if entry.code == 409 and verb in ("update", "patch"):
+            entry.notes.append(_conflict(verb, uri, event))
+        elif refused and verb in WRITES:
+            entry.notes.append(f"refused ({entry.code}): not written")
         if entry.subresource == "status" and verb in ("update", "patch"):
             entry.notes.append("status write")
         version: dict[str, Any] | None = None
         if verb == "create":
             version = response or request
-            entry.notes.append("created")
+            if not refused:
+                entry.notes.append("created")
         elif verb == "update":
             version = response or request
         elif verb == "patch":
             entry.patch = event.get("requestObject")
             version = response
-        elif verb == "delete":
+        elif verb == "delete" and not refused:
             entry.notes.append("deleted")
+        if refused:
+            version = None
         if version is not None and verb != "create" and current is not None:
             if _resource_version(version) == _resource_version(current) is not None:
                 entry.notes.append("no-op (the same resourceVersion)")
             entry.changes = diff(current, version, all_fields=all_fields)
-        if not dry:
+        if not dry and not refused:
             if verb == "delete":
                 current = None
             elif version is not None:
                 current = version
-        entries.append(entry)
-    return History(entries, bodies)
+        yield entry
+
+
+# "Apply failed with 2 conflicts: conflict with "kubectl-client-side-apply" using apps/v1:
+# .spec.replicas" (one conflict), or the conflicts listed on the lines that follow.
+_MANAGER = re.compile(r'conflicts? with "([^"]*)"')
+_FIELD = re.compile(r"(?:^|\s|: )(\.[\w.\[\]=\\\"'-]+)")
+
+
+def _conflict(verb: str, uri: str, event: dict[str, Any]) -> str:
+    """A 409's note: a server-side apply's conflicts (whose fields), or a stale update."""
+    status = event.get("responseStatus")
+    message = status.get("message") if isinstance(status, dict) else None
+    message = message if isinstance(message, str) else ""
+    if verb == "patch" and ("fieldManager=" in uri or "Apply failed" in message):
+        managers = sorted(set(_MANAGER.findall(message)))
+        fields = list(dict.fromkeys(_FIELD.findall(message)))
+        said = ", ".join(f'"{m}"' for m in managers)
+        return (
+            "server-side apply conflict (409, not applied)"
+            + (f": fields owned by {said}" if said else "")
+            + (f" ({', '.join(fields[:5])}{', …' if len(fields) > 5 else ''})" if fields else "")
+        )
+    return "conflict (409, not written: the object changed since it was read)"
 
 
 def diff(old: Any, new: Any, path: str = "", all_fields: bool = False) -> list[Change]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from ..analyses.object_history import History
+from ..analyses.object_history import Entry, History
 from .inert import fit, inert
 
 HEADER = ("TIME", "VERB", "USER", "SOURCE-IP", "CODE", "NOTES")
@@ -22,23 +22,33 @@ def history_lines(result: History, resource: str) -> Iterator[tuple[str, tuple[o
     when the log holds no body of the object."""
     yield ROW, HEADER
     for e in result.entries:
-        verb = f"{e.verb}/{e.subresource}" if e.subresource else e.verb
-        user = fit(inert(e.user or "-"), 36)
-        yield ROW, (e.time, verb or "-", user, e.ip or "-", e.code or "-", "; ".join(e.notes))
-        if e.patch is not None:
-            yield "    patch {}", (_value(e.patch, 100),)
-        for c in e.changes or ():
-            if c.op == "replace":
-                yield "    ~ {}: {} → {}", (c.path, _value(c.old, 50), _value(c.new, 50))
-            else:
-                value = c.new if c.op == "add" else c.old
-                yield "    " + MARKS[c.op] + " {}: {}", (c.path, _value(value, 90))
+        yield from entry_lines(e)
     if not result.bodies:
-        yield (
-            "no request or response bodies of this object in the log (level Metadata): a policy "
-            "rule at level RequestResponse for {} would log what each write changed",
-            (resource.split("/")[0],),
-        )
+        yield closing_line(resource)
+
+
+def entry_lines(e: Entry) -> Iterator[tuple[str, tuple[object, ...]]]:
+    """One event's line, then its patch and its changes."""
+    verb = f"{e.verb}/{e.subresource}" if e.subresource else e.verb
+    user = fit(inert(e.user or "-"), 36)
+    yield ROW, (e.time, verb or "-", user, e.ip or "-", e.code or "-", "; ".join(e.notes))
+    if e.patch is not None:
+        yield "    patch {}", (_value(e.patch, 100),)
+    for c in e.changes or ():
+        if c.op == "replace":
+            yield "    ~ {}: {} → {}", (c.path, _value(c.old, 50), _value(c.new, 50))
+        else:
+            value = c.new if c.op == "add" else c.old
+            yield "    " + MARKS[c.op] + " {}: {}", (c.path, _value(value, 90))
+
+
+def closing_line(resource: str) -> tuple[str, tuple[object, ...]]:
+    """What to say when no event of the object carried a body."""
+    return (
+        "no request or response bodies of this object in the log (level Metadata): a policy "
+        "rule at level RequestResponse for {} would log what each write changed",
+        (resource.split("/")[0],),
+    )
 
 
 def _value(value: object, width: int) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
@@ -28,7 +29,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from ..analyses.object_history import history as object_history
+from ..analyses.object_history import entries as object_entries
 from ..analyses.object_history import select as select_history
 from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, RowView, matching
@@ -40,7 +41,7 @@ from ..index.session import Session
 from ..ingest.follow import Notice
 from ..ingest.formats import format_time
 from ..ingest.stdin_spool import StdinSpool
-from ..output.changes import history_lines
+from ..output.changes import HEADER, ROW, closing_line, entry_lines
 from ..output.export import ExportError, export_jsonl
 from ..output.inert import inert
 from ..output.mask import mask_event
@@ -424,9 +425,26 @@ class AuditApp(App[None]):
         resource, namespace, name = v("resource", i), v("namespace", i), v("name", i)
         rows = select_history(self.store, resource, namespace, name)
         shown = None if reveal else (lambda ev: mask_event(ev)[0])
-        lines = list(history_lines(object_history(self.store, rows, shown), resource))
         title = f"{resource} {namespace or '-'}/{name}: {len(rows):,} write(s)"
-        self.call_from_thread(self.push_screen, ObjectHistoryScreen(title, lines))
+        screen = ObjectHistoryScreen(title, len(rows))
+        self.call_from_thread(self.push_screen, screen)
+        # Shown as read, a page at a time at most every 100 ms: the first events of a long
+        # history are on screen while the rest are read and compared.
+        lines: list[tuple[str, tuple[object, ...]]] = [(ROW, HEADER)]
+        read, bodies, sent = 0, False, time.monotonic()
+        worker = get_current_worker()
+        for entry in object_entries(self.store, rows, shown):
+            if worker.is_cancelled or screen.closed:
+                return
+            read += 1
+            bodies |= entry.body
+            lines.extend(entry_lines(entry))
+            if time.monotonic() - sent >= 0.1:
+                self.call_from_thread(screen.add, lines, read, False)
+                lines, sent = [], time.monotonic()
+        if not bodies:
+            lines.append(closing_line(resource))
+        self.call_from_thread(screen.add, lines, read, True)
 
     def action_stage(self, step: int) -> None:
         detail = self.main.query_one(DetailPane)

@@ -1,12 +1,19 @@
-"""Modal screens: key help, the malformed lines, the export prompt and its confirmation."""
+"""Modal screens: key help, the malformed lines, an object's history, the export prompt and its
+confirmation."""
 
 from __future__ import annotations
 
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Size
 from textual.screen import ModalScreen
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widgets import DataTable, Input, Label, Static
 
 from ..index.query import FIELDS
@@ -77,28 +84,78 @@ class MalformedScreen(ModalScreen[None]):
         table.focus()
 
 
+class HistoryLines(ScrollView, can_focus=True):
+    """An object's history as lines, drawn only where shown (the Line API): an object with
+    100,000 writes costs a string per line, not a widget, and scrolls at once."""
+
+    DEFAULT_CSS = "HistoryLines { height: 1fr; }"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []  # already inert
+        self._bold: list[bool] = []
+        self._widest = 0
+
+    def extend(self, lines: list[tuple[str, tuple[object, ...]]]) -> None:
+        for template, values in lines:
+            text = template.format(*(inert(v) if isinstance(v, str) else v for v in values))
+            self.lines.append(text)
+            self._bold.append(not template.startswith("    "))  # an event's line, not a change
+            self._widest = max(self._widest, cell_len(text))
+        self.virtual_size = Size(self._widest, len(self.lines))
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        x, top = self.scroll_offset
+        width = self.scrollable_content_region.width
+        k = top + y
+        if k >= len(self.lines):
+            return Strip.blank(width, self.rich_style)
+        style = self.rich_style + Style(bold=True) if self._bold[k] else self.rich_style
+        text = self.lines[k]
+        strip = Strip([Segment(text, style)], cell_len(text))
+        return strip.crop_extend(x, x + width, self.rich_style)
+
+
 class ObjectHistoryScreen(ModalScreen[None]):
-    """One object's history (``h``): its events and what each write changed."""
+    """One object's history (``h``): its events and what each write changed, shown as they are
+    read (the title counts them until the last)."""
 
     BINDINGS = bindings("ObjectHistoryScreen")
     DEFAULT_CSS = """
     ObjectHistoryScreen { align: center middle; }
-    ObjectHistoryScreen > VerticalScroll { width: 95%; height: 90%; border: round $accent;
+    ObjectHistoryScreen > Vertical { width: 95%; height: 90%; border: round $accent;
         background: $surface; padding: 0 1; }
+    ObjectHistoryScreen #title { width: 100%; text-style: bold; }
     """
 
-    def __init__(self, title: str, lines: list[tuple[str, tuple[object, ...]]]) -> None:
+    def __init__(self, title: str, total: int) -> None:
         super().__init__()
-        self.title_text, self.lines = title, lines
+        self.title_text, self.total, self.read = title, total, 0
+        self.done = self.closed = False  # closed: the reader stops
 
     def compose(self) -> ComposeResult:
-        body = Text(inert(self.title_text) + "  (esc closes)\n", "bold")
-        for template, values in self.lines:
-            safe = (inert(v) if isinstance(v, str) else v for v in values)
-            style = "" if template.startswith("    ") else "bold"
-            body.append(template.format(*safe) + "\n", style)
-        with VerticalScroll():
-            yield Static(body)
+        with Vertical():
+            yield Label(id="title")
+            yield HistoryLines()
+
+    def on_mount(self) -> None:
+        self.query_one(HistoryLines).focus()
+        self._title()
+
+    def on_unmount(self) -> None:
+        self.closed = True
+
+    def add(self, lines: list[tuple[str, tuple[object, ...]]], read: int, done: bool) -> None:
+        """More lines, once ``read`` of the object's events are read (``done``: all)."""
+        self.query_one(HistoryLines).extend(lines)
+        self.read, self.done = read, done
+        self._title()
+
+    def _title(self) -> None:
+        progress = "" if self.done else f"  reading {self.read:,} of {self.total:,}…"
+        label = self.query_one("#title", Label)
+        label.update(Text(inert(self.title_text) + progress + "  (esc closes)"))
 
 
 class PathScreen(ModalScreen[str | None]):
