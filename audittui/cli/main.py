@@ -20,12 +20,17 @@ import numpy as np
 from .. import __version__
 from ..analyses.object_history import history as object_history
 from ..analyses.object_history import select as select_history
+from ..analyses.rbac import analyze as analyze_rbac
+from ..analyses.rbac import dump_yaml, list_document, render_yaml, service_account_user
+from ..analyses.rbac_diff import diff as rbac_diff
+from ..analyses.rbac_diff import diff_document
 from ..analyses.summary import GROUPINGS
 from ..findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from ..index.loader import load, nothing_read
 from ..index.query import QueryError, fields_of, parse
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
+from ..ingest.malformed import SAMPLE
 from ..ingest.sources import InputError
 from ..output.changes import history_lines
 from ..output.inert import inert
@@ -179,6 +184,49 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("paths", nargs="+", metavar="PATH")
     hi.add_argument("--recursive", action="store_true", help="read subfolders too")
 
+    rb = sub.add_parser(
+        "rbac",
+        help="least-privilege Roles, ClusterRoles and bindings for what one subject did "
+        "(audit2rbac-compatible; see README, Least privilege)",
+    )
+    who = rb.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="NAME", help="the user (the impersonated one, if any)")
+    who.add_argument(
+        "--serviceaccount", metavar="NS:NAME", help="a service account: NAMESPACE:NAME"
+    )
+    rb.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        help="only events in this namespace (objectRef.namespace: no non-resource requests)",
+    )
+    rb.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    rb.add_argument(
+        "--clean",
+        action="store_true",
+        help="beyond audit2rbac: URLs without their query, extensions resources in their "
+        "current group, API versions not compared, denied requests left out, --counts",
+    )
+    rb.add_argument(
+        "--include-denied",
+        action="store_true",
+        help="with --clean, keep denied requests (401, 403, decision forbid)",
+    )
+    rb.add_argument(
+        "--counts",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="each rule's events and first/last seen as a YAML comment (default: with --clean)",
+    )
+    rb.add_argument(
+        "--diff",
+        action="store_true",
+        help="instead: the roles that granted its requests (from the reason annotations), "
+        "with their rules it used and never used where the log holds their bodies",
+    )
+    rb.add_argument("paths", nargs="+", metavar="PATH")
+    rb.add_argument("--recursive", action="store_true", help="read subfolders too")
+
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
     st.add_argument("--format", choices=("text", "json"), default="text")
     st.add_argument("--malformed", action="store_true", help="list every malformed line")
@@ -187,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = ("query", "summary", "findings", "policy", "history", "stats")
+COMMANDS = ("query", "summary", "findings", "policy", "history", "rbac", "stats")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -211,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return fail(f"bad query: {exc}")
         if "rule" in used and (args.follow or not args.policy):
             return fail("rule:N needs --policy FILE, and cannot be followed")
+    if args.command == "rbac" and args.serviceaccount is not None:
+        args.user = service_account_user(args.serviceaccount)
+        if args.user is None:
+            return fail("rbac: --serviceaccount must be NAMESPACE:NAME")
     policy = None
     if getattr(args, "policy", None):  # query --policy, policy check / simulate
         policy = read_policy(args.policy)
@@ -242,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _query(store, args, out)
             elif args.command == "history":
                 status = _history(store, args, out)
+            elif args.command == "rbac":
+                status = _rbac(store, args, out)
             elif args.command == "summary":
                 _summary(store, args, out)
             elif args.command == "findings":
@@ -576,6 +630,48 @@ def _history(store: Store, args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
+# -- rbac ---------------------------------------------------------------------------------
+
+
+def _rbac(store: Store, args: argparse.Namespace, out: Out) -> int:
+    user = args.user
+    result = analyze_rbac(
+        store,
+        user,
+        namespace=args.namespace or None,
+        clean=args.clean,
+        include_denied=args.include_denied,
+    )
+    if not result.events:
+        where = f" in namespace {args.namespace}" if args.namespace else ""
+        return fail(f"No audit events matched user {user}{where}")
+    if not result.requests:
+        return fail(
+            f"all {result.events:,} events of user {user} were denied "
+            "(--clean leaves them out; --include-denied keeps them)"
+        )
+    if args.diff:
+        doc = diff_document(rbac_diff(store, result))
+        if args.format == "json":
+            out.json(doc)
+        else:  # printable ASCII already (YAML escapes): the inert boundary leaves it as it is
+            out.lines("{}", ([line] for line in dump_yaml(doc, sort_keys=False).split("\n")[:-1]))
+        return 0
+    if args.format == "json":
+        out.json(list_document(result))
+    else:
+        counts = args.clean if args.counts is None else args.counts
+        text = render_yaml(result, counts=counts)
+        out.lines("{}", ([line] for line in text.split("\n")[:-1]))
+    if not result.objects:
+        warn(
+            "{} needs nothing beyond what every user is granted (discovery): {:,} events",
+            user,
+            result.events,
+        )
+    return 0
+
+
 # -- stats --------------------------------------------------------------------------------
 
 
@@ -597,13 +693,23 @@ def _stats(store: Store, args: argparse.Namespace, out: Out) -> None:
             info["malformed_lines"] = [
                 {"path": m.path, "line": m.line, "reason": m.reason} for m in store.malformed
             ]
+            info["malformed_by_kind"] = dict(store.malformed.by_kind())
         out.json(info)
         return
     out.line("events      {:,}", info["events"])
     out.line("malformed   {:,}", info["malformed"])
+    for kind, count in store.malformed.by_kind()[:10]:
+        out.line("  {:>12,}  {}", count, kind)
     out.line("first       {}", info["first"] or "-")
     out.line("last        {}", info["last"] or "-")
     out.line("files       {}", len(info["files"]))
     out.lines("  {}", ([path] for path in info["files"]))
     if args.malformed:
         out.lines("{}:{}: {}", ((m.path, m.line, m.reason) for m in store.malformed))
+        if store.malformed.kept < len(store.malformed):
+            out.line(
+                "({:,} more not listed: the first {:,} are kept with their line, then the "
+                "first of each kind; the counts above are exact)",
+                len(store.malformed) - store.malformed.kept,
+                SAMPLE,
+            )
