@@ -12,7 +12,6 @@ import gc
 import multiprocessing
 import os
 import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import orjson
 
 from ..ingest.batch import Batch, BatchBuilder
 from ..ingest.formats import yaml_documents
+from ..ingest.malformed import without_position
 from ..ingest.sources import (
     GZIP_MAGIC,
     InputError,
@@ -300,19 +300,14 @@ def nothing_read(store: Store, paths: Iterable[str]) -> str | None:
         )
     if not store.malformed:
         return f"{where}: empty, no audit event read"
-    reasons = Counter(_kind_of(m.reason) for m in store.malformed)
-    reason, count = reasons.most_common(1)[0]
-    first = next(m for m in store.malformed if _kind_of(m.reason) == reason)
+    kind, count = store.malformed.by_kind()[0]
+    first = store.malformed.first_of(kind)
+    said = without_position(first.reason).split("; ")[0] if first else kind
     total = len(store.malformed)
     return (
         f"{where}: no audit event read; {total:,} record(s) malformed, {count:,} of them "
-        f"{reason} (first: {first.path} line {first.line})"
+        f"{said}" + (f" (first: {first.path} line {first.line})" if first else "")
     )
-
-
-def _kind_of(reason: str) -> str:
-    """A malformed reason without the position inside its record (array[3]: …)."""
-    return re.sub(r"^((array|items|records|events)\[\d+\]: )+", "", reason).split("; ")[0]
 
 
 def add_backup(store: Store, path: str) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..ingest.batch import Batch
 from ..ingest.follow import Follower, Notice, backups_before
+from ..ingest.malformed import Capped
 from ..ingest.sources import (
     GZIP_MAGIC,
     InputError,
@@ -61,7 +62,7 @@ class LineBook:
     counts of every slice before it are known."""
 
     store: Store
-    _parts: dict[int, dict[int, tuple[int, list]]] = field(default_factory=dict)
+    _parts: dict[int, dict[int, tuple[int, Capped]]] = field(default_factory=dict)
     _expected: dict[int, int] = field(default_factory=dict)
     _base: dict[int, int] = field(default_factory=dict)  # source → lines before the follow start
     _after: dict[int, list] = field(default_factory=dict)  # followed lines before _base is known
@@ -73,17 +74,16 @@ class LineBook:
         if not parts:
             self._finish(source)
 
-    def add(self, source: int, seq: int, lines: int, malformed: list) -> None:
+    def add(self, source: int, seq: int, lines: int, malformed: Capped) -> None:
         self._parts[source][seq] = (lines, malformed)
         self.pending += len(malformed)
         if len(self._parts[source]) == self._expected[source]:
             self._finish(source)
 
-    def followed(self, source: int, first_line: int, malformed: list) -> None:
+    def followed(self, source: int, first_line: int, malformed: Capped) -> None:
         """Malformed lines the follower found; ``first_line`` counts from where it started."""
         if source in self._base or source not in self._expected:
-            base = self._base.get(source, 0)
-            self._record(source, [(line + first_line - 1 + base, r) for line, r in malformed])
+            self._record(source, malformed, first_line - 1 + self._base.get(source, 0))
         else:
             self._after.setdefault(source, []).append((first_line, malformed))
             self.pending += len(malformed)
@@ -92,17 +92,17 @@ class LineBook:
         base = 0
         for seq in sorted(self._parts[source]):
             lines, malformed = self._parts[source][seq]
-            self._record(source, [(line + base, r) for line, r in malformed])
+            self._record(source, malformed, base)
             self.pending -= len(malformed)
             base += lines
         self._base[source] = base
         for first_line, malformed in self._after.pop(source, []):
             self.pending -= len(malformed)
-            self._record(source, [(line + first_line - 1 + base, r) for line, r in malformed])
+            self._record(source, malformed, first_line - 1 + base)
 
-    def _record(self, source: int, items: list) -> None:
+    def _record(self, source: int, malformed: Capped, shift: int) -> None:
         path = self.store.sources[source].path
-        self.store.malformed.extend(Malformed(path, line, reason) for line, reason in items)
+        self.store.malformed.merge(malformed, lambda m: Malformed(path, m[0] + shift, m[1]))
 
 
 class Session:
@@ -295,7 +295,7 @@ class Session:
                 pool.shutdown(wait=False, cancel_futures=True)
 
     def _append(self, part: _Part, batch: Batch) -> None:
-        self.store.append(dataclasses.replace(batch, malformed=[]))
+        self.store.append(dataclasses.replace(batch, malformed=Capped()))
         self._appended += 1
         if self._appended % 8 == 0:
             memory.release()  # the batches merged so far (see loader)
@@ -320,7 +320,7 @@ class Session:
 
         def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
             for batch, first_line in batches:
-                self.store.append(dataclasses.replace(batch, malformed=[]))
+                self.store.append(dataclasses.replace(batch, malformed=Capped()))
                 self.lines.followed(batch.source, first_line, batch.malformed)
             on_batch(notices)
 

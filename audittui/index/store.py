@@ -21,6 +21,7 @@ import orjson
 from ..ingest import audit_ids
 from ..ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
 from ..ingest.formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand, wrappers_of
+from ..ingest.malformed import Capped
 from ..ingest.packed import PackedStrings
 from ..ingest.sources import Source, Spool
 from .strings import Strings
@@ -212,7 +213,7 @@ class Store:
 
     def __init__(self) -> None:
         self.sources: list[Source] = []
-        self.malformed: list[Malformed] = []
+        self.malformed: Capped[Malformed] = Capped()  # exact counts, a sample kept
         self.spool = Spool()
         self.tables = {name: Table(name in UNIQUE_FIELDS) for name in STRING_COLUMNS}
         self._numbers = {name: _Column(dtype) for name, dtype in NUMBER_COLUMNS.items()}
@@ -273,10 +274,8 @@ class Store:
                 col.extend(batch.codes[name], mapping)
             self._source_col.extend(np.full(len(batch), batch.source, dtype=np.uint16))
             self._n += len(batch)
-            self.malformed.extend(
-                Malformed(src.path, line + first_line - 1, reason)
-                for line, reason in batch.malformed
-            )
+            shift = first_line - 1
+            self.malformed.merge(batch.malformed, lambda m: Malformed(src.path, m[0] + shift, m[1]))
         return range(start, self._n)
 
     def _without_duplicates(self, batch: Batch) -> Batch:

@@ -31,6 +31,7 @@ from .formats import (
     pack,
     row,
 )
+from .malformed import Capped
 from .packed import PackedStrings
 from .wrappers import cri_partial, docker_split, partial, stream_of
 
@@ -62,7 +63,7 @@ class Batch:
     numbers: dict[str, np.ndarray]
     codes: dict[str, np.ndarray]  # code k > 0 points at tables[column][k - 1]
     tables: dict[str, list | PackedStrings]  # packed for the near-unique columns
-    malformed: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    malformed: Capped[tuple[int, str]] = field(default_factory=Capped)  # (line number, reason)
     lines: int = 0  # newline-terminated lines consumed, for numbering the next batch
 
     def __len__(self) -> int:
@@ -92,7 +93,7 @@ class BatchBuilder:
         self._what: dict[tuple, int] = {}
         self._who_codes = array("i")
         self._what_codes = array("i")
-        self.malformed: list[tuple[int, str]] = []
+        self.malformed: Capped[tuple[int, str]] = Capped()
         self.lines = 0
 
     def __len__(self) -> int:

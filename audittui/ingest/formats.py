@@ -40,6 +40,7 @@ LOGIN = "authentication.openshift.io/username"
 # An oauth-server login's outcome (allow, deny, error): the decision of an event that has no
 # authorization decision, so that `login:* decision:deny` lists failed logins.
 LOGIN_DECISION = "authentication.openshift.io/decision"
+DEPTH_MAX = 1024  # orjson's nesting limit; an audit event is a few levels deep (bodies: tens)
 CODE_MAX = 2**31 - 1  # the code column's range: a larger "code" is not an HTTP status
 REASON = "authorization.k8s.io/reason"  # why the authorizer allowed (or denied) the request
 
@@ -352,11 +353,16 @@ def decode_record(line: bytes) -> tuple[Any, str | None]:
     try:
         return orjson.loads(line), None
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):  # no reader below may recurse into it
+            raise ValueError(f"JSON nested over {DEPTH_MAX:,} levels deep ({exc})") from None
         if line.lstrip()[:1] in (b"{", b"[") and wrappers.ends_mid_value(exc):
             salvaged = wrappers.salvage_cut(line)
             if salvaged is not None:
                 return salvaged
-        return _decode_wrapped(line, exc)
+        try:
+            return _decode_wrapped(line, exc)
+        except RecursionError:  # a wrapper's reader (json, YAML) on something deeply nested
+            raise ValueError(f"nested too deep to read ({_json_error(line, exc)})") from None
 
 
 def _decode_wrapped(line: bytes, exc: orjson.JSONDecodeError) -> tuple[Any, str | None]:
@@ -398,7 +404,7 @@ def yaml_documents(data: bytes) -> Any:
     None when it is not YAML holding objects (plain text is a valid YAML scalar)."""
     try:
         docs = [d for d in yaml.load_all(data, Loader=_YAMLLoader) if d is not None]
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     if not docs or not all(type(d) in (dict, list) for d in docs):
         return None
@@ -619,7 +625,8 @@ class _Event(msgspec.Struct, gc=False):
 _decode_event = msgspec.json.Decoder(_Event).decode
 _astuple = msgspec.structs.astuple
 _UNSET = msgspec.UNSET
-_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+# RecursionError: nested too deep for the typed decoder; the full path says so
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 
 def fast_packed(line: bytes, offset: int) -> Packed | None:

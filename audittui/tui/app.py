@@ -606,7 +606,7 @@ class AuditApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_malformed(self) -> None:
-        self.push_screen(MalformedScreen(list(self.store.malformed)))
+        self.push_screen(MalformedScreen(self.store.malformed))
 
     def action_step_back(self) -> None:
         """Esc: leave the filter bar (restoring the filter in force), close the detail, or

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from ..index.query import FIELDS
 from ..index.store import Malformed
+from ..ingest.malformed import SAMPLE, Capped
 from ..output.inert import inert
 from .keymap import bindings, help_sections
 
@@ -59,25 +60,30 @@ class MalformedScreen(ModalScreen[None]):
         background: $surface; }
     MalformedScreen Label { padding: 0 1; }
     """
-    LIMIT = 10_000
 
-    def __init__(self, malformed: list[Malformed]) -> None:
+    def __init__(self, malformed: Capped[Malformed]) -> None:
         super().__init__()
         self.malformed = malformed
 
     def compose(self) -> ComposeResult:
-        n = len(self.malformed)
+        n, kept = len(self.malformed), self.malformed.kept
         title = f"{n:,} malformed line(s)" + (
-            f"; the first {self.LIMIT:,} are listed" if n > self.LIMIT else ""
+            f"; {kept:,} listed (the first {SAMPLE:,} and the first of each kind)"
+            if kept < n
+            else ""
         )
+        kinds = self.malformed.by_kind()
+        counts = "; ".join(f"{count:,} {inert(kind)}" for kind, count in kinds[:6])
+        more = f"; {len(kinds) - 6:,} more kinds" if len(kinds) > 6 else ""
         with Vertical():
             yield Label(Text(title + "  (esc closes)", "bold"))
+            yield Label(Text("by kind: " + counts + more, "dim"))
             yield DataTable(cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("FILE", "LINE", "REASON")
-        for m in self.malformed[: self.LIMIT]:
+        for m in self.malformed:
             table.add_row(
                 Text(inert(m.path)), Text(f"{m.line:,}", justify="right"), Text(inert(m.reason))
             )
