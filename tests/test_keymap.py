@@ -34,6 +34,7 @@ OWNERS = {
     "HelpScreen": screens.HelpScreen,
     "MalformedScreen": screens.MalformedScreen,
     "ObjectHistoryScreen": screens.ObjectHistoryScreen,
+    "AccessScreen": screens.AccessScreen,
     "PathScreen": screens.PathScreen,
     "ConfirmScreen": screens.ConfirmScreen,
 }

@@ -162,7 +162,7 @@ def test_h_in_the_app_shows_the_history_of_the_events_object(tmp_path):
         await until(pilot, lambda: app.screen.done)
         title = str(app.screen.query_one("#title").render())
         assert "deployments prod/web: 2 write(s)" in title and "reading" not in title
-        assert "    ~ /spec/replicas: 1 → 4" in app.screen.query_one("HistoryLines").lines
+        assert "    ~ /spec/replicas: 1 → 4" in app.screen.query_one("TextLines").lines
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ObjectHistoryScreen))
 
@@ -223,12 +223,12 @@ def test_a_long_history_is_shown_while_it_is_read(tmp_path):
     async def check(app, pilot) -> None:
         await pilot.press("h")
         await until(pilot, lambda: getattr(app.screen, "done", False), timeout=60)
-        lines = app.screen.query_one("HistoryLines").lines
+        lines = app.screen.query_one("TextLines").lines
         assert len(lines) == 1 + 3000 + 2999  # the header, each event, each change
         assert lines[-1] == "    ~ /spec/replicas: 2998 → 2999"
         assert "3,000 write(s)" in str(app.screen.query_one("#title").render())
         await pilot.press("end")
         await pilot.pause()
-        assert app.screen.query_one("HistoryLines").scroll_offset.y > 5000
+        assert app.screen.query_one("TextLines").scroll_offset.y > 5000
 
     drive_app(path, tmp_path, check)

@@ -1,4 +1,5 @@
-"""Write a selection of events to a JSONL file the user named: secrets masked unless asked
+"""Write a selection of events to a JSONL file the user named (or a text, such as generated
+RBAC YAML): secrets masked unless asked
 otherwise, never into a folder the logs are read from, and never half-written (a temporary
 file beside the target is renamed over it only once complete)."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import orjson
 
@@ -49,27 +50,45 @@ def export_jsonl(
     """Write events ``rows`` to ``path`` (one JSON object per line; with ``wrappers``, what
     each was read from: see :func:`wrapper_record`); returns how many were written. Events
     whose file is gone are skipped. Raises ExportError."""
+
+    def lines() -> Iterator[bytes]:
+        last = b""
+        for i in rows:
+            try:
+                if wrappers:
+                    line = inert_json(wrapper_record(store, int(i), mask))
+                else:
+                    line = event_json(store, int(i), mask)
+            except EventGone:
+                continue
+            if wrappers and line == last:
+                continue  # a record holding several events, once
+            last = line
+            yield line + b"\n"
+
+    return _write(store, path, lines())
+
+
+def export_text(store: Store, path: str, text: str) -> None:
+    """Write ``text`` (generated YAML, say) to ``path`` with the same care. Raises
+    ExportError."""
+    _write(store, path, iter([text.encode()]))
+
+
+def _write(store: Store, path: str, chunks: Iterator[bytes]) -> int:
+    """Write ``chunks`` to a temporary file beside ``path``, then rename it over ``path``;
+    returns how many chunks were written."""
     target = check_target(store, path)
     folder = os.path.dirname(target)
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".audittui-export-")
     except OSError as exc:
         raise ExportError(f"{folder}: {exc.strerror or exc}") from None
-    written, last = 0, b""
+    written = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            for i in rows:
-                try:
-                    if wrappers:
-                        line = inert_json(wrapper_record(store, int(i), mask))
-                    else:
-                        line = event_json(store, int(i), mask)
-                except EventGone:
-                    continue
-                if wrappers and line == last:
-                    continue  # a record holding several events, once
-                last = line
-                out.write(line + b"\n")
+            for chunk in chunks:
+                out.write(chunk)
                 written += 1
         os.chmod(tmp, 0o600)  # audit events name users and resources
         os.replace(tmp, target)

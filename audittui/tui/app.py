@@ -31,6 +31,8 @@ from textual.worker import get_current_worker
 
 from ..analyses.object_history import entries as object_entries
 from ..analyses.object_history import select as select_history
+from ..analyses.rbac import analyze as analyze_access
+from ..analyses.rbac import render_yaml as render_rbac
 from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, RowView, matching
 from ..findings import Findings, RuleSet, load_rules
@@ -42,7 +44,7 @@ from ..ingest.follow import Notice
 from ..ingest.formats import format_time
 from ..ingest.stdin_spool import StdinSpool
 from ..output.changes import HEADER, ROW, closing_line, entry_lines
-from ..output.export import ExportError, export_jsonl
+from ..output.export import ExportError, export_jsonl, export_text
 from ..output.inert import inert
 from ..output.mask import mask_event
 from ..policy import Policy, PolicyError
@@ -59,10 +61,11 @@ from .history import History
 from .json_tree import JsonTree
 from .keymap import bindings, palette
 from .live import LiveAnalysis
-from .messages import FileNotices, FilterResult, InputEnded, StoreGrew
+from .messages import FileNotices, FilterResult, InputEnded, SaveText, StoreGrew
 from .policy_pane import PolicyPane
 from .schedule import Debounce, Throttle
 from .screens import (
+    AccessScreen,
     ConfirmScreen,
     ExportScreen,
     HelpScreen,
@@ -533,6 +536,45 @@ class AuditApp(App[None]):
     def on_summary_pane_drill(self, message: SummaryPane.Drill) -> None:
         self._narrow(term(message.field, message.value))
 
+    def on_summary_pane_access(self, message: SummaryPane.Access) -> None:
+        self._access(message.user)
+
+    def action_access(self) -> None:
+        """a: the access of the detail's event's user (the impersonated one when there is)."""
+        i = self.main.query_one(DetailPane).event_index
+        user = (
+            None
+            if i is None
+            else self.store.value("impersonated", i) or self.store.value("user", i)
+        )
+        if not user:
+            self.notify("This event names no user", timeout=3)
+            return
+        self._access(user)
+
+    @work(thread=True, group="access", exclusive=True, exit_on_error=False)
+    def _access(self, user: str) -> None:
+        """The user's access over the events the filter in force selects (all: no filter)."""
+        self.call_from_thread(self.notify, f"Reading the access of {inert(user)}…", markup=False,
+                              timeout=2)  # fmt: skip
+        text = self.view.text
+        snapshot = self.store.snapshot()
+        rows = self.view.rows.copy() if text else None
+        result = analyze_access(snapshot, user, rows=rows)
+        if not result.events:
+            made = len(self.store.query(term("user", user))) if not text else 0
+            why = (
+                f"{inert(user)}'s {made:,} event(s) all impersonate other users: a on one of "
+                "them shows the impersonated user's access"
+                if made
+                else f"No event of {inert(user)} here"
+            )
+            self.call_from_thread(self.notify, why, markup=False, timeout=5)
+            return
+        scope = f"filter: {text}" if text else "all events"
+        screen = AccessScreen(result, render_rbac(result, counts=True), scope)
+        self.call_from_thread(self.push_screen, screen)
+
     def action_narrow(self, terms: str) -> None:
         """A link in the detail (the binding or role that allowed the event): the filter in
         force with ``terms`` added, then the list."""
@@ -654,6 +696,28 @@ class AuditApp(App[None]):
                 self._export(target, masked, wrappers)
 
         self.push_screen(ExportScreen(default, len(self.view), masked, wrappers), chosen)
+
+    def on_save_text(self, message: SaveText) -> None:
+        target = os.path.abspath(os.path.expanduser(message.path))
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._save_text(target, message.text)
+
+        if os.path.exists(target):
+            self.push_screen(ConfirmScreen(f"{inert(target)} exists. Overwrite it?"), confirmed)
+        else:
+            self._save_text(target, message.text)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _save_text(self, path: str, text: str) -> None:
+        try:
+            export_text(self.store, path, text)
+        except ExportError as exc:
+            self.call_from_thread(self.notify, f"Not written: {inert(str(exc))}",
+                                  severity="error", markup=False, timeout=8)  # fmt: skip
+            return
+        self.call_from_thread(self.notify, f"Wrote {inert(path)}", markup=False, timeout=5)
 
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, path: str, masked: bool, wrappers: bool) -> None:

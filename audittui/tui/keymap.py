@@ -142,6 +142,11 @@ KEYMAP: tuple[Row, ...] = (
         Bind("h", "object_history", "Object history",
              palette="The event's object: its writes and what each changed"),
     )),
+    Row(DETAIL, "a", "the access of the event's user: permissions used, bindings, least "
+        "privilege RBAC", (
+        Bind("a", "access", "Access",
+             palette="The event's user: permissions used, granting bindings, RBAC YAML"),
+    )),
     Row(DETAIL, "space / enter", "fold or unfold a JSON node"),
     Row(DETAIL, "z", "fold or unfold everything", (
         Bind("z", "toggle_all", "Fold all", owner="JsonTree"),
@@ -176,6 +181,9 @@ KEYMAP: tuple[Row, ...] = (
     Row(SUMMARY, "enter", "show this row's events in the list", (
         Bind("enter", "drill", "Drill down", owner="SummaryPane", show=True),
     )),
+    Row(SUMMARY, "a", "this user's access (grouped by user): permissions, bindings, RBAC YAML", (
+        Bind("a", "access", "Access", owner="SummaryPane", show=True),
+    )),
     # -- dialogs -----------------------------------------------------------------------------
     Row(DIALOGS, "esc / q / ?", "close the help", (
         Bind("escape,q,question_mark", "dismiss", "Close", owner="HelpScreen", show=True),
@@ -185,6 +193,13 @@ KEYMAP: tuple[Row, ...] = (
     )),
     Row(DIALOGS, "esc / q / h", "close an object's history", (
         Bind("escape,q,h", "dismiss", "Close", owner="ObjectHistoryScreen", show=True),
+    )),
+    Row(DIALOGS, "c / ctrl+s / esc", "a subject's access: copy the YAML (OSC 52), write it to "
+        "a file, close", (
+        Bind("c", "copy_yaml", "Copy YAML", owner="AccessScreen", show=True),
+        Bind("ctrl+s", "save_yaml", "Write YAML", owner="AccessScreen", show=True,
+             priority=True),
+        Bind("escape,q,a", "dismiss", "Close", owner="AccessScreen", show=True),
     )),
     Row(DIALOGS, "esc", "cancel a path prompt (export, policy)", (
         Bind("escape", "cancel", "Cancel", owner="PathScreen", show=True),

@@ -67,3 +67,11 @@ class FindingsResult(Message, bubble=False):
     findings: list[Finding]
     blind: list[tuple[Rule, str]]
     changed: bool  # events already in a finding's list may have changed (a threshold crossed)
+
+
+@dataclass
+class SaveText(Message):
+    """Write a text the user asked for (generated RBAC YAML) to the file they named."""
+
+    path: str
+    text: str

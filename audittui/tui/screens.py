@@ -3,6 +3,8 @@ confirmation."""
 
 from __future__ import annotations
 
+import os
+
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
@@ -16,11 +18,14 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import DataTable, Input, Label, Static
 
+from ..analyses.rbac import Result
 from ..index.query import FIELDS
 from ..index.store import Malformed
+from ..ingest.formats import MISSING_TIME, format_time
 from ..ingest.malformed import SAMPLE, Capped
 from ..output.inert import inert
 from .keymap import bindings, help_sections
+from .messages import SaveText
 
 
 class HelpScreen(ModalScreen[None]):
@@ -90,23 +95,25 @@ class MalformedScreen(ModalScreen[None]):
         table.focus()
 
 
-class HistoryLines(ScrollView, can_focus=True):
-    """An object's history as lines, drawn only where shown (the Line API): an object with
-    100,000 writes costs a string per line, not a widget, and scrolls at once."""
+class TextLines(ScrollView, can_focus=True):
+    """Lines of text drawn only where shown (the Line API): an object's history of 100,000
+    writes costs a string per line, not a widget, and scrolls at once. Lines that do not start
+    with four spaces (an event's, not a change's) are bold unless ``plain``."""
 
-    DEFAULT_CSS = "HistoryLines { height: 1fr; }"
+    DEFAULT_CSS = "TextLines { height: 1fr; }"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, plain: bool = False, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.lines: list[str] = []  # already inert
         self._bold: list[bool] = []
         self._widest = 0
+        self.plain = plain
 
     def extend(self, lines: list[tuple[str, tuple[object, ...]]]) -> None:
         for template, values in lines:
             text = template.format(*(inert(v) if isinstance(v, str) else v for v in values))
             self.lines.append(text)
-            self._bold.append(not template.startswith("    "))  # an event's line, not a change
+            self._bold.append(not self.plain and not template.startswith("    "))
             self._widest = max(self._widest, cell_len(text))
         self.virtual_size = Size(self._widest, len(self.lines))
         self.refresh()
@@ -143,10 +150,10 @@ class ObjectHistoryScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(id="title")
-            yield HistoryLines()
+            yield TextLines()
 
     def on_mount(self) -> None:
-        self.query_one(HistoryLines).focus()
+        self.query_one(TextLines).focus()
         self._title()
 
     def on_unmount(self) -> None:
@@ -154,7 +161,7 @@ class ObjectHistoryScreen(ModalScreen[None]):
 
     def add(self, lines: list[tuple[str, tuple[object, ...]]], read: int, done: bool) -> None:
         """More lines, once ``read`` of the object's events are read (``done``: all)."""
-        self.query_one(HistoryLines).extend(lines)
+        self.query_one(TextLines).extend(lines)
         self.read, self.done = read, done
         self._title()
 
@@ -226,3 +233,95 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class AccessScreen(ModalScreen[None]):
+    """A subject's access (``a``): the permissions its requests used, the bindings that
+    granted them, and least-privilege RBAC for it (``audittui rbac``'s YAML), to copy (OSC 52)
+    or write to a file."""
+
+    BINDINGS = bindings("AccessScreen")
+    DEFAULT_CSS = """
+    AccessScreen { align: center middle; }
+    AccessScreen > Vertical { width: 95%; height: 95%; border: round $accent;
+        background: $surface; padding: 0 1; }
+    AccessScreen Label { width: 100%; }
+    AccessScreen #title { text-style: bold; }
+    AccessScreen .part { text-style: bold; margin-top: 1; }
+    AccessScreen #permissions { height: auto; max-height: 45%; }
+    AccessScreen #grants { height: auto; max-height: 20%; }
+    AccessScreen #yaml { height: 1fr; min-height: 6; border: solid $primary-darken-2; }
+    """
+
+    def __init__(self, result: Result, yaml_text: str, scope: str) -> None:
+        super().__init__()
+        self.result, self.yaml_text, self.scope = result, yaml_text, scope
+
+    def compose(self) -> ComposeResult:
+        r = self.result
+        denied = sum(p.usage.denied for p in r.permissions)
+        title = (
+            f"access of {r.user}: {r.events:,} event(s), {len(r.permissions):,} permission(s) "
+            f"used, {denied:,} denied; {self.scope}"
+        )
+        with Vertical():
+            yield Label(Text(inert(title) + "  (c copies the YAML, ctrl+s writes it, esc)"),
+                        id="title")  # fmt: skip
+            yield Label(Text("Permissions used (most used first)"), classes="part")
+            yield DataTable(id="permissions", cursor_type="row", zebra_stripes=True)
+            yield Label(Text("Granted by (the authorizer's reasons)"), classes="part")
+            yield DataTable(id="grants", cursor_type="row", zebra_stripes=True)
+            yield Label(Text("Least privilege (audittui rbac, audit2rbac-compatible)"),
+                        classes="part")  # fmt: skip
+            yield TextLines(plain=True, id="yaml")
+
+    def on_mount(self) -> None:
+        permissions = self.query_one("#permissions", DataTable)
+        permissions.add_columns("VERB", "RESOURCE / URL", "NAMESPACE", "EVENTS", "DENIED",
+                                "NAMES", "FIRST", "LAST")  # fmt: skip
+        for p in self.result.permissions:
+            what = p.resource if p.api_group in (None, "") else f"{p.resource}.{p.api_group}"
+            u = p.usage
+            permissions.add_row(
+                Text(inert(p.verb)), Text(inert(what)), Text(inert(p.namespace or "*")),
+                _count(u.events), _count(u.denied), _count(p.names),
+                _when(u.first), _when(u.last),
+            )  # fmt: skip
+        grants = self.query_one("#grants", DataTable)
+        grants.add_columns("AUTHORIZER", "BINDING", "ROLE", "EVENTS", "FIRST", "LAST")
+        for g in self.result.grants:
+            u = g.usage
+            grants.add_row(
+                Text(inert(g.grant.authorizer or "-")),
+                Text(inert(g.binding or ("-" if g.grant.authorizer else "(denied, or no reason)"))),
+                Text(inert(g.role or "-")), _count(u.events),
+                _when(u.first), _when(u.last),
+            )  # fmt: skip
+        text = self.yaml_text or "# nothing to grant: every request is covered by discovery\n"
+        self.query_one("#yaml", TextLines).extend([("{}", (line,)) for line in text.splitlines()])
+        permissions.focus()
+
+    def action_copy_yaml(self) -> None:
+        self.app.copy_to_clipboard(self.yaml_text)
+        self.notify("RBAC YAML copied (OSC 52)", timeout=2)
+
+    def action_save_yaml(self) -> None:
+        name = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.result.user)
+        default = os.path.join(os.getcwd(), f"rbac-{name[:60]}.yaml")
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.app.post_message(SaveText(path, self.yaml_text))
+
+        self.app.push_screen(
+            PathScreen("Write the RBAC YAML to", default, "kubectl apply -f FILE grants it."),
+            chosen,
+        )
+
+
+def _count(n: int) -> Text:
+    return Text(f"{n:,}", justify="right")
+
+
+def _when(micros: int) -> Text:
+    return Text("-" if micros == MISSING_TIME else format_time(micros)[:19].replace("T", " "))

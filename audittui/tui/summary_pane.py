@@ -61,7 +61,8 @@ def verbs_text(verbs: dict[str, int]) -> str:
 
 
 class SummaryPane(LiveAnalysis, DataTable):
-    """Rows of a summary; ``s``/``S`` sort, ``b`` changes the grouping, Enter drills down."""
+    """Rows of a summary; ``s``/``S`` sort, ``b`` changes the grouping, Enter drills down,
+    ``a`` shows a user's access."""
 
     BINDINGS = bindings("SummaryPane")
 
@@ -72,6 +73,13 @@ class SummaryPane(LiveAnalysis, DataTable):
             super().__init__()
             self.field = field
             self.value = value
+
+    class Access(Message):
+        """Show one user's access (``a``)."""
+
+        def __init__(self, user: str) -> None:
+            super().__init__()
+            self.user = user
 
     def __init__(self, store: Store, view: RowView, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
@@ -165,6 +173,15 @@ class SummaryPane(LiveAnalysis, DataTable):
             return
         value = None if key == "(none)" else key
         self.post_message(self.Drill(self.by, value))
+
+    def action_access(self) -> None:
+        key = self._current_key()
+        if key is None or key == "(none)":
+            return
+        if self.by != "user":
+            self.notify("a shows a user's access: group by user first (b)", timeout=3)
+            return
+        self.post_message(self.Access(key))
 
     def action_group(self) -> None:
         self.by = GROUP_ORDER[(GROUP_ORDER.index(self.by) + 1) % len(GROUP_ORDER)]
