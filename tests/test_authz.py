@@ -243,3 +243,62 @@ def test_tab_completes_the_bindings_and_roles_the_reasons_name(tmp_path):
         ]
         assert len(store.query(comp.candidates[0])) == 2  # a candidate selects its events
         assert complete("authorizer:R", 12, store).candidates == ["authorizer:RBAC"]
+
+
+def _role_body(kind: str, name: str, verbs: list[str], ns: str | None, at: str) -> dict:
+    role = {"kind": kind, "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": name, **({"namespace": ns} if ns else {})},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": verbs}]}  # fmt: skip
+    resource = "clusterroles" if kind == "ClusterRole" else "roles"
+    ref = {"resource": resource, "name": name, "apiGroup": "rbac.authorization.k8s.io",
+           "apiVersion": "v1", **({"namespace": ns} if ns else {})}  # fmt: skip
+    return v1_event(verb="update", level="RequestResponse", objectRef=ref, requestObject=role,
+                    responseObject=role, requestReceivedTimestamp=at, stageTimestamp=at,
+                    user={"username": "kubernetes-admin"})  # fmt: skip
+
+
+def _use(user: str, reason: str, at: str) -> dict:
+    return v1_event(
+        user={"username": user},
+        requestReceivedTimestamp=at,
+        stageTimestamp=at,
+        annotations={"authorization.k8s.io/decision": "allow",
+                     "authorization.k8s.io/reason": reason},
+    )  # fmt: skip
+
+
+def test_the_wildcard_role_rule_reads_the_roles_newest_body_and_is_blind_without_any():
+    import tempfile
+
+    from audittui.findings import Findings, load_rules
+
+    rules = [r for r in load_rules(False).rules if r.id == "wildcard-role-by-person"]
+    by_ns_role = 'RBAC: allowed by RoleBinding "ops/prod" of Role "ops" to User "{}"'
+    by_cluster_role = 'RBAC: allowed by ClusterRoleBinding "b" of ClusterRole "{}" to User "x"'
+    events = [
+        _role_body("Role", "ops", ["*"], "prod", "2024-05-01T10:00:00Z"),
+        _role_body("ClusterRole", "tidy", ["*"], None, "2024-05-01T10:00:00Z"),
+        _use("erin", by_ns_role.format("erin"), "2024-05-01T10:01:00Z"),  # fires
+        _use("system:kube-scheduler", by_ns_role.format("s"), "2024-05-01T10:01:01Z"),  # system
+        _use("fred", by_cluster_role.format("unknown"), "2024-05-01T10:01:02Z"),  # no body
+        # the ClusterRole later narrowed: its newest body grants no "*" any more
+        _role_body("ClusterRole", "tidy", ["get"], None, "2024-05-01T10:02:00Z"),
+        _use("gina", by_cluster_role.format("tidy"), "2024-05-01T10:03:00Z"),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/audit.log"
+        with open(path, "wb") as fh:
+            fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+        with audittui.load(path) as store:
+            findings = Findings(rules)
+            findings.update(store)
+            (found,) = findings.results(store)
+            assert found.users == ["erin"] and not findings.blind(store)
+        with open(path, "wb") as fh:  # the uses alone, at level Metadata: nothing to read
+            fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events if "requestObject" not in e))
+        with audittui.load(path) as store:
+            findings = Findings(rules)
+            findings.update(store)
+            assert not findings.results(store)
+            ((rule, why),) = findings.blind(store)
+            assert "no Role or ClusterRole body" in why

@@ -160,6 +160,22 @@ def as_cluster_admin(user: str) -> list[dict]:
     return [ev]
 
 
+def through_role(user: str, verbs: list[str]) -> list[dict]:
+    """A ClusterRole created with its body (rules of ``verbs``), then used by ``user``."""
+    rules = [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": verbs}]
+    role = {"kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": "deployer"}, "rules": rules}  # fmt: skip
+    created = req("create", "clusterroles", api="rbac.authorization.k8s.io/v1", ns=None,
+                  name="deployer", code=201, user="kubernetes-admin", body=role)  # fmt: skip
+    created["responseObject"] = role
+    used = req("delete", "deployments", api="apps/v1", name="web", user=user, at=10_000_000)
+    used["annotations"]["authorization.k8s.io/reason"] = (
+        'RBAC: allowed by ClusterRoleBinding "deployers" of ClusterRole "deployer" to User '
+        f'"{user}"'
+    )
+    return [created, used]
+
+
 def csr(verb: str, user: str, sub: str | None = None) -> list[dict]:
     return [
         req(
@@ -196,6 +212,10 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
     "cluster-admin-by-person": (
         lambda: as_cluster_admin("kubernetes-admin"),
         lambda: as_cluster_admin("system:serviceaccount:kube-system:namespace-controller"),
+    ),
+    "wildcard-role-by-person": (
+        lambda: through_role("erin", ["*"]),
+        lambda: through_role("erin", ["get", "list", "delete"]),
     ),
     "admin-access": (
         "create_configmap.json",  # minikube-user

@@ -29,6 +29,7 @@ from ..index.store import EventGone, Window
 from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
+from .role_grants import RoleRules, any_role_body
 from .rules import FirstSeen, Rule
 from .windows import NewValues, group_ids, threshold_hits
 
@@ -88,6 +89,7 @@ class Findings:
         self._hits: dict[str, np.ndarray] = {}
         self._findings: dict[str, tuple[np.ndarray, Finding]] = {}  # by rule: from which hits
         self.errors: dict[str, str] = {}  # rule id → the first error of its where expression
+        self._roles = RoleRules()
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -118,6 +120,8 @@ class Findings:
                 if mask.any() and (rule.allow.users or rule.allow.namespaces):
                     mask &= ~_allowed(window, rule)
                 cand = np.flatnonzero(mask)
+                if len(cand) and rule.role_grants is not None:
+                    cand = cand[self._roles.granting(store, rule.role_grants, cand + start)]
                 if not len(cand):
                     continue
                 st.candidates += len(cand)
@@ -238,6 +242,11 @@ class Findings:
                 why = (
                     "no event carries an RBAC reason (authorization.k8s.io/reason: the "
                     "bindings that allowed requests are not in this log)"
+                )
+            if why is None and rule.role_grants and not any_role_body(store):
+                why = (
+                    "no Role or ClusterRole body in this log (their writes at Request level or "
+                    "above): what the roles that allowed requests grant is unknown"
                 )
             if why is None and rule.first_seen:
                 span = _span(store)

@@ -48,6 +48,7 @@ RULE_KEYS = {
     "where",
     "threshold",
     "first_seen",
+    "role_grants",
     "allow",
     "enabled",
 }
@@ -107,6 +108,16 @@ class FirstSeen:
 
 
 @dataclass(frozen=True)
+class RoleGrants:
+    """The role that allowed the event (the authorizer's reason names it) has, in its body
+    as the log holds it, a rule granting one of ``verbs`` (any verb when empty) on one of
+    ``resources`` (any when empty); ``*`` is matched as written, not expanded."""
+
+    verbs: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Allow:
     users: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
@@ -136,6 +147,7 @@ class Rule:
     where_expr: Any = field(default=None, compare=False, repr=False)
     threshold: Threshold | None = None
     first_seen: FirstSeen | None = None
+    role_grants: RoleGrants | None = None
     allow: Allow = Allow()
     enabled: bool = True
 
@@ -296,6 +308,9 @@ def build_rule(item: Any, lists: dict[str, list]) -> Rule:
     first_seen = _first_seen(item.get("first_seen"), bad)
     if threshold and first_seen:
         bad("threshold", "a rule has a threshold or first_seen, not both")
+    role_grants = _role_grants(item.get("role_grants"), bad)
+    if role_grants and "reason" not in needs:
+        bad("role_grants", "needs [reason]: the role is the one the authorizer's reason names")
     allow = parse_allow(item.get("allow"), bad, lists)
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):
@@ -317,9 +332,21 @@ def build_rule(item: Any, lists: dict[str, list]) -> Rule:
         where_expr=expr,
         threshold=threshold,
         first_seen=first_seen,
+        role_grants=role_grants,
         allow=allow,
         enabled=enabled,
     )
+
+
+def _role_grants(raw: Any, bad: Bad) -> RoleGrants | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw or set(raw) - {"verbs", "resources"}:
+        bad("role_grants", "a mapping with verbs and/or resources (lists)")
+        return None
+    verbs = _strings(raw.get("verbs", []), "role_grants.verbs", bad)
+    resources = _strings(raw.get("resources", []), "role_grants.resources", bad)
+    return RoleGrants(tuple(verbs), tuple(resources))
 
 
 def _substitute(where: str, lists: dict[str, list]) -> str:
