@@ -29,7 +29,7 @@ from .. import __version__
 from ..index.store import Events
 from ..index.strings import Strings
 from ..ingest.authz import Grant, parse_reason
-from ..ingest.formats import MISSING_TIME, format_time
+from ..ingest.formats import MISSING_TIME, format_time, parse_json
 from .rbac_rules import (
     SA_PREFIX,
     Attributes,
@@ -327,7 +327,7 @@ def values_of(events: Events, column: str, codes: np.ndarray) -> list[Any]:
 
 def read_event(events: Events, i: int) -> dict[str, Any]:
     try:
-        event = orjson.loads(events.raw(int(i)))
+        event = parse_json(events.raw(int(i)))
     except (OSError, LookupError, orjson.JSONDecodeError):
         return {}
     return event if isinstance(event, dict) else {}

@@ -20,7 +20,15 @@ import orjson
 
 from ..ingest import audit_ids
 from ..ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
-from ..ingest.formats import MISSING_TIME, UNIQUE_FIELDS, UUID_ID, decode_line, expand, wrappers_of
+from ..ingest.formats import (
+    MISSING_TIME,
+    UNIQUE_FIELDS,
+    UUID_ID,
+    decode_line,
+    expand,
+    parse_json,
+    wrappers_of,
+)
 from ..ingest.malformed import Capped
 from ..ingest.packed import PackedStrings
 from ..ingest.sources import Source, Spool
@@ -535,7 +543,7 @@ class Store:
         """The full original event as a dict (parsed from disk on demand; a copy to keep)."""
         if not 0 <= i < self._n:
             raise IndexError(i)
-        return orjson.loads(self.raw(i))
+        return parse_json(self.raw(i))
 
     def close(self) -> None:
         for fd in self._handles.values():

@@ -30,6 +30,7 @@ from .formats import (
     fast_packed,
     pack,
     row,
+    without_surrogates,
 )
 from .malformed import Capped
 from .packed import PackedStrings
@@ -247,7 +248,11 @@ class BatchBuilder:
             else:
                 codes[name], distinct = _encode(values)
             # Encoded and hashed here, in the worker: the parent only looks hashes up.
-            tables[name] = PackedStrings.of(distinct)
+            try:
+                tables[name] = PackedStrings.of(distinct)
+            except UnicodeEncodeError:  # a lone surrogate (see _without_lone_surrogates)
+                codes[name], distinct = _without_lone_surrogates(codes[name], distinct)
+                tables[name] = PackedStrings.of(distinct)
         for fields, index, per_event in (
             (WHO_FIELDS, self._who, self._who_codes),
             (WHAT_FIELDS, self._what, self._what_codes),
@@ -256,8 +261,10 @@ class BatchBuilder:
             columns = zip(*index, strict=True) if index else ((),) * len(fields)
             for name, column in zip(fields, columns, strict=True):
                 # The core API group is "": a value, not a missing one.
-                coded, tables[name] = _encode(column, name != "api")
-                codes[name] = coded[gather]
+                coded, distinct = _encode(column, name != "api")
+                if not all(map(_is_text, distinct)):
+                    coded, distinct = _without_lone_surrogates(coded, distinct)
+                codes[name], tables[name] = coded[gather], distinct
         # Sent to the loading process through a pipe: each array as narrow as its values.
         for name in ("code", "length", "item"):
             numbers[name] = _narrow(numbers[name])
@@ -276,6 +283,35 @@ def _narrow(values: np.ndarray) -> np.ndarray:
         if np.iinfo(dtype).min <= lo and hi <= np.iinfo(dtype).max:
             return values.astype(dtype)
     return values
+
+
+def _is_text(value: Any) -> bool:
+    """Can ``value`` (a string or a tuple of them) be written as UTF-8?"""
+    if type(value) is tuple:
+        return all(map(_is_text, value))
+    if type(value) is not str or value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _without_lone_surrogates(codes: np.ndarray, distinct: list) -> tuple[np.ndarray, list]:
+    """The values with each lone surrogate (a JSON "\\ud800" escape, which msgspec and the
+    standard library keep) as U+FFFD, as Go's encoding/json and :func:`formats.parse_json`
+    read it, and the codes made dense again: two values that differed only there are one."""
+    fixed = [_fixed(v) for v in distinct]
+    recoded, unique = _encode(fixed, empty_is_missing=False)
+    lut = np.concatenate([np.zeros(1, dtype=np.int32), recoded.astype(np.int32)])
+    return lut[codes], unique
+
+
+def _fixed(value: Any) -> Any:
+    if type(value) is tuple:
+        return tuple(map(_fixed, value))
+    return without_surrogates(value) if type(value) is str else value
 
 
 _EMPTY = (None, "", ())

@@ -359,10 +359,55 @@ def decode_record(line: bytes) -> tuple[Any, str | None]:
             salvaged = wrappers.salvage_cut(line)
             if salvaged is not None:
                 return salvaged
+        if "surrogate" in str(exc):  # a lone surrogate's escape ("\ud800"): valid JSON text
+            lenient = _lenient_json(line)
+            if lenient is not None:
+                return lenient, None
         try:
             return _decode_wrapped(line, exc)
         except RecursionError:  # a wrapper's reader (json, YAML) on something deeply nested
             raise ValueError(f"nested too deep to read ({_json_error(line, exc)})") from None
+
+
+def parse_json(raw: bytes) -> Any:
+    """``orjson.loads``, except that a lone surrogate's escape (``"\ud800"``, valid JSON text
+    that no UTF-8 string can hold) reads as U+FFFD, as Go's encoding/json reads it: the API
+    server's own view of such a value. Raises orjson.JSONDecodeError otherwise."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+        value = _lenient_json(raw)
+        if value is None:
+            raise
+        return value
+
+
+def _lenient_json(line: bytes) -> Any:
+    """The JSON value of ``line`` read by the standard library (which keeps lone surrogates),
+    its lone surrogates then replaced by U+FFFD; None when it is not JSON either."""
+    import json
+
+    try:
+        return _without_surrogates(json.loads(line))
+    except (ValueError, RecursionError):
+        return None
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate as U+FFFD (a pair stays the character it makes)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return without_surrogates(value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _decode_wrapped(line: bytes, exc: orjson.JSONDecodeError) -> tuple[Any, str | None]:

@@ -39,10 +39,7 @@ class PackedStrings:
 
     @classmethod
     def of(cls, values: list[str]) -> PackedStrings:
-        try:
-            encoded = list(map(str.encode, values))
-        except UnicodeEncodeError:  # a lone surrogate, from the tolerant JSON fallback
-            encoded = list(map(encode, values))
+        encoded = list(map(str.encode, values))  # a lone surrogate raises: the caller fixes it
         bounds = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)) + 1, out=bounds[1:])
         blob = SEP.join(encoded) + SEP if encoded else b""

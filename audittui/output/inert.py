@@ -10,9 +10,11 @@ import re
 from rich.cells import cell_len, set_cell_size
 
 # C0 and C1 controls, DEL, bidi embeddings/overrides/isolates and marks, zero-width characters,
-# line/paragraph separators, the byte-order mark.
+# line/paragraph separators, the byte-order mark, and lone surrogates (JSON's "\ud800" escape:
+# not text, and no terminal encoding can write it).
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb"
+    "\ud800-\udfff]"
 )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ..ingest.formats import parse_json
 from ..ingest.wrappers import KLOG, is_text_wrapper, with_event_text
 
 PLACEHOLDER = "••• masked ({n} bytes); x reveals"
@@ -148,7 +149,7 @@ def mask_raw(raw: bytes) -> bytes:
     """An event's JSON line with its secrets masked (unchanged bytes when nothing is)."""
     if not might_need_mask(raw):
         return raw
-    event = orjson.loads(raw)
+    event = parse_json(raw)
     masked, count = mask_event(event)
     return orjson.dumps(masked) if count else raw
 

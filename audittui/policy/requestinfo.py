@@ -91,7 +91,8 @@ def attributes(event: dict[str, Any]) -> Attributes:
     its namespace, resource, subresource and name come from the URI when it parses as one."""
     user = _dict(event.get("user")) or {}
     username = user.get("username") if isinstance(user.get("username"), str) else None
-    groups = tuple(g for g in user.get("groups") or () if isinstance(g, str))
+    listed = user.get("groups")
+    groups = tuple(g for g in listed if isinstance(g, str)) if isinstance(listed, list) else ()
     verb = _s(event.get("verb"))
     uri = _s(event.get("requestURI"))
     ref = _dict(event.get("objectRef"))

@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 from ..index.store import EventGone
+from ..ingest.formats import parse_json
 from .model import LEVELS, Policy
 from .over_store import NO_RULE, decide, levels, logged_levels, omitted
 
@@ -104,7 +105,7 @@ def _kept_share(store: Events, rows: np.ndarray, level: int) -> float:
             raw = store.raw(i)
         except (EventGone, OSError):
             continue
-        event = orjson.loads(raw)
+        event = parse_json(raw)
         for key in BODIES.get(level, ("requestObject", "responseObject")):
             event.pop(key, None)
         before += len(raw)
