@@ -430,3 +430,35 @@ def test_a_folder_that_vanishes_is_reported_and_retried(tmp_path):
     folder.mkdir()
     path.write_bytes(b"two\n")
     assert lines_of(follower.poll()) == [b"two"]
+
+
+def test_a_live_log_new_in_a_followed_folder_is_followed_from_its_start(tmp_path):
+    from audittui.index.session import Session
+
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    (folder / "cp1.log").write_bytes(orjson.dumps(v1_event(auditID="a")) + b"\n")
+    session = Session([str(folder)], follow=True)
+    session.open()
+    session.index(lambda: None, threading.Event())
+    stop = threading.Event()
+    thread = threading.Thread(target=session.run_follower, args=(lambda notices: None, stop))
+    thread.start()
+    try:
+        # a second API server's log appears after the start, with two events already in it
+        lines = [orjson.dumps(v1_event(auditID=k)) + b"\n" for k in ("b", "c")]
+        (folder / "cp2.log").write_bytes(b"".join(lines))
+        deadline = time.monotonic() + 10
+        while len(session.store) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ids = sorted(session.store.value("audit_id", i) for i in range(len(session.store)))
+        assert ids == ["a", "b", "c"]
+        with open(folder / "cp2.log", "ab") as fh:  # and it is followed from then on
+            fh.write(orjson.dumps(v1_event(auditID="d")) + b"\n")
+        while len(session.store) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(session.store) == 4
+    finally:
+        stop.set()
+        thread.join(5)
+        session.close()

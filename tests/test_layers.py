@@ -1,6 +1,7 @@
 """The package's layers, bottom up: ingest → index → analyses (with findings and policy) →
-output → cli and tui. A module imports only from its own layer or below, the modules import no
-cycle, and the headless core imports neither Textual nor the command line.
+output → webhook (the receiver) → cli and tui. A module imports only from its own layer or
+below, the modules import no cycle, and the headless core (the receiver with it) imports
+neither Textual nor the command line.
 
 Imports are read from the source (every ``import`` a module runs, at its top or inside a
 function); those under ``if TYPE_CHECKING:`` only name types and are left out."""
@@ -23,16 +24,17 @@ LAYERS = {  # first part of the module name below audittui → its rank
     "findings": 2,
     "policy": 2,
     "output": 3,
-    "cli": 4,
-    "tui": 4,
+    "webhook": 4,  # the audit webhook receiver: a server for `audittui webhook`, no front end
+    "cli": 5,
+    "tui": 5,
 }
-TOP = 5  # the public API and the command over everything
+TOP = 6  # the public API and the command over everything
 ENTRY = {"audittui", "audittui.__main__", "audittui.command"}
 # The one upward import, with its reason: the README's Python API has ``store.summary(by=…)``,
 # which runs analyses.summary when called (the store never uses it itself).
 ALLOWED = {("audittui.index.store", "audittui.analyses.summary")}
 PEERS_APART = {("cli", "tui"), ("tui", "cli")}  # the two front ends never import each other
-CORE = {"ingest", "index", "analyses", "findings", "policy", "output"}
+CORE = {"ingest", "index", "analyses", "findings", "policy", "output", "webhook"}
 NOT_IN_CORE = ("textual", "argparse")  # Rich measures cell widths for output: allowed
 
 

@@ -145,3 +145,58 @@ def test_groups_of_the_wrong_type_are_no_groups_for_the_policy_checker():
     for groups in (True, 5, "system:masters", {"a": 1}, None):
         ev["user"]["groups"] = groups
         assert attributes(ev).groups == ()
+
+
+def test_fields_of_the_wrong_type_are_counted_with_their_line_and_the_events_kept(tmp_path, capsys):
+    from unittest import mock
+
+    from test_cli import run
+
+    from audittui.index import loader
+    from audittui.index.session import Session
+
+    good = _text(REAL[0])
+    bad = {"sourceIPs": 5, "userAgent": {"a": 1}, "responseStatus": {"code": 2**40}}
+    lines = []
+    for k in range(3000):
+        if k % 100 == 7:
+            ev = copy.deepcopy(REAL[0])
+            ev.update(bad)
+            lines.append(_text(ev))
+        else:
+            lines.append(good)
+    path = tmp_path / "audit.log"
+    path.write_text("\n".join(lines) + "\n")
+    wrong_lines = [k + 1 for k in range(3000) if k % 100 == 7]
+    kinds = {
+        "sourceIPs: a number, not a list of strings": 30,
+        "userAgent: an object, not a string": 30,
+        "responseStatus.code: integer out of range": 30,
+    }
+    with (
+        mock.patch.object(loader, "SLICE", 64 << 10),
+        mock.patch.object(loader, "PARALLEL_MIN", 128 << 10),
+    ):
+        with audittui.load(path, workers=2) as store:
+            assert len(store) == 3000 and not store.malformed
+            assert store.ignored.kinds == kinds
+            assert sorted({m.line for m in store.ignored}) == wrong_lines
+            user = REAL[0]["user"]["username"]
+            assert len(store.query(term("user", user))) == 3000  # well-typed fields answer
+        session = Session([str(path)], follow=False)
+        session.open()
+        import threading
+
+        session.index(lambda: None, threading.Event())
+        assert session.store.ignored.kinds == kinds
+        assert sorted({m.line for m in session.store.ignored}) == wrong_lines
+    code, out, _ = run(capsys, "stats", str(path))
+    assert code == 0
+    assert "ignored     90 field(s) of the wrong type, read as missing (the events kept), " in out
+    assert f"line {wrong_lines[0]} userAgent: an object, not a string" in out
+
+
+def test_well_formed_real_logs_have_no_field_of_the_wrong_type():
+    for path in (ELASTIC, SAMPLES / "aks" / "aks_logs.json"):
+        with audittui.load(path) as store:
+            assert len(store) and not store.ignored, path

@@ -48,7 +48,8 @@ def follow_query(args: argparse.Namespace) -> int:
         paths[paths.index("-")] = spooled
         threading.Thread(target=_copy_stdin, args=(sink, stdin_done), daemon=True).start()
     live = split_live(paths)
-    follower = Follower(store, live, poll=args.poll)
+    folders = [p for p in paths if os.path.isdir(p)]
+    follower = Follower(store, live, poll=args.poll, folders=folders)
     if "-" in args.paths:
         spool_follower = follower.files[live.index(spooled)]
         threading.Thread(

@@ -55,6 +55,7 @@ from ..policy.simulate import format_bytes as _size
 from ..policy.simulate import format_change as _change
 from ..policy.simulate import simulate as simulate_policy
 from ..policy.suggest import suggest as suggest_rules
+from . import webhook_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,10 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--malformed", action="store_true", help="list every malformed line")
     st.add_argument("paths", nargs="+", metavar="PATH")
     st.add_argument("--recursive", action="store_true", help="read subfolders too")
+    webhook_command.add_parser(sub)  # a server: reads no PATH, dispatched before any load
     return p
 
 
-COMMANDS = ("query", "summary", "findings", "policy", "history", "rbac", "stats")
+COMMANDS = ("query", "summary", "findings", "policy", "history", "rbac", "stats", "webhook")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "webhook":
+        return webhook_command.run(args)
     if args.command == "findings" and (args.list or not args.paths):
         if not args.list:
             parser.error("findings: give a PATH (or --list)")
@@ -680,6 +684,7 @@ def stats(store: Store) -> dict[str, Any]:
     return {
         "events": len(store),
         "malformed": len(store.malformed),
+        "ignored": len(store.ignored),
         "files": [s.path for s in store.sources],
         "first": format_time(span[0]) if span else None,
         "last": format_time(span[1]) if span else None,
@@ -694,12 +699,22 @@ def _stats(store: Store, args: argparse.Namespace, out: Out) -> None:
                 {"path": m.path, "line": m.line, "reason": m.reason} for m in store.malformed
             ]
             info["malformed_by_kind"] = dict(store.malformed.by_kind())
+            info["ignored_fields"] = [
+                {"path": m.path, "line": m.line, "field": m.reason} for m in store.ignored
+            ]
         out.json(info)
         return
     out.line("events      {:,}", info["events"])
     out.line("malformed   {:,}", info["malformed"])
     for kind, count in store.malformed.by_kind()[:10]:
         out.line("  {:>12,}  {}", count, kind)
+    if store.ignored:
+        first = store.ignored[0]
+        out.line(
+            "ignored     {:,} field(s) of the wrong type, read as missing (the events kept), "
+            "e.g. {} line {:,} {}",
+            len(store.ignored), first.path, first.line, first.reason,
+        )  # fmt: skip
     out.line("first       {}", info["first"] or "-")
     out.line("last        {}", info["last"] or "-")
     out.line("files       {}", len(info["files"]))

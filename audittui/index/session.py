@@ -57,12 +57,12 @@ class _Part:
 
 @dataclass
 class LineBook:
-    """Line numbers for malformed lines of files read out of order (tail first, in parallel
-    slices, or followed from their end): a slice's malformed lines are kept until the line
-    counts of every slice before it are known."""
+    """Line numbers for malformed lines (and fields of the wrong type) of files read out of
+    order (tail first, in parallel slices, or followed from their end): a slice's are kept
+    until the line counts of every slice before it are known."""
 
     store: Store
-    _parts: dict[int, dict[int, tuple[int, Capped]]] = field(default_factory=dict)
+    _parts: dict[int, dict[int, tuple[int, Capped, Capped]]] = field(default_factory=dict)
     _expected: dict[int, int] = field(default_factory=dict)
     _base: dict[int, int] = field(default_factory=dict)  # source → lines before the follow start
     _after: dict[int, list] = field(default_factory=dict)  # followed lines before _base is known
@@ -74,35 +74,37 @@ class LineBook:
         if not parts:
             self._finish(source)
 
-    def add(self, source: int, seq: int, lines: int, malformed: Capped) -> None:
-        self._parts[source][seq] = (lines, malformed)
+    def add(self, source: int, seq: int, lines: int, malformed: Capped, ignored: Capped) -> None:
+        self._parts[source][seq] = (lines, malformed, ignored)
         self.pending += len(malformed)
         if len(self._parts[source]) == self._expected[source]:
             self._finish(source)
 
-    def followed(self, source: int, first_line: int, malformed: Capped) -> None:
+    def followed(self, source: int, first_line: int, malformed: Capped, ignored: Capped) -> None:
         """Malformed lines the follower found; ``first_line`` counts from where it started."""
         if source in self._base or source not in self._expected:
-            self._record(source, malformed, first_line - 1 + self._base.get(source, 0))
+            shift = first_line - 1 + self._base.get(source, 0)
+            self._record(source, malformed, ignored, shift)
         else:
-            self._after.setdefault(source, []).append((first_line, malformed))
+            self._after.setdefault(source, []).append((first_line, malformed, ignored))
             self.pending += len(malformed)
 
     def _finish(self, source: int) -> None:
         base = 0
         for seq in sorted(self._parts[source]):
-            lines, malformed = self._parts[source][seq]
-            self._record(source, malformed, base)
+            lines, malformed, ignored = self._parts[source][seq]
+            self._record(source, malformed, ignored, base)
             self.pending -= len(malformed)
             base += lines
         self._base[source] = base
-        for first_line, malformed in self._after.pop(source, []):
+        for first_line, malformed, ignored in self._after.pop(source, []):
             self.pending -= len(malformed)
-            self._record(source, malformed, first_line - 1 + base)
+            self._record(source, malformed, ignored, first_line - 1 + base)
 
-    def _record(self, source: int, malformed: Capped, shift: int) -> None:
+    def _record(self, source: int, malformed: Capped, ignored: Capped, shift: int) -> None:
         path = self.store.sources[source].path
         self.store.malformed.merge(malformed, lambda m: Malformed(path, m[0] + shift, m[1]))
+        self.store.ignored.merge(ignored, lambda m: Malformed(path, m[0] + shift, m[1]))
 
 
 class Session:
@@ -154,7 +156,8 @@ class Session:
         store = self.store
         if followable:
             live = split_live(followable)
-            self.follower = Follower(store, live, poll=self.poll, from_end=True)
+            folders = [p for p in followable if os.path.isdir(p)]
+            self.follower = Follower(store, live, poll=self.poll, from_end=True, folders=folders)
             self._first = self.follower.read_once()  # opens; may already hold new lines
             for f in self.follower.files:
                 if f.segment is None:
@@ -295,11 +298,11 @@ class Session:
                 pool.shutdown(wait=False, cancel_futures=True)
 
     def _append(self, part: _Part, batch: Batch) -> None:
-        self.store.append(dataclasses.replace(batch, malformed=Capped()))
+        self.store.append(dataclasses.replace(batch, malformed=Capped(), ignored=Capped()))
         self._appended += 1
         if self._appended % 8 == 0:
             memory.release()  # the batches merged so far (see loader)
-        self.lines.add(part.source, part.seq, batch.lines, batch.malformed)
+        self.lines.add(part.source, part.seq, batch.lines, batch.malformed, batch.ignored)
         self.done_bytes += part.end - part.start
 
     def _read_whole(self, part: _Part) -> None:
@@ -320,8 +323,8 @@ class Session:
 
         def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
             for batch, first_line in batches:
-                self.store.append(dataclasses.replace(batch, malformed=Capped()))
-                self.lines.followed(batch.source, first_line, batch.malformed)
+                self.store.append(dataclasses.replace(batch, malformed=Capped(), ignored=Capped()))
+                self.lines.followed(batch.source, first_line, batch.malformed, batch.ignored)
             on_batch(notices)
 
         batches, notices = self._first[0], self._first[1]

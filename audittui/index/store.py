@@ -222,6 +222,8 @@ class Store:
     def __init__(self) -> None:
         self.sources: list[Source] = []
         self.malformed: Capped[Malformed] = Capped()  # exact counts, a sample kept
+        # Fields of the wrong type read as missing (the event kept): where, and what they were
+        self.ignored: Capped[Malformed] = Capped()
         self.spool = Spool()
         self.tables = {name: Table(name in UNIQUE_FIELDS) for name in STRING_COLUMNS}
         self._numbers = {name: _Column(dtype) for name, dtype in NUMBER_COLUMNS.items()}
@@ -284,6 +286,7 @@ class Store:
             self._n += len(batch)
             shift = first_line - 1
             self.malformed.merge(batch.malformed, lambda m: Malformed(src.path, m[0] + shift, m[1]))
+            self.ignored.merge(batch.ignored, lambda m: Malformed(src.path, m[0] + shift, m[1]))
         return range(start, self._n)
 
     def _without_duplicates(self, batch: Batch) -> Batch:
@@ -326,6 +329,7 @@ class Store:
             batch.tables,
             batch.malformed,
             batch.lines,
+            batch.ignored,
         )
 
     def _same_json(self, held: _Held, batch: Batch, k: int) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import audit_ids
+from .field_types import wrong_types
 from .formats import (
     PROFILE_FIELDS,
     UNIQUE_FIELDS,
@@ -66,6 +67,8 @@ class Batch:
     tables: dict[str, list | PackedStrings]  # packed for the near-unique columns
     malformed: Capped[tuple[int, str]] = field(default_factory=Capped)  # (line number, reason)
     lines: int = 0  # newline-terminated lines consumed, for numbering the next batch
+    # Fields of the wrong type, indexed as missing: (line number, "path: what it is")
+    ignored: Capped[tuple[int, str]] = field(default_factory=Capped)
 
     def __len__(self) -> int:
         return len(self.numbers["time"])
@@ -95,6 +98,7 @@ class BatchBuilder:
         self._who_codes = array("i")
         self._what_codes = array("i")
         self.malformed: Capped[tuple[int, str]] = Capped()
+        self.ignored: Capped[tuple[int, str]] = Capped()
         self.lines = 0
 
     def __len__(self) -> int:
@@ -118,6 +122,9 @@ class BatchBuilder:
         With ``whole_line`` an event that is the entire value is re-read as the line itself.
         """
         events, why = expand(value)
+        for ev in events:  # off the fast path: say which fields are read as missing
+            for problem in wrong_types(ev):
+                self.ignored.append((line_no, problem))
         if whole_line and len(events) == 1 and events[0] is value:
             self.add_event(value, offset, length, -1)
         else:
@@ -249,7 +256,7 @@ class BatchBuilder:
                 codes[name], distinct = _encode(values)
             # Encoded and hashed here, in the worker: the parent only looks hashes up.
             try:
-                tables[name] = PackedStrings.of(distinct)
+                tables[name] = PackedStrings.of(distinct, strict=True)
             except UnicodeEncodeError:  # a lone surrogate (see _without_lone_surrogates)
                 codes[name], distinct = _without_lone_surrogates(codes[name], distinct)
                 tables[name] = PackedStrings.of(distinct)
@@ -269,7 +276,7 @@ class BatchBuilder:
         for name in ("code", "length", "item"):
             numbers[name] = _narrow(numbers[name])
         codes = {name: _narrow(coded) for name, coded in codes.items()}
-        batch = Batch(self.source, numbers, codes, tables, self.malformed, self.lines)
+        batch = Batch(self.source, numbers, codes, tables, self.malformed, self.lines, self.ignored)
         self._reset()
         return batch
 

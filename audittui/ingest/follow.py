@@ -364,7 +364,8 @@ class Follower:
     ``emit(batches, notices)`` gets ``(batch, first_line)`` pairs ready for
     :meth:`Store.append <audittui.index.store.Store.append>`; it runs in the follower's thread,
     and a slow consumer simply makes the follower wait (backpressure). Runs until ``stop`` is
-    set.
+    set. In ``folders`` (those among the paths given), a live log that appears later (a new
+    API server's, a webhook sender's first batch) is followed from its start.
     """
 
     def __init__(
@@ -375,8 +376,10 @@ class Follower:
         poll: bool = False,
         from_end: bool = False,
         heartbeat_ms: int = 1000,
+        folders: list[str] | None = None,
     ) -> None:
         self.store = store
+        self.folders = {f: -1 for f in folders or ()}  # folder → its mtime when last listed
         self.poll = poll
         self.heartbeat_ms = heartbeat_ms
         self._sources: dict[Segment, int] = {}
@@ -407,6 +410,7 @@ class Follower:
         batches: list[tuple[Batch, int]] = []
         notices: list[Notice] = []
         behind = False
+        self._discover()
         for f in self.files:
             for chunk in f.poll(POLL_BUDGET):
                 builder = BatchBuilder(self._sources[chunk.segment])
@@ -418,6 +422,23 @@ class Follower:
             f.notices.clear()
             behind |= f.behind
         return batches, notices, behind
+
+    def _discover(self) -> None:
+        """Follow the live logs new in the folders (listed again only when they changed)."""
+        from .sources import split_live
+
+        for folder, seen in self.folders.items():
+            try:
+                mtime = os.stat(folder).st_mtime_ns
+            except OSError:
+                continue
+            if mtime == seen:
+                continue
+            self.folders[folder] = mtime
+            followed = {f.path for f in self.files}
+            for path in split_live([folder]):
+                if path not in followed and os.path.exists(path):
+                    self.files.append(FileFollower(path, on_segment=self._new_segment))
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         try:

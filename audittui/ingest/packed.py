@@ -38,8 +38,15 @@ class PackedStrings:
         self.newlines = newlines  # the values holding a newline of their own (rare)
 
     @classmethod
-    def of(cls, values: list[str]) -> PackedStrings:
-        encoded = list(map(str.encode, values))  # a lone surrogate raises: the caller fixes it
+    def of(cls, values: list[str], strict: bool = False) -> PackedStrings:
+        """Pack ``values``; a lone surrogate is packed as such (``surrogatepass``) unless
+        ``strict``, which raises UnicodeEncodeError for the caller to read it as Go does."""
+        try:
+            encoded = list(map(str.encode, values))
+        except UnicodeEncodeError:
+            if strict:
+                raise
+            encoded = list(map(encode, values))
         bounds = np.zeros(len(values) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)) + 1, out=bounds[1:])
         blob = SEP.join(encoded) + SEP if encoded else b""

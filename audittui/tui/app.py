@@ -648,7 +648,7 @@ class AuditApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_malformed(self) -> None:
-        self.push_screen(MalformedScreen(self.store.malformed))
+        self.push_screen(MalformedScreen(self.store.malformed, self.store.ignored))
 
     def action_step_back(self) -> None:
         """Esc: leave the filter bar (restoring the filter in force), close the detail, or

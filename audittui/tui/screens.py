@@ -66,9 +66,9 @@ class MalformedScreen(ModalScreen[None]):
     MalformedScreen Label { padding: 0 1; }
     """
 
-    def __init__(self, malformed: Capped[Malformed]) -> None:
+    def __init__(self, malformed: Capped[Malformed], ignored: Capped[Malformed]) -> None:
         super().__init__()
-        self.malformed = malformed
+        self.malformed, self.ignored = malformed, ignored
 
     def compose(self) -> ComposeResult:
         n, kept = len(self.malformed), self.malformed.kept
@@ -83,6 +83,16 @@ class MalformedScreen(ModalScreen[None]):
         with Vertical():
             yield Label(Text(title + "  (esc closes)", "bold"))
             yield Label(Text("by kind: " + counts + more, "dim"))
+            if self.ignored:
+                first = self.ignored[0]
+                yield Label(
+                    Text(
+                        f"{len(self.ignored):,} field(s) of the wrong type ignored (read as "
+                        f"missing, the events kept), e.g. {inert(first.path)} line "
+                        f"{first.line:,} {inert(first.reason)}",
+                        "dim",
+                    )
+                )
             yield DataTable(cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:

@@ -60,6 +60,8 @@ class StatusBar(Static):
         bad = len(store.malformed) + session.lines.pending
         if bad:
             text.append(f"  {bad:,} malformed (!)", "red")
+        if store.ignored:  # the events are kept: a note, not an alarm
+            text.append(f"  {len(store.ignored):,} field(s) of the wrong type (!)", "yellow")
         if self.finding_count:
             text.append(f"  ⚑ {self.finding_count} finding(s) (4)", "bold red")
         text.append(f"  {len(store.sources)} source(s)", "dim")

@@ -1,0 +1,246 @@
+"""``audittui webhook``: the audit webhook backend (the API server's
+``--audit-webhook-config-file``) writing a spool folder that ``audittui DIR`` reads live.
+
+The argparse definition and the run function; :mod:`audittui.cli.main` only wires them in.
+A long-running server: it reads no logs before it starts, and stops on SIGTERM or SIGINT
+once the writes under way are durable (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import re
+import signal
+import ssl
+import threading
+from typing import Any
+
+from ..output.terminal import fail, stdout, warn
+from ..webhook.server import Config, Receiver, is_loopback
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1 << 20, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def size(text: str) -> int:
+    """``100`` (MiB, as the API server's --audit-log-maxsize), ``64K``, ``100M``, ``1G``."""
+    m = _SIZE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 100M, 64K, 1G)")
+    unit = (m.group(2) or "")[:1].lower()
+    return int(m.group(1)) * _UNITS[unit]
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``ADDR:PORT``, ``[::1]:PORT`` or ``:PORT`` (every address)."""
+    m = re.match(r"^(?:\[([^\]]+)\]|([^:\[\]]*)):(\d{1,5})$", text)
+    if not m or int(m.group(3)) > 65535:
+        raise argparse.ArgumentTypeError(f"not ADDR:PORT: {text!r}")
+    host = m.group(1) if m.group(1) is not None else m.group(2)
+    return host or "0.0.0.0", int(m.group(3))
+
+
+def positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {n}")
+    return n
+
+
+def count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {n}")
+    return n
+
+
+def add_parser(sub: Any) -> None:
+    w = sub.add_parser(
+        "webhook",
+        help="receive audit events from API servers (webhook backend) into a spool folder",
+        description="An audit webhook backend: API servers POST EventList batches (their "
+        "--audit-webhook-config-file), answered 200 only once written and fsync'd to the "
+        "spool: one rotating JSON-lines file per sender, read live by `audittui DIR`.",
+    )
+    w.add_argument(
+        "--listen",
+        required=True,
+        type=listen_address,
+        metavar="ADDR:PORT",
+        help="where to listen: 0.0.0.0:8443, [::]:8443, 127.0.0.1:8080 (port 0: a free one)",
+    )
+    w.add_argument("--spool", metavar="DIR", help="the spool folder (made if missing)")
+    w.add_argument("--to", metavar="URL", help="a ClickHouse store: not available yet")
+    w.add_argument("--tls-cert", metavar="FILE", help="server certificate (PEM, chain)")
+    w.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
+    w.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="mutual TLS: require a client certificate signed by this CA; its CN names "
+        "the sender (the spool file)",
+    )
+    w.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="require `Authorization: Bearer TOKEN`, one accepted token per line",
+    )
+    w.add_argument(
+        "--allow-plain-http",
+        action="store_true",
+        help="listen without TLS on an address other than loopback",
+    )
+    w.add_argument(
+        "--max-size",
+        type=size,
+        default=100 << 20,
+        metavar="SIZE",
+        help="rotate a live file before it passes SIZE (default 100M; a bare number is MiB, "
+        "as --audit-log-maxsize; 0: never)",
+    )
+    w.add_argument(
+        "--max-backups",
+        type=count,
+        default=100,
+        metavar="N",
+        help="rotated files kept per sender (default 100; 0: all)",
+    )
+    w.add_argument(
+        "--max-body",
+        type=size,
+        default=64 << 20,
+        metavar="SIZE",
+        help="largest request body (default 64M; larger: 413)",
+    )
+    w.add_argument(
+        "--max-in-flight",
+        type=positive,
+        default=8,
+        metavar="N",
+        help="batches read and written at once; more: 429 with Retry-After (default 8)",
+    )
+    w.add_argument(
+        "--max-connections",
+        type=positive,
+        default=128,
+        metavar="N",
+        help="open connections; more are closed at once (default 128)",
+    )
+    w.add_argument(
+        "--dedupe-keys",
+        type=positive,
+        default=1_000_000,
+        metavar="N",
+        help="event keys remembered for deduplication, about 100 bytes each (default 1000000)",
+    )
+
+
+def _read_tokens(path: str) -> tuple[bytes, ...]:
+    with open(path, "rb") as fh:
+        tokens = tuple(line.strip() for line in fh if line.strip())
+    if not tokens:
+        raise ValueError(f"{path}: no token in the file")
+    return tokens
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.to:
+        return fail(
+            "webhook --to: writing to a store (ClickHouse) is not available yet; use --spool DIR"
+        )
+    if not args.spool:
+        return fail("webhook: give --spool DIR")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        return fail("webhook: --tls-cert and --tls-key go together")
+    if args.client_ca and not args.tls_cert:
+        return fail("webhook: --client-ca needs --tls-cert and --tls-key (mutual TLS)")
+    host, port = args.listen
+    if not args.tls_cert and not args.allow_plain_http and not is_loopback(host):
+        return fail(
+            f"webhook: refusing plain HTTP on {host}, which is not a loopback address: give "
+            "--tls-cert and --tls-key, or --allow-plain-http"
+        )
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
+                       ("--client-ca", args.client_ca)):  # fmt: skip
+        try:
+            if path:
+                open(path, "rb").close()  # ssl names no file in its errors
+        except OSError as exc:
+            return fail(f"webhook: {flag} {path}: {exc.strerror or exc}")
+    try:
+        tokens = _read_tokens(args.token_file) if args.token_file else ()
+    except (OSError, ValueError) as exc:
+        return fail(f"webhook: --token-file: {exc}")
+    config = Config(
+        host=host,
+        port=port,
+        spool=args.spool,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        client_ca=args.client_ca,
+        tokens=tokens,
+        max_size=args.max_size,
+        max_backups=args.max_backups,
+        max_body=args.max_body,
+        max_in_flight=args.max_in_flight,
+        max_connections=args.max_connections,
+        dedupe_keys=args.dedupe_keys,
+    )
+    try:
+        receiver = Receiver(config, log=warn)
+    except ssl.SSLError as exc:
+        return fail(
+            f"webhook: the TLS files (--tls-cert, --tls-key, --client-ca) are not usable: {exc}"
+        )
+    except OSError as exc:
+        # the spool's files name themselves; "busy" is the spool's lock; else the address
+        busy = exc.errno == errno.EBUSY
+        where = exc.filename or (args.spool if busy else f"{host}:{port}")
+        return fail(f"webhook: {where}: {exc.strerror or exc}")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    out = stdout()
+    bound_host, bound_port = receiver.address
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    auth = (
+        "mutual TLS"
+        if args.client_ca
+        else ("bearer token" if tokens else "no client authentication")
+    )
+    out.line(
+        "audittui webhook: listening on {}://{}:{} ({}), spool {}",
+        config.scheme,
+        shown,
+        bound_port,
+        auth,
+        receiver.spool.folder,
+    )
+    keys, files = receiver.rebuilt
+    out.line(
+        "audittui webhook: deduplication window {:,} keys, {:,} read from {} spool file(s)"
+        " in {:.1f} s",
+        config.dedupe_keys,
+        keys,
+        files,
+        receiver.rebuild_seconds,
+    )
+    for name in receiver.repaired:
+        warn("{}: cut back to its last complete line (a write cut short before a restart)", name)
+    if not tokens and not args.client_ca and not is_loopback(host):
+        warn(
+            "webhook: no client authentication: anyone who reaches {}:{} can write events",
+            host,
+            port,
+        )
+    out.flush()
+    receiver.serve(stop)
+    out.line("audittui webhook: stopped")
+    out.flush()
+    return 0
