@@ -14,6 +14,7 @@ import re
 import signal
 import ssl
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..output.terminal import fail, stdout, warn
@@ -41,24 +42,19 @@ def listen_address(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(m.group(3))
 
 
-def positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {n}")
-    return n
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {n}")
+        return n
 
-def count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {n}")
-    return n
+    return parse
 
 
 def add_parser(sub: Any) -> None:
@@ -106,7 +102,7 @@ def add_parser(sub: Any) -> None:
     )
     w.add_argument(
         "--max-backups",
-        type=count,
+        type=at_least(0),
         default=100,
         metavar="N",
         help="rotated files kept per sender (default 100; 0: all)",
@@ -120,21 +116,21 @@ def add_parser(sub: Any) -> None:
     )
     w.add_argument(
         "--max-in-flight",
-        type=positive,
+        type=at_least(1),
         default=8,
         metavar="N",
         help="batches read and written at once; more: 429 with Retry-After (default 8)",
     )
     w.add_argument(
         "--max-connections",
-        type=positive,
+        type=at_least(1),
         default=128,
         metavar="N",
         help="open connections; more are closed at once (default 128)",
     )
     w.add_argument(
         "--dedupe-keys",
-        type=positive,
+        type=at_least(1),
         default=1_000_000,
         metavar="N",
         help="event keys remembered for deduplication, about 100 bytes each (default 1000000)",
