@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import tempfile
 from pathlib import Path
 
@@ -200,3 +201,37 @@ def test_well_formed_real_logs_have_no_field_of_the_wrong_type():
     for path in (ELASTIC, SAMPLES / "aks" / "aks_logs.json"):
         with audittui.load(path) as store:
             assert len(store) and not store.ignored, path
+
+
+def test_the_app_shows_every_type_confused_event_and_its_detail(tmp_path):
+    from conftest import drive_app, until
+
+    from audittui.tui.detail import DetailPane
+
+    rng = random.Random(18)
+    values = [None, True, -(2**70), 3.5, "", "x" * 3000, "\u202eevil", "\x1b[31m", "[b]x[/b]",
+              [1, None], {"a": 1}, "2024-13-45T99:99:99Z"]  # fmt: skip
+    lines = []
+    for k in range(60):
+        ev = copy.deepcopy(REAL[k % len(REAL)])
+        for path in rng.sample(PATHS, 3):
+            if path[0] not in ("user", "requestReceivedTimestamp"):  # keep who and when
+                _set(ev, path, rng.choice(values))
+        lines.append(_text(ev))
+    path = tmp_path / "logs" / "audit.log"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines) + "\n")
+    expected = len(audittui.load(path))
+
+    async def check(app, pilot) -> None:
+        assert len(app.store) == expected
+        detail = app.main.query_one(DetailPane)
+        for _ in range(expected):  # every event's row and detail render
+            await pilot.press("k")
+            await pilot.pause()
+        await until(pilot, lambda: detail.event_index is not None)
+        for key in ("2", "3", "4", "1", "exclamation_mark"):
+            await pilot.press(key)
+            await pilot.pause()
+
+    drive_app(str(path), tmp_path, check)
