@@ -1,7 +1,10 @@
 """Type-confused events: real events (Falco's and Elastic's captures) with fields replaced by
 values of the wrong type, out of range or hostile, read by every reader. No exception; every
 line is an event or a malformed line (exact counts); an event keeps its well-typed fields
-queryable; summaries, findings, the policy lab and every output format run over them."""
+queryable; summaries, findings, the policy lab and every output format run over them. The
+same inside every wrapper shape (CRI, Docker json-file, node-name and CloudWatch prefixes, GKE
+entries with their own fields confused), read by the loader and by the follower alike, and in
+the app (Pilot). Examples the properties found are kept as tests below them."""
 
 from __future__ import annotations
 
@@ -235,3 +238,104 @@ def test_the_app_shows_every_type_confused_event_and_its_detail(tmp_path):
             await pilot.pause()
 
     drive_app(str(path), tmp_path, check)
+
+
+# -- every wrapper shape ------------------------------------------------------------------------
+
+GKE_PATHS = [
+    ("protoPayload",), ("protoPayload", "methodName"), ("protoPayload", "resourceName"),
+    ("protoPayload", "authenticationInfo"),
+    ("protoPayload", "authenticationInfo", "principalEmail"),
+    ("protoPayload", "requestMetadata"), ("protoPayload", "requestMetadata", "callerIp"),
+    ("protoPayload", "status"), ("protoPayload", "status", "code"), ("protoPayload", "response"),
+    ("protoPayload", "request"), ("timestamp",), ("labels",), ("resource",), ("insertId",),
+]  # fmt: skip
+
+
+def _gke(rng_changes: list) -> str:
+    from test_wrappers import entry
+
+    e = entry("io.k8s.core.v1.pods.get", "core/v1/namespaces/shop/pods/web-1")
+    for path, value in rng_changes:
+        _set(e, path, value)
+    return _text(e)
+
+
+def _wrapped(kind: str, text: str, value: object) -> str:
+    """``text`` (an event line) as a wrapper writes it; ``value`` goes into a wrapper field."""
+    if kind == "cri":
+        return f"2024-05-01T10:00:00.000000001Z stdout F {text}"
+    if kind == "docker":
+        record = {"log": text + "\n", "stream": "stdout", "time": "2024-05-01T10:00:00Z"}
+        if value is not None:
+            record["stream" if isinstance(value, str) else "time"] = value
+        return json.dumps(record)
+    if kind == "node":
+        return f"master-0 {text}"
+    if kind == "cloudwatch":
+        return f"2024-05-01T10:00:02.000Z {text}"
+    return text
+
+
+wrapped_line = st.one_of(
+    st.tuples(st.sampled_from(["plain", "cri", "docker", "node", "cloudwatch"]), mutation, WRONG),
+    st.tuples(
+        st.just("gke"),
+        st.lists(st.tuples(st.sampled_from(GKE_PATHS), WRONG), max_size=3),
+        st.none(),
+    ),  # fmt: skip
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(wrapped_line, min_size=1, max_size=6))
+def test_every_wrapper_shape_type_confused_read_by_load_and_follow_alike(items):
+    from audittui.index.query import FIELDS, QueryError
+    from audittui.ingest.follow import Follower
+
+    lines = []
+    for kind, spec, value in items:
+        if kind == "gke":
+            lines.append(_gke(spec))
+            continue
+        k, changes = spec
+        ev = copy.deepcopy(REAL[k])
+        for path, v in changes:
+            _set(ev, path, v)
+        lines.append(_wrapped(kind, _text(ev), value))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "audit.log"
+        path.write_text("\n".join(lines) + "\n")
+        with audittui.load(path) as store:
+            # every line is an event or a malformed line: nothing vanishes
+            malformed_lines = {m.line for m in store.malformed}
+            starts = np.cumsum([0] + [len(line.encode()) + 1 for line in lines])
+            offsets = store.column("offset")[: len(store)]
+            event_lines = set((np.searchsorted(starts, offsets, side="right")).tolist())
+            assert event_lines | malformed_lines == set(range(1, len(lines) + 1))
+            # every field of the events answers a query (a number or a time takes no glob)
+            for name in set(FIELDS) - {"finding", "rule"}:  # those need findings, a policy
+                answered = 0
+                for value in ("*", ">=0", ">=0ms", "2000-01-01T00:00:00Z", "15m"):
+                    try:
+                        store.query(f"{name}:{value}")
+                        answered += 1
+                    except QueryError:
+                        pass
+                assert answered, name
+            for i in range(len(store)):
+                store.event(i)
+                event_json(store, i, mask=True)
+                store.wrapper(i)
+            # the follower reads the same file into the same events
+            followed = audittui.Store()
+            follower = Follower(followed, [str(path)])
+            got = 0
+            for _ in range(5):
+                batches, _, _ = follower.read_once()
+                for batch, first in batches:
+                    followed.append(batch, first_line=first)
+                    got += len(batch)
+            for f in follower.files:
+                f.close()
+            assert got == len(store)
