@@ -63,7 +63,7 @@ class MalformedScreen(ModalScreen[None]):
     MalformedScreen { align: center middle; }
     MalformedScreen > Vertical { width: 95%; height: 90%; border: round $warning;
         background: $surface; }
-    MalformedScreen Label { padding: 0 1; }
+    MalformedScreen Label { padding: 0 1; width: 100%; }
     """
 
     def __init__(self, malformed: Capped[Malformed], ignored: Capped[Malformed]) -> None:
@@ -82,7 +82,8 @@ class MalformedScreen(ModalScreen[None]):
         more = f"; {len(kinds) - 6:,} more kinds" if len(kinds) > 6 else ""
         with Vertical():
             yield Label(Text(title + "  (esc closes)", "bold"))
-            yield Label(Text("by kind: " + counts + more, "dim"))
+            if kinds:
+                yield Label(Text("by kind: " + counts + more, "dim"))
             if self.ignored:
                 first = self.ignored[0]
                 yield Label(
