@@ -22,10 +22,10 @@ DEMO_LOGS = Path(__file__).resolve().parents[1] / "demo-logs"
 # sha256 of the generator's output, recorded before audittui/demo was split into modules: the
 # split (and any refactoring since) must not change a byte. ``make demo-logs`` is the 4th case.
 DIGESTS = {
-    "big --events 20000": "c7382bb0b377a3d56250f8ff8cc973655ec8e5ae3463700d86c8826715450279",
+    "big --events 20000": "92667853e60d148070b97c29135433b1932cc317408d4d2d3fa8c622009f7b4c",
     "big --events 20000 --easy": "09ef8a15a3aa98c39d602cd42a848268cb426ad1224734ebc8fe31b4015c6f3d",
     "big --events 5000 --body-fraction 0.5 --seed 3": (
-        "5e38581eaba5f125abb9721776f276ee6191d33e398cc42efebc0f7b5ddaae3e"
+        "8aabc973cce124e1c340afe17c1611d52225f4a69e5bd9cb337d893fe614c892"
     ),
     "iter_lines(3000, seed=5, body_fraction=1.0)": (
         "a862a3bb0c0532f08a89981baabb62ead3491f1a63caeb427f88807e86941842"
@@ -446,3 +446,21 @@ def test_templates_fill_values_and_copy_the_rest() -> None:
     assert len(again["spec"]["tolerations"]) == 2
     with pytest.raises(KeyError):
         fill("lease", metadata={})
+
+
+def test_generated_names_replace_the_name_segment_not_the_api_prefix(tmp_path):
+    # A Service named "api" renamed to api-x7k2p once made "/api-x7k2p/v1/…" of its URI.
+    from audittui.demo import write_big
+    from audittui.index.loader import load
+
+    path = tmp_path / "big.log"
+    write_big(path, 20_000, seed=3, body_fraction=0.0, realistic=True)
+    with load(str(path)) as store:
+        uris = [store.value("uri", i) or "" for i in range(len(store))]
+        assert not [u for u in uris if re.match(r"/apis?-", u)]
+        renamed = [
+            (store.value("name", i), uris[i]) for i in range(len(store))
+            if re.search(r"-[a-z0-9]{5}$", store.value("name", i) or "")
+            and store.value("verb", i) in ("get", "update", "patch", "delete")
+        ]  # fmt: skip
+        assert renamed and all(f"/{name}" in uri.split("?")[0] for name, uri in renamed)

@@ -126,13 +126,20 @@ class Fleet:
                 return ref
             return {**ref, "name": new}
 
+        ref = r.ref if r.ref is not None else r.ref_rr
+        resource = ref.get("resource") if ref is not None else None
         same = r.ref_rr is r.ref
         r.ref = renamed(r.ref)
         r.ref_rr = r.ref if same else renamed(r.ref_rr)
+        # The name is the segment after its resource's: "/api/v1/…/services/api" must not
+        # become "/api-x7k2p/v1/…" (a name can equal any other segment).
         path, sep, query = r.uri.partition("?")
-        head, slash, tail = path.partition(f"/{old}")
-        if slash and (not tail or tail.startswith("/")):
-            r.uri = f"{head}/{new}{tail}{sep}{query}"
+        parts = path.split("/")
+        for k in range(len(parts) - 1, 0, -1):
+            if parts[k] == old and parts[k - 1] == resource:
+                parts[k] = new
+                r.uri = "/".join(parts) + sep + query
+                break
 
     def _query_string(self, r: Req) -> None:
         rng = self.rng
