@@ -309,16 +309,9 @@ def _without_lone_surrogates(codes: np.ndarray, distinct: list) -> tuple[np.ndar
     """The values with each lone surrogate (a JSON "\\ud800" escape, which msgspec and the
     standard library keep) as U+FFFD, as Go's encoding/json and :func:`formats.parse_json`
     read it, and the codes made dense again: two values that differed only there are one."""
-    fixed = [_fixed(v) for v in distinct]
-    recoded, unique = _encode(fixed, empty_is_missing=False)
+    recoded, unique = _encode(without_surrogates(distinct), empty_is_missing=False)
     lut = np.concatenate([np.zeros(1, dtype=np.int32), recoded.astype(np.int32)])
     return lut[codes], unique
-
-
-def _fixed(value: Any) -> Any:
-    if type(value) is tuple:
-        return tuple(map(_fixed, value))
-    return without_surrogates(value) if type(value) is str else value
 
 
 _EMPTY = (None, "", ())

@@ -351,7 +351,7 @@ def decode_record(line: bytes) -> tuple[Any, str | None]:
     """:func:`decode_line`, and what of the record could not be read: a document of records
     cut short is read up to its last complete record, and the note says so."""
     try:
-        return orjson.loads(line), None
+        return parse_json(line), None
     except orjson.JSONDecodeError as exc:
         if str(exc).startswith("depth limit exceeded"):  # no reader below may recurse into it
             raise ValueError(f"JSON nested over {DEPTH_MAX:,} levels deep ({exc})") from None
@@ -359,10 +359,6 @@ def decode_record(line: bytes) -> tuple[Any, str | None]:
             salvaged = wrappers.salvage_cut(line)
             if salvaged is not None:
                 return salvaged
-        if "surrogate" in str(exc):  # a lone surrogate's escape ("\ud800"): valid JSON text
-            lenient = _lenient_json(line)
-            if lenient is not None:
-                return lenient, None
         try:
             return _decode_wrapped(line, exc)
         except RecursionError:  # a wrapper's reader (json, YAML) on something deeply nested
@@ -390,23 +386,20 @@ def _lenient_json(line: bytes) -> Any:
     import json
 
     try:
-        return _without_surrogates(json.loads(line))
+        return without_surrogates(json.loads(line))
     except (ValueError, RecursionError):
         return None
 
 
-def without_surrogates(text: str) -> str:
-    """``text`` with each lone surrogate as U+FFFD (a pair stays the character it makes)."""
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _without_surrogates(value: Any) -> Any:
+def without_surrogates(value: Any) -> Any:
+    """``value`` (a string, or lists, tuples and objects of them) with each lone surrogate as
+    U+FFFD; a surrogate pair stays the character it makes."""
     if isinstance(value, str):
-        return without_surrogates(value)
-    if isinstance(value, list):
-        return [_without_surrogates(v) for v in value]
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list | tuple):
+        return type(value)(map(without_surrogates, value))
     if isinstance(value, dict):
-        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
     return value
 
 
