@@ -102,9 +102,7 @@ class LineBook:
             self._record(source, malformed, ignored, first_line - 1 + base)
 
     def _record(self, source: int, malformed: Capped, ignored: Capped, shift: int) -> None:
-        path = self.store.sources[source].path
-        self.store.malformed.merge(malformed, lambda m: Malformed(path, m[0] + shift, m[1]))
-        self.store.ignored.merge(ignored, lambda m: Malformed(path, m[0] + shift, m[1]))
+        self.store.add_records(self.store.sources[source].path, malformed, ignored, shift)
 
 
 class Session:
@@ -298,7 +296,7 @@ class Session:
                 pool.shutdown(wait=False, cancel_futures=True)
 
     def _append(self, part: _Part, batch: Batch) -> None:
-        self.store.append(dataclasses.replace(batch, malformed=Capped(), ignored=Capped()))
+        self.store.append(_unnumbered(batch))
         self._appended += 1
         if self._appended % 8 == 0:
             memory.release()  # the batches merged so far (see loader)
@@ -323,7 +321,7 @@ class Session:
 
         def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
             for batch, first_line in batches:
-                self.store.append(dataclasses.replace(batch, malformed=Capped(), ignored=Capped()))
+                self.store.append(_unnumbered(batch))
                 self.lines.followed(batch.source, first_line, batch.malformed, batch.ignored)
             on_batch(notices)
 
@@ -334,6 +332,12 @@ class Session:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _unnumbered(batch: Batch) -> Batch:
+    """``batch`` without its malformed lines and wrong-typed fields: the LineBook records them
+    once their line numbers are known."""
+    return dataclasses.replace(batch, malformed=Capped(), ignored=Capped())
 
 
 def _with_subfolders(paths: list[str]) -> list[str]:

@@ -284,10 +284,14 @@ class Store:
                 col.extend(batch.codes[name], mapping)
             self._source_col.extend(np.full(len(batch), batch.source, dtype=np.uint16))
             self._n += len(batch)
-            shift = first_line - 1
-            self.malformed.merge(batch.malformed, lambda m: Malformed(src.path, m[0] + shift, m[1]))
-            self.ignored.merge(batch.ignored, lambda m: Malformed(src.path, m[0] + shift, m[1]))
+            self.add_records(src.path, batch.malformed, batch.ignored, first_line - 1)
         return range(start, self._n)
+
+    def add_records(self, path: str, malformed: Capped, ignored: Capped, shift: int) -> None:
+        """A batch's malformed lines and fields of the wrong type, their lines numbered in
+        ``path`` (``shift`` lines before the batch's first)."""
+        self.malformed.merge(malformed, lambda m: Malformed(path, m[0] + shift, m[1]))
+        self.ignored.merge(ignored, lambda m: Malformed(path, m[0] + shift, m[1]))
 
     def _without_duplicates(self, batch: Batch) -> Batch:
         n = len(batch)
