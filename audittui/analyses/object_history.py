@@ -61,7 +61,6 @@ class Entry:
 @dataclass
 class History:
     entries: list[Entry]
-    bodies: bool  # did any event carry a body of this object
 
 
 def select(
@@ -85,8 +84,7 @@ def history(
 ) -> History:
     """The entries of ``rows`` (as :func:`select` gives them); ``shown`` turns each event into
     what may be shown (the caller's secret masking) before anything is compared."""
-    found = list(entries(store, rows, shown, all_fields))
-    return History(found, any(e.body for e in found))
+    return History(list(entries(store, rows, shown, all_fields)))
 
 
 def entries(

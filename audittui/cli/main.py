@@ -629,7 +629,7 @@ def _history(store: Store, args: argparse.Namespace, out: Out) -> int:
             ]
         )  # fmt: skip
         return 0
-    for template, values in history_lines(result, args.object):
+    for template, values in history_lines(result.entries, args.object):
         out.line(template, *values)
     return 0
 

@@ -5,11 +5,11 @@ same way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import orjson
 
-from ..analyses.object_history import Entry, History
+from ..analyses.object_history import Entry
 from .inert import fit, inert
 
 HEADER = ("TIME", "VERB", "USER", "SOURCE-IP", "CODE", "NOTES")
@@ -17,17 +17,22 @@ ROW = "{:<27} {:<13} {:<36} {:<15} {:>4}  {}"
 MARKS = {"add": "+", "remove": "-", "replace": "~"}
 
 
-def history_lines(result: History, resource: str) -> Iterator[tuple[str, tuple[object, ...]]]:
-    """(template, values) per line: a header, each event and its changes, and a closing word
-    when the log holds no body of the object."""
+def history_lines(
+    entries: Iterable[Entry], resource: str
+) -> Iterator[tuple[str, tuple[object, ...]]]:
+    """(template, values) per line: a header, each event and its changes as the entries come
+    (the app shows them while the rest are read), and a closing word when none of them carried
+    a body of the object."""
     yield ROW, HEADER
-    for e in result.entries:
-        yield from entry_lines(e)
-    if not result.bodies:
-        yield closing_line(resource)
+    bodies = False
+    for e in entries:
+        bodies |= e.body
+        yield from _entry_lines(e)
+    if not bodies:
+        yield _closing_line(resource)
 
 
-def entry_lines(e: Entry) -> Iterator[tuple[str, tuple[object, ...]]]:
+def _entry_lines(e: Entry) -> Iterator[tuple[str, tuple[object, ...]]]:
     """One event's line, then its patch and its changes."""
     verb = f"{e.verb}/{e.subresource}" if e.subresource else e.verb
     user = fit(inert(e.user or "-"), 36)
@@ -42,7 +47,7 @@ def entry_lines(e: Entry) -> Iterator[tuple[str, tuple[object, ...]]]:
             yield "    " + MARKS[c.op] + " {}: {}", (c.path, _value(value, 90))
 
 
-def closing_line(resource: str) -> tuple[str, tuple[object, ...]]:
+def _closing_line(resource: str) -> tuple[str, tuple[object, ...]]:
     """What to say when no event of the object carried a body."""
     return (
         "no request or response bodies of this object in the log (level Metadata): a policy "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from functools import partial
 from typing import TypeVar, cast
@@ -29,6 +29,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from ..analyses.object_history import Entry
 from ..analyses.object_history import entries as object_entries
 from ..analyses.object_history import select as select_history
 from ..analyses.rbac import analyze as analyze_access
@@ -43,7 +44,7 @@ from ..index.session import Session
 from ..ingest.follow import Notice
 from ..ingest.formats import format_time
 from ..ingest.stdin_spool import StdinSpool
-from ..output.changes import HEADER, ROW, closing_line, entry_lines
+from ..output.changes import history_lines
 from ..output.export import ExportError, export_jsonl, export_text
 from ..output.inert import inert
 from ..output.mask import mask_event
@@ -433,20 +434,24 @@ class AuditApp(App[None]):
         self.call_from_thread(self.push_screen, screen)
         # Shown as read, a page at a time at most every 100 ms: the first events of a long
         # history are on screen while the rest are read and compared.
-        lines: list[tuple[str, tuple[object, ...]]] = [(ROW, HEADER)]
-        read, bodies, sent = 0, False, time.monotonic()
+        read = 0
+
+        def counted() -> Iterator[Entry]:
+            nonlocal read
+            for entry in object_entries(self.store, rows, shown):
+                read += 1
+                yield entry
+
+        lines: list[tuple[str, tuple[object, ...]]] = []
+        sent = time.monotonic()
         worker = get_current_worker()
-        for entry in object_entries(self.store, rows, shown):
+        for line in history_lines(counted(), resource):
             if worker.is_cancelled or screen.closed:
                 return
-            read += 1
-            bodies |= entry.body
-            lines.extend(entry_lines(entry))
+            lines.append(line)
             if time.monotonic() - sent >= 0.1:
                 self.call_from_thread(screen.add, lines, read, False)
                 lines, sent = [], time.monotonic()
-        if not bodies:
-            lines.append(closing_line(resource))
         self.call_from_thread(screen.add, lines, read, True)
 
     def action_stage(self, step: int) -> None:
@@ -682,32 +687,26 @@ class AuditApp(App[None]):
         masked, wrappers = not detail.reveal, detail.show_wrapper
 
         def chosen(path: str | None) -> None:
-            if not path:
-                return
-            target = os.path.abspath(os.path.expanduser(path))
-            if os.path.exists(target):
-
-                def confirmed(yes: bool | None) -> None:
-                    if yes:
-                        self._export(target, masked, wrappers)
-
-                self.push_screen(ConfirmScreen(f"{inert(target)} exists. Overwrite it?"), confirmed)
-            else:
-                self._export(target, masked, wrappers)
+            if path:
+                self._write_or_ask(path, lambda target: self._export(target, masked, wrappers))
 
         self.push_screen(ExportScreen(default, len(self.view), masked, wrappers), chosen)
 
-    def on_save_text(self, message: SaveText) -> None:
-        target = os.path.abspath(os.path.expanduser(message.path))
+    def _write_or_ask(self, path: str, write: Callable[[str], object]) -> None:
+        """``write(target)`` for the file the user named, asking first when it exists."""
+        target = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(target):
+            write(target)
+            return
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._save_text(target, message.text)
+                write(target)
 
-        if os.path.exists(target):
-            self.push_screen(ConfirmScreen(f"{inert(target)} exists. Overwrite it?"), confirmed)
-        else:
-            self._save_text(target, message.text)
+        self.push_screen(ConfirmScreen(f"{inert(target)} exists. Overwrite it?"), confirmed)
+
+    def on_save_text(self, message: SaveText) -> None:
+        self._write_or_ask(message.path, lambda target: self._save_text(target, message.text))
 
     @work(thread=True, group="export", exit_on_error=False)
     def _save_text(self, path: str, text: str) -> None:
