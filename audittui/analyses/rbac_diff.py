@@ -132,27 +132,36 @@ def _usage(times: np.ndarray) -> Usage:
     )
 
 
+def logged_with_body(events: Events) -> np.ndarray:
+    """Per event: a request on a Role or ClusterRole logged at Request level or above."""
+    group = table_code(events, "api", GROUP)
+    if not group:  # no event of rbac.authorization.k8s.io
+        return np.zeros(len(events), dtype=bool)
+    resources = [table_code(events, "resource", r) for r in ("roles", "clusterroles")]
+    levels = [table_code(events, "level", v) for v in (REQUEST, REQUEST_RESPONSE)]
+    return (
+        (events.column("api") == group)
+        & np.isin(events.column("resource"), [r for r in resources if r])
+        & np.isin(events.column("level"), [v for v in levels if v])
+    )
+
+
 def role_bodies(
     events: Events, wanted: set[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], RoleBody]:
     """The newest logged body of each wanted role ((kind, namespace, name); a ClusterRole's
     namespace ""): a successful create, update, patch or get of it at Request level or above
     whose response object (or, for a create or update, request object) is that role."""
-    group = table_code(events, "api", GROUP)
     names = {name for _, _, name in wanted}
-    if not group or not names:
+    if not names:
         return {}
     name_codes = [c for c in (table_code(events, "name", n) for n in names) if c]
-    resources = [table_code(events, "resource", r) for r in ("roles", "clusterroles")]
     verbs = [table_code(events, "verb", v) for v in BODY_VERBS]
-    levels = [table_code(events, "level", v) for v in (REQUEST, REQUEST_RESPONSE)]
     code = events.column("code")
     mask = (
-        (events.column("api") == group)
-        & np.isin(events.column("resource"), [r for r in resources if r])
+        logged_with_body(events)
         & (events.column("subresource") == 0)
         & np.isin(events.column("verb"), [v for v in verbs if v])
-        & np.isin(events.column("level"), [v for v in levels if v])
         & np.isin(events.column("name"), name_codes)
         & (code >= 200)
         & (code < 300)

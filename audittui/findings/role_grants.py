@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analyses.rbac import table_code
-from ..analyses.rbac_diff import role_bodies
-from ..analyses.rbac_rules import GROUP, Rule
+from ..analyses.rbac_diff import logged_with_body, role_bodies
+from ..analyses.rbac_rules import Rule
 from ..index.store import Events
 from ..ingest.authz import Grant, parse_reason
-from ..ingest.schema import REQUEST, REQUEST_RESPONSE
 from .rules import RoleGrants
 
 RoleKey = tuple[str, str, str]  # (ClusterRole | Role, a Role's namespace, name)
@@ -63,11 +61,4 @@ def _grants(rule: Rule, want: RoleGrants) -> bool:
 
 def any_role_body(events: Events) -> bool:
     """Does the log hold any Role or ClusterRole write or read logged with its body?"""
-    group = table_code(events, "api", GROUP)
-    resources = [table_code(events, "resource", r) for r in ("roles", "clusterroles")]
-    levels = [table_code(events, "level", v) for v in (REQUEST, REQUEST_RESPONSE)]
-    resources, levels = [c for c in resources if c], [c for c in levels if c]
-    if not group or not resources or not levels:
-        return False
-    mask = (events.column("api") == group) & np.isin(events.column("resource"), resources)
-    return bool((mask & np.isin(events.column("level"), levels)).any())
+    return bool(logged_with_body(events).any())
