@@ -296,11 +296,12 @@ class Session:
                 pool.shutdown(wait=False, cancel_futures=True)
 
     def _append(self, part: _Part, batch: Batch) -> None:
+        # Counted first: a frame drawn in between shows the events with their malformed lines.
+        self.lines.add(part.source, part.seq, batch.lines, batch.malformed, batch.ignored)
         self.store.append(_unnumbered(batch))
         self._appended += 1
         if self._appended % 8 == 0:
             memory.release()  # the batches merged so far (see loader)
-        self.lines.add(part.source, part.seq, batch.lines, batch.malformed, batch.ignored)
         self.done_bytes += part.end - part.start
 
     def _read_whole(self, part: _Part) -> None:
@@ -321,8 +322,8 @@ class Session:
 
         def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
             for batch, first_line in batches:
-                self.store.append(_unnumbered(batch))
                 self.lines.followed(batch.source, first_line, batch.malformed, batch.ignored)
+                self.store.append(_unnumbered(batch))
             on_batch(notices)
 
         batches, notices = self._first[0], self._first[1]
