@@ -79,13 +79,17 @@ def canonical(evs: Iterable[dict]) -> Counter:
     return Counter(orjson.dumps(ev, option=orjson.OPT_SORT_KEYS) for ev in evs)
 
 
-def spool_events(folder: Path) -> list[dict]:
-    """Every line of every spool file, each of which must be one complete Event."""
+def spool_events(folder: Path, killed: bool = False) -> list[dict]:
+    """Every line of every spool file, each of which must be one complete Event. With
+    ``killed`` (the receiver was SIGKILLed and not started again), a file may end in the cut
+    piece of a line it was writing (never acknowledged; the next start removes it)."""
     out = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue
         data = path.read_bytes()
+        if killed:
+            data = data[: data.rfind(b"\n") + 1]
         assert not data or data.endswith(b"\n"), f"{path.name} ends inside a line"
         for line in data.splitlines():
             ev = orjson.loads(line)
@@ -564,8 +568,10 @@ def _post_until_refused(client: Client, parts: list[list[dict]]) -> tuple[list[i
     pytest.fail("the spool never filled up")
 
 
-def _check_nothing_acknowledged_unwritten(spool: Path, parts: list[list[dict]], acked: list[int]):
-    held = Counter(key(ev) for ev in spool_events(spool))
+def _check_nothing_acknowledged_unwritten(
+    spool: Path, parts: list[list[dict]], acked: list[int], killed: bool = False
+):
+    held = Counter(key(ev) for ev in spool_events(spool, killed))
     assert max(held.values(), default=1) == 1  # nothing doubled
     for k in acked:
         assert all(held[key(ev)] == 1 for ev in parts[k]), f"batch {k} acknowledged, not held"
@@ -706,7 +712,7 @@ def test_killed_during_a_stream_every_acknowledged_batch_is_held_once(tmp_path, 
     rx.kill()  # SIGKILL, in the middle of the stream
     sender.join(timeout=60)
     assert 6 <= len(acked) < len(parts)
-    _check_nothing_acknowledged_unwritten(spool, parts, acked)
+    _check_nothing_acknowledged_unwritten(spool, parts, acked, killed=True)
 
     again = Receiver(tmp_path, spool, name="rx2")
     try:
