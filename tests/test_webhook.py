@@ -409,10 +409,16 @@ def test_the_follower_reads_the_spool_live_through_rotations(tmp_path, tls, corp
             assert (one if k % 2 else two).post(event_list(b))[0] == 200
         assert rx.metric("audittui_webhook_spool_rotations_total") > 20
         expected = canonical(corpus[:3200])
-        await_(
-            lambda: sum(expected.values()) <= follow_out.read_bytes().count(b"\n"),
-            "every event printed by the follower",
-        )
+        want = sum(expected.values())
+        try:
+            await_(lambda: want <= follow_out.read_bytes().count(b"\n"), "every event printed")
+        except BaseException:  # say whether events were lost or late, and which
+            seen = canonical(orjson.loads(x) for x in follow_out.read_bytes().splitlines())
+            missing = [key(orjson.loads(k)) for k in expected if k not in seen]
+            raise AssertionError(
+                f"{sum(seen.values()):,} of {want:,} printed; {len(missing)} missing, e.g. "
+                f"{missing[:3]}; spool files: {sorted(p.name for p in spool.iterdir())}"
+            ) from None
         printed = [orjson.loads(line) for line in follow_out.read_bytes().splitlines()]
         assert canonical(printed) == expected
     finally:
