@@ -128,6 +128,8 @@ class FileFollower:
         self._drain(chunks)
         if self.behind:
             return chunks  # more to read from this file first
+        if not self._replaced() and self._missed_rotation():
+            self._read_missed(chunks)
         if self._replaced():
             # Rotated: the old inode is final (the writer closed it before renaming), but it
             # may have grown since the read above: drain it again. A piece left without a
@@ -194,6 +196,22 @@ class FileFollower:
             self._drain(chunks)
             self._read_heads.append(_head(fd))
             self._close()
+
+    def _missed_rotation(self) -> bool:
+        """Is there a backup newer than the last one looked at? A rotation between listing
+        the backups and opening the path (two rotations within a moment) leaves one that no
+        later rotation may come to read."""
+        return any(b[0] > self.floor for b in self.backups())
+
+    def _read_missed(self, chunks: list[Chunk]) -> None:
+        """Read the backups missed that way, then go on with the file open now (known by its
+        head, should it have been rotated away itself since)."""
+        assert self._fd is not None
+        self._read_heads.append(_head(self._fd))
+        kept = self._fd, self._segment, self._partial, self._tail, self._offset
+        self._fd = None
+        self._read_skipped_rotations(chunks)
+        self._fd, self._segment, self._partial, self._tail, self._offset = kept
 
     def close(self) -> None:
         self._close()
