@@ -11,6 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+# The real ClickHouse servers (18.16 and chdb) for the store tests
+from clickhouse_server import chdb_url, clickhouse_server, clickhouse_url, store_url  # noqa: F401
+
 _ids = itertools.count()
 
 

@@ -481,10 +481,14 @@ def test_plain_http_on_a_non_loopback_address_is_refused_at_start(tmp_path):
     assert done.stderr.count("\n") == 1 and "refusing plain HTTP on 0.0.0.0" in done.stderr
     assert "--allow-plain-http" in done.stderr
     assert not (tmp_path / "s").exists()
-    # the other parts of issue 15 are not here yet: one line, exit 2
-    done = _run_webhook("--listen", "127.0.0.1:0", "--to", "clickhouse://localhost:8123/audit")
+    # --to a store nobody listens on: one line, exit 2 (tests/test_webhook_store.py)
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    url = f"clickhouse://127.0.0.1:{port.getsockname()[1]}/audit"
+    done = _run_webhook("--listen", "127.0.0.1:0", "--to", url)
+    port.close()
     assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert "not available yet" in done.stderr
+    assert "cannot reach ClickHouse" in done.stderr
 
 
 # -- bad input ----------------------------------------------------------------------------

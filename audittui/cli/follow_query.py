@@ -20,6 +20,8 @@ from ..index.query import Node, QueryError, evaluate, fields_of, parse
 from ..index.store import Store
 from ..ingest.batch import Batch
 from ..ingest.follow import FileFollower, Follower, Notice, backups_before
+from ..ingest.remote import open_remote
+from ..ingest.remote.labels import Labelled, relabel, shown
 from ..ingest.sources import (
     InputError,
     split_live,
@@ -37,9 +39,26 @@ def follow_query(args: argparse.Namespace) -> int:
     if "finding" in fields_of(node):
         # A window rule can mark events already printed: follow with the app or cron instead.
         return fail("finding: cannot be followed; use `audittui findings` or the app")
+    try:
+        paths, remote = open_remote(
+            list(args.paths),
+            ssh_command=args.ssh_command,
+            sudo=args.sudo,
+            follow=True,
+            backups=args.backups,
+        )
+    except InputError as exc:
+        return fail(str(exc))
+    try:
+        return _follow(args, node, paths)
+    finally:
+        if remote is not None:
+            remote.close()
+
+
+def _follow(args: argparse.Namespace, node: Node | None, paths: list[str]) -> int:
     store = Store()
     stop = threading.Event()
-    paths = list(args.paths)
     stdin_done = threading.Event()
     if "-" in paths:
         # `kubectl logs -f … | audittui query -f -`: stdin is copied into the private spool,
@@ -49,7 +68,7 @@ def follow_query(args: argparse.Namespace) -> int:
         threading.Thread(target=_copy_stdin, args=(sink, stdin_done), daemon=True).start()
     live = split_live(paths)
     folders = [p for p in paths if os.path.isdir(p)]
-    follower = Follower(store, live, poll=args.poll, folders=folders)
+    follower = Follower(Labelled(store), live, poll=args.poll, folders=folders)
     if "-" in args.paths:
         spool_follower = follower.files[live.index(spooled)]
         threading.Thread(
@@ -57,10 +76,12 @@ def follow_query(args: argparse.Namespace) -> int:
         ).start()
     first_batches, first_notices, _ = follower.read_once()  # opens the live files
     try:
-        if any(os.path.isdir(p) for p in args.paths) or args.backups:
+        if any(os.path.isdir(p) for p in paths) or args.backups:
             start = len(store.sources)
             for path in backups_before(follower):
                 add_backup(store, path)
+            for source in store.sources[start:]:
+                relabel(source)
             read_sources(store, store.sources[start:], dedupe=True)
     except InputError as exc:
         return fail(str(exc))
@@ -74,7 +95,7 @@ def follow_query(args: argparse.Namespace) -> int:
     def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
         for n in notices:
             if n.kind != "opened":
-                warn("{}: {}: {}", n.path, n.kind, n.detail)
+                warn("{}: {}: {}", shown(n.path), n.kind, n.detail)
         start = len(store)
         for batch, first_line in batches:
             store.append(batch, first_line, dedupe=True)

@@ -31,6 +31,8 @@ from ..index.query import QueryError, fields_of, parse
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
 from ..ingest.malformed import SAMPLE
+from ..ingest.remote import add_options as add_remote_options
+from ..ingest.remote import open_remote
 from ..ingest.sources import InputError
 from ..output.changes import history_lines
 from ..output.inert import inert
@@ -55,7 +57,8 @@ from ..policy.simulate import format_bytes as _size
 from ..policy.simulate import format_change as _change
 from ..policy.simulate import simulate as simulate_policy
 from ..policy.suggest import suggest as suggest_rules
-from . import webhook_command
+from . import ship_command, store_commands, webhook_command
+from .options import add_follow_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,12 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the existing matches, print new ones as they are written (jsonl or table)",
     )
     q.add_argument(
-        "--backups",
-        action="store_true",
-        help="with a file PATH, also read its rotated backups first (a folder always does)",
-    )
-    q.add_argument("--poll", action="store_true", help="stat files instead of inotify (NFS)")
-    q.add_argument(
         "--policy",
         metavar="FILE",
         help="an audit policy, for rule:N (the events its rule N matches)",
@@ -102,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         "by default)",
     )
     q.add_argument("paths", nargs="+", metavar="PATH")
-    q.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_follow_options(q)  # --backups, --poll, --recursive (as `ship`)
+    add_remote_options(q)
 
     s = sub.add_parser("summary", help="one row per user (or verb, resource, ...)")
     s.add_argument("-q", "--query", default="")
@@ -116,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_remote_options(s)
 
     fd = sub.add_parser(
         "findings",
@@ -136,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     fd.add_argument("--list", action="store_true", help="list the rules in effect and exit")
     fd.add_argument("paths", nargs="*", metavar="PATH")
     fd.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_remote_options(fd)
 
     pol = sub.add_parser("policy", help="the audit-policy lab (see README, Policy lab)")
     pol_sub = pol.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--format", choices=("table", "json"), default="table")
     pc.add_argument("paths", nargs="+", metavar="PATH")
     pc.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_remote_options(pc)
     ps = pol_sub.add_parser(
         "simulate",
         help="what a candidate POLICY would log of this traffic: per rule, events kept and "
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--rules", metavar="FILE", help="findings rules file (as for findings)")
     ps.add_argument("paths", nargs="+", metavar="PATH")
     ps.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_remote_options(ps)
     pg = pol_sub.add_parser(
         "suggest",
         help="the noisiest (user, verb, resource) combinations by bytes, each with a rule "
@@ -168,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--rules", metavar="FILE", help="findings rules file (as for findings)")
     pg.add_argument("paths", nargs="+", metavar="PATH")
     pg.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_remote_options(pg)
 
     hi = sub.add_parser(
         "history", help="one object's events in time order, with what each write changed"
@@ -184,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("--reveal", action="store_true", help="Secret data unmasked in diffs")
     hi.add_argument("paths", nargs="+", metavar="PATH")
     hi.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_remote_options(hi)
 
     rb = sub.add_parser(
         "rbac",
@@ -227,17 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rb.add_argument("paths", nargs="+", metavar="PATH")
     rb.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_remote_options(rb)
 
     st = sub.add_parser("stats", help="events, malformed lines, files, time span")
     st.add_argument("--format", choices=("text", "json"), default="text")
     st.add_argument("--malformed", action="store_true", help="list every malformed line")
     st.add_argument("paths", nargs="+", metavar="PATH")
     st.add_argument("--recursive", action="store_true", help="read subfolders too")
+    add_remote_options(st)
     webhook_command.add_parser(sub)  # a server: reads no PATH, dispatched before any load
+    ship_command.add_parser(sub)  # follows its PATHs itself, dispatched before any load
     return p
 
 
-COMMANDS = ("query", "summary", "findings", "policy", "history", "rbac", "stats", "webhook")
+COMMANDS = (
+    "query", "summary", "findings", "policy", "history", "rbac", "stats", "webhook", "ship"
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "webhook":
         return webhook_command.run(args)
+    if args.command == "ship":
+        return ship_command.run(args)
     if args.command == "findings" and (args.list or not args.paths):
         if not args.list:
             parser.error("findings: give a PATH (or --list)")
@@ -272,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = read_policy(args.policy)
         if policy is None:
             return 2
+    if store_commands.on_store(args):  # a clickhouse:// or chdb:// URL in place of PATHs
+        printers = store_commands.Printers(_summary, _findings, _policy_check)
+        return store_commands.run(args, policy, printers)
     if args.command == "query" and args.follow:
         from .follow_query import follow_query
 
@@ -279,7 +293,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if getattr(args, "query", ""):
             parse(args.query)  # fail fast, before reading a gigabyte
-        store = load(*args.paths, recursive=args.recursive)
+        # a file PATH is read alone here (its backups only with query --follow --backups)
+        paths, remote = open_remote(
+            args.paths,
+            ssh_command=args.ssh_command,
+            sudo=args.sudo,
+            backups=False,
+            recursive=args.recursive,
+        )
+        if remote is not None:
+            remote.disconnect()  # mirrored: its copies are read by offset until exit
+        store = load(*paths, recursive=args.recursive)
     except QueryError as exc:
         return fail(f"bad query: {exc}")
     except InputError as exc:
@@ -387,7 +411,11 @@ def _list_rules(args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
-def _findings(store: Store, args: argparse.Namespace, out: Out) -> int:
+def _findings(
+    store: Store, args: argparse.Namespace, out: Out, events: int | None = None
+) -> int:
+    """``events``: the count to report when ``store`` holds only the events the rules select
+    (a ClickHouse store's selection); all of them when None."""
     findings = Findings(_rule_set(args).rules)
     findings.update(store)
     limit = SEVERITIES.index(args.min_severity)
@@ -421,7 +449,8 @@ def _findings(store: Store, args: argparse.Namespace, out: Out) -> int:
             last = format_time(f.last)[:19]
             out.line(row, f.rule.severity, f"{f.count:,}", last, f.rule.id, _cell(users, 60))
         out.line("{} finding(s) at {} or above ({} rules on {:,} events)",
-                 len(results), args.min_severity, len(findings.rules), len(store))  # fmt: skip
+                 len(results), args.min_severity, len(findings.rules),
+                 len(store) if events is None else events)  # fmt: skip
         for r, why in blind:
             out.line("blind: {}: {}", r.id, why)
     return 1 if results else 0

@@ -14,11 +14,14 @@ import re
 import signal
 import ssl
 import threading
-from collections.abc import Callable
 from typing import Any
 
+from ..clickhouse.client import StoreError, connect
+from ..clickhouse.url import BadURL, parse
 from ..output.terminal import fail, stdout, warn
 from ..webhook.server import Config, Receiver, is_loopback
+from ..webhook.store import STORE_TIMEOUT, StoreSink
+from .options import add_to_option, at_least
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1 << 20, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -42,28 +45,16 @@ def listen_address(text: str) -> tuple[str, int]:
     return host or "0.0.0.0", int(m.group(3))
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if n < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}: {n}")
-        return n
-
-    return parse
-
-
 def add_parser(sub: Any) -> None:
     w = sub.add_parser(
         "webhook",
-        help="receive audit events from API servers (webhook backend) into a spool folder",
+        help="receive audit events from API servers (webhook backend) into a spool folder "
+        "or a ClickHouse store",
         description="An audit webhook backend: API servers POST EventList batches (their "
-        "--audit-webhook-config-file), answered 200 only once written and fsync'd to the "
-        "spool: one rotating JSON-lines file per sender, read live by `audittui DIR`.",
+        "--audit-webhook-config-file), answered 200 only once durable: written and fsync'd "
+        "to the spool (--spool: one rotating JSON-lines file per sender, read live by "
+        "`audittui DIR`), or acknowledged by the store (--to: the table `audittui ship` "
+        "writes). One of the two: to keep both, ship the spool (`audittui ship DIR --to URL`).",
     )
     w.add_argument(
         "--listen",
@@ -73,7 +64,7 @@ def add_parser(sub: Any) -> None:
         help="where to listen: 0.0.0.0:8443, [::]:8443, 127.0.0.1:8080 (port 0: a free one)",
     )
     w.add_argument("--spool", metavar="DIR", help="the spool folder (made if missing)")
-    w.add_argument("--to", metavar="URL", help="a ClickHouse store: not available yet")
+    add_to_option(w, "or a ClickHouse store (its table is created when missing)")
     w.add_argument("--tls-cert", metavar="FILE", help="server certificate (PEM, chain)")
     w.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
     w.add_argument(
@@ -146,12 +137,15 @@ def _read_tokens(path: str) -> tuple[bytes, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.to:
+    if args.to and args.spool:
+        # 200 would have to wait for both, and a store down would stop the spool too: one
+        # durable place per receiver; the spool is shipped by `audittui ship`
         return fail(
-            "webhook --to: writing to a store (ClickHouse) is not available yet; use --spool DIR"
+            "webhook: give --spool DIR or --to URL, not both (to have both, receive into the "
+            "spool and run `audittui ship DIR --to URL`)"
         )
-    if not args.spool:
-        return fail("webhook: give --spool DIR")
+    if not args.spool and not args.to:
+        return fail("webhook: give --spool DIR or --to URL")
     if bool(args.tls_cert) != bool(args.tls_key):
         return fail("webhook: --tls-cert and --tls-key go together")
     if args.client_ca and not args.tls_cert:
@@ -176,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     config = Config(
         host=host,
         port=port,
-        spool=args.spool,
+        spool=args.spool or "",
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         client_ca=args.client_ca,
@@ -188,13 +182,30 @@ def run(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         dedupe_keys=args.dedupe_keys,
     )
+    store: StoreSink | None = None
+    if args.to:
+        try:
+            target = parse(args.to)
+            client = connect(target, read_timeout=STORE_TIMEOUT)
+        except (BadURL, StoreError) as exc:
+            return fail(f"webhook: --to: {exc}")
+        try:
+            client.ensure_table()
+        except StoreError as exc:
+            client.close()
+            return fail(f"webhook: --to: {exc}")
+        store = StoreSink(client, target.cluster)
     try:
-        receiver = Receiver(config, log=warn)
+        receiver = Receiver(config, log=warn, store=store)
     except ssl.SSLError as exc:
+        if store is not None:
+            store.close()
         return fail(
             f"webhook: the TLS files (--tls-cert, --tls-key, --client-ca) are not usable: {exc}"
         )
     except OSError as exc:
+        if store is not None:
+            store.close()
         # the spool's files name themselves; "busy" is the spool's lock; else the address
         busy = exc.errno == errno.EBUSY
         where = exc.filename or (args.spool if busy else f"{host}:{port}")
@@ -211,22 +222,24 @@ def run(args: argparse.Namespace) -> int:
         else ("bearer token" if tokens else "no client authentication")
     )
     out.line(
-        "audittui webhook: listening on {}://{}:{} ({}), spool {}",
+        "audittui webhook: listening on {}://{}:{} ({}), {} {}",
         config.scheme,
         shown,
         bound_port,
         auth,
-        receiver.spool.folder,
+        "spool" if receiver.spool is not None else "store",
+        receiver.spool.folder if receiver.spool is not None else (store.display if store else ""),
     )
     keys, files = receiver.rebuilt
-    out.line(
-        "audittui webhook: deduplication window {:,} keys, {:,} read from {} spool file(s)"
-        " in {:.1f} s",
-        config.dedupe_keys,
-        keys,
-        files,
-        receiver.rebuild_seconds,
-    )
+    if receiver.spool is not None:
+        out.line(
+            "audittui webhook: deduplication window {:,} keys, {:,} read from {} spool file(s)"
+            " in {:.1f} s",
+            config.dedupe_keys,
+            keys,
+            files,
+            receiver.rebuild_seconds,
+        )
     for name in receiver.repaired:
         warn("{}: cut back to its last complete line (a write cut short before a restart)", name)
     if not tokens and not args.client_ca and not is_loopback(host):

@@ -23,6 +23,7 @@ import orjson
 from ..ingest.batch import Batch, BatchBuilder
 from ..ingest.formats import yaml_documents
 from ..ingest.malformed import without_position
+from ..ingest.remote.labels import relabel
 from ..ingest.sources import (
     GZIP_MAGIC,
     InputError,
@@ -52,7 +53,7 @@ def load(*paths: str | os.PathLike, workers: int | None = None, recursive: bool 
     store = Store()
     files = expand_paths([os.fspath(p) for p in paths], recursive)
     for path in files:
-        store.add_source(open_source(0, path, store.spool))
+        store.add_source(relabel(open_source(0, path, store.spool)))
     read_sources(store, store.sources, workers)
     store.order()  # every query answers in time order: sort once, now
     memory.release()

@@ -81,7 +81,8 @@ STRING_FIELDS = {
     "authorizer": "reason",
 }
 GRANT_FIELDS = ("binding", "role", "authorizer")
-OTHER_FIELDS = ("code", "dur", "after", "before", "since", "finding", "rule")
+# cluster: the cluster a shipper named (a ClickHouse store); events read from files have none
+OTHER_FIELDS = ("code", "dur", "after", "before", "since", "finding", "rule", "cluster")
 ALIASES = {
     "u": "user",
     "g": "group",
@@ -558,6 +559,8 @@ def _term_mask(term: Term, store: Events) -> np.ndarray:
         return _resource_mask(term, store)
     if field in ("finding", "rule"):
         return _derived_mask(term, store)
+    if field == "cluster":  # no event read from files has one: only "" matches
+        return np.full(len(store), any(v.kind == "empty" for v in term.values), dtype=bool)
     if field == "id":
         return _audit_id_mask(term, store)
     key = (field, term.values)
@@ -566,7 +569,8 @@ def _term_mask(term: Term, store: Events) -> np.ndarray:
 
         def granted(reason: str | None) -> bool:
             grant = parse_reason(reason)
-            return matches(getattr(grant, field)) or matches(grant.label(field))
+            label = grant.label(field)  # None when there is none: not a second "empty" value
+            return matches(getattr(grant, field)) or (label is not None and matches(label))
 
         return _lut(store, "reason", granted, key)
     column = STRING_FIELDS[field]

@@ -20,10 +20,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..ingest.batch import Batch
 from ..ingest.follow import Follower, Notice, backups_before
 from ..ingest.malformed import Capped
+from ..ingest.remote.labels import Labelled, relabel
 from ..ingest.sources import (
     GZIP_MAGIC,
     InputError,
@@ -39,6 +41,9 @@ from ..ingest.sources import (
 from . import memory
 from .loader import BOM, PARALLEL_MIN, is_document, parse_slice, read_sources, slice_bounds
 from .store import Malformed, Store
+
+if TYPE_CHECKING:
+    from ..ingest.remote import Remote
 
 FIRST_SLICE = 2 << 20  # bytes read before the first screen: a few thousand of the newest events
 IN_FLIGHT = 4  # slices submitted to the workers at once (bounds memory on huge files)
@@ -131,6 +136,7 @@ class Session:
         self.done_bytes = 0
         self.indexing = False
         self.problems: list[Notice] = []  # files the indexer could not read
+        self.remote: Remote | None = None  # the SSH mirrors the paths are read from, if any
         self._parts: list[_Part] = []
         self._appended = 0  # batches merged by the indexer
         self._later: list[tuple[str, int]] = []  # (path, open fd) of older files, newest first
@@ -155,7 +161,9 @@ class Session:
         if followable:
             live = split_live(followable)
             folders = [p for p in followable if os.path.isdir(p)]
-            self.follower = Follower(store, live, poll=self.poll, from_end=True, folders=folders)
+            self.follower = Follower(
+                Labelled(store), live, poll=self.poll, from_end=True, folders=folders
+            )
             self._first = self.follower.read_once()  # opens; may already hold new lines
             for f in self.follower.files:
                 if f.segment is None:
@@ -235,9 +243,13 @@ class Session:
         try:
             if os.pread(fd, 2, 0) == GZIP_MAGIC:
                 with os.fdopen(fd, "rb") as fh:
-                    source = self.store.add_source(spool_stream(0, path, fh, self.store.spool))
+                    source = self.store.add_source(
+                        relabel(spool_stream(0, path, fh, self.store.spool))
+                    )
             else:
-                source = self.store.add_source(Source(0, path, f"/proc/self/fd/{fd}"), fd=fd)
+                source = self.store.add_source(
+                    relabel(Source(0, path, f"/proc/self/fd/{fd}")), fd=fd
+                )
             size = os.path.getsize(source.read_path)
             with open(source.read_path, "rb") as fh:
                 head = fh.read(1 << 16)

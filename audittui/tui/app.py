@@ -75,7 +75,7 @@ from .screens import (
     PathScreen,
 )
 from .status_bar import ListState, StatusBar
-from .summary_pane import SummaryPane
+from .summary_pane import SummaryPane, SummaryTable
 
 UPDATE_EVERY = 0.1  # s between merges of new events into the list (10 Hz at most)
 NO_POLICY = "No audit policy loaded: P loads one (or start with --policy FILE)."
@@ -538,10 +538,10 @@ class AuditApp(App[None]):
     def on_policy_pane_drill(self, message: PolicyPane.Drill) -> None:
         self._show_events(f"rule:{'none' if message.rule is None else message.rule}")
 
-    def on_summary_pane_drill(self, message: SummaryPane.Drill) -> None:
+    def on_summary_table_drill(self, message: SummaryTable.Drill) -> None:
         self._narrow(term(message.field, message.value))
 
-    def on_summary_pane_access(self, message: SummaryPane.Access) -> None:
+    def on_summary_table_access(self, message: SummaryTable.Access) -> None:
         self._access(message.user)
 
     def action_access(self) -> None:

@@ -5,8 +5,10 @@ Pure functions over the store (no Textual), so layout and shortening are tested 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from ..index.store import Store
 from ..ingest.formats import MISSING_TIME, format_duration
@@ -100,24 +102,29 @@ def format_clock(micros: int, with_date: bool) -> str:
 
 def cells(store: Store, i: int, with_date: bool) -> dict[str, str]:
     """Display text of event ``i`` per column key, every piece of log text made inert."""
-    v = store.value
-    resource, sub = v("resource", i), v("subresource", i)
-    what = f"{resource}/{sub}" if resource and sub else resource or v("uri", i) or "-"
-    ns, name = v("namespace", i), v("name", i)
+    return row_cells(lambda field: store.value(field, i), with_date)
+
+
+def row_cells(v: Callable[[str], Any], with_date: bool) -> dict[str, str]:
+    """The cells of one event whose indexed fields ``v(field)`` gives (a store's column, a row
+    read from ClickHouse), every piece of log text made inert."""
+    resource, sub = v("resource"), v("subresource")
+    what = f"{resource}/{sub}" if resource and sub else resource or v("uri") or "-"
+    ns, name = v("namespace"), v("name")
     where = f"{ns}/{name}" if ns and name else ns or name or ""
-    user = v("user", i) or "-"
-    if v("impersonated", i):
-        user = f"{short_user(user, 16)}→{short_user(v('impersonated', i), 16)}"
-    code = v("code", i)
-    ips = v("ips", i)
+    user = v("user") or "-"
+    if v("impersonated"):
+        user = f"{short_user(user, 16)}→{short_user(v('impersonated'), 16)}"
+    code = v("code")
+    ips = v("ips")
     return {
-        "time": format_clock(v("time", i), with_date),
+        "time": format_clock(v("time"), with_date),
         "user": inert(user),  # shortened to the column width by the list
-        "verb": inert(v("verb", i) or "-"),
+        "verb": inert(v("verb") or "-"),
         "what": inert(what),
         "where": inert(where),
         "code": str(code) if code else "-",
         # A RequestReceived event has no latency yet (its two timestamps are the same).
-        "latency": "" if v("stage", i) == RECEIVED else format_duration(v("latency", i)),
+        "latency": "" if v("stage") == RECEIVED else format_duration(v("latency")),
         "ip": inert(ips[0]) if ips else "-",
     }

@@ -46,6 +46,28 @@ def code_style(code: str) -> Style:
     return CODE_STYLES.get(int(code) // 100, DIM) if code.isdigit() else DIM
 
 
+def row_strip(
+    text: dict[str, str], columns: list, width: int, base: Style, is_cursor: bool
+) -> Strip:
+    """One event's line: its cells (:func:`~audittui.tui.columns.row_cells`) fitted to the
+    columns, the code coloured, time, latency and IP dimmed off the cursor."""
+    segments = []
+    for k, (col, w) in enumerate(columns):
+        value = text[col.key]
+        if col.key == "user":
+            value = short_user(value, w)
+        value = pad(fit(value, w, middle=col.key in ("user", "where")), w, col.right)
+        style = base
+        if col.key == "code":
+            style = base + code_style(text["code"])
+        elif col.key in ("time", "latency", "ip") and not is_cursor:
+            style = base + DIM
+        if k:
+            segments.append(Segment(" ", base))
+        segments.append(Segment(value, style))
+    return Strip(segments).crop_extend(0, width, base)
+
+
 class ListHeader(Widget):
     """The column titles above an :class:`EventList`, aligned with its rows."""
 
@@ -277,21 +299,7 @@ class EventList(ScrollView, can_focus=True):
         text = cells(self.view.store, event, with_date=width >= WIDE_TIME)
         if is_open:
             text["code"] = "open"  # started, never completed: hung, streaming, or rotated away
-        segments = []
-        for k, (col, w) in enumerate(self.columns()):
-            value = text[col.key]
-            if col.key == "user":
-                value = short_user(value, w)
-            value = pad(fit(value, w, middle=col.key in ("user", "where")), w, col.right)
-            style = base
-            if col.key == "code":
-                style = base + code_style(text["code"])
-            elif col.key in ("time", "latency", "ip"):
-                style = base + DIM if not is_cursor else base
-            if k:
-                segments.append(Segment(" ", base))
-            segments.append(Segment(value, style))
-        return Strip(segments).crop_extend(0, width, base)
+        return row_strip(text, self.columns(), width, base, is_cursor)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -211,13 +211,14 @@ KEYMAP: tuple[Row, ...] = (
 )  # fmt: skip
 
 
-def bindings(owner: str) -> list[BindingType]:
-    """The ``BINDINGS`` of one widget (``app`` for the App)."""
+def bindings(owner: str, only: frozenset[str] | None = None) -> list[BindingType]:
+    """The ``BINDINGS`` of one widget (``app`` for the App); ``only``: just these actions
+    (named alone, or with their arguments), for a front end that has a part of the app's."""
     return [
         Binding(b.keys, b.action, b.label, show=b.show, priority=b.priority)
         for row in KEYMAP
         for b in row.binds
-        if b.owner == owner
+        if b.owner == owner and (only is None or {b.action, b.action.split("(")[0]} & only)
     ]
 
 

@@ -8,7 +8,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..clickhouse.url import is_store_url
 from ..index.session import Session
+from ..ingest.remote import add_options as add_remote_options
+from ..ingest.remote import open_remote
 from ..ingest.sources import InputError
 from ..ingest.stdin_spool import StdinSpool, keyboard_from_terminal, stdin_is_piped
 from ..output.terminal import fail, read_policy
@@ -52,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="open a temporary copy of the demo logs while demo events are appended live",
     )
+    add_remote_options(p)
     return p
 
 
@@ -62,6 +66,8 @@ def run_app(argv: list[str]) -> int:
             build_parser().print_help()
             return 2
         args.paths = ["-"]  # `cmd | audittui`: the pipe is the log
+    if any(is_store_url(p) for p in args.paths):
+        return _run_on_store(args)
     stop = threading.Event()
     workdir = None
     paths = list(args.paths)
@@ -87,6 +93,17 @@ def run_app(argv: list[str]) -> int:
             return 2
     # A pipe is always followed: --no-follow would read only what has arrived so far.
     follow = not args.no_follow or stdin is not None
+    try:
+        paths, remote = open_remote(
+            paths,
+            ssh_command=args.ssh_command,
+            sudo=args.sudo,
+            follow=follow,
+            backups=not args.no_backups,
+        )
+    except InputError as exc:
+        fail(str(exc))
+        return 2
     session = Session(
         paths,
         follow=follow,
@@ -94,12 +111,15 @@ def run_app(argv: list[str]) -> int:
         poll=args.poll,
         recursive=args.recursive,
     )
+    session.remote = remote
     try:
         session.open()
     except InputError as exc:
         fail(str(exc))
         if stdin is not None:
             stdin.close()
+        if remote is not None:
+            remote.close()
         return 2
     from ..findings import load_rules
     from .app import AuditApp
@@ -112,10 +132,35 @@ def run_app(argv: list[str]) -> int:
     finally:
         stop.set()
         session.close()
+        if remote is not None:
+            remote.close()
         if stdin is not None:
             stdin.close()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _run_on_store(args: argparse.Namespace) -> int:
+    """``audittui clickhouse://…``: the app over a store, one URL and no files."""
+    from ..clickhouse.client import StoreError
+    from ..clickhouse.reads import open_reader
+    from ..clickhouse.url import BadURL
+    from ..clickhouse.url import parse as parse_url
+
+    if len(args.paths) != 1:
+        fail("the app opens one store URL, or files: not both, not two stores")
+        return 2
+    try:
+        display = parse_url(args.paths[0]).display
+        reader = open_reader(args.paths[0])
+        reader.count()  # reachable, and the table is there and readable: said now, in one line
+    except (BadURL, StoreError) as exc:
+        fail(str(exc))
+        return 2
+    from .store_app import StoreApp
+
+    StoreApp(reader, display).run()
     return 0
 
 

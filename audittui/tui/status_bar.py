@@ -30,6 +30,17 @@ class StatusBar(Static):
         self.session, self.view = session, view
         self.stdin_state = ""  # what a pipe's spool says ("input ended", …)
         self.finding_count = 0
+        self._state = ListState()
+        self._hosts = ""  # the SSH hosts' states last drawn
+
+    def on_mount(self) -> None:
+        if self.session.remote is not None:  # a host's state changes with no event arriving
+            self.set_interval(0.5, self._hosts_changed)
+
+    def _hosts_changed(self) -> None:
+        remote = self.session.remote
+        if remote is not None and remote.status() != self._hosts:
+            self.show(self._state)
 
     def text(self, state: ListState) -> Text:
         session, view = self.session, self.view
@@ -54,6 +65,10 @@ class StatusBar(Static):
         text.append(f"  ● {mode}", "green" if mode == "following" else "yellow")
         if self.stdin_state:
             text.append(f"  {inert(self.stdin_state)}", "yellow")
+        if session.remote is not None:
+            self._hosts = session.remote.status()
+            ok = all(p.state in ("connected", "done") for p in session.remote.paths)
+            text.append(f"  ssh {inert(self._hosts)}", "green" if ok else "bold red")
         if session.indexing and session.total_bytes:
             pct = 100 * session.done_bytes / session.total_bytes
             text.append(f"  indexing {pct:.0f}%", "yellow")
@@ -68,4 +83,5 @@ class StatusBar(Static):
         return text
 
     def show(self, state: ListState) -> None:
+        self._state = state
         self.update(self.text(state), layout=False)

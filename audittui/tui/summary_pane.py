@@ -60,9 +60,10 @@ def verbs_text(verbs: dict[str, int]) -> str:
     return text + (f" +{len(names) - 2}" if len(names) > 2 else "")
 
 
-class SummaryPane(LiveAnalysis, DataTable):
-    """Rows of a summary; ``s``/``S`` sort, ``b`` changes the grouping, Enter drills down,
-    ``a`` shows a user's access."""
+class SummaryTable(DataTable):
+    """Rows of a summary, wherever they were computed (here, or by a store's server);
+    ``s``/``S`` sort, ``b`` changes the grouping (:meth:`regroup` recomputes), Enter drills
+    down, ``a`` shows a user's access."""
 
     BINDINGS = bindings("SummaryPane")
 
@@ -81,9 +82,8 @@ class SummaryPane(LiveAnalysis, DataTable):
             super().__init__()
             self.user = user
 
-    def __init__(self, store: Store, view: RowView, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.store, self.view = store, view
         self.by = "user"
         self.sort_field = "events"
         self.descending = True
@@ -94,15 +94,9 @@ class SummaryPane(LiveAnalysis, DataTable):
     def on_mount(self) -> None:
         self._columns()
 
-    def compute(self) -> bool:
-        by, rows, snap = self.by, self.view.rows, self.store.snapshot()
-        self.in_thread(lambda: SummaryResult(by, summarize(snap, rows, by)))
-        return True
-
-    def on_summary_result(self, message: SummaryResult) -> None:
-        if message.by == self.by:
-            self.show(message.rows)
-        self.finished()
+    def regroup(self) -> None:
+        """The grouping changed: compute the rows again (:meth:`show` them when done)."""
+        raise NotImplementedError
 
     def _columns(self) -> None:
         self.clear(columns=True)
@@ -187,7 +181,7 @@ class SummaryPane(LiveAnalysis, DataTable):
         self.by = GROUP_ORDER[(GROUP_ORDER.index(self.by) + 1) % len(GROUP_ORDER)]
         self.rows_data, self._all = [], []
         self._columns()
-        self.stale()
+        self.regroup()
 
     def action_sort(self, step: int) -> None:
         keys = [k for k, _, _ in FIELDS]
@@ -205,6 +199,27 @@ class SummaryPane(LiveAnalysis, DataTable):
         else:
             self.sort_field, self.descending = key, key != "key"
         self._display()
+
+
+class SummaryPane(LiveAnalysis, SummaryTable):
+    """The summary of the list's rows, computed here in a thread while shown."""
+
+    def __init__(self, store: Store, view: RowView, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store, self.view = store, view
+
+    def compute(self) -> bool:
+        by, rows, snap = self.by, self.view.rows, self.store.snapshot()
+        self.in_thread(lambda: SummaryResult(by, summarize(snap, rows, by)))
+        return True
+
+    def on_summary_result(self, message: SummaryResult) -> None:
+        if message.by == self.by:
+            self.show(message.rows)
+        self.finished()
+
+    def regroup(self) -> None:
+        self.stale()
 
 
 def _duration(micros: int | None) -> str:

@@ -220,5 +220,20 @@ class ReceiverMetrics:
             "1 when the sender's last write succeeded, 0 after a failure",
             sender,
         )
+        # with --to URL: the store's side
+        self.store_seconds = Histogram(
+            r,
+            p + "store_insert_seconds",
+            "time of each INSERT of a batch into the store (acknowledged or failed)",
+        )
+        self.store_ok = LabelledGauge(
+            r,
+            p + "store_writable",
+            "1 when the store took the sender's last batch, 0 while it is down",
+            sender,
+        )
+        self.store_errors = Counter(
+            r, p + "store_rejected_total", "batches the store refused (answered 500)", sender
+        )
         Gauge(r, p + "in_flight_batches", "batches being received or written now", in_flight)
         Gauge(r, p + "dedupe_keys", "event keys held for deduplication", keys)

@@ -33,15 +33,17 @@ from typing import Any
 
 import orjson
 
-from .batch import BadBatch, parse_batch
+from .batch import BadBatch, Parsed, parse_batch
 from .dedupe import KeysBusy, RecentKeys, rebuild
 from .metrics import CONTENT_TYPE, ReceiverMetrics
 from .spool import Spool, SpoolError, Timings
+from .store import StoreDown, StoreRejected, StoreSink
 
 Log = Callable[..., None]  # (template, *values): one line on stderr, the values made inert
 MiB = 1 << 20
 RETRY_OVERLOAD = 1  # seconds: another request is done in a few ms; the API server waits ≥ 10 s
 RETRY_SPOOL = 10  # seconds: a full disk is not freed in a moment
+RETRY_STORE = 5  # seconds: a store restarting takes a few
 WAIT_FOR_SENDER = 20.0  # seconds a batch waits for the sender's previous batch (30 s timeout)
 DRAIN_MAX = 1 * MiB  # a refused body up to this size is read so the connection can be reused
 
@@ -101,10 +103,14 @@ def _digest(token: bytes) -> bytes:
 
 
 class Receiver:
-    """The spool, the deduplication window, the metrics and the HTTP server over them."""
+    """The spool (or the store), the deduplication window, the metrics and the HTTP server
+    over them. With ``store``, batches go to it and no spool is kept (``config.spool`` unused);
+    the deduplication window then starts empty, and the table's key is what keeps a batch
+    sent again after a restart from being doubled."""
 
-    def __init__(self, config: Config, log: Log) -> None:
+    def __init__(self, config: Config, log: Log, store: StoreSink | None = None) -> None:
         self.config = config
+        self.store = store
         self.log = log
         self.stopping = False
         self._in_flight = 0
@@ -119,17 +125,24 @@ class Receiver:
             rotated=lambda s: m.rotations.inc(s),
         )
         ctx = tls_context(config)  # before the spool: a bad certificate leaves nothing behind
-        self.spool = Spool(config.spool, config.max_size, config.max_backups, timings)
+        self._failing: set[str] = set()  # senders whose last write failed (logged once)
+        self.spool: Spool | None = None
+        self.repaired: list[str] = []
+        self.rebuilt, self.rebuild_seconds = (0, 0), 0.0
+        if store is not None:
+            store.observe = m.store_seconds.observe
+            self.httpd = _Server(self, ctx)
+            return
+        spool = self.spool = Spool(config.spool, config.max_size, config.max_backups, timings)
         try:
-            self.repaired = self.spool.repair()
+            self.repaired = spool.repair()
             t = time.perf_counter()
-            self.rebuilt = rebuild(self.keys, self.spool.folder)
+            self.rebuilt = rebuild(self.keys, spool.folder)
             self.rebuild_seconds = time.perf_counter() - t
             self.httpd = _Server(self, ctx)
         except BaseException:
-            self.spool.close()
+            spool.close()
             raise
-        self._failing: set[str] = set()  # senders whose last write failed (logged once)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -176,6 +189,9 @@ class Receiver:
         for why, n in parsed.rejected.items():
             m.rejected.inc(sender, why, by=n)
         m.events.inc(sender, by=parsed.items)
+        if self.store is not None:
+            return self._to_store(self.store, sender, parsed)
+        assert self.spool is not None
         file = self.spool.sender(sender)
         if not file.lock.acquire(timeout=WAIT_FOR_SENDER):
             m.throttled.inc(sender, "sender_busy")
@@ -221,13 +237,47 @@ class Receiver:
         m.batches.inc(sender)
         m.deduplicated.inc(sender, by=len(parsed.keys) - len(keys))
         m.last_batch.set(time.time(), sender)
-        summary = {
-            "items": parsed.items,
-            "written": len(keys),
-            "duplicates": len(parsed.keys) - len(keys),
-            "rejected": sum(parsed.rejected.values()),
-        }
-        return 200, orjson.dumps(summary) + b"\n", {"Content-Type": "application/json"}
+        return _accepted(parsed, len(keys))
+
+    def _to_store(
+        self, store: StoreSink, sender: str, parsed: Parsed
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """One batch into the store: 200 once the INSERT was acknowledged, 429 with
+        Retry-After while the store is down or slow."""
+        m = self.metrics
+        try:
+            fresh = self.keys.claim(parsed.keys, timeout=WAIT_FOR_SENDER)
+        except KeysBusy as exc:
+            m.throttled.inc(sender, "keys_busy")
+            return _retry(RETRY_OVERLOAD, str(exc))
+        lines = [line for line, new in zip(parsed.lines, fresh, strict=True) if new]
+        keys = [key for key, new in zip(parsed.keys, fresh, strict=True) if new]
+        try:
+            back = store.insert(sender, lines)
+        except StoreDown as exc:
+            self.keys.release(keys)
+            m.throttled.inc(sender, "store_down")
+            m.store_ok.set(0, sender)
+            if store.mark_down():
+                self.log("store: {} (answering 429 until it works again)", str(exc))
+            return _retry(RETRY_STORE, f"the store cannot take the batch now: {exc}")
+        except StoreRejected as exc:
+            self.keys.release(keys)
+            m.store_errors.inc(sender)
+            self.log("store: rejected a batch from {}: {}", sender, str(exc))
+            return 500, f"the store rejected the batch: {exc}\n".encode(), {}
+        except BaseException:
+            self.keys.release(keys)
+            raise
+        self.keys.commit(keys)
+        if back:
+            self.log("store: {} takes batches again", store.display)
+        m.store_ok.set(1, sender)
+        m.written.inc(sender, by=len(keys))
+        m.batches.inc(sender)
+        m.deduplicated.inc(sender, by=len(parsed.keys) - len(keys))
+        m.last_batch.set(time.time(), sender)
+        return _accepted(parsed, len(keys))
 
     # -- running and stopping -------------------------------------------------------------
 
@@ -249,7 +299,20 @@ class Receiver:
             self.httpd.close_idle()
             time.sleep(0.05)
         self.httpd.close_all()  # bodies still arriving: not acknowledged, sent again later
-        self.spool.close()  # waits for each sender's write under way
+        if self.spool is not None:
+            self.spool.close()  # waits for each sender's write under way
+        if self.store is not None:
+            self.store.close()
+
+
+def _accepted(parsed: Parsed, written: int) -> tuple[int, bytes, dict[str, str]]:
+    summary = {
+        "items": parsed.items,
+        "written": written,
+        "duplicates": len(parsed.keys) - written,
+        "rejected": sum(parsed.rejected.values()),
+    }
+    return 200, orjson.dumps(summary) + b"\n", {"Content-Type": "application/json"}
 
 
 def _retry(seconds: int, why: str) -> tuple[int, bytes, dict[str, str]]:
