@@ -247,7 +247,7 @@ def test_follow_over_ssh_a_log_rotated_every_megabyte_loses_and_doubles_nothing(
             lambda: len(lines.ids) >= 5 + len(writer.ids) or proc.poll() is not None,
             60,
             f"{len(writer.ids)} events printed",
-            lambda: f"{len(lines.ids) - 5} printed",
+            lambda: f"{len(lines.ids) - 5} printed; " + _mirror_state(mirrors, lines.ids),
         )
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         dup = [i for i, n in Counter(lines.ids).items() if n > 1]
@@ -260,6 +260,22 @@ def test_follow_over_ssh_a_log_rotated_every_megabyte_loses_and_doubles_nothing(
     assert proc.returncode in (0, 128 + 15)  # SIGTERM: it stops through its cleanup
     left = set(Path(tempfile.gettempdir()).glob("audittui-ssh-*")) - mirrors
     assert not left, left  # the mirrored copies of the logs are removed
+
+
+def _mirror_state(before: set[Path], printed: list[str]) -> str:
+    """What a running command's mirror folders hold (for the message of a wait that failed)."""
+    seen = set(printed)
+    out = []
+    for root in set(Path(tempfile.gettempdir()).glob("audittui-ssh-*")) - before:
+        for folder in sorted(root.glob("0-*")):
+            for p in sorted(folder.iterdir()):
+                data = p.read_bytes()
+                if p.name.endswith(".gz"):
+                    data = gzip.decompress(data)
+                ids = [orjson.loads(x)["auditID"] for x in data.splitlines() if x.strip()]
+                unseen = [i for i in ids if i not in seen]
+                out.append(f"{p.name}: {len(ids)} ({len(unseen)} unprinted {unseen[:1]})")
+    return "; ".join(out)
 
 
 def mirrored_ids(remote: Remote) -> list[str]:

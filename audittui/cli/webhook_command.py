@@ -1,5 +1,6 @@
 """``audittui webhook``: the audit webhook backend (the API server's
-``--audit-webhook-config-file``) writing a spool folder that ``audittui DIR`` reads live.
+``--audit-webhook-config-file``) writing a spool folder that ``audittui DIR`` reads live
+(``--spool DIR``), or the ClickHouse table ``audittui ship`` writes (``--to URL``).
 
 The argparse definition and the run function; :mod:`audittui.cli.main` only wires them in.
 A long-running server: it reads no logs before it starts, and stops on SIGTERM or SIGINT

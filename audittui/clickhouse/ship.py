@@ -380,7 +380,7 @@ class Shipper:
                 offset, line, rest = offset + used, line + lines, data[used:]
                 # a .gz is done once read to its end, not at its first block: a stop in
                 # between would else leave the rest of it unread for good
-                self._take(rows, [_Advance(rec, offset, line, done=gz)])
+                self._take(rows, [_Advance(rec, offset, line, done=gz and final)])
                 self._maybe_flush(stop)
                 if final:
                     break
