@@ -44,14 +44,20 @@ if not SHARED.is_dir():  # CI: a copy of shared/ beside the clone
 # -- helpers ------------------------------------------------------------------------------
 
 
-def await_(condition: Callable[[], object], what: str, timeout: float = 60.0) -> object:
+def await_(
+    condition: Callable[[], object],
+    what: str,
+    timeout: float = 60.0,
+    said: Callable[[], str] | None = None,
+) -> object:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            told = f"; ship said: {said()}" if said else ""
+            pytest.fail(f"timed out waiting for {what}{told}")
         time.sleep(0.05)
 
 
@@ -351,10 +357,15 @@ def test_store_killed_and_restarted_exactly_once(
         writer.join(timeout=120)
         assert writer.failed is None and writer.written == writer.total
         await_(
-            lambda: scalar(url, f"SELECT count() AS n FROM {table}") >= writer.total,
+            lambda: (
+                scalar(url, f"SELECT count() AS n FROM {table}") >= writer.total
+                or shipper.proc.poll() is not None
+            ),
             "every event in the table after the restart",
             timeout=120,
+            said=shipper.stderr,
         )
+        assert shipper.proc.poll() is None, shipper.stderr()
         assert shipper.stop() == 0
     finally:
         shipper.kill()

@@ -121,12 +121,13 @@ class Remote:
 
 
 def _exit_on_sigterm() -> None:
-    """SIGTERM (kill, a service manager) exits through the finally blocks and atexit: its
-    default action would leave the mirrored copies of the logs behind."""
+    """SIGTERM (kill, a service manager) and SIGHUP (the terminal closed) exit through the
+    finally blocks and atexit: their default action would leave the mirrored copies behind."""
     if threading.current_thread() is not threading.main_thread():
         return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminated)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _terminated)
 
 
 def _terminated(signum: int, _frame: object) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from ..sources import backup_key, backup_name
 
 TS_SUFFIX = ".gz"
+GONE_ROUNDS = 3  # rounds a live file gone from the host waits for its .gz before it rotates
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Pending:
     live: str  # the live name it had
     backup: str | None  # its backup name on the host, when seen (else: compressed and gone)
     seen: str | None = None  # the plain backup name it was last listed under
+    waited: int = 0  # rounds ended with neither it nor its .gz listed
 
 
 @dataclass
@@ -263,6 +265,10 @@ class Mirror:
                 del st.pending[live]  # back under its name (a listing in between)
             elif f.whole and p.seen is not None:
                 self._finish(p, p.seen)  # read to its end as a plain backup, then gzipped
+            elif p.waited < GONE_ROUNDS:
+                # `ls` reads the names, then stats each: a backup gzipped and removed in
+                # between is in neither form in that listing; its .gz is in the next one
+                p.waited += 1
             else:
                 self.notes.append(
                     f"{live}: replaced on the host (truncated, or rotated and removed) with no "
