@@ -411,9 +411,7 @@ def _list_rules(args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
-def _findings(
-    store: Store, args: argparse.Namespace, out: Out, events: int | None = None
-) -> int:
+def _findings(store: Store, args: argparse.Namespace, out: Out, events: int | None = None) -> int:
     """``events``: the count to report when ``store`` holds only the events the rules select
     (a ClickHouse store's selection); all of them when None."""
     findings = Findings(_rule_set(args).rules)
