@@ -197,13 +197,10 @@ class Receiver:
             m.throttled.inc(sender, "sender_busy")
             return _retry(RETRY_OVERLOAD, "the sender's previous batch is still being written")
         try:
-            try:
-                fresh = self.keys.claim(parsed.keys, timeout=WAIT_FOR_SENDER)
-            except KeysBusy as exc:
-                m.throttled.inc(sender, "keys_busy")
-                return _retry(RETRY_OVERLOAD, str(exc))
-            lines = [line for line, new in zip(parsed.lines, fresh, strict=True) if new]
-            keys = [key for key, new in zip(parsed.keys, fresh, strict=True) if new]
+            claimed = self._claim(sender, parsed)
+            if not isinstance(claimed, list):
+                return claimed
+            lines, keys = _fresh(parsed, claimed)
             done = 0
 
             def durable(start: int, end: int, size: int) -> None:
@@ -239,19 +236,25 @@ class Receiver:
         m.last_batch.set(time.time(), sender)
         return _accepted(parsed, len(keys))
 
+    def _claim(self, sender: str, parsed: Parsed) -> list[bool] | tuple[int, bytes, dict[str, str]]:
+        """Which of the batch's keys are new (claimed until committed or released), or the
+        429 to answer when the dedupe window is busy."""
+        try:
+            return self.keys.claim(parsed.keys, timeout=WAIT_FOR_SENDER)
+        except KeysBusy as exc:
+            self.metrics.throttled.inc(sender, "keys_busy")
+            return _retry(RETRY_OVERLOAD, str(exc))
+
     def _to_store(
         self, store: StoreSink, sender: str, parsed: Parsed
     ) -> tuple[int, bytes, dict[str, str]]:
         """One batch into the store: 200 once the INSERT was acknowledged, 429 with
         Retry-After while the store is down or slow."""
         m = self.metrics
-        try:
-            fresh = self.keys.claim(parsed.keys, timeout=WAIT_FOR_SENDER)
-        except KeysBusy as exc:
-            m.throttled.inc(sender, "keys_busy")
-            return _retry(RETRY_OVERLOAD, str(exc))
-        lines = [line for line, new in zip(parsed.lines, fresh, strict=True) if new]
-        keys = [key for key, new in zip(parsed.keys, fresh, strict=True) if new]
+        claimed = self._claim(sender, parsed)
+        if not isinstance(claimed, list):
+            return claimed
+        lines, keys = _fresh(parsed, claimed)
         try:
             back = store.insert(sender, lines)
         except StoreDown as exc:
@@ -651,3 +654,10 @@ def _gunzip(data: bytes, limit: int) -> bytes:
     if len(out) > limit or inflate.unconsumed_tail:
         raise _TooLarge
     return out
+
+
+def _fresh(parsed: Parsed, fresh: list[bool]) -> tuple[list[bytes], list[bytes]]:
+    """The lines and keys of a batch's events not seen before."""
+    lines = [line for line, new in zip(parsed.lines, fresh, strict=True) if new]
+    keys = [key for key, new in zip(parsed.keys, fresh, strict=True) if new]
+    return lines, keys
