@@ -34,9 +34,9 @@ PY = sys.executable
 class StoreReceiver:
     """One `audittui webhook --to URL` process."""
 
-    def __init__(self, tmp: Path, url: str, name: str = "rx") -> None:
+    def __init__(self, tmp: Path, url: str, name: str = "rx", *more: str) -> None:
         self.out, self.err = tmp / f"{name}.out", tmp / f"{name}.err"
-        cmd = [PY, "-m", "audittui", "webhook", "--listen", "127.0.0.1:0", "--to", url]
+        cmd = [PY, "-m", "audittui", "webhook", "--listen", "127.0.0.1:0", "--to", url, *more]
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=tmp)
         try:
@@ -209,6 +209,44 @@ def test_store_killed_429_then_all_rows(tmp_path: Path, own_server: ClickHouseSe
     assert err.count("answering 429 until it works again") == 1, err
     assert err.count("takes batches again") == 1, err
     assert "Traceback" not in err
+
+
+def test_store_too_slow_429_then_all_rows(tmp_path: Path, own_server: ClickHouseServer) -> None:
+    # A server that hangs (SIGSTOP: it holds the connection and answers nothing) is a slow
+    # store: 429 once the INSERT has waited --store-timeout, and nothing lost once it answers.
+    evs = events(1200, seed=29)
+    parts = batches(evs)
+    url, table = table_url(own_server.url)
+    rx = StoreReceiver(tmp_path, url, "rx", "--store-timeout", "1")
+    try:
+        c = rx.client()
+        assert c.post(event_list(parts[0]))[0] == 200
+        assert own_server.proc is not None
+        own_server.proc.send_signal(signal.SIGSTOP)
+        try:
+            status, headers, body = c.post(event_list(parts[1]))
+            assert status == 429, (status, body)
+            assert int(headers["Retry-After"]) > 0
+        finally:
+            own_server.proc.send_signal(signal.SIGCONT)
+        pending = parts[1:]  # the refused batch is sent again, as the API server does
+
+        def send() -> bool:
+            while pending:
+                status, _, body = c.post(event_list(pending[0]))
+                if status != 200:
+                    assert status == 429, (status, body)
+                    return False
+                pending.pop(0)
+            return True
+
+        await_(send, "every batch accepted once the store answers again")
+        assert rx.stop() == 0
+    finally:
+        rx.kill()
+    # the timed-out INSERT may have landed too, once resumed: its copies collapse by key
+    assert count(url, table, final=True) == len(evs)
+    assert "Traceback" not in rx.err.read_text()
 
 
 def one_line_exit_2(cmd: list[str], cwd: Path) -> str:

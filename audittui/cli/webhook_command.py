@@ -127,6 +127,14 @@ def add_parser(sub: Any) -> None:
         metavar="N",
         help="event keys remembered for deduplication, about 100 bytes each (default 1000000)",
     )
+    w.add_argument(
+        "--store-timeout",
+        type=float,
+        default=STORE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"with --to: an INSERT not acknowledged in this time is answered 429 "
+        f"(default {STORE_TIMEOUT:g}; the API server gives up on a batch after 30 s)",
+    )
 
 
 def _read_tokens(path: str) -> tuple[bytes, ...]:
@@ -187,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     if args.to:
         try:
             target = parse(args.to)
-            client = connect(target, read_timeout=STORE_TIMEOUT)
+            client = connect(target, read_timeout=args.store_timeout)
         except (BadURL, StoreError) as exc:
             return fail(f"webhook: --to: {exc}")
         try:
