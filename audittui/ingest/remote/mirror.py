@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from ..sources import backup_key, backup_name
 
 TS_SUFFIX = ".gz"
-GONE_ROUNDS = 3  # rounds a live file gone from the host waits for its .gz before it rotates
+GONE_ROUNDS = 25  # rounds (0.2 s or more each) a live file gone from the host waits for its
+# .gz before it rotates as it is: only a file removed with no copy of it waits that long
 
 
 @dataclass
