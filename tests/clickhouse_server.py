@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,3 +184,20 @@ def store_url(request: pytest.FixtureRequest) -> str:
     if request.param == "old":
         return str(request.getfixturevalue("clickhouse_url"))
     return str(request.getfixturevalue("chdb_url"))
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ClickHouseServer]:
+    """A server of the test's own, so that killing it leaves the shared one up."""
+    server = ClickHouseServer(tmp_path / "ch")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def table_url(base: str) -> tuple[str, str]:
+    """``base`` with a fresh table of its own: (URL, table name)."""
+    name = "t_" + uuid.uuid4().hex
+    return f"{base}?table={name}", name

@@ -12,7 +12,13 @@ import orjson
 import pytest
 
 # The real ClickHouse servers (18.16 and chdb) for the store tests
-from clickhouse_server import chdb_url, clickhouse_server, clickhouse_url, store_url  # noqa: F401
+from clickhouse_server import (  # noqa: F401
+    chdb_url,
+    clickhouse_server,
+    clickhouse_url,
+    own_server,
+    store_url,
+)
 
 _ids = itertools.count()
 

@@ -22,13 +22,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
-from clickhouse_server import ClickHouseServer, free_port
+from clickhouse_server import ClickHouseServer, free_port, table_url
 
 from audittui.clickhouse.client import Client, connect
 from audittui.clickhouse.url import parse
@@ -59,11 +58,6 @@ def await_(
             told = f"; ship said: {said()}" if said else ""
             pytest.fail(f"timed out waiting for {what}{told}")
         time.sleep(0.05)
-
-
-def table_url(base: str) -> tuple[str, str]:
-    name = "t_" + uuid.uuid4().hex
-    return f"{base}?table={name}", name
 
 
 def ship(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -291,17 +285,6 @@ def assert_exactly_once(url: str, table: str, writer: Writer) -> None:
     total, final, distinct = counts(url, table)
     assert (total, final, distinct) == (writer.total,) * 3
     assert ids_in(url, table) == written
-
-
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[ClickHouseServer]:
-    """A server of the test's own, so that killing it leaves the shared one up."""
-    server = ClickHouseServer(tmp_path / "ch")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_ship_killed_and_restarted_exactly_once(tmp_path: Path, clickhouse_url: str) -> None:

@@ -104,7 +104,7 @@ class Receiver:
     def __init__(
         self,
         tmp: Path,
-        spool: Path,
+        spool: Path | None,  # None: ``args`` say where to (``--to URL``)
         *args: str,
         tls: TLSFiles | None = None,
         preexec: Callable[[], None] | None = None,
@@ -116,7 +116,9 @@ class Receiver:
         self.tls = tls
         self.out = tmp / f"{name}.out"
         self.err = tmp / f"{name}.err"
-        cmd = [PY, "-m", "audittui", "webhook", "--listen", "127.0.0.1:0", "--spool", str(spool)]
+        cmd = [PY, "-m", "audittui", "webhook", "--listen", "127.0.0.1:0"]
+        if spool is not None:
+            cmd += ["--spool", str(spool)]
         if tls is not None:
             cmd += ["--tls-cert", str(tls.server_crt), "--tls-key", str(tls.server_key)]
         with open(self.out, "wb") as out, open(self.err, "wb") as err:

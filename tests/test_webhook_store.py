@@ -12,18 +12,14 @@ Every wait polls a condition with a timeout."""
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-import pytest
-from clickhouse_server import ClickHouseServer, free_port
-from test_webhook import Client, await_, batches, event_list, events
+from clickhouse_server import ClickHouseServer, free_port, table_url
+from test_webhook import Receiver, await_, batches, event_list, events
 
 from audittui.clickhouse.client import connect
 from audittui.clickhouse.url import parse
@@ -31,59 +27,9 @@ from audittui.clickhouse.url import parse
 PY = sys.executable
 
 
-class StoreReceiver:
+def store_receiver(tmp: Path, url: str, name: str = "rx", *more: str) -> Receiver:
     """One `audittui webhook --to URL` process."""
-
-    def __init__(self, tmp: Path, url: str, name: str = "rx", *more: str) -> None:
-        self.out, self.err = tmp / f"{name}.out", tmp / f"{name}.err"
-        cmd = [PY, "-m", "audittui", "webhook", "--listen", "127.0.0.1:0", "--to", url, *more]
-        with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=tmp)
-        try:
-            found = await_(self._port, "the receiver's start-up line")
-            assert isinstance(found, int)
-            self.port = found
-        except BaseException:
-            self.kill()
-            raise
-
-    def _port(self) -> int | None:
-        m = re.search(rb"listening on http://127\.0\.0\.1:(\d+)", self.out.read_bytes())
-        if m:
-            return int(m.group(1))
-        if self.proc.poll() is not None:
-            pytest.fail(f"receiver exited {self.proc.returncode}: {self.err.read_text()}")
-        return None
-
-    def client(self) -> Client:
-        return Client(self.port, None, None)
-
-    def metric(self, name: str) -> float:
-        _, _, text = self.client().get("/metrics")
-        total = 0.0
-        for line in text.decode().splitlines():
-            m = re.match(r"^(\w+)(\{.*\})? (\S+)$", line)
-            if m and m.group(1) == name:
-                total += float(m.group(3))
-        return total
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail("the receiver did not stop on SIGTERM")
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
-def table_url(base: str) -> tuple[str, str]:
-    name = "t_" + uuid.uuid4().hex
-    return f"{base}?table={name}", name
+    return Receiver(tmp, None, "--to", url, *more, name=name)
 
 
 def count(url: str, table: str, final: bool = False) -> int:
@@ -98,7 +44,7 @@ def count(url: str, table: str, final: bool = False) -> int:
 def test_batches_become_ships_rows(tmp_path: Path, clickhouse_url: str) -> None:
     evs = events(2000, seed=21)
     url, table = table_url(clickhouse_url)
-    rx = StoreReceiver(tmp_path, url)
+    rx = store_receiver(tmp_path, url)
     try:
         c = rx.client()
         parts = batches(evs)
@@ -141,13 +87,13 @@ def test_batches_become_ships_rows(tmp_path: Path, clickhouse_url: str) -> None:
 def test_sent_again_after_a_restart_is_not_doubled(tmp_path: Path, clickhouse_url: str) -> None:
     evs = events(800, seed=22)
     url, table = table_url(clickhouse_url)
-    rx = StoreReceiver(tmp_path, url, "rx1")
+    rx = store_receiver(tmp_path, url, "rx1")
     try:
         assert rx.client().post(event_list(evs[:400]))[0] == 200
         assert rx.stop() == 0
     finally:
         rx.kill()
-    rx = StoreReceiver(tmp_path, url, "rx2")  # its window starts empty: the table's key counts
+    rx = store_receiver(tmp_path, url, "rx2")  # its window starts empty: the table's key counts
     try:
         assert rx.client().post(event_list(evs))[0] == 200
         assert rx.stop() == 0
@@ -159,21 +105,11 @@ def test_sent_again_after_a_restart_is_not_doubled(tmp_path: Path, clickhouse_ur
     assert count(url, table) == len(evs)  # merged: one row per key
 
 
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[ClickHouseServer]:
-    server = ClickHouseServer(tmp_path / "ch")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def test_store_killed_429_then_all_rows(tmp_path: Path, own_server: ClickHouseServer) -> None:
     evs = events(2400, seed=23)
     parts = batches(evs)
     url, table = table_url(own_server.url)
-    rx = StoreReceiver(tmp_path, url)
+    rx = store_receiver(tmp_path, url)
     try:
         c = rx.client()
         assert c.post(event_list(parts[0]))[0] == 200
@@ -217,7 +153,7 @@ def test_store_too_slow_429_then_all_rows(tmp_path: Path, own_server: ClickHouse
     evs = events(1200, seed=29)
     parts = batches(evs)
     url, table = table_url(own_server.url)
-    rx = StoreReceiver(tmp_path, url, "rx", "--store-timeout", "1")
+    rx = store_receiver(tmp_path, url, "rx", "--store-timeout", "1")
     try:
         c = rx.client()
         assert c.post(event_list(parts[0]))[0] == 200

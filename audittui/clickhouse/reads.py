@@ -151,6 +151,8 @@ class Reader:
     ) -> list[StoredEvent]:
         """Up to ``limit`` events in key order (time first) after ``after_key`` (before it
         when ``descending``: the list read from its end)."""
+        if isinstance(where, str):
+            where = self.where(where)  # compiled once for both queries below
         source, params = self._from(where, final=True)  # within the span only: cheap
         stored, _ = self._from(where, final=False)
         if after_key is not None:
