@@ -29,7 +29,16 @@ from typing import Any, cast
 import numpy as np
 
 from ..clickhouse.client import StoreError
-from ..clickhouse.reads import PAGE, Key, Reader, StoredEvent, open_reader
+from ..clickhouse.reads import (
+    FOLLOW_EVERY,
+    LATE,
+    PAGE,
+    Key,
+    Reader,
+    StoredEvent,
+    late_key,
+    open_reader,
+)
 from ..clickhouse.sql import PRESENT_TIME, SqlError, Where, compile_node
 from ..clickhouse.url import BadURL, is_store_url
 from ..clickhouse.url import parse as parse_url
@@ -45,10 +54,6 @@ from ..policy import Policy
 
 # What runs on a store; the other commands read files (said in one line).
 SUPPORTED = ("query", "summary", "findings", "stats", "policy check")
-POLL_EVERY = 1.0  # s between polls of query --follow (as the app)
-# µs before the newest event printed that a poll reads again: shippers write in batches, so a
-# row can land after newer ones (tui.store_app.LATE); later than that it is not printed
-LATE = 60_000_000
 # Rows per page when fetching for the engines: each page runs the whole filter again on the
 # server (the keyset bounds only time), so pages are big; a page is a few MB of raw events.
 FETCH_PAGE = 5_000
@@ -197,7 +202,7 @@ def _json_array(pages: Iterable[list[StoredEvent]], mask: bool) -> Iterator[byte
 
 
 def _follow(reader: Reader, where: Where, args: argparse.Namespace, out: Out, mask: bool) -> int:
-    """The existing matches, then every POLL_EVERY the rows from LATE before the newest one
+    """The existing matches, then every FOLLOW_EVERY the rows from LATE before the newest one
     printed on (as the app polls), less those already printed. Runs until interrupted."""
     fmt = args.format
     if fmt == "table":
@@ -226,8 +231,8 @@ def _follow(reader: Reader, where: Where, args: argparse.Namespace, out: Out, ma
                     warn("{} (retrying)", _one_line(exc))
                 down = True
             if newest != MISSING_TIME:  # else nothing timed yet: everything is read again
-                after = (newest - LATE - 1, "", "", MISSING_TIME, 0)
-            time.sleep(POLL_EVERY)  # a poll interval, as tail -F's: nothing to await
+                after = late_key(newest)
+            time.sleep(FOLLOW_EVERY)  # a poll interval, as tail -F's: nothing to await
     except KeyboardInterrupt:
         return 0
 

@@ -44,6 +44,18 @@ from .url import parse as parse_url
 Key = tuple[int, str, str, int, int]  # (time, audit_id, stage, stage_time, nokey): schema.KEY
 PAGE = 500
 KEY_SQL = ", ".join(f"`{k}`" for k in schema.KEY)
+FOLLOW_EVERY = 1.0  # s between the polls of a follow (the app's and query --follow's)
+# µs before the newest event seen that a follow's poll reads again: shippers write in batches,
+# several of them, so a row may land after newer ones (its key sorts before the newest seen)
+LATE = 60_000_000
+
+
+def late_key(newest: int) -> Key:
+    """The key just before the stretch a follow's poll reads again (:data:`LATE` before the
+    newest time seen): a keyset page after it holds the late rows and the new ones."""
+    return (newest - LATE - 1, "", "", MISSING_TIME, 0)
+
+
 _ARRAYS = {"groups", "ips"}
 _NOT_NULL = {"stage", "audit_id", "cluster", "source"}  # "" there means absent
 
@@ -86,7 +98,7 @@ class Reader:
         self.cluster = cluster
         self.modern = _major(client.version) >= 22
         self._lock = threading.Lock()
-        self._clean_at = -1  # the stored row count at which the table last held no copies
+        self._checked = (-1, True)  # (stored rows, held copies then): asked again on a change
 
     def close(self) -> None:
         self.client.close()
@@ -128,12 +140,10 @@ class Reader:
         with self._lock:
             table = self.client.table
             stored = int(next(self.client.rows(f"SELECT count() AS n FROM {table}"))["n"])
-            if stored == self._clean_at:
-                return False
-            kept = int(next(self.client.rows(f"SELECT count() AS n FROM {table} FINAL"))["n"])
-            if kept == stored:
-                self._clean_at = stored
-            return kept != stored
+            if stored != self._checked[0]:
+                kept = int(next(self.client.rows(f"SELECT count() AS n FROM {table} FINAL"))["n"])
+                self._checked = (stored, kept != stored)
+            return self._checked[1]
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -204,34 +214,13 @@ class Reader:
 
     def event(self, key: Key) -> StoredEvent | None:
         """The event with this key (None when the store holds none)."""
-        source, params = self._from(None)
+        source, params = self._from(None, final=False)  # a copy is the same row: LIMIT 1
         cond = " AND ".join(f"`{k}` = {{key_{n}:{t}}}" for n, (k, t) in enumerate(_KEY_TYPES))
         params.update({f"key_{n}": v for n, v in enumerate(key)})
         rows = list(
             self.client.rows(f"SELECT {_columns(True)} {source} AND {cond} LIMIT 1", params)
         )
         return _stored(rows[0]) if rows else None
-
-    def new_since(
-        self, key: Key | None, where: Where | str | None = None, limit: int = PAGE
-    ) -> list[StoredEvent]:
-        """Events after ``key`` in key order: what a live follow polls for. (An event written
-        later with an earlier time than ``key`` sorts before it: see :meth:`since_time`.)"""
-        return self.page(where, after_key=key, limit=limit)
-
-    def since_time(
-        self, time: int, where: Where | str | None = None, limit: int = PAGE
-    ) -> list[StoredEvent]:
-        """Events at or after ``time`` (µs) in key order: polled again over a margin so that
-        late writes are seen (the caller drops keys it has shown)."""
-        source, params = self._from(where)
-        params["since_"] = int(time)
-        params["limit_"] = int(limit)
-        sql = (
-            f"SELECT {_columns(True)} {source} AND time >= {{since_:Int64}} "
-            f"ORDER BY {KEY_SQL} LIMIT {{limit_:UInt64}}"
-        )
-        return [_stored(r) for r in self.client.rows(sql, params)]
 
     def stats(self) -> dict[str, Any]:
         """``{events, first, last, files, clusters, servers}`` as ``audittui stats`` shows them

@@ -29,11 +29,11 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..analyses.histogram import Histogram
-from ..clickhouse.reads import Reader
+from ..clickhouse.reads import FOLLOW_EVERY, Reader, late_key
 from ..clickhouse.sql import SqlError, Where
 from ..index.completion import term
 from ..index.query import QueryError
-from ..ingest.formats import MISSING_TIME, parse_json
+from ..ingest.formats import parse_json
 from ..output.inert import fit, inert, pad
 from ..output.mask import mask_event
 from . import tabs
@@ -46,10 +46,6 @@ from .keymap import bindings
 from .store_window import Fetch, Key, Row, Window
 from .summary_pane import SummaryTable
 
-POLL_EVERY = 1.0  # s between polls for new rows while following
-# µs before the newest row held that a poll reads again: rows are written in batches, by several
-# shippers, so a row may land after newer ones (its key sorts before the newest held)
-LATE = 60_000_000
 RECOUNT_EVERY = 10.0  # s: while following, the count is also asked of the server this often
 POLL_PAGES = 10  # pages a poll reads at most; a store growing faster is caught up next poll
 EDGE = 20  # rows from the window's edge at which the next page is fetched
@@ -320,7 +316,7 @@ class StoreApp(App[None]):
         self.list.on_end = self._jump
         self.list.focus()
         self._reload()
-        self.set_interval(POLL_EVERY, self._poll)
+        self.set_interval(FOLLOW_EVERY, self._poll)
 
     def on_unmount(self) -> None:
         self.reader.close()
@@ -382,12 +378,13 @@ class StoreApp(App[None]):
         self._call(lambda: self._recent(where, newest), self._got_new, where)
 
     def _recent(self, where: Where, newest: int | None) -> list[Row]:
-        """The rows of the last :data:`LATE` before the newest held, and after it: a keyset
+        """The rows of the last :data:`~audittui.clickhouse.reads.LATE` before the newest held,
+        and after it: a keyset
         page from just before that time, so that rows written late are seen too."""
         if newest is None:
             return self.window.last(self._fetch(where))[::-1]
         fetch = self._fetch(where)
-        after: Key = (newest - LATE - 1, "", "", MISSING_TIME, 0)
+        after: Key = late_key(newest)
         out: list[Row] = []
         for _ in range(POLL_PAGES):
             page = fetch(after, False, self.window.page)
