@@ -37,6 +37,7 @@ def _find_samples() -> Path:
 
 
 SAMPLES = _find_samples()
+REALDATA = SAMPLES.parent / "realdata"  # the real captures beside the samples
 
 
 @pytest.fixture(autouse=True)

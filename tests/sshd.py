@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
@@ -117,6 +118,19 @@ class Sshd:
             )
             self.user_made = True
         return True
+
+    @contextlib.contextmanager
+    def sudo_rule(self, rule: str) -> Iterator[None]:
+        """A sudoers line for ``cpuser`` (``NOPASSWD: /bin/sh``…) while the block runs, in a
+        drop-in file of its own, removed afterwards."""
+        assert shutil.which("sudo"), "the sudo tests need sudo (.ci/run installs it)"
+        path = Path(f"/etc/sudoers.d/audittui-tests-{os.getpid()}")
+        path.write_text(f"{USER} ALL=(root) {rule}\n")
+        path.chmod(0o440)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
     def connections(self) -> list[int]:
         """The pids of the server's per-connection processes (its children and theirs)."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from conftest import SAMPLES, v1_event
+from conftest import REALDATA, SAMPLES, v1_event
 
 import audittui
 from audittui.ingest.authz import NOTHING, parse_reason
 
 REASON = "authorization.k8s.io/reason"
-REALDATA = SAMPLES.parent / "realdata"
 COREDNS = (
     'RBAC: allowed by ClusterRoleBinding "system:coredns" of ClusterRole "system:coredns" '
     'to ServiceAccount "coredns/kube-system"'

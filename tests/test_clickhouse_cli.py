@@ -33,7 +33,7 @@ from pathlib import Path
 import orjson
 import pytest
 from clickhouse_server import free_port
-from conftest import SAMPLES, v1_event
+from conftest import REALDATA, SAMPLES, v1_event
 
 from audittui.analyses.summary import GROUPINGS
 from audittui.cli import main as cli
@@ -41,7 +41,6 @@ from audittui.clickhouse.client import connect
 from audittui.clickhouse.rows import from_lines
 from audittui.clickhouse.url import parse
 
-REALDATA = SAMPLES.parent / "realdata"
 JSON_LINES = [
     SAMPLES / "audit2rbac" / "demo.log",
     REALDATA / "panther-analysis" / "derived" / "eks.jsonl",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from conftest import SAMPLES, v1_event
+from conftest import REALDATA, SAMPLES, v1_event
 
 import audittui
 from audittui.clickhouse import schema
@@ -27,7 +27,6 @@ from audittui.clickhouse.url import parse as parse_url
 from audittui.index.query import QueryError, parse
 from audittui.index.store import Store
 
-REALDATA = SAMPLES.parent / "realdata"
 NOW = 1_900_000_000.0  # since: relative to a fixed "now", the same on both sides
 
 # -- filling a store from the in-memory index ------------------------------------------------

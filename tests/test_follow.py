@@ -95,6 +95,27 @@ def test_rotations_between_two_polls_lose_nothing(tmp_path):
     assert seen == [b"a", b"b", b"c", b"d", b"e", b"f"]
 
 
+def test_a_backup_that_appears_under_an_older_timestamp_is_still_read(tmp_path):
+    """A backup is new by its name, not by being newer than the newest seen: a copy finished
+    late (an SSH mirror completing a file from its late .gz) or a clock set back names one
+    below a backup already read, and it must not be skipped."""
+    writer = Lumberjack(tmp_path)
+    writer.write(b"a\n")
+    follower = FileFollower(str(writer.path))
+    seen = lines_of(follower.poll())
+    writer.write(b"b\n")
+    writer.rotate()  # audit-...-01, read through the rotation
+    writer.write(b"c\n")
+    seen += lines_of(follower.poll())
+    late = tmp_path / "audit-2026-11-26T09-59-59.000.log"  # older than -01
+    late.write_bytes(b"late\n")
+    seen += lines_of(follower.poll())
+    writer.write(b"d\n")
+    seen += lines_of(follower.poll())
+    assert seen == [b"a", b"b", b"c", b"late", b"d"]
+    assert lines_of(follower.poll()) == []  # read once
+
+
 def test_copytruncate_restarts_at_zero_in_a_new_segment(tmp_path):
     path = tmp_path / "audit.log"
     path.write_bytes(b"a\nb\n")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import SAMPLES, shows_newest, status, until, v1_event
+from conftest import REALDATA, SAMPLES, shows_newest, status, until, v1_event
 from sshd import Sshd
 
 from audittui.ingest.remote import Remote, open_remote
@@ -149,6 +149,20 @@ def test_a_real_sample_over_ssh_counts_as_the_local_file(sshd):
     sample = next(p for p in sorted(SAMPLES.rglob("*")) if p.is_file() and p.suffix == ".log")
     want = stats(local("stats", "--format", "json", str(sample)))
     assert stats(cli(sshd, "stats", "--format", "json", f"cp1:{sample}")) == want
+
+
+def test_every_real_data_folder_over_ssh_counts_as_the_local_folders(sshd):
+    """The shared real captures, each folder read over SSH as a folder: the same events,
+    malformed lines and reasons as the local read (a last line without a newline included:
+    read once, it is the file's last line, not one still being written)."""
+    folders = sorted(
+        {p.parent for root in (SAMPLES, REALDATA) for p in root.rglob("*") if p.is_file()}
+    )
+    assert len(folders) > 10
+    want = stats(local("stats", "--format", "json", *map(str, folders)))
+    got = stats(cli(sshd, "stats", "--format", "json", *(f"cp1:{f}/" for f in folders)))
+    assert got == want
+    assert want["malformed"] > 0
 
 
 # -- b, c: following a log rotated every megabyte ------------------------------------------
@@ -398,18 +412,30 @@ def test_permission_denied_and_a_missing_path_are_one_line_each(sshd, logs):
     assert "no such file" in said, said
     said = one_line_failure(cli(sshd, "stats", "--recursive", f"cp1:{logs}/"))
     assert "--recursive" in said, said
+    said = one_line_failure(local("--recursive", "--ssh-command", sshd.ssh_command, f"cp1:{logs}/"))
+    assert "--recursive" in said, said  # the app says the same, before connecting
 
 
-def test_sudo_is_one_line_when_it_cannot_run_without_a_password(sshd, logs):
+def test_sudo_reads_a_root_only_log_and_is_one_line_when_it_would_ask(sshd, logs):
+    """--sudo runs the script as root through `sudo -n`: a root-only log reads as the local
+    one where sudo lets the login run sh without a password; where it would ask (no rule,
+    or a password rule), one line says so, and no prompt waits."""
     assert sshd.add_user()
     secret = logs / "root-only-sudo.log"
     shutil.copy(logs / "cp1" / "audit.log", secret)
     secret.chmod(0o600)
+    plain = one_line_failure(cli(sshd, "stats", f"cpuser:{secret}"))
+    assert "permission denied" in plain and "--sudo" in plain, plain
     said = one_line_failure(cli(sshd, "stats", "--sudo", f"cpuser:{secret}"))
-    if shutil.which("sudo"):
+    assert "sudo asks for a password" in said, said
+    with sshd.sudo_rule("ALL"):  # allowed, but with the login's password
+        said = one_line_failure(cli(sshd, "stats", "--sudo", f"cpuser:{secret}", timeout=30))
         assert "sudo asks for a password" in said, said
-    else:
-        assert "no sudo on the host" in said, said
+    with sshd.sudo_rule("NOPASSWD: /bin/sh"):
+        proc = cli(sshd, "stats", "--format", "json", "--sudo", f"cpuser:{secret}")
+        assert stats(proc) == stats(local("stats", "--format", "json", str(secret)))
+        proc = cli(sshd, "query", "--format", "count", "--sudo", f"cpuser:{secret}")
+        assert count(proc) == count(local("query", "--format", "count", str(secret)))
 
 
 # -- f: the app ----------------------------------------------------------------------------

@@ -499,7 +499,7 @@ class Shipper:
         --backups); else only those rotated away since the checkpoint's file was followed."""
         f = src.follower
         listed = [
-            path for ts, gz, path in f.backups() if ts <= f.floor and not f.was_read(path, gz)
+            path for ts, gz, path in f.backups() if ts in f.looked and not f.was_read(path, gz)
         ]  # oldest first
         if src.from_folder:
             return listed

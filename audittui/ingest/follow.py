@@ -81,7 +81,10 @@ class FileFollower:
     _reported: str = ""  # last problem reported, so a retry loop does not repeat it
     _budget: int = 0
     _tail: bytes = b""  # the last bytes consumed, to recognise a truncated-and-refilled file
-    floor: str = ""
+    # backups' timestamps looked at (those there at the start, and those read or skipped
+    # since): a set, not the newest one, so a backup that appears under an older timestamp
+    # than one seen (a copy finished late, a clock set back) is still read
+    looked: set[str] = field(default_factory=set)
     _started: bool = False
     _looked: bool = False  # the path has been tried once (from_end applies only then)
     _read_heads: list[bytes] = field(
@@ -100,8 +103,7 @@ class FileFollower:
             if not self._started:
                 # Rotations before the first look are not this follower's to read.
                 self._started = True
-                backups = self.backups()
-                self.floor = backups[-1][0] if backups else ""
+                self.looked = {ts for ts, _, _ in self.backups()}
             else:
                 self._read_skipped_rotations(chunks)  # rotated while the path was missing
             first_look = not self._looked
@@ -173,8 +175,8 @@ class FileFollower:
         """Read files that were rotated away before ever being seen at the path (several
         rotations between two polls). A backup is recognised as already read by its first
         bytes (unique auditIDs and times), whether still plain or gzipped by now."""
-        for ts, gz, path in [b for b in self.backups() if b[0] > self.floor]:
-            self.floor = ts
+        for ts, gz, path in self._unlooked():
+            self.looked.add(ts)
             if not gz and not os.path.exists(path) and os.path.exists(path + ".gz"):
                 path, gz = path + ".gz", True  # gzipped and deleted since the listing
             if self.was_read(path, gz):
@@ -197,11 +199,19 @@ class FileFollower:
             self._read_heads.append(_head(fd))
             self._close()
 
+    def _unlooked(self) -> list[tuple[str, bool, str]]:
+        """The backups not looked at yet, oldest first. Timestamps no longer listed are
+        forgotten: the set stays as small as the folder."""
+        backups = self.backups()
+        if backups:  # (none listed may be a folder unreadable for a moment)
+            self.looked &= {ts for ts, _, _ in backups}
+        return [b for b in backups if b[0] not in self.looked]
+
     def _missed_rotation(self) -> bool:
-        """Is there a backup newer than the last one looked at? A rotation between listing
-        the backups and opening the path (two rotations within a moment) leaves one that no
-        later rotation may come to read."""
-        return any(b[0] > self.floor for b in self.backups())
+        """Is there a backup not looked at yet? A rotation between listing the backups and
+        opening the path (two rotations within a moment) leaves one that no later rotation
+        may come to read."""
+        return bool(self._unlooked())
 
     def _read_missed(self, chunks: list[Chunk]) -> None:
         """Read the backups missed that way, then go on with the file open now (known by its
@@ -579,6 +589,6 @@ def backups_before(follower: Follower) -> list[str]:
     once: list[str] = []
     for f in follower.files:
         for ts, gz, path in f.backups():
-            if ts <= f.floor and not f.was_read(path, gz):
+            if ts in f.looked and not f.was_read(path, gz):
                 once.append(path)
     return once

@@ -100,9 +100,12 @@ def run_app(argv: list[str]) -> int:
             sudo=args.sudo,
             follow=follow,
             backups=not args.no_backups,
+            recursive=args.recursive,
         )
     except InputError as exc:
         fail(str(exc))
+        if stdin is not None:
+            stdin.close()
         return 2
     session = Session(
         paths,

@@ -92,6 +92,7 @@ class RemotePath:
                 self.link.ensure(batch=self.ready.is_set())
                 self._session(batch=self.ready.is_set())
                 if not self.follow and self.mirror.rounds:
+                    self.mirror.read_to_end()
                     self.state = "done"
                     self.ready.set()
                     return

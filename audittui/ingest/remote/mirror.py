@@ -9,7 +9,8 @@ file still being filled. A rotation on the host (the live name's inode changes) 
 locally as lumberjack does it, once the old file's last bytes are here: its local file is
 linked to the backup's name and the new live file renamed over the live name. When the old
 file was compressed and deleted on the host before its end was read, its ``.gz`` is fetched
-and decompressed here, and what it holds past the local copy is appended. A truncation
+and decompressed here, and what it holds past the local copy is appended (or, for a .gz
+listed only after the wait for it ended, shown as a backup of its own). A truncation
 restarts the file at 0, as ``copytruncate`` does. A reconnection resumes from each file's
 last complete line.
 
@@ -32,7 +33,9 @@ from ..sources import backup_key, backup_name
 
 TS_SUFFIX = ".gz"
 GONE_ROUNDS = 25  # rounds (0.2 s or more each) a live file gone from the host waits for its
-# .gz before it rotates as it is: only a file removed with no copy of it waits that long
+# .gz before it rotates as it is: only a file removed with no copy of it waits that long. A .gz
+# listed later still completes it (ORPHANS), but out of order: the wait keeps that rare
+ORPHANS = 8  # such files per live name whose .gz, listed later still, completes them
 
 
 @dataclass
@@ -75,6 +78,9 @@ class MirrorState:
     live: dict[str, int] = field(default_factory=dict)  # live name → inode shown under it
     pending: dict[str, Pending] = field(default_factory=dict)
     listing: dict[int, tuple[int, str]] = field(default_factory=dict)  # ino → (size, name)
+    # live name → live files rotated here with no copy of their end found (local path, bytes
+    # held), newest last: a .gz listed later still completes them
+    orphans: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
 
 class Mirror:
@@ -276,6 +282,9 @@ class Mirror:
                     f"copy of its end found; the {f.have:,} bytes read are kept"
                 )
                 self._finish(p, self._free_backup(live))
+                kept = st.orphans.setdefault(live, [])
+                kept.append((f.path, f.have))
+                del kept[:-ORPHANS]
         backups = [
             f
             for f in st.files.values()
@@ -343,14 +352,47 @@ class Mirror:
             return
         p = self.state.pending.get(key[0])
         if p is None or p.backup is not None:
+            self._complete_orphan(gz, key[0])
             return
         self._flush(p.file)  # the live file is final: its last piece is part of it
-        rest = _after_prefix(gz.path, p.file)
+        assert p.file.fd is not None
+        rest = _after_prefix(gz.path, p.file.path, p.file.have, p.file.fd)
         if rest is None:
+            os.ftruncate(p.file.fd, p.file.have)  # (a damaged .gz may have written some)
             return
+        p.file.have += rest
         self._drop(gz)
         p.backup = gz.name[: -len(TS_SUFFIX)]
         p.file.size = p.file.sent()  # the rest was appended: it is whole
+
+    def _complete_orphan(self, gz: RemoteFile, live: str) -> None:
+        """A .gz listed after its live file was rotated here as it was (waiting for it took
+        too long): what it holds past the local copy is shown as a backup of its own, newer
+        than any, so the follower reads it (it has read the copy); the .gz is not shown."""
+        orphans = self.state.orphans.get(live, [])
+        for k, (path, held) in enumerate(orphans):
+            self._made += 1
+            staged = os.path.join(self.staging, f"rest-{self._made}")
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                rest = _after_prefix(gz.path, path, held, fd)
+            finally:
+                os.close(fd)
+            if rest is None:
+                os.unlink(staged)
+                continue
+            del orphans[k]
+            self._drop(gz)
+            if rest:
+                name = self._free_backup(live)
+                os.rename(staged, os.path.join(self.folder, name))
+                self.notes.append(
+                    f"{live}: the end of a file replaced on the host came late, in {gz.name}; "
+                    f"its {rest:,} bytes past the copy are read as {name}"
+                )
+            else:
+                os.unlink(staged)
+            return
 
     def _flush(self, f: RemoteFile) -> None:
         """Write a last piece without newline (a backup's end is final)."""
@@ -390,19 +432,26 @@ class Mirror:
                 return name
             us += 1000
 
+    def read_to_end(self) -> None:
+        """Read once, not followed: each file's last piece without a newline is its last
+        line (as the loader reads a local file), not a line still being written."""
+        for f in self.state.files.values():
+            if f.shown:
+                self._flush(f)
+
     def close(self) -> None:
         for f in [*self.state.files.values(), *(p.file for p in self.state.pending.values())]:
             self._close(f)
 
 
-def _after_prefix(gz_path: str, f: RemoteFile) -> int | None:
-    """Decompress ``gz_path``: if it starts with ``f``'s local bytes, append the rest to
-    ``f`` and return how many bytes that was; None if it is another file (or damaged)."""
+def _after_prefix(gz_path: str, held_path: str, held: int, out: int) -> int | None:
+    """Decompress ``gz_path``: if it starts with the first ``held`` bytes of ``held_path``,
+    write the rest to ``out`` and return how many bytes that was; None if it is another file
+    (or damaged)."""
     inflate = zlib.decompressobj(wbits=31)
-    held, compared, appended = f.have, 0, 0
-    assert f.fd is not None
+    compared, appended = 0, 0
     try:
-        with open(f.path, "rb") as mine, open(gz_path, "rb") as src:
+        with open(held_path, "rb") as mine, open(gz_path, "rb") as src:
             while True:
                 block = src.read(1 << 20)
                 data = inflate.decompress(block) if block else inflate.flush()
@@ -417,8 +466,7 @@ def _after_prefix(gz_path: str, f: RemoteFile) -> int | None:
                     compared += n
                     data = data[n:]
                 if data:
-                    _write_all(f.fd, data)
-                    f.have += len(data)
+                    _write_all(out, data)
                     appended += len(data)
                 if not block:
                     break
