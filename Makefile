@@ -1,4 +1,5 @@
-# Two commands: `make run` and `make test`. Each builds .venv on first use.
+# Two commands: `make run` and `make test`. Each builds .venv on first use; make test also
+# installs the packages its tests drive for real (.ci/packages).
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
@@ -14,6 +15,7 @@ run: $(STAMP)
 	$(PY) -m audittui --demo
 
 test: $(STAMP)
+	.ci/packages
 	$(PY) -m ruff check audittui tests bench
 	$(PY) -m ruff format --check audittui tests bench
 	$(PY) -m mypy audittui

@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlsplit
 _SCP = re.compile(
     r"^(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^@/:\s\[\]]+):(?P<path>.*)$"
 )
-_HOST_OK = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
+# no leading "-": ssh would take such a "host" as one of its options
+_HOST_OK = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.\-]*$|^\[[0-9A-Fa-f:.]+\]$")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ def _parse_url(spec: str) -> Target:
         )
     if ":" in host:
         host = f"[{host}]"
+    elif not _HOST_OK.match(host):
+        raise ValueError(f"{spec}: {host!r} is not a host name or address")
     user = unquote(url.username) if url.username else None
     return Target(host, unquote(url.path), user, port, spec)
 
