@@ -273,6 +273,29 @@ def test_chdb_on_a_second_folder_in_one_process(tmp_path, chdb_url):
         assert c.version
 
 
+def test_two_clients_of_one_chdb_folder_query_at_once_with_their_own_parameters(chdb_url):
+    """They share the folder's one session, whose parameters are per query: the app's reader
+    and a follower (or a writer) in one process each get their own values back."""
+    wrong: list[object] = []
+
+    def ask(client, who: str) -> None:
+        for k in range(60):
+            try:
+                rows = list(client.rows("SELECT {v:String} AS v", {"v": f"{who}-{k}"}))
+            except StoreError as exc:
+                rows = [str(exc)]
+            if rows != [{"v": f"{who}-{k}"}]:
+                wrong.append(rows)
+
+    with connect(parse(chdb_url)) as a, connect(parse(chdb_url)) as b:
+        threads = [threading.Thread(target=ask, args=(c, w)) for c, w in ((a, "a"), (b, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert wrong == []
+
+
 # -- URLs --------------------------------------------------------------------------------
 
 

@@ -416,6 +416,10 @@ def _reason(exc: BaseException) -> str:
 # the engine is closed when the last client of it closes.
 _chdb_lock = threading.Lock()
 _chdb_open: dict[str, tuple[Any, int]] = {}
+# One query at a time in the process: the clients of a folder share its one session, and a
+# query's parameters live in that session (two at once took each other's: "Substitution
+# `db` is not set").
+_chdb_query_lock = threading.Lock()
 
 
 class ChdbClient(Client):
@@ -447,7 +451,6 @@ class ChdbClient(Client):
                     raise StoreError(f"chdb cannot open {self._path}: {reason}") from None
                 _chdb_open[self._path] = (session, 1)
         self._session = session
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         with _chdb_lock:
@@ -483,7 +486,7 @@ class ChdbClient(Client):
         if self._closed:
             raise StoreError("the store connection is closed")
         try:
-            with self._lock:
+            with _chdb_query_lock:
                 result = self._session.query(sql, fmt, params=values)
         except Exception as exc:  # chdb raises its own error types for every server error
             raise _store_error(str(exc), self.target) from None
