@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -143,6 +144,16 @@ def test_a_remote_file_alone_is_fetched_without_its_backups(sshd, logs):
     assert count(cli(sshd, "query", "--format", "count", f"cp1:{live}")) == want
     url = f"ssh://cp1:{sshd.port}{live}"  # the URL form, with the port
     assert count(cli(sshd, "query", "--format", "count", url)) == want
+
+
+def test_relative_and_home_paths_are_the_logins_home_as_scp_takes_them(sshd, logs):
+    """``cp1:rel/path`` and ``cp1:~/rel/path`` start from the login's home (reached here by
+    climbing out of it: nothing is written there)."""
+    big = logs / "big.log"
+    rel = os.path.relpath(big, pwd.getpwuid(os.getuid()).pw_dir)
+    want = count(local("query", "--format", "count", str(big)))
+    for spec in (f"cp1:{rel}", f"cp1:~/{rel}"):
+        assert count(cli(sshd, "query", "--format", "count", spec)) == want, spec
 
 
 def test_a_real_sample_over_ssh_counts_as_the_local_file(sshd):

@@ -222,7 +222,7 @@ class RemotePath:
     def _prelude(self, token: str) -> str:
         """The variables the script starts from: the path, and where every file stands."""
         path = self.target.path
-        if path.startswith("~/"):
+        if path == "~" or path.startswith("~/"):
             path = path[2:] or "."  # the script runs in the login's home
         name = path.rstrip("/").rsplit("/", 1)[-1]
         stem, dot, ext = name.rpartition(".")
