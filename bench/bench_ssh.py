@@ -93,22 +93,23 @@ def _mirror_once(sshd: Sshd, path: Path) -> float:
 
 def first_screen(sshd: Sshd, path: Path) -> None:
     ssh = shlex.split(sshd.ssh_command)
-    cat = best([*ssh, "cp1", "cat", str(path)], runs=1)
+    cat = best([*ssh, "cp1", "cat", str(path)])
     newest = _newest_clock(str(path))
-    out = {}
+    out: dict[str, float] = {}
     for label, spec, extra in (
         ("remote", f"cp1:{path}", ("--ssh-command", shlex.quote(sshd.ssh_command))),
         ("local", str(path), ()),
     ):
         name = f"audittui-bench-ssh-{label}"
-        t0 = start(name, app_command(spec, *extra))
-        wait_screen(name, rf"{newest}.*events", timeout=600)
-        out[label] = time.perf_counter() - t0
-        subprocess.run(["tmux", "send-keys", "-t", name, "q"], capture_output=True)
-        time.sleep(0.5)
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+        for _ in range(3):
+            t0 = start(name, app_command(spec, *extra))
+            wait_screen(name, rf"{newest}.*events", timeout=600)
+            out[label] = min(out.get(label, float("inf")), time.perf_counter() - t0)
+            subprocess.run(["tmux", "send-keys", "-t", name, "q"], capture_output=True)
+            time.sleep(0.5)
+            subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
     size = path.stat().st_size / 1e6
-    print(f"first screen, {size:,.0f} MB:")
+    print(f"first screen, {size:,.0f} MB (best of 3):")
     print(f"  ssh cp1 cat FILE > /dev/null   {cat:6.2f} s")
     print(f"  audittui cp1:FILE              {out['remote']:6.2f} s  ({out['remote'] / cat:.1f}x)")
     print(f"  audittui FILE (local)          {out['local']:6.2f} s")
