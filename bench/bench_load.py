@@ -127,12 +127,14 @@ def timed(command: list[str]) -> tuple[float, int, str]:
 def lnav_load(path: Path) -> tuple[float, int] | None:
     lnav = shutil.which("lnav")
     if lnav is None:
+        print("lnav not found: its baseline is left out (apt-get install lnav)", file=sys.stderr)
         return None
     fmt_dir = Path.home() / ".lnav" / "formats" / "installed"
     fmt = fmt_dir / "k8s_audit_log.json"
     if not fmt.exists():
         src = HERE.parent.parent / "shared" / "bench" / "lnav-k8s-audit.json"
         if not src.exists():
+            print(f"{src} not found: the lnav baseline is left out", file=sys.stderr)
             return None
         fmt_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, fmt)
