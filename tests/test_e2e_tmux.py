@@ -3,7 +3,9 @@ keys are sent, the screen is read back. tmux is installed by ``.ci/run`` where m
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ import uuid
 from audittui.demo import write_big
 from audittui.index.loader import load
 from audittui.ingest.formats import format_time
+from audittui.tui.hangup import GRACE
 
 
 def tmux(*args: str) -> str:
@@ -92,3 +95,59 @@ def test_a_pipe_into_the_app_is_followed_and_keys_come_from_the_terminal(tmp_pat
         assert not list(spool_root.iterdir())  # the private spool is removed at exit
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def _pipe_app(tmp_path, log, spool_root, tail: str = "") -> tuple[str, object]:
+    """The app on a pipe of ``log`` in tmux, its spool under ``spool_root``; returns the
+    session and the file its pid is written to."""
+    pid = tmp_path / f"pid-{uuid.uuid4().hex[:6]}"
+    app = f"echo \\$\\$ > {pid}; exec {sys.executable} -m audittui"  # the inner sh's $$
+    command = f"sh -c 'cat {log} | sh -c \"{app}\"{tail}'"
+    return start(tmp_path, command, (120, 30), env=f"TMPDIR={spool_root}"), pid
+
+
+def _ended(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sigterm_quits_the_app_as_q_does_restoring_the_terminal(tmp_path):
+    log = tmp_path / "audit.log"
+    write_big(log, 2000, seed=6)
+    spool_root = tmp_path / "tmp"
+    spool_root.mkdir()
+    session, pid_file = _pipe_app(tmp_path, log, spool_root, tail="; echo status=$?; sleep 30")
+    try:
+        wait_for(session, r"2,000 / 2,000 events")
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        screen = wait_for(session, r"status=143")  # 128 + SIGTERM, on the shell's screen
+        assert "events" not in screen  # the app's screen is gone: the terminal was restored
+        assert not list(spool_root.iterdir())  # the pipe's spool removed on the way out
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_the_terminal_closed_while_running_or_quitting_ends_the_app_and_its_files(tmp_path):
+    """A closed terminal (an SSH session dropped) is SIGHUP; when it lands while the app is
+    quitting, Textual's shutdown could stall on the dead terminal: the process still ends,
+    its spool removed, within the watchdog's grace."""
+    log = tmp_path / "audit.log"
+    write_big(log, 20_000, seed=6)
+    spool_root = tmp_path / "tmp"
+    spool_root.mkdir()
+    for k, quit_first in enumerate([False, True, True, True, True, True]):
+        session, pid_file = _pipe_app(tmp_path, log, spool_root)
+        wait_for(session, r"20,000 events")
+        pid = int(pid_file.read_text())
+        if quit_first:
+            tmux("send-keys", "-t", session, "q")
+            time.sleep(0.01 * k)  # the hang-up at different points of the way out
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        assert _ended(pid, GRACE + 10), f"run {k}: the app outlived its terminal"
+        assert not list(spool_root.iterdir()), f"run {k}: its spool was left behind"

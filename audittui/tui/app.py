@@ -601,6 +601,7 @@ class AuditApp(App[None]):
 
     # -- findings -------------------------------------------------------------------------
 
+    @_while_open
     def on_findings_pane_evaluated(self, message: FindingsPane.Evaluated) -> None:
         pane = self.main.query_one(FindingsPane)
         for rule_id, error in self.findings.errors.items():

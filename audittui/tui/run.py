@@ -15,6 +15,7 @@ from ..ingest.remote import open_remote
 from ..ingest.sources import InputError
 from ..ingest.stdin_spool import StdinSpool, keyboard_from_terminal, stdin_is_piped
 from ..output.terminal import fail, read_policy
+from . import hangup
 
 DEMO_LOGS = Path(__file__).resolve().parents[2] / "demo-logs"
 DEMO_RATE = 4.0  # events/s appended in the demo: the recorded logs' rate, continued
@@ -128,11 +129,8 @@ def run_app(argv: list[str]) -> int:
     from .app import AuditApp
 
     rules = load_rules(False if args.rules == "none" else Path(args.rules) if args.rules else True)
-    try:
-        AuditApp(
-            session, rules=rules, policy=policy, policy_path=args.policy or "", stdin=stdin
-        ).run()
-    finally:
+
+    def cleanup() -> None:
         stop.set()
         session.close()
         if remote is not None:
@@ -141,7 +139,9 @@ def run_app(argv: list[str]) -> int:
             stdin.close()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+
+    app = AuditApp(session, rules=rules, policy=policy, policy_path=args.policy or "", stdin=stdin)
+    return hangup.run(app, cleanup)
 
 
 def _run_on_store(args: argparse.Namespace) -> int:
@@ -163,8 +163,7 @@ def _run_on_store(args: argparse.Namespace) -> int:
         return 2
     from .store_app import StoreApp
 
-    StoreApp(reader, display).run()
-    return 0
+    return hangup.run(StoreApp(reader, display), reader.close)
 
 
 def _demo_folder(workdir: Path, recorded: Path = DEMO_LOGS) -> str:

@@ -131,6 +131,8 @@ def _exit_on_sigterm() -> None:
 
 
 def _terminated(signum: int, _frame: object) -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # once: a second one would cut the exit path
     raise SystemExit(128 + signum)
 
 
