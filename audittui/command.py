@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from .cli.main import COMMANDS
 from .cli.main import main as run_command
 from .index import memory
+from .ingest import scratch
 from .ingest.stdin_spool import stdin_is_piped
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     memory.fixed_mmap_threshold()  # big arrays go back to the system when freed (memory.py)
+    scratch.sweep()  # the temporary folders of audittui processes killed before their exit
     argv = list(sys.argv[1:] if argv is None else argv)
     opens_app = argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")
     if opens_app or (not argv and stdin_is_piped()):  # `cmd | audittui`: the app on it

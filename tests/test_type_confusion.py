@@ -196,7 +196,10 @@ def test_fields_of_the_wrong_type_are_counted_with_their_line_and_the_events_kep
         assert sorted({m.line for m in session.store.ignored}) == wrong_lines
     code, out, _ = run(capsys, "stats", str(path))
     assert code == 0
-    assert "ignored     90 field(s) of the wrong type, read as missing (the events kept), " in out
+    assert (
+        "ignored     90 field(s) of the wrong type or nested too deep, read as missing "
+        "(the events kept), " in out
+    )
     assert f"line {wrong_lines[0]} userAgent: an object, not a string" in out
 
 

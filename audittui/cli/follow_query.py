@@ -83,6 +83,9 @@ def _follow(args: argparse.Namespace, node: Node | None, paths: list[str]) -> in
             for source in store.sources[start:]:
                 relabel(source)
             read_sources(store, store.sources[start:], dedupe=True)
+            for source in store.sources[start:]:
+                if source.bound:
+                    warn("{}: {}", shown(source.path), source.bound)
     except InputError as exc:
         return fail(str(exc))
 

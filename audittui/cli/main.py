@@ -304,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if remote is not None:
             remote.disconnect()  # mirrored: its copies are read by offset until exit
         store = load(*paths, recursive=args.recursive)
+        for source in store.sources:  # a gzip bomb, a full $TMPDIR: said at once, in a line
+            if source.bound:
+                warn("{}: {}", source.path, source.bound)
     except QueryError as exc:
         return fail(f"bad query: {exc}")
     except InputError as exc:
@@ -738,7 +741,8 @@ def _stats(store: Store, args: argparse.Namespace, out: Out) -> None:
     if store.ignored:
         first = store.ignored[0]
         out.line(
-            "ignored     {:,} field(s) of the wrong type, read as missing (the events kept), "
+            "ignored     {:,} field(s) of the wrong type or nested too deep, read as missing (the "
+            "events kept), "
             "e.g. {} line {:,} {}",
             len(store.ignored), first.path, first.line, first.reason,
         )  # fmt: skip

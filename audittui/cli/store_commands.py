@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -47,6 +45,7 @@ from ..findings.engine import BODY_LEVELS
 from ..index.loader import load
 from ..index.query import And, Node, QueryError, Term, Value, parse
 from ..index.store import Store
+from ..ingest import scratch
 from ..ingest.formats import MISSING_TIME
 from ..ingest.schema import COMPLETE
 from ..output.terminal import Out, event_json, fail, stdout, table_header, table_row, warn
@@ -426,12 +425,12 @@ class _Fetched:
     (equal times, a group's example) fall as over the files themselves."""
 
     def __init__(self, reader: Reader, where: Where, facts: list[tuple[Where, bool]]) -> None:
-        self.folder = tempfile.mkdtemp(prefix="audittui-store-")
+        self.folder = scratch.make("store")
         self.store: Store | None = None
         try:
             self.store = self._fetch(reader, where, facts)
         except BaseException:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            scratch.remove(self.folder)
             raise
 
     def _fetch(self, reader: Reader, where: Where, facts: list[tuple[Where, bool]]) -> Store:
@@ -476,4 +475,4 @@ class _Fetched:
     def __exit__(self, *_: object) -> None:
         if self.store is not None:
             self.store.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        scratch.remove(self.folder)

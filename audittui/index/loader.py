@@ -20,7 +20,9 @@ from typing import BinaryIO
 
 import orjson
 
+from ..ingest import deep
 from ..ingest.batch import Batch, BatchBuilder
+from ..ingest.bounds import LINE_MAX
 from ..ingest.formats import yaml_documents
 from ..ingest.malformed import without_position
 from ..ingest.remote.labels import relabel
@@ -164,7 +166,9 @@ def _parse_document(fh: BinaryIO, head: bytes, size: int) -> object:
     fh.seek(0)
     data = fh.read().removeprefix(BOM)
     try:
-        return orjson.loads(data)
+        with deep.noting() as opaque:
+            value = deep.loads(data)
+        return _Deep(value, opaque) if opaque else value
     except orjson.JSONDecodeError as exc:
         cut_short = ends_mid_value(exc)
     # One document cut short: its complete records. Anything else: lines, reported one by one.
@@ -179,6 +183,12 @@ class _Cut:
     value: object
     note: str
     line: int  # the last, where the document was cut
+
+
+@dataclass
+class _Deep:
+    value: object
+    opaque: list[str]  # its members nested too deep, read as notes (see ingest.deep)
 
 
 _YAML_START = re.compile(rb"^(---|#|[A-Za-z_][\w.@-]*:( |$))")
@@ -201,9 +211,12 @@ def _read_document(
     if isinstance(value, _Cut):
         builder.malformed.append((value.line, value.note))
         value = value.value
+    opaque = value.opaque if isinstance(value, _Deep) else []
+    value = value.value if isinstance(value, _Deep) else value
     # Events of a document are numbered (item >= 0) so that raw() re-serialises each one on a
     # single line instead of returning the pretty-printed text.
-    builder.add_value(value, start, size - start, 1, whole_line=False)
+    if builder.add_value(value, start, size - start, 1, whole_line=False):
+        builder.opaque(1, opaque)
     store.append(builder.finish(), dedupe=dedupe)
 
 
@@ -258,7 +271,7 @@ def parse_slice(source: int, path: str, start: int, end: int) -> Batch:
 
     Each read starts at the first unconsumed line, so a line cut by a block boundary is read
     again whole rather than glued together by copying; a line longer than the block doubles
-    the read size until it fits.
+    the read size until it fits, up to :data:`LINE_MAX`: a longer line is skipped unread.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -267,13 +280,23 @@ def parse_slice(source: int, path: str, start: int, end: int) -> Batch:
         builder = BatchBuilder(source)
         pos, line, size = start, 1, READ_BLOCK
         while pos < end:
-            want = min(size, end - pos)
+            want = min(size, end - pos, LINE_MAX + 1)
             block = os.pread(fd, want, pos)
             if not block:  # the file shrank while we read it
                 break
             final = pos + len(block) >= end or len(block) < want  # slice or file ends here
+            if len(block) > LINE_MAX and b"\n" not in block:
+                del block  # never held whole: measured on, block by block
+                length, newline = _line_length(fd, pos, end)
+                builder.too_long(line, length, newline)
+                line += 1
+                pos += length + 1
+                size = READ_BLOCK
+                continue
             before = builder.lines
             used = builder.add_lines(block, pos, line, final=final)
+            if not used and len(block) > LINE_MAX:  # a split line's pieces past the bound
+                used = builder.add_lines(block, pos, line, final=False, hold=False)
             line += builder.lines - before
             pos += used
             size = READ_BLOCK if used else size * 2
@@ -282,6 +305,20 @@ def parse_slice(source: int, path: str, start: int, end: int) -> Batch:
         os.close(fd)
         if was_enabled:
             gc.enable()
+
+
+def _line_length(fd: int, pos: int, end: int) -> tuple[int, bool]:
+    """The length of the line at ``pos`` (up to ``end``), and whether a newline ends it."""
+    at = pos
+    while at < end:
+        block = os.pread(fd, min(READ_BLOCK, end - at), at)
+        if not block:
+            break
+        nl = block.find(b"\n")
+        if nl >= 0:
+            return at + nl - pos, True
+        at += len(block)
+    return at - pos, False
 
 
 def nothing_read(store: Store, paths: Iterable[str]) -> str | None:

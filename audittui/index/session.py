@@ -257,6 +257,8 @@ class Session:
         except OSError as exc:
             self.problems.append(Notice(path, "unreadable", explain(path, exc)))
             return
+        if source.bound:
+            self.problems.append(Notice(path, "incomplete", source.bound))
         if document or size < PARALLEL_MIN or head.startswith(BOM):
             self.total_bytes += size
             self._parts.append(_Part(source.id, "", 0, size, -1))  # read whole, in order

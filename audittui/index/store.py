@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, overload
 import numpy as np
 import orjson
 
-from ..ingest import audit_ids
+from ..ingest import audit_ids, deep
 from ..ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
 from ..ingest.formats import (
     MISSING_TIME,
@@ -547,11 +547,13 @@ class Store:
         item = max(0, int(n["item"].data[i]))
         return holders[item] if holders is not None and item < len(holders) else None
 
-    def event(self, i: int) -> dict:
-        """The full original event as a dict (parsed from disk on demand; a copy to keep)."""
+    def event(self, i: int, bounded: bool = False) -> dict:
+        """The full original event as a dict (parsed from disk on demand; a copy to keep);
+        ``bounded``: to be shown or written, members nested too deep for that opaque."""
         if not 0 <= i < self._n:
             raise IndexError(i)
-        return parse_json(self.raw(i))
+        raw = self.raw(i)
+        return parse_json(deep.bounded(raw) if bounded else raw)
 
     def close(self) -> None:
         for fd in self._handles.values():

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from . import audit_ids
+from . import audit_ids, deep
+from .bounds import LINE_MAX
 from .field_types import wrong_types
 from .formats import (
     PROFILE_FIELDS,
@@ -54,6 +55,7 @@ NUMBER_COLUMNS = {
 }
 ROW_NUMBERS = ("time", "latency", "code", "flags", "offset", "length", "item")  # per event
 _UNFINISHED = "a split line (CRI P, Docker 16 KiB) whose final piece never came (cut off)"
+_OVERSIZED = f"a split line (CRI P, Docker 16 KiB) whose pieces run past {LINE_MAX:,} bytes"
 _INTERLEAVED = "a split line begun amid the pieces of another stream's split line (not joined)"
 
 
@@ -116,8 +118,9 @@ class BatchBuilder:
 
     def add_value(
         self, value: object, offset: int, length: int, line_no: int, whole_line: bool = True
-    ) -> None:
-        """Add the events inside one parsed JSON value; record what was not an event.
+    ) -> int:
+        """Add the events inside one parsed JSON value; record what was not an event; return
+        how many events there were.
 
         With ``whole_line`` an event that is the entire value is re-read as the line itself.
         """
@@ -132,12 +135,17 @@ class BatchBuilder:
                 self.add_event(ev, offset, length, k)
         if why:
             self.malformed.append((line_no, why))
+        return len(events)
 
-    def add_lines(self, data: bytes, base_offset: int, first_line: int, final: bool) -> int:
+    def add_lines(
+        self, data: bytes, base_offset: int, first_line: int, final: bool, hold: bool = True
+    ) -> int:
         """Parse the complete lines of ``data``; return how many bytes were consumed.
 
         A trailing piece without a newline is consumed only when ``final`` (end of a file read
-        once): it is parsed if it is complete JSON and reported malformed otherwise.
+        once): it is parsed if it is complete JSON and reported malformed otherwise. The pieces
+        of a split line whose final piece is not in ``data`` are left for the next call, unless
+        ``hold`` is off (they are over :data:`LINE_MAX`): then they are a malformed record.
         """
         pieces = data.split(b"\n")
         tail = pieces.pop()  # b"" when data ends with a newline
@@ -191,14 +199,19 @@ class BatchBuilder:
             pos += len(line) + 1
             line_no += 1
         if joining is not None:
-            if not final:  # its last piece is still to come: read it again with the rest
+            if not final and hold:  # its last piece is still to come: read it again with the rest
                 self.lines += join_line - first_line
                 return join_pos - base_offset
-            self.malformed.append((join_line, _UNFINISHED))
+            self.malformed.append((join_line, _UNFINISHED if final else _OVERSIZED))
             for args in between:
                 self._add_other(*args, is_tail=args[0] is tail, may_split=False)
         self.lines += len(pieces) - (1 if final and tail else 0)
         return len(data) - (0 if final else len(tail))
+
+    def too_long(self, line_no: int, length: int, newline: bool) -> None:
+        """A line longer than :data:`LINE_MAX`, skipped unread: a malformed record."""
+        self.malformed.append((line_no, too_long(length)))
+        self.lines += newline
 
     def _add_other(
         self, line: bytes, pos: int, line_no: int, is_tail: bool, may_split: bool
@@ -208,7 +221,8 @@ class BatchBuilder:
         plain = line.lstrip()[:1] in (b"{", b"[")
         try:
             split = cri_partial(line)
-            value, note = (None, None) if split else decode_record(line)
+            with deep.noting() as opaque:
+                value, note = (None, None) if split else decode_record(line)
         except ValueError as exc:
             reason = str(exc)
             if is_tail:
@@ -221,7 +235,8 @@ class BatchBuilder:
             self.malformed.append((line_no, _INTERLEAVED))
             return False
         # A wrapped line's event is re-read through its wrapper (item 0).
-        self.add_value(value, pos, len(line), line_no, whole_line=plain)
+        if self.add_value(value, pos, len(line), line_no, whole_line=plain):
+            self.opaque(line_no, opaque)
         if note:
             self.malformed.append((line_no, note))
         return False
@@ -230,11 +245,20 @@ class BatchBuilder:
         """One line a container runtime split: re-read later through the same decode_line."""
         joined = b"\n".join(pieces)
         try:
-            value = decode_line(joined)
+            with deep.noting() as opaque:
+                value = decode_line(joined)
         except ValueError:
             self.malformed.append((line_no, "the pieces of a split line joined are not JSON"))
         else:
-            self.add_value(value, pos, len(joined), line_no, whole_line=False)
+            if self.add_value(value, pos, len(joined), line_no, whole_line=False):
+                self.opaque(line_no, opaque)
+
+    def opaque(self, line_no: int, members: list[str]) -> None:
+        """Members nested too deep, read as notes in their place (see :mod:`.deep`), of a
+        record that held events: fields read as missing, the events kept, as for a field of the
+        wrong type."""
+        for member in members:
+            self.ignored.append((line_no, deep.reason(member)))
 
     def finish(self) -> Batch:
         numbers: dict[str, np.ndarray] = {}
@@ -279,6 +303,11 @@ class BatchBuilder:
         batch = Batch(self.source, numbers, codes, tables, self.malformed, self.lines, self.ignored)
         self._reset()
         return batch
+
+
+def too_long(length: int) -> str:
+    """The reason of a line longer than :data:`LINE_MAX`."""
+    return f"a line of {length:,} bytes, over the {LINE_MAX:,}-byte bound (AUDITTUI_LINE_MAX)"
 
 
 def _narrow(values: np.ndarray) -> np.ndarray:

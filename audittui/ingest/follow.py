@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from . import inflate
+from .bounds import LINE_MAX
 from .wrappers import partial, stream_of
 
 if TYPE_CHECKING:
@@ -49,11 +51,14 @@ class Segment:
 
 @dataclass
 class Chunk:
-    """Complete lines read from a segment, starting at ``offset``."""
+    """Complete lines read from a segment, starting at ``offset``; or (``too_long``) one line
+    longer than LINE_MAX, of that many bytes, skipped unread."""
 
     segment: Segment
     offset: int
     data: bytes
+    too_long: int = 0
+    hold: bool = True  # off: pieces of a split line past LINE_MAX, not to be held for the rest
 
 
 @dataclass
@@ -77,6 +82,7 @@ class FileFollower:
     _segment: Segment | None = None
     _offset: int = 0  # bytes consumed (complete lines) in the current segment
     _partial: bytes = b""
+    _skipping: int = 0  # bytes passed of a line longer than LINE_MAX (never held)
     _generation: int = 0
     _reported: str = ""  # last problem reported, so a retry loop does not repeat it
     _budget: int = 0
@@ -117,14 +123,14 @@ class FileFollower:
             self._note("unreadable", str(exc))
             self._close()
             return chunks
-        if size < self._offset + len(self._partial) or not self._tail_intact():
+        if size < self._read_to() or not self._tail_intact():
             # Truncated in place: what was there is gone; start over in a new segment.
-            self._note("truncated", f"from {self._offset + len(self._partial):,} to {size:,} bytes")
+            self._note("truncated", f"from {self._read_to():,} to {size:,} bytes")
             self._generation += 1
             self._segment = Segment(
                 self.path, self._segment.dev, self._segment.ino, self._generation
             )
-            self._offset, self._partial, self._tail = 0, b"", b""
+            self._offset, self._partial, self._tail, self._skipping = 0, b"", b"", 0
             if self.on_segment is not None:
                 self.on_segment(self._segment, self._fd)
         self._drain(chunks)
@@ -138,10 +144,9 @@ class FileFollower:
             # newline can only be a cut line.
             self._budget = 1 << 62  # the old file is finished: read all of it now
             self._drain(chunks)
-            if self._partial:
-                self._note(
-                    "incomplete", f"{len(self._partial)} bytes without a newline at rotation"
-                )
+            if self._read_to() > self._offset:
+                cut = self._read_to() - self._offset
+                self._note("incomplete", f"{cut:,} bytes without a newline at rotation")
             self._read_heads.append(_head(self._fd))
             self._close()
             if os.path.lexists(self.path):
@@ -181,16 +186,18 @@ class FileFollower:
                 path, gz = path + ".gz", True  # gzipped and deleted since the listing
             if self.was_read(path, gz):
                 continue
-            fd = _open_whole(path, gz)
+            fd, note = _open_whole(path, gz)
             if fd is None and not gz:
                 path, gz = path + ".gz", True
-                fd = None if self.was_read(path, gz) else _open_whole(path, gz)
+                fd, note = (None, None) if self.was_read(path, gz) else _open_whole(path, gz)
             if fd is None:
                 self._note("unreadable", f"rotated file {os.path.basename(path)}")
                 continue
             self._note("rotated", f"read {os.path.basename(path)}, rotated away between looks")
+            if note is not None:
+                self._note("incomplete", f"{os.path.basename(path)}: {note}")
             st = os.fstat(fd)
-            self._fd, self._partial, self._tail, self._offset = fd, b"", b"", 0
+            self._fd, self._partial, self._tail, self._offset, self._skipping = fd, b"", b"", 0, 0
             self._segment = Segment(path, st.st_dev, st.st_ino, 0)
             if self.on_segment is not None:
                 self.on_segment(self._segment, fd)
@@ -218,10 +225,10 @@ class FileFollower:
         head, should it have been rotated away itself since)."""
         assert self._fd is not None
         self._read_heads.append(_head(self._fd))
-        kept = self._fd, self._segment, self._partial, self._tail, self._offset
+        kept = self._fd, self._segment, self._partial, self._tail, self._offset, self._skipping
         self._fd = None
         self._read_skipped_rotations(chunks)
-        self._fd, self._segment, self._partial, self._tail, self._offset = kept
+        self._fd, self._segment, self._partial, self._tail, self._offset, self._skipping = kept
 
     def close(self) -> None:
         self._close()
@@ -236,7 +243,7 @@ class FileFollower:
         if self._fd is None:
             return False
         try:
-            return os.fstat(self._fd).st_size <= self._offset + len(self._partial)
+            return os.fstat(self._fd).st_size <= self._read_to()
         except OSError:
             return True
 
@@ -268,6 +275,7 @@ class FileFollower:
         self._generation = 0
         self._segment = Segment(self.path, st.st_dev, st.st_ino, 0)
         self._partial = b""
+        self._skipping = 0
         self._tail = b""
         self._offset = 0
         if initial and self.from_end:
@@ -278,13 +286,21 @@ class FileFollower:
             self.on_segment(self._segment, fd)
         return True
 
+    def _read_to(self) -> int:
+        """Where the next read starts: past the lines handed over and what is held of the
+        next one."""
+        return self._offset + len(self._partial) + self._skipping
+
     def _drain(self, chunks: list[Chunk]) -> None:
-        """Read from the offset to the end; hand over complete lines only."""
+        """Read from the offset to the end; hand over complete lines only. A line longer than
+        LINE_MAX is never held: it is passed over, then handed over as its length."""
         assert self._fd is not None and self._segment is not None
-        pos = self._offset + len(self._partial)
+        pos = self._read_to()
         while True:
+            # Reads grow with a long line held (copying it stays linear), up to the bound.
+            want = max(min(READ_BLOCK, max(self._budget, 4096)), len(self._partial))
             try:
-                block = os.pread(self._fd, min(READ_BLOCK, max(self._budget, 4096)), pos)
+                block = os.pread(self._fd, min(want, LINE_MAX + 1 - len(self._partial)), pos)
             except OSError as exc:
                 self._note("unreadable", str(exc))
                 return
@@ -292,8 +308,19 @@ class FileFollower:
                 return
             pos += len(block)
             self._budget -= len(block)
+            if self._skipping:
+                block = self._skip(block, chunks)
             data = self._partial + block
             cut = _before_partials(data, data.rfind(b"\n") + 1)
+            if len(data) - cut > LINE_MAX:  # held back past the bound
+                cut = data.rfind(b"\n") + 1
+                if cut:  # the pieces of a split line: handed over, to be said malformed
+                    chunks.append(Chunk(self._segment, self._offset, data[:cut], hold=False))
+                    self._offset += cut
+                    self._tail = data[max(0, cut - TAIL) : cut]
+                    data, cut = data[cut:], 0
+                if len(data) > LINE_MAX:  # one line past the bound: passed over from here
+                    self._skipping, data = len(data), b""
             if cut:
                 chunks.append(Chunk(self._segment, self._offset, data[:cut]))
                 self._offset += cut
@@ -302,6 +329,20 @@ class FileFollower:
             if self._budget <= 0:
                 self.behind = True
                 return
+
+    def _skip(self, block: bytes, chunks: list[Chunk]) -> bytes:
+        """Pass over ``block`` in the line being skipped; what follows its end, if in it."""
+        assert self._segment is not None
+        nl = block.find(b"\n")
+        if nl < 0:
+            self._skipping += len(block)
+            return b""
+        length = self._skipping + nl
+        chunks.append(Chunk(self._segment, self._offset, b"", too_long=length))
+        self._offset += length + 1
+        self._skipping = 0
+        self._tail = block[max(0, nl + 1 - TAIL) : nl + 1]
+        return block[nl + 1 :]
 
     def _tail_intact(self) -> bool:
         """Are the last bytes consumed still there? (A file truncated and refilled past our
@@ -441,8 +482,12 @@ class Follower:
         self._discover()
         for f in self.files:
             for chunk in f.poll(POLL_BUDGET):
+                # Lines numbered from the chunk's first: the store shifts them by `first`.
                 builder = BatchBuilder(self._sources[chunk.segment])
-                builder.add_lines(chunk.data, chunk.offset, self._lines[chunk.segment], final=False)
+                if chunk.too_long:
+                    builder.too_long(1, chunk.too_long, newline=True)
+                else:
+                    builder.add_lines(chunk.data, chunk.offset, 1, False, chunk.hold)
                 first = self._lines[chunk.segment]
                 self._lines[chunk.segment] += builder.lines
                 batches.append((builder.finish(), first))
@@ -514,15 +559,12 @@ def _head(fd: int) -> bytes:
 
 def _file_head(path: str, gz: bool) -> bytes | None:
     """The first bytes of a backup (decompressed); None when it cannot be read."""
+    if gz:
+        return inflate.head(path, HEAD)
     try:
-        if gz:
-            import gzip
-
-            with gzip.open(path, "rb") as fh:
-                return fh.read(HEAD)
         with open(path, "rb") as fh:
             return fh.read(HEAD)
-    except (OSError, EOFError):
+    except OSError:
         return None
 
 
@@ -535,22 +577,22 @@ def _same_start(a: bytes, b: bytes) -> bool:
     return a == b
 
 
-def _open_whole(path: str, gz: bool) -> int | None:
+def _open_whole(path: str, gz: bool) -> tuple[int | None, str | None]:
     """A descriptor on the file's bytes: the file itself, or for .gz an anonymous temporary
-    file (in the system temp folder, never beside the logs) holding them decompressed."""
+    file (in the system temp folder, never beside the logs) holding them decompressed within
+    the bounds of :mod:`.inflate`; and what of it could not be read (a bound, a cut)."""
     try:
         if not gz:
-            return os.open(path, os.O_RDONLY)
-        import gzip
+            return os.open(path, os.O_RDONLY), None
         import tempfile
 
-        with tempfile.TemporaryFile() as spool, gzip.open(path, "rb") as src:
-            while block := src.read(1 << 20):
-                spool.write(block)
+        folder = tempfile.gettempdir()
+        with tempfile.TemporaryFile(dir=folder) as spool, open(path, "rb") as src:
+            result = inflate.gunzip(b"", src, spool.write, inflate.Bounds.for_folder(folder))
             spool.flush()
-            return os.dup(spool.fileno())
-    except (OSError, EOFError):
-        return None
+            return os.dup(spool.fileno()), result.note
+    except OSError:
+        return None, None
 
 
 def _before_partials(data: bytes, cut: int) -> int:

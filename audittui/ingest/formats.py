@@ -21,7 +21,7 @@ import msgspec
 import orjson
 import yaml
 
-from . import wrappers
+from . import deep, wrappers
 
 # Flags kept per event.
 NON_STANDARD = 1  # flattened/SIEM shape: no objectRef, top-level namespace/resource
@@ -286,7 +286,7 @@ def wrappers_of(record: bytes) -> list[Any] | None:
     strings, or the JSON record holding it (a GKE entry; a CloudWatch or Azure envelope with
     only this event's record in its list). None for an event line as written."""
     try:
-        value = orjson.loads(record)
+        value = deep.loads(deep.bounded(record))  # (bounded: the wrapper is shown, written)
     except orjson.JSONDecodeError:
         try:
             value, _ = decode_record(record)
@@ -353,7 +353,7 @@ def decode_record(line: bytes) -> tuple[Any, str | None]:
     try:
         return parse_json(line), None
     except orjson.JSONDecodeError as exc:
-        if str(exc).startswith("depth limit exceeded"):  # no reader below may recurse into it
+        if deep.too_deep(exc):  # not an object (deep.loads read those): no reader may recurse
             raise ValueError(f"JSON nested over {DEPTH_MAX:,} levels deep ({exc})") from None
         if line.lstrip()[:1] in (b"{", b"[") and wrappers.ends_mid_value(exc):
             salvaged = wrappers.salvage_cut(line)
@@ -368,9 +368,10 @@ def decode_record(line: bytes) -> tuple[Any, str | None]:
 def parse_json(raw: bytes) -> Any:
     """``orjson.loads``, except that a lone surrogate's escape (``"\ud800"``, valid JSON text
     that no UTF-8 string can hold) reads as U+FFFD, as Go's encoding/json reads it: the API
-    server's own view of such a value. Raises orjson.JSONDecodeError otherwise."""
+    server's own view of such a value; and an object nested past orjson's limit is read with
+    its too-deep members opaque (:func:`deep.loads`). Raises orjson.JSONDecodeError otherwise."""
     try:
-        return orjson.loads(raw)
+        return deep.loads(raw)
     except orjson.JSONDecodeError as exc:
         if "surrogate" not in str(exc):
             raise

@@ -150,11 +150,15 @@ def elements(raw: bytes, pos: int = 0) -> list[Span]:
         p = _skip(raw, p + 1)
 
 
-def opaque_deep(raw: bytes, limit: int = DEPTH_LIMIT) -> Opaque | None:
+def opaque_deep(raw: bytes, limit: int = DEPTH_LIMIT, levels: int = 0) -> Opaque | None:
     """``raw``, one JSON object, with every member nested more than ``limit`` levels deep
     replaced by a string saying so (``"(not read: nested over 500 levels deep, 1,234,567
     bytes)"``); None when ``raw`` is not one object with a sound structure, or when no member
-    goes that deep (nothing to replace). Linear in the length of ``raw``."""
+    goes that deep (nothing to replace). With ``levels``, a member that is an object is not
+    replaced whole but looked into, that many levels down, so that its shallow members stay
+    (``user.extra.x`` nested deep leaves ``user.username``; a GKE entry keeps its
+    ``protoPayload``); the names are then paths (``user.extra``). Linear in the length of
+    ``raw`` (times ``levels`` at most)."""
     try:
         found = members(raw)
         tail = _skip(raw, _object_end(raw, found))
@@ -162,20 +166,33 @@ def opaque_deep(raw: bytes, limit: int = DEPTH_LIMIT) -> Opaque | None:
         return None
     if tail != len(raw):
         return None  # something after the object
+    cuts = _cuts(raw, found, limit, levels, "")
+    if not cuts:
+        return None
     parts: list[bytes] = []
-    names: list[str] = []
     at = 0
+    for start, end, _ in cuts:
+        marker = f"(not read: nested over {limit:,} levels deep, {end - start:,} bytes)"
+        parts += (raw[at:start], orjson.dumps(marker))
+        at = end
+    parts.append(raw[at:])
+    return Opaque(b"".join(parts), tuple(name for _, _, name in cuts))
+
+
+def _cuts(
+    raw: bytes, found: list[tuple[str, Span]], limit: int, levels: int, path: str
+) -> list[tuple[int, int, str]]:
+    """The spans to replace among an object's members ``found``, in order, with their paths."""
+    out: list[tuple[int, int, str]] = []
     for name, span in found:
         if span.depth <= limit:
             continue
-        marker = f"(not read: nested over {limit:,} levels deep, {span.end - span.start:,} bytes)"
-        parts += (raw[at : span.start], orjson.dumps(marker))
-        at = span.end
-        names.append(name)
-    if not names:
-        return None
-    parts.append(raw[at:])
-    return Opaque(b"".join(parts), tuple(names))
+        if levels and raw[span.start : span.start + 1] == b"{":
+            inner = members(raw, span.start)  # sound: value_span checked it
+            out += _cuts(raw, inner, limit, levels - 1, f"{path}{name}.")
+        else:
+            out.append((span.start, span.end, path + name))
+    return out
 
 
 def _object_end(raw: bytes, found: list[tuple[str, Span]]) -> int:

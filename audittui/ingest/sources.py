@@ -12,15 +12,15 @@ from __future__ import annotations
 import atexit
 import os
 import re
-import shutil
 import stat
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from . import inflate, scratch
 
 # Lumberjack (the API server's log rotation) names a backup <stem>-<UTC time><ext>[.gz], the
 # time in Go's layout 2006-01-02T15-04-05.000: audit.log → audit-2024-05-01T12-00-00.000.log.
@@ -43,6 +43,7 @@ class Source:
     read_path: str
     compressed: bool = False
     note: str | None = None  # e.g. "gzip stream truncated"
+    bound: str = ""  # why it was read only in part: a bound of .inflate reached (say it at once)
     gone: str = ""  # why the bytes can no longer be read (a live file truncated in place)
     server: str | None = None  # the API server that wrote it, when its name says (must-gather)
 
@@ -195,21 +196,28 @@ def expand_paths(paths: list[str], recursive: bool = False) -> list[str]:
 
 
 class Spool:
-    """A private temporary folder for decompressed and piped input; removed at exit."""
+    """A private temporary folder for decompressed and piped input (``audittui-spool-…``, see
+    :mod:`.scratch`); removed at exit, or by the next start should this process be killed."""
 
     def __init__(self) -> None:
         self._dir: str | None = None
 
-    def new_file(self, hint: str) -> tuple[str, BinaryIO]:
+    @property
+    def folder(self) -> str:
+        """The folder, made on first use."""
         if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="audittui-")
+            self._dir = scratch.make("spool")
             atexit.register(self.close)
-        fd, name = tempfile.mkstemp(dir=self._dir, prefix=re.sub(r"[^\w.-]", "_", hint)[-40:] + "-")
+        return self._dir
+
+    def new_file(self, hint: str) -> tuple[str, BinaryIO]:
+        prefix = re.sub(r"[^\w.-]", "_", hint)[-40:] + "-"
+        fd, name = tempfile.mkstemp(dir=self.folder, prefix=prefix)
         return name, os.fdopen(fd, "wb")
 
     def close(self) -> None:
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            scratch.remove(self._dir)
             self._dir = None
 
 
@@ -228,40 +236,15 @@ def open_source(sid: int, path: str, spool: Spool) -> Source:
 
 
 def spool_stream(sid: int, path: str, stream: BinaryIO, spool: Spool) -> Source:
-    """Copy ``stream`` into the spool, gunzipping it when it starts with the gzip magic."""
+    """Copy ``stream`` into the spool, gunzipping it when it starts with the gzip magic, within
+    the bounds of :mod:`.inflate` (a bound reached keeps what came before, and says so)."""
     name, out = spool.new_file("stdin" if path == "-" else os.path.basename(path))
+    bounds = inflate.Bounds.for_folder(spool.folder)
     with out:
-        first = stream.read(1 << 20)
-        if not first.startswith(GZIP_MAGIC):
-            out.write(first)
-            shutil.copyfileobj(stream, out, 1 << 20)
-            return Source(sid, path, name)
-        note = _gunzip(first, stream, out)
-    return Source(sid, path, name, compressed=True, note=note)
-
-
-def _gunzip(first: bytes, stream: BinaryIO, out: BinaryIO) -> str | None:
-    """Decompress every gzip member; keep what precedes damage or a cut (a backup the API
-    server is still compressing) and say what happened."""
-    inflate = zlib.decompressobj(wbits=31)
-    chunk = first
-    while chunk:
-        try:
-            out.write(inflate.decompress(chunk))
-        except zlib.error as exc:
-            return f"gzip data damaged ({exc}); the events before it were read"
-        while inflate.eof and inflate.unused_data:  # concatenated members
-            rest = inflate.unused_data
-            inflate = zlib.decompressobj(wbits=31)
-            try:
-                out.write(inflate.decompress(rest))
-            except zlib.error as exc:
-                return f"gzip data damaged ({exc}); the events before it were read"
-        chunk = stream.read(1 << 20)
-    if not inflate.eof:
-        out.write(inflate.flush())
-        return "gzip stream ends early (still being written?); the events before the cut were read"
-    return None
+        first = stream.read(inflate.READ_BLOCK)
+        gz = first.startswith(GZIP_MAGIC)
+        result = (inflate.gunzip if gz else inflate.copy)(first, stream, out.write, bounds)
+    return Source(sid, path, name, compressed=gz, note=result.note, bound=result.bound or "")
 
 
 def split_live(paths: list[str]) -> list[str]:

@@ -2,19 +2,19 @@
 log (``ssh cp1 sudo tail -F … | audittui``) and reads the keyboard from the terminal.
 
 The spool is a file of mode 0600 in a folder of mode 0700 under the temporary directory
-(never beside the logs), removed by :meth:`StdinSpool.close`. A copying thread appends what
+(never beside the logs, ``audittui-stdin-…``: see :mod:`.scratch`), removed by
+:meth:`StdinSpool.close`. A copying thread appends what
 arrives; the follower reads it like any growing log, so nothing about pipes reaches the index.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 import threading
 from collections.abc import Callable
 
+from . import scratch
 from .sources import InputError
 
 CHUNK = 1 << 20  # bytes per read from the pipe
@@ -24,7 +24,7 @@ class StdinSpool:
     """Copies ``source_fd`` (standard input by default) into :attr:`path` until it ends."""
 
     def __init__(self, source_fd: int = 0) -> None:
-        self.folder = tempfile.mkdtemp(prefix="audittui-stdin-")
+        self.folder = scratch.make("stdin")
         self.path = os.path.join(self.folder, "stdin.log")
         self._out = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._in = os.dup(source_fd)
@@ -78,7 +78,7 @@ class StdinSpool:
         return f"input ended ({self.error})" if self.error else "input ended"
 
     def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        scratch.remove(self.folder)
 
 
 def stdin_is_piped() -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from . import deep
 from .schema import COMPLETE, METADATA, RECEIVED, REQUEST, REQUEST_RESPONSE, STARTED
 
 SERVER = "audittui/server"  # formats.SERVER (kept here: formats imports this module)
@@ -156,7 +157,7 @@ def cri_content(piece: bytes) -> bytes:
 
 def _json(data: bytes) -> Any:
     try:
-        return orjson.loads(data)
+        return deep.loads(data)  # a deeply nested event keeps its shallow fields
     except orjson.JSONDecodeError:
         return None
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ..ingest.deep import bounded
 from ..ingest.formats import parse_json
 from ..ingest.wrappers import KLOG, is_text_wrapper, with_event_text
 
@@ -149,9 +150,10 @@ def mask_raw(raw: bytes) -> bytes:
     """An event's JSON line with its secrets masked (unchanged bytes when nothing is)."""
     if not might_need_mask(raw):
         return raw
-    event = parse_json(raw)
+    shallow = bounded(raw)  # members nested too deep to mask are left out, said in their place
+    event = parse_json(shallow)
     masked, count = mask_event(event)
-    return orjson.dumps(masked) if count else raw
+    return orjson.dumps(masked) if count or shallow is not raw else raw
 
 
 EVENT_TEXT = "{{…}} the event as text ({n:,} bytes); x shows it here"

@@ -144,7 +144,7 @@ class DetailPane(Vertical, can_focus=False):
             tree.show(None)
             return
         try:
-            self.event = self.store.event(index)
+            self.event = self.store.event(index, bounded=True)  # a deep body: opaque
         except (EventGone, OSError, ValueError) as exc:
             head.update(
                 Text(f"This event cannot be read any more: {inert(str(exc))}", "red"), layout=False

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 from ..clickhouse.url import is_store_url
 from ..index.session import Session
+from ..ingest import scratch
 from ..ingest.remote import add_options as add_remote_options
 from ..ingest.remote import open_remote
 from ..ingest.sources import InputError
@@ -84,7 +84,7 @@ def run_app(argv: list[str]) -> int:
         paths = [stdin.path if p == "-" else p for p in paths]
         stdin.start()
     if args.demo:
-        workdir = tempfile.mkdtemp(prefix="audittui-demo-")
+        workdir = scratch.make("demo")
         paths = [_demo_folder(Path(workdir))]
         threading.Thread(target=_append_demo, args=(paths[0], stop), daemon=True).start()
     policy = None
@@ -138,7 +138,7 @@ def run_app(argv: list[str]) -> int:
         if stdin is not None:
             stdin.close()
         if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+            scratch.remove(workdir)
 
     app = AuditApp(session, rules=rules, policy=policy, policy_path=args.policy or "", stdin=stdin)
     return hangup.run(app, cleanup)

@@ -88,7 +88,8 @@ class MalformedScreen(ModalScreen[None]):
                 first = self.ignored[0]
                 yield Label(
                     Text(
-                        f"{len(self.ignored):,} field(s) of the wrong type ignored (read as "
+                        f"{len(self.ignored):,} field(s) of the wrong type or nested too deep "
+                        "ignored (read as "
                         f"missing, the events kept), e.g. {inert(first.path)} line "
                         f"{first.line:,} {inert(first.reason)}",
                         "dim",

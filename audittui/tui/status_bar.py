@@ -76,7 +76,7 @@ class StatusBar(Static):
         if bad:
             text.append(f"  {bad:,} malformed (!)", "red")
         if store.ignored:  # the events are kept: a note, not an alarm
-            text.append(f"  {len(store.ignored):,} field(s) of the wrong type (!)", "yellow")
+            text.append(f"  {len(store.ignored):,} field(s) read as missing (!)", "yellow")
         if self.finding_count:
             text.append(f"  ⚑ {self.finding_count} finding(s) (4)", "bold red")
         text.append(f"  {len(store.sources)} source(s)", "dim")

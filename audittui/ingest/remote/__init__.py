@@ -18,10 +18,10 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import threading
 from typing import TYPE_CHECKING
 
+from .. import scratch
 from ..sources import InputError
 from . import labels
 from .connection import RemotePath
@@ -48,7 +48,7 @@ class Remote:
         follow: bool = False,
         backups: bool = True,
     ) -> None:
-        self.root = tempfile.mkdtemp(prefix="audittui-ssh-")  # mode 0700
+        self.root = scratch.make("ssh")  # mode 0700, swept after a kill (scratch)
         atexit.register(self.close)
         _exit_on_sigterm()
         self.links: dict[tuple[str | None, str, int | None], HostLink] = {}
