@@ -149,13 +149,15 @@ class Receiver:
             return False
         return status == 200 and body == b"ok\n"
 
-    def client(self, cert: str | None = None, token: str | None = None) -> Client:
+    def client(
+        self, cert: str | None = None, token: str | None = None, timeout: float = 60
+    ) -> Client:
         ctx = None
         if self.tls is not None:
             ctx = ssl.create_default_context(cafile=str(self.tls.ca_crt))
             if cert is not None:
                 ctx.load_cert_chain(self.tls.client(cert)[0], self.tls.client(cert)[1])
-        return Client(self.port, ctx, token)
+        return Client(self.port, ctx, token, timeout)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the series of ``name`` whose labels include ``labels``."""
@@ -188,18 +190,20 @@ class Receiver:
 class Client:
     """A keep-alive HTTP(S) connection, reopened after the server closed it."""
 
-    def __init__(self, port: int, ctx: ssl.SSLContext | None, token: str | None) -> None:
-        self.port, self.ctx, self.token = port, ctx, token
+    def __init__(
+        self, port: int, ctx: ssl.SSLContext | None, token: str | None, timeout: float = 60
+    ) -> None:
+        self.port, self.ctx, self.token, self.timeout = port, ctx, token, timeout
         self.conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.conn is None:
             if self.ctx is not None:
                 self.conn = http.client.HTTPSConnection(
-                    "127.0.0.1", self.port, context=self.ctx, timeout=60
+                    "127.0.0.1", self.port, context=self.ctx, timeout=self.timeout
                 )
             else:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         return self.conn
 
     def request(
@@ -257,7 +261,7 @@ class TLSFiles:
         ext = self.folder / f"{name}.ext"
         san = "subjectAltName=IP:127.0.0.1\n" if usage == "serverAuth" else ""
         ext.write_text(f"{san}extendedKeyUsage={usage}\n")
-        self._openssl("req", *self._new_key(key), "-out", str(csr), "-subj", f"/CN={cn}")
+        self._openssl("req", *self._new_key(key), "-out", str(csr), "-utf8", "-subj", f"/CN={cn}")
         self._openssl(
             "x509", "-req", "-in", str(csr), "-CA", str(self.ca_crt), "-CAkey", str(self.ca_key),
             "-CAcreateserial", "-out", str(crt), "-days", "2", "-extfile", str(ext),

@@ -398,11 +398,10 @@ class _Server:
         headers: dict[bytes, bytes],
         answer: Answer,
     ) -> bool:
-        """Answer before reading the body: a small body (by its Content-Length) is read and
-        dropped so the connection stays usable; a big or chunked one is not read and the
-        connection is closed."""
-        length = headers.get(b"content-length")
-        small = length is not None and int(length) <= DRAIN_MAX
+        """Answer before reading the body (or one without a body): a small body (by its
+        Content-Length) is read and dropped so the connection stays usable; a big or chunked
+        one is not read and the connection is closed."""
+        small = int(headers.get(b"content-length", b"0")) <= DRAIN_MAX  # none: no body
         keep = small and b"transfer-encoding" not in headers and not self.rx.stopping
         await self._send(h, writer, answer, close=not keep)
         if not keep:
