@@ -149,6 +149,13 @@ def test_slow_and_silent_connections_cannot_keep_a_sender_out(tmp_path, tls, cor
             assert status == 200, reply
         assert canonical(spool_events(spool)) == canonical(corpus[:800])
         assert rx.metric("audittui_webhook_connections_evicted_total") >= 1
+        flood.stop()
+        sender.close()
+        # every slot given back (those of handshakes cut short too): the reader's own left
+        await_(
+            lambda: rx.metric("audittui_webhook_open_connections") <= 1,
+            "the connections counted out",
+        )
     finally:
         flood.stop()
         assert rx.stop() == 0
