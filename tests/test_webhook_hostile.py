@@ -185,6 +185,21 @@ def test_one_address_cannot_take_every_slot(tmp_path):
         assert rx.stop() == 0
 
 
+def test_an_ipv6_peer_counts_by_its_64_and_a_mapped_ipv4_as_ipv4():
+    from audittui.webhook.http import address_key
+
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("::ffff:10.0.0.7") == address_key("10.0.0.7") == "10.0.0.7"
+
+
+def test_more_connections_than_open_files_allow_is_refused_at_start(tmp_path):
+    done = _start("--spool", str(tmp_path / "s"), "--max-connections", "100000000")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "open files" in done.stderr and "--max-connections" in done.stderr
+    assert not (tmp_path / "s").exists()  # checked before anything is made
+
+
 def test_the_header_deadline_closes_trickling_and_silent_connections(tmp_path, tls):
     rx = Receiver(tmp_path, tmp_path / "spool", "--header-timeout", "1", tls=tls)
     silent = _connect(rx.port, "127.0.0.7")  # never says hello
