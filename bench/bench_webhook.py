@@ -15,8 +15,8 @@ Baseline: the same bytes the spool receives (each batch's event lines), written 
 fdatasync'd by a plain Python loop, one write and one fdatasync per batch, into one file in the
 same folder: what durable storage alone costs per batch on this disk. A second loop also
 parses each body with orjson and writes its items back with their kind (what a plain Python
-receiver does, without HTTP). Prints each, the ratios, the client-side latency per batch and
-the receiver's CPU per event. Medians over ``--runs``.
+receiver does, without HTTP). Prints each, the ratios, the client-side latency per batch, the
+receiver's CPU per event and its peak resident memory. Medians over ``--runs``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,14 @@ from pathlib import Path
 import orjson
 
 HERE = Path(__file__).resolve().parent
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident memory (VmHWM), bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -178,6 +186,7 @@ def run_once(folder: Path, bodies: list[bytes], spooled: list[bytes], clients: i
         cpu0 = cpu_seconds(proc.pid)
         elapsed, latencies = post_all(port, bodies, clients)
         cpu = cpu_seconds(proc.pid) - cpu0
+        peak = peak_rss(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -197,6 +206,7 @@ def run_once(folder: Path, bodies: list[bytes], spooled: list[bytes], clients: i
         "p99": latencies[int(len(latencies) * 0.99)],
         "cpu_us": cpu / events * 1e6,
         "mb_s": sum(map(len, spooled)) / elapsed / 1e6,
+        "peak_mib": peak / (1 << 20),
     }
 
 
@@ -225,7 +235,8 @@ def main() -> None:
             f"(ratio {r['receiver'] / r['baseline']:.2f}), orjson parse+write+fdatasync loop "
             f"{r['naive']:,.0f} (ratio {r['receiver'] / r['naive']:.2f}); "
             f"per batch p50 {r['p50'] * 1e3:.1f} ms, "
-            f"p99 {r['p99'] * 1e3:.1f} ms; receiver CPU {r['cpu_us']:.1f} µs/event"
+            f"p99 {r['p99'] * 1e3:.1f} ms; receiver CPU {r['cpu_us']:.1f} µs/event, "
+            f"peak RSS {r['peak_mib']:.0f} MiB"
         )
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(
@@ -233,7 +244,7 @@ def main() -> None:
         f"{med['baseline']:,.0f} events/s (ratio {med['receiver'] / med['baseline']:.2f}), "
         f"orjson loop {med['naive']:,.0f} events/s (ratio {med['receiver'] / med['naive']:.2f}), "
         f"batch p50 {med['p50'] * 1e3:.1f} ms / p99 {med['p99'] * 1e3:.1f} ms, "
-        f"receiver CPU {med['cpu_us']:.1f} µs/event"
+        f"receiver CPU {med['cpu_us']:.1f} µs/event, peak RSS {med['peak_mib']:.0f} MiB"
     )
 
 

@@ -149,13 +149,15 @@ class Receiver:
             return False
         return status == 200 and body == b"ok\n"
 
-    def client(self, cert: str | None = None, token: str | None = None) -> Client:
+    def client(
+        self, cert: str | None = None, token: str | None = None, timeout: float = 60
+    ) -> Client:
         ctx = None
         if self.tls is not None:
             ctx = ssl.create_default_context(cafile=str(self.tls.ca_crt))
             if cert is not None:
                 ctx.load_cert_chain(self.tls.client(cert)[0], self.tls.client(cert)[1])
-        return Client(self.port, ctx, token)
+        return Client(self.port, ctx, token, timeout)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the series of ``name`` whose labels include ``labels``."""
@@ -188,18 +190,20 @@ class Receiver:
 class Client:
     """A keep-alive HTTP(S) connection, reopened after the server closed it."""
 
-    def __init__(self, port: int, ctx: ssl.SSLContext | None, token: str | None) -> None:
-        self.port, self.ctx, self.token = port, ctx, token
+    def __init__(
+        self, port: int, ctx: ssl.SSLContext | None, token: str | None, timeout: float = 60
+    ) -> None:
+        self.port, self.ctx, self.token, self.timeout = port, ctx, token, timeout
         self.conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
         if self.conn is None:
             if self.ctx is not None:
                 self.conn = http.client.HTTPSConnection(
-                    "127.0.0.1", self.port, context=self.ctx, timeout=60
+                    "127.0.0.1", self.port, context=self.ctx, timeout=self.timeout
                 )
             else:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         return self.conn
 
     def request(
@@ -257,7 +261,7 @@ class TLSFiles:
         ext = self.folder / f"{name}.ext"
         san = "subjectAltName=IP:127.0.0.1\n" if usage == "serverAuth" else ""
         ext.write_text(f"{san}extendedKeyUsage={usage}\n")
-        self._openssl("req", *self._new_key(key), "-out", str(csr), "-subj", f"/CN={cn}")
+        self._openssl("req", *self._new_key(key), "-out", str(csr), "-utf8", "-subj", f"/CN={cn}")
         self._openssl(
             "x509", "-req", "-in", str(csr), "-CA", str(self.ca_crt), "-CAkey", str(self.ca_key),
             "-CAcreateserial", "-out", str(crt), "-days", "2", "-extfile", str(ext),
@@ -667,7 +671,9 @@ def test_an_unwritable_spool_is_429_until_it_is_writable(tmp_path, corpus):
     if _can_mount():
         spool = tmp_path / "ro"
         spool.mkdir()
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(spool)])
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(spool)]
+        )
         if mounted.returncode:
             pytest.skip("cannot mount a tmpfs here")
 
@@ -784,17 +790,20 @@ def test_parse_batch_puts_kind_back_and_keys_each_event():
         7,
     ]
     body = orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items})
-    parsed = parse_batch(body.replace(b'"verb"', b'\n  "verb"', 1))  # pretty-printed in part
+    parsed = parse_batch(body.replace(b'"verb"', b'\n  "verb"', 1), 100)  # pretty in part
     assert parsed.items == 5 and parsed.rejected == {"no_audit_id": 1, "not_object": 1}
+    assert parsed.repeated == 1
     first, second = (orjson.loads(line) for line in parsed.lines)
     assert list(first)[:2] == ["kind", "apiVersion"] and first["verb"] == "get"
     assert second["kind"] == "Event" and second["apiVersion"] == "audit.k8s.io/v1"
     assert all(line.count(b"\n") == 1 for line in parsed.lines)
-    assert parsed.keys == [event_key("a", "ResponseComplete", "t1"), line_key(parsed.lines[1])]
+    # the key: the digest of the line as written, the same when read back from the spool
+    assert parsed.keys == [event_key(line) for line in parsed.lines]
+    assert parsed.keys == [line_key(line) for line in parsed.lines]
     with pytest.raises(BadBatch, match="not JSON"):
-        parse_batch(b'{"kind":"EventList","items":[{"a":tru}]}')
+        parse_batch(b'{"kind":"EventList","items":[{"a":tru}]}', 100)
     with pytest.raises(BadBatch, match="without items"):
-        parse_batch(b'{"kind":"EventList"}')
+        parse_batch(b'{"kind":"EventList"}', 100)
 
 
 def test_recent_keys_stay_bounded_and_keep_the_newest():
@@ -813,22 +822,26 @@ def test_recent_keys_stay_bounded_and_keep_the_newest():
     assert b"new".ljust(16) not in keys
 
 
-def test_metric_label_values_are_escaped():
+def test_metric_label_values_are_escaped_and_inert():
     registry = Registry()
     c = MetricCounter(registry, "x_total", "help", ("sender",))
-    c.inc('a"b\\c\nd')
-    assert 'x_total{sender="a\\"b\\\\c\\nd"} 1' in registry.render().decode()
+    c.inc('a"b\\c\nd\x1b[2J\u202e')
+    text = registry.render().decode()
+    assert 'x_total{sender="a\\"b\\\\c\\\\x0ad\\\\x1b[2J\\\\u202e"} 1.0' in text, text
+    assert "\x1b" not in text and "\u202e" not in text
 
 
 def test_a_live_file_removed_by_hand_is_made_again(tmp_path):
     from audittui.webhook.spool import SenderFile, Timings
 
-    file = SenderFile(str(tmp_path), "apiserver-1", 1 << 20, 0, Timings())
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    file = SenderFile(folder, "apiserver-1", 1 << 20, 0, Timings())
     told = []
     with file.lock:
         file.append([b'{"a":1}\n', b'{"a":2}\n'], lambda *span: told.append(span))
         (tmp_path / "apiserver-1.log").unlink()
         file.append([b'{"a":3}\n'], lambda *span: told.append(span))
         file.close()
+    os.close(folder)
     assert told == [(0, 2, 16), (0, 1, 8)]
     assert (tmp_path / "apiserver-1.log").read_bytes() == b'{"a":3}\n'

@@ -105,6 +105,35 @@ def test_sent_again_after_a_restart_is_not_doubled(tmp_path: Path, clickhouse_ur
     assert count(url, table) == len(evs)  # merged: one row per key
 
 
+def test_an_item_nested_10000_deep_becomes_a_row_with_its_raw_as_sent(
+    tmp_path: Path, clickhouse_url: str
+) -> None:
+    evs = events(399, seed=24)
+    url, table = table_url(clickhouse_url)
+    deep = (
+        b'{"auditID":"deep-1","stage":"ResponseComplete","verb":"patch",'
+        b'"user":{"username":"mallory"},"requestObject":' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    )
+    body = orjson.loads(event_list(evs))
+    items = [orjson.dumps(item) for item in body["items"]]
+    items.insert(100, deep)
+    posted = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":['
+    posted += b",".join(items) + b"]}"
+    rx = store_receiver(tmp_path, url)
+    try:
+        status, _, reply = rx.client().post(posted)
+        assert status == 200, reply
+        assert orjson.loads(reply)["written"] == 400
+        assert rx.stop() == 0
+    finally:
+        rx.kill()
+    assert count(url, table, final=True) == 400
+    with connect(parse(url)) as ch:
+        (row,) = ch.rows(f"SELECT user, verb, raw FROM {table} WHERE audit_id = 'deep-1'")
+    assert row["user"] == "mallory" and row["verb"] == "patch"
+    assert row["raw"].encode() == b'{"kind":"Event","apiVersion":"audit.k8s.io/v1",' + deep[1:]
+
+
 def test_store_killed_429_then_all_rows(tmp_path: Path, own_server: ClickHouseServer) -> None:
     evs = events(2400, seed=23)
     parts = batches(evs)

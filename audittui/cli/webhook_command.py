@@ -20,7 +20,8 @@ from typing import Any
 from ..clickhouse.client import StoreError, connect
 from ..clickhouse.url import BadURL, parse
 from ..output.terminal import fail, stdout, warn
-from ..webhook.server import Config, Receiver, is_loopback
+from ..webhook.http import serve
+from ..webhook.server import Config, Receiver, StartError, is_loopback
 from ..webhook.store import STORE_TIMEOUT, StoreSink
 from .options import add_to_option, at_least
 
@@ -44,6 +45,17 @@ def listen_address(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"not ADDR:PORT: {text!r}")
     host = m.group(1) if m.group(1) is not None else m.group(2)
     return host or "0.0.0.0", int(m.group(3))
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -118,7 +130,39 @@ def add_parser(sub: Any) -> None:
         type=at_least(1),
         default=128,
         metavar="N",
-        help="open connections; more are closed at once (default 128)",
+        help="open connections, counted from the accept (a TLS handshake under way too); "
+        "when all are held, the oldest not yet authenticated is closed to make room, else the "
+        "new one (default 128)",
+    )
+    w.add_argument(
+        "--max-connections-per-address",
+        type=at_least(1),
+        default=32,
+        metavar="N",
+        help="open connections from one address (an IPv6 address: its /64); more are closed "
+        "at once (default 32)",
+    )
+    w.add_argument(
+        "--header-timeout",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="time for a request's TLS handshake, request line and headers, from the accept "
+        "or the request's first byte (default 10)",
+    )
+    w.add_argument(
+        "--body-timeout",
+        type=seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="time for a request's whole body (default 60)",
+    )
+    w.add_argument(
+        "--idle-timeout",
+        type=seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="time a kept-alive connection may wait for its next request (default 60)",
     )
     w.add_argument(
         "--dedupe-keys",
@@ -189,6 +233,10 @@ def run(args: argparse.Namespace) -> int:
         max_body=args.max_body,
         max_in_flight=args.max_in_flight,
         max_connections=args.max_connections,
+        max_per_address=args.max_connections_per_address,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
         dedupe_keys=args.dedupe_keys,
     )
     store: StoreSink | None = None
@@ -212,6 +260,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(
             f"webhook: the TLS files (--tls-cert, --tls-key, --client-ca) are not usable: {exc}"
         )
+    except StartError as exc:
+        if store is not None:
+            store.close()
+        return fail(f"webhook: {exc}")
     except OSError as exc:
         if store is not None:
             store.close()
@@ -258,7 +310,10 @@ def run(args: argparse.Namespace) -> int:
             port,
         )
     out.flush()
-    receiver.serve(stop)
+    try:
+        serve(receiver, stop)
+    finally:
+        receiver.close()
     out.line("audittui webhook: stopped")
     out.flush()
     return 0

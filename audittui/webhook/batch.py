@@ -2,23 +2,52 @@
 
 The API server posts ``{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[…]}`` with
 items that carry no ``kind`` or ``apiVersion``. Each item becomes one complete Event line
-(``kind`` and ``apiVersion`` put back at its front), so the spool reads like the API server's
-own log. The items are not rebuilt as Python objects: msgspec hands over each item's raw bytes
-(checked as JSON) and decodes only the four fields the receiver needs.
+(``kind`` and ``apiVersion`` put back at its front, the rest as sent), so the spool reads like
+the API server's own log. The items are not rebuilt as Python objects: msgspec hands over each
+item's raw bytes (checked as JSON) and decodes only the five fields the receiver checks.
+
+An event's key is a digest of its line: two events are the same only when their lines are
+byte for byte the same (the API server encodes the same event the same way when it sends a
+batch again), so a different event that shares an auditID, a stage and a stage time is kept.
+
+Memory is bounded by bytes, not by the items' count: every item costs Python objects (its raw
+view, its line, its key) whatever its size, so a batch holds at most ``max_items`` items,
+:data:`ITEM_COST` bytes each against the body's own size (a 64 MiB body of ``{},{},…`` is 22
+million items: refused, not decoded). msgspec's list of raw items is made only when its own
+size is bounded by the same budget; otherwise the items are counted first (see :func:`_spans`).
+
+An item nested deeper than the decoders go (Go's decoder accepts 10,000 levels; msgspec stops
+near 1,000) is still an event on its top-level fields: they are read around the deep members
+(:mod:`audittui.ingest.nesting`), and its line is written as sent. Such a batch, or one with
+more items than msgspec's list may hold, is split by that module's linear structure reader.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import orjson
 
+from ..ingest.nesting import members, opaque_deep, value_span
+
+# Bytes an item may cost while its batch is parsed and written: its raw view or span (56),
+# its line's object and prefix (81), its key and its places in lists and sets (about 150),
+# with room to spare. A batch may hold max_body / ITEM_COST items (131,072 for 64 MiB).
+ITEM_COST = 512
+RAW_COST = 56  # one msgspec.Raw and its list slot
+
 
 class BadBatch(ValueError):
     """A body that is not an EventList: the whole request is refused (400) with this reason."""
+
+
+class TooManyItems(Exception):
+    """More items than the batch's memory budget allows: refused (413)."""
 
 
 class _List(msgspec.Struct):
@@ -35,16 +64,21 @@ class _Item(msgspec.Struct):
     stageTimestamp: Any = None
 
 
+_NULL = msgspec.Raw(b"null")
+
+
+class _Whole(msgspec.Struct):
+    kind: Any = None
+    apiVersion: Any = None
+    items: msgspec.Raw = _NULL  # the array as one piece: checked, not split
+
+
 _decode_list = msgspec.json.Decoder(_List).decode
+_decode_whole = msgspec.json.Decoder(_Whole).decode
 _decode_item = msgspec.json.Decoder(_Item).decode
-
-
-class _Typed(msgspec.Struct):
-    items: list[_Item] = []
-
-
-_decode_typed = msgspec.json.Decoder(_Typed).decode
 _API = "audit.k8s.io/"
+_sha256 = hashlib.sha256
+_WS = re.compile(rb"[ \t\r\n]*")
 
 
 @dataclass
@@ -55,66 +89,117 @@ class Parsed:
     keys: list[bytes] = field(default_factory=list)
     rejected: dict[str, int] = field(default_factory=dict)  # reason (a metric label) → items
     items: int = 0
+    repeated: int = 0  # items that repeat an earlier item of the same batch, kept once
 
 
-def event_key(audit_id: str, stage: str, stage_timestamp: str) -> bytes:
-    """The deduplication key of an event: 128 bits of (auditID, stage, stageTimestamp)."""
-    text = f"{audit_id}\0{stage}\0{stage_timestamp}".encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(text, digest_size=16).digest()
+def event_key(line: bytes) -> bytes:
+    """The deduplication key of an event: the first 128 bits of the SHA-256 digest of its line
+    as written, newline included (the same event sent again has the same line). SHA-256: an
+    event's content is partly chosen by whoever made the request, so the digest must be one
+    nobody can make collide (and CPUs have instructions for it)."""
+    return _sha256(line).digest()[:16]
 
 
 def line_key(line: bytes) -> bytes | None:
-    """The key of a spool line (None for a line that is no event, e.g. cut by a crash)."""
-    try:
-        item = _decode_item(line)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    """The key of a spool line (None for a line without its newline: cut by a crash)."""
+    if not line.endswith(b"\n"):
         return None
-    if type(item.auditID) is not str or type(item.stage) is not str:
-        return None
-    ts = item.stageTimestamp if type(item.stageTimestamp) is str else ""
-    return event_key(item.auditID, item.stage, ts)
+    return event_key(line)
 
 
-def parse_batch(body: bytes) -> Parsed:
-    """Split an EventList body into event lines; raises :class:`BadBatch`.
+def max_items(max_body: int) -> int:
+    """How many items a batch may hold when a body may have ``max_body`` bytes."""
+    return max(max_body // ITEM_COST, 1)
+
+
+def parse_batch(body: bytes | bytearray, limit: int) -> Parsed:
+    """Split an EventList body into event lines; raises :class:`BadBatch` or, for more than
+    ``limit`` items, :class:`TooManyItems`.
 
     An item that is not an event object is counted in ``rejected`` and left out; the rest of
-    the batch is kept. Within the batch, a repeated key is kept once.
+    the batch is kept. Within the batch, an item sent twice is kept once.
     """
+    kind, api, views, count = _items(body, limit)
+    if kind != "EventList":
+        raise BadBatch(f"not an EventList (kind is {_shown(kind)})")
+    api = api if api is not None else "audit.k8s.io/v1"
+    if type(api) is not str or not api.startswith(_API):
+        raise BadBatch(f"not an audit EventList (apiVersion is {_shown(api)})")
+    if views is None:
+        raise BadBatch("an EventList without items")
+    out = Parsed(items=count)
+    _add_items(out, views, api, plain=b"\n" not in body and b"\r" not in body)
+    return out
+
+
+_Views = Iterator[memoryview]
+
+
+def _items(body: bytes | bytearray, limit: int) -> tuple[object, object, _Views | None, int]:
+    """(kind, apiVersion, a view of each item or None, their number), by the cheapest way
+    that keeps within the budget:
+
+    - msgspec's list of raw items, when that list cannot outgrow the budget;
+    - else msgspec checks the body and hands the items' array as one piece, whose elements are
+      then counted and found by structure, stopping after ``limit``;
+    - a body nested deeper than msgspec goes: all of it read by structure."""
     try:
-        head = _decode_list(body)
+        if _raw_list_fits(body, limit):
+            head = _decode_list(body)
+            if head.items is None:
+                return head.kind, head.apiVersion, None, 0
+            if len(head.items) > limit:
+                raise TooManyItems(f"more than {limit:,} items in one batch")
+            return head.kind, head.apiVersion, map(memoryview, head.items), len(head.items)
+        whole = _decode_whole(body)
+        array = memoryview(whole.items)
+        if array[:1] != b"[":
+            if array != b"null":
+                raise BadBatch("an EventList whose items are not a list")
+            return whole.kind, whole.apiVersion, None, 0
+        spans, _ = _spans(array, 0, limit)
+        return whole.kind, whole.apiVersion, (array[s:e] for s, e in spans), len(spans)
     except msgspec.ValidationError as exc:
         if "$.items" in str(exc):
             raise BadBatch("an EventList whose items are not a list") from None
         raise BadBatch("not an EventList (the body is not a JSON object)") from None
     except msgspec.DecodeError as exc:
         raise BadBatch(f"not JSON ({exc})") from None
-    if head.kind != "EventList":
-        raise BadBatch(f"not an EventList (kind is {_shown(head.kind)})")
-    api = head.apiVersion if head.apiVersion is not None else "audit.k8s.io/v1"
-    if type(api) is not str or not api.startswith(_API):
-        raise BadBatch(f"not an audit EventList (apiVersion is {_shown(api)})")
-    if head.items is None:
-        raise BadBatch("an EventList without items")
-    raw_items = head.items
+    except RecursionError:
+        pass  # an item nested deeper than msgspec goes
+    kind, api, found = _split(body, limit)
+    if found is None:
+        return kind, api, None, 0
+    view = memoryview(body)
+    return kind, api, (view[s:e] for s, e in found), len(found)
+
+
+def _raw_list_fits(body: bytes | bytearray, limit: int) -> bool:
+    """May msgspec make its list of raw items, one object per item, before they are counted?
+    Only if that list stays within the batch's budget for items (an item takes at least two
+    bytes, ``1,``, and there are no more items than commas plus one)."""
+    most = limit * ITEM_COST // RAW_COST
+    return (len(body) + 1) // 2 <= most or body.count(b",") < most
+
+
+def _add_items(out: Parsed, views: Iterator[memoryview], api: str, plain: bool) -> None:
     prefix = b'{"kind":"Event","apiVersion":' + orjson.dumps(api) + b","
-    out = Parsed(items=len(raw_items))
-    try:  # every item's four fields in one call; an item that is no object: one by one
-        typed: list[_Item] | None = _decode_typed(body).items
-    except msgspec.ValidationError:
-        typed = None
-    plain = b"\n" not in body and b"\r" not in body  # else pretty-printed: items rebuilt
     seen: set[bytes] = set()
     lines, keys = out.lines, out.keys
-    for k, raw in enumerate(raw_items):
-        view = memoryview(raw)
-        if typed is not None:
-            item = typed[k]
-        elif view[:1] == b"{":
+    for view in views:
+        try:
             item = _decode_item(view)
-        else:
+        except msgspec.ValidationError:
             _reject(out, "not_object")
             continue
+        except msgspec.DecodeError as exc:  # only when split by structure: msgspec had not
+            raise BadBatch(f"not JSON ({exc})") from None
+        except RecursionError:
+            deep = _deep_fields(view)
+            if deep is None:
+                _reject(out, "not_object")
+                continue
+            item = deep
         audit_id, stage, ts = item.auditID, item.stage, item.stageTimestamp
         if (
             plain
@@ -126,23 +211,151 @@ def parse_batch(body: bytes) -> Parsed:
             and stage
             and (ts is None or type(ts) is str)
         ):
-            key = event_key(audit_id, stage, ts or "")
-            if key in seen:
-                continue
             # The common case, copied once: `{"kind":…,"apiVersion":…,` + the item's own
-            # fields (whitespace after a comma is still JSON).
+            # fields, as sent (whitespace after a comma is still JSON).
             line = b"".join((prefix, view[1:], b"\n"))
-            if not line.isascii() and not _utf8(line):  # msgspec does not check raw bytes
-                _reject(out, "not_utf8")
+        else:
+            why = _why_not(item)
+            if why:
+                _reject(out, why)
                 continue
-            seen.add(key)
-            lines.append(line)
-            keys.append(key)
+            line = _rebuild(bytes(view), api)
+        if not line.isascii() and not _utf8(line):  # msgspec does not check raw bytes
+            _reject(out, "not_utf8")
             continue
-        why = _add_other(out, item, bytes(view), api, seen)
-        if why:
-            _reject(out, why)
-    return out
+        key = _sha256(line).digest()[:16]  # event_key, inlined
+        if key in seen:
+            out.repeated += 1
+            continue
+        seen.add(key)
+        lines.append(line)
+        keys.append(key)
+
+
+def _deep_fields(view: memoryview) -> _Item | None:
+    """The fields of an item nested too deep for msgspec, read around its deep members
+    (None when it is no object)."""
+    raw = bytes(view)
+    if raw[:1] != b"{":
+        return None
+    opaque = opaque_deep(raw)
+    if opaque is None:
+        raise BadBatch("not JSON (an item's brackets or strings do not close)")
+    try:
+        return _decode_item(opaque.text)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise BadBatch(f"not JSON ({exc})") from None
+
+
+def _why_not(item: _Item) -> str:
+    """Why an item off the common path is no event ("" when it is one)."""
+    if item.kind is not None and item.kind != "Event":
+        return "kind_not_event"
+    if type(item.auditID) is not str or not item.auditID:
+        return "no_audit_id"
+    if type(item.stage) is not str or not item.stage:
+        return "no_stage"
+    ts = item.stageTimestamp
+    if ts is not None and type(ts) is not str:
+        return "bad_stage_timestamp"
+    return ""
+
+
+def _rebuild(raw: bytes, api: str) -> bytes:
+    """The line of an item off the common path (pretty-printed, or carrying its own kind or
+    apiVersion): ``kind`` and ``apiVersion`` first (the item's own values when it has them),
+    then its other members as sent, on one line. Read by structure, so a member nested however
+    deep is copied, never decoded; line breaks can only be whitespace between tokens in JSON,
+    so they become spaces."""
+    found = members(raw)
+    own = {name: raw[s.start : s.end] for name, s in found if name in ("kind", "apiVersion")}
+    parts = [
+        b'{"kind":',
+        own.get("kind", b'"Event"'),
+        b',"apiVersion":',
+        own.get("apiVersion", orjson.dumps(api)),
+    ]
+    for name, span in found:
+        if name not in ("kind", "apiVersion"):
+            parts += (b",", orjson.dumps(name), b":", raw[span.start : span.end])
+    parts.append(b"}\n")
+    line = b"".join(parts)
+    return line[:-1].replace(b"\r", b" ").replace(b"\n", b" ") + b"\n"
+
+
+def _split(
+    body: bytes | bytearray, limit: int
+) -> tuple[object, object, list[tuple[int, int]] | None]:
+    """(kind, apiVersion, the items' spans or None) of an EventList, read by structure (no
+    depth is too deep); at most ``limit`` items are counted before :class:`TooManyItems`."""
+    raw = body
+    try:
+        p = _skip(raw, 0)
+        if raw[p : p + 1] != b"{":
+            raise BadBatch("not an EventList (the body is not a JSON object)")
+        values: dict[str, object] = {}
+        spans: list[tuple[int, int]] | None = None
+        p = _skip(raw, p + 1)
+        while raw[p : p + 1] != b"}":
+            if raw[p : p + 1] != b'"':
+                raise ValueError(f"a key must be a string (byte {p})")
+            key = value_span(raw, p)
+            name = orjson.loads(raw[key.start : key.end])
+            p = _skip(raw, key.end)
+            if raw[p : p + 1] != b":":
+                raise ValueError(f"':' expected at byte {p}")
+            p = _skip(raw, p + 1)
+            if name == "items" and raw[p : p + 1] == b"[":
+                spans, p = _spans(raw, p, limit)
+            else:
+                value = value_span(raw, p)
+                if name == "items":
+                    if raw[p : p + 4] != b"null":
+                        raise BadBatch("an EventList whose items are not a list")
+                    spans = None
+                elif name in ("kind", "apiVersion") and value.depth == 0:
+                    values[name] = orjson.loads(raw[value.start : value.end])
+                p = value.end
+            p = _skip(raw, p)
+            if raw[p : p + 1] == b",":
+                p = _skip(raw, p + 1)
+            elif raw[p : p + 1] != b"}":
+                raise ValueError(f"',' or '}}' expected at byte {p}")
+        if _skip(raw, p + 1) != len(raw):
+            raise ValueError(f"trailing characters at byte {p + 1}")
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        if isinstance(exc, BadBatch):
+            raise
+        raise BadBatch(f"not JSON ({exc})") from None
+    return values.get("kind"), values.get("apiVersion"), spans
+
+
+def _spans(
+    raw: bytes | bytearray | memoryview, pos: int, limit: int
+) -> tuple[list[tuple[int, int]], int]:
+    """The spans of the array's elements starting at ``pos`` and the index after it; raises
+    :class:`TooManyItems` at the element after the ``limit``-th, before reading further."""
+    out: list[tuple[int, int]] = []
+    p = _skip(raw, pos + 1)
+    if raw[p : p + 1] == b"]":
+        return out, p + 1
+    while True:
+        if len(out) >= limit:
+            raise TooManyItems(f"more than {limit:,} items in one batch")
+        value = value_span(raw, p)
+        out.append((value.start, value.end))
+        p = _skip(raw, value.end)
+        sep = raw[p : p + 1]
+        if sep == b"]":
+            return out, p + 1
+        if sep != b",":
+            raise ValueError(f"',' or ']' expected at byte {p}")
+        p = _skip(raw, p + 1)
+
+
+def _skip(raw: bytes | bytearray | memoryview, pos: int) -> int:
+    m = _WS.match(raw, pos)
+    return m.end() if m is not None else pos
 
 
 def _utf8(data: bytes) -> bool:
@@ -157,30 +370,9 @@ def _reject(out: Parsed, why: str) -> None:
     out.rejected[why] = out.rejected.get(why, 0) + 1
 
 
-def _add_other(out: Parsed, item: _Item, raw: bytes, api: str, seen: set[bytes]) -> str:
-    """An item off the common path: add it, or return why it is rejected."""
-    if item.kind is not None and item.kind != "Event":
-        return "kind_not_event"
-    if type(item.auditID) is not str or not item.auditID:
-        return "no_audit_id"
-    if type(item.stage) is not str or not item.stage:
-        return "no_stage"
-    ts = item.stageTimestamp
-    if ts is not None and type(ts) is not str:
-        return "bad_stage_timestamp"
-    if not _utf8(raw):
-        return "not_utf8"
-    key = event_key(item.auditID, item.stage, ts or "")
-    if key in seen:
-        return ""
-    seen.add(key)
-    # Pretty-printed (a line must be one line), or kind/apiVersion partly there: rebuilt.
-    event = orjson.loads(raw)
-    out.lines.append(orjson.dumps({"kind": "Event", "apiVersion": api, **event}) + b"\n")
-    out.keys.append(key)
-    return ""
-
-
 def _shown(value: object) -> str:
-    text = orjson.dumps(value).decode() if value is not None else "missing"
+    try:
+        text = orjson.dumps(value).decode() if value is not None else "missing"
+    except TypeError:
+        text = "not a string"
     return text if len(text) <= 40 else text[:39] + "…"

@@ -2,10 +2,11 @@
 server sends a batch again when its request timed out) or a batch arriving late is written
 once.
 
-Keys are 16-byte digests kept in a few generations of sets: a new generation starts when the
-newest is full and the oldest is dropped, so the window always holds at least the newest
-``capacity × (GENERATIONS - 1) / GENERATIONS`` keys and never more than ``capacity`` (about
-100 bytes a key). At start the window is refilled from the spool's newest lines.
+Keys are 16-byte digests of the events' lines (:func:`.batch.event_key`), kept in a few
+generations of sets: a new generation starts when the newest is full and the oldest is
+dropped, so the window always holds at least the newest ``capacity × (GENERATIONS - 1) /
+GENERATIONS`` keys and never more than ``capacity`` (about 100 bytes a key). At start the
+window is refilled from the spool's newest lines, digested as they were when written.
 
 Writers claim the keys they are about to write; a key claimed by another writer still in
 flight is waited for (its batch may yet fail), so a key is never both skipped here and lost
@@ -14,7 +15,6 @@ there.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from ..ingest.sources import backup_key
 from .batch import line_key
 from .names import LIVE_SUFFIX
+from .spool import Spool, read_lines
 
 GENERATIONS = 4
 
@@ -94,11 +95,11 @@ class RecentKeys:
                     del self._generations[0]
 
 
-def spool_files_newest_first(folder: str) -> list[str]:
+def spool_files_newest_first(names: Iterable[str]) -> list[str]:
     """The spool's files, newest content first: every live file, then the backups by their
     rotation time (lumberjack's name), newest first, whatever their sender."""
     live, backups = [], []
-    for name in os.listdir(folder):
+    for name in names:
         if name.startswith("."):
             continue
         key = backup_key(name)
@@ -106,31 +107,29 @@ def spool_files_newest_first(folder: str) -> list[str]:
             backups.append((key[1], name))
         elif key is None and name.endswith(LIVE_SUFFIX):
             live.append(name)
-    ordered = sorted(live) + [name for _, name in sorted(backups, reverse=True)]
-    return [os.path.join(folder, name) for name in ordered]
+    return sorted(live) + [name for _, name in sorted(backups, reverse=True)]
 
 
-def _keys_of(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        for line in fh:
-            key = line_key(line)
-            if key is not None:
-                yield key
+def _keys_of(spool: Spool, name: str) -> Iterator[bytes]:
+    for line in read_lines(spool.dir_fd, name):
+        key = line_key(line)
+        if key is not None:
+            yield key
 
 
-def rebuild(keys: RecentKeys, folder: str) -> tuple[int, int]:
+def rebuild(keys: RecentKeys, spool: Spool) -> tuple[int, int]:
     """Refill ``keys`` from the spool's newest files until the window is full: (keys, files).
-
-    Older files go in first, so the generations age as they did before the restart."""
+    The keys are the digests of the lines as written, so they are the very keys the batches
+    had. Older files go in first, so the generations age as they did before the restart."""
     per_file: list[list[bytes]] = []
     total = 0
-    for path in spool_files_newest_first(folder):
+    for name in spool_files_newest_first(spool.names()):
         if total >= keys.capacity:
             break
         try:
-            found = list(_keys_of(path))
+            found = list(_keys_of(spool, name))
         except OSError:
-            continue  # removed meanwhile (retention) or unreadable: nothing to refill from
+            continue  # removed meanwhile (retention), unreadable or a link: nothing to read
         per_file.append(found)
         total += len(found)
     for found in reversed(per_file):

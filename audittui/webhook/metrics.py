@@ -1,112 +1,62 @@
-"""Counters, gauges and histograms rendered in the Prometheus text format (version 0.0.4).
+"""The receiver's counters, gauges and histograms, served in the Prometheus text format by
+prometheus-client, with the process's own (resident memory, open files, CPU).
 
-The standard library is enough for the few series the receiver keeps, and it keeps the
-receiver free of another dependency. Label values come from the network (sender names): they
-are escaped as the format requires (backslash, double quote, newline)."""
+Label values come from the network (sender names are client certificates' CNs). The text
+format escapes only backslash, double quote and newline, so every label value is first made
+inert (:func:`audittui.output.inert.inert`): an escape sequence or a bidi override in a CN
+reaches a terminal or a dashboard as visible ``\\x1b``, ``\\u202e``, never as itself."""
 
 from __future__ import annotations
 
-import bisect
-import math
-import threading
 from collections.abc import Callable
 
+import prometheus_client
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+from ..output.inert import inert
+
 Labels = tuple[str, ...]
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Seconds: a write or an fsync of a batch takes from tens of µs (page cache) to seconds.
 LATENCY_BUCKETS = (1e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class Registry:
+    def __init__(self) -> None:
+        prometheus_client.disable_created_metrics()  # no `_created` series beside each counter
+        self.registry = CollectorRegistry(auto_describe=False)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
 
-def _labels(names: Labels, values: Labels, extra: str = "") -> str:
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-class _Metric:
-    kind = ""
-
-    def __init__(self, registry: Registry, name: str, help: str, labels: Labels) -> None:
-        self.name, self.help, self.labelnames = name, help, labels
-        self._lock = registry.lock
-        registry.metrics.append(self)
-
-    def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-
-    def render(self) -> list[str]:
-        raise NotImplementedError
-
-
-class Counter(_Metric):
-    kind = "counter"
-
+class Counter:
     def __init__(self, registry: Registry, name: str, help: str, labels: Labels = ()) -> None:
-        super().__init__(registry, name, help, labels)
-        self._values: dict[Labels, float] = {}
+        self._metric = prometheus_client.Counter(name, help, labels, registry=registry.registry)
 
     def inc(self, *labels: str, by: float = 1) -> None:
-        with self._lock:
-            self._values[labels] = self._values.get(labels, 0) + by
-
-    def value(self, *labels: str) -> float:
-        with self._lock:
-            return self._values.get(labels, 0)
-
-    def render(self) -> list[str]:
-        out = self.header()
-        if not self._values and not self.labelnames:
-            out.append(f"{self.name} 0")
-        for labels, v in sorted(self._values.items()):
-            out.append(f"{self.name}{_labels(self.labelnames, labels)} {_number(v)}")
-        return out
+        metric = self._metric.labels(*map(inert, labels)) if labels else self._metric
+        metric.inc(by)
 
 
-class Gauge(_Metric):
+class Gauge:
     """A value read when rendered (``read`` returns it)."""
 
-    kind = "gauge"
-
     def __init__(self, registry: Registry, name: str, help: str, read: Callable[[], float]) -> None:
-        super().__init__(registry, name, help, ())
-        self._read = read
-
-    def render(self) -> list[str]:
-        return [*self.header(), f"{self.name} {_number(self._read())}"]
+        prometheus_client.Gauge(name, help, registry=registry.registry).set_function(read)
 
 
-class LabelledGauge(_Metric):
-    kind = "gauge"
-
+class LabelledGauge:
     def __init__(self, registry: Registry, name: str, help: str, labels: Labels) -> None:
-        super().__init__(registry, name, help, labels)
-        self._values: dict[Labels, float] = {}
+        self._metric = prometheus_client.Gauge(name, help, labels, registry=registry.registry)
 
     def set(self, value: float, *labels: str) -> None:
-        with self._lock:
-            self._values[labels] = value
-
-    def render(self) -> list[str]:
-        out = self.header()
-        for labels, v in sorted(self._values.items()):
-            out.append(f"{self.name}{_labels(self.labelnames, labels)} {_number(v)}")
-        return out
+        self._metric.labels(*map(inert, labels)).set(value)
 
 
-class Histogram(_Metric):
-    kind = "histogram"
-
+class Histogram:
     def __init__(
         self,
         registry: Registry,
@@ -115,52 +65,27 @@ class Histogram(_Metric):
         labels: Labels = (),
         buckets: tuple[float, ...] = LATENCY_BUCKETS,
     ) -> None:
-        super().__init__(registry, name, help, labels)
-        self.buckets = buckets
-        self._series: dict[Labels, list[float]] = {}  # per bucket counts, then +Inf, sum
+        self._metric = prometheus_client.Histogram(
+            name, help, labels, registry=registry.registry, buckets=buckets
+        )
 
     def observe(self, value: float, *labels: str) -> None:
-        with self._lock:
-            series = self._series.get(labels)
-            if series is None:
-                series = self._series[labels] = [0.0] * (len(self.buckets) + 2)
-            series[bisect.bisect_left(self.buckets, value)] += 1
-            series[-1] += value
-
-    def render(self) -> list[str]:
-        out = self.header()
-        for labels, series in sorted(self._series.items()):
-            running = 0.0
-            for bound, count in zip((*self.buckets, math.inf), series[:-1], strict=True):
-                running += count
-                le = 'le="' + _number(bound) + '"'
-                out.append(
-                    f"{self.name}_bucket{_labels(self.labelnames, labels, le)} {_number(running)}"
-                )
-            out.append(f"{self.name}_sum{_labels(self.labelnames, labels)} {_number(series[-1])}")
-            out.append(f"{self.name}_count{_labels(self.labelnames, labels)} {_number(running)}")
-        return out
-
-
-class Registry:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.metrics: list[_Metric] = []
-
-    def render(self) -> bytes:
-        lines: list[str] = []
-        with self.lock:
-            for metric in self.metrics:
-                lines.extend(metric.render())
-        return ("\n".join(lines) + "\n").encode()
+        metric = self._metric.labels(*map(inert, labels)) if labels else self._metric
+        metric.observe(value)
 
 
 class ReceiverMetrics:
     """The receiver's series. ``sender`` labels name authenticated senders only (their number
     is the number of API servers); what failed before authentication has no sender label."""
 
-    def __init__(self, in_flight: Callable[[], float], keys: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        in_flight: Callable[[], float],
+        keys: Callable[[], float],
+        connections: Callable[[], float],
+    ) -> None:
         r = self.registry = Registry()
+        ProcessCollector(registry=r.registry)
         p = "audittui_webhook_"
         sender = ("sender",)
         self.requests = Counter(
@@ -172,7 +97,10 @@ class ReceiverMetrics:
         )
         self.written = Counter(r, p + "events_written_total", "events written to the spool", sender)
         self.deduplicated = Counter(
-            r, p + "events_deduplicated_total", "events already in the spool, dropped", sender
+            r,
+            p + "events_deduplicated_total",
+            "events already written (the same line), dropped",
+            sender,
         )
         self.rejected = Counter(
             r,
@@ -187,7 +115,7 @@ class ReceiverMetrics:
         self.bad_requests = Counter(
             r,
             p + "bad_requests_total",
-            "batches refused as bad input (400, 413, 415)",
+            "batches refused as bad input (400, 411, 413, 415)",
             ("sender", "reason"),
         )
         self.throttled = Counter(
@@ -199,7 +127,25 @@ class ReceiverMetrics:
         self.unauthorized = Counter(r, p + "unauthorized_total", "requests refused 401")
         self.tls_failures = Counter(r, p + "tls_handshake_failures_total", "TLS handshakes failed")
         self.refused_connections = Counter(
-            r, p + "connections_refused_total", "connections closed at once: too many open"
+            r,
+            p + "connections_refused_total",
+            "connections closed as soon as accepted: all slots held by authenticated "
+            "connections (full), or too many from the address (per_address)",
+            ("reason",),
+        )
+        self.evicted = Counter(
+            r,
+            p + "connections_evicted_total",
+            "connections not yet authenticated closed to make room for a new one",
+        )
+        self.timeouts = Counter(
+            r,
+            p + "timeouts_total",
+            "connections closed for being too slow: handshake and headers, or body",
+            ("phase",),
+        )
+        self.accept_errors = Counter(
+            r, p + "accept_errors_total", "accept() failures (out of file descriptors: backs off)"
         )
         self.rotations = Counter(r, p + "spool_rotations_total", "live files rotated", sender)
         self.write_seconds = Histogram(
@@ -237,3 +183,4 @@ class ReceiverMetrics:
         )
         Gauge(r, p + "in_flight_batches", "batches being received or written now", in_flight)
         Gauge(r, p + "dedupe_keys", "event keys held for deduplication", keys)
+        Gauge(r, p + "open_connections", "connections open now", connections)

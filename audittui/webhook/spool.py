@@ -7,6 +7,11 @@ file's directory entry (creation, rotation) is ``fsync``'d on the folder. A fail
 (full disk, quota, a file-size limit, an unwritable folder) is cut back to the last durable
 size, so that the file never holds part of a batch that was not acknowledged; the caller
 answers 429 and the API server sends the batch again.
+
+Safety: the folder must be the receiver's own and writable by nobody else (else anyone could
+plant a link in it), and no name in it is ever followed as a symbolic link: every file is
+opened, renamed and removed relative to the folder's descriptor with ``O_NOFOLLOW``, and must
+be a regular file. A link found at start stops the start; one made later is refused (429).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import errno
 import fcntl
 import itertools
 import os
+import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..ingest.sources import backup_key, backup_name
@@ -55,12 +61,61 @@ class Timings:
     rotated: Callable[[str], None] = lambda sender: None
 
 
-def fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # NONBLOCK: a FIFO
+
+
+def open_folder(folder: str) -> int:
+    """A descriptor of the spool folder (made mode 0700 if missing); raises OSError, with the
+    folder as its file name, when it is not the receiver's own or others may write in it, or
+    when it holds a symbolic link."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.fsync(fd)
-    finally:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            raise OSError(
+                errno.EPERM, f"owned by another user (uid {st.st_uid}): refusing it as the spool",
+                folder,
+            )  # fmt: skip
+        if st.st_mode & 0o022:
+            raise OSError(
+                errno.EPERM,
+                f"writable by others (mode {stat.S_IMODE(st.st_mode):04o}): refusing it as the "
+                "spool (anyone could plant a link in it; chmod go-w)",
+                folder,
+            )
+        for entry in os.scandir(fd):
+            if entry.is_symlink():
+                raise OSError(
+                    errno.ELOOP,
+                    "a symbolic link in the spool: the receiver follows none (remove it)",
+                    os.path.join(folder, entry.name),
+                )
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
+
+
+def open_regular(dir_fd: int, name: str, flags: int, mode: int = 0o600) -> int:
+    """``name`` in the folder opened with ``flags`` (``O_NOFOLLOW`` added): a regular file,
+    else OSError (ELOOP for a link)."""
+    fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_lines(dir_fd: int, name: str) -> Iterator[bytes]:
+    """The lines of a file of the folder (never through a link)."""
+    fd = open_regular(dir_fd, name, _READ)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as fh:
+        yield from fh
 
 
 class SenderFile:
@@ -68,12 +123,11 @@ class SenderFile:
     :attr:`lock` held (one batch at a time per file)."""
 
     def __init__(
-        self, folder: str, sender: str, max_size: int, max_backups: int, timings: Timings
+        self, dir_fd: int, sender: str, max_size: int, max_backups: int, timings: Timings
     ) -> None:
-        self.folder = folder
+        self.dir_fd = dir_fd  # the folder's: every name is looked up there, never followed
         self.sender = sender
         self.name = live_name(sender)
-        self.path = os.path.join(folder, self.name)
         self.max_size = max_size
         self.max_backups = max_backups
         self.timings = timings
@@ -149,9 +203,13 @@ class SenderFile:
                 return self._fd
             self.close()  # removed or replaced by hand: writing on would go nowhere readable
         try:
-            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC  # read: to check the end
-            fd = os.open(self.path, flags, 0o600)
+            flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK  # read: to check the end
+            fd = open_regular(self.dir_fd, self.name, flags)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SpoolError(
+                    "spool_error", f"{self.name} is a symbolic link: not followed"
+                ) from None
             raise _spool_error(exc, f"opening {self.name}") from None
         try:
             size = os.fstat(fd).st_size
@@ -162,7 +220,7 @@ class SenderFile:
                 os.ftruncate(fd, keep)
                 os.fdatasync(fd)
             if size == 0:
-                fsync_dir(self.folder)  # the new file's entry, before anything is acknowledged
+                os.fsync(self.dir_fd)  # the new file's entry, before anything is acknowledged
         except OSError as exc:
             os.close(fd)
             raise _spool_error(exc, f"opening {self.name}") from None
@@ -174,7 +232,7 @@ class SenderFile:
     def _still_there(self) -> bool:
         """Is the open file still the one at the live path?"""
         try:
-            st = os.stat(self.path)
+            st = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
         except OSError:
             return False
         return (st.st_dev, st.st_ino) == self._ident
@@ -186,13 +244,13 @@ class SenderFile:
         stamp = max(time.time_ns() // 1_000_000, self._last_stamp + 1)
         while True:
             backup = backup_name(self.name, stamp * 1000)
-            if not os.path.lexists(os.path.join(self.folder, backup)):
+            if not _exists(self.dir_fd, backup):
                 break
             stamp += 1  # never rename over a backup (two rotations in one millisecond)
         self._last_stamp = stamp
         try:
-            os.rename(self.path, os.path.join(self.folder, backup))
-            fsync_dir(self.folder)
+            os.rename(self.name, backup, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            os.fsync(self.dir_fd)
         except OSError as exc:
             raise _spool_error(exc, f"rotating {self.name}") from None
         self.timings.rotated(self.sender)
@@ -202,7 +260,7 @@ class SenderFile:
         if self.max_backups <= 0:
             return
         stamps: dict[str, list[str]] = {}  # a backup and its .gz count once, as in lumberjack
-        for entry in os.listdir(self.folder):
+        for entry in os.listdir(self.dir_fd):
             key = backup_key(entry)
             if key is not None and key[0] == self.name:
                 stamps.setdefault(key[1], []).append(entry)
@@ -210,12 +268,20 @@ class SenderFile:
             for entry in stamps[ts]:
                 # gone already, or not ours to remove: tried again at the next rotation
                 with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self.folder, entry))
+                    os.unlink(entry, dir_fd=self.dir_fd)  # removes a link, never its target
 
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _complete_lines(fd: int, size: int) -> int:
@@ -233,7 +299,8 @@ def _complete_lines(fd: int, size: int) -> int:
 
 class Spool:
     """The spool folder: one :class:`SenderFile` per sender, made on its first batch. Holds
-    an exclusive lock on the folder, so two receivers never write the same spool."""
+    an exclusive lock on the folder, so two receivers never write the same spool. Raises
+    OSError (with the folder or file as its file name) when the folder is refused."""
 
     def __init__(self, folder: str, max_size: int, max_backups: int, timings: Timings) -> None:
         self.folder = os.path.abspath(folder)
@@ -242,30 +309,38 @@ class Spool:
         self.timings = timings
         self._senders: dict[str, SenderFile] = {}
         self._lock = threading.Lock()
-        os.makedirs(self.folder, mode=0o700, exist_ok=True)
+        self.dir_fd = open_folder(self.folder)
         # Read-only: a file open for writing would keep the folder's file system from being
         # remounted read-only by an operator.
-        lock_path = os.path.join(self.folder, LOCK_NAME)
-        if not os.path.exists(lock_path):
-            os.close(os.open(lock_path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-        self._lock_fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._lock_fd = open_regular(self.dir_fd, LOCK_NAME, os.O_RDONLY | os.O_CREAT)
+        except OSError as exc:
+            os.close(self.dir_fd)
+            raise OSError(exc.errno, exc.strerror, os.path.join(self.folder, LOCK_NAME)) from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
+            os.close(self.dir_fd)
             raise OSError(errno.EBUSY, "another audittui webhook is using this spool") from None
+
+    def names(self) -> list[str]:
+        """The names in the folder."""
+        return os.listdir(self.dir_fd)
 
     def repair(self) -> list[str]:
         """Cut every live file back to its last complete line (a crash mid-write); the names
         of the files that were cut."""
         cut = []
-        for name in sorted(os.listdir(self.folder)):
+        for name in sorted(self.names()):
             if name.startswith(".") or backup_key(name) is not None:
                 continue
             if not name.endswith(LIVE_SUFFIX):
                 continue
-            path = os.path.join(self.folder, name)
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fd = open_regular(self.dir_fd, name, os.O_RDWR | os.O_NONBLOCK)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, os.path.join(self.folder, name)) from None
             try:
                 size = os.fstat(fd).st_size
                 keep = _complete_lines(fd, size)
@@ -281,7 +356,7 @@ class Spool:
         with self._lock:
             file = self._senders.get(name)
             if file is None:
-                file = SenderFile(self.folder, name, self.max_size, self.max_backups, self.timings)
+                file = SenderFile(self.dir_fd, name, self.max_size, self.max_backups, self.timings)
                 self._senders[name] = file
             return file
 
@@ -292,3 +367,4 @@ class Spool:
                     file.closed = True
                     file.close()
             os.close(self._lock_fd)
+            os.close(self.dir_fd)

@@ -20,6 +20,7 @@ import orjson
 
 from ..clickhouse.client import Client, StoreError
 from ..clickhouse.rows import encode
+from ..ingest.nesting import opaque_deep
 
 # seconds an INSERT may take before the batch is answered 429: below the API server's webhook
 # request timeout (30 s), so that it gets an answer it retries rather than a timeout
@@ -53,14 +54,26 @@ class StoreSink:
         return self.client.target.display
 
     def rows(self, sender: str, lines: list[bytes]) -> bytes:
-        """The JSONEachRow body for event lines (each ending in a newline)."""
+        """The JSONEachRow body for event lines (each ending in a newline), which it takes:
+        each line is let go once its row is made, so the batch is not held twice. An event
+        nested deeper than the decoders go keeps its raw text as sent; its columns are read
+        with the deep members made opaque."""
         source = f"webhook:{sender}"
-        out: list[bytes] = []
-        for line in lines:
+        out = bytearray()
+        for k, line in enumerate(lines):
+            lines[k] = b""
             raw = line.rstrip(b"\n")
-            row, _ = encode(orjson.loads(raw), raw, self.cluster, source, 0, sender)
-            out.append(row)
-        return b"\n".join(out) + b"\n" if out else b""
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                opaque = opaque_deep(raw)
+                if opaque is None:
+                    raise
+                event = orjson.loads(opaque.text)
+            row, _ = encode(event, raw, self.cluster, source, 0, sender)
+            out += row
+            out += b"\n"
+        return bytes(out)
 
     def insert(self, sender: str, lines: list[bytes]) -> bool:
         """Insert the rows of ``lines``; True when this ended an outage (the store is back).
