@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import orjson
@@ -111,6 +112,28 @@ def test_issue_29_findings_matches_is_linear(tmp_path: Path) -> None:
     )
     env_code = f"import os; os.environ['XDG_CONFIG_HOME'] = {str(tmp_path / 'config')!r}\n"
     assert within_timeout(env_code + code, str(hostile_log(tmp_path))) == [0, 2]
+
+
+def test_issue_29_wrapped_text_is_read_in_linear_time() -> None:
+    """Legacy text lines and documents cut short hold attacker text: an unterminated quote
+    (with many escaped quotes, or a long run of letters) used to make a search start again at
+    each of its characters, scanning to the end each time (quadratic)."""
+    code = textwrap.dedent(r"""
+        import json
+        from audittui.clickhouse.client import _server_message
+        from audittui.ingest import wrappers
+        line = 'id="x" user="u" method="GET" uri="' + "b" * 1_000_000
+        escaped = '"' + '\\"' * 500_000
+        print(json.dumps([
+            wrappers.legacy_event("t", line).get("auditID"),
+            wrappers.legacy_event("t", line).get("requestURI"),
+            wrappers._go_list('"a","b",' + escaped),
+            wrappers.salvage_cut(b'[{"a": 1}, {"b": ' + escaped.encode())[0],
+            _server_message("Code: 1. DB::Exception: x" + " " * 1_000_000 + "y"),
+        ]))
+    """)
+    got = within_timeout(code)
+    assert got == ["x", None, ["a", "b"], [{"a": 1}], "x y"]
 
 
 # -- globs keep their meaning ----------------------------------------------------------------
