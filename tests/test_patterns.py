@@ -31,6 +31,7 @@ from audittui.findings import load_rules
 from audittui.index.patterns import Glob, Regex, overlaps_itself
 from audittui.index.query import QueryError, parse
 from audittui.index.strings import Strings
+from audittui.ingest import wrappers
 from audittui.ingest.packed import PackedStrings, encode
 
 TIMEOUT = 60  # s; the old code needs hours or more for each case below
@@ -134,6 +135,20 @@ def test_issue_29_wrapped_text_is_read_in_linear_time() -> None:
     """)
     got = within_timeout(code)
     assert got == ["x", None, ["a", "b"], [{"a": 1}], "x y"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.text(alphabet='ab-="\\ x', max_size=16))
+def test_wrapped_text_regexes_read_what_they_read(text: str) -> None:
+    """The linear key="value" and Go string regexes find what the quadratic ones found."""
+    old_pair = re.compile(r'([a-z-]+)="((?:[^"\\]|\\.)*)"')
+    old_string = re.compile(r'"((?:[^"\\]|\\.)*)"')
+    assert [(k, v) for k, v, closed in wrappers._PAIR.findall(text) if closed] == (
+        old_pair.findall(text)
+    )
+    assert [v for v, closed in wrappers._GO_STRING.findall(text) if closed] == (
+        old_string.findall(text)
+    )
 
 
 # -- globs keep their meaning ----------------------------------------------------------------

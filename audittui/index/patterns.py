@@ -64,10 +64,13 @@ _ESCAPES = {
 }
 
 
-def check(text: str) -> None:
-    """Raise :class:`PatternError` unless ``text`` is a regex of the language."""
+def check(text: str, ci: bool = False) -> None:
+    """Raise :class:`PatternError` unless ``text`` is a regex of the language (``ci``: as a
+    case-insensitive field runs it)."""
     _refuse_extras(text)
     _program(text)
+    if ci:  # (folding cases makes the program larger)
+        _program("(?i)" + text)
 
 
 @functools.lru_cache(maxsize=256)
@@ -168,15 +171,20 @@ class Regex:
     def per_value(self) -> bool:
         """Must each value be searched on its own? (``\\A``, ``\\z``, or ``^``/``$`` made to
         mean the text's ends: over many values at once they would see only the first's
-        start and the last's end.)"""
+        start and the last's end; or a pattern at RE2's size limit, too big to extend.)"""
+        if not self._whole and self._scan is None:
+            try:
+                self._scan = _program(f"(?m)(?:{self.source})[^\n]*").Match
+            except PatternError:
+                self._whole = True
         return self._whole
 
     def scan(self, data: Any, pos: int, end: int) -> tuple[int, int]:
         """Over newline-separated values (``data[pos:end]``, ``end`` the end of ``data``): the
         start of the leftmost match at or after ``pos`` and the end of the line where it ends
-        ((-1, -1): none). ``^`` and ``$`` hold at each line's ends, as at a value's."""
-        if self._scan is None:
-            self._scan = _program(f"(?m)(?:{self.source})[^\n]*").Match
+        ((-1, -1): none). ``^`` and ``$`` hold at each line's ends, as at a value's. Only
+        when not :attr:`per_value`."""
+        assert self._scan is not None and not self._whole
         return self._scan(_UNANCHORED, data, pos, end)[0]
 
 

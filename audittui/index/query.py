@@ -281,7 +281,7 @@ class _Parser:
                 ch == "/" and field in STRING_FIELDS and (pattern := self._try_regex()) is not None
             ):
                 try:
-                    check_regex(pattern)
+                    check_regex(pattern, field in CASE_INSENSITIVE)
                 except PatternError as exc:
                     raise QueryError(str(exc), vpos) from None
                 values.append(Value("regex", pattern))

@@ -120,14 +120,6 @@ class Strings:
         b = self._bounds
         return self._blob[b[c] : b[c + 1] - 1].tobytes()
 
-    def occurrences(self, literal: str, start: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Where ``literal`` (no newline in it) occurs in the values from code ``start`` on:
-        the code and the byte offset inside its value of each occurrence, by one scan of the
-        raw bytes. Occurrences do not overlap, so a value's first one is always there."""
-        at = self._positions(encode(literal), start)
-        codes = self._code_at(at)
-        return codes, at - self._bounds[codes]
-
     def _positions(self, literal: bytes, start: int) -> np.ndarray:
         """Where in the arena ``literal`` occurs from code ``start`` on (sorted; those that
         overlap one found before are left out). ``re`` searches a literal as KMP does:
@@ -144,11 +136,6 @@ class Strings:
     def _code_at(self, at: np.ndarray) -> np.ndarray:
         """The code of the value holding each byte position (its separator included)."""
         return np.searchsorted(self._bounds[: self._n + 1], at, side="right") - 1
-
-    def containing(self, literal: str, start: int = 1) -> np.ndarray:
-        """Codes from ``start`` on whose value holds ``literal`` (no newline in it), sorted."""
-        codes = self.occurrences(literal, start)[0]  # already in code order
-        return codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
 
     def fullmatch(self, codes: np.ndarray, rx: re.Pattern[bytes]) -> np.ndarray:
         """Does each code's value, as UTF-8 bytes, fully match the bytes regex ``rx``? (No
