@@ -6,9 +6,10 @@
 Part one loads the file once (in this process) and times each query as a first run: every
 table's cached lookup tables are dropped before each run, so each run decides every distinct
 value again; the median of ``--runs`` is reported with the number of matches. Part two writes a
-few hostile events (a 22 KB and a 440 KB URI, a long ``aaaa…b`` user) and times the queries
-that were cubic or exponential before RE2, each in a child process killed after ``--timeout``
-seconds ("did not finish" then).
+few hostile events (a 22 KB and a 440 KB URI, a long ``aaaa…b`` user, a 16 MB user of a's) and
+times the queries that were cubic or exponential before RE2 (and free text over an event that
+holds the phrase millions of times), each in a child process killed after ``--timeout`` seconds
+("did not finish" then).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ HOSTILE = [
     ("uri:*exec*stdin*command*", "a 440 KB URI"),
     ("user:/^(a+)+$/", "a user of 30 a's then b"),
     ("user:/^(a+)+$/", "a user of 100,000 a's then b"),
+    ('"aaaa"', "a user of 16 MB of a's"),  # free text: the phrase 4 million times
 ]
 
 
@@ -95,6 +97,9 @@ def hostile_file(folder: Path) -> dict[str, Path]:
         path = folder / f"user-{n}.log"
         path.write_bytes(event(1, "/api", "a" * n + "b") + b"\n")
         files[label] = path
+    path = folder / "user-16mb.log"
+    path.write_bytes(event(1, "/api", "a" * (16 << 20)) + b"\n" + event(2, "/api", "b") + b"\n")
+    files["a user of 16 MB of a's"] = path
     return files
 
 

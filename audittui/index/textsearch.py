@@ -1,14 +1,17 @@
 """Free-text search: which events' raw JSON contains a phrase, ignoring case.
 
 The meaning is exactly ``phrase.lower() in raw_json.lower()``. The fast way there: read the
-source in large blocks, lower-case ASCII in C (``bytes.lower``), find every occurrence with
-``re``, and map positions to events with a binary search over their offsets. Events holding any
-non-ASCII byte (where Unicode case rules differ from ASCII ones) are re-checked one by one, as
-are events expanded from envelopes and sparse candidate sets.
+source in large blocks, lower-case ASCII in C (``bytes.lower``), look for the phrase with ``re``
+(a literal: searched as KMP does, linear whatever the bytes), and map a position to its event
+with a binary search over their offsets; the next search starts at the next event, so an event
+full of the phrase costs one search, not one per occurrence. Events holding any non-ASCII byte
+(where Unicode case rules differ from ASCII ones) are re-checked one by one, as are events
+expanded from envelopes and sparse candidate sets.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import TYPE_CHECKING
 
@@ -86,12 +89,16 @@ def _scan(store: Events, sid: int, idx: np.ndarray, needle: str, mask: np.ndarra
         block_ends = ends[k:stop_k].copy()
         crlf = np.frombuffer(data, dtype=np.uint8)[block_ends - start - 1] == 13
         block_ends[crlf] -= 1
-        hits = np.fromiter((m.start() for m in pattern.finditer(low)), dtype=np.int64)
-        if len(hits):
-            pos = hits + start
-            which = np.searchsorted(offsets[k:stop_k], pos, side="right") - 1 + k
-            inside = (which >= k) & (pos + len(needle) <= block_ends[which.clip(k) - k])
-            mask[idx[which[inside]]] = True
+        starts = (offsets[k:stop_k] - start).tolist()  # in the block
+        stops = (block_ends - start).tolist()
+        found, at = [], 0
+        while (m := pattern.search(low, at)) is not None:
+            w = bisect.bisect_right(starts, m.start()) - 1  # its event (>= 0: the block
+            if m.end() <= stops[w]:  # starts with one), if it ends before the event does
+                found.append(w)
+            # The event holds it, or no later place in it can (a later start ends later).
+            at = starts[w + 1] if w + 1 < len(starts) else len(low)
+        mask[idx[np.array(found, dtype=np.int64) + k]] = True
         if not data.isascii():
             high = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80) + start
             which = np.unique(np.searchsorted(offsets[k:stop_k], high, side="right") - 1 + k)
