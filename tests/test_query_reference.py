@@ -952,7 +952,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory):
         yield store, [reference_event(line) for line in first + second]
 
 
-def test_free_text_block_scan_and_one_by_one_paths(corpus) -> None:
+@pytest.mark.parametrize("per_event", [8, 1, 0])  # 0 and 1: searches per event (soon)
+def test_free_text_block_scan_and_one_by_one_paths(corpus, per_event: int) -> None:
     store, evs = corpus
     assert len(store) == len(evs) == 2400
     paths = {"scan": 0, "one_by_one": 0}
@@ -966,6 +967,7 @@ def test_free_text_block_scan_and_one_by_one_paths(corpus) -> None:
 
     with (
         mock.patch.object(textsearch, "BLOCK", 4096),  # many blocks
+        mock.patch.object(textsearch, "PER_EVENT", per_event),
         mock.patch.object(textsearch, "_scan", spy("scan", textsearch._scan)),
         mock.patch.object(textsearch, "_one_by_one", spy("one_by_one", textsearch._one_by_one)),
     ):
