@@ -29,6 +29,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_match.py
 	$(PY) bench/bench_scale.py
 	$(PY) bench/bench_policy.py
 	$(PY) bench/bench_tui.py --file bench/data/realistic-1000000.log

@@ -882,15 +882,16 @@ def test_group_ids_beyond_packed_codes():
 def test_a_where_expression_that_fails_on_an_event_does_not_stop_the_others(
     tmp_path, monkeypatch, capsys
 ):
-    """A bad regex in matches(), or a JMESPath type error on one event, makes that rule not
-    match it; the error is reported once; every other rule still runs."""
+    """A bad regex in matches() (one the rule computes: one written in it is refused when the
+    rule is loaded), or a JMESPath type error on one event, makes that rule not match it; the
+    error is reported once; every other rule still runs."""
     config = tmp_path / "config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
     (config / "audittui").mkdir(parents=True)
     (config / "audittui" / "rules.yaml").write_text(
         "rules:\n"
         "  - {id: bad-regex, title: t, severity: high, query: 'verb:create',\n"
-        "     stages: [ResponseStarted], where: \"matches(requestURI, '[')\"}\n"
+        "     stages: [ResponseStarted], where: \"matches(requestURI, join('', ['[']))\"}\n"
         "  - {id: type-error, title: t, severity: high, query: 'verb:create',\n"
         "     stages: [ResponseStarted], where: \"contains(objectRef.nothing, 'x')\"}\n"
     )

@@ -11,10 +11,11 @@ import re
 
 import numpy as np
 import pytest
+import re2
 
-from audittui.index import strings
+from audittui.index.patterns import Glob, Regex
 from audittui.index.strings import Strings
-from audittui.ingest.packed import PackedStrings
+from audittui.ingest.packed import PackedStrings, encode
 
 POOL = [
     "/api/v1/namespaces/default/pods/web-1",
@@ -92,23 +93,28 @@ def test_hashes_from_an_unrelated_process_are_redone():
     assert arena.add(foreign).tolist() == [0, 2, 3]
 
 
-REGEXES = ["watch=true", "^/api", "e$", "\\n", ".", "[^/]*=", "-1$", "\\s", "ü|ポ", "^$", "a.b"]
-GLOBS = ["*watch=true*", "/api/*", "*-1", "ñ*", "*\n*", "a*b", "w", "*"]
+REGEXES = ["watch=true", "^/api", "e$", "\\n", ".", "[^/]*=", "-1$", "\\s", "ü|ポ", "^$", "a.b",
+           "\\Ax", "y\\z", "(?-m)^w", "(?s).", "\\C", "(?i)ÑAME", "x.y", "a\nb", "^"]  # fmt: skip
+GLOBS = ["*watch=true*", "/api/*", "*-1", "ñ*", "*\n*", "a*b", "w", "*", "**", "*a*a*", "*1*1*",
+         "e*$*", "*/*/*", "ñ*ü*", "a*\n*b", "x*y", "*-1*-1", "^*", "*e", "w*w"]  # fmt: skip
 
 
-@pytest.mark.parametrize("chunk", [8, 64, 1 << 22])
-def test_scans_agree_with_each_value_on_its_own(monkeypatch, chunk):
-    monkeypatch.setattr(strings, "CHUNK", chunk)
+def glob_reference(pattern: str, value: str) -> bool:
+    """``*`` any run of characters, the whole value: as fnmatch without ? and []."""
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), value, re.S) is not None
+
+
+def test_scans_agree_with_each_value_on_its_own():
     arena, held = grown(random.Random(9), batches=40)
     for start in (0, 1, len(held) // 2):
         for text in REGEXES:
-            want = [v is not None and re.search(text, v) is not None for v in held[start:]]
-            got = arena.scan(re.compile(text, re.M), start, re.compile(text).search)
+            rx = re2.compile(text)
+            want = [v is not None and rx.search(encode(v)) is not None for v in held[start:]]
+            got = arena.scan(Regex(text), start)
             assert got.tolist() == want, (text, start)
-        for glob in GLOBS:
-            literal = max(glob.split("*"), key=len)
-            if not literal or "\n" in literal:
-                continue
-            got = set(arena.containing(literal, start).tolist())
-            want = {c for c, v in enumerate(held) if c >= max(start, 1) and literal in v}
-            assert got == want, (glob, start)
+        for pattern in GLOBS:
+            got = set(arena.glob(Glob(pattern), start).tolist())
+            want = {
+                c for c, v in enumerate(held) if c >= max(start, 1) and glob_reference(pattern, v)
+            }
+            assert got == want, (pattern, start)

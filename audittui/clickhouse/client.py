@@ -234,6 +234,9 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 _CODE = re.compile(r"Code: (\d+)")
+# a server's version at the end of its message: found from its "(version", not from each blank
+# before it (a search starting at every blank of a long run would be quadratic)
+_VERSION_TAIL = re.compile(r"\(version [^()]*\)\.?\s*\Z")
 
 
 def _server_message(text: str, code: int = 0) -> str:
@@ -245,7 +248,9 @@ def _server_message(text: str, code: int = 0) -> str:
     text = text[m.start() :] if m else text
     text = re.sub(r"^Code: \d+[.,]\s*(e\.displayText\(\) = )?(DB::Exception: )?", "", text)
     text = re.sub(r",? e\.what\(\) = DB::Exception\s*$", "", text)
-    text = re.sub(r"\s*\(version [^)]*\)\.?\s*$", "", text)
+    tail = _VERSION_TAIL.search(text)
+    if tail:
+        text = text[: tail.start()].rstrip()
     line = " ".join(text.split("\n\n")[0].split())  # the first paragraph, on one line
     if len(line) > 400:
         line = line[:400] + "…"

@@ -38,7 +38,7 @@ from ..ingest.formats import MISSING_TIME, format_time
 from ..ingest.schema import FINAL_STAGES
 from . import schema
 from .client import Client, connect
-from .sql import _GRANT_LABELS, PRESENT_TIME, Where, _translate, compile_node
+from .sql import _GRANT_LABELS, PRESENT_TIME, Where, compile_node
 from .url import parse as parse_url
 
 Key = tuple[int, str, str, int, int]  # (time, audit_id, stage, stage_time, nokey): schema.KEY
@@ -389,7 +389,8 @@ _KEY_TYPES = (
     ("stage_time", "Int64"),
     ("nokey", "UInt64"),
 )
-_FOLLOW = _translate(r"[?&]follow=(true|1)(&|$)", False)  # analyses.latency._FOLLOW
+# analyses.latency._FOLLOW, whose $ (Python's) also holds before a final newline
+_FOLLOW = r"[?&]follow=(true|1)(&|(?:\n?\z))"
 
 
 def _quoted_list(words: Sequence[str] | frozenset[str]) -> str:

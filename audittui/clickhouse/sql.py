@@ -16,14 +16,11 @@ client sends the values as query parameters (or, on an 18.16 server, as external
 Nullable columns are read through ``ifNull(c, '')`` so that every term is 0 or 1, never NULL:
 ``NOT`` of a term on a missing field is then true, as in memory.
 
-Regexes: the language's ``/re/`` is Python's ``re``; ClickHouse matches with RE2. A pattern is
-checked with Python's own parser and refused (:class:`SqlError`, one line) when it uses what
-RE2 has not: backreferences, lookahead and lookbehind, conditionals, atomic groups, possessive
-repeats, verbose or locale flags. The rest is translated where the two differ: ``.`` does not
-match a newline (ClickHouse sets RE2's dot-matches-newline; ``(?-s)`` restores Python's), ``$``
-also matches before a final newline (``(?:\\n?\\z)``), ``\\Z`` is RE2's ``\\z``, ``\\uXXXX`` is
-``\\x{XXXX}``. What is left differs only outside ASCII: RE2's ``\\d``, ``\\w``, ``\\s`` and
-``\\b`` are ASCII classes, Python's Unicode ones.
+Regexes: the language's ``/re/`` is RE2's (:mod:`audittui.index.patterns`), as ClickHouse's
+``match()``; the parser has refused what RE2 cannot run, with the same check for both backends.
+Two things are written for the server: ``(?-s)`` first (ClickHouse turns RE2's dot-matches-
+newline on, the language leaves it off) and a NUL as ``\\x00`` (ClickHouse wants none in a
+pattern). Globs are RE2 patterns too (:func:`audittui.index.patterns.glob_source`).
 
 ``finding:`` and ``rule:`` are computed by analyses over events in memory: refused here.
 """
@@ -31,14 +28,11 @@ also matches before a final newline (``(?:\\n?\\z)``), ``\\Z`` is RE2's ``\\z``,
 from __future__ import annotations
 
 import ipaddress
-import re
-
-# Python 3.11+ (the project's floor): the parser behind re, to read a pattern's structure
-import re._constants as _sre_constants  # type: ignore[import-not-found]
-import re._parser as _sre_parse  # type: ignore[import-not-found]
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..index.patterns import PatternError, glob_source
+from ..index.patterns import check as check_regex
 from ..index.query import (
     CASE_INSENSITIVE,
     GRANT_FIELDS,
@@ -367,126 +361,31 @@ def _text(column: str) -> str:
 # -- patterns for RE2 ------------------------------------------------------------------------
 
 
-def re2_escape(text: str) -> str:
-    """A literal for RE2: ASCII punctuation escaped, NUL written ``\\x00`` (ClickHouse wants no
-    NUL in a pattern), other characters as they are (RE2 refuses ``\\`` before a letter)."""
-    out = []
-    for ch in text:
-        if ch == "\0":
-            out.append("\\x00")
-        elif ch.isascii() and not (ch.isalnum() or ch == "_"):
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def glob_pattern(text: str, ci: bool = False) -> str:
-    """query._glob for RE2: the whole value, ``*`` any run of characters (newlines too)."""
-    body = ".*".join(re2_escape(p) for p in text.split("*"))
-    return ("(?i)" if ci else "") + f"(?s)^(?:{body})$"
-
-
-_REFUSED = {
-    "GROUPREF": "backreferences",
-    "GROUPREF_EXISTS": "conditionals (?(…)…)",
-    "ASSERT": "lookahead and lookbehind",
-    "ASSERT_NOT": "lookahead and lookbehind",
-    "ATOMIC_GROUP": "atomic groups (?>…)",
-    "POSSESSIVE_REPEAT": "possessive repeats",
-}
-_BAD_FLAGS = ((re.VERBOSE, "the verbose flag (?x)"), (re.LOCALE, "the locale flag (?L)"),
-              (re.ASCII, "the ASCII flag (?a)"))  # fmt: skip
+glob_pattern = glob_source  # a glob for match(): the whole value, * any run of characters
 
 
 def regex_pattern(text: str, ci: bool = False) -> str:
-    """A Python regex (as ``re.search`` uses it) for RE2, or :class:`SqlError` naming what RE2
-    cannot do. See the module docstring for what is translated."""
+    """A regex of the language for ``match()``, or :class:`SqlError` if it is none (the parser
+    has refused it already; kept for direct callers)."""
     try:
-        parsed = _sre_parse.parse(text, re.IGNORECASE if ci else 0)
-    except re.error as exc:  # the parser has checked it already; kept for direct callers
-        raise SqlError(f"bad regex /{text}/: {exc}") from None
-    why = _unsupported(parsed)
-    flags = parsed.state.flags
-    for flag, what in _BAD_FLAGS:
-        if flags & flag:
-            why = why or what
-    if why:
-        raise SqlError(f"regex /{text}/ uses {why}, which ClickHouse (RE2) cannot match")
-    multiline = bool(flags & re.MULTILINE)
-    return ("(?i)" if ci else "") + "(?-s)" + _translate(text, multiline)
+        check_regex(text)
+    except PatternError as exc:
+        raise SqlError(str(exc)) from None
+    return ("(?i)" if ci else "") + "(?-s)" + _without_nul(text)
 
 
-def _unsupported(parsed: Any) -> str | None:
-    for op, arg in parsed:
-        name = str(op)
-        if name in _REFUSED:
-            return _REFUSED[name]
-        for sub in _children(op, arg):
-            why = _unsupported(sub)
-            if why:
-                return why
-    return None
-
-
-def _children(op: Any, arg: Any) -> list[Any]:
-    """The sub-patterns of one parsed item."""
-    c = _sre_constants
-    if op in (c.MAX_REPEAT, c.MIN_REPEAT) or str(op) == "POSSESSIVE_REPEAT":
-        return [arg[2]]
-    if op is c.SUBPATTERN:
-        return [arg[-1]]
-    if op is c.BRANCH:
-        return list(arg[1])
-    if str(op) == "ATOMIC_GROUP":
-        return [arg]
-    if op in (c.ASSERT, c.ASSERT_NOT):
-        return [arg[1]]
-    if op is c.GROUPREF_EXISTS:
-        return [a for a in arg[1:] if a is not None]
-    return []
-
-
-def _translate(text: str, multiline: bool) -> str:
-    """Rewrite the spellings RE2 reads otherwise, outside character classes (escapes kept)."""
+def _without_nul(text: str) -> str:
+    """``text`` with each NUL, escaped or not, written ``\\x00`` (the same character to RE2)."""
+    if "\0" not in text:
+        return text
     out: list[str] = []
-    i, n, in_class = 0, len(text), False
+    i, n = 0, len(text)
     while i < n:
-        ch = text[i]
-        if ch == "\\" and i + 1 < n:
-            nxt = text[i + 1]
-            if nxt == "Z":
-                out.append("\\z")
-                i += 2
-                continue
-            if nxt in "uU":
-                width = 4 if nxt == "u" else 8
-                digits = text[i + 2 : i + 2 + width]
-                out.append(f"\\x{{{digits}}}")
-                i += 2 + width
-                continue
-            out.append(text[i : i + 2])
+        if text[i] == "\\" and i + 1 < n:
+            pair = text[i : i + 2]
+            out.append("\\x00" if pair[1] == "\0" else pair)
             i += 2
             continue
-        if ch == "\0":
-            out.append("\\x00")
-        elif in_class:
-            if ch == "]":
-                in_class = False
-            out.append(ch)
-        elif ch == "[":
-            in_class = True
-            out.append(ch)
-            # a leading ] (or ^]) is a literal in the class
-            if text[i + 1 : i + 2] == "^":
-                out.append("^")
-                i += 1
-            if text[i + 1 : i + 2] == "]":
-                out.append("\\]")
-                i += 1
-        elif ch == "$" and not multiline:
-            out.append("(?:\\n?\\z)")  # Python's $ also matches before a final newline
-        else:
-            out.append(ch)
+        out.append("\\x00" if text[i] == "\0" else text[i])
         i += 1
     return "".join(out)

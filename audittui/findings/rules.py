@@ -8,7 +8,8 @@ A rule selects its events with the core query language (``query``, decided on in
 may test each selected event with a JMESPath expression (``where``, over the whole event: truthy
 means a match), and may fire only on a count within a sliding window (``threshold``) or on a
 value new for its key (``first_seen``). ``$name`` in ``where`` stands for a list from ``lists``;
-``matches(text, regex)`` adds regex search to JMESPath.
+``matches(text, regex)`` adds regex search to JMESPath: RE2's, as in queries (linear in the
+text; a regex written in the rule that RE2 cannot run is the rule's error when it is loaded).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import yaml
 from jmespath import functions
 from jmespath.exceptions import JMESPathError
 
+from ..index.patterns import PatternError, Regex
+from ..index.patterns import check as check_regex
 from ..index.query import STRING_FIELDS, Node, QueryError, parse
 from ..ingest.formats import parse_duration
 from ..ingest.schema import COMPLETE, STAGES
@@ -63,21 +66,39 @@ class _Functions(functions.Functions):
 
     @functions.signature({"types": ["string"]}, {"types": ["string"]})
     def _func_matches(self, subject: str, pattern: str) -> bool:
-        return _regex(pattern).search(subject) is not None
+        return _regex(pattern).search(subject)
 
 
-_regex = functools.lru_cache(maxsize=256)(re.compile)
+_regex = functools.lru_cache(maxsize=256)(Regex)  # PatternError (a ValueError): no match
 JMESPATH_OPTIONS = jmespath.Options(custom_functions=_Functions())
 
 
 class _Compiled:
-    """A compiled where expression that always runs with :data:`JMESPATH_OPTIONS`."""
+    """A compiled where expression that always runs with :data:`JMESPATH_OPTIONS`; the
+    regexes written in it (``matches(x, 'literal')``) are checked here (PatternError)."""
 
     def __init__(self, text: str) -> None:
         self._parsed = jmespath.compile(text)
+        _check_regexes(self._parsed.parsed)
 
     def search(self, value: Any) -> Any:
         return self._parsed.search(value, options=JMESPATH_OPTIONS)
+
+
+def _check_regexes(node: Any) -> None:
+    if not isinstance(node, dict):
+        return
+    children = node.get("children") or []
+    if (
+        node.get("type") == "function_expression"
+        and node.get("value") == "matches"
+        and len(children) == 2
+        and children[1].get("type") == "literal"
+        and isinstance(children[1].get("value"), str)
+    ):
+        check_regex(children[1]["value"])
+    for child in children:
+        _check_regexes(child)
 
 
 # How a parser reports a problem: (key, why).
@@ -304,6 +325,8 @@ def build_rule(item: Any, lists: dict[str, list]) -> Rule:
             bad("where", f"no list named {exc.args[0]}")
         except JMESPathError as exc:
             bad("where", f"bad JMESPath: {exc}".replace("\n", " "))
+        except PatternError as exc:
+            bad("where", f"matches(): {exc}")
     threshold = _threshold(item.get("threshold"), bad)
     first_seen = _first_seen(item.get("first_seen"), bad)
     if threshold and first_seen:

@@ -3,11 +3,12 @@
 Terms separated by spaces are ANDed; ``OR`` binds tighter than the implicit AND (``verb:delete
 user:alice OR user:bob`` is delete by alice or bob); ``-term`` or ``NOT term`` negates;
 parentheses group. ``field:a,b`` is a OR b. String values match exactly, ``*`` makes a glob,
-``/re/`` searches, ``""`` matches a missing or empty field. A bare word or "quoted phrase"
+``/re/`` searches (RE2), ``""`` matches a missing or empty field. A bare word or "quoted phrase"
 searches the event's raw JSON, case-insensitively. See README.md for every field.
 
 Field terms are decided on the distinct values of a column (a few thousand, not a million)
-and then gathered through the codes with numpy; only free text touches the raw bytes.
+and then gathered through the codes with numpy; only free text touches the raw bytes. Every
+glob and regex matches in time linear in the text (:mod:`.patterns`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from .lexer import (
     regex_end,
     unescape,
 )
+from .patterns import Glob, PatternError, Regex
+from .patterns import check as check_regex
 from .strings import Strings
 
 if TYPE_CHECKING:
@@ -277,11 +280,10 @@ class _Parser:
             elif (
                 ch == "/" and field in STRING_FIELDS and (pattern := self._try_regex()) is not None
             ):
-                flags = re.IGNORECASE if field in CASE_INSENSITIVE else 0
                 try:
-                    re.compile(pattern, flags)
-                except re.error as exc:
-                    raise QueryError(f"bad regex /{pattern}/: {exc}", vpos) from None
+                    check_regex(pattern, field in CASE_INSENSITIVE)
+                except PatternError as exc:
+                    raise QueryError(str(exc), vpos) from None
                 values.append(Value("regex", pattern))
             else:
                 raw = self._bare(VALUE_STOP)
@@ -379,9 +381,9 @@ def string_matcher(field: str, values: tuple[Value, ...]) -> Callable[[Any], boo
         elif v.kind == "exact":
             tests.append(_equals(v.text.lower(), lower=True) if ci else _equals(v.text))
         elif v.kind == "glob":
-            tests.append(_found(_glob(v.text, re.IGNORECASE if ci else 0).fullmatch))
+            tests.append(Glob(v.text, ci).test)
         elif v.kind == "regex":
-            tests.append(_found(re.compile(v.text, re.IGNORECASE if ci else 0).search))
+            tests.append(Regex(v.text, ci).search)
         elif v.kind == "cidr":
             net = ipaddress.ip_network(v.text, strict=False)
             tests.append(functools.partial(_in_network, net=net))
@@ -410,10 +412,6 @@ def _equals(want: str, lower: bool = False) -> Callable[[str], bool]:
     if lower:
         return lambda s: s.lower() == want
     return lambda s: s == want
-
-
-def _found(search: Callable[[str], re.Match[str] | None]) -> Callable[[str], bool]:
-    return lambda s: search(s) is not None
 
 
 def _in_network(text: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
@@ -606,8 +604,8 @@ def _audit_id_mask(term: Term, store: Events) -> np.ndarray:
             patterns.append(v)
     if patterns and uuid.any():  # a glob or regex: the text of every UUID, made at once
         where = np.flatnonzero(uuid)
-        text = [t.decode() for t in audit_ids.format_many(hi[where], lo[where]).tolist()]
-        mask[where] |= _single_lut([None, *text], "id", tuple(patterns))[1:]
+        text = Strings.of_width(audit_ids.format_many(hi[where], lo[where]))
+        mask[where] |= _arena_lut(text, tuple(patterns), 0)[1:]
     return mask
 
 
@@ -636,7 +634,6 @@ def _single_lut(
     lowered = [v.lower() for v in present] if ci else present
     lut = np.zeros(len(values) - start, dtype=bool)
     hits = lut[skip:]
-    flags = re.IGNORECASE if ci else 0
     for v in alternatives:
         if v.kind == "empty":
             lut[0] = bool(skip)
@@ -651,35 +648,14 @@ def _single_lut(
                     break
                 hits[k] = True
             continue
-        test: Callable[[str], re.Match[str] | None]
-        if v.kind == "glob":
-            test = _glob(v.text, flags).fullmatch
-        else:  # regex
-            test = re.compile(v.text, flags).search
-        hits |= np.fromiter(map(bool, map(test, present)), dtype=bool, count=len(present))
+        test = Glob(v.text, ci).test if v.kind == "glob" else Regex(v.text, ci).search
+        hits |= np.fromiter(map(test, present), dtype=bool, count=len(present))
     return lut
 
 
-def _glob(text: str, flags: int = 0) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(p) for p in text.split("*")), flags | re.DOTALL)
-
-
-def _bytes_glob(parts: list[str]) -> re.Pattern[bytes]:
-    """A glob (split at its stars) for UTF-8 bytes: literals match whole characters there, and
-    "*" any run of bytes, so it matches exactly the values the text glob does."""
-    return re.compile(
-        b".*".join(re.escape(p.encode("utf-8", "surrogatepass")) for p in parts), re.DOTALL
-    )
-
-
-# A regex whose match could depend on text outside one value (lookarounds, \A, \Z): decided
-# value by value rather than over the arena.
-_CONTEXTUAL = re.compile(r"\\[AZz]|\(\?<?[=!]")
-
-
 def _arena_lut(values: Strings, alternatives: tuple[Value, ...], start: int) -> np.ndarray:
-    """``_single_lut`` over an arena: exact values by hash, globs by their longest literal
-    part (found in the raw bytes, then each holder checked), regexes over decoded chunks."""
+    """``_single_lut`` over an arena: exact values by hash, globs and regexes over the raw
+    bytes (:meth:`Strings.glob`, :meth:`Strings.scan`)."""
     lut = np.zeros(len(values) - start, dtype=bool)
     for v in alternatives:
         if v.kind == "empty":
@@ -689,32 +665,9 @@ def _arena_lut(values: Strings, alternatives: tuple[Value, ...], start: int) -> 
             if code >= start and code:
                 lut[code - start] = True
         elif v.kind == "glob":
-            parts = v.text.split("*")
-            literal = max(parts, key=len)
-            if not literal:  # only stars: every value
-                lut[max(1 - start, 0) :] = True
-            elif "\n" in literal:  # could match across two values: test each one
-                codes = np.arange(max(start, 1), len(values))
-                lut[codes[values.fullmatch(codes, _bytes_glob(parts))] - start] = True
-            elif parts == ["", literal, ""]:  # *literal*: holding it is matching
-                lut[values.containing(literal, start) - start] = True
-            elif parts == [literal, ""]:  # literal*: holding it at the start
-                codes, offsets = values.occurrences(literal, start)
-                lut[codes[offsets == 0] - start] = True
-            else:  # the values holding its longest literal parts (up to three), checked
-                codes = values.containing(literal, start)
-                for part in sorted(set(parts) - {"", literal}, key=len, reverse=True)[:2]:
-                    codes = np.intersect1d(codes, values.containing(part, start), True)
-                lut[codes[values.fullmatch(codes, _bytes_glob(parts))] - start] = True
-        elif _CONTEXTUAL.search(v.text):
-            present = values[max(start, 1) :]
-            test = re.compile(v.text).search
-            lut[max(1 - start, 0) :] |= np.fromiter(
-                map(bool, map(test, present)), dtype=bool, count=len(present)
-            )
+            lut[values.glob(Glob(v.text), start) - start] = True
         else:
-            test = re.compile(v.text).search
-            lut |= values.scan(re.compile(v.text, re.MULTILINE), start, test)
+            lut |= values.scan(Regex(v.text), start)
     return lut
 
 
@@ -743,14 +696,14 @@ def _resource_mask(term: Term, store: Events) -> np.ndarray:
         if v.kind == "regex":
             # A regex sees "resource/subresource" (or just "resource"): decide per pair of
             # codes (both tables are small), then gather.
-            rx = re.compile(v.text)
+            rx = Regex(v.text)
             res_values = store.tables["resource"].values
             sub_values = store.tables["subresource"].values
             pair = np.zeros((len(res_values), len(sub_values)), dtype=bool)
             for r, res in enumerate(res_values):
                 if res is not None:
                     for k, sub in enumerate(sub_values):
-                        pair[r, k] = rx.search(_join(res, sub)) is not None
+                        pair[r, k] = rx.search(_join(res, sub))
             mask |= pair[store.column("resource"), store.column("subresource")]
             continue
         res_value, sub_value = split_resource(v)

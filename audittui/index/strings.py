@@ -7,24 +7,26 @@ UTF-8 bytes in one buffer, each followed by a newline, with an array of where ea
 Parser workers encode and hash their batch's distinct values (:class:`PackedStrings`); the
 loading process only looks the hashes up (sorted runs, merged as they grow) and confirms every
 hit by comparing bytes, all in numpy: equal values get one code, so a code is an identity, and
-the parent does no per-string Python work. Queries scan the arena itself: a glob looks for its
-longest literal part with ``re`` over the raw bytes and checks only the values holding it; a
-regex runs over large decoded chunks. The newline separator keeps matches inside one value;
-values that contain a newline themselves (hostile logs) are always checked one by one.
+the parent does no per-string Python work. Queries scan the arena itself, in time linear in its
+size: a glob finds a literal part of its own in the raw bytes and checks the values holding it
+with numpy (:meth:`Strings.glob`); a regex runs with RE2 over the raw bytes, one search per value
+it finds (:meth:`Strings.scan`). The newline separator keeps matches inside one value; values
+that contain a newline themselves (hostile logs) are always checked one by one.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from ..ingest.packed import SEED, PackedStrings, decode, encode
+from .patterns import Glob, Regex, overlaps_itself
 
-CHUNK = 1 << 22  # bytes of the arena decoded at once for a regex scan
+GATHER = 1 << 20  # bytes compared at once when checking a literal at many places
 
 
 class Strings:
@@ -40,6 +42,22 @@ class Strings:
         self._n = 1  # codes so far, code 0 included
         self._newlines = np.empty(0, dtype=np.int64)  # codes whose value holds a newline
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted hashes, their codes)
+
+    @classmethod
+    def of_width(cls, rows: np.ndarray) -> Strings:
+        """Values of one width (``rows``: an ``S<width>`` array, no newline in them) as an
+        arena, row k at code k + 1, to scan: it has no hash index (``code_of`` finds nothing)."""
+        n, width = len(rows), rows.dtype.itemsize
+        grid = np.empty((n, width + 1), dtype=np.uint8)
+        grid[:, :width] = np.frombuffer(np.ascontiguousarray(rows), dtype=np.uint8).reshape(
+            n, width
+        )
+        grid[:, width] = ord("\n")
+        arena = cls()
+        arena._blob = grid.reshape(-1)
+        arena._bounds = np.r_[0, np.arange(n + 1, dtype=np.int64) * (width + 1)]
+        arena._n = n + 1
+        return arena
 
     # -- reading --------------------------------------------------------------------------
 
@@ -102,25 +120,22 @@ class Strings:
         b = self._bounds
         return self._blob[b[c] : b[c + 1] - 1].tobytes()
 
-    def occurrences(self, literal: str, start: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Where ``literal`` (no newline in it) occurs in the values from code ``start`` on:
-        the code and the byte offset inside its value of each occurrence, by one ``re`` scan
-        of the raw bytes. Occurrences do not overlap, so a value's first one is always there."""
+    def _positions(self, literal: bytes, start: int) -> np.ndarray:
+        """Where in the arena ``literal`` occurs from code ``start`` on (sorted; those that
+        overlap one found before are left out). ``re`` searches a literal as KMP does:
+        linear, whatever the bytes."""
         n, bounds = self._n, self._bounds
         start = max(start, 1)
         if start >= n:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=np.int64)
         base = int(bounds[start])
         data = self._blob.data[base : int(bounds[n])]  # the arena's bytes, not copied
-        needle = re.compile(re.escape(encode(literal)))
-        at = np.fromiter((m.start() for m in needle.finditer(data)), dtype=np.int64) + base
-        codes = np.searchsorted(bounds[start : n + 1], at, side="right") - 1 + start
-        return codes, at - bounds[codes]
+        needle = re.compile(re.escape(literal))
+        return np.fromiter((m.start() for m in needle.finditer(data)), dtype=np.int64) + base
 
-    def containing(self, literal: str, start: int = 1) -> np.ndarray:
-        """Codes from ``start`` on whose value holds ``literal`` (no newline in it), sorted."""
-        codes = self.occurrences(literal, start)[0]  # already in code order
-        return codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
+    def _code_at(self, at: np.ndarray) -> np.ndarray:
+        """The code of the value holding each byte position (its separator included)."""
+        return np.searchsorted(self._bounds[: self._n + 1], at, side="right") - 1
 
     def fullmatch(self, codes: np.ndarray, rx: re.Pattern[bytes]) -> np.ndarray:
         """Does each code's value, as UTF-8 bytes, fully match the bytes regex ``rx``? (No
@@ -154,42 +169,118 @@ class Strings:
             return list(map(stretch.__getitem__, (codes - lo).tolist()))
         return decode(self._blob[_ranges(at, lens)].tobytes()).split("\n")[:-1]
 
-    def scan(self, rx: re.Pattern[str], start: int, verify: Callable[[str], object]) -> np.ndarray:
-        """Which codes from ``start`` on hold a value ``verify`` accepts, where ``rx`` is the
-        same regex compiled with MULTILINE and free of lookarounds and ``\\A``/``\\Z``: a match
-        inside one value proves it; a value overlapped by a match that crosses a separator,
-        or holding a newline itself, is decided by ``verify``."""
-        n, blob, bounds = self._n, self._blob, self._bounds
-        out = np.zeros(max(n - start, 0), dtype=bool)
+    def glob(self, glob: Glob, start: int = 1) -> np.ndarray:
+        """The codes from ``start`` on whose value ``glob`` matches (case-sensitive), sorted.
+
+        The values holding one literal part (a middle one, else the longer of the ends) are
+        found in one scan of the raw bytes; the first and last parts are compared in place;
+        then each middle part's first occurrence after the one before is looked up among its
+        occurrences (a binary search per value, all at once). A part whose occurrences can
+        overlap may have some left out by the scan: then the rest is decided value by value."""
+        n, bounds = self._n, self._bounds
+        start = max(start, 1)
+        exact = len(glob.parts) == 1  # no star: the whole value is its one part
+        first, last = encode(glob.first), b"" if exact else encode(glob.last)
+        middle = [encode(p) for p in glob.middle]
+        literals = [p for p in (first, *middle, last) if p]
+        if not literals:  # only stars: every value (no star: the empty one)
+            codes = np.arange(start, n, dtype=np.int64)
+            return codes[bounds[codes + 1] - 1 == bounds[codes]] if exact else codes
+        if any(b"\n" in p for p in literals):  # only a value holding a newline can hold it
+            lo, hi = np.searchsorted(self._newlines, [start, n])
+            return self._checked(self._newlines[lo:hi], glob)
+        found = {p: self._positions(p, start) for p in set(middle)}
+        seed = max(middle or literals, key=len)
+        if seed not in found:
+            found[seed] = self._positions(seed, start)
+        codes = self._code_at(found[seed])
+        codes = codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
+        if middle == [seed] and not first and not last:  # *literal*: holding it is matching
+            return codes
+        size = bounds[codes + 1] - 1 - bounds[codes]
+        codes = codes[size == len(first) if exact else size >= len(first) + len(last)]
+        if first:
+            codes = codes[self._holds_at(bounds[codes], first)]
+        if last:
+            codes = codes[self._holds_at(bounds[codes + 1] - 1 - len(last), last)]
+        pos, limit = bounds[codes] + len(first), bounds[codes + 1] - 1 - len(last)
+        for k, part in enumerate(middle):
+            # A left-out occurrence overlaps a found one that starts before pos: not possible
+            # for the first part when the glob starts with a star (pos is the value's start).
+            if overlaps_itself(part) and (k or first):
+                return self._checked(codes, glob)
+            at = found[part]
+            if not len(at):
+                return at
+            where = np.searchsorted(at, pos)
+            nxt = at[np.minimum(where, len(at) - 1)]
+            ok = (where < len(at)) & (nxt + len(part) <= limit)
+            codes, pos, limit = codes[ok], nxt[ok] + len(part), limit[ok]
+        return codes
+
+    def _checked(self, codes: np.ndarray, glob: Glob) -> np.ndarray:
+        keep = np.fromiter(map(glob.test, self.take(codes)), dtype=bool, count=len(codes))
+        return codes[keep]
+
+    def _holds_at(self, at: np.ndarray, literal: bytes) -> np.ndarray:
+        """Do the arena's bytes at each position of ``at`` start with ``literal``?"""
+        want = np.frombuffer(literal, dtype=np.uint8)
+        out = np.empty(len(at), dtype=bool)
+        step = max(1, GATHER // len(literal))
+        for k in range(0, len(at), step):
+            block = at[k : k + step]
+            got = self._blob[block[:, None] + np.arange(len(literal))]
+            out[k : k + step] = (got == want).all(axis=1)
+        return out
+
+    def scan(self, regex: Regex, start: int) -> np.ndarray:
+        """Which codes from ``start`` on hold a value in which ``regex`` finds a match.
+
+        RE2 runs over the raw bytes (nothing decoded), ``^`` and ``$`` holding at each
+        value's ends, once per value it finds a match in: each search resumes after the value
+        where the last one ended. A match inside one value proves it; the values a match
+        crosses, and those holding a newline of their own, are searched one by one; so is
+        every value for a regex that needs a whole value to itself (``\\A``, ``\\z``)."""
+        n, bounds = self._n, self._bounds
         c = max(start, 1)
+        out = np.zeros(max(n - start, 0), dtype=bool)
+        if c >= n:
+            return out
+        if regex.literals is not None:  # holding one of them is matching
+            found = [self._code_at(self._positions(encode(t), c)) for t in regex.literals]
+            out[np.unique(np.concatenate(found)) - start] = True
+            return out
+        if regex.per_value:
+            for k in range(c, n):
+                out[k - start] = regex.search_bytes(self._bytes(k))
+            return out
+        end = int(bounds[n])
+        data = self._blob.data[:end]  # (its end the text's: RE2 reads past nothing)
+        starts, stops = [], []
+        pos, scan = int(bounds[c]), regex.scan
+        while pos < end:
+            s, e = scan(data, pos, end)
+            if s < 0:
+                break
+            starts.append(s)
+            stops.append(e)
+            pos = e + 1  # the line after the one where the match ended
         check: list[np.ndarray] = []
-        while c < n:
-            e = int(np.searchsorted(bounds[c : n + 1], bounds[c] + CHUNK, side="left")) + c
-            e = min(max(e, c + 1), n)
-            raw = blob[bounds[c] : bounds[e]]
-            text = decode(raw.tobytes())
-            pos = bounds[c : e + 1] - bounds[c]
-            if not text.isascii():  # char positions: count the bytes that start a character
-                starts = np.cumsum((raw & 0xC0) != 0x80)
-                pos = np.r_[starts[pos[:-1]] - 1, len(text)]
-            # (an empty match at the very end belongs to the next chunk's first value)
-            found = [m.span() for m in rx.finditer(text) if m.start() < len(text)]
-            if found:
-                spans = np.array(found, dtype=np.int64)
-                first = np.searchsorted(pos, spans[:, 0], side="right") - 1
-                inside = spans[:, 1] <= pos[first + 1] - 1
-                out[first[inside] + c - start] = True
-                last = np.searchsorted(pos, np.maximum(spans[:, 1] - 1, spans[:, 0]), "right") - 1
-                for a, b in zip(first[~inside].tolist(), last[~inside].tolist(), strict=True):
-                    check.append(np.arange(a, b + 1) + c)
-            c = e
-        lo, hi = np.searchsorted(self._newlines, [max(start, 1), n])
+        if starts:
+            s_at, e_at = np.array(starts, dtype=np.int64), np.array(stops, dtype=np.int64)
+            first = self._code_at(s_at)
+            inside = e_at <= bounds[first + 1] - 1
+            out[first[inside] - start] = True
+            last = np.minimum(self._code_at(e_at), n - 1)
+            for a, b in zip(first[~inside].tolist(), last[~inside].tolist(), strict=True):
+                check.append(np.arange(a, b + 1))
+        lo, hi = np.searchsorted(self._newlines, [c, n])
         if lo < hi:
             out[self._newlines[lo:hi] - start] = False
             check.append(self._newlines[lo:hi])
         if check:
             for k in np.unique(np.concatenate(check)).tolist():
-                out[k - start] = bool(verify(self[k]))
+                out[k - start] = regex.search_bytes(self._bytes(k))
         return out
 
     # -- writing --------------------------------------------------------------------------

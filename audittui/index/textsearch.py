@@ -1,14 +1,19 @@
 """Free-text search: which events' raw JSON contains a phrase, ignoring case.
 
 The meaning is exactly ``phrase.lower() in raw_json.lower()``. The fast way there: read the
-source in large blocks, lower-case ASCII in C (``bytes.lower``), find every occurrence with
-``re``, and map positions to events with a binary search over their offsets. Events holding any
-non-ASCII byte (where Unicode case rules differ from ASCII ones) are re-checked one by one, as
-are events expanded from envelopes and sparse candidate sets.
+source in large blocks, lower-case ASCII in C (``bytes.lower``), find the phrase with ``re``
+(a literal: searched as KMP does, linear whatever the bytes), and map positions to events with
+a binary search over their offsets. Past a few occurrences per event in a block, each search
+starts at the next event instead: an event holding the phrase millions of times costs one
+search, not one per occurrence. Events holding any non-ASCII byte
+(where Unicode case rules differ from ASCII ones) are re-checked one by one, as are events
+expanded from envelopes and sparse candidate sets.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from typing import TYPE_CHECKING
 
@@ -19,6 +24,7 @@ if TYPE_CHECKING:
 
 BLOCK = 16 << 20
 SPARSE = 64  # below one candidate in this many events, read candidates one by one
+PER_EVENT = 8  # occurrences per event in a block found one by one before searching per event
 
 
 def matches(raw: bytes, needle: str) -> bool:
@@ -86,12 +92,18 @@ def _scan(store: Events, sid: int, idx: np.ndarray, needle: str, mask: np.ndarra
         block_ends = ends[k:stop_k].copy()
         crlf = np.frombuffer(data, dtype=np.uint8)[block_ends - start - 1] == 13
         block_ends[crlf] -= 1
-        hits = np.fromiter((m.start() for m in pattern.finditer(low)), dtype=np.int64)
+        limit = PER_EVENT * (stop_k - k)
+        first = itertools.islice(pattern.finditer(low), limit)
+        hits = np.fromiter((m.start() for m in first), dtype=np.int64)
         if len(hits):
             pos = hits + start
             which = np.searchsorted(offsets[k:stop_k], pos, side="right") - 1 + k
             inside = (which >= k) & (pos + len(needle) <= block_ends[which.clip(k) - k])
             mask[idx[which[inside]]] = True
+        if len(hits) == limit:  # the phrase again and again: one search per event from here
+            at = int(hits[-1]) + 1 if len(hits) else 0
+            _each_event(low, pattern, offsets[k:stop_k] - start, block_ends - start, at,
+                        mask, idx[k:stop_k])  # fmt: skip
         if not data.isascii():
             high = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) >= 0x80) + start
             which = np.unique(np.searchsorted(offsets[k:stop_k], high, side="right") - 1 + k)
@@ -99,3 +111,18 @@ def _scan(store: Events, sid: int, idx: np.ndarray, needle: str, mask: np.ndarra
                 i = int(idx[w])
                 mask[i] = matches(store.raw(i), needle)
         k = stop_k
+
+
+def _each_event(
+    low: bytes, pattern: re.Pattern[bytes], starts_at: np.ndarray, ends_at: np.ndarray,
+    at: int, mask: np.ndarray, idx: np.ndarray,
+) -> None:  # fmt: skip
+    """From ``at`` on in a block, the events (their starts and ends in the block, their rows
+    ``idx``) that hold the phrase, each search resuming at the next event."""
+    starts, stops = starts_at.tolist(), ends_at.tolist()
+    while (m := pattern.search(low, at)) is not None:
+        w = bisect.bisect_right(starts, m.start()) - 1  # its event (the block starts with one)
+        if m.end() <= stops[w]:
+            mask[idx[w]] = True
+        # The event holds it, or no later place in it can (a later start ends later).
+        at = starts[w + 1] if w + 1 < len(starts) else len(low)

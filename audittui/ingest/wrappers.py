@@ -32,7 +32,14 @@ _CRI_TEXT = re.compile(_CRI_HEAD)
 KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")  # a component's own log line, not an event
 _PREFIXED = re.compile(rb"^(\S+ ){1,2}(?=\{)")  # node name, time, or time and log stream
 _LEGACY = re.compile(rb"^(\S+) AUDIT: (.*)$", re.DOTALL)
-_PAIR = re.compile(r'([a-z-]+)="((?:[^"\\]|\\.)*)"')
+# A Go %q string, or one cut short at the end of the text: matching the unterminated string
+# to the end consumes it (else each escaped quote in it would start a search to the end
+# again: quadratic). Group 2 holds the closing quote.
+_QUOTED = r'"((?:[^"\\]|\\.)*)(?:(")|\\?\Z)'
+# key="value" pairs: a key starts where a run of its letters does (else a search would restart
+# at each letter of a long run, each time to the run's end: quadratic)
+_PAIR = re.compile(r"(?<![a-z-])([a-z-]+)=" + _QUOTED, re.DOTALL)
+_GO_STRING = re.compile(_QUOTED, re.DOTALL)
 
 
 def unwrap_line(line: bytes) -> Any:
@@ -188,7 +195,7 @@ def legacy_event(time: str, rest: str) -> dict:
     writes the HTTP method, mapped to a verb (GET reads as get: list and watch are not told
     apart without the URL); its request lines become RequestReceived and its response lines
     (only ``id`` and ``response``) ResponseComplete events, joined by auditID like stages."""
-    f = {k: _unquote(v) for k, v in _PAIR.findall(rest)}
+    f = {k: _unquote(v) for k, v, closed in _PAIR.findall(rest) if closed}
     ev: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": METADATA}
     if "id" in f:
         ev["auditID"] = f["id"]
@@ -217,7 +224,7 @@ def legacy_event(time: str, rest: str) -> dict:
 
 def _go_list(text: str) -> list[str]:
     """``"a","b"`` (a second level of %q strings) → [a, b]; ``<none>`` / ``<lookup>`` → []."""
-    return [_unquote(v) for v in re.findall(r'"((?:[^"\\]|\\.)*)"', text)]
+    return [_unquote(v) for v, closed in _GO_STRING.findall(text) if closed]
 
 
 # -- JSON envelopes --------------------------------------------------------------------------
@@ -479,7 +486,8 @@ def _strings_with(value: Any, change: Callable[[str], str]) -> Any:
 
 # -- documents cut short ---------------------------------------------------------------------
 
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# a JSON string (one cut short runs to the end: see _QUOTED), or a bracket
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 # Lists of records a document cut short can be closed after: a top-level array (gcloud, a
 # JSON array of events) or these keys of a top-level object (CloudWatch, EventList, Azure…).
 _RECORD_LISTS = frozenset({b'"events"', b'"logEvents"', b'"records"', b'"items"', b'"results"'})
