@@ -46,8 +46,8 @@ def main() -> int:
     try:
         if mode == "line":
             send(b"K folder\nL\n")
-            block = b"a" * MB
-            for _ in range(int(arg)):
+            block = b"a" * (MB // 16)  # small writes: what was written is what was read
+            for _ in range(int(arg) * 16):
                 send(block)
         elif mode == "data":
             size = int(arg) * MB
