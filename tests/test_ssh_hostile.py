@@ -209,6 +209,27 @@ def test_the_script_reads_alike_under_bash_and_busybox(tmp_path, shell):
     assert not (tmp_path / "hostilePROOF").exists()
 
 
+def test_a_file_ls_does_not_list_as_asked_is_reported_not_read(tmp_path):
+    """An ls whose lines do not hold an inode and a size where they go (here one that prints
+    sizes as 2.9K): nothing is taken from its lines, and each file is reported."""
+    folder = logs_folder(tmp_path, "odd-ls")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "ls").write_text(f'#!/bin/sh\nexec {shutil.which("ls")} --block-size=K "$@"\n')
+    (tools / "ls").chmod(0o755)
+    command = f"env PATH={tools}:{os.environ['PATH']} sh"
+    _, remote = open_remote([f"cp1:{folder}"], ssh_command=fake("shell", command))
+    assert remote is not None
+    try:
+        assert os.listdir(remote.paths[0].folder) == []
+        said = ": a file that ls on the host did not list exactly was not read"
+        assert sorted(remote.problems()) == sorted(
+            f"cp1: {folder}/{name}{said}" for name in os.listdir(folder)
+        )
+    finally:
+        remote.close()
+
+
 def jsonl(folder: Path) -> str:
     """The events of the local read of ``folder``."""
     proc = subprocess.run(
