@@ -1,14 +1,18 @@
 """``host:path`` over SSH, against a real OpenSSH server on loopback (``tests/sshd.py``), each
 figure next to ``ssh host cat`` of the same file:
 
-    python bench/bench_ssh.py [--mb 200] [--app-mb 1000] [--skip-app]
+    python bench/bench_ssh.py [--mb 200] [--app-mb 1000] [--skip-app] [--hostile-mb 300]
 
 - throughput: ``audittui stats cp1:FILE`` wall time on a realistic log of about ``--mb`` MB
   (``python -m audittui.demo big``), as events/s, next to ``ssh cp1 cat FILE > /dev/null``
   and to ``audittui stats FILE`` on the local file;
 - first screen: ``audittui cp1:FILE`` in a real terminal (tmux, as ``bench_tui.py`` measures
   it) on a log of about ``--app-mb`` MB, launch → the newest event and the status on screen,
-  next to ``ssh cat`` of that file and the first screen of the local file.
+  next to ``ssh cat`` of that file and the first screen of the local file;
+- a hostile host (``tests/fake_ssh.py`` as ``--ssh-command``): one header line of
+  ``--hostile-mb`` MB without a newline (the time to the one-line error, what the host got to
+  write, the peak RSS), and a file of that size without a newline (the time to mirror it and
+  the peak RSS of the process mirroring it).
 
 Loopback has no network latency or bandwidth limit: what is measured is audittui's own cost
 over ssh's. The files are generated under bench/data on first use.
@@ -21,6 +25,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +39,7 @@ from bench_tui import _newest_clock, app_command, start, wait_screen  # noqa: E4
 from sshd import Sshd  # noqa: E402
 
 EVENT_BYTES = 1166  # about, in `demo big`'s output
+MB = 1 << 20
 
 
 def ensure_log(mb: int) -> tuple[Path, int]:
@@ -115,11 +121,53 @@ def first_screen(sshd: Sshd, path: Path) -> None:
     print(f"  audittui FILE (local)          {out['local']:6.2f} s")
 
 
+MIRROR_ONLY = """
+import sys
+from audittui.ingest.remote import open_remote
+_, remote = open_remote([sys.argv[1]], ssh_command=sys.argv[2])
+remote.close()
+"""
+
+
+def hostile(mb: int) -> None:
+    fake = f"{shlex.quote(PY)} {ROOT / 'tests' / 'fake_ssh.py'}"
+    with tempfile.TemporaryDirectory() as tmp:
+        wrote = os.path.join(tmp, "wrote")
+        env = {**os.environ, "FAKE_SSH_WROTE": wrote}
+        command = f"{fake} line {mb} -o ControlMaster=no"
+        argv = [PY, "-m", "audittui", "stats", "--ssh-command", command, "cp1:/var/log/audit"]
+        seconds, peak, status = _peak(argv, env)
+        with open(wrote) as fh:
+            sent = int(fh.read())
+    print("a hostile host:")
+    print(
+        f"  a {mb:,} MiB header line         {seconds:6.2f} s  exit {status}, "
+        f"{sent / 1e3:,.0f} kB of it written, peak RSS {peak:,.0f} MB"
+    )
+    command = f"{fake} data {mb} -o ControlMaster=no"
+    seconds, peak, status = _peak([PY, "-c", MIRROR_ONLY, "cp1:/var/log/audit/", command])
+    print(
+        f"  a {mb:,} MiB line of file data    {seconds:6.2f} s  exit {status}, "
+        f"{mb * MB / 1e6 / seconds:,.0f} MB/s mirrored, peak RSS {peak:,.0f} MB"
+    )
+
+
+def _peak(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """Seconds, the process's own peak RSS (MB) and its exit status."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t, usage.ru_maxrss / 1024, proc.returncode
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=200, help="the throughput log's size")
     ap.add_argument("--app-mb", type=int, default=1000, help="the first-screen log's size")
     ap.add_argument("--skip-app", action="store_true")
+    ap.add_argument("--hostile-mb", type=int, default=300, help="the hostile file's size")
+    ap.add_argument("--skip-hostile", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("XDG_CONFIG_HOME", "/nonexistent")  # the default rules only
     with Sshd() as sshd:
@@ -128,6 +176,8 @@ def main() -> int:
         if not args.skip_app:
             app_path, _ = ensure_log(args.app_mb)
             first_screen(sshd, app_path)
+    if not args.skip_hostile:
+        hostile(args.hostile_mb)
     return 0
 
 

@@ -4,8 +4,9 @@ command and the app, nothing installed on the hosts.
 Each remote path is mirrored, byte for byte, into a private local folder (mode 0700 under
 the temporary directory, removed at exit); the loader, the follower and the detail view then
 read that folder as they read a local one. See ``mirror.py`` for how rotations are replayed,
-``script.sh`` for what runs on the host (POSIX sh, ls, tail, cat), ``link.py`` for the one
-connection per host.
+``script.sh`` for what runs on the host (POSIX sh, ls, awk, tail, cat: nothing it reads is run),
+``protocol.py`` for how its frames are read (every field checked, every line bounded),
+``link.py`` for the one connection per host.
 
 :func:`open_remote` turns command-line paths into local ones and returns the
 :class:`Remote` that keeps them mirrored (until :meth:`Remote.close`).

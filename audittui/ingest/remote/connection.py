@@ -18,7 +18,17 @@ from typing import IO
 
 from .link import ConnectError, HostLink, connect_error, spawn
 from .mirror import Mirror
-from .protocol import ChannelClosed, FrameReader, new_token
+from .protocol import (
+    MAX_FILES,
+    NAME_MAX,
+    ChannelClosed,
+    FrameReader,
+    ProtocolError,
+    fields,
+    file_name,
+    new_token,
+    number,
+)
 from .target import Target
 
 BACKOFF_FIRST = 0.2  # s before the first retry, doubled on each failure
@@ -92,13 +102,14 @@ class RemotePath:
                 self.link.ensure(batch=self.ready.is_set())
                 self._session(batch=self.ready.is_set())
                 if not self.follow and self.mirror.rounds:
-                    self.mirror.read_to_end()
-                    self.state = "done"
+                    self.state = self._state("done")
                     self.ready.set()
                     return
                 problem, kind = "the connection ended", "retrying"
             except (ConnectError, RemoteFailure) as exc:
                 problem, kind = str(exc), exc.kind
+            except ProtocolError as exc:
+                problem, kind = f"{self.target.host}: not audittui's protocol: {exc}", "retrying"
             except (ChannelClosed, ValueError, OSError) as exc:
                 problem, kind = f"{self.target.host}: {exc}", "retrying"
             if self._stop.is_set():
@@ -131,6 +142,7 @@ class RemotePath:
         drain.start()
         failure: RemoteFailure | None = None
         reader = FrameReader(proc.stdout, token)
+        ended = False  # the channel was read to its end
         try:
             try:
                 proc.stdin.write(self._prelude(token).encode() + SCRIPT.encode())
@@ -138,9 +150,12 @@ class RemotePath:
             except OSError:
                 pass  # it ended at once: its status and stderr say why
             failure = self._frames(reader)
+            ended = True
         finally:
             self.received += reader.received
-            if proc.poll() is None and (failure is not None or self._stop.is_set()):
+            # stopped reading early (a refusal, a protocol error): the host may still be
+            # writing, and would never exit
+            if proc.poll() is None and (not ended or failure is not None or self._stop.is_set()):
                 proc.terminate()
             status = proc.wait()
             drain.join(5)
@@ -168,42 +183,70 @@ class RemotePath:
             raise RemoteFailure(f"{self.target.host}: {line[0]}", "failed")
 
     def _frames(self, reader: FrameReader) -> RemoteFailure | None:
+        """Apply the script's frames to the mirror until the channel ends; every field is
+        checked (ProtocolError for anything the script does not send)."""
         mirror = self.mirror
+        started = False
         while (line := reader.line()) is not None:
             kind, _, rest = line.partition(" ")
+            if not started:
+                if kind not in ("K", "E"):
+                    continue  # what the login printed before the script ran (an rc file)
+                started = True
             if kind == "D":
-                ino, off, _name = rest.split(" ", 2)
-                status = reader.data(mirror.sink(int(ino), int(off)))
-                mirror.sent(int(ino), status)
-            elif kind == "L":
-                entries = []
-                while (entry := reader.line()) is not None and entry != "M":
-                    parts = entry.split(" ", 2)
-                    if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
-                        entries.append((int(parts[0]), int(parts[1]), parts[2]))
-                mirror.listing(entries)
-            elif kind == "R":
+                (ino, offset), _ = fields(rest, 2)
+                mirror.sent(ino, reader.data(mirror.sink(ino, offset)))
+            elif line == "L":
+                mirror.listing(_listing(reader))
+            elif line == "R":
                 mirror.round_end()
-                unreadable = len(mirror.denied)
-                self.state = "connected" + (f", {unreadable} file(s) unreadable" * bool(unreadable))
+                self.state = self._state("connected")
                 self.ready.set()
-            elif kind == "N":
-                mirror.reused(int(rest.split(" ", 1)[0]))
-            elif kind == "T":
-                mirror.truncated(int(rest.split(" ", 1)[0]))
+            elif kind in ("N", "T"):
+                (ino,), _ = fields(rest, 1)
+                (mirror.reused if kind == "N" else mirror.truncated)(ino)
             elif kind == "X":
-                ino, why, name = rest.split(" ", 2)
-                mirror.refused(int(ino), why, name)
+                ino_text, _, why_name = rest.partition(" ")
+                why, _, name = why_name.partition(" ")
+                if why not in ("denied", "gone"):
+                    raise ProtocolError(f"an X frame says {rest[:80]!r}")
+                ino = number(ino_text)
+                mirror.refused(ino, why, file_name(name))
                 if why == "denied" and not self.ready.is_set():
-                    return self._refused("denied", f"{self.target.path.rstrip('/')}/{name}")
-            elif kind == "K":
+                    return self._refused("denied", self._where(name))
+            elif kind == "U":
+                why, _, shown = rest.partition(" ")
+                if why not in _NOT_READ or not shown or len(shown) > 2 * NAME_MAX:
+                    raise ProtocolError(f"a U frame says {rest[:80]!r}")
+                if why == "unlisted":
+                    file_name(shown)
+                mirror.not_read(self._where(shown), _NOT_READ[why])
+            elif line in ("K file", "K folder"):
                 self.kind = rest
                 # only a file's backups may be left out: a folder's are always read
                 mirror.skip_backups = rest == "file" and not self.backups
-            elif kind == "E":
+            elif kind == "E" and rest.partition(" ")[0] in ("denied", "nosuch"):
                 why, _, path = rest.partition(" ")
                 return self._refused(why, path)
+            else:
+                raise ProtocolError(f"an unknown frame: {line[:80]!r}")
         return None
+
+    def _state(self, state: str) -> str:
+        """``state`` and what was not read: ``connected, 2 file(s) unreadable``."""
+        unreadable, unread = len(self.mirror.denied), len(self.mirror.unread)
+        if unreadable:
+            state += f", {unreadable} file(s) unreadable"
+        if unread:
+            state += f", {unread} file(s) not read (their names)"
+        return state
+
+    def _where(self, name: str) -> str:
+        """The file ``name`` of the remote folder read, as the user named the folder."""
+        path = self.target.path.rstrip("/")
+        if self.kind == "file":
+            path = path.rpartition("/")[0]
+        return f"{path}/{name}" if path or self.target.path.startswith("/") else name
 
     def _refused(self, why: str, path: str) -> RemoteFailure:
         shown = f"{self.target.host}:{path}"
@@ -230,6 +273,8 @@ class RemotePath:
             stem, ext = name, ""
         offsets, done = self.mirror.resume()
         first = self.mirror.rounds == 0
+        held = self.mirror.state.files
+        known = "".join(f"{ino} - {off} - {held[ino].name}\n" for ino, off in offsets.items())
         lines = [
             f"P={shlex.quote(path)}",
             f"T={shlex.quote(token)}",
@@ -238,9 +283,7 @@ class RemotePath:
             f"BSTEM={shlex.quote(stem)}",
             f"BEXT={shlex.quote(dot + ext)}",
             "DONE=" + shlex.quote("\n" + "".join(f"{n}\n" for n in done)),
-            *(f"O_{ino}={off}" for ino, off in offsets.items()),
-            *(f"N_{ino}={shlex.quote(self.mirror.state.files[ino].name)}" for ino in offsets),
-            "K=" + shlex.quote(" ".join(str(ino) for ino in offsets)),
+            "W=" + shlex.quote(known),
         ]
         return "\n".join(lines) + "\n"
 
@@ -270,6 +313,29 @@ class RemotePath:
                 return False
             time.sleep(0.01)
         return True
+
+
+_NOT_READ = {
+    "newline": "a file whose name holds a newline was not read",
+    "unlisted": "a file that ls on the host did not list exactly was not read",
+}
+
+
+def _listing(reader: FrameReader) -> list[tuple[int, int, str]]:
+    """The "<inode> <size> <name>" lines of an L frame, up to its "M"."""
+    entries: list[tuple[int, int, str]] = []
+    inodes: set[int] = set()
+    while (entry := reader.line()) != "M":
+        if entry is None:
+            raise ChannelClosed("the channel ended inside a listing")
+        if len(entries) == MAX_FILES:
+            raise ProtocolError(f"a listing of more than {MAX_FILES:,} files")
+        (ino, size), name = fields(entry, 2)
+        if ino in inodes:
+            raise ProtocolError(f"inode {ino} listed twice")
+        inodes.add(ino)
+        entries.append((ino, size, name))
+    return entries
 
 
 def _drain(stream: IO[bytes], into: bytearray) -> None:

@@ -2,17 +2,18 @@
 the follower then read as they read a local one.
 
 The remote script (``script.sh``) lists the folder and sends each file from the offset it has
-sent before. Here each remote file (by inode) has a local file holding its complete lines; a
-file new on the host is staged out of sight and shown in the folder only once whole (a
-backup) or at the end of its first round (a live file), so the local follower never reads a
-file still being filled. A rotation on the host (the live name's inode changes) is replayed
-locally as lumberjack does it, once the old file's last bytes are here: its local file is
-linked to the backup's name and the new live file renamed over the live name. When the old
-file was compressed and deleted on the host before its end was read, its ``.gz`` is fetched
-and decompressed here, and what it holds past the local copy is appended (or, for a .gz
-listed only after the wait for it ended, shown as a backup of its own). A truncation
-restarts the file at 0, as ``copytruncate`` does. A reconnection resumes from each file's
-last complete line.
+sent before. Here each remote file (by inode) has a local file holding the bytes received as
+they come (a last line without its newline too: the follower waits for it, as on a local file
+being written; nothing received is held in memory). A file new on the host is staged out of
+sight and shown in the folder only once whole (a backup) or at the end of its first round (a
+live file), so the local follower never reads a file still being filled. A rotation on the host
+(the live name's inode changes) is replayed locally as lumberjack does it, once the old file's
+last bytes are here: its local file is linked to the backup's name and the new live file
+renamed over the live name. When the old file was compressed and deleted on the host before its
+end was read, its ``.gz`` is fetched and decompressed here, and what it holds past the local
+copy is appended (or, for a .gz listed only after the wait for it ended, shown as a backup of
+its own). A truncation restarts the file at 0, as ``copytruncate`` does. A reconnection resumes
+from each file's last byte received.
 
 Files are known by inode number, and a number is reused as soon as its file is deleted (a
 backup gzipped, on a log rotating fast): a file gone from a listing is forgotten, a number
@@ -26,16 +27,21 @@ from __future__ import annotations
 import contextlib
 import os
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import IO
 
 from ..sources import backup_key, backup_name
+from .protocol import ProtocolError, file_name
 
 TS_SUFFIX = ".gz"
 GONE_ROUNDS = 25  # rounds (0.2 s or more each) a live file gone from the host waits for its
 # .gz before it rotates as it is: only a file removed with no copy of it waits that long. A .gz
 # listed later still completes it (ORPHANS), but out of order: the wait keeps that rare
 ORPHANS = 8  # such files per live name whose .gz, listed later still, completes them
+INFLATE = 1 << 20  # bytes decompressed at a time: a .gz that inflates a thousandfold is
+# streamed through, never held
+MAX_NOTES = 100  # notes kept for the user (a hostile host could make them endless)
 
 
 @dataclass
@@ -47,16 +53,12 @@ class RemoteFile:
     size: int  # its size then
     path: str  # the local file (staged or in the folder)
     shown: bool = False  # in the mirror folder (else staged)
-    have: int = 0  # bytes in the local file: complete lines only
-    partial: bytes = b""  # a last line still without its newline
+    have: int = 0  # bytes in the local file
     gz: bool = False
     whole: bool = False  # everything the host had is local (a backup read to its end)
     skipped: bool = False  # left out (a backup present at the start, backups not wanted)
     absorbed: bool = False  # a .gz whose content completed an older local file
     fd: int | None = None
-
-    def sent(self) -> int:
-        return self.have + len(self.partial)
 
 
 @dataclass
@@ -92,8 +94,9 @@ class Mirror:
         self.skip_backups = skip_backups
         self.state = MirrorState()
         self.rounds = 0
-        self.notes: list[str] = []  # what a user should know (lost data, unreadable files)
+        self.notes: list[str] = []  # what a user should know (lost data, files not read)
         self.denied: set[str] = set()  # files the host refused to read
+        self.unread: set[str] = set()  # files not read: their names cannot be framed
         self.on_round: Callable[[], None] | None = None
         self._made = 0  # staged files made: each its own name, whatever inode numbers recur
 
@@ -101,11 +104,10 @@ class Mirror:
 
     def resume(self) -> tuple[dict[int, int], list[str]]:
         """Offsets to resume from, per inode, and the plain backups already whole. What was
-        received of a line not yet complete, or of a .gz, is dropped: it is sent again."""
+        received of a .gz is dropped: it is sent again whole."""
         offsets: dict[int, int] = {}
         done: list[str] = []
         for f in self.state.files.values():
-            f.partial = b""
             if f.skipped:
                 offsets[f.ino] = max(f.size, 1)
             elif f.gz:
@@ -202,11 +204,11 @@ class Mirror:
         if f is None or f.fd is None:
             return
         os.ftruncate(f.fd, 0)
-        f.have, f.partial = 0, b""
+        f.have = 0
 
     def sink(self, ino: int, offset: int) -> Callable[[bytes], None]:
         """Where the bytes of a D frame go: appended to the file's local copy from where it
-        stands (bytes it already has skipped; a gap is a protocol error)."""
+        stands (bytes it already has skipped; a gap is a protocol error). Nothing is held."""
         f = self.state.files.get(ino)
         if f is None or f.fd is None or f.skipped:
             return lambda _: None
@@ -219,24 +221,19 @@ class Mirror:
                 f.have += len(data)
 
             return write_gz
-        if offset > f.sent():
-            raise ValueError(f"{f.name}: sent from {offset:,}, {f.sent():,} bytes held")
-        skip = f.sent() - offset
+        if offset > f.have:
+            raise ProtocolError(f"{f.name}: sent from {offset:,}, {f.have:,} bytes held")
+        skip = f.have - offset
+        fd = f.fd
 
         def write(data: bytes) -> None:
             nonlocal skip
             if skip:
                 n = min(skip, len(data))
                 data, skip = data[n:], skip - n
-                if not data:
-                    return
-            data = f.partial + data if f.partial else data
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                assert f.fd is not None
-                _write_all(f.fd, data if cut == len(data) else data[:cut])
-                f.have += cut
-            f.partial = data[cut:]
+            if data:
+                _write_all(fd, data)
+                f.have += len(data)
 
         return write
 
@@ -252,12 +249,24 @@ class Mirror:
         if f.gz:
             f.whole = True
             self._absorb(f)
-        elif backup_key(f.name) is not None and f.sent() >= f.size:
+        elif backup_key(f.name) is not None and f.have >= f.size:
             f.whole = True
 
     def refused(self, ino: int, kind: str, name: str) -> None:
-        if kind == "denied":
+        listed = self.state.listing.get(ino)
+        if kind == "denied" and listed is not None and listed[1] == name:
             self.denied.add(name)
+
+    def not_read(self, name: str, why: str) -> None:
+        """A file the host did not send, because of its name (``name`` as shown)."""
+        if name not in self.unread and len(self.unread) < MAX_NOTES:
+            self.unread.add(name)
+            self.note(f"{name}: {why}")
+
+    def note(self, text: str) -> None:
+        """Tell the user ``text`` (once; the first MAX_NOTES notes)."""
+        if text not in self.notes and len(self.notes) < MAX_NOTES:
+            self.notes.append(text)
 
     def round_end(self) -> None:
         """The host has sent a round: rotate, show the files now whole, in time order."""
@@ -265,7 +274,7 @@ class Mirror:
         for live, p in list(st.pending.items()):
             f = p.file
             if p.backup is not None:
-                if f.sent() < f.size:
+                if f.have < f.size:
                     continue  # its last bytes come in the next round
                 self._finish(p, p.backup)
             elif st.files.get(f.ino) is f and st.listing[f.ino][1] == live:
@@ -277,7 +286,7 @@ class Mirror:
                 # between is in neither form in that listing; its .gz is in the next one
                 p.waited += 1
             else:
-                self.notes.append(
+                self.note(
                     f"{live}: replaced on the host (truncated, or rotated and removed) with no "
                     f"copy of its end found; the {f.have:,} bytes read are kept"
                 )
@@ -294,8 +303,7 @@ class Mirror:
             if f.gz and f.whole and os.path.lexists(os.path.join(self.folder, f.name[:-3])):
                 self._drop(f)  # its plain copy is here, whole
                 continue
-            if f.whole or (not f.gz and f.sent() >= f.size and f.ino in st.listing):
-                self._flush(f)
+            if f.whole or (not f.gz and f.have >= f.size and f.ino in st.listing):
                 f.whole = True
                 self._show(f, f.name)
         for f in list(st.files.values()):
@@ -317,7 +325,6 @@ class Mirror:
         host has one) takes the live name in one rename, as lumberjack leaves them."""
         st = self.state
         f = p.file
-        self._flush(f)
         del st.pending[p.live]
         target = os.path.join(self.folder, backup)
         if os.path.lexists(target):
@@ -354,7 +361,6 @@ class Mirror:
         if p is None or p.backup is not None:
             self._complete_orphan(gz, key[0])
             return
-        self._flush(p.file)  # the live file is final: its last piece is part of it
         assert p.file.fd is not None
         rest = _after_prefix(gz.path, p.file.path, p.file.have, p.file.fd)
         if rest is None:
@@ -363,7 +369,7 @@ class Mirror:
         p.file.have += rest
         self._drop(gz)
         p.backup = gz.name[: -len(TS_SUFFIX)]
-        p.file.size = p.file.sent()  # the rest was appended: it is whole
+        p.file.size = p.file.have  # the rest was appended: it is whole
 
     def _complete_orphan(self, gz: RemoteFile, live: str) -> None:
         """A .gz listed after its live file was rotated here as it was (waiting for it took
@@ -386,20 +392,13 @@ class Mirror:
             if rest:
                 name = self._free_backup(live)
                 os.rename(staged, os.path.join(self.folder, name))
-                self.notes.append(
+                self.note(
                     f"{live}: the end of a file replaced on the host came late, in {gz.name}; "
                     f"its {rest:,} bytes past the copy are read as {name}"
                 )
             else:
                 os.unlink(staged)
             return
-
-    def _flush(self, f: RemoteFile) -> None:
-        """Write a last piece without newline (a backup's end is final)."""
-        if f.partial and f.fd is not None:
-            _write_all(f.fd, f.partial)
-            f.have += len(f.partial)
-            f.partial = b""
 
     def _show(self, f: RemoteFile, name: str) -> None:
         target = os.path.join(self.folder, name)
@@ -432,13 +431,6 @@ class Mirror:
                 return name
             us += 1000
 
-    def read_to_end(self) -> None:
-        """Read once, not followed: each file's last piece without a newline is its last
-        line (as the loader reads a local file), not a line still being written."""
-        for f in self.state.files.values():
-            if f.shown:
-                self._flush(f)
-
     def close(self) -> None:
         for f in [*self.state.files.values(), *(p.file for p in self.state.pending.values())]:
             self._close(f)
@@ -448,18 +440,11 @@ def _after_prefix(gz_path: str, held_path: str, held: int, out: int) -> int | No
     """Decompress ``gz_path``: if it starts with the first ``held`` bytes of ``held_path``,
     write the rest to ``out`` and return how many bytes that was; None if it is another file
     (or damaged)."""
-    inflate = zlib.decompressobj(wbits=31)
     compared, appended = 0, 0
     try:
         with open(held_path, "rb") as mine, open(gz_path, "rb") as src:
-            while True:
-                block = src.read(1 << 20)
-                data = inflate.decompress(block) if block else inflate.flush()
-                while inflate.eof and inflate.unused_data:  # concatenated members
-                    rest = inflate.unused_data
-                    inflate = zlib.decompressobj(wbits=31)
-                    data += inflate.decompress(rest)
-                if compared < held and data:
+            for data in _inflated(src):
+                if compared < held:
                     n = min(len(data), held - compared)
                     if data[:n] != mine.read(n):
                         return None
@@ -468,13 +453,27 @@ def _after_prefix(gz_path: str, held_path: str, held: int, out: int) -> int | No
                 if data:
                     _write_all(out, data)
                     appended += len(data)
-                if not block:
-                    break
     except (OSError, zlib.error):
         return None
     if compared < held:
         return None  # shorter than what is held: not this file
     return appended
+
+
+def _inflated(src: IO[bytes]) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip file (its members one after the other), at most
+    INFLATE bytes at a time. Raises zlib.error for a damaged one."""
+    inflate = zlib.decompressobj(wbits=31)
+    while block := src.read(INFLATE):
+        while block:
+            if inflate.eof:  # the next member
+                inflate = zlib.decompressobj(wbits=31)
+            data = inflate.decompress(block, INFLATE)
+            if data:
+                yield data
+            block = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
+    if rest := inflate.flush():
+        yield rest
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -493,6 +492,9 @@ def _same_file(old: str, new: str) -> bool:
     return backup_key(old) is None and not new.endswith(TS_SUFFIX) and backup_key(new) is not None
 
 
-def _safe(name: str) -> bool:
+def _safe(text: str) -> bool:
     """A plain file name (the host's listing names local files: nothing may climb out)."""
-    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
+    try:
+        return file_name(text) == text
+    except ProtocolError:
+        return False
