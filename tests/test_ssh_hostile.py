@@ -372,3 +372,53 @@ def test_a_login_banner_before_the_script_is_passed_over(tmp_path):
     proc = cli(fake("frames", str(path)), "query", "--format", "count", "cp1:/x/audit.log")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1"
+
+
+# -- gzip over SSH: the same bounds as a local file ----------------------------------------
+
+
+def test_a_gzip_bomb_on_the_host_stops_at_the_cap_with_its_events_kept(sshd, tmp_path):
+    """A backup that inflates to 4 GiB, fetched over SSH: read through the bounded gunzip as a
+    local file is (one line naming it and the cap; the events before the cap kept)."""
+    from test_bounds import HEAD_EVENTS, bomb
+
+    folder = tmp_path / "bombed"
+    folder.mkdir()
+    (folder / "audit.log").write_bytes(events("live", 30))
+    bomb(folder / "audit-2024-05-01T09-00-00.000.log.gz")
+    readable(tmp_path)
+    proc = cli(sshd.ssh_command, "stats", "--format", "json", f"cp1:{folder}/", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(proc.stdout)["events"] == 30 + HEAD_EVENTS
+    [said] = [x for x in proc.stderr.splitlines() if "AUDITTUI_GUNZIP_RATIO" in x]
+    assert "audit-2024-05-01T09-00-00.000.log.gz: stopped at " in said
+
+
+def test_a_late_gzip_that_is_a_bomb_completes_its_copy_only_up_to_the_cap(tmp_path):
+    """The mirror's own inflation (a .gz listed after its live file was rotated, whose end it
+    completes) goes through the same bounds: a bomb stops at the cap, said in a note."""
+    from test_bounds import bomb
+
+    from audittui.ingest.remote.mirror import _after_prefix
+
+    gz = tmp_path / "audit-2024-05-01T09-00-00.000.log.gz"
+    bomb(gz)
+    import gzip
+
+    with gzip.open(gz) as fh:
+        first = fh.read(1000)
+    held = tmp_path / "copy"
+    held.write_bytes(first)
+    out = os.open(tmp_path / "rest", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        rest = _after_prefix(str(gz), str(held), len(first), out)
+    finally:
+        os.close(out)
+    assert rest is not None and rest.bound is not None and "AUDITTUI_GUNZIP_RATIO" in rest.bound
+    assert rest.size == (tmp_path / "rest").stat().st_size < 64 << 20
+    held.write_bytes(b"x" * 1000)  # another file under that name: nothing appended
+    out = os.open(tmp_path / "rest2", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert _after_prefix(str(gz), str(held), 1000, out) is None
+    finally:
+        os.close(out)

@@ -104,6 +104,7 @@ class Result:
     written: int = 0
     note: str | None = None
     bound: str | None = None
+    damaged: bool = False  # the data is not gzip past some point
 
 
 def gunzip(
@@ -129,6 +130,7 @@ def gunzip(
                 piece = inflate.decompress(data, OUT_BLOCK)
             except zlib.error as exc:
                 result.note = f"gzip data damaged ({exc}); the events before it were read"
+                result.damaged = True
                 return result
             data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
         elif inflate.eof or not (piece := inflate.decompress(b"", OUT_BLOCK)):

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import NamedTuple
 
+from .. import inflate
 from ..sources import backup_key, backup_name
 from .protocol import ProtocolError, file_name
 
@@ -39,8 +39,6 @@ GONE_ROUNDS = 25  # rounds (0.2 s or more each) a live file gone from the host w
 # .gz before it rotates as it is: only a file removed with no copy of it waits that long. A .gz
 # listed later still completes it (ORPHANS), but out of order: the wait keeps that rare
 ORPHANS = 8  # such files per live name whose .gz, listed later still, completes them
-INFLATE = 1 << 20  # bytes decompressed at a time: a .gz that inflates a thousandfold is
-# streamed through, never held
 MAX_NOTES = 100  # notes kept for the user (a hostile host could make them endless)
 
 
@@ -366,7 +364,9 @@ class Mirror:
         if rest is None:
             os.ftruncate(p.file.fd, p.file.have)  # (a damaged .gz may have written some)
             return
-        p.file.have += rest
+        if rest.bound is not None:
+            self.note(f"{gz.name}: {rest.bound}")
+        p.file.have += rest.size
         self._drop(gz)
         p.backup = gz.name[: -len(TS_SUFFIX)]
         p.file.size = p.file.have  # the rest was appended: it is whole
@@ -389,12 +389,14 @@ class Mirror:
                 continue
             del orphans[k]
             self._drop(gz)
-            if rest:
+            if rest.bound is not None:
+                self.note(f"{gz.name}: {rest.bound}")
+            if rest.size:
                 name = self._free_backup(live)
                 os.rename(staged, os.path.join(self.folder, name))
                 self.note(
                     f"{live}: the end of a file replaced on the host came late, in {gz.name}; "
-                    f"its {rest:,} bytes past the copy are read as {name}"
+                    f"its {rest.size:,} bytes past the copy are read as {name}"
                 )
             else:
                 os.unlink(staged)
@@ -436,44 +438,47 @@ class Mirror:
             self._close(f)
 
 
-def _after_prefix(gz_path: str, held_path: str, held: int, out: int) -> int | None:
-    """Decompress ``gz_path``: if it starts with the first ``held`` bytes of ``held_path``,
-    write the rest to ``out`` and return how many bytes that was; None if it is another file
-    (or damaged)."""
-    compared, appended = 0, 0
+def _after_prefix(gz_path: str, held_path: str, held: int, out: int) -> Rest | None:
+    """Decompress ``gz_path`` within the shared bounds (:mod:`audittui.ingest.inflate`: a
+    bomb stops at its cap, the bytes before it kept): if it starts with the first ``held``
+    bytes of ``held_path``, write the rest to ``out`` and say how many bytes that was (and
+    the bound that stopped it, if one did); None if it is another file (or damaged)."""
+    compared = appended = 0
+
+    def write(data: bytes) -> None:
+        nonlocal compared, appended
+        if compared < held:
+            n = min(len(data), held - compared)
+            if data[:n] != mine.read(n):
+                raise _Unlike
+            compared += n
+            data = data[n:]
+        if data:
+            _write_all(out, data)
+            appended += len(data)
+
     try:
         with open(held_path, "rb") as mine, open(gz_path, "rb") as src:
-            for data in _inflated(src):
-                if compared < held:
-                    n = min(len(data), held - compared)
-                    if data[:n] != mine.read(n):
-                        return None
-                    compared += n
-                    data = data[n:]
-                if data:
-                    _write_all(out, data)
-                    appended += len(data)
-    except (OSError, zlib.error):
+            bounds = inflate.Bounds.for_folder(os.path.dirname(held_path) or ".")
+            result = inflate.gunzip(b"", src, write, bounds)
+    except (OSError, _Unlike):
+        return None
+    if result.damaged:
         return None
     if compared < held:
         return None  # shorter than what is held: not this file
-    return appended
+    return Rest(appended, result.bound)
 
 
-def _inflated(src: IO[bytes]) -> Iterator[bytes]:
-    """The decompressed bytes of a gzip file (its members one after the other), at most
-    INFLATE bytes at a time. Raises zlib.error for a damaged one."""
-    inflate = zlib.decompressobj(wbits=31)
-    while block := src.read(INFLATE):
-        while block:
-            if inflate.eof:  # the next member
-                inflate = zlib.decompressobj(wbits=31)
-            data = inflate.decompress(block, INFLATE)
-            if data:
-                yield data
-            block = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
-    if rest := inflate.flush():
-        yield rest
+class Rest(NamedTuple):
+    """What a .gz held past the local copy: its size, and the bound that cut it short."""
+
+    size: int
+    bound: str | None
+
+
+class _Unlike(Exception):
+    """The .gz does not begin with the bytes held: another file."""
 
 
 def _write_all(fd: int, data: bytes) -> None:
