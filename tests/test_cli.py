@@ -310,6 +310,18 @@ def test_stats_json(capsys, log):
     assert "malformed" in err
 
 
+def test_stats_json_names_a_file_whose_name_is_not_utf8_exactly(capsys, tmp_path):
+    """A name of bytes that are not UTF-8 (read as surrogates) is JSON that reads back as
+    exactly that name, inert, not a traceback."""
+    name = os.fsdecode(b"bad\xff\x1b.log")
+    path = tmp_path / name
+    path.write_bytes(orjson.dumps(v1_event()) + b"\n")
+    for argv in (("stats",), ("stats", "--malformed")):
+        code, out, _ = run(capsys, *argv, "--format", "json", str(tmp_path))
+        assert code == 0 and out.isascii() and "\x1b" not in out
+        assert json.loads(out)["files"] == [str(path)]
+
+
 def test_stats_malformed_lists_lines(capsys, log):
     path, _, _ = log
     code, out, err = run(capsys, "stats", "--format", "json", "--malformed", str(path))

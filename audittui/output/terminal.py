@@ -25,8 +25,16 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would evaluate
 
 
 def write_json(out: TextIO, value: Any) -> None:
-    """``value`` as indented JSON, every unsafe character written as a ``\\uXXXX`` escape."""
-    out.write(inert_json(orjson.dumps(value, option=orjson.OPT_INDENT_2)).decode() + "\n")
+    """``value`` as indented JSON, every unsafe character written as a ``\\uXXXX`` escape. A
+    string no UTF-8 can hold (a file name of bytes that are not UTF-8, read as surrogates) is
+    written with ``\\udcXX`` escapes, the JSON that reads back as exactly that name."""
+    try:
+        text = inert_json(orjson.dumps(value, option=orjson.OPT_INDENT_2)).decode()
+    except TypeError:
+        import json
+
+        text = json.dumps(value, indent=2)  # ASCII: every other character escaped too
+    out.write(text + "\n")
 
 
 def csv_cell(value: Any) -> Any:
