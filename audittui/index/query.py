@@ -31,6 +31,7 @@ from .lexer import (
     FIELD_RE,
     VALUE_STOP,
     WORD_STOP,
+    BadEscape,
     bare_end,
     keyword_at,
     quote_end,
@@ -243,7 +244,10 @@ class _Parser:
         if end is None:
             raise QueryError("unterminated quote", start)
         self.pos = end
-        return unescape(self.text[start + 1 : end - 1])
+        try:
+            return unescape(self.text[start + 1 : end - 1])
+        except BadEscape as exc:
+            raise QueryError(str(exc), start + 1 + exc.offset) from None
 
     def _bare(self, stop: str) -> str:
         start = self.pos
@@ -313,13 +317,13 @@ class _Parser:
             return Value("cmp", raw, ">=", int(self.now * 1_000_000) - age)
         if raw == "":
             return Value("empty", "")
-        if field == "ip" and "/" in raw and "*" not in raw:
+        if field == "ip" and "/" in raw and "*" not in raw and not quoted:
             try:
                 ipaddress.ip_network(raw, strict=False)
             except ValueError:
                 raise QueryError(f"'{raw}' is not an IP network", pos) from None
             return Value("cidr", raw)
-        if "*" in raw and not quoted:  # a quoted value is literal: user:"a*b"
+        if "*" in raw and not quoted:  # a quoted value is literal: user:"a*b", ip:"a/b"
             return Value("glob", raw)
         return Value("exact", raw)
 
