@@ -167,9 +167,9 @@ def test_tab_completes_fields_and_values(tmp_path):
     async def check(app, pilot):
         bar = app.query_one(FilterBar)
         await pilot.press("slash", "u", "s", "tab")
-        assert bar.value == "user:"
-        await pilot.press("a", "tab")
-        assert bar.value.startswith("user:alice")
+        await until(pilot, lambda: bar.value == "user:", what="user: completed")
+        await pilot.press("a", "tab")  # (computed in a thread)
+        await until(pilot, lambda: bar.value.startswith("user:alice"), what="alice completed")
 
     run(check, path, tmp_path)
 

@@ -27,6 +27,7 @@ import numpy as np
 from ..ingest import audit_ids
 from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, UUID_ID, parse_duration, to_micros
+from .interrupt import checkpoint
 from .lexer import (
     FIELD_RE,
     VALUE_STOP,
@@ -470,6 +471,7 @@ def select(store: Store | Snapshot, text: str) -> np.ndarray:
 
 def evaluate(node: Node, store: Events, within: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask over all events. ``within`` limits costly free-text work to candidates."""
+    checkpoint()  # between terms: a superseded filter stops here (see interrupt.py)
     n = len(store)
     if isinstance(node, And):
         # Cheap column terms first; free text only over what survives them.
