@@ -4,7 +4,8 @@ screen, C1 CSI), bidi overrides and Rich markup. Tab completion of every complet
 the summary's drill-down of every grouping and history recall in a second run each put such a
 value into the filter bar; the app's raw output (``tmux pipe-pane``) must hold none of those
 sequences, the bar and its hint show them as escapes and markup as text, and each resulting
-filter selects exactly the hostile events (the count on screen)."""
+filter selects exactly the hostile events (the count on screen). (A raw paste is tested with
+Textual's Paste event in test_app.py: tmux itself escapes control characters it pastes.)"""
 
 from __future__ import annotations
 

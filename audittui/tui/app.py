@@ -249,13 +249,13 @@ class AuditApp(App[None]):
         if self.closing:  # timer callbacks are not messages: they can fire during shutdown
             return False
         job = self.view.pending()
-        started = job is not None and job.node is not None
-        if started:
-            assert job is not None
+        started = False
+        if job is not None and job.node is None:
+            self._merged(job, job.matches())  # no query: the new events themselves
+        elif job is not None:
             self._catch_up_stop = threading.Event()
             self._catch_up(job, self._catch_up_stop)
-        elif job is not None:
-            self._merged(job, job.matches())  # no query: the new events themselves
+            started = True
         self._update_status()
         self.main.query_one(FindingsPane).stale()
         return started
@@ -421,7 +421,8 @@ class AuditApp(App[None]):
         self._catch_up_stop.set()
         event_list.rows_replaced(keep)
         self._rows_changed()
-        self._merge.request()
+        if len(self.store) > self.view.upto:
+            self._merge.request()
         self._update_status()
 
     # -- detail ---------------------------------------------------------------------------

@@ -115,7 +115,10 @@ class FilterBar(InertInput):
     @work(thread=True, group="complete", exclusive=True, exit_on_error=False)
     def _complete(self, text: str, cursor: int) -> None:
         # In a thread: the values of a big log's names take a few hundred ms to go through.
-        result = tab(text, cursor, self.store)
+        try:
+            result = tab(text, cursor, self.store)
+        except Exception as exc:  # said in the hint line; the bar stays as it is
+            result = TabResult(text, cursor, f"completion failed: {exc}")
         self.app.call_from_thread(self._completed, text, cursor, result)
 
     def _completed(self, text: str, cursor: int, result: TabResult) -> None:
