@@ -2,10 +2,14 @@
 
 Two thread workers fill the store (the indexer, newest first, and the follower) and post a
 coalescing ``StoreGrew``; the app merges new events into the list at most ten times a second
-(:class:`~audittui.tui.schedule.Throttle`) and tells the panes their rows changed. The filter is
-computed in a thread over a snapshot of the store, so typing never blocks on a million events;
-each analysis pane (summary, histogram, findings, policy) runs its own worker on its own
-schedule. Messages are in :mod:`~audittui.tui.messages`, keys in :mod:`~audittui.tui.keymap`.
+(:class:`~audittui.tui.schedule.Throttle`) and tells the panes their rows changed. No query is
+evaluated on the UI thread: the filter is computed in a thread over a snapshot of the store,
+and so is its evaluation over the events that arrive later (the UI thread only merges the
+rows); a newer filter stops an older one still running (:mod:`~audittui.index.interrupt`).
+Keys wait only for what holds the GIL in one go (a backtracking ``re`` match does; numpy,
+file reads and google-re2 release it). Each analysis pane (summary, histogram, findings,
+policy) runs its own worker on its own schedule. Messages are in
+:mod:`~audittui.tui.messages`, keys in :mod:`~audittui.tui.keymap`.
 """
 
 from __future__ import annotations
