@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from conftest import drive_app, shown, shows_newest, status, until, v1_event
+from textual import events
 
 from audittui.index.completion import term
 from audittui.tui.app import FILTER_DEBOUNCE, AuditApp
@@ -161,15 +162,41 @@ def test_filter_previews_reports_errors_and_keeps_history(tmp_path):
     run(check, path, tmp_path)
 
 
+def test_unsafe_characters_typed_or_pasted_show_as_escapes(tmp_path):
+    """A hostile log line pasted into the bar: each control or bidi character becomes the
+    escape the tables show, the cursor after it; inside quotes, the escape is the character,
+    so the query still selects the event it was copied from."""
+    user = "ev\x1b]52;c;cHduZWQ=\x07\x1b[2J\u202ex"
+    path = make_log(tmp_path, 30, [line(ev(30, user={"username": user}))])
+
+    async def check(app, pilot):
+        bar = app.query_one(FilterBar)
+        await pilot.press("slash", *'user:"')
+        bar.post_message(events.Paste(user))
+        await until(pilot, lambda: bar.value != 'user:"', what="the paste taken in")
+        escaped = "ev\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\u202ex"
+        assert bar.value == f'user:"{escaped}' and bar.cursor_position == len(bar.value)
+        await pilot.press('"', "enter")
+        await until(pilot, shown(app, f'1 / 31 events  filter: user:"{escaped}"'))
+        # Set by the app or typed: never raw either.
+        bar.value = "a\x9bb\u2066"
+        assert bar.value == "a\\x9bb\\u2066"
+        bar.cursor_position = 1
+        bar.insert_text_at_cursor("\x07")
+        assert (bar.value, bar.cursor_position) == ("a\\x07\\x9bb\\u2066", 5)
+
+    run(check, path, tmp_path)
+
+
 def test_tab_completes_fields_and_values(tmp_path):
     path = make_log(tmp_path, 30)
 
     async def check(app, pilot):
         bar = app.query_one(FilterBar)
         await pilot.press("slash", "u", "s", "tab")
-        assert bar.value == "user:"
-        await pilot.press("a", "tab")
-        assert bar.value.startswith("user:alice")
+        await until(pilot, lambda: bar.value == "user:", what="user: completed")
+        await pilot.press("a", "tab")  # (computed in a thread)
+        await until(pilot, lambda: bar.value.startswith("user:alice"), what="alice completed")
 
     run(check, path, tmp_path)
 
@@ -349,6 +376,29 @@ def test_summary_groups_sorts_and_drills_down(tmp_path):
         await pilot.press("enter")
         await until(pilot, shown(app, f"10 / 30 events  filter: {term('user', USERS[2])}"))
         assert isinstance(app.focused, EventList)
+
+    run(check, path, tmp_path)
+
+
+def test_a_summary_row_drills_down_to_exactly_its_events(tmp_path):
+    """A resource row without a subresource selects that resource alone (res:pods/), not
+    its subresources too (the other rows count those)."""
+    exec_ref = {"resource": "pods", "subresource": "exec", "namespace": "default", "name": "p1"}
+    path = make_log(tmp_path, 30, [line(ev(30 + k, objectRef=exec_ref)) for k in range(5)])
+
+    async def check(app, pilot):
+        await pilot.press("2", "b", "b")  # group by resource
+        pane = app.query_one(SummaryPane)
+        await until(pilot, lambda: pane.by == "resource" and len(pane.rows_data) == 2)
+        assert [(r["key"], r["events"]) for r in pane.rows_data] == [("pods", 30), ("pods/exec", 5)]
+        await pilot.press("enter")
+        await until(pilot, shown(app, "30 / 35 events  filter: resource:pods/"))
+        await pilot.press("escape")  # the filter cleared: both rows again
+        await until(pilot, lambda: shown(app, "35 / 35 events")() and "filter:" not in status(app))
+        await pilot.press("2")
+        await until(pilot, lambda: len(pane.rows_data) == 2)
+        await pilot.press("down", "enter")
+        await until(pilot, shown(app, "5 / 35 events  filter: resource:pods/exec"))
 
     run(check, path, tmp_path)
 

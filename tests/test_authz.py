@@ -9,6 +9,7 @@ from conftest import REALDATA, SAMPLES, v1_event
 
 import audittui
 from audittui.ingest.authz import NOTHING, parse_reason
+from audittui.output.inert import inert
 
 REASON = "authorization.k8s.io/reason"
 COREDNS = (
@@ -184,7 +185,15 @@ def _links(text) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "name", ["cluster-admin", 'a"b', "x') or app.quit('", "ns/with space", "\u202eevil"]
+    "name",
+    [
+        "cluster-admin",
+        'a"b',
+        "x') or app.quit('",
+        "ns/with space",
+        "\u202eevil",
+        "\x1b]52;c;aGk=\x07[bold]x[/]\\x1b",
+    ],
 )
 def test_the_detail_links_the_binding_and_role_and_any_name_stays_one_argument(name):
     from textual.actions import parse
@@ -200,8 +209,11 @@ def test_the_detail_links_the_binding_and_role_and_any_name_stays_one_argument(n
     for link, field in zip(links, ("binding", "role"), strict=True):
         _, action, args = parse(link)
         assert action == "narrow" and len(args) == 1
+        assert inert(args[0]) == args[0]  # what the filter bar gets holds nothing raw
         term = parse_query(args[0])  # one term, whatever the name holds
         assert term.field == field
+        label = parse_reason(reason).label(field)  # the very label, read back exact
+        assert [(v.kind, v.text) for v in term.values] == [("exact", label)]
     assert "\u202e" not in header(event, 1000).plain
 
 

@@ -6,23 +6,26 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import orjson
 import pytest
+from conftest import v1_event
 
 from audittui.index.completion import (
     FIELD_NAMES,
     MAX_CANDIDATES,
     VALUE_FIELDS,
     Completion,
-    _needs_quotes,
     _special_lut,
     apply,
     complete,
 )
+from audittui.index.lexer import needs_quotes
 from audittui.index.loader import load, read_sources
 from audittui.index.query import MULTI_VALUED, STRING_FIELDS, Not, Term, display_api, parse
 from audittui.index.store import Store
 from audittui.ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
 from audittui.ingest.sources import Source, open_source
+from audittui.output.inert import inert
 
 # Values the tokenizer treats specially, or that look like syntax, or are just unusual.
 AWKWARD_USERS = [
@@ -60,6 +63,15 @@ AWKWARD_USERS = [
     "nul\x00byte",
     "Alice",
     "albert",
+    # hostile: terminal escapes, bidi, Rich markup, and the escapes' own text
+    "ev\x1b[2J",
+    "\x1b]52;c;aGk=\x07",
+    "\x1b]0;title\x07x",
+    "bidi\u202eevil",
+    "\x9b31m",
+    "[bold]x[/]",
+    "\\x1b",
+    "a\\u202e",
 ]
 
 
@@ -125,8 +137,8 @@ def _distinct(store: Store, field: str) -> set[str]:
     if field == "api":
         values = [display_api(v) for v in values]
     out = {v for v in values if v}
-    if field in ("ip", "resource"):
-        out = {v for v in out if "/" not in v}  # a CIDR / a resource/subresource pair
+    if field == "resource":
+        out = {v for v in out if "/" not in v}  # a resource/subresource pair
     return out
 
 
@@ -161,6 +173,7 @@ def test_every_candidate_parses_back_to_its_value(awkward, field, opener):
     assert comp.kind == "value" and (comp.start, comp.end) == (0, len(field) + 1 + len(opener))
     got = {}
     for candidate in comp.candidates:
+        assert inert(candidate) == candidate, candidate  # no raw unsafe character
         name, text = _single_value(candidate)
         assert name == field
         got[text] = candidate
@@ -172,19 +185,74 @@ def test_every_candidate_parses_back_to_its_value(awkward, field, opener):
     assert len(got) == len(comp.candidates)  # no duplicates
 
 
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> Store:
+    """A log whose every completable field carries terminal escapes, bidi or Rich markup."""
+    event = v1_event(
+        user={
+            "username": "evil",
+            "groups": ["g\x1b]52;c;aGk=\x07"],
+            "extra": {"authentication.kubernetes.io/credential-id": ["JTI=\u202ex"]},
+        },
+        impersonatedUser={"username": "imp\x1b[2J"},
+        sourceIPs=["10.9.9.9\x1b[2J"],
+        userAgent="curl\x1b]0;pwned\x07/8.0 [link=https://x]y[/link]",
+        verb="get\x9b2J",
+        objectRef={
+            "resource": "pods\u2066",
+            "subresource": "e\x1bxec",
+            "apiGroup": "apps\u200b",
+            "namespace": "ns\x1b]52;c;aGk=\x07",
+            "name": "[bold red]n[/]\x1b[2J",
+            "apiVersion": "v1",
+        },
+        stage="ResponseComplete\x07",
+        annotations={
+            "authorization.k8s.io/decision": "allow\x1b",
+            "audittui/server": "srv\u202e",
+            "authentication.openshift.io/username": "login\x1b[2J",
+        },
+    )
+    path = tmp_path_factory.mktemp("hostile") / "audit.log"
+    path.write_bytes(orjson.dumps(v1_event()) + b"\n" + orjson.dumps(event) + b"\n")
+    return load(str(path))
+
+
+@pytest.mark.parametrize("field", sorted(VALUE_FIELDS))
+def test_hostile_values_complete_escaped_and_select_their_event(hostile, field):
+    comp = complete(f"{field}:", len(field) + 1, hostile)
+    assert comp.candidates
+    for candidate in comp.candidates + [comp.common]:
+        assert inert(candidate) == candidate, candidate  # no raw unsafe character
+    values = {}
+    for candidate in comp.candidates:
+        values[_single_value(candidate)[1]] = candidate
+    assert values.keys() == _distinct(hostile, field)
+    for value, candidate in values.items():
+        assert len(hostile.query(candidate)) == _events_with(hostile, field, value), candidate
+
+
 def test_awkward_users_quoted_only_when_needed(awkward):
     comp = complete("user:", 5, awkward)
     by_value = {_single_value(c)[1]: c for c in comp.candidates}
-    for bare in ["system:serviceaccount:kube-system:foo", "-neg", "mid/slash", "back\\slash"]:
+    for bare in ["system:serviceaccount:kube-system:foo", "mid/slash", "OR", "NOT", "x:y:"]:
         assert by_value[bare] == "user:" + bare
-    for bare in ["OR", "NOT", "x:y:", "uni✓é日本", "zero\u200bwidth", "trail\\", "-", "--"]:
-        assert by_value[bare] == "user:" + bare
+    assert by_value["uni✓é日本"] == "user:uni✓é日本"
     assert by_value["a b"] == 'user:"a b"'
     assert by_value['q"x'] == 'user:"q\\"x"'
     assert by_value["star*x"] == 'user:"star*x"'  # bare, * would make a glob
     assert by_value["/re/"] == 'user:"/re/"'  # bare, a regex
     assert by_value['both\\"'] == 'user:"both\\\\\\""'
-    assert by_value["nul\x00byte"] == "user:nul\x00byte"
+    # A leading '-' reads like a negation, a backslash like an escape: quoted for the reader.
+    for value in ["-neg", "-", "--"]:
+        assert by_value[value] == f'user:"{value}"'
+    assert by_value["back\\slash"] == 'user:"back\\\\slash"'
+    assert by_value["trail\\"] == 'user:"trail\\\\"'
+    # Unsafe characters are written as their escapes, never raw (the filter bar shows them).
+    assert by_value["nul\x00byte"] == 'user:"nul\\x00byte"'
+    assert by_value["zero\u200bwidth"] == 'user:"zero\\u200bwidth"'
+    assert by_value["line\nbreak"] == 'user:"line\\x0abreak"'
+    assert by_value["tab\there"] == 'user:"tab\\x09here"'
 
 
 def test_negated_and_grouped_values_parse_back(awkward):
@@ -293,7 +361,8 @@ def test_codes_resources_and_core_api(awkward):
     for candidate in complete("r:", 2, awkward).candidates + ["res:pods/exec", "res:pods/log"]:
         assert len(awkward.query(candidate)) > 0
     comp = complete("-ip:10.", 7, awkward)
-    assert comp.candidates == ["-ip:10.0.0.1", "-ip:10.0.0.2"]  # not 10.0.0.0/8: a CIDR
+    # 10.0.0.0/8 logged as a source IP is offered quoted: bare, it would be a CIDR
+    assert sorted(comp.candidates) == ['-ip:"10.0.0.0/8"', "-ip:10.0.0.1", "-ip:10.0.0.2"]
     assert complete("group:", 6, awkward).candidates[0] == "group:dev"  # most events
 
 
@@ -365,9 +434,14 @@ def test_apply_cycles_through_candidates(awkward):
 
 def test_quoting_table_agrees_with_the_rule():
     lut = _special_lut()
+    assert len(lut) == 0x10000
     for c in range(len(lut)):
-        assert lut[c] == (chr(c).isspace() or chr(c) in '(),*"'), hex(c)
-    assert _needs_quotes("") and _needs_quotes("/x") and not _needs_quotes("x/")
+        # U+FFFF stands for NUL inside the completion's joined values
+        want = c == 0xFFFF or needs_quotes(f"x{chr(c)}")
+        assert lut[c] == want, hex(c)
+    assert lut[0x1B] and lut[0x202E] and lut[0x5C] and not lut[ord("a")]
+    assert needs_quotes("") and needs_quotes("/x") and needs_quotes("-x")
+    assert not needs_quotes("x/") and not needs_quotes("x-")
 
 
 # -- cost ------------------------------------------------------------------------------------------

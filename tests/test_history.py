@@ -54,8 +54,9 @@ def test_add_dedupes_trims_and_cleans(tmp_path):
 def test_loading_skips_blanks_and_duplicates_keeping_the_newest(tmp_path):
     path = tmp_path / "h"
     path.write_bytes("a\n\nb\r\na\n  \nc\x0bd\u2028e\n".encode())
-    # Only \n separates entries (\r ending a line is dropped; other breaks are not separators).
-    assert History(path).entries == ["b", "a", "c\x0bd\u2028e"]
+    # Only \n separates entries (\r ending a line is dropped; other breaks are not separators,
+    # and are read as their escapes, like any unsafe character).
+    assert History(path).entries == ["b", "a", "c\\x0bd\\u2028e"]
 
 
 def test_navigation_is_shell_like(tmp_path):
@@ -158,7 +159,7 @@ def test_unencodable_query_is_saved_anyway(tmp_path):
     h = History(path)
     h.add("user:\udcff")  # a lone surrogate (undecodable terminal input)
     assert h.error is None
-    assert History(path).entries == ["user:?"]
+    assert History(path).entries == ["user:\\udcff"]  # saved as its escape
 
 
 def test_a_huge_file_is_read_from_its_end(tmp_path):
@@ -230,3 +231,34 @@ def test_no_home_directory(monkeypatch):
     assert h.path is None and h.error and "\n" not in h.error
     h.add("q")
     assert h.entries == ["q"]
+
+
+# -- hostile values: the file and the bar never hold an unsafe character raw -------------------
+
+
+def test_queries_are_saved_escaped_and_read_back_exact(tmp_path):
+    """A drill-down's query names a log value holding terminal escapes: the file holds it
+    escaped, recall gives the escaped text, and that text still selects the very value."""
+    from audittui.index.completion import term
+    from audittui.index.query import parse
+
+    hostile = "ev\x1b]52;c;aGk=\x07\x1b[2J\u202e"
+    query = f"{term('ua', hostile)} {term('user', 'a b')}"
+    path = tmp_path / "h"
+    History(path).add(query)
+    data = path.read_bytes()
+    assert data == b'ua:"ev\\x1b]52;c;aGk=\\x07\\x1b[2J\\u202e" user:"a b"\n'
+    recalled = History(path).previous("")
+    assert recalled is not None and recalled.isprintable()
+    assert [t.values[0].text for t in parse(recalled).nodes] == [hostile, "a b"]  # type: ignore[union-attr]
+
+
+def test_raw_unsafe_characters_in_queries_or_old_files_are_escaped(tmp_path):
+    path = tmp_path / "h"
+    path.write_bytes(b'user:"\x1b]0;t\x07"\n')  # as an older audittui saved it
+    h = History(path)
+    assert h.entries == ['user:"\\x1b]0;t\\x07"']
+    h.add("\x1b[2J\x9b\u202ex")
+    assert h.entries[-1] == "\\x1b[2J\\x9b\\u202ex"
+    assert path.read_bytes().isascii()
+    assert b"\x1b" not in path.read_bytes()

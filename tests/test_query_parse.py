@@ -7,8 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from audittui.index.completion import term
+from audittui.index.lexer import BadEscape, unescape
 from audittui.index.query import And, Not, Or, QueryError, Term, Text, Value, parse
+from audittui.output.inert import inert
 
 NOW = datetime(2024, 11, 15, 12, 0, 0, tzinfo=UTC).timestamp()
 
@@ -131,6 +136,17 @@ SHAPES = [
     ),
     ("user:*", user(("glob", "*"))),
     ('user:"a*b"', user(("exact", "a*b"))),  # quoted values are literal
+    ('ip:"10.0.0.0/8"', ("ip", ("exact", "10.0.0.0/8"))),  # a quoted value is never a CIDR
+    ("ip:10.0.0.0/8", ("ip", ("cidr", "10.0.0.0/8"))),
+    # escapes in quoted values: \xHH and \uHHHH are that character (as the app shows them)
+    ('user:"ev\\x1b[2J"', user(ex("ev\x1b[2J"))),
+    ('user:"\\x1B]0;t\\x07"', user(ex("\x1b]0;t\x07"))),
+    ('ua:"a\\u202eb"', ("ua", ex("a\u202eb"))),
+    ('user:"\\\\x1b"', user(ex("\\x1b"))),  # an escaped backslash: the text \x1b
+    ('user:"a\\"b"', user(ex('a"b'))),
+    ('user:"\\*"', user(ex("*"))),  # any other escaped character is itself
+    ('"\\x1b"', T("\x1b")),  # phrases too
+    ("user:ev\\x1b", user(ex("ev\\x1b"))),  # a bare value has no escapes
     ("as:*", ("as", ("glob", "*"))),
     # the empty value
     ('ns:""', ("ns", ("empty", ""))),
@@ -238,6 +254,10 @@ ERRORS = [
     ('a "b c', ["unterminated quote"], 2),
     ('user:"abc', ["unterminated quote"], 5),
     ('user:a,"b', ["unterminated quote"], 7),
+    ('user:"a\\x1"', ["\\x needs 2 hex digits"], 7),
+    ('user:"a\\xzz"', ["\\x needs 2 hex digits"], 7),
+    ('ua:"\\u20"', ["\\u needs 4 hex digits"], 4),
+    ('"ab\\u"', ["\\u needs 4 hex digits"], 3),
     ("(a b", ["never closed"], 0),
     ("x (a (b)", ["never closed"], 2),
     ("(", ["never closed"], 0),
@@ -332,3 +352,57 @@ def test_query_error_is_exported() -> None:
     import audittui
 
     assert audittui.QueryError is QueryError
+
+
+# -- writing values: what the app puts into the filter bar ----------------------------------
+
+HOSTILE_VALUES = [
+    "ev\x1b[2J",
+    "\x1b]52;c;aGk=\x07",
+    "\x1b]0;title\x1b\\",
+    "bidi\u202eevil\u2066",
+    "zero\u200bwidth\ufeff",
+    "\x9b31m\x85",
+    "lone\ud800",
+    "[bold]x[/] [link=https://e.x]y[/link]",
+    "\\x1b",
+    "a\\u202e",
+    'q"x\\',
+    "-neg",
+    "/re/",
+    "a*b",
+    "a b,c(d)",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES)
+def test_a_written_value_is_inert_and_reads_back_exact(value):
+    for field in ("user", "ua", "ns", "ip"):
+        written = term(field, value)
+        assert inert(written) == written  # nothing unsafe reaches the filter bar
+        node = parse(written)
+        assert isinstance(node, Term) and node.field == field
+        assert [(v.kind, v.text) for v in node.values] == (
+            [("exact", value)] if value else [("empty", "")]
+        )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_value_written_reads_back_exact(value):
+    written = term("name", value)
+    assert inert(written) == written
+    (v,) = parse(written).values  # type: ignore[union-attr]
+    assert (v.kind, v.text) == (("exact", value) if value else ("empty", ""))
+
+
+def test_unescape_partial_drops_an_escape_still_being_typed():
+    assert unescape("ab\\x1", partial=True) == "ab"
+    assert unescape("ab\\u20", partial=True) == "ab"
+    assert unescape("ab\\", partial=True) == "ab"
+    assert unescape("ab\\xzz", partial=True) == "abxzz"  # malformed: its letter, as before
+    assert unescape("\\x41\\u00e9\\\\\\q") == "Aé\\q"
+    with pytest.raises(BadEscape) as exc:
+        unescape("ab\\x1")
+    assert exc.value.offset == 2

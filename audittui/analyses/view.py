@@ -68,6 +68,30 @@ class Inserted:
         return row + int(np.searchsorted(self.positions, row, side="right"))
 
 
+@dataclass(frozen=True)
+class CatchUp:
+    """The filter in force (``generation``: the RowView's count of filters) and the events it
+    has not seen: ``snap`` from ``start`` on."""
+
+    generation: int
+    node: Node | None
+    order: str
+    start: int
+    snap: Snapshot
+
+    def matches(self) -> np.ndarray:
+        """Store indices of the new events the filter selects (evaluates the query: run it
+        where a slow filter blocks nobody)."""
+        snap, start = self.snap, self.start
+        within = np.zeros(len(snap), dtype=bool)
+        within[start:] = True
+        if self.order == SLOWEST:
+            within[start:] &= request_mask(snap, start)  # only the new events: a hot path
+        if self.node is not None:
+            within &= evaluate(self.node, snap, within)
+        return np.flatnonzero(within)
+
+
 class RowView:
     """The filtered rows over a growing store, in time order or slowest first."""
 
@@ -81,6 +105,7 @@ class RowView:
         self.rows = np.empty(0, dtype=np.int64)
         self._keys = np.empty(0, dtype=np.int64)
         self.upto = 0  # store events already considered
+        self.generation = 0  # counts the filters installed (a catch-up belongs to one)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -96,25 +121,29 @@ class RowView:
     ) -> None:
         """Install a filter's result computed over the first ``upto`` events."""
         self.text, self.node, self.order, self.requests = text, node, order, requests
+        self.generation += 1
         self._shown = None  # rebuilt from the rows on the next per-request catch-up
         self.rows = rows
         self._keys = sort_keys(self.store, rows, order)
         self.upto = upto
 
-    def catch_up(self) -> Inserted | None:
-        """Add the matching events appended since the last call; None when nothing matched."""
+    def pending(self) -> CatchUp | None:
+        """The events appended since the last merge, with the filter to run over them; None
+        when none arrived. :meth:`CatchUp.matches` may run in a thread; :meth:`merge` takes
+        its result in."""
         snap = self.store.snapshot()
-        n = len(snap)
-        if n <= self.upto:
+        if len(snap) <= self.upto:
             return None
-        start, self.upto = self.upto, n
-        within = np.zeros(n, dtype=bool)
-        within[start:] = True
-        if self.order == SLOWEST:
-            within[start:] &= request_mask(snap, start)  # only the new events: a hot path
-        if self.node is not None:
-            within &= evaluate(self.node, snap, within)
-        new = np.flatnonzero(within)
+        return CatchUp(self.generation, self.node, self.order, self.upto, snap)
+
+    def merge(self, job: CatchUp, new: np.ndarray) -> Inserted | None:
+        """Add ``new`` (what ``job.matches()`` found) to the rows; None when nothing was
+        inserted, or when the filter changed since ``job`` was made (its rows are dropped:
+        the new filter's own catch-up covers these events)."""
+        if job.generation != self.generation or job.start != self.upto:
+            return None
+        snap, start = job.snap, job.start
+        self.upto = len(snap)
         if self.requests is not None and self.order == TIME:
             return self._catch_up_requests(snap, start, new)
         if not len(new):
@@ -123,6 +152,12 @@ class RowView:
             self.rows, self._keys, new, sort_keys(snap, new, self.order)
         )
         return Inserted(positions)
+
+    def catch_up(self) -> Inserted | None:
+        """Add the matching events appended since the last call, at once; None when nothing
+        matched."""
+        job = self.pending()
+        return None if job is None else self.merge(job, job.matches())
 
     def _catch_up_requests(self, snap: Snapshot, start: int, new: np.ndarray) -> Inserted | None:
         """One row per request: a request shown before gets its new furthest stage in place

@@ -4,7 +4,8 @@
 in :mod:`audittui.index.query`) and proposes whole replacements for it: ``us`` → ``user:``,
 ``-us`` → ``-user:``, ``verb:get,li`` → ``verb:get,list``, ``user:system:serviceaccount:k`` →
 the service accounts the store has seen, most frequent first. Values that the parser would not
-read back as one literal value are written quoted (``ua:"Go-http-client/1.1 (x)"``).
+read back as one literal value are written quoted (``ua:"Go-http-client/1.1 (x)"``), unsafe
+characters as escapes (``user:"ev\\x1b[2J"``: see :func:`audittui.index.lexer.literal`).
 
 Headless and stateless: every call reads the store's tables as they are now (the store grows
 while a log is followed). A column's distinct values are joined into one array of code points
@@ -25,7 +26,20 @@ import numpy as np
 
 from ..ingest.authz import parse_reason
 from ..ingest.formats import UNIQUE_FIELDS
-from .lexer import FIELD_RE, VALUE_STOP, WORD_STOP, bare_end, quote_end, regex_end, unescape
+from ..ingest.unsafe import UNSAFE
+from .lexer import (
+    FIELD_RE,
+    QUOTED_CHARS,
+    VALUE_STOP,
+    WORD_STOP,
+    bare_end,
+    literal,
+    needs_quotes,
+    quote,
+    quote_end,
+    regex_end,
+    unescape,
+)
 from .query import (
     ALIASES,
     CASE_INSENSITIVE,
@@ -45,11 +59,6 @@ VALUE_FIELDS = frozenset(STRING_FIELDS) - {"id", "uri", "reason", *GRANT_FIELDS}
 FIELD_NAMES = tuple(sorted(set(FIELDS) | set(ALIASES)))
 
 _NAME_PREFIX_RE = re.compile(r"[A-Za-z_][\w-]*")
-# A value the parser reads back literally only when quoted: empty, starting with a quote or a
-# slash (a regex, or a CIDR for ip:), holding whitespace (str.isspace, as the parser), a
-# separator ( ) , or a * (glob); quotes anywhere are quoted too, for the reader's sake.
-_QUOTED_CHARS = '(),*"'
-_NEEDS_QUOTES = re.compile(r'[\s(),*"]|\A/')
 
 
 @dataclass
@@ -181,9 +190,9 @@ def _scan(text: str) -> _Token | None:
             if ch == '"':
                 q = quote_end(text, p)
                 if q is None:
-                    partial = unescape(text[p + 1 :])
+                    partial = unescape(text[p + 1 :], partial=True)
                     return _value_token(start, text, m, alt, partial, True, earlier)
-                earlier.append(unescape(text[p + 1 : q - 1]))
+                earlier.append(unescape(text[p + 1 : q - 1], partial=True))
                 p = q
             elif ch == "/" and is_string and (q := regex_end(text, p)) is not None:
                 p = q
@@ -272,7 +281,7 @@ def _complete_value(
         found = _strings(store, canonical, tok.prefix, exclude)
     if found is None:
         return Completion(tok.start, cursor, token=token)
-    candidates = [head + _render(v, tok.quoted) for v in found.ranked]
+    candidates = [head + _render(canonical, v, tok.quoted) for v in found.ranked]
     if len(candidates) == 1:
         common = candidates[0]
     elif tok.quoted or found.quoting == "all":
@@ -284,29 +293,27 @@ def _complete_value(
     return Completion(tok.start, cursor, candidates, common, "value", token)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
 def term(field: str, value: str | None) -> str:
     """``field:value`` that the parser reads back as exactly ``value`` (None: the field is
-    missing, ``field:""``)."""
-    return f"{field}:{_render(value or '')}"
+    missing, ``field:""``), with no raw unsafe character in it."""
+    return f"{field}:{_render(ALIASES.get(field, field), value or '')}"
 
 
-def _render(value: str, quote: bool = False) -> str:
-    """``value`` as the parser reads it back literally (quoted when it has to be)."""
-    if quote or _needs_quotes(value):
-        return '"' + _escape(value) + '"'
-    return value
+def _render(canonical: str, value: str, quoted: bool = False) -> str:
+    """``value`` of field ``canonical`` as the parser reads it back literally: quoted when it
+    has to be (for ip:, also when it holds a '/': bare, that is a CIDR)."""
+    if quoted or (canonical == "ip" and "/" in value):
+        return quote(value)
+    return literal(value)
 
 
-def _needs_quotes(value: str) -> bool:
-    return not value or _NEEDS_QUOTES.search(value) is not None
+def _escape(value: str) -> str:
+    """The text of ``value`` inside quotes (a prefix of the quoted candidates)."""
+    return quote(value)[1:-1]
 
 
 def _quoting(values: list[str]) -> str:
-    quoted = sum(map(_needs_quotes, values))
+    quoted = sum(map(needs_quotes, values))
     return "none" if not quoted else "all" if quoted == len(values) else "mixed"
 
 
@@ -389,8 +396,7 @@ def _strings(store: Events, canonical: str, prefix: str, exclude: set[str]) -> _
         if not len(idx) and prefix:  # nothing in this case: try any case
             idx = seg.lower().starting_with(prefix.lower())
     keep = (counts[owners[idx]] > 0) & (seg.lengths[idx] > 0)
-    if canonical in ("ip", "resource"):
-        # A '/' makes a CIDR (ip:) or a resource/subresource pair: not the literal value.
+    if canonical == "resource":  # a '/' makes a resource/subresource pair, even quoted
         keep &= ~seg.holding("/")[idx]
     for value in exclude:
         keep &= ~np.isin(idx, seg.equal_to(value))
@@ -402,7 +408,10 @@ def _strings(store: Events, canonical: str, prefix: str, exclude: set[str]) -> _
     common = values[int(idx[0])][: seg.common_length(idx)]
     if len(ranked) == 1:
         return _Found(ranked, common, "none")
-    quoted = int(seg.needs_quotes(idx).sum())
+    quoted_ones = seg.needs_quotes(idx)
+    if canonical == "ip":  # a '/' bare makes a CIDR
+        quoted_ones |= seg.holding("/")[idx]
+    quoted = int(quoted_ones.sum())
     quoting = "none" if not quoted else "all" if quoted == len(idx) else "mixed"
     return _Found(ranked, common, quoting)
 
@@ -444,15 +453,22 @@ def _top_positions(totals: np.ndarray, k: int) -> list[int]:
     return np.argpartition(-totals, k - 1)[:k].tolist()
 
 
-_LUT_SIZE = 0x3001  # U+3000 is the last code point str.isspace() holds true
+_LUT_SIZE = 0x10000  # the BMP: every unsafe character and every space is in it
+NUL_STAND_IN = "\uffff"  # what stands for NUL in a _Segments text (NUL separates values)
+_SPECIAL = re.compile(r'[\s(),*"\\\uffff]|' + UNSAFE.pattern)  # as _special_lut()
 
 
 @functools.cache
 def _special_lut() -> np.ndarray:
-    """Code point → makes a value need quotes wherever it is (whitespace and '(),*"')."""
-    return np.fromiter(
-        (chr(c).isspace() or chr(c) in _QUOTED_CHARS for c in range(_LUT_SIZE)), bool, _LUT_SIZE
+    """Code point → makes a value need quotes wherever it is (whitespace, '(),*"\\', an unsafe
+    character, and U+FFFF, which stands for NUL in :class:`_Segments`)."""
+    lut = np.fromiter(
+        (chr(c).isspace() or chr(c) in QUOTED_CHARS for c in range(_LUT_SIZE)), bool, _LUT_SIZE
     )
+    every = "".join(map(chr, range(_LUT_SIZE)))
+    lut[[m.start() for m in UNSAFE.finditer(every)]] = True
+    lut[ord(NUL_STAND_IN)] = True
+    return lut
 
 
 class _Segments:
@@ -478,7 +494,7 @@ class _Segments:
         text = "\x00".join(values)
         if text.count("\x00") != max(len(values) - 1, 0):
             # A value holds NUL (JSON allows it): U+FFFF stands for it, lengths kept.
-            text = "\x00".join(v.replace("\x00", "\uffff") for v in values)
+            text = "\x00".join(v.replace("\x00", NUL_STAND_IN) for v in values)
         return cls(text, len(values))
 
     def lower(self) -> _Segments:
@@ -488,7 +504,7 @@ class _Segments:
     def starting_with(self, prefix: str) -> np.ndarray:
         """Positions of the strings that start with ``prefix``."""
         want = np.frombuffer(
-            prefix.replace("\x00", "\uffff").encode("utf-32-le", "surrogatepass"), dtype="<u4"
+            prefix.replace("\x00", NUL_STAND_IN).encode("utf-32-le", "surrogatepass"), dtype="<u4"
         )
         idx = np.flatnonzero(self.lengths >= len(want))
         for i, point in enumerate(want.tolist()):
@@ -522,16 +538,15 @@ class _Segments:
         return out
 
     def needs_quotes(self, idx: np.ndarray) -> np.ndarray:
-        """Whether :func:`_needs_quotes` holds for the strings at ``idx``."""
+        """Whether :func:`~audittui.index.lexer.needs_quotes` holds for the strings at
+        ``idx``."""
         starts, lengths = self.starts[idx], self.lengths[idx]
         text = self.text
-        words = text.split(None, 1)  # whitespace anywhere? (str.split is str.isspace)
         if (
-            len(words) == 1
-            and len(words[0]) == len(text)
-            and not any(c in text for c in _QUOTED_CHARS)
-            and not text.startswith("/")
+            _SPECIAL.search(text.replace("\x00", "")) is None  # (NUL: the separators)
+            and not text.startswith(("/", "-"))
             and "\x00/" not in text
+            and "\x00-" not in text
         ):
             return lengths == 0  # nothing special anywhere: the common case, in C
         # The code points of these strings only, then which of them are special.
@@ -542,5 +557,6 @@ class _Segments:
         out = np.zeros(len(idx), dtype=bool)
         out[owner[special]] = True
         present = lengths > 0
-        out[present] |= self.points[starts[present]] == ord("/")
+        first = self.points[starts[present]]
+        out[present] |= (first == ord("/")) | (first == ord("-"))
         return out | ~present

@@ -1,11 +1,15 @@
 """The words of the query language, for the parser (:mod:`audittui.index.query`) and for Tab
 completion (:mod:`audittui.index.completion`): where a field name, a quoted value, a regex or a
-bare word ends, and what a quoted value says. Both read a query through these functions, so
-completion always sees the tokens the parser will."""
+bare word ends, and what a quoted value says; and how to write a value so that it reads back
+as exactly itself (:func:`literal`), for completion, drill-downs and links. Both read a query
+through these functions, so completion always sees the tokens the parser will."""
 
 from __future__ import annotations
 
 import re
+import string
+
+from ..ingest.unsafe import UNSAFE, inert
 
 FIELD_RE = re.compile(r"([A-Za-z_][\w-]*):")  # a term's "field:" at the start of a word
 WORD_STOP = " \t\n\r()"  # what ends a bare word (free text)
@@ -36,21 +40,80 @@ def quote_end(text: str, p: int) -> int | None:
     return None
 
 
-def unescape(body: str) -> str:
-    """The text of a quoted value without its quotes: each ``\\x`` is ``x``; a trailing lone
-    backslash (an escape still being typed) is dropped."""
+class BadEscape(ValueError):
+    """A ``\\x`` or ``\\u`` escape without its hex digits, at ``offset`` in the quoted text."""
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+_HEX_DIGITS = {"x": 2, "u": 4}  # \xHH, \uHHHH: the escapes inert() writes
+
+
+def unescape(body: str, partial: bool = False) -> str:
+    """The text of a quoted value without its quotes. ``\\xHH`` and ``\\uHHHH`` are the
+    character of that code (how the app shows and writes unsafe characters, so a value copied
+    from a table reads back exact); any other character after a backslash stands for itself
+    (``\\\\``, ``\\"``). A ``\\x``/``\\u`` without its hex digits raises :class:`BadEscape`;
+    with ``partial`` (a value still being typed) an escape cut short by the end is dropped
+    instead, and a malformed one reads as its letter."""
+    if "\\" not in body:
+        return body
     out = []
-    p = 0
-    while p < len(body):
+    p, n = 0, len(body)
+    while p < n:
         ch = body[p]
-        if ch == "\\":
-            if p + 1 < len(body):
-                out.append(body[p + 1])
+        if ch != "\\":
+            out.append(ch)
+            p += 1
+            continue
+        if p + 1 == n:  # a lone trailing backslash: only in a value still being typed
+            break
+        kind = body[p + 1]
+        width = _HEX_DIGITS.get(kind)
+        if width is None:
+            out.append(kind)
             p += 2
             continue
-        out.append(ch)
-        p += 1
+        digits = body[p + 2 : p + 2 + width]
+        good = all(c in string.hexdigits for c in digits)
+        if good and len(digits) == width:
+            out.append(chr(int(digits, 16)))
+            p += 2 + width
+        elif not partial:
+            raise BadEscape(p, f"\\{kind} needs {width} hex digits (\\{kind}{'1b'.zfill(width)})")
+        elif good:  # cut short by the end: still being typed
+            break
+        else:
+            out.append(kind)
+            p += 2
     return "".join(out)
+
+
+# What a bare value cannot hold and still read back as itself: whitespace (str.isspace, as the
+# parser), a separator ( ) , , a * (a glob), a quote or a backslash (for the reader's sake),
+# and any unsafe character (a raw control or bidi character never enters the filter bar).
+QUOTED_CHARS = '(),*"\\'
+_NEEDS_QUOTES = re.compile(r'[\s(),*"\\]|' + UNSAFE.pattern)
+
+
+def needs_quotes(value: str) -> bool:
+    """Must ``value`` be quoted to read back as exactly itself? Also when empty (``""`` is the
+    missing value) or starting with ``/`` (a regex) or ``-`` (it looks like a negation)."""
+    return not value or value[0] in "/-" or _NEEDS_QUOTES.search(value) is not None
+
+
+def quote(value: str) -> str:
+    """``value`` as a quoted value that reads back exactly: backslashes and quotes escaped,
+    every unsafe character as its visible escape (``\\x1b``, ``\\u202e``)."""
+    return '"' + inert(value.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+
+
+def literal(value: str) -> str:
+    """``value`` as the parser reads it back as exactly itself: bare when it can be, quoted
+    when it has to be (a quoted value is never a glob, a regex or a CIDR)."""
+    return quote(value) if needs_quotes(value) else value
 
 
 def bare_end(text: str, p: int, stop: str) -> int:

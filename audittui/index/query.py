@@ -28,10 +28,12 @@ import numpy as np
 from ..ingest import audit_ids
 from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, UUID_ID, parse_duration, to_micros
+from .interrupt import checkpoint
 from .lexer import (
     FIELD_RE,
     VALUE_STOP,
     WORD_STOP,
+    BadEscape,
     bare_end,
     keyword_at,
     quote_end,
@@ -246,7 +248,10 @@ class _Parser:
         if end is None:
             raise QueryError("unterminated quote", start)
         self.pos = end
-        return unescape(self.text[start + 1 : end - 1])
+        try:
+            return unescape(self.text[start + 1 : end - 1])
+        except BadEscape as exc:
+            raise QueryError(str(exc), start + 1 + exc.offset) from None
 
     def _bare(self, stop: str) -> str:
         start = self.pos
@@ -315,13 +320,13 @@ class _Parser:
             return Value("cmp", raw, ">=", int(self.now * 1_000_000) - age)
         if raw == "":
             return Value("empty", "")
-        if field == "ip" and "/" in raw and "*" not in raw:
+        if field == "ip" and "/" in raw and "*" not in raw and not quoted:
             try:
                 ipaddress.ip_network(raw, strict=False)
             except ValueError:
                 raise QueryError(f"'{raw}' is not an IP network", pos) from None
             return Value("cidr", raw)
-        if "*" in raw and not quoted:  # a quoted value is literal: user:"a*b"
+        if "*" in raw and not quoted:  # a quoted value is literal: user:"a*b", ip:"a/b"
             return Value("glob", raw)
         return Value("exact", raw)
 
@@ -464,6 +469,7 @@ def select(store: Store | Snapshot, text: str) -> np.ndarray:
 
 def evaluate(node: Node, store: Events, within: np.ndarray | None = None) -> np.ndarray:
     """Boolean mask over all events. ``within`` limits costly free-text work to candidates."""
+    checkpoint()  # between terms: a superseded filter stops here (see interrupt.py)
     n = len(store)
     if isinstance(node, And):
         # Cheap column terms first; free text only over what survives them.

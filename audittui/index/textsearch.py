@@ -15,9 +15,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .interrupt import checkpoint
 
 if TYPE_CHECKING:
     from .store import Events
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 BLOCK = 16 << 20
 SPARSE = 64  # below one candidate in this many events, read candidates one by one
 PER_EVENT = 8  # occurrences per event in a block found one by one before searching per event
+CHECK_EVERY = 4096  # events read one by one between two checkpoints (see interrupt.py)
 
 
 def matches(raw: bytes, needle: str) -> bool:
@@ -41,7 +45,7 @@ def search(store: Events, text: str, within: np.ndarray | None = None) -> np.nda
     if not len(candidates):
         return mask
     item = store.column("item")[candidates]
-    for i in candidates[item >= 0].tolist():  # events inside envelopes: no line of their own
+    for i in _checked(candidates[item >= 0]):  # events inside envelopes: no line of their own
         mask[i] = matches(store.raw(i), needle)
     lines = candidates[item < 0]
     if not len(lines):
@@ -56,17 +60,25 @@ def search(store: Events, text: str, within: np.ndarray | None = None) -> np.nda
     return mask
 
 
+def _checked(idx: np.ndarray) -> Iterator[int]:
+    """The events of ``idx``, read one by one, with a checkpoint every :data:`CHECK_EVERY`."""
+    for k, i in enumerate(idx.tolist()):
+        if not k % CHECK_EVERY:
+            checkpoint()
+        yield i
+
+
 def _one_by_one(store: Events, idx: np.ndarray, needle: str, mask: np.ndarray) -> None:
     if needle.isascii():
         low = needle.encode()
-        for i in idx.tolist():
+        for i in _checked(idx):
             raw = store.raw(i)
             if raw.isascii():
                 mask[i] = low in raw.lower()
             else:
                 mask[i] = matches(raw, needle)
         return
-    for i in idx.tolist():
+    for i in _checked(idx):
         raw = store.raw(i)
         mask[i] = not raw.isascii() and matches(raw, needle)
 
@@ -81,6 +93,7 @@ def _scan(store: Events, sid: int, idx: np.ndarray, needle: str, mask: np.ndarra
     ends = offsets + lengths
     k = 0
     while k < len(idx):
+        checkpoint()
         # A block of whole events starting at event k.
         start = int(offsets[k])
         stop_k = int(np.searchsorted(ends, start + BLOCK, side="right"))

@@ -1,7 +1,8 @@
 """Make text from a log safe to print: every control, bidi or invisible character becomes a
 visible escape (``\\x1b``, ``\\u202e``), so log content can neither drive the terminal nor
-disguise itself. Rich markup is a separate concern of the TUI (it never parses log text).
-Also: fitting text to a column of terminal cells, for the CLI's tables and the app's list."""
+disguise itself (:func:`inert`, defined with the unsafe set in :mod:`audittui.ingest.unsafe`).
+Rich markup is a separate concern of the TUI (it never parses log text). Also: fitting text
+to a column of terminal cells, for the CLI's tables and the app's list."""
 
 from __future__ import annotations
 
@@ -9,24 +10,7 @@ import re
 
 from rich.cells import cell_len, set_cell_size
 
-# C0 and C1 controls, DEL, bidi embeddings/overrides/isolates and marks, zero-width characters,
-# line/paragraph separators, the byte-order mark, and lone surrogates (JSON's "\ud800" escape:
-# not text, and no terminal encoding can write it).
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb"
-    "\ud800-\udfff]"
-)
-
-
-def _escape(m: re.Match[str]) -> str:
-    code = ord(m.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def inert(text: str) -> str:
-    """``text`` with every unsafe character replaced by a visible escape."""
-    return _UNSAFE.sub(_escape, text)
-
+from ..ingest.unsafe import inert as inert  # the one definition of the unsafe set
 
 _UNSAFE_IN_JSON = re.compile(
     "[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"

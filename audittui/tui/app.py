@@ -2,22 +2,28 @@
 
 Two thread workers fill the store (the indexer, newest first, and the follower) and post a
 coalescing ``StoreGrew``; the app merges new events into the list at most ten times a second
-(:class:`~audittui.tui.schedule.Throttle`) and tells the panes their rows changed. The filter is
-computed in a thread over a snapshot of the store, so typing never blocks on a million events;
-each analysis pane (summary, histogram, findings, policy) runs its own worker on its own
-schedule. Messages are in :mod:`~audittui.tui.messages`, keys in :mod:`~audittui.tui.keymap`.
+(:class:`~audittui.tui.schedule.Throttle`) and tells the panes their rows changed. No query is
+evaluated on the UI thread: the filter is computed in a thread over a snapshot of the store,
+and so is its evaluation over the events that arrive later (the UI thread only merges the
+rows); a newer filter stops an older one still running (:mod:`~audittui.index.interrupt`).
+Keys wait only for what holds the GIL in one go (a backtracking ``re`` match does; numpy,
+file reads and google-re2 release it). Each analysis pane (summary, histogram, findings,
+policy) runs its own worker on its own schedule. Messages are in
+:mod:`~audittui.tui.messages`, keys in :mod:`~audittui.tui.keymap`.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from functools import partial
 from typing import TypeVar, cast
 
+import numpy as np
 from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -35,9 +41,10 @@ from ..analyses.object_history import select as select_history
 from ..analyses.rbac import analyze as analyze_access
 from ..analyses.rbac import render_yaml as render_rbac
 from ..analyses.requests import Requests
-from ..analyses.view import SLOWEST, TIME, RowView, matching
+from ..analyses.view import SLOWEST, TIME, CatchUp, RowView, matching
 from ..findings import Findings, RuleSet, load_rules
 from ..index.completion import term
+from ..index.interrupt import Interrupted, interruptible
 from ..index.loader import nothing_read
 from ..index.query import QueryError, parse
 from ..index.session import Session
@@ -62,7 +69,7 @@ from .history import History
 from .json_tree import JsonTree
 from .keymap import bindings, palette
 from .live import LiveAnalysis
-from .messages import FileNotices, FilterResult, InputEnded, SaveText, StoreGrew
+from .messages import CaughtUp, FileNotices, FilterResult, InputEnded, SaveText, StoreGrew
 from .policy_pane import PolicyPane
 from .schedule import Debounce, Throttle
 from .screens import (
@@ -75,7 +82,7 @@ from .screens import (
     PathScreen,
 )
 from .status_bar import ListState, StatusBar
-from .summary_pane import SummaryPane, SummaryTable
+from .summary_pane import SummaryPane, SummaryTable, drill_term
 
 UPDATE_EVERY = 0.1  # s between merges of new events into the list (10 Hz at most)
 NO_POLICY = "No audit policy loaded: P loads one (or start with --policy FILE)."
@@ -128,6 +135,7 @@ class AuditApp(App[None]):
         self.requests = Requests()  # the stages of each request, for one row per request
         self._merge = Throttle(self, UPDATE_EVERY, self._merge_new, alive=lambda: not self.closing)
         self._debounce = Debounce(self, FILTER_DEBOUNCE)
+        self._catch_up_stop = threading.Event()  # set: the running catch-up is not wanted
         self.rules = rules if rules is not None else load_rules()
         self.findings = Findings(self.rules.rules)
         self.findings.attach(self.store)  # finding:RULE in the filter
@@ -239,16 +247,51 @@ class AuditApp(App[None]):
         self._merge.request()
 
     def _merge_new(self) -> bool:
-        """New events into the list's rows (at most every UPDATE_EVERY s)."""
+        """New events into the list's rows (at most every UPDATE_EVERY s). The filter runs
+        over them in a thread (:meth:`_catch_up`): only a list without a filter merges here
+        (True: a catch-up was started, its result calls the throttle's done)."""
         if self.closing:  # timer callbacks are not messages: they can fire during shutdown
             return False
-        inserted = self.view.catch_up()
+        job = self.view.pending()
+        started = False
+        if job is not None and job.node is None:
+            self._merged(job, job.matches())  # no query: the new events themselves
+        elif job is not None:
+            self._catch_up_stop = threading.Event()
+            self._catch_up(job, self._catch_up_stop)
+            started = True
+        self._update_status()
+        self.main.query_one(FindingsPane).stale()
+        return started
+
+    @work(thread=True, group="catch-up", exit_on_error=False)
+    def _catch_up(self, job: CatchUp, stop: threading.Event) -> None:
+        # Never cancelled as a worker (one cancelled before it ran would never report, and
+        # the throttle would wait for ever): ``stop`` interrupts the evaluation instead.
+        found = None
+        try:
+            with interruptible(stop):
+                found = job.matches()
+        except Interrupted:
+            pass
+        except Exception as exc:  # said, and these events skipped: the list goes on
+            message = f"Filter failed on new events: {inert(str(exc))}"
+            self.call_from_thread(self.notify, message, severity="error", markup=False)
+            found = np.empty(0, dtype=np.int64)
+        self.post_message(CaughtUp(job, found))
+
+    @_while_open
+    def on_caught_up(self, message: CaughtUp) -> None:
+        if message.found is not None:
+            self._merged(message.job, message.found)
+        self._update_status()
+        self._merge.done()
+
+    def _merged(self, job: CatchUp, found: np.ndarray) -> None:
+        inserted = self.view.merge(job, found)
         if inserted is not None:
             self.main.query_one(EventList).rows_inserted(inserted)
             self._rows_changed()
-        self._update_status()
-        self.main.query_one(FindingsPane).stale()
-        return False
 
     def _live_panes(self) -> list[tuple[LiveAnalysis, str]]:
         """The panes computed over the list's rows, and their tabs."""
@@ -293,9 +336,8 @@ class AuditApp(App[None]):
         try:
             parse(text)
         except QueryError as exc:
-            self._show_hint(
-                Text(f"✗ {exc}  (the list keeps: {self.view.text or 'all events'})", "bold red")
-            )
+            kept = self.view.text or "all events"
+            self._show_hint(Text(inert(f"✗ {exc}  (the list keeps: {kept})"), "bold red"))
             return
         self._show_hint(Text(""))
         self._debounce.call(lambda: self.apply_filter(text))
@@ -347,7 +389,12 @@ class AuditApp(App[None]):
         snap = self.store.snapshot()
         try:
             node = parse(text)
-            rows = matching(snap, node, order, requests)
+            # A newer filter cancels this worker (exclusive): it then stops at its next
+            # checkpoint rather than compete with the newer one for the CPU.
+            with interruptible(get_current_worker().cancelled_event):
+                rows = matching(snap, node, order, requests)
+        except Interrupted:
+            return  # superseded: the newer filter is pending
         except Exception as exc:  # never leave the list "filtering…" for ever
             self.call_from_thread(self._filter_failed, text, exc)
             return
@@ -373,9 +420,13 @@ class AuditApp(App[None]):
             message.order,
             message.requests,
         )
-        self.view.catch_up()
+        # A catch-up still running was for the filter replaced: stop it. The events appended
+        # since this result's snapshot are merged by the next one, in a thread too.
+        self._catch_up_stop.set()
         event_list.rows_replaced(keep)
         self._rows_changed()
+        if len(self.store) > self.view.upto:
+            self._merge.request()
         self._update_status()
 
     # -- detail ---------------------------------------------------------------------------
@@ -539,7 +590,7 @@ class AuditApp(App[None]):
         self._show_events(f"rule:{'none' if message.rule is None else message.rule}")
 
     def on_summary_table_drill(self, message: SummaryTable.Drill) -> None:
-        self._narrow(term(message.field, message.value))
+        self._narrow(drill_term(message.field, message.value))
 
     def on_summary_table_access(self, message: SummaryTable.Access) -> None:
         self._access(message.user)
@@ -627,7 +678,7 @@ class AuditApp(App[None]):
         self.main.query_one("#finding-note", Static).update(pane.note())
 
     def on_findings_pane_drill(self, message: FindingsPane.Drill) -> None:
-        self._show_events(f"finding:{message.rule_id}")  # replaces the filter: a finding's events
+        self._show_events(term("finding", message.rule_id))  # replaces the filter
 
     # -- other actions --------------------------------------------------------------------
 
@@ -769,4 +820,5 @@ class AuditApp(App[None]):
             lst.refresh()
 
     def on_unmount(self) -> None:
+        self._catch_up_stop.set()
         self.workers.cancel_all()

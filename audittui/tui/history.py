@@ -1,9 +1,12 @@
 """Filter-query history, kept across runs in the XDG state folder.
 
 One query per line in ``$XDG_STATE_HOME/audittui/history`` (``~/.local/state/audittui/history``
-by default), oldest first. Queries can name users, so the folder is created 0700 and the file
-written 0600. Each save rewrites the file atomically (a temporary file in the same folder, then
-``os.replace``) after merging what another audittui running meanwhile may have saved.
+by default), oldest first, as the filter bar shows them: a value from the log holding a
+control or bidi character is saved with its escape (``user:"ev\\x1b[2J"``), which the query
+language reads back as that character. Queries can name users, so the folder is created 0700
+and the file written 0600. Each save rewrites the file atomically (a temporary file in the
+same folder, then ``os.replace``) after merging what another audittui running meanwhile may
+have saved.
 
 Persistence is best effort: no error in loading or saving ever reaches the caller. The history
 then lives in memory only and :attr:`History.error` says why, in one line.
@@ -17,6 +20,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from ..output.inert import inert
+
 MAX_READ = 4 << 20  # bytes read at most from the end of the file (500 queries are ~100 kB)
 
 
@@ -29,8 +34,10 @@ def default_history_path() -> Path:
 
 
 def clean(query: str) -> str:
-    """A query as one history line: line breaks become spaces, outer whitespace goes."""
-    return query.replace("\r", " ").replace("\n", " ").strip()
+    """A query as one history line: line breaks become spaces, outer whitespace goes, and any
+    other unsafe character is written as its escape (``\\x1b``): neither the file nor the
+    bar ever holds one raw, even from a file an older audittui wrote."""
+    return inert(query.replace("\r", " ").replace("\n", " ").strip())
 
 
 class History:

@@ -10,6 +10,7 @@ from textual.message import Message
 
 from ..analyses.histogram import Histogram
 from ..analyses.requests import Requests
+from ..analyses.view import CatchUp
 from ..findings import Finding, Rule
 from ..index.query import Node
 from ..ingest.follow import Notice
@@ -44,6 +45,15 @@ class FilterResult(Message):
     upto: int
     order: str
     requests: Requests | None
+
+
+@dataclass
+class CaughtUp(Message):
+    """What the filter selects among the events appended since the list's last merge
+    (``found`` None: the catch-up was superseded or failed)."""
+
+    job: CatchUp
+    found: np.ndarray | None
 
 
 @dataclass

@@ -31,7 +31,6 @@ from textual.worker import get_current_worker
 from ..analyses.histogram import Histogram
 from ..clickhouse.reads import FOLLOW_EVERY, Reader, late_key
 from ..clickhouse.sql import SqlError, Where
-from ..index.completion import term
 from ..index.query import QueryError
 from ..ingest.formats import parse_json
 from ..output.inert import fit, inert, pad
@@ -40,11 +39,12 @@ from . import tabs
 from .columns import WIDE_TIME, fit_columns, row_cells
 from .detail import header as detail_header
 from .event_list import DIM, row_strip
+from .filter_bar import InertInput
 from .histogram_pane import BLOCKS
 from .json_tree import JsonTree
 from .keymap import bindings
 from .store_window import Fetch, Key, Row, Window
-from .summary_pane import SummaryTable
+from .summary_pane import SummaryTable, drill_term
 
 RECOUNT_EVERY = 10.0  # s: while following, the count is also asked of the server this often
 POLL_PAGES = 10  # pages a poll reads at most; a store growing faster is caught up next poll
@@ -294,8 +294,8 @@ class StoreApp(App[None]):
         self.sub_title = display
 
     def compose(self) -> ComposeResult:
-        yield Input(self.text, placeholder="filter: user:alice verb:delete,patch code:4xx …",
-                    id="filter")  # fmt: skip
+        yield InertInput(self.text, placeholder="filter: user:alice verb:delete,patch code:4xx …",
+                         id="filter")  # fmt: skip
         yield Static(id="spark")
         with TabbedContent(initial=tabs.EVENTS):
             with TabPane("Events", id=tabs.EVENTS):
@@ -431,7 +431,7 @@ class StoreApp(App[None]):
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         state = f"error ({what}): {inert(reason)}"
         if state != self.state:  # a store that stays down is said once, not at every poll
-            self.notify(state, severity="error", timeout=8)
+            self.notify(state, severity="error", timeout=8, markup=False)
         if what == "events" or self.state == "ok":
             self.state = state
         self._show_status()
@@ -494,7 +494,7 @@ class StoreApp(App[None]):
     @on(SummaryTable.Drill)
     def _drill(self, message: SummaryTable.Drill) -> None:
         """Enter on a summary row: the events of that row, with the filter in force."""
-        narrowed = term(message.field, message.value)
+        narrowed = drill_term(message.field, message.value)
         filter_bar = self.query_one("#filter", Input)
         filter_bar.value = f"{self.text} {narrowed}".strip()
         self.action_tab(tabs.EVENTS)
@@ -560,7 +560,7 @@ class StoreApp(App[None]):
         try:
             where = self.reader.where(text)
         except (QueryError, SqlError) as exc:  # said where it is; the filter in force stays
-            self.notify(f"filter: {inert(str(exc))}", severity="error", timeout=6)
+            self.notify(f"filter: {inert(str(exc))}", severity="error", timeout=6, markup=False)
             return
         self.text, self.where = text, where
         self.list.focus()

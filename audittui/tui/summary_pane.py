@@ -15,6 +15,7 @@ from textual.widgets import DataTable
 
 from ..analyses.summary import GROUPINGS, summarize
 from ..analyses.view import RowView
+from ..index.completion import term
 from ..index.store import Store
 from ..ingest.formats import format_duration
 from ..output.inert import fit, inert
@@ -52,6 +53,15 @@ FIELDS = (
     ("last", "LAST", False),
 )
 MAX_ROWS = 2000  # the rest are counted in the title
+
+
+def drill_term(field: str, value: str | None) -> str:
+    """The term that selects exactly a row's events: its key written so that it reads back
+    as itself (quoted, unsafe characters as escapes; None, the "(none)" row: ``field:""``),
+    and a resource without a subresource as ``res:pods/``, as the row counts it."""
+    if field == "resource" and value is not None and "/" not in value:
+        value += "/"
+    return term(field, value)
 
 
 def verbs_text(verbs: dict[str, int]) -> str:
