@@ -118,3 +118,25 @@ def test_scans_agree_with_each_value_on_its_own():
                 c for c, v in enumerate(held) if c >= max(start, 1) and glob_reference(pattern, v)
             }
             assert got == want, (pattern, start)
+
+
+@pytest.mark.parametrize("pattern", ["p[0-9]+x", r"\Ap", "p1"])
+def test_a_superseded_regex_scan_stops_at_a_checkpoint(pattern):
+    """A regex over many values (a scan, one search per value, literals) checks whether its
+    filter was superseded between steps, so the app's older filter stops instead of running
+    to the end beside the newer one."""
+    import threading
+
+    from audittui.index.interrupt import Interrupted, interruptible
+    from audittui.index.query import each
+
+    arena = Strings()
+    arena.add(PackedStrings.of([f"p{k}x" for k in range(20_000)]))
+    stop = threading.Event()
+    regex = Regex(pattern)
+    assert arena.scan(regex, 1).sum() > 0
+    stop.set()
+    with interruptible(stop), pytest.raises(Interrupted):
+        arena.scan(regex, 1)
+    with interruptible(stop), pytest.raises(Interrupted):
+        each(regex.search, [f"p{k}" for k in range(10)])

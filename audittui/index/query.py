@@ -18,7 +18,7 @@ import functools
 import ipaddress
 import re
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -517,6 +517,7 @@ def has_text(node: Node) -> bool:
 
 
 LUT_CACHE = 64  # lookup tables kept per column
+EACH_BLOCK = 1 << 16  # values tested between two checkpoints
 
 
 def table_lut(
@@ -541,9 +542,20 @@ def table_lut(
     return lut
 
 
+def each(test: Callable[[Any], bool], values: Sequence[Any]) -> np.ndarray:
+    """``test`` of every value, a checkpoint between blocks (a column of millions of distinct
+    values, as a hostile log can hold, takes seconds; a superseded filter stops here)."""
+    out = np.empty(len(values), dtype=bool)
+    for k in range(0, len(values), EACH_BLOCK):
+        checkpoint()
+        part = values[k : k + EACH_BLOCK]
+        out[k : k + len(part)] = np.fromiter(map(test, part), dtype=bool, count=len(part))
+    return out
+
+
 def _lut(store: Events, column: str, predicate: Callable[[Any], bool], key: Any) -> np.ndarray:
     def compute(values: TableValues, start: int) -> np.ndarray:
-        return np.fromiter(map(predicate, values[start:]), dtype=bool, count=len(values) - start)
+        return each(predicate, values[start:])
 
     return table_lut(store.tables[column], key, compute)[store.column(column)]
 
@@ -655,7 +667,7 @@ def _single_lut(
                 hits[k] = True
             continue
         test = Glob(v.text, ci).test if v.kind == "glob" else Regex(v.text, ci).search
-        hits |= np.fromiter(map(test, present), dtype=bool, count=len(present))
+        hits |= each(test, present)
     return lut
 
 

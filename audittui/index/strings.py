@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 
 from ..ingest.packed import SEED, PackedStrings, decode, encode
+from .interrupt import checkpoint
 from .patterns import Glob, Regex, overlaps_itself
 
+CHECK_EVERY = 4096  # values searched one by one between two checkpoints (see interrupt.py)
 GATHER = 1 << 20  # bytes compared at once when checking a literal at many places
 
 
@@ -246,19 +248,25 @@ class Strings:
         out = np.zeros(max(n - start, 0), dtype=bool)
         if c >= n:
             return out
+        checkpoint()
         if regex.literals is not None:  # holding one of them is matching
             found = [self._code_at(self._positions(encode(t), c)) for t in regex.literals]
             out[np.unique(np.concatenate(found)) - start] = True
             return out
         if regex.per_value:
             for k in range(c, n):
+                if not k % CHECK_EVERY:
+                    checkpoint()
                 out[k - start] = regex.search_bytes(self._bytes(k))
             return out
         end = int(bounds[n])
         data = self._blob.data[:end]  # (its end the text's: RE2 reads past nothing)
-        starts, stops = [], []
+        starts: list[int] = []
+        stops: list[int] = []
         pos, scan = int(bounds[c]), regex.scan
         while pos < end:
+            if not len(starts) % CHECK_EVERY:
+                checkpoint()
             s, e = scan(data, pos, end)
             if s < 0:
                 break
@@ -279,7 +287,9 @@ class Strings:
             out[self._newlines[lo:hi] - start] = False
             check.append(self._newlines[lo:hi])
         if check:
-            for k in np.unique(np.concatenate(check)).tolist():
+            for j, k in enumerate(np.unique(np.concatenate(check)).tolist()):
+                if not j % CHECK_EVERY:
+                    checkpoint()
                 out[k - start] = regex.search_bytes(self._bytes(k))
         return out
 
