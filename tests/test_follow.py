@@ -148,6 +148,26 @@ def test_a_line_written_in_two_halves_arrives_once_whole(tmp_path):
     assert chunks[0].offset == len(b'{"a":1}\n')
 
 
+def test_an_unfinished_line_taken_back_is_dropped_not_a_truncation(tmp_path):
+    """A file cut back to the end of its last whole line (the SSH mirror does so before it
+    shows a copy whose last line never came as a backup): the lines handed over stay, nothing
+    is read twice, and what follows is read from there."""
+    path = tmp_path / "audit.log"
+    path.write_bytes(b'{"a":1}\n{"b":')
+    follower = FileFollower(str(path))
+    first = follower.poll()
+    assert lines_of(first) == [b'{"a":1}']
+    with open(path, "r+b") as fh:
+        fh.truncate(len(b'{"a":1}\n'))
+    assert follower.poll() == []
+    with open(path, "ab") as fh:
+        fh.write(b'{"c":3}\n')
+    chunks = follower.poll()
+    assert lines_of(chunks) == [b'{"c":3}']
+    assert chunks[0].segment == first[0].segment
+    assert "truncated" not in [x.kind for x in follower.notices]
+
+
 def test_cri_pieces_wait_for_their_final_piece(tmp_path):
     """An API server on a container runtime: a long event split into P pieces is handed over
     only with its F piece, so the batch that parses it sees the whole event."""

@@ -12,7 +12,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -248,21 +247,39 @@ def fake(mode: str, arg: str) -> str:
     return f"{shlex.quote(sys.executable)} {FAKE} {mode} {shlex.quote(arg)} -o ControlMaster=no"
 
 
-def measured(argv: list[str], folder: Path, timeout: float, env: dict | None = None) -> tuple:
-    """Run ``argv``: (status, stdout, stderr, its peak RSS in MB), its output kept in
-    ``folder``; killed after ``timeout`` s (the status is then -9)."""
+# Run as the child: its own peak (VmHWM) written at exit. wait4's ru_maxrss would not do: Linux
+# carries the parent's peak across fork and exec, and pytest's grows to a GB in a full run.
+_PEAK = """
+import atexit, sys
+peak_file = sys.argv.pop(1)
+
+def peak():
+    status = open("/proc/self/status").read()
+    open(peak_file, "w").write(status.split("VmHWM:")[1].split()[0])
+
+atexit.register(peak)
+"""
+_COMMAND = "from audittui.command import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
+def measured(
+    code: str, args: list[str], folder: Path, timeout: float, env: dict | None = None
+) -> tuple:
+    """Run the Python ``code`` with ``args`` in a child: (status, stdout, stderr, its peak RSS
+    in MB), its output kept in ``folder``; killed after ``timeout`` s (the status is then -9)."""
+    peak = folder / "peak"
+    argv = [sys.executable, "-c", _PEAK + code, str(peak), *args]
     with open(folder / "out", "w+b") as out, open(folder / "err", "w+b") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak, not ours
-        finally:
-            timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         out.seek(0)
         err.seek(0)
-        return proc.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss / 1024
+        kb = int(peak.read_text()) if peak.exists() else 0
+        return proc.returncode, out.read().decode(), err.read().decode(), kb / 1024
 
 
 def test_an_endless_header_line_is_one_line_and_read_no_further(tmp_path):
@@ -271,8 +288,8 @@ def test_an_endless_header_line_is_one_line_and_read_no_further(tmp_path):
     read to its end before, the buffer rescanned on every read: quadratic)."""
     wrote = tmp_path / "wrote"
     env = {**os.environ, "FAKE_SSH_WROTE": str(wrote)}
-    argv = [sys.executable, "-m", "audittui", "stats", "--ssh-command", fake("line", "1024")]
-    status, _, err, peak = measured([*argv, "cp1:/var/log/audit"], tmp_path, 60, env)
+    argv = ["stats", "--ssh-command", fake("line", "1024"), "cp1:/var/log/audit"]
+    status, _, err, peak = measured(_COMMAND, argv, tmp_path, 60, env)
     assert status == 2, err
     assert err == (
         f"audittui: cp1: not audittui's protocol: a header line longer than {MAX_LINE:,} bytes\n"
@@ -296,7 +313,8 @@ def test_an_endless_line_of_file_data_streams_to_disk_in_bounded_memory(tmp_path
     in memory and copied whole on every read: 92 s and 341 MB for 100 MB)."""
     mb = 256
     status, out, err, peak = measured(
-        [sys.executable, "-c", DRIVER, "cp1:/var/log/audit/", fake("data", str(mb))],
+        DRIVER,
+        ["cp1:/var/log/audit/", fake("data", str(mb))],
         tmp_path,
         120,
     )

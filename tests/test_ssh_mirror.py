@@ -75,6 +75,39 @@ def test_a_gz_listed_after_the_wait_for_it_still_completes_the_file(tmp_path):
     mirror.close()
 
 
+def test_a_late_gz_completes_a_line_whose_start_alone_was_read(tmp_path):
+    """The host's file was read up to the middle of a line (the writer was writing it) when it
+    was rotated, gzipped and removed: the copy shown as a backup keeps its whole lines, and the
+    late .gz gives the cut line whole, once (the copy's half line and the .gz's other half were
+    two broken lines before)."""
+    folder, staging = tmp_path / "mirror", tmp_path / "staging"
+    folder.mkdir()
+    staging.mkdir()
+    mirror = Mirror(str(folder), str(staging))
+    host, sent = Host(mirror), {}
+    whole = lines("a", 50) + lines("b", 30)
+    cut = len(lines("a", 50)) + 7  # 7 bytes into the 51st line
+    host.round({1: ("audit.log", whole[:cut])}, sent)
+    follower = FileFollower(str(folder / "audit.log"))
+    seen = read_all(follower)
+    for _ in range(GONE_ROUNDS + 1):
+        host.round({2: ("audit.log", lines("c", 20))}, sent)
+        seen += read_all(follower)
+    host.round(
+        {2: ("audit.log", lines("c", 20)), 3: ("audit-2026-12-02T10-00-00.000.log.gz",
+                                              gzip.compress(whole))},
+        sent,
+    )  # fmt: skip
+    seen += read_all(follower)
+    seen += read_all(follower)
+    assert sorted(seen) == sorted((whole + lines("c", 20)).splitlines())
+    for path in folder.iterdir():  # every line of every file shown is whole
+        assert all(
+            x.startswith(b'{"n":') and x.endswith(b"}") for x in path.read_bytes().split(b"\n")[:-1]
+        )
+    mirror.close()
+
+
 def test_a_late_gz_of_another_file_is_shown_as_a_backup_of_its_own(tmp_path):
     """A .gz that is not the rest of the copy left incomplete (its start differs) is a backup
     like any other: shown, not merged."""

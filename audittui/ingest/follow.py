@@ -123,6 +123,11 @@ class FileFollower:
             self._note("unreadable", str(exc))
             self._close()
             return chunks
+        if self._offset <= size < self._read_to() and not self._skipping and self._tail_intact():
+            # Only the unfinished line held back is gone (taken back by its writer; the SSH
+            # mirror cuts a line whose end never came before it shows the copy as a backup):
+            # nothing handed over changed, so the piece is dropped and reading goes on.
+            self._partial = b""
         if size < self._read_to() or not self._tail_intact():
             # Truncated in place: what was there is gone; start over in a new segment.
             self._note("truncated", f"from {self._read_to():,} to {size:,} bytes")

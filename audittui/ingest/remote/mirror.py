@@ -284,9 +284,12 @@ class Mirror:
                 # between is in neither form in that listing; its .gz is in the next one
                 p.waited += 1
             else:
+                # Its whole lines stand as a backup; a line cut short is left for the .gz
+                # that may still come to complete from the line's start (ORPHANS).
+                _to_last_line(f)
                 self.note(
                     f"{live}: replaced on the host (truncated, or rotated and removed) with no "
-                    f"copy of its end found; the {f.have:,} bytes read are kept"
+                    f"copy of its end found; the {f.have:,} bytes of whole lines read are kept"
                 )
                 self._finish(p, self._free_backup(live))
                 kept = st.orphans.setdefault(live, [])
@@ -479,6 +482,25 @@ class Rest(NamedTuple):
 
 class _Unlike(Exception):
     """The .gz does not begin with the bytes held: another file."""
+
+
+def _to_last_line(f: RemoteFile) -> None:
+    """Cut ``f``'s local copy after its last newline (a line whose end never came)."""
+    if f.fd is None or not f.have:
+        return
+    at = f.have
+    with open(f.path, "rb") as copy:  # (f.fd is open for writing only)
+        while at > 0:
+            start = max(0, at - (1 << 16))
+            copy.seek(start)
+            nl = copy.read(at - start).rfind(b"\n")
+            if nl >= 0:
+                at = start + nl + 1
+                break
+            at = start
+    if at != f.have:
+        os.ftruncate(f.fd, at)
+        f.have = at
 
 
 def _write_all(fd: int, data: bytes) -> None:
