@@ -40,7 +40,7 @@ from ..clickhouse.reads import (
     open_reader,
 )
 from ..clickhouse.sql import PRESENT_TIME, SqlError, Where, compile_node
-from ..clickhouse.url import BadURL, is_store_url
+from ..clickhouse.url import BadURL, exposed, is_store_url
 from ..clickhouse.url import parse as parse_url
 from ..findings import Rule, load_rules
 from ..findings.engine import BODY_LEVELS
@@ -86,10 +86,13 @@ def run(args: argparse.Namespace, policy: Policy | None, printers: Printers) -> 
         return fail("a store holds no malformed lines: ship said what it skipped when it read them")
     url = args.paths[0]
     try:
-        display = parse_url(url).display
+        target = parse_url(url)
+        display = target.display
         reader = open_reader(url)
     except (BadURL, StoreError) as exc:
         return fail(_one_line(exc))
+    if (warning := exposed(target)) is not None:  # once it worked: a failure stays one line
+        warn("{}", warning)
     out = stdout()
     try:
         with reader:

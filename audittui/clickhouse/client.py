@@ -258,8 +258,9 @@ def _store_error(text: str, target: Target, code: int = 0) -> StoreError:
     code = code or (int(m.group(1)) if m else 0)
     reason = _server_message(text)
     if code in (192, 193, 194, 516):
-        who = target.user or "default"
-        return StoreError(f"ClickHouse at {target.display}: authentication failed for {who}", code)
+        return StoreError(
+            f"ClickHouse at {target.display}: authentication failed ({target.credentials})", code
+        )
     if code == 81:
         return StoreError(f"ClickHouse at {target.display}: unknown database: {reason}", code)
     return StoreError(f"ClickHouse rejected the query: {reason}", code)
