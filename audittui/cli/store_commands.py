@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from ..analyses.summary import Summary
 from ..clickhouse.client import StoreError
 from ..clickhouse.reads import (
     FOLLOW_EVERY,
@@ -260,15 +261,17 @@ def _since(reader: Reader, where: Where, after: Key) -> Iterator[list[StoredEven
 
 
 class _Summaries:
-    """What :func:`cli.main._summary` asks of a store (``summary(by, query)``), answered by the
-    server."""
+    """What :func:`cli.main._summary` asks of a store (``summary(by, query, top, latency)``),
+    answered by the server: its rows streamed, or the top ones with the rest counted there."""
 
     def __init__(self, reader: Reader, where: Where) -> None:
         self.reader = reader
         self.where = where
 
-    def summary(self, by: str = "user", query: str = "") -> list[dict[str, Any]]:
-        return self.reader.summary(by, self.where)
+    def summary(
+        self, by: str = "user", query: str = "", top: int | None = None, latency: bool = False
+    ) -> Summary:
+        return self.reader.summary(by, self.where, top, latency)
 
 
 def _summary(
@@ -453,8 +456,8 @@ class _Fetched:
                 nonlocal pos
                 for e in events:
                     line = e.raw + b"\n"
-                    src = sources.setdefault(str(e.columns.get("source", "")), len(sources))
-                    order.append((src, int(e.columns.get("offset", 0)), pos, len(line)))
+                    src = sources.setdefault(e.value("source") or "", len(sources))
+                    order.append((src, int(e.value("offset") or 0), pos, len(line)))
                     fh.write(line)
                     pos += len(line)
 

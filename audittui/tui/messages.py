@@ -10,6 +10,7 @@ from textual.message import Message
 
 from ..analyses.histogram import Histogram
 from ..analyses.requests import Requests
+from ..analyses.summary import Summary
 from ..findings import Finding, Rule
 from ..index.query import Node
 from ..ingest.follow import Notice
@@ -49,7 +50,7 @@ class FilterResult(Message):
 @dataclass
 class SummaryResult(Message, bubble=False):
     by: str
-    rows: list[dict]
+    summary: Summary  # its top rows, listed, and the rest counted
 
 
 @dataclass
