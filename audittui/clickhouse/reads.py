@@ -421,6 +421,8 @@ class Reader:
         if top is None:
             return Summary(_Guarded(rows, self.client.target.display))
         shown = list(rows)
+        if len(shown) < top:  # every key is shown: no rest to count
+            return Summary(shown)
         counted = (
             f"uniqExactIf({key}, {_REQUEST}) AS keys, countIf({_REQUEST}) AS total"
             if latency
