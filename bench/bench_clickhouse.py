@@ -93,9 +93,9 @@ def store_reads(url: str) -> dict[str, float]:
                 lambda w=where: reader.page(w, limit=200, descending=True)
             )
             out[f"{text}: count"], _ = median_ms(lambda w=where: reader.count(w))
-        out["summary by user"], _ = median_ms(lambda: reader.summary("user"))
+        out["summary by user"], _ = median_ms(lambda: list(reader.summary("user")))
         out[f"summary by user, {FILTER}"], _ = median_ms(
-            lambda: reader.summary("user", reader.where(FILTER))
+            lambda: list(reader.summary("user", reader.where(FILTER)))
         )
         out["histogram (100 buckets)"], _ = median_ms(lambda: reader.histogram(None, 100))
     finally:
@@ -113,8 +113,8 @@ def memory_reads(path: Path) -> dict[str, float]:
     out["events"] = len(store)
     for text in (FILTER, NARROW):
         out[f"{text}: select"], _ = median_ms(lambda t=text: len(store.query(t).indices))
-    out["summary by user"], _ = median_ms(lambda: store.summary("user"))
-    out[f"summary by user, {FILTER}"], _ = median_ms(lambda: store.summary("user", FILTER))
+    out["summary by user"], _ = median_ms(lambda: list(store.summary("user")))
+    out[f"summary by user, {FILTER}"], _ = median_ms(lambda: list(store.summary("user", FILTER)))
     out["peak RSS (MiB)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     store.close()
     return out

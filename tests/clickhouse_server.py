@@ -34,6 +34,10 @@ BINARY = "/usr/sbin/clickhouse-server"
 # A second user with a password, for the bad-credentials tests (the default one has none).
 USER = "auditor"
 PASSWORD = "s3cret pass"
+# A third, whose password holds / ? # and @ (given in CLICKHOUSE_PASSWORD as it is, or
+# percent-encoded in a URL): pieces no message may ever show.
+ODD_USER = "qjuser7"
+ODD_PASSWORD = "Zq7/Kx9?Wv3#Jm5@Lp2"
 
 _CONFIG = """<?xml version="1.0"?>
 <yandex>
@@ -61,6 +65,8 @@ _USERS = """<?xml version="1.0"?>
       <profile>default</profile><quota>default</quota></default>
     <{user}><password>{password}</password><networks><ip>::/0</ip></networks>
       <profile>default</profile><quota>default</quota></{user}>
+    <{odd_user}><password>{odd_password}</password><networks><ip>::/0</ip></networks>
+      <profile>default</profile><quota>default</quota></{odd_user}>
   </users>
   <quotas><default></default></quotas>
 </yandex>
@@ -90,7 +96,11 @@ class ClickHouseServer:
         (root / "config.xml").write_text(
             _CONFIG.format(http=self.http_port, tcp=self.tcp_port, root=root)
         )
-        (root / "users.xml").write_text(_USERS.format(user=USER, password=PASSWORD))
+        (root / "users.xml").write_text(
+            _USERS.format(
+                user=USER, password=PASSWORD, odd_user=ODD_USER, odd_password=ODD_PASSWORD
+            )
+        )
 
     @property
     def url(self) -> str:

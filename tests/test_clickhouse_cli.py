@@ -95,9 +95,9 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with path.open("wb") as out:
         for sample in JSON_LINES:
             for line in sample.read_bytes().splitlines():
-                # The samples reuse auditIDs (test cases); a store keeps one event per key
-                # (auditID, stage, stageTimestamp, time): later ones are left out of the file,
-                # so that the file and the store hold the same events.
+                # A line repeated in the samples is one row in a store (its key holds the
+                # event's digest): later copies are left out of the file, so that the file
+                # and the store hold the same events.
                 keys = set(from_lines(line + b"\n", 0, 1, str(path), "", True)[0].keys)
                 if not keys & seen:
                     seen |= keys
@@ -206,6 +206,27 @@ def test_summary_by_every_grouping_as_on_files(capsys, log_file, url):
     assert sorted(json.loads(sout), key=lambda r: r["key"]) == sorted(
         json.loads(fout), key=lambda r: r["key"]
     )
+
+
+def test_summary_top_and_rest_as_on_files(capsys, log_file, url):
+    """The server keeps the top rows (LIMIT) and counts the rest itself: the same rest as the
+    file path's, and the rows and the rest add up to the selection."""
+    for by in ("user", "resource", "ua", "code"):
+        argv = ("summary", "--by", by, "--top", "5", "--format", "json")
+        (fc, fout, _), (sc, sout, serr) = both(capsys, log_file, url, *argv)
+        assert (sc, serr) == (fc, "") == (0, ""), by
+        frows, srows = json.loads(fout), json.loads(sout)
+        assert srows[-1] == frows[-1] and srows[-1]["key"] is None, by  # the rest
+        assert [r["events"] for r in srows] == [r["events"] for r in frows], by
+        total = run(capsys, "query", "--format", "count", url)[1]
+        assert sum(r["events"] for r in srows) == int(total), by
+    argv = ("summary", "--latency", "--by", "user", "--top", "3", "--format", "json")
+    (_, fout, _), (sc, sout, _) = both(capsys, log_file, url, *argv)
+    frows, srows = json.loads(fout), json.loads(sout)
+    assert sc == 0 and len(srows) == 4 and srows[-1]["more_keys"] == frows[-1]["more_keys"]
+    every = json.loads(run(capsys, "summary", "--latency", "--by", "user", "--format", "json",
+                           url)[1])  # fmt: skip
+    assert sum(r["requests"] for r in srows) == sum(r["requests"] for r in every)
 
 
 # -- findings ------------------------------------------------------------------------------

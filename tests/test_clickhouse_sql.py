@@ -36,10 +36,9 @@ def stage_time(time: int, latency: int) -> int:
     return time + latency if latency >= 0 else time
 
 
-def nokey(audit_id: str | None, raw: bytes) -> int:
-    if audit_id:
-        return 0
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little")
+def digest(raw: bytes) -> str:
+    h = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def key_of(store: Store, i: int) -> Key:
@@ -47,7 +46,7 @@ def key_of(store: Store, i: int) -> Key:
     time, latency = v("time", i), v("latency", i)
     audit_id = v("audit_id", i)
     return (time, audit_id or "", v("stage", i) or "", stage_time(time, latency),
-            nokey(audit_id, store.raw(i)))  # fmt: skip
+            digest(store.raw(i)))  # fmt: skip
 
 
 def rows_of(store: Store, cluster: str = "") -> tuple[bytes, dict[Key, int]]:
@@ -68,7 +67,7 @@ def rows_of(store: Store, cluster: str = "") -> tuple[bytes, dict[Key, int]]:
             code=store.value("code", i), stage=key[2], audit_id=key[1],
             flags=store.value("flags", i), cluster=cluster,
             source=store.sources[int(store.column("source")[i])].path,
-            offset=int(store.column("offset")[i]), nokey=key[4],
+            offset=int(store.column("offset")[i]), digest=key[4],
             raw=raw.decode("utf-8", "replace"),
         )  # fmt: skip
         lines.append(orjson.dumps(row))

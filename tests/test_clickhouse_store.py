@@ -145,7 +145,7 @@ def test_insert_and_read_back_exact_values(store_url):
         "audit_id": "",
         "stage": "ResponseComplete",
         "api": "",
-        "nokey": 2**64 - 1,
+        "digest": "ffffffff-0000-4000-8000-00000000000f",
         "offset": 2**40,
         "raw": '{"k": "new\\nline \'q\'"}',
         "source": "/var/log/x\tlog",
@@ -172,6 +172,62 @@ def test_the_dedupe_key_collapses_a_resent_row_under_final(store_url):
         final = next(c.rows(f"SELECT count() AS n FROM {c.table} FINAL"))["n"]
         plain = next(c.rows(f"SELECT count() AS n FROM {c.table}"))["n"]
         assert (final, plain) == (1, 2)  # the table's safety net, not ship's mechanism
+        c.execute(f"DROP TABLE {c.table}")
+
+
+def test_a_table_of_version_1_is_read_but_not_written(store_url, tmp_path):
+    """Written by the audittui before the digest key (``nokey``: 0 for an event with an
+    auditID): still read (count, pages by keyset, one event by key, summary), refused to
+    writers with a message saying what to do."""
+    import subprocess
+    import sys
+
+    from audittui.clickhouse.reads import Reader
+    from audittui.demo.stream import iter_lines
+
+    target = parse(store_url + ("&" if "?" in store_url else "?") + "table=old1")
+    columns = ",\n".join(f"`{n}` {t}" for n, t in schema.LEGACY_COLUMNS)
+    rows = [
+        orjson.dumps({"time": t // 2, "audit_id": f"id-{t}" if t else "", "stage": "s",
+                      "nokey": 0 if t else 7, "user": f"u{t % 3}", "raw": f'{{"n":{t}}}'})
+        for t in range(9)
+    ]  # fmt: skip
+    with connect(target) as c:
+        c.execute(f"DROP TABLE IF EXISTS {c.table}")
+        c.execute(
+            f"CREATE TABLE {c.table} ({columns}) ENGINE = ReplacingMergeTree "
+            "ORDER BY (time, audit_id, stage, stage_time, nokey)"
+        )
+        c.insert(b"\n".join(rows) + b"\n")
+        with pytest.raises(StoreError) as err:
+            c.ensure_table()
+        assert "older audittui" in str(err.value) and "?table=NAME" in str(err.value)
+        reader = Reader(c)
+        assert reader.legacy and reader.count() == 9
+        seen, key = [], None
+        while page := reader.page(None, after_key=key, limit=2):
+            seen += page
+            key = page[-1].key
+        assert [e.raw for e in seen] == [f'{{"n":{t}}}'.encode() for t in range(9)]
+        assert seen[0].key[4] == "7" and seen[1].key[4] == "0"
+        for e in seen:
+            assert reader.event(e.key) == e
+        assert {r["key"]: r["events"] for r in reader.summary("user")} == {
+            "u0": 3,
+            "u1": 3,
+            "u2": 3,
+        }
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(iter_lines(5)))
+    url = store_url + ("&" if "?" in store_url else "?") + "table=old1"
+    r = subprocess.run(
+        [sys.executable, "-m", "audittui", "ship", str(log), "--to", url, "--once", "--state",
+         str(tmp_path / "st")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2 and "older audittui" in r.stderr, r.stderr
+    with connect(target) as c:
+        assert c.one(f"SELECT count() AS n FROM {c.table}")["n"] == 9  # nothing written
         c.execute(f"DROP TABLE {c.table}")
 
 
@@ -245,11 +301,11 @@ def test_bad_credentials(clickhouse_server):
     port = clickhouse_server.http_port
     text = _connect_error(f"clickhouse://{USER}:wrong@127.0.0.1:{port}/default")
     assert text == (
-        f"ClickHouse at clickhouse://{USER}:***@127.0.0.1:{port}/default: "
-        f"authentication failed for {USER}"
+        f"ClickHouse at clickhouse://127.0.0.1:{port}/default: "
+        "authentication failed (user from the URL, password from the URL)"
     )
-    assert "wrong" not in text
-    assert "authentication failed for nobody" in _connect_error(
+    assert "wrong" not in text and USER not in text  # no part of the user-info, ever
+    assert "authentication failed (user from the URL)" in _connect_error(
         f"clickhouse://nobody@127.0.0.1:{port}/default"
     )
     password = PASSWORD.replace(" ", "%20")
@@ -301,9 +357,18 @@ def test_two_clients_of_one_chdb_folder_query_at_once_with_their_own_parameters(
 
 def test_url_parsing_and_display():
     t = parse("clickhouse://bob:p%40ss@ch.example:9000/logs?table=ev&cluster=prod")
-    assert t == Target("clickhouse", "ch.example", 9000, "logs", "ev", "prod", "bob", "p@ss")
-    assert t.display == "clickhouse://bob:***@ch.example:9000/logs?table=ev&cluster=prod"
-    assert "p@ss" not in repr(t) and "p@ss" not in str(t)
+    assert (t.user, t.password, t.user_from, t.password_from) == (
+        "bob",
+        "p@ss",
+        "the URL",
+        "the URL",
+    )
+    assert t == Target(
+        "clickhouse", "ch.example", 9000, "logs", "ev", "prod", "bob", "p@ss", "the URL", "the URL"
+    )
+    assert t.display == "clickhouse://ch.example:9000/logs?table=ev&cluster=prod"
+    for shown in (repr(t), str(t)):
+        assert "p@ss" not in shown and "bob" not in shown
     assert parse("clickhouse://h/db").port == 8123
     assert parse("clickhouses://h/db").port == 8443
     assert parse("clickhouse://h").database == "default"

@@ -28,6 +28,7 @@ from pathlib import Path
 import orjson
 import pytest
 from clickhouse_server import ClickHouseServer, free_port, table_url
+from conftest import SAMPLES
 
 from audittui.clickhouse.client import Client, connect
 from audittui.clickhouse.url import parse
@@ -35,9 +36,7 @@ from audittui.demo.stream import iter_lines
 from audittui.index.loader import load
 
 PY = sys.executable
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.is_dir():  # CI: a copy of shared/ beside the clone
-    SHARED = Path(__file__).resolve().parents[1] / "shared"
+SHARED = SAMPLES.parent  # conftest finds it (beside the checkout, or /work/shared)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -186,6 +185,91 @@ def test_once_demo_folder_backups_and_malformed(tmp_path: Path, clickhouse_url: 
     assert again.returncode == 0, again.stderr
     assert counts(url, table) == (total, final, distinct)
     assert "ship: 0 events into" in again.stderr
+
+
+# -- the table's key: only true copies collapse -------------------------------------------
+
+
+def twins(extra: int = 20) -> list[bytes]:
+    """Two different events sharing auditID, stage and stageTimestamp (a client chooses its
+    auditID with the Audit-ID header: a delete hidden behind a get), then ``extra`` others."""
+    get = {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": "11111111-2222-4333-8444-555555555555", "stage": "ResponseComplete",
+        "requestURI": "/api/v1/namespaces/prod/secrets/db", "verb": "get",
+        "user": {"username": "alice"}, "sourceIPs": ["10.0.0.1"],
+        "objectRef": {"resource": "secrets", "namespace": "prod", "name": "db"},
+        "responseStatus": {"code": 200},
+        "requestReceivedTimestamp": "2026-05-01T10:00:00.000000Z",
+        "stageTimestamp": "2026-05-01T10:00:00.002000Z",
+    }  # fmt: skip
+    delete = {**get, "verb": "delete", "user": {"username": "mallory"}}
+    return [orjson.dumps(get) + b"\n", orjson.dumps(delete) + b"\n", *iter_lines(extra, seed=5)]
+
+
+def stored(url: str, query: str = "") -> list[dict]:
+    """The events a store read gives back (``audittui query``), as dicts."""
+    r = subprocess.run(
+        [PY, "-m", "audittui", "query", "-q", query, "--format", "jsonl", url],
+        capture_output=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    return [orjson.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_different_events_sharing_a_key_are_both_kept(tmp_path: Path, store_url: str) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(twins()))
+    url, _ = table_url(store_url)
+    r = ship(str(log), "--to", url, "--once", "--state", "st", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    events = stored(url, "id:11111111-2222-4333-8444-555555555555")
+    assert sorted(e["user"]["username"] for e in events) == ["alice", "mallory"]
+    assert len(stored(url)) == 22
+
+
+def test_the_same_event_shipped_twice_is_read_once(tmp_path: Path, store_url: str) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(twins()))
+    url, table = table_url(store_url)
+    for state in ("st1", "st2"):  # two checkpoints: the second run sends everything again
+        r = ship(str(log), "--to", url, "--once", "--state", state, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    with client(url) as c:
+        assert c.one(f"SELECT count() AS n FROM {table}")["n"] == 44  # stored twice
+    events = stored(url)
+    assert len(events) == 22  # read once each: the same bytes are one event
+    assert sorted(orjson.dumps(e) for e in events) == sorted(
+        orjson.dumps(orjson.loads(line)) for line in twins()
+    )
+
+
+def test_a_batch_the_store_took_before_a_crash_is_recognised(
+    tmp_path: Path, clickhouse_url: str
+) -> None:
+    """The crash between an insert and its checkpoint, made by hand: the checkpoint says the
+    file was not read and the batch is pending; the restart finds every row of it (the twins
+    by their digests) and sends none again."""
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"".join(twins()))
+    url, table = table_url(clickhouse_url)
+    r = ship(str(log), "--to", url, "--once", "--state", "st", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with client(url) as c:
+        span = c.one(f"SELECT min(time) AS lo, max(time) AS hi FROM {table}")
+    checkpoint = tmp_path / "st" / "checkpoint.json"
+    state = orjson.loads(checkpoint.read_bytes())
+    state["records"] = []
+    state["pending"] = {"tmin": span["lo"], "tmax": span["hi"], "sources": [str(log)],
+                        "offsets": [0], "rows": 22}  # fmt: skip
+    checkpoint.write_bytes(orjson.dumps(state))
+    r = ship(str(log), "--to", url, "--once", "--state", "st", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "resuming: the store already holds 22 events" in r.stderr, r.stderr
+    with client(url) as c:
+        assert c.one(f"SELECT count() AS n FROM {table}")["n"] == 22  # nothing sent again
+    assert len(stored(url, "id:11111111-2222-4333-8444-555555555555")) == 2
 
 
 REAL = [

@@ -71,7 +71,7 @@ def test_batches_become_ships_rows(tmp_path: Path, clickhouse_url: str) -> None:
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
-    order = "ORDER BY time, audit_id, stage, stage_time, nokey"
+    order = "ORDER BY time, audit_id, stage, stage_time, digest"
     with connect(parse(url)) as ch:
         ours = list(ch.rows(f"SELECT * FROM {table} {order}"))
         theirs = list(ch.rows(f"SELECT * FROM {stable} {order}"))

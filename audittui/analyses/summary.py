@@ -1,19 +1,24 @@
 """Per-key summaries of a selection: who (or what) did how much, when, and how often it failed.
 
-Grouping happens on the dictionary codes with numpy (``bincount`` over code pairs), so a
-summary over a million events costs a few passes over integer arrays.
+Grouping happens on the dictionary codes with numpy: every aggregate is one array over the
+groups (about 120 bytes a key), a group's verbs are kept sparse (group, verb, count), and a
+row's dict is made only when the row is read, so that a log of three million distinct users
+(or user agents: keys an attacker chooses) costs arrays, not a Python object per key.
+:func:`summarize` gives the rows in order, all of them or the ``top`` N with the rest counted
+(:class:`Summary`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..ingest.authz import parse_reason
-from ..ingest.formats import MISSING_TIME, format_time
-from .latency import percentiles, request_mask
+from ..ingest.formats import MISSING_TIME
+from .latency import QUANTILES, request_mask
 
 if TYPE_CHECKING:
     from ..index.store import Events
@@ -29,14 +34,37 @@ GROUPINGS = {
     "binding": "reason",  # the binding that allowed the request (ingest.authz)
     "role": "reason",
 }
+_BIG = np.iinfo(np.int64).max
 
 
-def summarize(store: Events, indices: np.ndarray, by: str = "user") -> list[dict[str, Any]]:
+@dataclass
+class Summary:
+    """Summary rows in order (most events first; for a latency summary, the keys with timed
+    requests, slowest p95 first) and what the rows leave out: ``rest_keys`` more keys holding
+    ``rest_total`` events (requests timed, for a latency summary), so that the rows' total and
+    the rest's make the selection's. With a ``top``, the rows are a list; without, they are
+    made as they are read (from arrays, or from a store's answer: iterate once).
+    """
+
+    rows: Iterable[dict[str, Any]]
+    rest_keys: int = 0
+    rest_total: int = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows)
+
+
+def summarize(
+    store: Events, indices: np.ndarray, by: str = "user", top: int | None = None,
+    latency: bool = False,
+) -> Summary:  # fmt: skip
     """Rows ``{key, events, first, last, verbs{}, forbidden, errors, resources, namespaces,
-    ips, top_ip, requests, p50, p95, p99, max}``, most events first. ``resources``,
-    ``namespaces`` and ``ips`` count distinct values, ``top_ip`` is the most frequent IP;
-    ``requests`` is how many requests were timed and ``p50``…``max`` their latency in µs
-    (see :mod:`audittui.analyses.latency`; None when none was).
+    ips, top_ip, requests, p50, p95, p99, max}``, most events first (ties: the order keys were
+    first read), all of them or the ``top`` N. ``resources``, ``namespaces`` and ``ips``
+    count distinct values, ``top_ip`` is the most frequent IP; ``requests`` is how many
+    requests were timed and ``p50``…``max`` their latency in µs (see
+    :mod:`audittui.analyses.latency`; None when none was). With ``latency``, only the keys
+    with a timed request, the slowest p95 first (ties: by events).
 
     ``forbidden`` counts 403 responses, ``errors`` every other code ≥ 400. ``first``/``last``
     are ISO times (empty when no event of the key had a time). Grouping by ``ip`` uses the first
@@ -44,82 +72,206 @@ def summarize(store: Events, indices: np.ndarray, by: str = "user") -> list[dict
     """
     if by not in GROUPINGS:
         raise ValueError(f"cannot summarise by {by!r}; choose one of {', '.join(GROUPINGS)}")
-    keys, labels = _keys(store, indices, by)
     if not len(indices):
-        return []
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    groups = len(uniq)
-    counts = np.bincount(inverse, minlength=groups)
+        return Summary([])
+    groups = _Groups(store, indices, by)
+    order = np.argsort(-groups.counts, kind="stable")
+    weight = groups.counts
+    if latency:
+        order = order[groups.requests[order] > 0]
+        order = order[np.argsort(-groups.p95[order], kind="stable")]
+        weight = groups.requests
+    if top is None:  # every row, each made as it is read
+        return Summary(_Rows(groups, order))
+    left = order[max(top, 0) :]  # the top rows made now (in a worker thread: the app's)
+    return Summary(list(_Rows(groups, order[: max(top, 0)])), len(left), int(weight[left].sum()))
 
-    codes = store.column("code")[indices]
-    forbidden = np.bincount(inverse, weights=codes == 403, minlength=groups)
-    errors = np.bincount(inverse, weights=(codes >= 400) & (codes != 403), minlength=groups)
 
-    times = store.column("time")[indices]
-    has_time = times != MISSING_TIME
-    big = np.iinfo(np.int64).max
-    first = np.full(groups, big, dtype=np.int64)
-    last = np.full(groups, MISSING_TIME, dtype=np.int64)
-    np.minimum.at(first, inverse[has_time], times[has_time])
-    np.maximum.at(last, inverse[has_time], times[has_time])
+class _Rows:
+    """The rows of some groups, each dict made as it is read (iterable again)."""
 
-    verb_codes = store.column("verb")[indices]
-    verb_values = store.tables["verb"].values
-    pair = inverse.astype(np.int64) * len(verb_values) + verb_codes
-    pair_counts = np.bincount(pair, minlength=groups * len(verb_values)).reshape(
-        groups, len(verb_values)
-    )
+    def __init__(self, groups: _Groups, order: np.ndarray) -> None:
+        self.groups, self.order = groups, order
 
-    requests = request_mask(store)[indices]
-    latency = percentiles(inverse[requests], store.column("latency")[indices][requests])
-    resources = _distinct(inverse, store.column("resource")[indices], groups)
-    namespaces = _distinct(inverse, store.column("namespace")[indices], groups)
-    ip_keys, ip_label = _keys(store, indices, "ip")
-    ip_counts = _distinct(inverse, ip_keys, groups)
-    top_ip = _top(inverse, ip_keys, groups)
+    def __len__(self) -> int:
+        return len(self.order)
 
-    rows = []
-    for g in np.argsort(-counts, kind="stable").tolist():
-        verbs = {
-            (verb_values[v] or "(none)"): int(pair_counts[g, v])
-            for v in np.flatnonzero(pair_counts[g]).tolist()
-        }
-        by_count = sorted(verbs.items(), key=lambda kv: -kv[1])
-        rows.append(
-            {
-                "key": labels(int(uniq[g])),
-                "events": int(counts[g]),
-                "first": format_time(int(first[g])) if first[g] != big else "",
-                "last": format_time(int(last[g])) if last[g] != MISSING_TIME else "",
-                "verbs": dict(by_count),
-                "forbidden": int(forbidden[g]),
-                "errors": int(errors[g]),
-                "resources": int(resources[g]),
-                "namespaces": int(namespaces[g]),
-                "ips": int(ip_counts[g]),
-                "top_ip": ip_label(int(top_ip[g])),
-                **_latency_fields(latency.get(g)),
-            }
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(self.order), 4096):  # each column's numbers in one call
+            yield from self.groups.rows(self.order[start : start + 4096])
+
+
+class _Groups:
+    """Every aggregate of a summary, one numpy array over the groups each."""
+
+    def __init__(self, store: Events, indices: np.ndarray, by: str) -> None:
+        keys, self.labels = _keys(store, indices, by)
+        self.uniq, inverse = _group(keys)
+        groups = len(self.uniq)
+        self.counts = np.bincount(inverse, minlength=groups)
+
+        codes = store.column("code")[indices]
+        self.forbidden = np.bincount(inverse[codes == 403], minlength=groups)
+        self.errors = np.bincount(inverse[(codes >= 400) & (codes != 403)], minlength=groups)
+        del codes
+
+        times = store.column("time")[indices]
+        has_time = times != MISSING_TIME
+        self.first = np.full(groups, _BIG, dtype=np.int64)
+        self.last = np.full(groups, MISSING_TIME, dtype=np.int64)
+        np.minimum.at(self.first, inverse[has_time], times[has_time])
+        np.maximum.at(self.last, inverse[has_time], times[has_time])
+        del times, has_time
+
+        self.verb_values = store.tables["verb"].values
+        self.verb_group, self.verb_code, self.verb_count = _pairs(
+            inverse, store.column("verb")[indices], groups, len(self.verb_values)
         )
-    return rows
+
+        requests = request_mask(store)[indices]
+        self.requests, (self.p50, self.p95, self.p99, self.max) = _percentiles(
+            inverse[requests], store.column("latency")[indices][requests], groups
+        )
+        del requests
+        self.resources = _distinct(inverse, store.column("resource")[indices], groups)
+        self.namespaces = _distinct(inverse, store.column("namespace")[indices], groups)
+        ip_keys, self.ip_label = _keys(store, indices, "ip")
+        self.ip_counts = _distinct(inverse, ip_keys, groups)
+        self.top_ip = _top(inverse, ip_keys, groups)
+
+    def rows(self, block: np.ndarray) -> Iterator[dict[str, Any]]:
+        """The rows of the groups ``block`` (a few thousand), their numbers converted to
+        Python per column, not per value."""
+        a = np.searchsorted(self.verb_group, block)
+        sizes = np.searchsorted(self.verb_group, block + 1) - a
+        ends = np.cumsum(sizes)
+        at = np.repeat(a - ends + sizes, sizes) + np.arange(int(ends[-1]) if len(ends) else 0)
+        verb_codes, verb_counts = self.verb_code[at].tolist(), self.verb_count[at].tolist()
+        values = self.verb_values
+        requests = self.requests[block]
+        timed = (requests > 0).tolist()
+        columns = zip(
+            self.uniq[block].tolist(),
+            self.counts[block].tolist(),
+            _times(self.first[block], _BIG),
+            _times(self.last[block], MISSING_TIME),
+            self.forbidden[block].tolist(),
+            self.errors[block].tolist(),
+            self.resources[block].tolist(),
+            self.namespaces[block].tolist(),
+            self.ip_counts[block].tolist(),
+            self.top_ip[block].tolist(),
+            requests.tolist(),
+            *(arr[block].tolist() for arr in (self.p50, self.p95, self.p99, self.max)),
+            timed,
+            (ends - sizes).tolist(),
+            ends.tolist(),
+            strict=True,
+        )
+        for key, n, first, last, f, e, res, ns, ips, top, req, *lat, has, v0, v1 in columns:
+            verbs = [
+                (values[v] or "(none)", c)
+                for v, c in zip(verb_codes[v0:v1], verb_counts[v0:v1], strict=True)
+            ]
+            verbs.sort(key=_by_count)  # stable: ties in the order verbs were first read
+            yield {
+                "key": self.labels(key),
+                "events": n,
+                "first": first,
+                "last": last,
+                "verbs": dict(verbs),
+                "forbidden": f,
+                "errors": e,
+                "resources": res,
+                "namespaces": ns,
+                "ips": ips,
+                "top_ip": self.ip_label(top),
+                "requests": req,
+                "p50": lat[0] if has else None,
+                "p95": lat[1] if has else None,
+                "p99": lat[2] if has else None,
+                "max": lat[3] if has else None,
+            }
 
 
-def _latency_fields(stats: tuple[int, ...] | None) -> dict[str, int | None]:
-    """Requests timed and their p50/p95/p99/max latency in µs (None when none was timed)."""
-    if stats is None:
-        return {"requests": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    n, p50, p95, p99, top = stats
-    return {"requests": n, "p50": p50, "p95": p95, "p99": p99, "max": top}
+def _by_count(pair: tuple[str, int]) -> int:
+    return -pair[1]
+
+
+# µs since the epoch of the first and last instants datetime (and so format_time) can write
+_FIRST_TIME, _LAST_TIME = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
+def _times(micros: np.ndarray, missing: int) -> list[str]:
+    """:func:`~audittui.ingest.formats.format_time` of each value, in one numpy call ("" for
+    ``missing`` and for a time datetime cannot write)."""
+    ok = (micros >= _FIRST_TIME) & (micros <= _LAST_TIME) & (micros != missing)
+    text = np.datetime_as_string(np.where(ok, micros, 0).astype("datetime64[us]"), unit="us")
+    return [t + "Z" if k else "" for t, k in zip(text.tolist(), ok.tolist(), strict=True)]
+
+
+def _group(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct keys ascending, each event's group number). Keys that are dictionary
+    codes are counted in one pass (bincount); sparse ones are sorted (np.unique)."""
+    if keys.min(initial=0) >= 0 and keys.max(initial=0) < 2 * len(keys) + 1024:
+        present = np.bincount(keys) > 0
+        uniq = np.flatnonzero(present)
+        number = np.cumsum(present) - 1  # key → its group
+        return uniq, number[keys]
+    found = np.unique(keys, return_inverse=True)
+    return found[0], found[1].reshape(-1)
+
+
+def _pairs(
+    inverse: np.ndarray, codes: np.ndarray, groups: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How many events of each group have each code, sparse: (group, code, count) sorted by
+    group then code. A dense groups × codes count when that is small; else the distinct pairs
+    (verbs are attacker-written too: thousands of them times millions of users)."""
+    pair = inverse.astype(np.int64) * width + codes
+    if groups * width <= 4 * len(inverse) + 4096:
+        dense = np.bincount(pair, minlength=groups * width)
+        pairs = np.flatnonzero(dense)
+        return pairs // width, pairs % width, dense[pairs]
+    found = np.unique(pair, return_counts=True)
+    return found[0] // width, found[0] % width, found[1]
+
+
+def _percentiles(
+    keys: np.ndarray, latency: np.ndarray, groups: int
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Per group: requests timed, and (p50, p95, p99, max) of their latency in µs (nearest
+    rank; 0 where a group has none), computed for all groups at once."""
+    n = np.zeros(groups, dtype=np.int64)
+    out = tuple(np.zeros(groups, dtype=np.int64) for _ in range(len(QUANTILES) + 1))
+    if not len(keys):
+        return n, out
+    top = int(latency.max())
+    if top >= 0 and int(latency.min()) >= 0 and groups * (top + 1) < 2**62:
+        # one sort of (group, latency) packed in an int64: a third of lexsort's time
+        packed = np.sort(keys.astype(np.int64) * (top + 1) + latency)
+        keys, latency = packed // (top + 1), packed % (top + 1)
+    else:
+        order = np.lexsort((latency, keys))
+        keys, latency = keys[order], latency[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    owners, sizes = keys[starts], ends - starts
+    n[owners] = sizes
+    for arr, q in zip(out, QUANTILES, strict=False):
+        arr[owners] = latency[starts + np.maximum(0, np.ceil(q * sizes).astype(np.int64) - 1)]
+    out[-1][owners] = latency[ends - 1]
+    return n, out
 
 
 def _distinct(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:
     """Per group, how many distinct non-missing codes (code 0 = missing)."""
     present = codes != 0
-    pairs = np.unique(
-        inverse[present].astype(np.int64) * (int(codes.max(initial=0)) + 1) + codes[present]
-    )
-    return np.bincount(pairs // (int(codes.max(initial=0)) + 1), minlength=groups)
+    width = int(codes.max(initial=0)) + 1
+    pairs = np.sort(inverse[present].astype(np.int64) * width + codes[present])
+    # distinct pairs by sorting (numpy 2's hashed np.unique took 40 times as long here)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
+    return np.bincount(pairs // width, minlength=groups)
 
 
 def _top(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import argparse
 import itertools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac import dump_yaml, list_document, render_yaml, service_account_user
 from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.rbac_diff import diff_document
-from ..analyses.summary import GROUPINGS
+from ..analyses.summary import GROUPINGS, Summary
 from ..findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
 from ..index.loader import load, nothing_read
 from ..index.query import QueryError, fields_of, parse
@@ -58,7 +58,7 @@ from ..policy.simulate import format_change as _change
 from ..policy.simulate import simulate as simulate_policy
 from ..policy.suggest import suggest as suggest_rules
 from . import ship_command, store_commands, webhook_command
-from .options import add_follow_options
+from .options import add_follow_options, at_least
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="request latency per key instead: p50/p95/p99/max, slowest p95 first "
         "(long-running requests such as watch, exec and followed logs are left out)",
+    )
+    s.add_argument(
+        "--top",
+        type=at_least(1),
+        metavar="N",
+        help="only the N keys with the most events (with --latency: the slowest); one last row "
+        "counts the others and their events (default: every key)",
     )
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.add_argument("--recursive", action="store_true", help="read subfolders too")
@@ -573,58 +580,79 @@ def _policy_suggest(store: Store, args: argparse.Namespace, out: Out) -> None:
 
 
 def _summary(store: Store, args: argparse.Namespace, out: Out) -> None:
-    rows = store.summary(by=args.by, query=args.query)
+    """All rows, streamed (as a database client prints every row of a GROUP BY: a script
+    reading the CSV or JSON gets the whole answer), or ``--top N`` with one row counting the
+    rest. Memory is the summary's arrays and the row being printed, not a dict per key."""
+    summary = store.summary(by=args.by, query=args.query, top=args.top, latency=args.latency)
     if args.latency:
-        _latency(rows, args, out)
+        _latency(summary, args, out)
         return
+    rows: Iterator[dict[str, Any]] = iter(summary)
+    more, rest = summary.rest_keys, summary.rest_total
     if args.format == "json":
-        out.json(rows)
+        tail = [{"key": None, "more_keys": more, "events": rest}] if more else []
+        out.json_stream(itertools.chain(rows, tail))
         return
     if args.format == "csv":
+        cells = (
+            [r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"],
+             ";".join(f"{k}={n}" for k, n in r["verbs"].items())]
+            for r in rows
+        )  # fmt: skip
+        last: list[list[Any]] = [[f"({more:,} more keys)", rest, "", "", "", "", ""]]
         out.csv(
             ["key", "events", "forbidden", "errors", "first", "last", "verbs"],
-            (
-                [r["key"], r["events"], r["forbidden"], r["errors"], r["first"], r["last"],
-                 ";".join(f"{k}={n}" for k, n in r["verbs"].items())]
-                for r in rows
-            ),
-        )  # fmt: skip
+            itertools.chain(cells, last if more else []),
+        )
         return
-    key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
+    head = list(itertools.islice(rows, WIDTH_ROWS))  # the key column fits these
+    key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in head]))
     row = "{} {:>9} {:>6} {:>6}  {:<19}  {:<19}  {}"  # the key padded to key_width
     title = args.by.upper().ljust(key_width)
     out.line(row, title, "EVENTS", "403", "ERRORS", "FIRST", "LAST", "VERBS")
-    for r in rows:
+    keys = total = 0
+    for r in itertools.chain(head, rows):
         verbs = " ".join(f"{k}:{n}" for k, n in list(r["verbs"].items())[:4])
         key = _cell(r["key"], key_width, middle=True).ljust(key_width)
         out.line(row, key, f"{r['events']:,}", f"{r['forbidden']:,}", f"{r['errors']:,}",
                  r["first"][:19], r["last"][:19], verbs)  # fmt: skip
-    total = sum(r["events"] for r in rows)
-    out.line("{:,} {} value(s), {:,} events", len(rows), args.by, total)
+        keys, total = keys + 1, total + r["events"]
+    if more:
+        out.line(row, f"({more:,} more keys)".ljust(key_width), f"{rest:,}", "", "", "", "", "")
+    out.line("{:,} {} value(s), {:,} events", keys + more, args.by, total + rest)
 
 
+WIDTH_ROWS = 1000  # rows the table's key column is fitted to (later, longer keys are cut)
 LATENCY_FIELDS = ("requests", "p50", "p95", "p99", "max")
 
 
-def _latency(rows: list[dict[str, Any]], args: argparse.Namespace, out: Out) -> None:
-    rows = sorted((r for r in rows if r["requests"]), key=lambda r: -r["p95"])
+def _latency(summary: Summary, args: argparse.Namespace, out: Out) -> None:
+    rows: Iterator[dict[str, Any]] = iter(summary)
+    more, rest = summary.rest_keys, summary.rest_total
     if args.format == "json":
-        picked = [{"key": r["key"], **{f: r[f] for f in LATENCY_FIELDS}} for r in rows]
-        out.json(picked)
+        picked = ({"key": r["key"], **{f: r[f] for f in LATENCY_FIELDS}} for r in rows)
+        tail = [{"key": None, "more_keys": more, "requests": rest}] if more else []
+        out.json_stream(itertools.chain(picked, tail))
         return
     if args.format == "csv":
         cells = ([r["key"], *(r[f] for f in LATENCY_FIELDS)] for r in rows)
-        out.csv(["key", *LATENCY_FIELDS], cells)
+        last: list[list[Any]] = [[f"({more:,} more keys)", rest, "", "", "", ""]]
+        out.csv(["key", *LATENCY_FIELDS], itertools.chain(cells, last if more else []))
         return
-    key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in rows]))
+    head = list(itertools.islice(rows, WIDTH_ROWS))
+    key_width = min(64, max([len(args.by)] + [len(inert(r["key"])) for r in head]))
     row = "{} {:>9}" + " {:>7}" * (len(LATENCY_FIELDS) - 1)  # the key padded to key_width
     out.line(row, args.by.upper().ljust(key_width), *(f.upper() for f in LATENCY_FIELDS))
-    for r in rows:
+    keys = total = 0
+    for r in itertools.chain(head, rows):
         key = _cell(r["key"], key_width, middle=True).ljust(key_width)
         times = (format_duration(r[f]) for f in LATENCY_FIELDS[1:])
         out.line(row, key, f"{r['requests']:,}", *times)
-    total = sum(r["requests"] for r in rows)
-    out.line("{:,} {} value(s), {:,} requests timed", len(rows), args.by, total)
+        keys, total = keys + 1, total + r["requests"]
+    if more:
+        blank = [""] * (len(LATENCY_FIELDS) - 1)
+        out.line(row, f"({more:,} more keys)".ljust(key_width), f"{rest:,}", *blank)
+    out.line("{:,} {} value(s), {:,} requests timed", keys + more, args.by, total + rest)
 
 
 # -- history ------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 STORE_URLS = (
     "clickhouse://[USER[:PASSWORD]@]HOST[:PORT]/DB[?table=T&cluster=NAME], "
-    "clickhouses://… (HTTPS), chdb:///FOLDER"
+    "clickhouses://… (HTTPS), chdb:///FOLDER; a user or password the URL leaves out is read "
+    "from CLICKHOUSE_USER and CLICKHOUSE_PASSWORD (keep the password out of command lines: "
+    "ps shows them to every local user)"
 )
 
 

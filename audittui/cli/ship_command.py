@@ -17,7 +17,7 @@ from typing import Any
 from ..clickhouse import checkpoint
 from ..clickhouse.client import Client, StoreError, connect
 from ..clickhouse.ship import BACKOFF_FIRST, BACKOFF_MAX, Options, ShipError, Shipper
-from ..clickhouse.url import BadURL, Target, parse
+from ..clickhouse.url import BadURL, Target, exposed, parse
 from ..ingest.sources import InputError
 from ..output.terminal import fail, warn
 from .options import add_follow_options, add_to_option, at_least
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"ship: {exc}")
     if client is None:  # stopped while waiting for the store
         return 0
+    if (warning := exposed(target)) is not None:  # once it worked: a failure stays one line
+        warn("ship: {}", warning)
     options = Options(
         paths=list(args.paths),
         cluster=cluster,

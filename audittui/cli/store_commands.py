@@ -26,6 +26,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from ..analyses.summary import Summary
 from ..clickhouse.client import StoreError
 from ..clickhouse.reads import (
     FOLLOW_EVERY,
@@ -38,7 +39,7 @@ from ..clickhouse.reads import (
     open_reader,
 )
 from ..clickhouse.sql import PRESENT_TIME, SqlError, Where, compile_node
-from ..clickhouse.url import BadURL, is_store_url
+from ..clickhouse.url import BadURL, exposed, is_store_url
 from ..clickhouse.url import parse as parse_url
 from ..findings import Rule, load_rules
 from ..findings.engine import BODY_LEVELS
@@ -85,10 +86,13 @@ def run(args: argparse.Namespace, policy: Policy | None, printers: Printers) -> 
         return fail("a store holds no malformed lines: ship said what it skipped when it read them")
     url = args.paths[0]
     try:
-        display = parse_url(url).display
+        target = parse_url(url)
+        display = target.display
         reader = open_reader(url)
     except (BadURL, StoreError) as exc:
         return fail(_one_line(exc))
+    if (warning := exposed(target)) is not None:  # once it worked: a failure stays one line
+        warn("{}", warning)
     out = stdout()
     try:
         with reader:
@@ -256,15 +260,17 @@ def _since(reader: Reader, where: Where, after: Key) -> Iterator[list[StoredEven
 
 
 class _Summaries:
-    """What :func:`cli.main._summary` asks of a store (``summary(by, query)``), answered by the
-    server."""
+    """What :func:`cli.main._summary` asks of a store (``summary(by, query, top, latency)``),
+    answered by the server: its rows streamed, or the top ones with the rest counted there."""
 
     def __init__(self, reader: Reader, where: Where) -> None:
         self.reader = reader
         self.where = where
 
-    def summary(self, by: str = "user", query: str = "") -> list[dict[str, Any]]:
-        return self.reader.summary(by, self.where)
+    def summary(
+        self, by: str = "user", query: str = "", top: int | None = None, latency: bool = False
+    ) -> Summary:
+        return self.reader.summary(by, self.where, top, latency)
 
 
 def _summary(
@@ -449,8 +455,8 @@ class _Fetched:
                 nonlocal pos
                 for e in events:
                     line = e.raw + b"\n"
-                    src = sources.setdefault(str(e.columns.get("source", "")), len(sources))
-                    order.append((src, int(e.columns.get("offset", 0)), pos, len(line)))
+                    src = sources.setdefault(e.value("source") or "", len(sources))
+                    order.append((src, int(e.value("offset") or 0), pos, len(line)))
                     fh.write(line)
                     pos += len(line)
 

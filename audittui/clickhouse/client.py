@@ -8,20 +8,26 @@ scalar subquery over a one-row external table ``_args`` sent beside the query (`
 {p:Array(T)}`` into ``x IN (SELECT arrayJoin(p) FROM _args)``); numbers, checked to be numbers
 in Python, are written as literals there, so ``LIMIT {n:UInt64}`` works on both.
 
-Every failure is a :class:`StoreError` whose text is one line a user can act on.
+Every failure is a :class:`StoreError` whose text is one line a user can act on, a server's
+answer included: whatever a broken or hostile server sends, an answer is read in linear time
+within bounds (:data:`MAX_LINE` a line, :data:`MAX_ANSWER` an answer, :data:`MAX_ERROR` an
+error's text, the read timeout for the whole answer, not only between two reads), and what is
+not rows of JSON objects is a one-line error, never a hang, a crash or unbounded memory.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import re
+import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
+import msgspec
 
 from . import schema
 from .url import Target
@@ -35,7 +41,11 @@ _SETTINGS = {"output_format_json_quote_64bit_integers": "0"}
 # ABORTED, TABLE_IS_READ_ONLY, ALL_CONNECTION_TRIES_FAILED
 _TRANSIENT = frozenset({159, 202, 203, 209, 210, 241, 252, 236, 242, 279})
 CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 300.0
+READ_TIMEOUT = 300.0  # s for a whole answer (HTTP): the query's run and its transfer
+MAX_LINE = 256 << 20  # bytes of one line of an answer: a row, an event's raw JSON included
+MAX_ANSWER = 1 << 30  # bytes of one answer, all its lines
+MAX_ERROR = 64 << 10  # bytes of a server's error read (one line of it is shown)
+_BLOCK = 1 << 16  # bytes read from the socket at once
 
 
 class StoreError(Exception):
@@ -61,14 +71,43 @@ class Client:
 
     # -- the interface -------------------------------------------------------------------
 
-    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def rows(
+        self, sql: str, params: Mapping[str, Any] | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The rows of a query as dicts (``FORMAT JSONEachRow`` is added; 64-bit integers as
-        numbers). A failure, also one after the first rows, raises :class:`StoreError`."""
-        for line in self._lines(sql, params or {}, "JSONEachRow"):
+        numbers). A failure, also one after the first rows, raises :class:`StoreError`, and so
+        does a line that is no JSON object, or more than ``limit`` rows (what the query's own
+        LIMIT allows: a server sending more is broken or hostile). Read the answer to its end
+        (an answer left unread closes its connection)."""
+        return self.structs(sql, params or {}, dict[str, Any], limit)
+
+    def structs(
+        self, sql: str, params: Mapping[str, Any], kind: Any, limit: int | None = None
+    ) -> Iterator[Any]:
+        """The rows of a query decoded as ``kind`` (a msgspec Struct: every field present and
+        of its type, checked while decoding), as :meth:`rows` reads them."""
+        decode = msgspec.json.Decoder(kind).decode
+        for n, line in enumerate(self._lines(sql, params, "JSONEachRow"), 1):
             try:
-                yield orjson.loads(line)
-            except orjson.JSONDecodeError:
-                raise StoreError(_server_message(line.decode("utf-8", "replace"))) from None
+                row = decode(line)
+            except msgspec.ValidationError as exc:
+                raise StoreError(
+                    f"{self.target.display} answered a row of another shape: {exc}"
+                ) from None
+            except msgspec.DecodeError:  # not JSON: an error's text, most likely
+                raise StoreError(_server_message(_text(line))) from None
+            if limit is not None and n > limit:
+                raise StoreError(
+                    f"{self.target.display} answered more than the {limit:,} rows asked for"
+                )
+            yield row
+
+    def one(self, sql: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The one row of a query (an aggregate): :class:`StoreError` for none or more."""
+        rows = list(self.rows(sql, params, limit=1))
+        if not rows:
+            raise StoreError(f"{self.target.display} answered no row where one was due")
+        return rows[0]
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement (DDL, OPTIMIZE, …) and wait for it to finish."""
@@ -91,23 +130,35 @@ class Client:
 
     def ensure_table(self) -> None:
         """Create the table when missing; refuse one whose columns are not schema.COLUMNS."""
-        found = [
-            (str(r["name"]), str(r["type"]))
-            for r in self.rows(
-                "SELECT name, type FROM system.columns"
-                " WHERE database = {db:String} AND table = {t:String}",
-                {"db": self.target.database, "t": self.target.table},
-            )
-        ]
+        found = self.columns()
         if not found:
             self.execute(schema.create_sql(self.table))
             return
         expected = list(schema.COLUMNS)
+        if found == list(schema.LEGACY_COLUMNS):
+            raise StoreError(
+                f"table {self.target.database}.{self.target.table} was written by an older "
+                "audittui (schema 1: its key made one row of different events sharing an "
+                "auditID, stage and stage time); it is still read, not written to: write to a "
+                "new table (?table=NAME in the URL)"
+            )
         if found != expected:
             raise StoreError(
                 f"table {self.target.database}.{self.target.table} has another schema: "
                 f"{schema_difference(found, expected)}"
             )
+
+    def columns(self) -> list[tuple[str, str]]:
+        """The table's (name, type) in order; empty when there is no such table."""
+        return [
+            (str(r["name"]), str(r["type"]))
+            for r in self.rows(
+                "SELECT name, type FROM system.columns"
+                " WHERE database = {db:String} AND table = {t:String}",
+                {"db": self.target.database, "t": self.target.table},
+                limit=1000,
+            )
+        ]
 
     # -- what a transport provides -------------------------------------------------------
 
@@ -138,7 +189,7 @@ def connect(target: Target, read_timeout: float = READ_TIMEOUT) -> Client:
         ChdbClient(target) if target.scheme == "chdb" else HttpClient(target, read_timeout)
     )
     try:
-        client.version = str(next(iter(client.rows("SELECT version() AS v")))["v"])
+        client.version = str(client.one("SELECT version() AS v")["v"])[:100]
     except BaseException:
         client.close()
         raise
@@ -239,13 +290,19 @@ _CODE = re.compile(r"Code: (\d+)")
 _VERSION_TAIL = re.compile(r"\(version [^()]*\)\.?\s*\Z")
 
 
+def _text(data: bytes) -> str:
+    """The start of a server's bytes as text, for a message (the rest is never decoded)."""
+    return data[:MAX_ERROR].decode("utf-8", "replace")
+
+
 def _server_message(text: str, code: int = 0) -> str:
     """A server's exception text as one line (code, prefixes and stack trace removed)."""
-    text = text.strip()
+    text = text[:MAX_ERROR]
     m = _CODE.search(text)
     if m and not code:
         code = int(m.group(1))
-    text = text[m.start() :] if m else text
+    # from the code on, and short: the patterns below then run on a bounded text
+    text = (text[m.start() :] if m else text)[:4096].strip()
     text = re.sub(r"^Code: \d+[.,]\s*(e\.displayText\(\) = )?(DB::Exception: )?", "", text)
     text = re.sub(r",? e\.what\(\) = DB::Exception\s*$", "", text)
     tail = _VERSION_TAIL.search(text)
@@ -263,8 +320,9 @@ def _store_error(text: str, target: Target, code: int = 0) -> StoreError:
     code = code or (int(m.group(1)) if m else 0)
     reason = _server_message(text)
     if code in (192, 193, 194, 516):
-        who = target.user or "default"
-        return StoreError(f"ClickHouse at {target.display}: authentication failed for {who}", code)
+        return StoreError(
+            f"ClickHouse at {target.display}: authentication failed ({target.credentials})", code
+        )
     if code == 81:
         return StoreError(f"ClickHouse at {target.display}: unknown database: {reason}", code)
     return StoreError(f"ClickHouse rejected the query: {reason}", code)
@@ -284,10 +342,9 @@ class HttpClient(Client):
         super().__init__(target)
         self.version = ""
         self._urllib3 = urllib3
+        self._read_timeout = read_timeout
         timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout)
-        pool: type[urllib3.HTTPConnectionPool] = urllib3.HTTPConnectionPool
-        if target.scheme == "clickhouses":
-            pool = urllib3.HTTPSConnectionPool
+        pool = _watched_pool(target.scheme == "clickhouses")
         self._pool = pool(target.host, target.port, timeout=timeout, maxsize=4, retries=False)
         self._headers: dict[str, str] = {}
         if target.user or target.password:
@@ -343,59 +400,197 @@ class HttpClient(Client):
             headers["Content-Type"] = content_type
         url = "/?" + urlencode(query)
         where = self.target.display
+        deadline = _Deadline(self._read_timeout)
+        _watching.deadline = deadline  # the pool's _get_conn tells it the connection
         try:
             resp = self._pool.urlopen(
                 "POST", url, body=body, headers=headers, preload_content=False
             )
         except urllib3.exceptions.NewConnectionError as exc:
+            deadline.finish()
             raise StoreError(
                 f"cannot reach ClickHouse at {where}: {_reason(exc)}", retryable=True
             ) from None
         except urllib3.exceptions.SSLError as exc:
+            deadline.finish()
             raise StoreError(f"TLS failed with ClickHouse at {where}: {_reason(exc)}") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            deadline.finish()
+            if deadline.expired:
+                raise self._late(where) from None
             raise StoreError(
                 f"no ClickHouse HTTP interface at {where}: {_reason(exc)}", retryable=True
             ) from None
-        return self._stream(resp, where)
+        finally:
+            _watching.deadline = None
+        if not deadline.watch(resp):  # the time passed while the headers came
+            resp.close()
+            resp.release_conn()
+            raise self._late(where)
+        return self._stream(resp, where, deadline)
 
-    def _stream(self, resp: Any, where: str) -> Iterator[bytes]:
+    def _late(self, where: str) -> StoreError:
+        return StoreError(
+            f"ClickHouse at {where} did not answer within {self._read_timeout:g} s",
+            retryable=True,
+        )
+
+    def _stream(self, resp: Any, where: str, deadline: _Deadline) -> Iterator[bytes]:
+        """The answer's non-empty lines, read in blocks: a line's pieces are kept in a list
+        and joined once (linear in its length), up to MAX_LINE; the answer up to MAX_ANSWER."""
         urllib3 = self._urllib3
+        complete = False
         try:
+            if resp.headers.get("Content-Encoding", "identity").lower() != "identity":
+                raise StoreError(f"{where} answered in an encoding that was not asked for")
             if resp.status != 200:
-                text = resp.read().decode("utf-8", "replace")
-                code = int(resp.headers.get("X-ClickHouse-Exception-Code") or 0)
+                text = _text(_read_some(resp, MAX_ERROR))
+                code = _header_code(resp.headers.get("X-ClickHouse-Exception-Code"))
                 if not code and not _CODE.search(text):
                     raise StoreError(f"no ClickHouse HTTP interface at {where}: HTTP {resp.status}")
                 raise _store_error(text, self.target, code)
             names = {k.lower() for k in resp.headers}
             if not names & {"x-clickhouse-server-display-name", "x-clickhouse-query-id"}:
                 raise StoreError(f"no ClickHouse HTTP interface at {where} (another server)")
-            rest = b""
-            for block in resp.stream(1 << 16):
-                rest += block
+            pieces: list[bytes] = []  # the line under way, not yet ended by a newline
+            held = total = 0
+            for block in resp.stream(_BLOCK, decode_content=False):
+                total += len(block)
+                if total > MAX_ANSWER:
+                    raise StoreError(f"{where} answered over {MAX_ANSWER >> 20:,} MiB")
                 if b"\n" not in block:
+                    pieces.append(block)
+                    held += len(block)
+                    if held - len(block) <= MAX_ERROR < held:  # once a line: an error's?
+                        start = b"".join(pieces)[:MAX_ERROR]
+                        if start.startswith(b"Code: "):  # one appended after rows, endless
+                            raise _store_error(_text(start), self.target)
+                    if held > MAX_LINE:
+                        raise StoreError(f"{where} answered a line over {MAX_LINE >> 20:,} MiB")
                     continue
-                *complete, rest = rest.split(b"\n")
-                for line in complete:
+                lines = block.split(b"\n")
+                if pieces:
+                    pieces.append(lines[0])
+                    lines[0] = b"".join(pieces)
+                    pieces = []
+                    if len(lines[0]) > MAX_LINE:
+                        raise StoreError(f"{where} answered a line over {MAX_LINE >> 20:,} MiB")
+                last = lines.pop()
+                for line in lines:
                     if line:
                         yield self._checked(line, resp)
-            if rest:
-                yield self._checked(rest, resp)
+                if last:
+                    pieces.append(last)
+                held = len(last)
+            if deadline.expired:  # the socket shut: the answer may look ended, cut short
+                raise self._late(where)
+            if pieces:
+                yield self._checked(b"".join(pieces), resp)
+            complete = True
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline.expired:
+                raise self._late(where) from None
             raise StoreError(
                 f"connection to ClickHouse at {where} broke: {_reason(exc)}", retryable=True
             ) from None
         finally:
+            deadline.finish()
+            if not complete:  # an error, or left unread: the connection cannot serve again
+                resp.close()
             resp.release_conn()
 
     def _checked(self, line: bytes, resp: Any) -> bytes:
         """A line of the answer; the exception a server appends after streaming began (its
         status already 200) raises."""
         if line.startswith(b"Code: "):
-            text = line.decode("utf-8", "replace") + resp.read().decode("utf-8", "replace")
-            raise _store_error(text, self.target)
+            raise _store_error(_text(line + _read_some(resp, MAX_ERROR)), self.target)
         return line
+
+
+def _read_some(resp: Any, limit: int) -> bytes:
+    """At most ``limit`` bytes more of an answer (an error's text: what is shown of it)."""
+    out: list[bytes] = []
+    size = 0
+    for block in resp.stream(_BLOCK, decode_content=False):
+        out.append(block)
+        size += len(block)
+        if size >= limit:
+            break
+    return b"".join(out)[:limit]
+
+
+def _header_code(value: str | None) -> int:
+    """X-ClickHouse-Exception-Code as a number (0 when missing or not one)."""
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else 0
+
+
+class _Deadline:
+    """The time an answer has, from the request to its last byte (the read timeout only
+    bounds the wait between two reads: a server sending a byte now and then would hold the
+    client forever). When it passes, the socket is shut down, which ends a read blocked on
+    it (``HTTPResponse.shutdown`` once the headers are in, the connection's socket before);
+    :attr:`expired` then says why."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self.conn: Any = None  # the pool's connection, once it was taken
+        self._resp: Any = None
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            resp, sock = self._resp, getattr(self.conn, "sock", None)
+        with contextlib.suppress(OSError, ValueError, RuntimeError):  # already closed
+            if resp is not None:
+                resp.shutdown()
+            elif sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def watch(self, resp: Any) -> bool:
+        """The answer's headers are in: from now on its read is what to end. False when the
+        time already passed."""
+        with self._lock:
+            self._resp = resp
+            return not self.expired
+
+    def finish(self) -> None:
+        """The answer was read (or failed): before its connection goes back to the pool, so
+        that a late timer never shuts down a socket another request then uses."""
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+
+_watching = threading.local()  # the _Deadline of the request this thread is making
+_pool_classes: dict[bool, Any] = {}
+
+
+def _watched_pool(tls: bool) -> Any:
+    """urllib3's connection pool class (HTTPS with ``tls``) that tells the request's
+    :class:`_Deadline` which connection it took."""
+    if tls not in _pool_classes:
+        import urllib3
+
+        base = urllib3.HTTPSConnectionPool if tls else urllib3.HTTPConnectionPool
+
+        class Watched(base):  # type: ignore[valid-type,misc]
+            def _get_conn(self, timeout: float | None = None) -> Any:
+                conn = super()._get_conn(timeout)
+                deadline = getattr(_watching, "deadline", None)
+                if deadline is not None:
+                    deadline.conn = conn
+                return conn
+
+        _pool_classes[tls] = Watched
+    return _pool_classes[tls]
 
 
 def _reason(exc: BaseException) -> str:
@@ -413,6 +608,19 @@ def _reason(exc: BaseException) -> str:
         return m.group(1).strip().lower()
     text = re.sub(r"^<[^>]*>: ", "", text)
     return " ".join(text.split())[:200] or type(exc).__name__
+
+
+def _split_lines(data: bytes, where: str) -> Iterator[bytes]:
+    """The non-empty lines of a whole answer, one at a time (not a list of them all)."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if end - start > MAX_LINE:
+            raise StoreError(f"{where} answered a line over {MAX_LINE >> 20:,} MiB")
+        if end > start:
+            yield data[start:end]
+        start = end + 1
 
 
 # -- chdb ------------------------------------------------------------------------------------
@@ -479,7 +687,10 @@ class ChdbClient(Client):
 
     def _lines(self, sql: str, params: Mapping[str, Any], fmt: str | None) -> Iterator[bytes]:
         data = self._query(sql, params, fmt or "CSV")
-        return iter([line for line in data.split(b"\n") if line])
+        where = self.target.display
+        if len(data) > MAX_ANSWER:
+            raise StoreError(f"{where} answered over {MAX_ANSWER >> 20:,} MiB")
+        return _split_lines(data, where)
 
     def _query(self, sql: str, params: Mapping[str, Any], fmt: str) -> bytes:
         if self._closed:

@@ -1,12 +1,17 @@
 """The reads the CLI and the app make of a store: counts, pages of events by keyset, one event by
 key, summaries and the histogram computed by the server, stats, and new rows for live follow.
 
-Every read is ``FROM table FINAL``: the ReplacingMergeTree keeps one row per key only once its
-parts are merged, and FINAL makes a read exact before that. Filters are :class:`.sql.Where`
-(``reader.where(text)`` compiles the query language; a store URL's ``?cluster=NAME`` limits
-every read to that cluster). Pages follow the table's sort key (time, audit_id, stage,
-stage_time, nokey) with a keyset condition, never an OFFSET, so the millionth page costs what
-the first does.
+Every read is exact as if ``FROM table FINAL``: the ReplacingMergeTree keeps one row per key
+only once its parts are merged, and FINAL makes a read exact before that (used only while the
+table holds copies). Filters are :class:`.sql.Where` (``reader.where(text)`` compiles the query
+language; a store URL's ``?cluster=NAME`` limits every read to that cluster). Pages follow the
+table's sort key (time, audit_id, stage, stage_time, digest) with a keyset condition, never an
+OFFSET, so the millionth page costs what the first does. A table of schema version 1 (``nokey``
+in place of ``digest``) is read too.
+
+What the server answers is checked as it is read: rows of the shape asked for (an event's
+columns by their types), no more rows than the query's LIMIT, histogram buckets within the
+range asked; anything else is a one-line :class:`.client.StoreError`.
 
 Usage::
 
@@ -15,35 +20,38 @@ Usage::
         total = reader.count(where)
         first = reader.page(where, limit=100)
         more = reader.page(where, after_key=first[-1].key, limit=100)
-        rows = reader.summary("user", where)  # as analyses.summary.summarize gives them
+        rows = list(reader.summary("user", where, top=100))  # as summarize gives them
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 import numpy as np
 import orjson
 
 from ..analyses.histogram import STEPS, Histogram
 from ..analyses.latency import LONG_SUBRESOURCES, LONG_VERBS, QUANTILES
-from ..analyses.summary import GROUPINGS
+from ..analyses.summary import GROUPINGS, Summary
 from ..index.query import parse
 from ..ingest.formats import MISSING_TIME, format_time
 from ..ingest.schema import FINAL_STAGES
 from . import schema
-from .client import Client, connect
+from .client import Client, StoreError, connect, schema_difference
 from .sql import _GRANT_LABELS, PRESENT_TIME, Where, compile_node
 from .url import parse as parse_url
 
-Key = tuple[int, str, str, int, int]  # (time, audit_id, stage, stage_time, nokey): schema.KEY
+Key = tuple[int, str, str, int, str]  # (time, audit_id, stage, stage_time, digest): schema.KEY
+ZERO_DIGEST = "00000000-0000-0000-0000-000000000000"  # the least digest (a version 1 table: "0")
 PAGE = 500
-KEY_SQL = ", ".join(f"`{k}`" for k in schema.KEY)
+SOURCES = 100_000  # source files a store may name (stats): more is a broken answer
 FOLLOW_EVERY = 1.0  # s between the polls of a follow (the app's and query --follow's)
 # µs before the newest event seen that a follow's poll reads again: shippers write in batches,
 # several of them, so a row may land after newer ones (its key sorts before the newest seen)
@@ -53,7 +61,7 @@ LATE = 60_000_000
 def late_key(newest: int) -> Key:
     """The key just before the stretch a follow's poll reads again (:data:`LATE` before the
     newest time seen): a keyset page after it holds the late rows and the new ones."""
-    return (newest - LATE - 1, "", "", MISSING_TIME, 0)
+    return (newest - LATE - 1, "", "", MISSING_TIME, ZERO_DIGEST)
 
 
 _ARRAYS = {"groups", "ips"}
@@ -62,16 +70,17 @@ _NOT_NULL = {"stage", "audit_id", "cluster", "source"}  # "" there means absent
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """One row: its key, its columns (as the table holds them) and its raw JSON."""
+    """One row: its key, its columns (as the table holds them, checked by type) and its raw
+    JSON."""
 
     key: Key
-    columns: dict[str, Any]
+    columns: Any  # a msgspec Struct with the table's columns as attributes
     raw: bytes
 
     def value(self, name: str) -> Any:
         """A column as :meth:`audittui.index.store.Store.value` gives it: None for a missing
         string, a tuple for groups and IPs (None when empty), numbers as they are."""
-        v = self.columns.get(name)
+        v = getattr(self.columns, name, None)
         if name in _ARRAYS:
             return tuple(v) if v else None
         if name in _NOT_NULL and v == "":
@@ -83,15 +92,57 @@ class StoredEvent:
         return orjson.loads(self.raw)
 
 
+_PYTHON = {
+    "Int64": int,
+    "Int32": int,
+    "UInt8": int,
+    "UInt64": int,
+    "String": str,
+    "UUID": str,
+    "Nullable(String)": str | None,
+    "Array(String)": list[str],
+}
+
+
+def _row_type(columns: Sequence[tuple[str, str]], name: str) -> type[msgspec.Struct]:
+    """A Struct for a row of the table: every column required and typed (raw may be left
+    out of a read)."""
+    fields: list[Any] = [(n, _PYTHON[kind]) for n, kind in columns if n != "raw"]
+    return msgspec.defstruct(name, [*fields, ("raw", str, "")])
+
+
+_ROWS = {False: _row_type(schema.COLUMNS, "Row"), True: _row_type(schema.LEGACY_COLUMNS, "Row1")}
+_T = TypeVar("_T")
+
+
+def _answered(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A read whose rows lack a field or hold one of another type (a broken or hostile
+    server) raises :class:`StoreError`, not whatever Python meets first."""
+
+    @functools.wraps(method)
+    def read(self: Reader, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            where = self.client.target.display
+            raise StoreError(f"{where} answered rows of another shape ({exc!r:.80})") from None
+
+    return read
+
+
 def open_reader(url: str) -> Reader:
     """A :class:`Reader` on a store URL (:class:`.client.StoreError` or
     :class:`.url.BadURL` when it cannot be reached or read)."""
     target = parse_url(url)
-    return Reader(connect(target), target.cluster)
+    return Reader(connect(target), target.cluster)  # the reader closes the client, also failing
 
 
 class Reader:
     """The reads of one store over a connected :class:`.client.Client` (which it closes)."""
+
+    legacy: bool  # a version 1 table (read, not written)
+    _digest: tuple[str, str]  # the key's last column and its type
+    _row: type[msgspec.Struct]  # a row of the table
 
     def __init__(self, client: Client, cluster: str = "") -> None:
         self.client = client
@@ -99,6 +150,30 @@ class Reader:
         self.modern = _major(client.version) >= 22
         self._lock = threading.Lock()
         self._checked = (-1, True)  # (stored rows, held copies then): asked again on a change
+        try:
+            self._check_table()
+        except BaseException:
+            client.close()
+            raise
+
+    def _check_table(self) -> None:
+        """Which schema the table has (this one, or version 1: read, not written); a store
+        without the table, or with a table of another schema, raises StoreError."""
+        client, target = self.client, self.client.target
+        found = client.columns()
+        if not found:
+            raise StoreError(
+                f"no table {target.database}.{target.table} at {target.display} "
+                "(`audittui ship … --to URL` or `audittui webhook --to URL` creates it)"
+            )
+        self.legacy = found == list(schema.LEGACY_COLUMNS)  # version 1: read, not written
+        if found != list(schema.COLUMNS) and not self.legacy:
+            raise StoreError(
+                f"table {target.database}.{target.table} has another schema: "
+                f"{schema_difference(found, list(schema.COLUMNS))}"
+            )
+        self._digest = ("nokey", "UInt64") if self.legacy else ("digest", "UUID")
+        self._row = _ROWS[self.legacy]
 
     def close(self) -> None:
         self.client.close()
@@ -139,18 +214,20 @@ class Reader:
         copies exist: counted again only when the number of stored rows changes."""
         with self._lock:
             table = self.client.table
-            stored = int(next(self.client.rows(f"SELECT count() AS n FROM {table}"))["n"])
+            stored = int(self.client.one(f"SELECT count() AS n FROM {table}")["n"])
             if stored != self._checked[0]:
-                kept = int(next(self.client.rows(f"SELECT count() AS n FROM {table} FINAL"))["n"])
+                kept = int(self.client.one(f"SELECT count() AS n FROM {table} FINAL")["n"])
                 self._checked = (stored, kept != stored)
             return self._checked[1]
 
     # -- reads -----------------------------------------------------------------------------
 
+    @_answered
     def count(self, where: Where | str | None = None) -> int:
         source, params = self._from(where)
-        return int(next(self.client.rows(f"SELECT count() AS n {source}", params))["n"])
+        return int(self.client.one(f"SELECT count() AS n {source}", params)["n"])
 
+    @_answered
     def page(
         self,
         where: Where | str | None = None,
@@ -166,23 +243,21 @@ class Reader:
         source, params = self._from(where, final=True)  # within the span only: cheap
         stored, _ = self._from(where, final=False)
         if after_key is not None:
-            keyset = " AND " + _keyset(after_key, "<" if descending else ">", params)
+            keyset = " AND " + self._keyset(after_key, "<" if descending else ">", params)
             source, stored = source + keyset, stored + keyset
         way = "DESC" if descending else "ASC"
-        order = ", ".join(f"`{k}` {way}" for k in schema.KEY)
-        columns = _columns(raw)
+        order = ", ".join(f"`{k}` {way}" for k, _ in self._key_types())
+        columns = self._columns(raw)
         want = int(limit)
         while True:
             # The page's time span first, from the time column of the rows as stored (FINAL
             # over the whole table is one slow merge on 18.16); then the page itself, FINAL
             # within that span only, which the primary index narrows to a few granules.
             params["span_"] = want
-            span = next(
-                self.client.rows(
-                    f"SELECT count() AS n, min(time) AS lo, max(time) AS hi FROM (SELECT time "
-                    f"{stored} ORDER BY time {way} LIMIT {{span_:UInt64}})",
-                    params,
-                )
+            span = self.client.one(
+                f"SELECT count() AS n, min(time) AS lo, max(time) AS hi FROM (SELECT time "
+                f"{stored} ORDER BY time {way} LIMIT {{span_:UInt64}})",
+                params,
             )
             if not int(span["n"]):
                 return []
@@ -192,7 +267,7 @@ class Reader:
                 f"SELECT {columns} {source} AND time >= {{lo_:Int64}} AND time <= {{hi_:Int64}} "
                 f"ORDER BY {order} LIMIT {{limit_:UInt64}}"
             )
-            rows = [_stored(r) for r in self.client.rows(sql, params)]
+            rows = [self._stored(r) for r in self.client.structs(sql, params, self._row, limit)]
             # Short only because resent copies filled the span: widen it and ask again.
             if len(rows) >= limit or int(span["n"]) < want:
                 return rows
@@ -212,49 +287,49 @@ class Reader:
                 return
             key = rows[-1].key
 
+    @_answered
     def event(self, key: Key) -> StoredEvent | None:
         """The event with this key (None when the store holds none)."""
         source, params = self._from(None, final=False)  # a copy is the same row: LIMIT 1
-        cond = " AND ".join(f"`{k}` = {{key_{n}:{t}}}" for n, (k, t) in enumerate(_KEY_TYPES))
-        params.update({f"key_{n}": v for n, v in enumerate(key)})
-        rows = list(
-            self.client.rows(f"SELECT {_columns(True)} {source} AND {cond} LIMIT 1", params)
-        )
-        return _stored(rows[0]) if rows else None
+        types = self._key_types()
+        cond = " AND ".join(f"`{k}` = {_holder(f'key_{n}', t)}" for n, (k, t) in enumerate(types))
+        params.update({f"key_{n}": v for n, v in enumerate(self._key_params(key))})
+        sql = f"SELECT {self._columns(True)} {source} AND {cond} LIMIT 1"
+        rows = list(self.client.structs(sql, params, self._row, limit=1))
+        return self._stored(rows[0]) if rows else None
 
+    @_answered
     def stats(self) -> dict[str, Any]:
         """``{events, first, last, files, clusters, servers}`` as ``audittui stats`` shows them
         (files: the sources the shipper named, sorted)."""
         source, params = self._from(None)
-        row = next(
-            self.client.rows(
-                f"SELECT count() AS n, countIf({PRESENT_TIME}) AS timed, "
-                f"minIf(time, {PRESENT_TIME}) AS lo, maxIf(time, {PRESENT_TIME}) AS hi, "
-                "groupUniqArray(source) AS files, groupUniqArray(cluster) AS clusters "
-                f"{source}",
-                params,
-            )
+        row = self.client.one(
+            f"SELECT count() AS n, countIf({PRESENT_TIME}) AS timed, "
+            f"minIf(time, {PRESENT_TIME}) AS lo, maxIf(time, {PRESENT_TIME}) AS hi, "
+            "groupUniqArray(source) AS files, groupUniqArray(cluster) AS clusters "
+            f"{source}",
+            params,
         )
         timed = int(row["timed"])
         return {
             "events": int(row["n"]),
             "first": format_time(int(row["lo"])) if timed else None,
             "last": format_time(int(row["hi"])) if timed else None,
-            "files": sorted(row["files"]),
-            "clusters": sorted(c for c in row["clusters"] if c),
+            "files": sorted(_strings(row["files"])),
+            "clusters": sorted(c for c in _strings(row["clusters"]) if c),
         }
 
+    @_answered
     def time_range(self, where: Where | str | None = None) -> tuple[int, int] | None:
         source, params = self._from(where)
-        row = next(
-            self.client.rows(
-                f"SELECT countIf({PRESENT_TIME}) AS timed, minIf(time, {PRESENT_TIME}) AS lo, "
-                f"maxIf(time, {PRESENT_TIME}) AS hi {source}",
-                params,
-            )
+        row = self.client.one(
+            f"SELECT countIf({PRESENT_TIME}) AS timed, minIf(time, {PRESENT_TIME}) AS lo, "
+            f"maxIf(time, {PRESENT_TIME}) AS hi {source}",
+            params,
         )
         return (int(row["lo"]), int(row["hi"])) if int(row["timed"]) else None
 
+    @_answered
     def histogram(self, where: Where | str | None, buckets: int) -> Histogram | None:
         """:func:`audittui.analyses.histogram.histogram` computed by the server: the same
         step, start and counts."""
@@ -266,6 +341,7 @@ class Reader:
         if step is None:  # as analyses.histogram: a step in whole days
             step = -(-(hi - lo + 1) // buckets // (86400 * 1_000_000)) * 86400 * 1_000_000
         start = lo // step * step
+        n = (hi - start) // step + 1  # the buckets the span covers: an answer's bound
         source, params = self._from(where)
         params.update(start_=start, step_=step)
         sql = (
@@ -274,18 +350,29 @@ class Reader:
             "countIf(code >= 400 AND code < 500 AND code != 403) AS client, "
             f"countIf(code >= 500) AS server {source} AND {PRESENT_TIME} GROUP BY b"
         )
-        rows = list(self.client.rows(sql, params))
-        n = max(int(r["b"]) for r in rows) + 1
         out = {k: np.zeros(n, dtype=np.int64) for k in ("total", "forbidden", "client", "server")}
-        for r in rows:
+        for r in self.client.rows(sql, params, limit=n):
+            b = int(r["b"])
+            if not 0 <= b < n:
+                raise ValueError(f"bucket {b} outside 0..{n - 1}")
             for k, arr in out.items():
-                arr[int(r["b"])] = int(r[k])
+                arr[b] = int(r[k])
         return Histogram(start, step, out["total"], out["forbidden"], out["client"], out["server"])
 
-    def summary(self, by: str = "user", where: Where | str | None = None) -> list[dict[str, Any]]:
+    @_answered
+    def summary(
+        self,
+        by: str = "user",
+        where: Where | str | None = None,
+        top: int | None = None,
+        latency: bool = False,
+    ) -> Summary:
         """:func:`audittui.analyses.summary.summarize` computed by the server: the same rows
-        and fields, most events first. Ties (equal counts; the most frequent IP; verbs of equal
-        count) are broken by the key's text here, by reading order in memory."""
+        and fields in the same order, all of them (streamed as the server sends them: iterate
+        once) or the ``top`` N (a list) with the rest counted by the server. Ties (equal
+        counts; the most frequent IP; verbs of equal count) are broken by the key's text here,
+        by reading order in memory. One query: each group's verbs and top IP are joined to its
+        row on the server, so that nothing is held here per key."""
         if by not in GROUPINGS:
             raise ValueError(f"cannot summarise by {by!r}; choose one of {', '.join(GROUPINGS)}")
         key, label = _group_key(by)
@@ -294,7 +381,12 @@ class Reader:
             f"if(length(lat) > 0, lat[toUInt64(greatest(ceil({q} * length(lat)), 1))], -1) AS p{k}"
             for k, q in enumerate(QUANTILES)
         )
-        sql = (
+        order = "p1 DESC, events DESC, label ASC" if latency else "events DESC, label ASC"
+        limit = ""
+        if top is not None:
+            params["top_"] = max(int(top), 0)
+            limit = " LIMIT {top_:UInt64}"
+        groups = (
             f"SELECT {label} AS label, count() AS events, "
             f"countIf({PRESENT_TIME}) AS timed, minIf(time, {PRESENT_TIME}) AS lo, "
             f"maxIf(time, {PRESENT_TIME}) AS hi, "
@@ -306,66 +398,49 @@ class Reader:
             # the sorted latencies stay on the server: only their length and ranks come back
             f"length(arraySort(groupArrayIf(latency, {_REQUEST})) AS lat) AS requests, "
             f"if(requests > 0, lat[-1], -1) AS top, {percentile} "
-            f"{source} GROUP BY {key} ORDER BY events DESC, label ASC"
+            f"{source} GROUP BY {key}{' HAVING requests > 0' if latency else ''} "
+            f"ORDER BY {order}{limit}"
         )
-        rows = list(self.client.rows(sql, params))
-        top = self._top_ips(key, label, source, params)
-        verbs_of = self._verbs(key, label, source, params)
-        out = []
-        for r in rows:
-            verbs = sorted(verbs_of.get(r["label"], {}).items(), key=lambda kv: (-kv[1], kv[0]))
-            requests = int(r["requests"])
-            out.append(
-                {
-                    "key": r["label"] or "(none)",
-                    "events": int(r["events"]),
-                    "first": format_time(int(r["lo"])) if r["timed"] else "",
-                    "last": format_time(int(r["hi"])) if r["timed"] else "",
-                    "verbs": {k: int(n) for k, n in verbs},
-                    "forbidden": int(r["forbidden"]),
-                    "errors": int(r["errors"]),
-                    "resources": int(r["resources"]),
-                    "namespaces": int(r["namespaces"]),
-                    "ips": int(r["ip_count"]),
-                    "top_ip": top.get(r["label"], "(none)"),
-                    "requests": requests,
-                    "p50": int(r["p0"]) if requests else None,
-                    "p95": int(r["p1"]) if requests else None,
-                    "p99": int(r["p2"]) if requests else None,
-                    "max": int(r["top"]) if requests else None,
-                }
-            )
-        return out
-
-    def _verbs(
-        self, key: str, label: str, source: str, params: dict[str, Any]
-    ) -> dict[str, dict[str, int]]:
-        """Each group's events per verb (one more query: sumMap over strings is refused by
-        ClickHouse 18.16)."""
-        sql = (
+        # Each group's events per verb (sumMap over strings is refused by 18.16) and its most
+        # frequent first source IP (ties: the greatest IP text).
+        verbs = (
+            "SELECT label, groupArray((v, n)) AS verbs FROM ("
             f"SELECT {label} AS label, ifNull(verb, '(none)') AS v, count() AS n {source} "
-            f"GROUP BY {key}, v"
+            f"GROUP BY {key}, v) GROUP BY label"
         )
-        out: dict[str, dict[str, int]] = {}
-        for r in self.client.rows(sql, params):
-            out.setdefault(r["label"], {})[r["v"]] = int(r["n"])
-        return out
-
-    def _top_ips(self, key: str, label: str, source: str, params: dict[str, Any]) -> dict[str, str]:
-        """Each group's most frequent first source IP (ties: the greatest IP text)."""
-        sql = (
-            "SELECT label, argMax(ip, (n, ip)) AS top FROM ("
+        ips = (
+            "SELECT label, argMax(ip, (n, ip)) AS top_ip FROM ("
             f"SELECT {label} AS label, ips[1] AS ip, count() AS n {source} AND notEmpty(ips) "
             f"GROUP BY {key}, ip) GROUP BY label"
         )
-        return {r["label"]: r["top"] for r in self.client.rows(sql, params)}
+        sql = (
+            f"SELECT * FROM (SELECT * FROM ({groups}) AS g ANY LEFT JOIN ({verbs}) AS v "
+            f"USING label) AS gv ANY LEFT JOIN ({ips}) AS i USING label ORDER BY {order}"
+        )
+        rows = map(_summary_row, self.client.rows(sql, params, limit=top))
+        if top is None:
+            return Summary(_Guarded(rows, self.client.target.display))
+        shown = list(rows)
+        if len(shown) < top:  # every key is shown: no rest to count
+            return Summary(shown)
+        counted = (
+            f"uniqExactIf({key}, {_REQUEST}) AS keys, countIf({_REQUEST}) AS total"
+            if latency
+            else f"uniqExact({key}) AS keys, count() AS total"
+        )
+        everything = self.client.one(f"SELECT {counted} {source}", params)
+        weight = "requests" if latency else "events"
+        rest_keys = int(everything["keys"]) - len(shown)
+        rest_total = int(everything["total"]) - sum(r[weight] for r in shown)
+        return Summary(shown, max(rest_keys, 0), max(rest_total, 0))
 
+    @_answered
     def distinct_sources(self) -> list[str]:
         source, params = self._from(None)
-        return sorted(
-            r["s"] for r in self.client.rows(f"SELECT DISTINCT source AS s {source}", params)
-        )
+        sql = f"SELECT DISTINCT source AS s {source}"
+        return sorted(str(r["s"]) for r in self.client.rows(sql, params, limit=SOURCES))
 
+    @_answered
     def source_counts(self) -> list[dict[str, Any]]:
         """``{cluster, source, events}`` per source the shippers named, by cluster then source
         (``audittui stats`` over a store)."""
@@ -375,20 +450,107 @@ class Reader:
             "GROUP BY cluster, source ORDER BY cluster, source"
         )
         return [
-            {"cluster": r["cluster"], "source": r["source"], "events": int(r["n"])}
-            for r in self.client.rows(sql, params)
+            {"cluster": str(r["cluster"]), "source": str(r["source"]), "events": int(r["n"])}
+            for r in self.client.rows(sql, params, limit=SOURCES)
         ]
+
+    # -- the key, as this table writes it ---------------------------------------------------
+
+    def _key_types(self) -> tuple[tuple[str, str], ...]:
+        return (
+            ("time", "Int64"),
+            ("audit_id", "String"),
+            ("stage", "String"),
+            ("stage_time", "Int64"),
+            self._digest,
+        )
+
+    def _key_params(self, key: Key) -> tuple[Any, ...]:
+        """A key's values as query parameters (a version 1 table's last one is a number)."""
+        digest: Any = key[4]
+        if self.legacy:
+            digest = int(digest) if digest.isdigit() else 0
+        return (*key[:4], digest)
+
+    def _columns(self, raw: bool) -> str:
+        names = [n for n in self._row.__struct_fields__ if raw or n != "raw"]
+        return ", ".join(f"`{n}`" for n in names)
+
+    def _stored(self, row: Any) -> StoredEvent:
+        digest = str(row.nokey if self.legacy else row.digest)
+        key = (row.time, row.audit_id, row.stage, row.stage_time, digest)
+        return StoredEvent(key, row, row.raw.encode("utf-8", "surrogatepass"))
+
+    def _keyset(self, key: Key, op: str, params: dict[str, Any]) -> str:
+        """Rows after (``>``) or before (``<``) ``key`` in key order, written out column by
+        column (18.16 compares no tuples), led by a plain bound on time for the primary key's
+        range."""
+        types = self._key_types()
+        names = [f"`{k}`" for k, _ in types]
+        holders = []
+        for n, ((_, kind), value) in enumerate(zip(types, self._key_params(key), strict=True)):
+            params[f"after_{n}"] = value
+            holders.append(_holder(f"after_{n}", kind))
+        cond = f"{names[-1]} {op} {holders[-1]}"
+        for name, holder in zip(reversed(names[:-1]), reversed(holders[:-1]), strict=True):
+            cond = f"({name} {op} {holder} OR ({name} = {holder} AND {cond}))"
+        bound = ">=" if op == ">" else "<="
+        return f"(`time` {bound} {holders[0]} AND {cond})"
+
+
+class _Guarded:
+    """A stream of summary rows whose shape errors are StoreErrors (as :func:`_answered`'s)."""
+
+    def __init__(self, rows: Iterator[dict[str, Any]], where: str) -> None:
+        self.rows, self.where = rows, where
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self.rows
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise StoreError(f"{self.where} answered rows of another shape ({exc!r:.80})") from None
+
+
+def _holder(name: str, kind: str) -> str:
+    """A placeholder for a key's value. A UUID goes as text: 18.16 turns a scalar subquery
+    (how it gets parameters) into a literal, and has no literal for a UUID's 128 bits."""
+    return f"toUUID({{{name}:String}})" if kind == "UUID" else f"{{{name}:{kind}}}"
+
+
+def _summary_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A row of :meth:`Reader.summary`'s answer as :func:`summarize` makes it."""
+    pairs = [(str(v), int(n)) for v, n in r["verbs"]]
+    pairs.sort(key=lambda kv: (-kv[1], kv[0]))
+    requests = int(r["requests"])
+    timed = int(r["timed"])
+    return {
+        "key": str(r["label"]) or "(none)",
+        "events": int(r["events"]),
+        "first": format_time(int(r["lo"])) if timed else "",
+        "last": format_time(int(r["hi"])) if timed else "",
+        "verbs": dict(pairs),
+        "forbidden": int(r["forbidden"]),
+        "errors": int(r["errors"]),
+        "resources": int(r["resources"]),
+        "namespaces": int(r["namespaces"]),
+        "ips": int(r["ip_count"]),
+        "top_ip": str(r["top_ip"]) or "(none)",
+        "requests": requests,
+        "p50": int(r["p0"]) if requests else None,
+        "p95": int(r["p1"]) if requests else None,
+        "p99": int(r["p2"]) if requests else None,
+        "max": int(r["top"]) if requests else None,
+    }
+
+
+def _strings(values: Any) -> list[str]:
+    if not isinstance(values, list) or len(values) > SOURCES:
+        raise ValueError("not a list of names")
+    return [str(v) for v in values]
 
 
 # -- SQL pieces -----------------------------------------------------------------------------
 
-_KEY_TYPES = (
-    ("time", "Int64"),
-    ("audit_id", "String"),
-    ("stage", "String"),
-    ("stage_time", "Int64"),
-    ("nokey", "UInt64"),
-)
 # analyses.latency._FOLLOW, whose $ (Python's) also holds before a final newline
 _FOLLOW = r"[?&]follow=(true|1)(&|(?:\n?\z))"
 
@@ -423,38 +585,6 @@ def _group_key(by: str) -> tuple[str, str]:
         return label, label
     column = GROUPINGS[by]
     return f"ifNull({column}, '')", f"ifNull({column}, '')"
-
-
-def _columns(raw: bool) -> str:
-    names = [n for n in schema.COLUMN_NAMES if raw or n != "raw"]
-    return ", ".join(f"`{n}`" for n in names)
-
-
-def _stored(row: dict[str, Any]) -> StoredEvent:
-    key = (
-        int(row["time"]),
-        str(row["audit_id"]),
-        str(row["stage"]),
-        int(row["stage_time"]),
-        int(row["nokey"]),
-    )
-    raw = row.pop("raw", "")
-    return StoredEvent(key, row, raw.encode("utf-8", "surrogatepass"))
-
-
-def _keyset(key: Key, op: str, params: dict[str, Any]) -> str:
-    """Rows after (``>``) or before (``<``) ``key`` in key order, written out column by column
-    (18.16 compares no tuples), led by a plain bound on time for the primary key's range."""
-    names = [f"`{k}`" for k, _ in _KEY_TYPES]
-    holders = []
-    for n, ((_, kind), value) in enumerate(zip(_KEY_TYPES, key, strict=True)):
-        params[f"after_{n}"] = value
-        holders.append(f"{{after_{n}:{kind}}}")
-    cond = f"{names[-1]} {op} {holders[-1]}"
-    for name, holder in zip(reversed(names[:-1]), reversed(holders[:-1]), strict=True):
-        cond = f"({name} {op} {holder} OR ({name} = {holder} AND {cond}))"
-    bound = ">=" if op == ">" else "<="
-    return f"(`time` {bound} {holders[0]} AND {cond})"
 
 
 def _major(version: str) -> int:

@@ -22,7 +22,7 @@ from ..ingest.formats import MISSING_TIME, decode_line, expand, parse_json, pars
 from ..ingest.sources import gathered_server
 
 BOM = b"\xef\xbb\xbf"
-Key = tuple[int, str, str, int, int]  # the table's KEY: time, audit_id, stage, stage_time, nokey
+Key = tuple[int, str, str, int, str]  # the table's KEY: time, audit_id, stage, stage_time, digest
 
 
 @dataclass
@@ -59,23 +59,26 @@ class Rows:
         return b"\n".join(self.lines) + b"\n" if self.lines else b""
 
 
-def nokey(audit_id: str | None, raw: bytes) -> int:
-    """0 for an event with an auditID; a hash of its bytes for one without (so that two
-    different id-less events stay two rows while a resent copy collapses)."""
-    if audit_id:
-        return 0
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
+def digest(raw: bytes) -> str:
+    """The ``digest`` column: 128 bits of BLAKE2b over an event's exact bytes, written as the
+    UUID ClickHouse prints (so that a key read back compares equal). Two events are one row
+    only when their bytes are equal: a copy sent again, never two events that share an
+    auditID, stage and stage time but differ in anything else."""
+    h = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def encode(
     event: dict[str, Any], raw: bytes, cluster: str, source: str, offset: int, server: str | None
 ) -> tuple[bytes, Key]:
-    """One event as a JSONEachRow line (the columns of schema.COLUMNS) and its key."""
+    """One event as a JSONEachRow line (the columns of schema.COLUMNS) and its key. ``raw``
+    is the event's bytes as read (a file's line, the webhook's spool line; the event
+    serialised again when it was read out of a wrapper): the digest is theirs."""
     r = row(event)
     stage_time = parse_time(event.get("stageTimestamp"))
     stage_time = MISSING_TIME if stage_time is None else stage_time
     audit_id, stage = r.audit_id or "", r.stage or ""
-    hashed = nokey(r.audit_id, raw)
+    hashed = digest(raw)
     values = {
         "time": r.time,
         "stage_time": stage_time,
@@ -105,7 +108,7 @@ def encode(
         "cluster": cluster,
         "source": source,
         "offset": offset,
-        "nokey": hashed,
+        "digest": hashed,
         "raw": raw.decode("utf-8", "replace"),
     }
     return orjson.dumps(values), (r.time, audit_id, stage, stage_time, hashed)

@@ -7,19 +7,25 @@ One row per event stage: a typed column for every field the in-memory index has 
 
 Identity is exact: ``Nullable(String)`` keeps a missing field apart from an empty one, as the
 index does. The sort key is the dedupe key (a ReplacingMergeTree keeps one row per key), led by
-time so that a time range is a range scan and the event list can page by keyset on it.
+time so that a time range is a range scan and the event list can page by keyset on it, and
+ended by a digest of the event's exact bytes: only true copies collapse (a batch shipped again
+after a crash, sent again to the webhook), never two different events that share an auditID,
+stage and stage time (a client chooses its auditID with the Audit-ID header).
+
+A table of version 1 (its key had the digest only for events without an auditID: such events
+collapsed) is still read (:data:`LEGACY_COLUMNS`), but not written to.
 """
 
 from __future__ import annotations
 
 TABLE = "audit_events"
-VERSION = 1  # bumped when a column changes; a table of another shape is refused, not guessed
+VERSION = 2  # bumped when a column changes; a table of another shape is refused, not guessed
 
 # (name, type) in table order. time and stage_time are µs since the epoch (MISSING_TIME when an
 # event has none); latency µs or -1; code 0 when absent; arrays empty when absent.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("time", "Int64"),
-    ("stage_time", "Int64"),  # stageTimestamp: part of the dedupe key (auditID, stage, stageTs)
+    ("stage_time", "Int64"),  # stageTimestamp: part of the key (auditID, stage, stageTs, digest)
     ("latency", "Int64"),
     ("user", "Nullable(String)"),
     ("groups", "Array(String)"),
@@ -46,13 +52,19 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("cluster", "String"),  # the --cluster the shipper was given ("" when none)
     ("source", "String"),  # the file as the user named it (host:path for a remote one)
     ("offset", "UInt64"),  # byte offset of the record in that file
-    # 0 for an event with an auditID; for one without, a hash of its raw bytes, so that two
-    # different id-less events never collapse into one row while a resent copy still does
-    ("nokey", "UInt64"),
+    # 128 bits of BLAKE2b over the event's bytes as read (the file's line, the webhook's spool
+    # line), as a UUID (16 bytes, a type 18.16 knows): equal only for a copy of the same event
+    ("digest", "UUID"),
     ("raw", "String"),
 )
 COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
-KEY = ("time", "audit_id", "stage", "stage_time", "nokey")
+KEY = ("time", "audit_id", "stage", "stage_time", "digest")
+
+# Version 1: ``nokey`` UInt64 in place of ``digest``, 0 for an event with an auditID (a hash of
+# its bytes for one without), so that two events sharing auditID, stage and stage time were one.
+LEGACY_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    ("nokey", "UInt64") if name == "digest" else (name, kind) for name, kind in COLUMNS
+)
 
 
 def create_sql(table: str) -> str:

@@ -162,7 +162,8 @@ class Shipper:
         if pending is not None:
             # A crash came between an insert and its checkpoint: which of it did the store take?
             for source, offset in zip(pending.sources, pending.offsets, strict=True):
-                self.present += self._held(pending.tmin, pending.tmax, source=(source, offset))
+                where = (source, offset)
+                self.present += self._held(pending.tmin, pending.tmax, pending.rows, source=where)
             if self.present:
                 self.say(
                     f"resuming: the store already holds {sum(self.present.values()):,} events "
@@ -185,27 +186,34 @@ class Shipper:
         self,
         tmin: int,
         tmax: int,
+        rows: int,
         source: tuple[str, int] | None = None,
-        ids: list[str] | None = None,
+        ids: tuple[list[str], list[str]] | None = None,
     ) -> Counter[Key]:
         """The keys the store holds in a time range: of a source from an offset on, or of
-        some auditIDs."""
+        some sources and auditIDs, for a batch of ``rows`` (a store answering many more is
+        refused)."""
         where = "`time` >= {a:Int64} AND `time` <= {b:Int64}"
         params: dict[str, object] = {"a": tmin, "b": tmax}
         if source is not None:
             where += " AND `source` = {s:String} AND `offset` >= {o:UInt64}"
             params["s"], params["o"] = source
-        if ids is not None:
-            where += " AND `audit_id` IN {i:Array(String)}"
-            params["i"] = sorted(set(ids))
+        if ids is not None:  # (sources, auditIDs)
+            where += " AND `source` IN {f:Array(String)} AND `audit_id` IN {i:Array(String)}"
+            params["f"], params["i"] = sorted(set(ids[0])), sorted(set(ids[1]))
         sql = (
-            "SELECT `time`, `audit_id`, `stage`, `stage_time`, `nokey`"
+            "SELECT `time`, `audit_id`, `stage`, `stage_time`, `digest`"
             f" FROM {self.client.table} WHERE {where}"
         )
-        return Counter(
-            (int(r["time"]), r["audit_id"], r["stage"], int(r["stage_time"]), int(r["nokey"]))
-            for r in self.client.rows(sql, params)
-        )
+        try:
+            return Counter(
+                (int(r["time"]), str(r["audit_id"]), str(r["stage"]), int(r["stage_time"]),
+                 str(r["digest"]))
+                for r in self.client.rows(sql, params, limit=max(4 * rows, 100_000))
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:  # not the rows asked for
+            display = self.client.target.display
+            raise StoreError(f"{display} answered rows without a key: {exc!r:.80}") from None
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -251,14 +259,14 @@ class Shipper:
         )
         self._save()
         if wait:
-            self._insert(rows, stop)
+            self._insert(rows, list(starts), stop)
             self._apply(advances, len(rows))
             return
         failed: list[BaseException] = []
 
         def insert() -> None:
             try:
-                self._insert(rows, stop)
+                self._insert(rows, list(starts), stop)
             except BaseException as exc:  # raised in the main thread by _finish
                 failed.append(exc)
 
@@ -290,14 +298,15 @@ class Shipper:
         self._save()
         self.totals.events += n
 
-    def _insert(self, rows: Rows, stop: threading.Event) -> None:
+    def _insert(self, rows: Rows, sources: list[str], stop: threading.Event) -> None:
         delay = BACKOFF_FIRST
         retry = False
         while True:
             try:
                 if retry:
                     # The failed attempt may have been stored in part (one part per month).
-                    held = self._held(rows.tmin, rows.tmax, ids=[k[1] for k in rows.keys])
+                    ids = (sources, [k[1] for k in rows.keys])
+                    held = self._held(rows.tmin, rows.tmax, len(rows), ids=ids)
                     if held:
                         rows = _without(rows, held)
                 self.client.insert(rows.body())

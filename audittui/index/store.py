@@ -34,6 +34,9 @@ from ..ingest.packed import PackedStrings
 from ..ingest.sources import Source, Spool
 from .strings import Strings
 
+if TYPE_CHECKING:
+    from ..analyses.summary import Summary
+
 
 class EventGone(LookupError):
     """The bytes of an indexed event are no longer on disk (its file was truncated in place)."""
@@ -481,10 +484,13 @@ class Store:
 
         return Selection(select(self, text))
 
-    def summary(self, by: str = "user", query: str = "") -> list[dict[str, Any]]:
+    def summary(
+        self, by: str = "user", query: str = "", top: int | None = None, latency: bool = False
+    ) -> Summary:
+        """:func:`audittui.analyses.summary.summarize` of the events matching ``query``."""
         from ..analyses.summary import summarize
 
-        return summarize(self, self.query(query).indices, by)
+        return summarize(self, self.query(query).indices, by, top, latency)
 
     # -- raw access -----------------------------------------------------------------------
 

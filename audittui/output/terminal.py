@@ -75,6 +75,17 @@ class Out:
         """``value`` as indented JSON, every unsafe character a ``\\uXXXX`` escape."""
         write_json(self.stream, value)
 
+    def json_stream(self, values: Iterable[Any]) -> None:
+        """A JSON array of ``values`` as :meth:`json` writes it, one element at a time (a
+        stream: never a list of them all)."""
+        opening = "[\n"
+        sep = opening
+        for value in values:
+            text = inert_json(orjson.dumps(value, option=orjson.OPT_INDENT_2)).decode()
+            self.stream.write(sep + "  " + text.replace("\n", "\n  "))
+            sep = ",\n"
+        self.stream.write("[]\n" if sep is opening else "\n]\n")
+
     def csv(self, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         write_csv(self.stream, header, rows)
 

@@ -10,6 +10,7 @@ from textual.message import Message
 
 from ..analyses.histogram import Histogram
 from ..analyses.requests import Requests
+from ..analyses.summary import Summary
 from ..analyses.view import CatchUp
 from ..findings import Finding, Rule
 from ..index.query import Node
@@ -59,7 +60,7 @@ class CaughtUp(Message):
 @dataclass
 class SummaryResult(Message, bubble=False):
     by: str
-    rows: list[dict]
+    summary: Summary  # its top rows, listed, and the rest counted
 
 
 @dataclass

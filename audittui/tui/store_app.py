@@ -29,6 +29,7 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from ..analyses.histogram import Histogram
+from ..analyses.summary import Summary
 from ..clickhouse.reads import FOLLOW_EVERY, Reader, late_key
 from ..clickhouse.sql import SqlError, Where
 from ..index.query import QueryError
@@ -44,7 +45,7 @@ from .histogram_pane import BLOCKS
 from .json_tree import JsonTree
 from .keymap import bindings
 from .store_window import Fetch, Key, Row, Window
-from .summary_pane import SummaryTable, drill_term
+from .summary_pane import MAX_ROWS, SummaryTable, drill_term
 
 RECOUNT_EVERY = 10.0  # s: while following, the count is also asked of the server this often
 POLL_PAGES = 10  # pages a poll reads at most; a store growing faster is caught up next poll
@@ -368,7 +369,10 @@ class StoreApp(App[None]):
     def _summary(self, where: Where) -> None:
         by = self.query_one(StoreSummary).by
         self._call(
-            lambda: (by, self.reader.summary(by, where)), self._got_summary, where, "summary"
+            lambda: (by, self.reader.summary(by, where, top=MAX_ROWS)),
+            self._got_summary,
+            where,
+            "summary",
         )
 
     @work(thread=True, exclusive=True, group="poll")
@@ -481,11 +485,11 @@ class StoreApp(App[None]):
         self.hist = hist
         self.query_one("#spark", Static).update(sparkline(hist, self.size.width - 2))
 
-    def _got_summary(self, result: tuple[str, list[dict[str, Any]]]) -> None:
-        by, rows = result
+    def _got_summary(self, result: tuple[str, Summary]) -> None:
+        by, summary = result
         table = self.query_one(StoreSummary)
         if by == table.by:
-            table.show(rows)
+            table.show(summary)
 
     @on(StoreSummary.Regrouped)
     def _regrouped(self) -> None:

@@ -2,7 +2,9 @@
 code) over the active filter, sortable by any column; Enter drills down into the list.
 
 Summaries are computed by :func:`audittui.analyses.summary.summarize` in a thread and shown here; a
-DataTable suits this pane (hundreds or a few thousand rows, never a million).
+DataTable suits this pane (hundreds or a few thousand rows, never a million): the
+:data:`MAX_ROWS` keys with the most events are listed, and one last row counts the others
+("N more keys", their events). ``s``/``S`` sort the rows listed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from ..analyses.summary import GROUPINGS, summarize
+from ..analyses.summary import GROUPINGS, Summary, summarize
 from ..analyses.view import RowView
 from ..index.completion import term
 from ..index.store import Store
@@ -52,7 +54,7 @@ FIELDS = (
     ("first", "FIRST", False),
     ("last", "LAST", False),
 )
-MAX_ROWS = 2000  # the rest are counted in the title
+MAX_ROWS = 2000  # keys listed (the most events first); the rest are counted in one last row
 
 
 def drill_term(field: str, value: str | None) -> str:
@@ -97,8 +99,9 @@ class SummaryTable(DataTable):
         self.by = "user"
         self.sort_field = "events"
         self.descending = True
-        self.rows_data: list[dict[str, Any]] = []  # as displayed (sorted, capped)
+        self.rows_data: list[dict[str, Any]] = []  # as displayed (sorted), the rest row not
         self._all: list[dict[str, Any]] = []
+        self.rest = (0, 0)  # the keys not listed, and their events
         self.total_groups = 0
 
     def on_mount(self) -> None:
@@ -116,16 +119,18 @@ class SummaryTable(DataTable):
                 label += " ▼" if self.descending else " ▲"
             self.add_column(label, key=key)
 
-    def show(self, rows: list[dict[str, Any]]) -> None:
-        """Display summary rows (as :func:`summarize` returns them), keeping the cursor on
-        the same key where possible."""
-        self._all = rows
+    def show(self, summary: Summary) -> None:
+        """Display a summary's rows (as :func:`summarize` gives them, capped at
+        :data:`MAX_ROWS`) and a row for the rest, keeping the cursor on the same key where
+        possible."""
+        self._all = list(summary)
+        self.rest = (summary.rest_keys, summary.rest_total)
         self._display()
 
     def _display(self) -> None:
         rows = self._all
         current = self._current_key()
-        self.total_groups = len(rows)
+        self.total_groups = len(rows) + self.rest[0]
         numeric = {k for k, _, num in FIELDS if num}
         if self.sort_field in numeric:
             # Groups without a timed request sort below every latency.
@@ -145,6 +150,10 @@ class SummaryTable(DataTable):
             self.add_row(*self._cells(r), key=str(k))
             if r["key"] == current:
                 target = k
+        more, events = self.rest
+        if more:  # not a key: the cursor may rest on it, Enter does nothing
+            cells = [Text(f"({more:,} more keys)", "dim"), Text(f"{events:,}", justify="right")]
+            self.add_row(*cells, *[Text("")] * (len(FIELDS) - 2), key="rest")
         if self.rows_data:
             self.move_cursor(row=target, animate=False)
 
@@ -189,7 +198,7 @@ class SummaryTable(DataTable):
 
     def action_group(self) -> None:
         self.by = GROUP_ORDER[(GROUP_ORDER.index(self.by) + 1) % len(GROUP_ORDER)]
-        self.rows_data, self._all = [], []
+        self.rows_data, self._all, self.rest = [], [], (0, 0)
         self._columns()
         self.regroup()
 
@@ -220,12 +229,12 @@ class SummaryPane(LiveAnalysis, SummaryTable):
 
     def compute(self) -> bool:
         by, rows, snap = self.by, self.view.rows, self.store.snapshot()
-        self.in_thread(lambda: SummaryResult(by, summarize(snap, rows, by)))
+        self.in_thread(lambda: SummaryResult(by, summarize(snap, rows, by, top=MAX_ROWS)))
         return True
 
     def on_summary_result(self, message: SummaryResult) -> None:
         if message.by == self.by:
-            self.show(message.rows)
+            self.show(message.summary)
         self.finished()
 
     def regroup(self) -> None:
