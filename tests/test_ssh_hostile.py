@@ -124,6 +124,7 @@ def test_a_file_name_with_a_newline_runs_nothing_and_is_reported(sshd, tmp_path,
             shown = HOSTILE.replace("\n", "\\n")
             said = f"{host}: {folder}/{shown}: a file whose name holds a newline was not read"
             assert remote.problems() == [said]
+            assert f"audittui: {said}" in proc.stderr.splitlines()  # the command says so too
             assert path.state == "connected, 1 file(s) not read (their names)"
             assert path.wait_round() and remote.problems() == [said]  # said once
         finally:

@@ -20,7 +20,7 @@ from ..index.query import Node, QueryError, evaluate, fields_of, parse
 from ..index.store import Store
 from ..ingest.batch import Batch
 from ..ingest.follow import FileFollower, Follower, Notice, backups_before
-from ..ingest.remote import open_remote
+from ..ingest.remote import Remote, open_remote
 from ..ingest.remote.labels import Labelled, relabel, shown
 from ..ingest.sources import (
     InputError,
@@ -50,13 +50,15 @@ def follow_query(args: argparse.Namespace) -> int:
     except InputError as exc:
         return fail(str(exc))
     try:
-        return _follow(args, node, paths)
+        return _follow(args, node, paths, remote)
     finally:
         if remote is not None:
             remote.close()
 
 
-def _follow(args: argparse.Namespace, node: Node | None, paths: list[str]) -> int:
+def _follow(
+    args: argparse.Namespace, node: Node | None, paths: list[str], remote: Remote | None
+) -> int:
     store = Store()
     stop = threading.Event()
     stdin_done = threading.Event()
@@ -95,10 +97,16 @@ def _follow(args: argparse.Namespace, node: Node | None, paths: list[str]) -> in
     mask = not args.reveal
     _print(out, store, node, np.arange(len(store)), args.format, mask)
 
+    said: set[str] = set()
+
     def emit(batches: list[tuple[Batch, int]], notices: list[Notice]) -> None:
         for n in notices:
             if n.kind != "opened":
                 warn("{}: {}: {}", shown(n.path), n.kind, n.detail)
+        for problem in remote.problems() if remote is not None else ():
+            if problem not in said:  # a file not read (its name), a rotation's end lost
+                said.add(problem)
+                warn("{}", problem)
         start = len(store)
         for batch, first_line in batches:
             store.append(batch, first_line, dedupe=True)

@@ -310,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if remote is not None:
             remote.disconnect()  # mirrored: its copies are read by offset until exit
+            for problem in remote.problems():  # a file not read (its name), an end lost
+                warn("{}", problem)
         store = load(*paths, recursive=args.recursive)
         for source in store.sources:  # a gzip bomb, a full $TMPDIR: said at once, in a line
             if source.bound:

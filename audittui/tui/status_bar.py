@@ -32,6 +32,7 @@ class StatusBar(Static):
         self.finding_count = 0
         self._state = ListState()
         self._hosts = ""  # the SSH hosts' states last drawn
+        self._said: set[str] = set()  # the hosts' problems already notified
 
     def on_mount(self) -> None:
         if self.session.remote is not None:  # a host's state changes with no event arriving
@@ -39,8 +40,14 @@ class StatusBar(Static):
 
     def _hosts_changed(self) -> None:
         remote = self.session.remote
-        if remote is not None and remote.status() != self._hosts:
+        if remote is None:
+            return
+        if remote.status() != self._hosts:
             self.show(self._state)
+        for problem in remote.problems():  # a file not read, a rotation's end lost…
+            if problem not in self._said:
+                self._said.add(problem)
+                self.app.notify(inert(problem), title="ssh", severity="warning", markup=False)
 
     def text(self, state: ListState) -> Text:
         session, view = self.session, self.view
