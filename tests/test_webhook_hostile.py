@@ -260,6 +260,34 @@ def test_an_item_nested_10000_deep_is_written_as_sent_with_its_batch(tmp_path, c
         assert rx.stop() == 0
 
 
+def test_an_item_with_a_lone_surrogate_is_written_as_sent_with_its_batch(tmp_path, corpus):
+    """A patch logged as sent may hold ``"\\udc80"``, JSON text Go reads (as U+FFFD) and
+    msgspec refuses: that item is an event like the others, read as the file reader reads it,
+    and its batch is not refused (a 400 is never retried: the batch was lost)."""
+    spool = tmp_path / "spool"
+    rx = Receiver(tmp_path, spool)
+    try:
+        normal = [
+            orjson.dumps({k: v for k, v in ev.items() if k not in ("kind", "apiVersion")})
+            for ev in corpus[:99]
+        ]
+        odd = (
+            b'{"level":"Request","auditID":"odd-1","stage":"ResponseComplete","verb":"patch",'
+            b'"user":{"username":"mallory"},"requestObject":{"a":"\\udc80"}}'
+        )
+        body = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":['
+        body += b",".join([*normal[:50], odd, *normal[50:]]) + b"]}"
+        status, _, reply = rx.client().post(body)
+        assert status == 200, reply
+        assert orjson.loads(reply)["written"] == 100
+        lines = (spool / "127.0.0.1.log").read_bytes().splitlines()
+        assert lines[50] == b'{"kind":"Event","apiVersion":"audit.k8s.io/v1",' + odd[1:]
+        bad = b'{"kind":"EventList","items":[{"auditID":"x","stage":"s","a":tru}]}'
+        assert rx.client().post(bad)[0] == 400  # not JSON at all is still refused
+    finally:
+        assert rx.stop() == 0
+
+
 # -- memory ---------------------------------------------------------------------------------------
 
 

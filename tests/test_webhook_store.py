@@ -134,6 +134,31 @@ def test_an_item_nested_10000_deep_becomes_a_row_with_its_raw_as_sent(
     assert row["raw"].encode() == b'{"kind":"Event","apiVersion":"audit.k8s.io/v1",' + deep[1:]
 
 
+def test_an_item_with_a_lone_surrogate_becomes_a_row_as_the_file_reader_reads_it(
+    tmp_path: Path, clickhouse_url: str
+) -> None:
+    """``"\\ud800"`` is JSON text Go's decoder reads (as U+FFFD) and orjson refuses: the item
+    is a row like the others (its batch failed with 500 before), its raw as sent."""
+    evs = events(9, seed=25)
+    url, table = table_url(clickhouse_url)
+    odd = b'{"auditID":"odd-1","stage":"ResponseComplete","verb":"get","userAgent":"x\\ud800y"}'
+    body = orjson.loads(event_list(evs))
+    items = [orjson.dumps(item) for item in body["items"]] + [odd]
+    posted = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":['
+    posted += b",".join(items) + b"]}"
+    rx = store_receiver(tmp_path, url)
+    try:
+        status, _, reply = rx.client().post(posted)
+        assert status == 200, reply
+        assert orjson.loads(reply)["written"] == 10
+        assert rx.stop() == 0
+    finally:
+        rx.kill()
+    with connect(parse(url)) as ch:
+        (row,) = ch.rows(f"SELECT user_agent, raw FROM {table} WHERE audit_id = 'odd-1'")
+    assert row["user_agent"] == "x\ufffdy"
+
+
 def test_store_killed_429_then_all_rows(tmp_path: Path, own_server: ClickHouseServer) -> None:
     evs = events(2400, seed=23)
     parts = batches(evs)

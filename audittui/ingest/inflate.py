@@ -107,44 +107,88 @@ class Result:
     damaged: bool = False  # the data is not gzip past some point
 
 
+class Inflater:
+    """Gzip decompressed as it is read: every member, one after the other, at most
+    :data:`OUT_BLOCK` bytes a :meth:`read`, within the ratio and size of ``bounds``. The end
+    of the stream, damage and a bound all end it (:meth:`read` gives ``b""``); ``note`` then
+    says what was not read (``bound`` when a bound stopped it, ``damaged`` when the data is not
+    gzip past some point). The bytes before are kept."""
+
+    def __init__(self, first: bytes, stream: BinaryIO, bounds: Bounds) -> None:
+        self.bounds = bounds
+        self.written = 0
+        self.note: str | None = None
+        self.bound: str | None = None
+        self.damaged = False
+        self._stream = stream
+        self._data, self._read = first, len(first)
+        self._inflate = zlib.decompressobj(wbits=31)
+        self._done = False
+
+    def read(self, n: int = OUT_BLOCK) -> bytes:
+        """Up to ``n`` decompressed bytes (at most OUT_BLOCK); ``b""`` once it has ended."""
+        n = max(1, min(n, OUT_BLOCK))
+        while not self._done:
+            if not self._data:
+                self._data = self._stream.read(READ_BLOCK)
+                self._read += len(self._data)
+            if self._data:
+                if self._inflate.eof:  # concatenated members
+                    self._inflate = zlib.decompressobj(wbits=31)
+                try:
+                    piece = self._inflate.decompress(self._data, n)
+                except zlib.error as exc:
+                    self._end(f"gzip data damaged ({exc}); the events before it were read")
+                    self.damaged = True
+                    return b""
+                tail = self._inflate.unused_data if self._inflate.eof else None
+                self._data = tail if tail is not None else self._inflate.unconsumed_tail
+            elif self._inflate.eof or not (piece := self._inflate.decompress(b"", n)):
+                # (what zlib still held once the input was all in is given first)
+                if not self._inflate.eof:
+                    self._end(
+                        "gzip stream ends early (still being written?); the events before the "
+                        "cut were read"
+                    )
+                self._done = True
+                return b""
+            if piece:
+                self.written += len(piece)
+                # The ratio to what was inflated so far, not to what was read ahead.
+                bound = _bound(self.written, self._read - len(self._data), self.bounds)
+                if bound is not None:
+                    self.stop(bound)
+                return piece
+        return b""
+
+    def stop(self, bound: str) -> None:
+        """End here, ``bound`` having been reached (the bytes given so far are kept)."""
+        self.bound = f"{bound}; the events before were read"
+        self._end(self.bound)
+
+    def _end(self, note: str) -> None:
+        self.note, self._done = note, True
+
+
 def gunzip(
     first: bytes, stream: BinaryIO, write: Callable[[bytes], object], bounds: Bounds
 ) -> Result:
     """Decompress every gzip member of ``first`` + the rest of ``stream`` into ``write``,
-    within ``bounds``; keep what precedes damage, a cut (a backup the API server is still
-    compressing) or a bound, and say what happened."""
+    within ``bounds`` (the room of the folder written to included); keep what precedes
+    damage, a cut (a backup the API server is still compressing) or a bound, and say what
+    happened."""
     room = Room(bounds)
-    inflate = zlib.decompressobj(wbits=31)
+    src = Inflater(first, stream, bounds)
     result = Result()
-    data, read = first, len(first)
     if _stopped(result, room.full(0)):
         return result
-    while True:
-        if not data:
-            data = stream.read(READ_BLOCK)
-            read += len(data)
-        if data:
-            if inflate.eof:  # concatenated members
-                inflate = zlib.decompressobj(wbits=31)
-            try:
-                piece = inflate.decompress(data, OUT_BLOCK)
-            except zlib.error as exc:
-                result.note = f"gzip data damaged ({exc}); the events before it were read"
-                result.damaged = True
-                return result
-            data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
-        elif inflate.eof or not (piece := inflate.decompress(b"", OUT_BLOCK)):
-            break  # (what zlib still held once the input was all in is written first)
+    while piece := src.read():
         write(piece)
         result.written += len(piece)
-        # The ratio to what was inflated so far, not to what was read ahead.
-        bound = _bound(result.written, read - len(data), bounds) or room.full(result.written)
-        if _stopped(result, bound):
-            return result
-    if not inflate.eof:
-        result.note = (
-            "gzip stream ends early (still being written?); the events before the cut were read"
-        )
+        if (full := room.full(result.written)) is not None:
+            src.stop(full)
+            break
+    result.note, result.bound, result.damaged = src.note, src.bound, src.damaged
     return result
 
 
@@ -188,17 +232,9 @@ def head(path: str, n: int) -> bytes | None:
     out = bytearray()
     try:
         with open(path, "rb") as fh:
-            inflate = zlib.decompressobj(wbits=31)
-            data = b""
-            while len(out) < n:
-                if not data:
-                    data = fh.read(READ_BLOCK)
-                    if not data:
-                        break
-                elif inflate.eof:  # concatenated members
-                    inflate = zlib.decompressobj(wbits=31)
-                out += inflate.decompress(data, n - len(out))
-                data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
-    except (OSError, zlib.error):
+            src = Inflater(b"", fh, Bounds(path))
+            while len(out) < n and (piece := src.read(n - len(out))):
+                out += piece
+    except OSError:
         return None
-    return bytes(out)
+    return None if src.damaged else bytes(out)

@@ -33,7 +33,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..ingest.nesting import members, opaque_deep, value_span
+from ..ingest.formats import parse_json
+from ..ingest.nesting import members, value_span
 
 # Bytes an item may cost while its batch is parsed and written: its raw view or span (56),
 # its line's object and prefix (81), its key and its places in lists and sets (about 150),
@@ -79,6 +80,7 @@ _decode_item = msgspec.json.Decoder(_Item).decode
 _API = "audit.k8s.io/"
 _sha256 = hashlib.sha256
 _WS = re.compile(rb"[ \t\r\n]*")
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # a surrogate's escape (a lone one: not UTF-8)
 
 
 @dataclass
@@ -164,7 +166,10 @@ def _items(body: bytes | bytearray, limit: int) -> tuple[object, object, _Views 
             raise BadBatch("an EventList whose items are not a list") from None
         raise BadBatch("not an EventList (the body is not a JSON object)") from None
     except msgspec.DecodeError as exc:
-        raise BadBatch(f"not JSON ({exc})") from None
+        if not _SURROGATE.search(body):
+            raise BadBatch(f"not JSON ({exc})") from None
+        # msgspec refuses a lone surrogate's escape, which Go reads (as U+FFFD) and a patch
+        # is logged as sent with: read by structure, that item by the lenient reader
     except RecursionError:
         pass  # an item nested deeper than msgspec goes
     kind, api, found = _split(body, limit)
@@ -192,14 +197,12 @@ def _add_items(out: Parsed, views: Iterator[memoryview], api: str, plain: bool) 
         except msgspec.ValidationError:
             _reject(out, "not_object")
             continue
-        except msgspec.DecodeError as exc:  # only when split by structure: msgspec had not
-            raise BadBatch(f"not JSON ({exc})") from None
-        except RecursionError:
-            deep = _deep_fields(view)
-            if deep is None:
+        except (msgspec.DecodeError, RecursionError):  # only when split by structure
+            lenient = _lenient_fields(view)
+            if lenient is None:
                 _reject(out, "not_object")
                 continue
-            item = deep
+            item = lenient
         audit_id, stage, ts = item.auditID, item.stage, item.stageTimestamp
         if (
             plain
@@ -232,19 +235,18 @@ def _add_items(out: Parsed, views: Iterator[memoryview], api: str, plain: bool) 
         keys.append(key)
 
 
-def _deep_fields(view: memoryview) -> _Item | None:
-    """The fields of an item nested too deep for msgspec, read around its deep members
-    (None when it is no object)."""
-    raw = bytes(view)
-    if raw[:1] != b"{":
-        return None
-    opaque = opaque_deep(raw)
-    if opaque is None:
-        raise BadBatch("not JSON (an item's brackets or strings do not close)")
+def _lenient_fields(view: memoryview) -> _Item | None:
+    """The fields of an item msgspec cannot read, read as the file reader reads the line
+    (:func:`audittui.ingest.formats.parse_json`: members nested deeper than the decoders go
+    opaque, a lone surrogate's escape as U+FFFD); None when it is no object. Raises
+    :class:`BadBatch` when it is not JSON at all."""
     try:
-        return _decode_item(opaque.text)
-    except (msgspec.DecodeError, RecursionError) as exc:
+        value = parse_json(bytes(view))
+    except (ValueError, RecursionError) as exc:
         raise BadBatch(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        return None
+    return _Item(**{name: value.get(name) for name in _Item.__struct_fields__})
 
 
 def _why_not(item: _Item) -> str:

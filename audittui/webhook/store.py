@@ -16,11 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 
-import orjson
-
 from ..clickhouse.client import Client, StoreError
 from ..clickhouse.rows import encode
-from ..ingest.nesting import opaque_deep
+from ..ingest.formats import parse_json
 
 # seconds an INSERT may take before the batch is answered 429: below the API server's webhook
 # request timeout (30 s), so that it gets an answer it retries rather than a timeout
@@ -56,20 +54,14 @@ class StoreSink:
     def rows(self, sender: str, lines: list[bytes]) -> bytes:
         """The JSONEachRow body for event lines (each ending in a newline), which it takes:
         each line is let go once its row is made, so the batch is not held twice. An event
-        nested deeper than the decoders go keeps its raw text as sent; its columns are read
-        with the deep members made opaque."""
+        nested deeper than the decoders go, or holding a lone surrogate's escape, keeps its raw
+        text as sent; its columns are read as the file reader reads them."""
         source = f"webhook:{sender}"
         out = bytearray()
         for k, line in enumerate(lines):
             lines[k] = b""
             raw = line.rstrip(b"\n")
-            try:
-                event = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                opaque = opaque_deep(raw)
-                if opaque is None:
-                    raise
-                event = orjson.loads(opaque.text)
+            event = parse_json(raw)  # (as the file reader: deep members opaque, lone surrogates)
             row, _ = encode(event, raw, self.cluster, source, 0, sender)
             out += row
             out += b"\n"
