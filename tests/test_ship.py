@@ -245,6 +245,53 @@ def test_the_same_event_shipped_twice_is_read_once(tmp_path: Path, store_url: st
     )
 
 
+def test_a_line_over_the_bound_is_passed_over_and_said(tmp_path: Path, store_url: str) -> None:
+    """A line longer than AUDITTUI_LINE_MAX is never held whole: passed over, said in one line
+    with its place, and the events on both sides of it shipped."""
+    log = tmp_path / "audit.log"
+    good = [orjson.dumps({**orjson.loads(t), "auditID": f"a-{k}"}) for k, t in enumerate(twins())]
+    with open(log, "wb") as fh:
+        fh.write(b"\n".join(good[:10]) + b"\n")
+        fh.write(b"x" * (12 << 20) + b"\n")  # 12 MiB, over an 8 MiB bound
+        fh.write(b"\n".join(good[10:]) + b"\n")
+    url, _ = table_url(store_url)
+    r = subprocess.run(
+        [PY, "-m", "audittui", "ship", str(log), "--to", url, "--once", "--state", "st"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "AUDITTUI_LINE_MAX": "8M"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"{log}: line 11: a line of {12 << 20:,} bytes, over the {8 << 20:,}-byte bound" in r.stderr
+    )
+    assert len(stored(url)) == len(good)
+
+
+def test_a_gzip_bomb_among_followed_backups_stops_at_the_cap(
+    tmp_path: Path, store_url: str
+) -> None:
+    """A followed folder's .gz backup is shipped through the shared bounded gunzip: a bomb
+    stops at the ratio cap, said in one line, its events before the cap shipped."""
+    from test_bounds import HEAD_EVENTS, bomb
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    bomb(logs / "audit-2026-12-01T10-00-00.000.log.gz")
+    (logs / "audit.log").write_bytes(b"".join(twins()))
+    url, table = table_url(store_url)
+    s = Ship(tmp_path, "ship", str(logs), "--to", url, "--state", "st")
+    try:
+        await_(lambda: "AUDITTUI_GUNZIP_RATIO" in s.stderr(), "the cap said", said=s.stderr)
+    finally:
+        assert s.stop() == 0, s.stderr()  # (a chdb folder takes one process at a time)
+    assert f"ship: {HEAD_EVENTS + 22:,} events into" in s.stderr()
+    # the bomb's events are one line written 2,000 times: true copies, one row once merged
+    assert scalar(url, f"SELECT count() AS n FROM {table} FINAL") == 1 + 22
+
+
 def test_a_batch_the_store_took_before_a_crash_is_recognised(
     tmp_path: Path, clickhouse_url: str
 ) -> None:

@@ -18,8 +18,8 @@ deduplication on its key is the safety net, not the mechanism: a plain ``count()
 from __future__ import annotations
 
 import fcntl
-import gzip
 import os
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ..ingest import inflate
+from ..ingest.bounds import LINE_MAX
 from ..ingest.follow import POLL_BUDGET, TAIL, Chunk, FileFollower, Segment, watch_wakeups
 from ..ingest.sources import (
     GZIP_MAGIC,
@@ -375,28 +377,50 @@ class Shipper:
         offset, line = rec.offset, rec.line
         with _reader(fd, gz) as fh:
             _skip(fh, offset, gz)
-            rest = b""
+            held = bytearray()  # read, not yet shipped (appended to: linear however long)
+            long = 0  # bytes passed over of a line longer than LINE_MAX (never held)
             while True:
-                block = fh.read(READ_BLOCK)
+                block = fh.read(READ_BLOCK if long else min(READ_BLOCK, LINE_MAX + 1 - len(held)))
                 final = not block
-                data = rest + block
-                if not data:
-                    break
-                cut = len(data) if final else data.rfind(b"\n") + 1
+                if long:
+                    nl = block.find(b"\n")
+                    if nl < 0 and not final:
+                        long += len(block)
+                        continue
+                    long += nl if nl >= 0 else len(block)
+                    self.say(
+                        f"{path}: line {line}: a line of {long:,} bytes, over the "
+                        f"{LINE_MAX:,}-byte bound (AUDITTUI_LINE_MAX): not shipped"
+                    )
+                    offset, line, long = offset + long + (nl >= 0), line + 1, 0
+                    block = block[nl + 1 :] if nl >= 0 else b""
+                held += block
+                if not held:
+                    if final:
+                        break
+                    continue  # (the block ended with the long line passed over)
+                cut = len(held) if final else held.rfind(b"\n") + 1
+                if not cut and len(held) > LINE_MAX:
+                    long = len(held)  # passed over from here to its newline
+                    held.clear()
+                    continue
                 rows, used, lines = from_lines(
-                    data[:cut], offset, line, path, self.options.cluster, final
+                    bytes(held[:cut]), offset, line, path, self.options.cluster, final
                 )
-                offset, line, rest = offset + used, line + lines, data[used:]
+                offset, line = offset + used, line + lines
+                del held[:used]
                 # a .gz is done once read to its end, not at its first block: a stop in
                 # between would else leave the rest of it unread for good
                 self._take(rows, [_Advance(rec, offset, line, done=gz and final)])
                 self._maybe_flush(stop)
                 if final:
                     break
+            if isinstance(fh, inflate.Inflater) and fh.bound is not None:
+                self.say(f"{path}: {fh.bound}")
         if gz:
             self._take(Rows(), [_Advance(rec, offset, line, done=True)])
-        if rest:
-            self.say(f"{path}: {len(rest):,} bytes at the end without a newline, left for later")
+        if held:
+            self.say(f"{path}: {len(held):,} bytes at the end without a newline, left for later")
 
     # -- following ---------------------------------------------------------------------------
 
@@ -576,23 +600,24 @@ def _is_document(fd: int) -> bool:
 
 
 class _reader:
-    """The bytes of a file by its descriptor, decompressed for gzip (a context manager)."""
+    """The bytes of a file by its descriptor, decompressed for gzip within the shared bounds
+    (:mod:`audittui.ingest.inflate`: a bomb stops at its cap; a context manager)."""
 
     def __init__(self, fd: int, gz: bool) -> None:
         raw = open(f"/proc/self/fd/{fd}", "rb")  # noqa: SIM115 - closed in __exit__
         self._raw = raw
-        self.fh: BinaryIO = gzip.open(raw, "rb") if gz else raw  # type: ignore[assignment]  # noqa: SIM115
+        bounds = inflate.Bounds.for_folder(tempfile.gettempdir())  # (nothing is written)
+        self.fh: BinaryIO | inflate.Inflater = inflate.Inflater(b"", raw, bounds) if gz else raw
 
-    def __enter__(self) -> BinaryIO:
+    def __enter__(self) -> BinaryIO | inflate.Inflater:
         return self.fh
 
     def __exit__(self, *_: object) -> None:
-        self.fh.close()
         self._raw.close()
 
 
-def _skip(fh: BinaryIO, offset: int, gz: bool) -> None:
-    if not gz:
+def _skip(fh: BinaryIO | inflate.Inflater, offset: int, gz: bool) -> None:
+    if not isinstance(fh, inflate.Inflater):
         fh.seek(offset)
         return
     left = offset
