@@ -403,6 +403,41 @@ def test_a_summary_row_drills_down_to_exactly_its_events(tmp_path):
     run(check, path, tmp_path)
 
 
+def test_a_user_agent_named_none_drills_to_itself_not_to_the_events_without_one(tmp_path):
+    """ "(none)" is the label of the events without a value; a value spelled "(none)" (a
+    client picks its user agent) is its own row, and each drills to exactly its events."""
+    named = [line(ev(30 + k, userAgent="(none)")) for k in range(3)]
+    without = []
+    for k in range(4):
+        e = ev(33 + k)
+        e.pop("userAgent", None)
+        without.append(line(e))
+    path = make_log(tmp_path, 30, named + without)
+
+    async def check(app, pilot):
+        await pilot.press("2", *["b"] * 5)  # group by user agent
+        pane = app.query_one(SummaryPane)
+        await until(pilot, lambda: pane.by == "ua" and len(pane.rows_data) >= 3)
+        keys = [(r["key"], r["missing"], r["events"]) for r in pane.rows_data]
+        assert ("(none)", False, 3) in keys and ("(none)", True, 4) in keys
+        for want, count in ((False, 3), (True, 4)):
+            await pilot.press("2")
+            await until(pilot, lambda: len(pane.rows_data) >= 3)
+            k = next(
+                i
+                for i, r in enumerate(pane.rows_data)
+                if r["key"] == "(none)" and r["missing"] is want
+            )
+            await pilot.press(*["up"] * len(pane.rows_data), *["down"] * k)
+            await until(pilot, lambda k=k: pane.cursor_row == k)
+            await pilot.press("enter")
+            await until(pilot, shown(app, f"{count} / 37 events"))
+            await pilot.press("escape")
+            await until(pilot, lambda: "filter:" not in status(app))
+
+    run(check, path, tmp_path)
+
+
 def test_summary_follows_the_filter_and_new_events(tmp_path):
     path = make_log(tmp_path, 30)
 

@@ -23,6 +23,7 @@ from .latency import QUANTILES, request_mask
 if TYPE_CHECKING:
     from ..index.store import Events
 
+NONE = "(none)"  # the label of the events without a value (the row says "missing": true)
 GROUPINGS = {
     "user": "user",
     "verb": "verb",
@@ -174,8 +175,10 @@ class _Groups:
                 for v, c in zip(verb_codes[v0:v1], verb_counts[v0:v1], strict=True)
             ]
             verbs.sort(key=_by_count)  # stable: ties in the order verbs were first read
+            label = self.labels(key)
             yield {
-                "key": self.labels(key),
+                "key": NONE if label is None else label,
+                "missing": label is None,  # "(none)": no value (not a value "(none)")
                 "events": n,
                 "first": first,
                 "last": last,
@@ -185,7 +188,7 @@ class _Groups:
                 "resources": res,
                 "namespaces": ns,
                 "ips": ips,
-                "top_ip": self.ip_label(top),
+                "top_ip": self.ip_label(top) or NONE,
                 "requests": req,
                 "p50": lat[0] if has else None,
                 "p95": lat[1] if has else None,
@@ -293,19 +296,22 @@ def _top(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:
 
 def _derived_keys(
     values: Iterable[Any], codes: np.ndarray, key_of: Callable[[Any], str | None]
-) -> tuple[np.ndarray, Callable[[int], str]]:
+) -> tuple[np.ndarray, Callable[[int], str | None]]:
     """Keys made from each distinct value of a column (once per value, not per event)."""
     firsts: dict[str | None, int] = {}
     lut = np.fromiter((firsts.setdefault(key_of(v), len(firsts)) for v in values), np.int64)
     names = list(firsts)
-    return lut[codes], lambda k: names[k] or "(none)"
+    return lut[codes], lambda k: names[k] or None
 
 
-def _keys(store: Events, indices: np.ndarray, by: str) -> tuple[np.ndarray, Callable[[int], str]]:
-    """Integer keys per selected event and a function from key to its label."""
+def _keys(
+    store: Events, indices: np.ndarray, by: str
+) -> tuple[np.ndarray, Callable[[int], str | None]]:
+    """Integer keys per selected event and a function from key to its label (None: the
+    events without a value)."""
     column = GROUPINGS[by]
     if column == "code":
-        return store.column("code")[indices], lambda k: str(k) if k else "(none)"
+        return store.column("code")[indices], lambda k: str(k) if k else None
     values = store.tables[column].values
     codes = store.column(column)[indices]
     if by in ("binding", "role"):
@@ -317,11 +323,11 @@ def _keys(store: Events, indices: np.ndarray, by: str) -> tuple[np.ndarray, Call
         sub_codes = store.column("subresource")[indices]
         keys = codes.astype(np.int64) * len(subs) + sub_codes
 
-        def label(k: int) -> str:
+        def label(k: int) -> str | None:
             res, sub = values[k // len(subs)], subs[k % len(subs)]
             if res is None:
-                return "(none)"
+                return None
             return f"{res}/{sub}" if sub else res
 
         return keys, label
-    return codes, lambda k: values[k] if values[k] is not None else "(none)"
+    return codes, lambda k: values[k]

@@ -525,6 +525,7 @@ def _summary_row(r: dict[str, Any]) -> dict[str, Any]:
     timed = int(r["timed"])
     return {
         "key": str(r["label"]) or "(none)",
+        "missing": not str(r["label"]),  # "(none)": no value (not a value "(none)")
         "events": int(r["events"]),
         "first": format_time(int(r["lo"])) if timed else "",
         "last": format_time(int(r["hi"])) if timed else "",

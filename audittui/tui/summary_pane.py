@@ -129,7 +129,8 @@ class SummaryTable(DataTable):
 
     def _display(self) -> None:
         rows = self._all
-        current = self._current_key()
+        row = self._current()
+        current = row["key"] if row is not None else None
         self.total_groups = len(rows) + self.rest[0]
         numeric = {k for k, _, num in FIELDS if num}
         if self.sort_field in numeric:
@@ -175,22 +176,24 @@ class SummaryTable(DataTable):
             Text(r["last"][5:19].replace("T", " ")),
         ]
 
-    def _current_key(self) -> str | None:
+    def _current(self) -> dict[str, Any] | None:
+        """The row under the cursor (None on the row counting the keys not listed)."""
         if not self.rows_data or self.cursor_row >= len(self.rows_data):
             return None
-        return self.rows_data[self.cursor_row]["key"]
+        return self.rows_data[self.cursor_row]
 
     def action_drill(self) -> None:
-        key = self._current_key()
-        if key is None:
+        row = self._current()
+        if row is None:
             return
-        value = None if key == "(none)" else key
-        self.post_message(self.Drill(self.by, value))
+        # the events without a value (field:""), or exactly the value, "(none)" included
+        self.post_message(self.Drill(self.by, None if row.get("missing") else row["key"]))
 
     def action_access(self) -> None:
-        key = self._current_key()
-        if key is None or key == "(none)":
+        row = self._current()
+        if row is None or row.get("missing"):
             return
+        key = row["key"]
         if self.by != "user":
             self.notify("a shows a user's access: group by user first (b)", timeout=3)
             return
