@@ -115,7 +115,7 @@ def _explain(source: str, exc: Exception) -> str:
         construct = "possessive repeats (*+, ++, ?+)"
     shown = _one_line(source, 40)
     if construct:
-        return f"regex /{shown}/: {construct} is not supported (RE2 syntax)"
+        return f"regex /{shown}/: RE2 does not support {construct}"
     if message.startswith("pattern too large"):
         return f"regex /{shown}/ is too large"
     return f"bad regex /{shown}/: {_one_line(message)}"
