@@ -120,3 +120,42 @@ def test_sweep_takes_only_what_this_mechanism_made_and_follows_no_link(tmp_path)
         holder.wait()
     assert scratch.sweep(str(tmp)) == [live]  # dead now: its lock went with it
     assert (kept / scratch.MARKER).exists() and (tmp / "audittui-link").is_symlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+_IDLE_POOL = """
+import os, signal, sys, time
+from audittui.index.workers import pool
+signal.signal(signal.SIGTERM, lambda *_: None)  # as the app's: asks a loop to exit
+workers = pool(2)
+list(workers.map(abs, range(8)))  # the workers started, now idle on the pool's pipe
+print(*sorted(p.pid for p in workers._processes.values()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_index_workers_of_a_killed_process_go_with_it():
+    """Idle workers of a process SIGKILLed (the app, a command) die with it: they held the
+    pool's pipes, never saw them close and slept forever, and SIGTERM ran the app's handler
+    they had inherited (found: a day's bench runs had left a dozen behind)."""
+    proc = subprocess.Popen([sys.executable, "-c", _IDLE_POOL], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    workers = [int(w) for w in proc.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(w) for w in workers)
+    os.kill(workers[0], signal.SIGTERM)  # the default action, not the parent's handler
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"{len(left)} worker(s) outlived their parent"

@@ -9,11 +9,10 @@ EventList, an array, an Event Hubs batch; with or without a byte-order mark) is 
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +37,7 @@ from ..ingest.sources import (
 from ..ingest.wrappers import ends_mid_value, salvage_cut
 from . import memory
 from .store import Malformed, Store
+from .workers import pool as worker_pool
 
 BOM = b"\xef\xbb\xbf"
 SLICE = 16 << 20  # bytes per worker task
@@ -73,8 +73,7 @@ def read_sources(
     workers = workers if workers is not None else len(os.sched_getaffinity(0))
     pool: Executor | None = None
     if big and workers > 1:
-        ctx = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pool = worker_pool(workers)
     was_enabled = gc.isenabled()
     gc.disable()  # the merge allocates no cyclic garbage; collections would only cost time
     try:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +40,7 @@ from ..ingest.sources import (
 from . import memory
 from .loader import BOM, PARALLEL_MIN, is_document, parse_slice, read_sources, slice_bounds
 from .store import Malformed, Store
+from .workers import pool as worker_pool
 
 if TYPE_CHECKING:
     from ..ingest.remote import Remote
@@ -271,9 +271,7 @@ class Session:
         sliced = [p for p in self._parts if p.seq >= 0]
         pool = None
         if sliced and self.workers > 1 and sum(p.end - p.start for p in sliced) >= PARALLEL_MIN:
-            pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("fork")
-            )
+            pool = worker_pool(self.workers)
         try:
             queue = list(self._parts)
             self._parts.clear()
