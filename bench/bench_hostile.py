@@ -5,13 +5,16 @@
 Each file is loaded in a fresh process (both cores); printed: events, malformed lines (exact)
 and how many are kept, the load time and the peak RSS (``ru_maxrss``), next to the file's
 longest line. Files: one 100 MB event (a RequestResponse body), a line nested 100,000 levels
-deep, a line of ten million commas, and ten million empty objects (one per line). The peak is
-the larger of the loading process's and its largest worker's.
+deep, an event whose body is nested 100,000 levels deep, a line of ten million commas, ten
+million empty objects (one per line), a gzip bomb (2,000 events, then 4 GiB of zeros in 4 MB)
+and 300 MB without a newline after ten events. The peak is the larger of the loading process's
+and its largest worker's.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import subprocess
 import sys
@@ -60,7 +63,7 @@ def files(folder: Path) -> dict[str, tuple[Path, int]]:
                 longest = max(longest, run + int(ends[0]), int(gaps.max()) if len(gaps) else 0)
                 run = len(block) - int(ends[-1]) - 1
         longest = max(longest, run)
-        made[name] = (path, longest)
+        made[name] = (path, -1 if name.endswith(".gz") else longest)
 
     def big_event(fh) -> None:  # written in pieces: the parent's peak RSS carries into the
         head = json.dumps({**EVENT, "requestObject": {"data": {"blob": ""}}})  # children
@@ -69,10 +72,30 @@ def files(folder: Path) -> dict[str, tuple[Path, int]]:
             fh.write(b"x" * 1_000_000)
         fh.write(b'"}}}\n')
 
+    def deep_event(fh) -> None:  # Go's decoder takes it (10,000 levels); a patch is logged as sent
+        head = json.dumps({**EVENT, "verb": "patch", "user": {"username": "mallory"}})
+        fh.write(head[:-1].encode() + b', "requestObject": ')
+        fh.write(b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}\n")
+
+    def bomb(fh) -> None:
+        line = json.dumps(EVENT).encode() + b"\n"
+        fh.write(gzip.compress(line * 2000, mtime=0))
+        zeros = gzip.compress(bytes(64 << 20), compresslevel=9, mtime=0)
+        for _ in range(64):  # concatenated members are one stream: 4 GiB of zeros
+            fh.write(zeros)
+
+    def endless(fh) -> None:
+        fh.write((json.dumps(EVENT).encode() + b"\n") * 10)
+        for _ in range(300):
+            fh.write(b"x" * 1_000_000)
+
     make("one-100MB-event.log", big_event)
     make("nested-100k.log", lambda fh: fh.write(b"[" * 100_000 + b"]" * 100_000 + b"\n"))
+    make("deep-body-100k.log", deep_event)
     make("ten-million-commas.log", lambda fh: fh.write(b"," * 10_000_000 + b"\n"))
     make("ten-million-empty-objects.log", lambda fh: fh.write(b"{}\n" * 10_000_000))
+    make("gzip-bomb-4GiB.log.gz", bomb)
+    make("300MB-without-newline.log", endless)
     return made
 
 
@@ -90,7 +113,8 @@ def main() -> None:
         print(
             row.format(
                 name, f"{r['events']:,}", f"{r['malformed']:,}", f"{r['kept']:,}",
-                f"{r['load']:.2f}s", f"{r['peak'] / 2**20:,.0f} MiB", f"{longest / 2**20:,.1f} MiB",
+                f"{r['load']:.2f}s", f"{r['peak'] / 2**20:,.0f} MiB",
+                f"{longest / 2**20:,.1f} MiB" if longest >= 0 else "(gzip)",
             )
         )  # fmt: skip
 

@@ -164,9 +164,10 @@ def _parse_document(fh: BinaryIO, head: bytes, size: int) -> object:
         pass
     fh.seek(0)
     data = fh.read().removeprefix(BOM)
+    deep.collect()
     try:
-        with deep.noting() as opaque:
-            value = deep.loads(data)
+        value = deep.loads(data)
+        opaque = deep.taken()
         return _Deep(value, opaque) if opaque else value
     except orjson.JSONDecodeError as exc:
         cut_short = ends_mid_value(exc)

@@ -219,10 +219,10 @@ class BatchBuilder:
         """A line the fast path did not take: a wrapped, legacy, odd or malformed one. True
         when it is the first piece of a split line, to be joined with the pieces to come."""
         plain = line.lstrip()[:1] in (b"{", b"[")
+        deep.collect()
         try:
             split = cri_partial(line)
-            with deep.noting() as opaque:
-                value, note = (None, None) if split else decode_record(line)
+            value, note = (None, None) if split else decode_record(line)
         except ValueError as exc:
             reason = str(exc)
             if is_tail:
@@ -236,7 +236,7 @@ class BatchBuilder:
             return False
         # A wrapped line's event is re-read through its wrapper (item 0).
         if self.add_value(value, pos, len(line), line_no, whole_line=plain):
-            self.opaque(line_no, opaque)
+            self.opaque(line_no, deep.taken())
         if note:
             self.malformed.append((line_no, note))
         return False
@@ -244,14 +244,14 @@ class BatchBuilder:
     def _add_joined(self, pieces: list[bytes], pos: int, line_no: int) -> None:
         """One line a container runtime split: re-read later through the same decode_line."""
         joined = b"\n".join(pieces)
+        deep.collect()
         try:
-            with deep.noting() as opaque:
-                value = decode_line(joined)
+            value = decode_line(joined)
         except ValueError:
             self.malformed.append((line_no, "the pieces of a split line joined are not JSON"))
         else:
             if self.add_value(value, pos, len(joined), line_no, whole_line=False):
-                self.opaque(line_no, opaque)
+                self.opaque(line_no, deep.taken())
 
     def opaque(self, line_no: int, members: list[str]) -> None:
         """Members nested too deep, read as notes in their place (see :mod:`.deep`), of a

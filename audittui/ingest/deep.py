@@ -4,9 +4,9 @@ follower, the content of wrapped lines (CRI, Docker, CloudWatch), the detail and
 
 :func:`loads` is ``orjson.loads`` for every record that orjson reads; one nested past orjson's
 1,024 levels, which orjson refuses, is read with each member nested over :data:`SAFE_DEPTH`
-levels replaced by a string that says so and how big it was. Every name so replaced is told
-to the :func:`noting` block around the decoding, if any: the loader reports them with file and
-line as fields read as missing, the event itself being indexed.
+levels replaced by a string that says so and how big it was. A reader that reports them (the
+loader: with file and line, as fields read as missing, the event itself being indexed) calls
+:func:`collect` before a record and :func:`taken` after it; other threads collect nothing.
 
 :data:`SAFE_DEPTH` is below orjson's limit for writing (255 levels: an event is written again
 by the outputs, masked) and leaves room for the recursive walks (masking, the detail's tree).
@@ -15,9 +15,7 @@ by the outputs, masked) and leaves room for the recursive walks (masking, the de
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+import threading
 from typing import Any
 
 import orjson
@@ -30,7 +28,7 @@ SAFE_DEPTH = 200
 LEVELS = 2
 _TOO_DEEP = "depth limit exceeded"
 
-_noted: ContextVar[list[str] | None] = ContextVar("audittui_deep_noted", default=None)
+_local = threading.local()  # .noted: the members made opaque in this thread, not yet taken
 
 
 def too_deep(exc: Exception) -> bool:
@@ -38,15 +36,19 @@ def too_deep(exc: Exception) -> bool:
     return str(exc).startswith(_TOO_DEEP)
 
 
-@contextmanager
-def noting() -> Iterator[list[str]]:
-    """Collect the members made opaque by the :func:`loads` calls inside the block."""
-    seen: list[str] = []
-    token = _noted.set(seen)
-    try:
-        yield seen
-    finally:
-        _noted.reset(token)
+def collect() -> None:
+    """From now on, note in this thread the members :func:`loads` makes opaque."""
+    _local.noted = []
+
+
+def taken() -> list[str]:
+    """The members :func:`loads` made opaque in this thread since :func:`collect` or the last
+    call (forgotten then). One attribute lookup when there are none: it runs once a record."""
+    noted: list[str] | None = getattr(_local, "noted", None)
+    if not noted:
+        return []
+    _local.noted = []
+    return noted
 
 
 def loads(raw: bytes) -> Any:
@@ -61,9 +63,9 @@ def loads(raw: bytes) -> Any:
         if opaque is None:
             raise
         value = orjson.loads(opaque.text)  # (its other faults, if any, are said as usual)
-    seen = _noted.get()
-    if seen is not None:
-        seen += opaque.members
+    noted = getattr(_local, "noted", None)
+    if noted is not None:  # (collected: this thread reports them)
+        noted += opaque.members
     return value
 
 
