@@ -18,7 +18,7 @@ import threading
 from typing import Any
 
 from ..clickhouse.client import StoreError, connect
-from ..clickhouse.url import BadURL, parse
+from ..clickhouse.url import BadURL, exposed, parse
 from ..output.terminal import fail, stdout, warn
 from ..webhook.http import serve
 from ..webhook.server import Config, Receiver, StartError, is_loopback
@@ -251,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
         except StoreError as exc:
             client.close()
             return fail(f"webhook: --to: {exc}")
+        if (warning := exposed(target)) is not None:  # once it worked: a failure stays one line
+            warn("webhook: {}", warning)
         store = StoreSink(client, target.cluster)
     try:
         receiver = Receiver(config, log=warn, store=store)
