@@ -21,6 +21,7 @@ import random
 import re
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -35,6 +36,7 @@ from hypothesis import strategies as st
 
 import audittui
 from audittui.index import loader, textsearch
+from audittui.index import workers as index_workers
 from audittui.index.query import And, Not, Or, Term, Text, parse
 from audittui.ingest.formats import MISSING_TIME, row
 
@@ -845,7 +847,7 @@ def test_reference_sanity(tmp_path: Path) -> None:
 # The multiprocess loader
 
 
-class _CountingPool(loader.ProcessPoolExecutor):
+class _CountingPool(ProcessPoolExecutor):
     submitted = 0
 
     def submit(self, *args: Any, **kwargs: Any):
@@ -869,7 +871,7 @@ def test_query_matches_reference_after_parallel_load(lines: list[str], qs: list[
         tempfile.TemporaryDirectory() as tmp,
         mock.patch.object(loader, "PARALLEL_MIN", 1),
         mock.patch.object(loader, "SLICE", 700),
-        mock.patch.object(loader, "ProcessPoolExecutor", _CountingPool),
+        mock.patch.object(index_workers, "ProcessPoolExecutor", _CountingPool),
     ):
         _CountingPool.submitted = 0
         path = write(Path(tmp), "audit.log", lines)
