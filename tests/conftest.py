@@ -20,6 +20,9 @@ from clickhouse_server import (  # noqa: F401
     store_url,
 )
 
+# The real sshd the SSH tests read through
+from sshd import sshd  # noqa: F401
+
 _ids = itertools.count()
 
 

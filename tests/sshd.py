@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 SSHD = "/usr/sbin/sshd"
 USER = "audittui-ssh"  # the unprivileged login made for permission tests
 
@@ -184,3 +186,13 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+@pytest.fixture(scope="module")
+def sshd() -> Iterator[Sshd]:
+    """A real sshd on a free loopback port, for one test module."""
+    server = Sshd().start()
+    try:
+        yield server
+    finally:
+        server.stop()

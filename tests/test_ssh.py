@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -29,15 +29,6 @@ from audittui.ingest.sources import backup_name
 ROTATE_AT = 1 << 20  # bytes: the live log rotates at 1 MB, as in the issue
 RATE = 1000  # events per second
 PAD = "x" * 700  # about 1 KB an event: a rotation about every second
-
-
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[Sshd]:
-    server = Sshd().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

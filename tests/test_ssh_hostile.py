@@ -12,13 +12,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from conftest import v1_event
-from sshd import Sshd
 
 from audittui.ingest.remote import open_remote
 from audittui.ingest.remote.protocol import MAX_FILES, MAX_LINE
@@ -27,15 +25,6 @@ FAKE = Path(__file__).resolve().parent / "fake_ssh.py"
 # the file name of the issue: ls prints a second line whose fields its creator chose, and the
 # old script ran its "inode" as shell code (here: writing PROOF next to the folder)
 HOSTILE = 'a\nx-};id>"$D"PROOF;# -rw 1 0 0 5 J 1 0 audit.log.gz'
-
-
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[Sshd]:
-    server = Sshd().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def events(prefix: str, n: int) -> bytes:
