@@ -20,9 +20,7 @@ from typing import Any
 from ..clickhouse.client import StoreError, connect
 from ..clickhouse.url import BadURL, exposed, parse
 from ..output.terminal import fail, stdout, warn
-from ..webhook.http import serve
-from ..webhook.server import Config, Receiver, StartError, is_loopback
-from ..webhook.store import STORE_TIMEOUT, StoreSink
+from ..webhook.store import STORE_TIMEOUT
 from .options import add_to_option, at_least
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B?|B)?\s*$", re.IGNORECASE)
@@ -190,6 +188,12 @@ def _read_tokens(path: str) -> tuple[bytes, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Here, not at the top: the server (asyncio, h11, prometheus-client) costs every other
+    # command and the app about 80 ms of start-up.
+    from ..webhook.http import serve
+    from ..webhook.server import Config, Receiver, StartError, is_loopback
+    from ..webhook.store import StoreSink
+
     if args.to and args.spool:
         # 200 would have to wait for both, and a store down would stop the spool too: one
         # durable place per receiver; the spool is shipped by `audittui ship`
