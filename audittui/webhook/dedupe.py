@@ -2,10 +2,10 @@
 server sends a batch again when its request timed out) or a batch arriving late is written
 once.
 
-Keys are 16-byte digests of the events' lines (:func:`.batch.event_key`), kept in a few
+Keys are 128-bit keyed digests of the events' lines (:func:`.batch.event_key`), kept in a few
 generations of sets: a new generation starts when the newest is full and the oldest is
 dropped, so the window always holds at least the newest ``capacity × (GENERATIONS - 1) /
-GENERATIONS`` keys and never more than ``capacity`` (about 100 bytes a key). At start the
+GENERATIONS`` keys and never more than ``capacity`` (about 80 bytes a key). At start the
 window is refilled from the spool's newest lines, digested as they were when written.
 
 Writers claim the keys they are about to write; a key claimed by another writer still in
@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from ..ingest.sources import backup_key
-from .batch import line_key
+from .batch import Key, line_key
 from .names import LIVE_SUFFIX
 from .spool import Spool, read_lines
 
@@ -37,22 +37,22 @@ class RecentKeys:
     def __init__(self, capacity: int) -> None:
         self.capacity = max(capacity, GENERATIONS)
         self._per_generation = self.capacity // GENERATIONS
-        self._generations: list[set[bytes]] = [set()]
-        self._pending: set[bytes] = set()
+        self._generations: list[set[Key]] = [set()]
+        self._pending: set[Key] = set()
         self._cond = threading.Condition()
 
     def __len__(self) -> int:
         return sum(len(g) for g in self._generations)
 
-    def __contains__(self, key: bytes) -> bool:
+    def __contains__(self, key: Key) -> bool:
         return any(key in g for g in self._generations)
 
-    def add(self, keys: Iterable[bytes]) -> None:
+    def add(self, keys: Iterable[Key]) -> None:
         """Keys known to be in the spool (the rebuild at start)."""
         with self._cond:
             self._add(keys)
 
-    def claim(self, keys: list[bytes], timeout: float) -> list[bool]:
+    def claim(self, keys: list[Key], timeout: float) -> list[bool]:
         """For each key: True when it is new (now claimed by the caller, who must
         :meth:`commit` or :meth:`release` it), False when it is a duplicate."""
         deadline = time.monotonic() + timeout
@@ -61,7 +61,7 @@ class RecentKeys:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._cond.wait(left):
                     raise KeysBusy("events of this batch are being written by another request")
-            known: set[bytes] = set()
+            known: set[Key] = set()
             for generation in self._generations:  # set operations: C loops, not Python
                 known.update(generation.intersection(keys))
             fresh = [k not in known for k in keys] if known else [True] * len(keys)
@@ -69,20 +69,20 @@ class RecentKeys:
             self._pending.difference_update(known)
             return fresh
 
-    def commit(self, keys: list[bytes]) -> None:
+    def commit(self, keys: list[Key]) -> None:
         """Claimed keys now durable in the spool."""
         with self._cond:
             self._pending.difference_update(keys)
             self._add(keys)
             self._cond.notify_all()
 
-    def release(self, keys: list[bytes]) -> None:
+    def release(self, keys: list[Key]) -> None:
         """Claimed keys that were not written (the write failed)."""
         with self._cond:
             self._pending.difference_update(keys)
             self._cond.notify_all()
 
-    def _add(self, keys: Iterable[bytes]) -> None:
+    def _add(self, keys: Iterable[Key]) -> None:
         todo = list(keys)
         while todo:
             newest = self._generations[-1]
@@ -110,7 +110,7 @@ def spool_files_newest_first(names: Iterable[str]) -> list[str]:
     return sorted(live) + [name for _, name in sorted(backups, reverse=True)]
 
 
-def _keys_of(spool: Spool, name: str) -> Iterator[bytes]:
+def _keys_of(spool: Spool, name: str) -> Iterator[Key]:
     for line in read_lines(spool.dir_fd, name):
         key = line_key(line)
         if key is not None:
@@ -121,7 +121,7 @@ def rebuild(keys: RecentKeys, spool: Spool) -> tuple[int, int]:
     """Refill ``keys`` from the spool's newest files until the window is full: (keys, files).
     The keys are the digests of the lines as written, so they are the very keys the batches
     had. Older files go in first, so the generations age as they did before the restart."""
-    per_file: list[list[bytes]] = []
+    per_file: list[list[Key]] = []
     total = 0
     for name in spool_files_newest_first(spool.names()):
         if total >= keys.capacity:

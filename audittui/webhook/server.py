@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from .batch import BadBatch, Parsed, TooManyItems, max_items, parse_batch
+from .batch import BadBatch, Key, Parsed, TooManyItems, max_items, parse_batch
 from .dedupe import KeysBusy, RecentKeys, rebuild
 from .gunzip import GzipError, TooLarge, gunzip
 from .metrics import ReceiverMetrics
@@ -379,7 +379,7 @@ def retry(seconds: int, why: str) -> Answer:
     return 429, f"{why}\n".encode(), {"Retry-After": str(seconds)}
 
 
-def _fresh(parsed: Parsed, fresh: list[bool]) -> tuple[list[bytes], list[bytes]]:
+def _fresh(parsed: Parsed, fresh: list[bool]) -> tuple[list[bytes], list[Key]]:
     """The lines and keys of a batch's events not seen before; the batch gives its lines up,
     so that each line has one holder (the writer may free them as it goes)."""
     lines = [line for line, new in zip(parsed.lines, fresh, strict=True) if new]
