@@ -1,7 +1,8 @@
 """The findings rule format: YAML → validated :class:`Rule` objects.
 
-The pack ships as ``pack.yaml`` beside this module; users add rules, allow-lists and lists, and
-turn rules on or off, in ``$XDG_CONFIG_HOME/audittui/rules.yaml``. A broken user file (or one
+The pack ships as the YAML files of ``pack/`` beside this module (``lists.yaml`` and one file a
+theme; rules in the files' name order); users add rules, allow-lists and lists, and turn rules
+on or off, in ``$XDG_CONFIG_HOME/audittui/rules.yaml``. A broken user file (or one
 broken rule in it) is reported and skipped; the shipped pack must load cleanly.
 
 A rule selects its events with the core query language (``query``, decided on indexed columns),
@@ -35,7 +36,7 @@ from ..index.query import STRING_FIELDS, Node, QueryError, parse
 from ..ingest.formats import parse_duration
 from ..ingest.schema import COMPLETE, STAGES
 
-PACK = Path(__file__).with_name("pack.yaml")
+PACK_DIR = Path(__file__).with_name("pack")
 SEVERITIES = ("critical", "high", "medium", "low", "info")  # most severe first
 NEEDS = ("request", "response", "credential", "reason")
 ALLOW_KEYS = ("users", "namespaces", "images")
@@ -54,7 +55,11 @@ RULE_KEYS = {
     "role_grants",
     "allow",
     "enabled",
+    "techniques",
+    "peers",
 }
+PEER_PACKS = ("falco", "panther", "elastic", "sigma")  # the packs a rule says it corresponds to
+_TECHNIQUE = re.compile(r"T\d{4}(\.\d{3})?\Z")  # a MITRE ATT&CK technique or sub-technique id
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _LIST_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
@@ -171,6 +176,8 @@ class Rule:
     role_grants: RoleGrants | None = None
     allow: Allow = Allow()
     enabled: bool = True
+    techniques: tuple[str, ...] = ()  # MITRE ATT&CK ids, e.g. ("T1609",)
+    peers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (pack, rule names), in PEER_PACKS order
 
     @property
     def rank(self) -> int:
@@ -209,7 +216,7 @@ def load_rules(user_file: Path | None | bool = True) -> RuleSet:
     """The shipped pack with the user's file applied (``user_file=False`` for the pack alone).
 
     Raises :class:`RuleError` only for a broken shipped pack."""
-    pack = _read_yaml(PACK)
+    pack = read_pack()
     lists = _lists(pack.get("lists"), "pack")
     rules, problems = _rules(pack.get("rules"), lists, "pack")
     if problems:
@@ -226,6 +233,31 @@ def load_rules(user_file: Path | None | bool = True) -> RuleSet:
         return RuleSet(rules, [f"{path}: {exc}"], path)
     problems = []
     return RuleSet(_apply_user(pack, rules, doc, lists, problems, str(path)), problems, path)
+
+
+def read_pack(folder: Path = PACK_DIR) -> dict:
+    """The pack's files as one document: their lists (a name defined once) and their rules,
+    in the files' name order."""
+    lists: dict[str, Any] = {}
+    rules: list[Any] = []
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.yaml")):
+        doc = _read_yaml(path)
+        for key in doc:
+            if key not in ("lists", "rules"):
+                problems.append(f"{path.name}: unknown key {key} (known: lists, rules)")
+        for name, values in (doc.get("lists") or {}).items():
+            if name in lists:
+                problems.append(f"{path.name}: list {name} is defined in two files")
+            lists[name] = values
+        more = doc.get("rules") or []
+        if not isinstance(more, list):
+            problems.append(f"{path.name}: rules must be a list")
+            continue
+        rules += more
+    if problems:
+        raise RuleError(problems)
+    return {"lists": lists, "rules": rules}
 
 
 def _read_yaml(path: Path) -> dict:
@@ -338,6 +370,11 @@ def build_rule(item: Any, lists: dict[str, list]) -> Rule:
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):
         bad("enabled", "true or false")
+    techniques = _strings(item.get("techniques", []), "techniques", bad)
+    for t in techniques:
+        if not _TECHNIQUE.match(t):
+            bad("techniques", f"'{t}' is not a MITRE ATT&CK id like T1609 or T1552.007")
+    peers = _peers(item.get("peers"), bad)
     if problems:
         raise RuleError(problems)
     assert isinstance(rid, str) and isinstance(severity, str)  # or a problem was raised
@@ -358,6 +395,25 @@ def build_rule(item: Any, lists: dict[str, list]) -> Rule:
         role_grants=role_grants,
         allow=allow,
         enabled=enabled,
+        techniques=tuple(dict.fromkeys(techniques)),
+        peers=peers,
+    )
+
+
+def _peers(raw: Any, bad: Bad) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``{falco: [name…], panther: [RuleID…], elastic: [name…], sigma: [title…]}``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        bad("peers", f"a mapping of {', '.join(PEER_PACKS)} to lists of rule names")
+        return ()
+    for key in raw:
+        if key not in PEER_PACKS:
+            bad(f"peers.{key}", f"unknown pack (known: {', '.join(PEER_PACKS)})")
+    return tuple(
+        (pack, tuple(_strings(raw[pack], f"peers.{pack}", bad)))
+        for pack in PEER_PACKS
+        if raw.get(pack)
     )
 
 
