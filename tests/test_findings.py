@@ -9,9 +9,11 @@ import copy
 import json
 import random
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from findings_kit import (
     FALCO,
@@ -32,6 +34,7 @@ from hypothesis import strategies as st
 
 from audittui.cli import main as cli
 from audittui.findings import Findings, load_rules, user_rules_path
+from audittui.findings.rules import build_rule
 from audittui.findings.windows import NewValues, group_ids, threshold_hits
 from audittui.index.loader import load, read_sources
 from audittui.ingest.sources import open_source
@@ -129,14 +132,33 @@ def test_rapid_secret_reads_group_by_user_ip_and_client(tmp_path):
     assert fired_rows(store_of(tmp_path, events), RAPID) == (4, [0, 1, 2, 3])
 
 
-def test_rapid_secret_reads_without_times_are_in_no_window(tmp_path):
-    """Regression: events without any timestamp took part in every window (the time column's
-    missing marker is the smallest int64, and the window arithmetic overflowed)."""
-    events = reads([("a", 0), ("b", M)])
+def untimed(events: list[dict]) -> list[dict]:
     for ev in events:
         del ev["requestReceivedTimestamp"], ev["stageTimestamp"]
-    events += reads([("c", 5 * H)])
+    return events
+
+
+def test_rapid_secret_reads_without_times_never_join_a_timed_window(tmp_path):
+    """Regression: events without any timestamp took part in every window (the time column's
+    missing marker is the smallest int64, and the window arithmetic overflowed). They share
+    a window of their own: two of them and a timed third are not three in a window."""
+    events = untimed(reads([("a", 0), ("b", M)])) + reads([("c", 5 * H)])
     assert fired_rows(store_of(tmp_path, events), RAPID) is None
+
+
+def test_events_without_times_share_one_window_of_their_own(tmp_path):
+    """Panther's test events mostly have no time: N of them reach a threshold of N, as if
+    they happened at one instant; distinct values count among them alike."""
+    assert fired_rows(store_of(tmp_path, untimed(reads([("a", 0), ("b", 0), ("c", 0)]))), RAPID)
+    assert (
+        fired_rows(store_of(tmp_path, untimed(reads([("a", 0), ("a", 0), ("b", 0)]))), RAPID)
+        is None
+    )
+    burst = RULE["forbidden-burst"]
+    ten = untimed(forbidden([0] * 10))
+    assert fired_rows(store_of(tmp_path, ten), burst) == (10, list(range(10)))
+    nine_and_one = untimed(forbidden([0] * 9)) + forbidden([0])  # the timed one is elsewhere
+    assert fired_rows(store_of(tmp_path, nine_and_one), burst) is None
 
 
 def forbidden(times: list[int], user="mallory") -> list[dict]:
@@ -920,3 +942,131 @@ def test_an_event_without_a_level_is_judged_by_its_body(tmp_path):
     store = store_of(tmp_path, [with_body, without])
     assert store.value("level", 0) is None
     assert fired_rows(store, RULE["privileged-pod"]) == (1, [0])
+
+
+# -- copies: a duplicate is one event -----------------------------------------------------------
+
+BURST = build_rule(
+    {
+        "id": "burst",
+        "title": "Burst of refusals",
+        "severity": "medium",
+        "query": "code:403",
+        "threshold": {"window": "1m", "count": 10, "group_by": ["user"]},
+    },
+    {},
+)
+
+
+def write_lines(path: Path, events: list[dict], times: int = 1) -> Path:
+    """``events`` as a log, each line written ``times`` times in a row."""
+    path.write_bytes(b"".join((orjson.dumps(e) + b"\n") * times for e in events))
+    return path
+
+
+def test_a_line_written_twice_counts_once_toward_a_threshold(tmp_path):
+    five = forbidden([k * S for k in range(5)])
+    store = load(write_lines(tmp_path / "twice.log", five, times=2))
+    assert len(store) == 10  # the copies are in the log, and in the store
+    assert fired_rows(store, BURST) is None  # five requests are not ten
+    # Ten distinct requests, each written twice, do fire: every copy is one of its events.
+    ten = forbidden([k * S for k in range(10)])
+    store = load(write_lines(tmp_path / "ten.log", ten, times=2))
+    assert fired_rows(store, BURST) == (10, list(range(20)))
+    # The same with a threshold of 5 on the first file: five requests, ten rows.
+    store = load(write_lines(tmp_path / "twice.log", five, times=2))
+    assert fired_rows(store, replace(BURST, threshold=replace(BURST.threshold, count=5))) == (
+        5,
+        list(range(10)),
+    )
+
+
+def test_an_overlapping_rotated_copy_counts_once(tmp_path):
+    """A backup that overlaps the live file (the same lines in two files) is one event each;
+    it makes no difference whether the second file is read before or after an update."""
+    events = forbidden([k * S for k in range(10)])
+    old = write_lines(tmp_path / "audit-old.log", events[:7])
+    live = write_lines(tmp_path / "audit.log", events[3:])
+    store = load(old, live)
+    assert len(store) == 14
+    count, rows = fired_rows(store, BURST)
+    assert count == 10 and rows == list(range(14))
+    eleven = replace(BURST, threshold=replace(BURST.threshold, count=11))
+    assert fired_rows(store, eleven) is None
+    # Read one file at a time, updating in between: the copies are found across updates.
+    store = load(old)
+    fx = Findings([BURST])
+    fx.update(store)
+    assert fx.results(store) == []
+    read_sources(store, [store.add_source(open_source(1, str(live), store.spool))])
+    fx.update(store)
+    (finding,) = fx.results(store)
+    assert finding.count == 10 and len(finding.rows) == 14
+
+
+def test_events_sharing_an_auditid_and_stage_but_not_content_count_twice(tmp_path):
+    """Identity is exact: the same auditID and stage with other content is another event."""
+    pairs = []
+    for k in range(5):
+        for name in ("a", "b"):
+            ev = req("list", "secrets", code=403, decision="forbid", user="mallory", at=k * S)
+            ev["auditID"] = f"00000000-0000-4000-8000-{k:012d}"
+            ev["objectRef"]["name"] = name
+            pairs.append(ev)
+    count, rows = fired_rows(load(write_lines(tmp_path / "pairs.log", pairs)), BURST)
+    assert rows == list(range(10))
+    assert count == 5  # a finding counts requests: one auditID is one request
+
+
+def test_events_without_an_auditid_are_copies_only_when_byte_identical(tmp_path):
+    refusal = req("list", "secrets", code=403, decision="forbid", user="mallory", name="s")
+    same = [{k: v for k, v in refusal.items() if k != "auditID"} for _ in range(10)]
+    # Ten identical lines without an auditID: one event.
+    assert fired_rows(load(write_lines(tmp_path / "same.log", same)), BURST) is None
+    # The same ten with one byte of difference each (the order of two keys): ten events.
+    shuffled = []
+    for k, ev in enumerate(same):
+        keys = list(ev)
+        if k % 2:
+            keys[0], keys[1] = keys[1], keys[0]
+        shuffled.append({key: ev[key] for key in keys})
+    assert fired_rows(load(write_lines(tmp_path / "two.log", shuffled)), BURST) is None  # 2
+    spaced = [dict(ev, userAgent="kubectl" + " " * k) for k, ev in enumerate(same)]
+    assert fired_rows(load(write_lines(tmp_path / "ten.log", spaced)), BURST) == (
+        10,
+        list(range(10)),
+    )
+    # A finding without a threshold: one request for the ten copies.
+    plain = replace(BURST, threshold=None)
+    assert fired_rows(load(write_lines(tmp_path / "same.log", same)), plain) == (
+        1,
+        list(range(10)),
+    )
+
+
+def test_a_findings_users_count_copies_once(tmp_path):
+    """Users are ranked by their events: alice's three requests written twice are three."""
+    alice = [req("get", "secrets", name=f"a{k}", user="alice", at=k * S) for k in range(3)]
+    bob = [req("get", "secrets", name=f"b{k}", user="bob", at=k * S) for k in range(4)]
+    log = tmp_path / "audit.log"
+    log.write_bytes(
+        b"".join((orjson.dumps(e) + b"\n") * 2 for e in alice)
+        + b"".join(orjson.dumps(e) + b"\n" for e in bob)
+    )
+    _, fired, _ = evaluate(load(log), [on("secret-get")])
+    finding = fired["secret-get"]
+    assert finding.users == ["bob", "alice"]
+    assert finding.count == 7 and len(finding.rows) == 10
+
+
+def test_a_distinct_threshold_and_first_seen_are_unchanged_by_copies(tmp_path):
+    spec = [("a", 0), ("b", 3 * M), ("c", 6 * M)]
+    once = load(write_lines(tmp_path / "once.log", reads(spec)))
+    twice = load(write_lines(tmp_path / "twice.log", reads(spec), times=2))
+    assert fired_rows(once, RAPID) == (3, [0, 1, 2])
+    assert fired_rows(twice, RAPID) == (3, list(range(6)))
+    two = load(write_lines(tmp_path / "two.log", reads(spec[:2]), times=3))
+    assert fired_rows(two, RAPID) is None  # two secrets, however often
+    events = pod_gets("alice", routine()) + pod_gets("alice", [(3 * H + M, {"ua": "curl/8.5.0"})])
+    _, fired, _ = evaluate(load(write_lines(tmp_path / "ua.log", events, times=2)), [NEW_UA])
+    assert fired["new-user-agent"].count == 1

@@ -9,10 +9,23 @@ grows (a late event can complete an old window); first-seen state grows with the
 A rule that needs a request body which the log never carries for the rule's events (a
 Metadata-only policy) is reported *blind* instead of silently never firing; body conditions
 never hold on a missing body, so a test for the absence of something cannot fire on it either.
+
+Identity is exact, and a duplicate is one event. A line written twice, a file given twice, a
+rotated copy that overlaps the live file: the copies are kept in the store (they are in the
+logs), but thresholds, distinct counts, a finding's count and its users count them once. Two
+events are copies when their JSON text is byte-identical; for events with an auditID that means
+the same auditID, stage and content (two events sharing an auditID and stage whose content
+differs are two events), and events without an auditID are copies only when byte-identical.
+See :class:`Copies` for how that is found cheaply. A finding's count is of requests: its events
+with one auditID (the stages of one request) count once, as do copies of an event without one.
+
+Events without a time share one threshold window of their own (see :mod:`.windows`) and have no
+place in a first-seen history.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +43,7 @@ from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
 from .role_grants import RoleRules, any_role_body
 from .rules import FirstSeen, Rule
-from .windows import NewValues, group_ids, threshold_hits
+from .windows import NewValues, copy_candidates, group_ids, threshold_hits
 
 if TYPE_CHECKING:
     from ..index.store import Events, Snapshot, Store, TableValues
@@ -38,6 +51,10 @@ if TYPE_CHECKING:
 # Which levels log which body.
 BODY_LEVELS = {"request": (REQUEST, REQUEST_RESPONSE), "response": (REQUEST_RESPONSE,)}
 BODY_KEY = {"request": "requestObject", "response": "responseObject"}
+# The columns copies of one line agree on: they narrow the events whose bytes are compared.
+_COPY_COLUMNS = (
+    "audit_hi", "audit_lo", "audit_id", "stage", "time", "latency", "code", "user", "verb", "uri"
+)  # fmt: skip
 # Every container image of a pod, or of a workload's pod template.
 _IMAGES = jmespath.compile(
     "[requestObject.spec, requestObject.spec.template.spec, requestObject.spec.jobTemplate.spec"
@@ -65,6 +82,51 @@ class Finding:
         return self.store.values_at("audit_id", self.request_rows)
 
 
+class Copies:
+    """Which events are copies of one another: their JSON text is byte-identical.
+
+    Cheap where there are none: one 64-bit mix of a few columns per event and a sort
+    (:func:`~.windows.copy_candidates`); only events equal in every one of those columns have
+    their bytes read, once each (a 16-byte BLAKE2b digest is kept per such event: the store is
+    append-only, so an event's bytes never change). An event whose bytes cannot be read any
+    more (its file truncated) is its own event."""
+
+    def __init__(self) -> None:
+        self._digests: dict[int, bytes | None] = {}
+
+    def first(self, store: Events, rows: np.ndarray) -> np.ndarray:
+        """For each of ``rows`` (distinct event indices), the smallest index among its copies
+        in ``rows``: itself when it has none. ``rows[first(rows) == rows]`` is each event once."""
+        out = rows.copy()
+        if len(rows) < 2:
+            return out
+        pos, mix = copy_candidates([store.column(c)[rows] for c in _COPY_COLUMNS])
+        if not len(pos):
+            return out
+        keys: list[tuple[int, bytes] | None] = []
+        smallest: dict[tuple[int, bytes], int] = {}
+        for r, m in zip(rows[pos].tolist(), mix.tolist(), strict=True):
+            digest = self._digest(store, r)
+            key = None if digest is None else (m, digest)
+            keys.append(key)
+            if key is not None and r < smallest.get(key, r + 1):
+                smallest[key] = r
+        for p, key in zip(pos.tolist(), keys, strict=True):
+            if key is not None:
+                out[p] = smallest[key]
+        return out
+
+    def _digest(self, store: Events, row: int) -> bytes | None:
+        if row not in self._digests:
+            try:
+                raw = store.raw(row)
+            except (EventGone, OSError, ValueError):
+                self._digests[row] = None
+            else:
+                self._digests[row] = hashlib.blake2b(raw, digest_size=16).digest()
+        return self._digests[row]
+
+
 @dataclass
 class _State:
     candidates: int = 0  # events the query selected (before looking inside them)
@@ -89,6 +151,7 @@ class Findings:
         self._findings: dict[str, tuple[np.ndarray, Finding]] = {}  # by rule: from which hits
         self.errors: dict[str, str] = {}  # rule id → the first error of its where expression
         self._roles = RoleRules()
+        self._copies = Copies()
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -151,7 +214,9 @@ class Findings:
                 if st.dirty:
                     st.dirty = False
                     hits[rule.id] = (
-                        st.new_values.hits() if st.new_values else _stateful(store, rule, st)
+                        st.new_values.hits()
+                        if st.new_values
+                        else _stateful(store, rule, st, self._copies)
                     )
             self._hits = hits
             return changed
@@ -187,11 +252,13 @@ class Findings:
                 continue
             rows = rows[np.argsort(times[rows], kind="stable")]
             known = times[rows][times[rows] != MISSING_TIME]
-            # One per request (its stages share an auditID, compared by value), in time order.
+            once = self._copies.first(store, rows) == rows  # each event once, copies aside
+            # One per request (its stages share an auditID, compared by value), in time order;
+            # an event without an auditID is a request of its own (its copies are not).
             codes = store.group_numbers("audit_id", rows)
             firsts = _first_positions(codes)
-            count = len(firsts) + int((codes == 0).sum())
-            user_codes, user_counts = np.unique(users[rows], return_counts=True)
+            count = len(firsts) + int(((codes == 0) & once).sum())
+            user_codes, user_counts = np.unique(users[rows[once]], return_counts=True)
             user_table = store.tables["user"].values
             ranked = user_codes[np.argsort(-user_counts, kind="stable")]
             finding = Finding(
@@ -380,8 +447,12 @@ def _span(store: Events) -> int | None:
     return int(known.max() - known.min()) if len(known) else None
 
 
-def _stateful(store: Events, rule: Rule, st: _State) -> np.ndarray:
+def _stateful(store: Events, rule: Rule, st: _State, copies: Copies) -> np.ndarray:
     """The hits of a rule: its matched events, or those in a window reaching its threshold.
+
+    Copies of one event count once toward the threshold (and its distinct values); every copy
+    of an event that takes part in a firing window is a hit (the copies are in the log). Events
+    without a time share one window of their own.
 
     A window can gain events from any time (backups are read after the live file), so a group
     that got new events is recomputed over all its events; the other groups keep their hits.
@@ -405,10 +476,22 @@ def _stateful(store: Events, rule: Rule, st: _State) -> np.ndarray:
             touched &= _looked_up(lut, col[matched])
             redone &= _looked_up(lut, col[st.hits])
         rows, previous = matched[touched], st.hits[~redone]
-    rows = rows[time[rows] != MISSING_TIME]  # an event without a time is in no window
-    groups = group_ids([col[rows] for col in columns], len(rows))
-    values = store.ids(STRING_FIELDS[t.distinct])[rows] if t.distinct else None
-    hits = rows[threshold_hits(time[rows], groups, t.window, t.count, values)]
+    first = copies.first(store, rows)
+    once = rows[first == rows]
+    distinct = store.ids(STRING_FIELDS[t.distinct]) if t.distinct else None
+    fired = []
+    untimed = time[once] == MISSING_TIME
+    # Timed events by their times; the untimed ones all at one instant of their own (their
+    # marker, the smallest int64, would overflow the window arithmetic).
+    for part, at in ((once[~untimed], None), (once[untimed], 0)):
+        if not len(part):
+            continue
+        times = time[part] if at is None else np.zeros(len(part), dtype=np.int64)
+        groups = group_ids([col[part] for col in columns], len(part))
+        values = None if distinct is None else distinct[part]
+        fired.append(part[threshold_hits(times, groups, t.window, t.count, values)])
+    hit_once = np.concatenate(fired) if fired else np.empty(0, dtype=np.int64)
+    hits = rows[np.isin(first, hit_once)]  # with their copies
     st.hits = np.concatenate([previous, hits]) if len(previous) else hits
     return st.hits
 

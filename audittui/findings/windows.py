@@ -2,6 +2,12 @@
 recomputed when a rule's matched set grows) and first-seen values (state kept as events come).
 Events may arrive out of time order (backups are indexed after the live file): nothing here
 assumes an order.
+
+Events without a time (test fixtures, trimmed exports: Panther's EKS cases mostly have none)
+share one window of their own, apart from every timed event: as if they all happened at one
+unknown instant, so that N of them reach a count of N, and none adds to a timed burst. They
+have no place in a first-seen history (see the engine). Duplicated lines are counted once
+before any of this (see :func:`copy_candidates` and the engine's ``Copies``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,29 @@ from collections import Counter
 import numpy as np
 
 _CODE_BITS = 21  # codes below 2**21 pack three to an int64
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # a 64-bit odd constant (the golden ratio's): spreads bits
+
+
+def copy_candidates(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions that may be copies of one another: equal in every given column (numbers or
+    identity codes of the events). One 64-bit mix of the columns per event and one sort: a
+    collision only adds a candidate (its bytes are compared after), never hides a copy.
+
+    Returns the candidates' positions, sorted by their mix, and the mix of each (so that runs
+    of equal mixes are the groups to compare)."""
+    n = len(columns[0]) if columns else 0
+    mix = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for col in columns:
+            mix = (mix ^ col.astype(np.int64).view(np.uint64)) * _MIX
+            mix ^= mix >> np.uint64(29)
+    order = np.argsort(mix, kind="stable")
+    sorted_mix = mix[order]
+    same = sorted_mix[1:] == sorted_mix[:-1]
+    runs = np.zeros(n, dtype=bool)
+    runs[1:] |= same
+    runs[:-1] |= same
+    return order[runs], sorted_mix[runs]
 
 
 def _pair_ids(columns: list[np.ndarray]) -> np.ndarray:
