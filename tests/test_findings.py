@@ -801,6 +801,8 @@ def test_cli_json_shape(capsys):
         "rule",
         "title",
         "severity",
+        "techniques",
+        "peers",
         "count",
         "first",
         "last",
@@ -811,6 +813,8 @@ def test_cli_json_shape(capsys):
         "rule": "privileged-pod",
         "title": "Create Privileged Pod",
         "severity": "medium",
+        "techniques": list(RULE["privileged-pod"].techniques),
+        "peers": {pack: list(names) for pack, names in RULE["privileged-pod"].peers},
         "count": 1,
         "first": event["requestReceivedTimestamp"],
         "last": event["requestReceivedTimestamp"],
@@ -842,9 +846,10 @@ def test_cli_list(capsys, monkeypatch, tmp_path):
     code, out, err = run_cli(capsys, "findings", "--list")
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].split() == ["SEVERITY", "ON", "RULE", "TITLE"]
-    assert len(lines) == 1 + len(PACK)
-    rows = {line.split()[2]: line.split()[:2] for line in lines[1:]}
+    assert lines[0].split() == ["SEVERITY", "ON", "RULE", "ATT&CK", "READS", "TITLE"]
+    heads = [line for line in lines[1:] if not line.startswith(" ")]  # details are indented
+    assert len(heads) == len(PACK)
+    rows = {line.split()[2]: line.split()[:2] for line in heads}
     assert rows["admin-access"] == ["medium", "yes"]
     assert rows["disallowed-user"] == ["medium", "no"]
     assert rows["secret-get"] == ["high", "yes"]

@@ -35,6 +35,7 @@ from ..ingest.remote import add_options as add_remote_options
 from ..ingest.remote import open_remote
 from ..ingest.sources import InputError
 from ..output.changes import history_lines
+from ..output.findings import finding_document, rule_document, rule_table
 from ..output.inert import inert
 from ..output.mask import mask_event
 from ..output.terminal import (
@@ -410,16 +411,9 @@ def _rule_set(args: argparse.Namespace) -> RuleSet:
 def _list_rules(args: argparse.Namespace, out: Out) -> int:
     rules = _rule_set(args).rules
     if args.format == "json":
-        rows = [
-            {k: getattr(r, k) for k in ("id", "title", "severity", "source", "query", "enabled")}
-            | {"needs": list(r.needs), "description": r.description}
-            for r in rules
-        ]
-        out.json({"rules": rows})
+        out.json({"rules": [rule_document(r) for r in rules]})
         return 0
-    out.line("{:<9} {:<3} {:<30} {}", "SEVERITY", "ON", "RULE", "TITLE")
-    for r in sorted(rules, key=lambda r: (r.rank, r.id)):
-        out.line("{:<9} {:<3} {:<30} {}", r.severity, "yes" if r.enabled else "no", r.id, r.title)
+    out.lines("{}", ([line] for line in rule_table(rules)))
     return 0
 
 
@@ -435,19 +429,7 @@ def _findings(store: Store, args: argparse.Namespace, out: Out, events: int | No
     blind = findings.blind(store)
     if args.format == "json":
         doc = {
-            "findings": [
-                {
-                    "rule": f.rule.id,
-                    "title": f.rule.title,
-                    "severity": f.rule.severity,
-                    "count": f.count,
-                    "first": format_time(f.first),
-                    "last": format_time(f.last),
-                    "users": f.users,
-                    "auditIDs": f.audit_ids,
-                }
-                for f in results
-            ],
+            "findings": [finding_document(f) for f in results],
             "blind": [{"rule": r.id, "why": why} for r, why in blind],
         }
         out.json(doc)

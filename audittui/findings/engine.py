@@ -26,6 +26,7 @@ place in a first-seen history.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -300,20 +301,11 @@ class Findings:
             if body:
                 why = _body_blind(store, rule, st, body, level, level_values)
             if why is None and "credential" in rule.needs and not store.column("credential").any():
-                why = (
-                    "no event carries a credential id (user.extra "
-                    "authentication.kubernetes.io/credential-id; Kubernetes 1.30+ logs it)"
-                )
+                why = NO_CREDENTIAL
             if why is None and "reason" in rule.needs and not _any_rbac_reason(store):
-                why = (
-                    "no event carries an RBAC reason (authorization.k8s.io/reason: the "
-                    "bindings that allowed requests are not in this log)"
-                )
+                why = NO_REASON
             if why is None and rule.role_grants and not any_role_body(store):
-                why = (
-                    "no Role or ClusterRole body in this log (their writes at Request level or "
-                    "above): what the roles that allowed requests grant is unknown"
-                )
+                why = NO_ROLE_BODY
             if why is None and rule.first_seen:
                 span = _span(store)
                 if span is not None and span <= rule.first_seen.learn:
@@ -324,6 +316,74 @@ class Findings:
             if why:
                 out.append((rule, why))
         return out
+
+
+# Why a rule is blind on a log (blind(); blind_when() says the same before any log is read).
+NO_CREDENTIAL = (
+    "no event carries a credential id (user.extra "
+    "authentication.kubernetes.io/credential-id; Kubernetes 1.30+ logs it)"
+)
+NO_REASON = (
+    "no event carries an RBAC reason (authorization.k8s.io/reason: the "
+    "bindings that allowed requests are not in this log)"
+)
+NO_ROLE_BODY = (
+    "no Role or ClusterRole body in this log (their writes at Request level or "
+    "above): what the roles that allowed requests grant is unknown"
+)
+# A negated query term on a list: ``-field:$list`` or ``NOT field:$list``.
+_EXCLUDED_LIST = re.compile(r"(?:(?<![^\s(])-|\bNOT\s+)([a-z_]+):\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def reads(rule: Rule) -> list[str]:
+    """What a rule reads of each event beyond the indexed columns: ``request`` or
+    ``response`` (a body), ``credential`` (the credential-id column, filled by Kubernetes
+    1.30+), ``reason`` (the authorizer's), ``roles`` (the bodies of the roles the reason names),
+    ``event`` (a where expression over the event without a body); ``["columns"]`` alone when
+    the query is all it needs."""
+    out = [n for n in ("request", "response", "credential", "reason") if n in rule.needs]
+    if rule.role_grants is not None:
+        out.append("roles")
+    if rule.where and not any(b in rule.needs for b in BODY_LEVELS):
+        out.append("event")
+    return out or ["columns"]
+
+
+def blind_when(rule: Rule) -> str | None:
+    """Why the rule can be blind on a log (before any log is read), or None: it cannot."""
+    why = []
+    if "request" in rule.needs:
+        why.append("it reads the request body, which a Metadata-level policy does not log")
+    if "response" in rule.needs:
+        why.append("it reads the response body, which only a RequestResponse-level policy logs")
+    if "credential" in rule.needs:
+        why.append("no event carries a credential id (Kubernetes 1.30+ logs them in user.extra)")
+    if "reason" in rule.needs:
+        why.append("no event carries an RBAC reason (authorization.k8s.io/reason)")
+    if rule.role_grants is not None:
+        why.append("the log holds no Role or ClusterRole body (their writes at Request level)")
+    if rule.first_seen is not None:
+        learn = format_duration(rule.first_seen.learn)
+        why.append(f"the log spans {learn} or less (it first learns {learn} of each key)")
+    return "; or ".join(why) or None
+
+
+def exclusions(rule: Rule) -> dict[str, Any]:
+    """What a rule leaves out: its allow-lists (globs, the pack's $lists expanded) and the
+    lists its query excludes (``-field:$list``), as ``{"allow": {…}, "query": [{field,
+    list}]}`` (each part only when there is something)."""
+    out: dict[str, Any] = {}
+    allow = {
+        key: list(getattr(rule.allow, key))
+        for key in ("users", "namespaces", "images")
+        if getattr(rule.allow, key)
+    }
+    if allow:
+        out["allow"] = allow
+    excluded = [{"field": f, "list": n} for f, n in _EXCLUDED_LIST.findall(rule.query)]
+    if excluded:
+        out["query"] = excluded
+    return out
 
 
 def _any_rbac_reason(store: Store | Snapshot) -> bool:
