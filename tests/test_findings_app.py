@@ -7,6 +7,8 @@ import orjson
 from conftest import drive_app, shown, status, until, v1_event
 from textual.widgets import TabbedContent
 
+from audittui.findings import Rule, RuleSet
+from audittui.findings.rules import build_rule
 from audittui.tui.findings_pane import FindingsPane
 
 
@@ -98,3 +100,62 @@ def test_a_broken_rules_file_is_reported_and_the_pack_still_runs(tmp_path, monke
         assert any("not valid YAML" in m and kw.get("severity") == "warning" for m, kw in messages)
 
     drive_app(str(log), tmp_path, check, follow=False)
+
+
+def _rule(rid: str, severity: str, query: str, techniques: list[str]) -> Rule:
+    return build_rule(
+        {"id": rid, "title": rid.upper(), "severity": severity, "query": query,
+         "techniques": techniques},
+        {},
+    )  # fmt: skip
+
+
+def test_t_groups_the_findings_by_technique_and_back(tmp_path):
+    """A finding naming two techniques is under each; one naming none is under "no
+    technique" last; a heading is no finding (Enter does nothing); the note names techniques."""
+    rules = RuleSet(
+        [
+            _rule("r-exec", "high", "verb:create sub:exec", ["T1609", "T1552.007"]),
+            _rule("r-get", "info", "verb:get resource:pods", ["T1613"]),
+            _rule("r-plain", "low", "verb:get", []),
+        ]
+    )
+    log = tmp_path / "audit.log"
+    _write(log, [v1_event(), exec_event(1, "ResponseComplete")])
+
+    async def check(app, pilot) -> None:
+        pane = app.main.query_one(FindingsPane)
+        await pilot.press("4")
+        await until(pilot, lambda: len(pane.findings) == 3)
+        assert pane.rule_ids == ["r-exec", "r-plain", "r-get"]
+        pane.focus()
+        await pilot.press("t")
+        assert pane.rule_ids == [
+            "technique:T1552.007", "r-exec",
+            "technique:T1609", "r-exec",
+            "technique:T1613", "r-get",
+            "technique:-", "r-plain",
+        ]  # fmt: skip
+        assert pane.cursor_row == 1  # still on r-exec (its first row)
+        heading = pane.get_row_at(2)
+        assert str(heading[0]) == "T1609" and str(heading[3]) == "Container Administration Command"
+        assert str(heading[4]) == "1 finding(s)"
+        assert str(pane.get_row_at(6)[3]) == "no ATT&CK technique"
+        note = str(app.main.query_one("#finding-note").render())
+        assert "ATT&CK T1609 Container Administration Command" in note
+        assert "T1552.007 Unsecured Credentials: Container API" in note
+        pane.move_cursor(row=2)
+        await pilot.pause()
+        assert "T1609  Container Administration Command" in str(
+            app.main.query_one("#finding-note").render()
+        )
+        await pilot.press("enter")  # a heading: nothing to show
+        await pilot.pause()
+        assert app.main.query_one(TabbedContent).active == "findings"
+        assert "finding:" not in app.view.text
+        await pilot.press("t")
+        assert pane.rule_ids == ["r-exec", "r-plain", "r-get"]
+        await pilot.press("enter")
+        await until(pilot, lambda: app.view.text == "finding:r-exec")
+
+    drive_app(str(log), tmp_path, check, follow=False, rules=rules)

@@ -1,6 +1,12 @@
 """The findings pane: fired rules by severity with counts, users and last seen, then the rules
 that cannot fire on this log and why. Enter filters the event list to a finding's events.
 
+``t`` groups the findings by MITRE ATT&CK technique instead: a heading row per technique (its id
+and name, the groups of the most severe findings first), the findings that name it below. A
+finding that names several techniques is listed under each of them (a technique's group is then
+its whole coverage, and no technique looks quieter than it is); one that names none is listed
+under "no technique" last. The note under the table names a finding's techniques in both modes.
+
 Findings are computed by :class:`audittui.findings.Findings` in a thread as events arrive; a
 DataTable suits this pane (at most one row per rule).
 """
@@ -16,6 +22,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from ..findings import Finding, Findings, Rule
+from ..findings.attack import technique_name
 from ..index import memory
 from ..index.store import Store
 from ..ingest.formats import format_time
@@ -26,6 +33,7 @@ from .messages import FindingsResult
 from .schedule import Throttle
 
 EVERY = 1.0  # s between evaluations of the rules over new events
+TITLE_WIDTH = 44  # titles are short; the table scrolls sideways on narrow terminals
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -34,6 +42,9 @@ SEVERITY_STYLE = {
     "low": "cyan",
     "info": "dim",
 }
+BY_SEVERITY, BY_TECHNIQUE = "severity", "technique"
+HEADING = "technique:"  # rule_ids entry of a technique's heading row
+NO_TECHNIQUE = "-"  # the group of findings that name no technique
 
 
 class FindingsPane(DataTable):
@@ -72,7 +83,9 @@ class FindingsPane(DataTable):
         self.rule_ids: list[str] = []  # per displayed row; "blind:ID" for a blind rule
         self.findings: list[Finding] = []
         self.notes: list[Text] = []  # per displayed row: what the rule looks for, or why blind
+        self.blind: list[tuple[Rule, str]] = []
         self.evaluated = False
+        self.grouping = BY_SEVERITY
 
     def on_mount(self) -> None:
         for label, key in (
@@ -115,42 +128,72 @@ class FindingsPane(DataTable):
         self.schedule.done()
 
     def show(self, findings: list[Finding], blind: list[tuple[Rule, str]]) -> None:
-        current = self.rule_ids[self.cursor_row] if self.rule_ids and self.row_count else None
-        self.findings = findings
+        self.findings, self.blind = findings, blind
         self.evaluated = True
+        self._render()
+
+    def action_toggle_grouping(self) -> None:
+        """Group by severity (one row per finding) or by ATT&CK technique."""
+        self.grouping = BY_TECHNIQUE if self.grouping == BY_SEVERITY else BY_SEVERITY
+        if self.evaluated:
+            self._render()
+
+    def _render(self) -> None:
+        current = self.rule_ids[self.cursor_row] if self.rule_ids and self.row_count else None
         self.clear()
         self.rule_ids, self.notes = [], []
-        width = 44  # titles are short; the table scrolls sideways on narrow terminals
-        target = 0
-        for f in findings:
-            users = ", ".join(short_user(inert(u), 28) for u in f.users[:2])
-            if len(f.users) > 2:
-                users += f" +{len(f.users) - 2}"
-            self.add_row(
-                Text(f.rule.severity, SEVERITY_STYLE[f.rule.severity]),
-                Text(f"{f.count:,}", justify="right"),
-                Text(format_time(f.last)[5:19].replace("T", " ")),
-                Text(fit(f.rule.title, width)),
-                Text(fit(users, 40)),
-            )
-            if f.rule.id == current:
-                target = len(self.rule_ids)
-            self.rule_ids.append(f.rule.id)
-            self.notes.append(_note(f.rule, f"{f.count:,} request(s); users: {', '.join(f.users)}"))
-        for rule, why in blind:
+        if self.grouping == BY_TECHNIQUE:
+            for technique, members in technique_groups(self.findings):
+                self._heading(technique, members)
+                for f in members:
+                    self._finding_row(f)
+        else:
+            for f in self.findings:
+                self._finding_row(f)
+        for rule, why in self.blind:
             self.add_row(
                 Text("blind", "dim italic"),
                 Text(""),
                 Text(""),
-                Text(fit(rule.title, width), "dim"),
+                Text(fit(rule.title, TITLE_WIDTH), "dim"),
                 Text(f"cannot fire on this log: {why}", "dim"),
             )
-            if f"blind:{rule.id}" == current:
-                target = len(self.rule_ids)
             self.rule_ids.append(f"blind:{rule.id}")
             self.notes.append(_note(rule, f"cannot fire on this log: {why}"))
+        # The cursor stays on its rule (its first row, when grouped under several techniques).
+        target = self.rule_ids.index(current) if current in self.rule_ids else 0
         if self.row_count:
             self.move_cursor(row=target, animate=False)
+
+    def _heading(self, technique: str, members: list[Finding]) -> None:
+        name = technique_name(technique) if technique != NO_TECHNIQUE else "no ATT&CK technique"
+        label = "" if technique == NO_TECHNIQUE else technique
+        self.add_row(
+            Text(label, "bold reverse" if label else "dim"),
+            Text(""),
+            Text(""),
+            Text(fit(name or "(not in audittui's table of names)", TITLE_WIDTH), "bold"),
+            Text(f"{len(members)} finding(s)", "dim"),
+        )
+        self.rule_ids.append(HEADING + technique)
+        note = Text()
+        note.append(f"{label or 'no technique'}  {name}\n", "bold")
+        note.append(inert(", ".join(f.rule.id for f in members)))
+        self.notes.append(note)
+
+    def _finding_row(self, f: Finding) -> None:
+        users = ", ".join(short_user(inert(u), 28) for u in f.users[:2])
+        if len(f.users) > 2:
+            users += f" +{len(f.users) - 2}"
+        self.add_row(
+            Text(f.rule.severity, SEVERITY_STYLE[f.rule.severity]),
+            Text(f"{f.count:,}", justify="right"),
+            Text(format_time(f.last)[5:19].replace("T", " ")),
+            Text(fit(f.rule.title, TITLE_WIDTH)),
+            Text(fit(users, 40)),
+        )
+        self.rule_ids.append(f.rule.id)
+        self.notes.append(_note(f.rule, f"{f.count:,} request(s); users: {', '.join(f.users)}"))
 
     def note(self) -> Text:
         """About the row under the cursor: the rule's id, description and query, and who."""
@@ -162,16 +205,41 @@ class FindingsPane(DataTable):
         if not self.rule_ids or self.cursor_row >= len(self.rule_ids):
             return
         rule_id = self.rule_ids[self.cursor_row]
-        if rule_id.startswith("blind:"):
-            self.app.bell()  # a blind rule has no events to show
+        if rule_id.startswith(("blind:", HEADING)):
+            self.app.bell()  # a blind rule has no events to show, a heading is no rule
         else:
             self.post_message(self.Drill(rule_id))
+
+
+def technique_groups(findings: list[Finding]) -> list[tuple[str, list[Finding]]]:
+    """The findings under each technique they name (a finding under each of its techniques),
+    the group of the most severe finding first, then the larger, then by id; the findings that
+    name none last, under :data:`NO_TECHNIQUE`. Each group keeps the findings' order."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        for technique in f.rule.techniques or (NO_TECHNIQUE,):
+            groups.setdefault(technique, []).append(f)
+    return sorted(
+        groups.items(),
+        key=lambda g: (
+            g[0] == NO_TECHNIQUE,
+            min(f.rule.rank for f in g[1]),
+            -len(g[1]),
+            g[0],
+        ),
+    )
 
 
 def _note(rule: Rule, detail: str) -> Text:
     text = Text()
     text.append(f"{rule.id}", "bold")
-    text.append(f"  {rule.severity}  {rule.source}\n", SEVERITY_STYLE[rule.severity])
+    text.append(f"  {rule.severity}  {rule.source}", SEVERITY_STYLE[rule.severity])
+    if rule.peers:
+        text.append("  peers: " + ", ".join(pack for pack, _ in rule.peers), "dim")
+    text.append("\n")
+    if rule.techniques:
+        named = (f"{t} {technique_name(t)}".rstrip() for t in rule.techniques)
+        text.append("ATT&CK " + " · ".join(named) + "\n", "italic")
     text.append(inert(detail) + "\n")
     text.append(inert(rule.description) + "\n")
     text.append(f"query: {rule.query}" + ("  where: …" if rule.where else ""), "dim")

@@ -155,7 +155,11 @@ KEYMAP: tuple[Row, ...] = (
     Row(FINDINGS, "enter", "the finding's events in the list (finding:RULE)", (
         Bind("enter", "drill", "Show events", owner="FindingsPane", show=True),
     )),
-    Row(FINDINGS, "↑ ↓", "the note under the table: what the rule looks for, or why it is blind"),
+    Row(FINDINGS, "t", "group by ATT&CK technique (a finding under each it names) / by severity", (
+        Bind("t", "toggle_grouping", "Group", owner="FindingsPane", show=True),
+    )),
+    Row(FINDINGS, "↑ ↓", "the note under the table: what the rule looks for (its ATT&CK "
+        "techniques too), or why it is blind"),
     Row(POLICY, "enter", "the events of the rule under the cursor (rule:N)", (
         Bind("enter", "drill", "Show events", owner="PolicyPane", show=True),
     )),
