@@ -130,15 +130,15 @@ class FindingsPane(DataTable):
     def show(self, findings: list[Finding], blind: list[tuple[Rule, str]]) -> None:
         self.findings, self.blind = findings, blind
         self.evaluated = True
-        self._render()
+        self._fill()
 
     def action_toggle_grouping(self) -> None:
         """Group by severity (one row per finding) or by ATT&CK technique."""
         self.grouping = BY_TECHNIQUE if self.grouping == BY_SEVERITY else BY_SEVERITY
         if self.evaluated:
-            self._render()
+            self._fill()
 
-    def _render(self) -> None:
+    def _fill(self) -> None:
         current = self.rule_ids[self.cursor_row] if self.rule_ids and self.row_count else None
         self.clear()
         self.rule_ids, self.notes = [], []
