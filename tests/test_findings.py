@@ -1075,3 +1075,28 @@ def test_a_distinct_threshold_and_first_seen_are_unchanged_by_copies(tmp_path):
     events = pod_gets("alice", routine()) + pod_gets("alice", [(3 * H + M, {"ua": "curl/8.5.0"})])
     _, fired, _ = evaluate(load(write_lines(tmp_path / "ua.log", events, times=2)), [NEW_UA])
     assert fired["new-user-agent"].count == 1
+
+
+def said(findings) -> dict:
+    """What the findings say, whatever rows hold the events: counts, times, users, requests."""
+    return {f.rule.id: (f.count, f.first, f.last, f.users, sorted(f.audit_ids)) for f in findings}
+
+
+@pytest.mark.parametrize("seed", [3, 17])
+def test_a_log_written_twice_or_overlapping_says_what_it_says_once(tmp_path, seed):
+    """Every line twice, or two files overlapping by a third: the same findings as the log
+    read once, for thresholds, distinct counts, first-seen values and plain rules alike."""
+    rng = random.Random(seed)
+    events = [ev for k in range(300) for ev in random_event(rng, k)]
+    once = load(write_lines(tmp_path / "once.log", events))
+    _, fired, _ = evaluate(once, STATEFUL_AND_FRIENDS)
+    expected = said(fired.values())
+    assert {"secrets-rapid-read", "forbidden-burst", "new-user-agent"} <= set(expected)
+    twice = load(write_lines(tmp_path / "twice.log", events, times=2))
+    _, fired, _ = evaluate(twice, STATEFUL_AND_FRIENDS)
+    assert said(fired.values()) == expected
+    third = len(events) // 3
+    old = write_lines(tmp_path / "audit-1.log", events[: 2 * third])
+    live = write_lines(tmp_path / "audit.log", events[third:])
+    _, fired, _ = evaluate(load(old, live), STATEFUL_AND_FRIENDS)
+    assert said(fired.values()) == expected
