@@ -29,7 +29,7 @@ from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
 from .role_grants import RoleRules, any_role_body
-from .rules import FirstSeen, Rule
+from .rules import FirstSeen, Rule, Threshold
 from .windows import NewValues, group_ids, threshold_hits
 
 if TYPE_CHECKING:
@@ -405,12 +405,25 @@ def _stateful(store: Events, rule: Rule, st: _State) -> np.ndarray:
             touched &= _looked_up(lut, col[matched])
             redone &= _looked_up(lut, col[st.hits])
         rows, previous = matched[touched], st.hits[~redone]
-    rows = rows[time[rows] != MISSING_TIME]  # an event without a time is in no window
-    groups = group_ids([col[rows] for col in columns], len(rows))
-    values = store.ids(STRING_FIELDS[t.distinct])[rows] if t.distinct else None
-    hits = rows[threshold_hits(time[rows], groups, t.window, t.count, values)]
+    dated = time[rows] != MISSING_TIME
+    hits = _window_hits(store, t, columns, rows[dated], time[rows[dated]])
+    # Events without a time (a SIEM's export, hand-made cases) cannot be placed in time: a
+    # group's undated events count as one window of their own, never with dated events.
+    undated = rows[~dated]
+    if len(undated) >= t.count:
+        at = np.zeros(len(undated), dtype=np.int64)
+        hits = np.concatenate([hits, _window_hits(store, t, columns, undated, at)])
     st.hits = np.concatenate([previous, hits]) if len(previous) else hits
     return st.hits
+
+
+def _window_hits(
+    store: Events, t: Threshold, columns: list[np.ndarray], rows: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """The rows (at ``times``) taking part in a window where a group reaches the threshold."""
+    groups = group_ids([col[rows] for col in columns], len(rows))
+    values = store.ids(STRING_FIELDS[t.distinct])[rows] if t.distinct else None
+    return rows[threshold_hits(times, groups, t.window, t.count, values)]
 
 
 def _looked_up(lut: np.ndarray, codes: np.ndarray) -> np.ndarray:
