@@ -191,7 +191,6 @@ def csr(verb: str, user: str, sub: str | None = None) -> list[dict]:
     ]
 
 
-
 def with_lists(**lists: list) -> Callable[[Rule], Rule]:
     """A Case's rule rebuilt from the pack's text with these lists (as a user's rules.yaml
     would extend them)."""
@@ -205,9 +204,7 @@ def with_lists(**lists: list) -> Callable[[Rule], Rule]:
 
 
 def secret_gets(n: int, code: int = 200, user: str = "mallory", gap: int = 10 * S) -> list[dict]:
-    return [
-        req("get", "secrets", name=f"s{k}", code=code, user=user, at=k * gap) for k in range(n)
-    ]
+    return [req("get", "secrets", name=f"s{k}", code=code, user=user, at=k * gap) for k in range(n)]
 
 
 def walk(kinds: list[str], user: str = "mallory") -> list[dict]:
