@@ -415,3 +415,21 @@ def test_every_access_rule_has_techniques():
     assert len(ids) >= 30
     for rid in ids:
         assert RULE[rid].techniques, rid
+
+
+def test_odd_shapes_in_the_exclusions_neither_crash_nor_hide(tmp_path):
+    """user.extra, groups and a SIEM's enrichment in shapes the API server never writes: the
+    where expression errs on none of them, and none of them spares the request."""
+    rule = on("system-principal-public-ip")
+    odd = []
+    for extra, enrichment in [
+        ("x", {"ipinfo_asn": {"sourceIPs": "AS16509"}}),
+        ({"arn": "arn:aws:sts::1:assumed-role/AWSWesleyClusterManagerLambda"}, ["AS16509"]),
+        ({"arn": [7]}, {"ipinfo_asn": {"sourceIPs": [{"asn": 16509}, None]}}),
+    ]:
+        ev = req("get", "pods", user="eks:addon-manager", ip="35.163.244.48", extra=extra)
+        ev["p_enrichment"] = enrichment
+        odd.append(ev)
+    fx, fired, _ = evaluate(store_of(tmp_path, odd), [rule])
+    assert fx.errors == {}
+    assert fired["system-principal-public-ip"].count == 3
