@@ -334,9 +334,9 @@ def test_resource_discovery_is_distinct_kinds_per_user_and_address(tmp_path):
     rule = on("resource-discovery")
     kinds = ["namespaces", "nodes", "pods", "secrets", "clusterroles"]
 
-    def walk(user: str, ips: list[str], gap: int = 10 * S) -> list[dict]:
+    def walk(user: str, ips: list[str], gap: int = 10 * S, ua: str = "kubectl/v1.30.0") -> list:
         return [
-            req("list", r, user=user, ip=ip, at=k * gap)
+            req("list", r, user=user, ip=ip, at=k * gap, ua=ua)
             for k, (r, ip) in enumerate(zip(kinds, ips, strict=True))
         ]
 
@@ -348,7 +348,12 @@ def test_resource_discovery_is_distinct_kinds_per_user_and_address(tmp_path):
         walk("mallory", ["1.1.1.1"] * 4 + ["2.2.2.2"]),  # two addresses
         walk("mallory", ["1.1.1.1"] * 5, gap=20 * S),  # over 80 s
         walk(f"{SA}kube-system:generic-garbage-collector", ["10.0.0.5"] * 5),
+        walk(f"{SA}shop:operator", ["10.0.0.5"] * 5, ua="manager/v0.0.0 kubernetes/$Format"),
     ]
+    # a workload's token used by hand walks like a person
+    for ua in ("kubectl/v1.30.0", "curl/8.5.0"):
+        store = store_of(tmp_path, walk(f"{SA}shop:operator", ["10.0.0.5"] * 5, ua=ua))
+        assert "resource-discovery" in evaluate(store, [rule])[1], ua
     for events in quiet:
         assert evaluate(store_of(tmp_path, events), [rule])[1] == {}
 
