@@ -84,10 +84,20 @@ def repeated(event: dict[str, Any], n: int) -> list[dict[str, Any]]:
     out = []
     for k in range(n):
         ev = copy.deepcopy(event)
+        audit_id = f"00000000-0000-4000-8000-{k:012d}"
+        inner = (
+            ev.get("properties", {}).get("log") if isinstance(ev.get("properties"), dict) else None
+        )
         if "protoPayload" in ev:  # a GKE LogEntry: the request is its insertId
             ev["insertId"] = f"{ev.get('insertId', 'replay')}-{k}"
+        elif isinstance(inner, str):  # an AKS record: the event is a JSON string inside
+            ev["properties"]["log"] = orjson.dumps(
+                orjson.loads(inner) | {"auditID": audit_id}
+            ).decode()
+        elif isinstance(inner, dict):
+            inner["auditID"] = audit_id
         else:
-            ev["auditID"] = f"00000000-0000-4000-8000-{k:012d}"
+            ev["auditID"] = audit_id
         out.append(ev)
     return out
 

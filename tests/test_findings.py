@@ -574,7 +574,9 @@ def test_per_rule_override_merges_allow_lists_and_keeps_the_rest(monkeypatch, tm
     rules = load_rules()
     assert rules.problems == []
     rule = rules.by_id()["secret-get"]
-    assert rule.allow.users == ("system:node:*", "backup-bot")  # merged, not replaced
+    pack_allow = RULE["secret-get"].allow.users
+    assert "system:node:*" in pack_allow
+    assert rule.allow.users == (*pack_allow, "backup-bot")  # merged, not replaced
     assert rule.severity == "critical" and rule.query == RULE["secret-get"].query
     events = [
         req("get", "secrets", name="s", user=u, at=k * S)

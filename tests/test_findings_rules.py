@@ -29,7 +29,7 @@ from findings_kit import (
 )
 
 from audittui.findings import Rule, load_rules
-from audittui.findings.rules import Allow
+from audittui.findings.rules import Allow, build_rule, read_pack
 
 Source = str | Callable[[], list[dict]]
 
@@ -189,6 +189,26 @@ def csr(verb: str, user: str, sub: str | None = None) -> list[dict]:
             user=user,
         )
     ]
+
+
+def with_lists(**lists: list) -> Callable[[Rule], Rule]:
+    """A Case's rule rebuilt from the pack's text with these lists (as a user's rules.yaml
+    would extend them)."""
+
+    def rebuild(rule: Rule) -> Rule:
+        pack = read_pack()
+        item = next(i for i in pack["rules"] if i["id"] == rule.id)
+        return replace(build_rule(item, {**pack["lists"], **lists}), enabled=True)
+
+    return rebuild
+
+
+def secret_gets(n: int, code: int = 200, user: str = "mallory", gap: int = 10 * S) -> list[dict]:
+    return [req("get", "secrets", name=f"s{k}", code=code, user=user, at=k * gap) for k in range(n)]
+
+
+def walk(kinds: list[str], user: str = "mallory") -> list[dict]:
+    return [req("list", r, user=user, ip="10.0.0.9", at=k * 5 * S) for k, r in enumerate(kinds)]
 
 
 SA = "system:serviceaccount:"
@@ -455,6 +475,74 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
             )
         ],
     ),
+    "anonymous-public-probe": (
+        lambda: [req("get", None, uri="/version", user="system:anonymous", ip="44.238.138.237")],
+        lambda: [req("get", None, uri="/version", user="system:anonymous", ip="10.128.5.42")],
+    ),
+    "secrets-dump-all-namespaces": (
+        lambda: [req("list", "secrets", ns=None, user="mallory")],
+        lambda: [req("list", "secrets", ns=None, user=f"{SA}kube-system:namespace-controller")],
+    ),
+    "secrets-dump-all-namespaces-attempt": (
+        lambda: [req("list", "secrets", ns=None, user="mallory", code=403, decision="forbid")],
+        lambda: [req("list", "secrets", ns=None, user="mallory")],
+    ),
+    "secrets-list-kube-system": (
+        lambda: [req("list", "secrets", ns="kube-system", user="mallory")],
+        lambda: [req("list", "secrets", ns="kube-system", user="system:kube-controller-manager")],
+    ),
+    "secrets-list": (
+        lambda: [req("watch", "secrets", ns="shop", user="mallory")],
+        lambda: [req("watch", "secrets", ns="shop", user=f"{SA}cert-manager:cert-manager")],
+    ),
+    "secrets-enumeration": (lambda: secret_gets(15), lambda: secret_gets(14)),
+    "secret-access-denied-burst": (
+        lambda: secret_gets(20, code=404),
+        lambda: secret_gets(19, code=403),
+    ),
+    "secret-denied-script": (
+        lambda: [req("get", "secrets", name="db", code=403, ua="python-requests/2.31.0")],
+        lambda: [req("get", "secrets", name="db", code=403, ua="kubectl/v1.30.0")],
+    ),
+    "forbidden-public-ip": (
+        lambda: [req("get", "pods", code=403, ip="5.5.5.5", at=k * M) for k in range(10)],
+        lambda: [req("get", "pods", code=403, ip="10.0.27.115", at=k * M) for k in range(10)],
+    ),
+    "unauthenticated-request": (
+        lambda: [req("get", "pods", code=401, user="")],
+        lambda: [req("get", "pods", code=403, decision="forbid")],
+    ),
+    "create-denied": (
+        lambda: [req("create", "pods", code=403, decision="forbid")],
+        lambda: [req("create", "pods", code=403, decision="forbid", user="system:node:node-1")],
+    ),
+    "self-subject-review-by-workload": (
+        lambda: reviews(1, 0, user=f"{SA}dev:web"),
+        lambda: reviews(1, 0, user="alice"),
+    ),
+    "resource-discovery": (
+        lambda: walk(["namespaces", "nodes", "pods", "secrets", "clusterroles"]),
+        lambda: walk(["namespaces", "nodes", "pods", "secrets", "deployments"]),
+    ),
+    "system-principal-public-ip": (
+        lambda: [req("get", "endpoints", user=f"{SA}kube-system:coredns", ip="1.2.3.4")],
+        lambda: [req("get", "endpoints", user=f"{SA}kube-system:coredns", ip="10.0.27.115")],
+    ),
+    "system-principal-public-ip-attempt": (
+        lambda: [req("get", "secrets", user=f"{SA}dev:web", ip="1.2.3.4", code=403)],
+        lambda: [req("get", "secrets", user=f"{SA}dev:web", ip="1.2.3.4")],
+    ),
+    "ioc-match": (
+        Case(
+            lambda: [req("get", "pods", ip="185.220.101.7")],
+            with_lists(access_ioc_ips=["185.220.101.0/24"]),
+        ),
+        lambda: [req("get", "pods", ip="185.220.101.7")],  # the shipped lists are empty
+    ),
+    "token-request-attempt": (
+        lambda: [req("create", "serviceaccounts", sub="token", name="web", code=403)],
+        lambda: [req("create", "serviceaccounts", sub="token", name="web", code=201)],
+    ),
     "denied-service-account": (
         lambda: [req("list", "secrets", user=f"{SA}dev:web", code=403, decision="forbid")],
         lambda: [req("list", "secrets", user=f"{SA}dev:web")],
@@ -555,7 +643,8 @@ def test_privileged_second_container_and_other_fixtures_fire(tmp_path):
 
 def test_anonymous_health_checks_are_not_reported(tmp_path):
     rule = "anonymous-allowed"
-    for uri, fires in [("/healthz", False), ("/readyz?verbose", False), ("/version", True)]:
+    # /version is public information too: from outside, anonymous-public-probe reports it
+    for uri, fires in [("/healthz", False), ("/readyz?verbose", False), ("/version", False)]:
         ev = req("get", None, uri=uri, user="system:anonymous", groups=["system:unauthenticated"])
         _, _, fired, _ = case(lambda ev=ev: [ev]).run(tmp_path, rule)
         assert (rule in fired) is fires, uri
