@@ -452,3 +452,16 @@ def test_hostile_bodies_are_inert(tmp_path, body):
     events = [role("patch", "system:x", body), crb("patch", "ops", body)]
     fired = fired_ids(tmp_path, events, [*ROLES, *CHANGED])
     assert fired == {"binding-modified"}
+
+
+def test_only_a_patch_body_may_be_a_list(tmp_path):
+    """A JSON patch's body is a list of operations, and rules read it; any other request with
+    a list for a body has no body, so an absence test (an Ingress without spec.tls) cannot fire
+    on it."""
+    api = "networking.k8s.io/v1"
+    listed = req("create", "ingresses", api=api, name="shop", code=201, body=[{"spec": {}}])
+    assert fired_ids(tmp_path, [listed], ["ingress-without-tls"]) == set()
+    as_object = req("create", "ingresses", api=api, name="shop", code=201, body={"spec": {}})
+    assert fired_ids(tmp_path, [as_object], ["ingress-without-tls"]) == {"ingress-without-tls"}
+    patch = crb("update", "cluster-admin", [op("/subjects/-", {"kind": "User", "name": "m"})])
+    assert fired_ids(tmp_path, [patch], ["privileged-binding-changed"]) == set()
