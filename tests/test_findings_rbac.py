@@ -324,6 +324,7 @@ ROLES = [
     "node-proxy-role",
     "sensitive-role",
     "role-changed-sensitive",
+    "write-role-changed",
 ]
 
 
@@ -465,3 +466,30 @@ def test_only_a_patch_body_may_be_a_list(tmp_path):
     assert fired_ids(tmp_path, [as_object], ["ingress-without-tls"]) == {"ingress-without-tls"}
     patch = crb("update", "cluster-admin", [op("/subjects/-", {"kind": "User", "name": "m"})])
     assert fired_ids(tmp_path, [patch], ["privileged-binding-changed"]) == set()
+
+
+@pytest.mark.parametrize(
+    ("body", "response", "expected"),
+    [
+        ({"rules": rules((["pods"], ["delete"]))}, None, {"write-role-changed"}),
+        (
+            {"rules": rules((["clusterrolebindings"], ["create"]))},
+            None,
+            {"write-role-changed", "role-changed-sensitive"},
+        ),
+        ([op("/rules/0/verbs/-", "patch")], None, {"write-role-changed"}),
+        (
+            [op("/rules/0/verbs", ["get", "deletecollection"], "replace")],
+            None,
+            {"write-role-changed"},
+        ),
+        # the response shows the verb was not kept (a later operation removed it)
+        ([op("/rules/0/verbs/-", "patch")], rules((["pods"], ["get"])), set()),
+        ([op("/rules/0/resources/-", "delete")], None, set()),  # a resource, not a verb
+    ],
+)
+def test_role_changed_to_write(tmp_path, body, response, expected):
+    ev = role("update" if isinstance(body, dict) else "patch", "deployer", body)
+    if response is not None:
+        ev["responseObject"] = {"kind": "ClusterRole", "rules": response}
+    assert fired_ids(tmp_path, [ev], ROLES) == expected

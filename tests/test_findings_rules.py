@@ -362,6 +362,10 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
         lambda: rbac("clusterroles", "create", 201, body=rules(["secrets"], ["list"])),
         lambda: rbac("clusterroles", "create", 201, body=rules(["configmaps"], ["list"])),
     ),
+    "write-role-changed": (
+        lambda: rbac("roles", "update", 200, body=rules(["pods"], ["delete"])),
+        lambda: rbac("roles", "update", 200, body=rules(["pods"], ["get"])),
+    ),
     "rbac-write-attempt": (
         lambda: rbac("clusterrolebindings", "create", 403),
         lambda: rbac("clusterrolebindings", "create", 201),
