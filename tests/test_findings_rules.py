@@ -211,6 +211,37 @@ def walk(kinds: list[str], user: str = "mallory") -> list[dict]:
     return [req("list", r, user=user, ip="10.0.0.9", at=k * 5 * S) for k, r in enumerate(kinds)]
 
 
+def rules(resources: list[str], verbs: list[str]) -> dict:
+    return {"rules": [{"apiGroups": [""], "resources": resources, "verbs": verbs}]}
+
+
+def binding(role: str) -> dict:
+    return {
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "User", "name": "mallory"}],
+    }
+
+
+def binding_patch(path: str, value) -> list[dict]:
+    """A JSON patch of the cluster-admin ClusterRoleBinding (its body: a list of operations)."""
+    api = "rbac.authorization.k8s.io/v1"
+    body = [{"op": "add", "path": path, "value": value}]
+    return [req("patch", "clusterrolebindings", api=api, ns=None, name="cluster-admin", body=body)]
+
+
+def webhook_patch(user: str) -> list[dict]:
+    api = "admissionregistration.k8s.io/v1"
+    res = "validatingwebhookconfigurations"
+    return [req("patch", res, api=api, ns=None, name="w", user=user)]
+
+
+def csr_with(signer: str, usage: str) -> list[dict]:
+    body = {"spec": {"signerName": signer, "usages": [usage]}}
+    api = "certificates.k8s.io/v1"
+    res = "certificatesigningrequests"
+    return [req("create", res, api=api, ns=None, name="csr-1", code=201, body=body)]
+
+
 SA = "system:serviceaccount:"
 
 # -- the table ----------------------------------------------------------------------------------
@@ -323,9 +354,41 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
         "delete_cluster_role_kube_aggregator.json",  # system:kube-aggregator
         "delete_clusterrole.json",  # some-reader
     ),
-    "cluster-admin-binding": (
+    "privileged-clusterrolebinding": (
         "attach_cluster_admin_role.json",
         "create_clusterrolebinding.json",
+    ),
+    "privileged-clusterrolebinding-attempt": (
+        changed("attach_cluster_admin_role.json", put("responseStatus.code", 403)),
+        "attach_cluster_admin_role.json",
+    ),
+    "privileged-rolebinding": (
+        lambda: rbac("rolebindings", "create", 201, body=binding("cluster-admin")),
+        lambda: rbac("rolebindings", "create", 201, body=binding("admin")),
+    ),
+    "privileged-binding-changed": (
+        lambda: binding_patch("/subjects/-", {"kind": "User", "name": "mallory"}),
+        lambda: binding_patch("/metadata/labels/team", "platform"),
+    ),
+    "binding-modified": (
+        lambda: rbac("rolebindings", "patch", 200),
+        lambda: rbac("rolebindings", "patch", 200, user=f"{SA}kube-system:x"),
+    ),
+    "node-proxy-role": (
+        lambda: rbac("clusterroles", "create", 201, body=rules(["nodes/proxy"], ["get"])),
+        lambda: rbac("clusterroles", "create", 201, body=rules(["nodes"], ["get"])),
+    ),
+    "sensitive-role": (
+        lambda: rbac("clusterroles", "create", 201, body=rules(["secrets"], ["list"])),
+        lambda: rbac("clusterroles", "create", 201, body=rules(["configmaps"], ["list"])),
+    ),
+    "write-role-changed": (
+        lambda: rbac("roles", "update", 200, body=rules(["pods"], ["delete"])),
+        lambda: rbac("roles", "update", 200, body=rules(["pods"], ["get"])),
+    ),
+    "rbac-write-attempt": (
+        lambda: rbac("clusterrolebindings", "create", 403),
+        lambda: rbac("clusterrolebindings", "create", 201),
     ),
     "wildcard-role": (
         "create_cluster_role_wildcard_verbs.json",
@@ -429,7 +492,7 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
         lambda: [req("delete", "events", name="e1")],
         lambda: [req("delete", "events", name="e1", user=f"{SA}kube-system:namespace-controller")],
     ),
-    "webhook-configuration-changed": (
+    "webhook-configuration-created": (
         lambda: [
             req(
                 "create",
@@ -449,6 +512,14 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
                 name="w",
             )
         ],
+    ),
+    "webhook-configuration-changed": (
+        lambda: webhook_patch("alice"),
+        lambda: webhook_patch(f"{SA}cert-manager:cert-manager-cainjector"),
+    ),
+    "client-certificate-requested": (
+        lambda: csr_with("kubernetes.io/kube-apiserver-client", "client auth"),
+        lambda: csr_with("kubernetes.io/kubelet-serving", "server auth"),
     ),
     "csr-created": (
         lambda: csr("create", "alice"),
@@ -559,7 +630,7 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
         lambda: rbac("rolebindings", "create", 201, user=f"{SA}ci:deployer"),
         lambda: rbac("rolebindings", "create", 201, user=f"{SA}kube-system:deployer"),
     ),
-    "role-patched-wildcard": (
+    "role-changed-sensitive": (
         lambda: rbac("clusterroles", "patch", 200, body=role_body(["*"])),
         "modify_cluster_role_node_problem_detector.json",  # a patch with no wildcard
     ),

@@ -450,7 +450,7 @@ def _look_inside(
 
 
 def _passes(rule: Rule, body: str | None, event: dict[str, Any]) -> bool:
-    if body and not isinstance(event.get(BODY_KEY[body]), dict):
+    if body and not _is_body(event, BODY_KEY[body]):
         return False  # no body: a condition on it cannot hold, nor its absence be seen
     if rule.where_expr is not None and not _truthy(rule.where_expr.search(event)):
         return False
@@ -459,6 +459,15 @@ def _passes(rule: Rule, body: str | None, event: dict[str, Any]) -> bool:
         if images and all(rule.allow.image_allowed(im) for im in images):
             return False
     return True
+
+
+def _is_body(event: dict[str, Any], key: str) -> bool:
+    """An object; or, for a patch, the list of operations of a JSON patch (only a patch's
+    body can be one: a list elsewhere is not a body, so absence tests stay quiet on it)."""
+    value = event.get(key)
+    return isinstance(value, dict) or (
+        isinstance(value, list) and key == "requestObject" and event.get("verb") == "patch"
+    )
 
 
 def _body_blind(
