@@ -183,6 +183,9 @@ def event(spec: dict[str, Any], k: int = 0) -> dict[str, Any]:
         kw.setdefault("verb", "get")
         kw.setdefault("resource", None)
         ev = req(at=int((spec.get("at", 0) + k) * S), **kw)
+        ref = ev.get("objectRef") or {}
+        if "/" in ref.get("apiVersion", ""):  # as the API server writes it: group, version
+            ref["apiGroup"], ref["apiVersion"] = ref["apiVersion"].rsplit("/", 1)
     for path, value in (spec.get("set") or {}).items():
         _put(ev, path, value)
     return ev
