@@ -265,6 +265,11 @@ def written_rules(pack: str) -> tuple[list[str], dict[str, str]]:
     return scope, out
 
 
+def written_total(pack: str) -> int:
+    """How many rules the repository's folders held when read (``total`` in the file)."""
+    return int(yaml.safe_load((PEER_CASES / f"{pack}.yaml").read_text())["total"])
+
+
 def out_of_scope() -> dict[str, dict[str, Any]]:
     """``peer_cases/out_of_scope.yaml``: case id → {reason, fires} (``fires``: what audittui
     does on it today, the opposite of the peer's expectation)."""
