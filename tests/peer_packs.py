@@ -9,6 +9,13 @@ names that RuleID.
 Panther decides per event and counts to a ``Threshold`` afterwards: a positive of a rule whose
 threshold is N is replayed as N requests like it (distinct auditIDs, one second apart), as
 Panther would need to see them to alert.
+
+Elastic and Sigma ship no test events: ``peer_cases/elastic.yaml`` and ``sigma.yaml`` hold
+events written from each rule's query (compact specs, filled in by :func:`event`). Falco's own
+k8s-audit regression suite (``falco_cases``) is replayed with the rules files each case loads
+said as the user's rules.yaml (``peer_cases/falco.yaml``). Cases audittui cannot decide from a
+log are in ``peer_cases/out_of_scope.yaml`` with the reason. ``bench/peer_coverage.py`` prints
+the figures; ``test_peer_packs.py`` holds every case.
 """
 
 from __future__ import annotations
