@@ -76,6 +76,7 @@ def measure_pack(pack: str, cases: list[pp.PeerCase], rules: list[Rule], tmp: Pa
         "uncovered": [r for r in scoped if r not in covered],
         "unanswered": [r for r in scoped if not any(o.answering for o in by_rule[r])],
         "missed_positives": [o.case.id for o in pos if not o.fires],
+        "unread_positives": [o.case.id for o in pos if not o.loaded],
         "fired_negatives": [{"case": o.case.id, "fired": list(o.fired)} for o in neg if o.fires],
         "loud_negatives": [{"case": o.case.id, "fired": list(o.loud)} for o in neg if o.loud],
         "out_of_scope_cases": outside,
@@ -168,6 +169,11 @@ def report(figures: list[dict]) -> str:
         if missed:
             lines.append(f"  positives missed, rule answered ({len(missed)}):")
             lines += [f"    {m}" for m in missed]
+        if f["unread_positives"]:
+            lines.append(
+                f"  positives the loader read no event from ({len(f['unread_positives'])}):"
+            )
+            lines += [f"    {m}" for m in f["unread_positives"]]
         if f["fired_negatives"]:
             lines.append(f"  negatives fired ({len(f['fired_negatives'])}):")
             lines += [f"    {n['case']} ← {', '.join(n['fired'])}" for n in f["fired_negatives"]]

@@ -143,6 +143,7 @@ class Outcome:
     answering: tuple[str, ...]
     fired: tuple[str, ...]
     loud: tuple[str, ...]
+    loaded: int  # events the loader read from the case's file
 
     @property
     def fires(self) -> bool:
@@ -155,13 +156,14 @@ class Outcome:
 
 def replay(directory: Path, case: PeerCase, rules: list[Rule]) -> Outcome:
     """``case`` through the loader and every enabled rule of ``rules``."""
-    found, _ = run(directory, case.events, rules)
+    found, store = run(directory, case.events, rules)
     names = answering(rules, case.pack, case.rule)
     return Outcome(
         case,
         tuple(r.id for r in names),
         tuple(r.id for r in names if r.id in found),
         tuple(sorted(i for i, f in found.items() if f.rule.rank <= LOUD)),
+        len(store),
     )
 
 
