@@ -7,8 +7,8 @@ enabled rule) over it; a rule of the pack answers for a Panther rule when its ``
 names that RuleID.
 
 Panther decides per event and counts to a ``Threshold`` afterwards: a positive of a rule whose
-threshold is N is replayed as N requests like it (distinct auditIDs, one second apart), as
-Panther would need to see them to alert.
+threshold is N is replayed as N requests like it (distinct auditIDs; the times as the test
+wrote them, mostly none), as Panther would need to see them to alert.
 
 Elastic and Sigma ship no test events: ``peer_cases/elastic.yaml`` and ``sigma.yaml`` hold
 events written from each rule's query (compact specs, filled in by :func:`event`). Falco's own
@@ -91,10 +91,19 @@ def repeated(event: dict[str, Any], n: int) -> list[dict[str, Any]]:
     out = []
     for k in range(n):
         ev = copy.deepcopy(event)
+        audit_id = f"00000000-0000-4000-8000-{k:012d}"
+        props = ev.get("properties")
         if "protoPayload" in ev:  # a GKE LogEntry: the request is its insertId
             ev["insertId"] = f"{ev.get('insertId', 'replay')}-{k}"
+        elif isinstance(props, dict) and "log" in props:
+            # an AKS diagnostic record: the request is the event in properties.log (a JSON
+            # string or an object); an auditID beside it would be ignored
+            log = props["log"]
+            inner = orjson.loads(log) if isinstance(log, str) else log
+            inner["auditID"] = audit_id
+            props["log"] = orjson.dumps(inner).decode() if isinstance(log, str) else inner
         else:
-            ev["auditID"] = f"00000000-0000-4000-8000-{k:012d}"
+            ev["auditID"] = audit_id
         out.append(ev)
     return out
 

@@ -17,6 +17,7 @@ Every other case must pass. ``bench/peer_coverage.py`` prints the same replay as
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from peer_packs import (
     FALCO_TRACES,
@@ -28,6 +29,7 @@ from peer_packs import (
     panther_cases,
     replay,
     replay_falco,
+    run,
     written_cases,
     written_rules,
     written_total,
@@ -89,6 +91,20 @@ def test_out_of_scope_entries_name_real_cases_with_a_reason():
         assert key in ids, f"{key}: no such case"
         assert entry["reason"].strip()
         assert entry["fires"] is not ids[key].expected, key
+
+
+def test_threshold_positives_are_as_many_distinct_requests(tmp_path):
+    """A positive of a rule with a Threshold of N loads as N requests, whatever its shape
+    (native, AKS record with the event in properties.log, GKE entry)."""
+    repeated = [c for c in PANTHER_CASES if len(c.events) > 1]
+    assert {len(c.events) for c in repeated} == {10, 15, 20}
+    shapes = set()
+    for case in repeated:
+        _, store = run(tmp_path, case.events, [])
+        ids = set(store.values_at("audit_id", np.arange(len(store))))
+        assert len(store) == len(ids) == len(case.events), case.id
+        shapes.add(next(iter({"protoPayload", "properties"} & set(case.events[0])), "native"))
+    assert shapes == {"native", "protoPayload", "properties"}
 
 
 @pytest.mark.parametrize("case", PANTHER_CASES, ids=lambda c: c.id)
