@@ -70,7 +70,8 @@ def panther_cases() -> list[PeerCase]:
         for test in doc.get("Tests") or []:
             expected = bool(test["ExpectedResult"])
             log = test["Log"]
-            events = repeated(log, threshold) if expected else [log]
+            unique = doc["RuleID"] in PANTHER_UNIQUE_NAME
+            events = repeated(log, threshold, unique) if expected else [log]
             cases.append(
                 PeerCase(
                     "panther",
@@ -84,13 +85,23 @@ def panther_cases() -> list[PeerCase]:
     return cases
 
 
-def repeated(event: dict[str, Any], n: int) -> list[dict[str, Any]]:
-    """``event`` as ``n`` distinct requests (their own auditIDs), as a threshold needs."""
+# Panther rules whose threshold counts distinct values of a field (their unique() function):
+# Kubernetes.BulkSecretAccess returns the secret's name (panther-labs/panther-analysis,
+# rules/kubernetes_rules/k8s_secret_enumeration.py), so it alerts on 15 distinct secrets.
+PANTHER_UNIQUE_NAME = {"Kubernetes.BulkSecretAccess"}
+
+
+def repeated(event: dict[str, Any], n: int, unique_name: bool = False) -> list[dict[str, Any]]:
+    """``event`` as ``n`` distinct requests (their own auditIDs), as a threshold needs; with
+    ``unique_name``, each on an object of its own name (native events with a name)."""
     if n <= 1:
         return [event]
     out = []
     for k in range(n):
         ev = copy.deepcopy(event)
+        ref = ev.get("objectRef")
+        if unique_name and isinstance(ref, dict) and ref.get("name"):
+            ref["name"] = f"{ref['name']}-{k}"
         audit_id = f"00000000-0000-4000-8000-{k:012d}"
         props = ev.get("properties")
         if "protoPayload" in ev:  # a GKE LogEntry: the request is its insertId

@@ -48,9 +48,6 @@ GAPS = {
     "Kubernetes.System.Principal.PublicIP: GKE System ServiceAccount from Non-GCP Public IP": (
         "gke fields"
     ),
-    # Panther counts unique secret names (its unique()); the replay repeats one secret.
-    "Kubernetes.BulkSecretAccess: User Gets a Secret": "one secret",
-    "Kubernetes.BulkSecretAccess: User Gets Secret - Access Denied": "one secret",
     # The ASN enrichment sits on the Azure envelope, which unwrapping the AKS record drops.
     "Kubernetes.System.Principal.PublicIP: AKS System Node from Azure IP": "aks envelope",
 }
