@@ -165,6 +165,28 @@ class Changes(Humans):
             ),
         )
 
+    def human_expose(self, t0: int) -> Req:
+        """``kubectl expose deployment``: a Service, now and then a NodePort (demo only)."""
+        rng = self.rng
+        actor = rng.choice(self.writers)
+        d = self._pick_deploy(self._human_ns(actor))
+        name = f"{d['name']}-{rng.choice(['preview', 'debug', 'ext'])}-{rand_name(rng, 4)}"
+        kind = "NodePort" if rng.random() < 0.15 else "ClusterIP"
+        body = fill("service", name=name, ns=d["ns"], port=d["port"], type=kind)
+        return self._human(
+            t0,
+            actor,
+            "create",
+            "services",
+            d["ns"],
+            name,
+            api.path("services", d["ns"]) + "?fieldManager=kubectl-expose&fieldValidation=Strict",
+            ref_rr=api.ref("services", d["ns"]),
+            ok_status=api.ok(201),
+            req_body=lambda: body,
+            resp_body=lambda: body,
+        )
+
     def impersonation(self, t0: int) -> Req:
         """alice ``--as=system:serviceaccount:ci:deployer``; carol ``--as=bob``."""
         rng = self.rng
