@@ -62,12 +62,15 @@ def write_demo(
     seed: int = 7,
     rate: float = DEMO_RATE,
     start: datetime | None = None,
+    demo: bool = True,
+    body_fraction: float = 0.06,
 ) -> list[Path]:
     """Write a lumberjack-style folder: 3 backups (oldest gzipped) + ``audit.log``, oldest first.
 
     The events are the demo cluster's (:func:`.stream` with ``demo``): levelled by its audit
     policy, with its attack stories. At the default rate 3000 events span over an hour and a
     half, so that the findings that first learn an hour of each user's history can fire.
+    ``demo=False``: the benches' traffic instead, ``body_fraction`` of it with bodies.
 
     Besides the ``n`` generated events it holds 4 extra lines: a klog text line (in the gzipped
     backup), a truncated JSON line (second backup), a line of binary garbage and one valid event
@@ -80,7 +83,7 @@ def write_demo(
     _clean_rotated(folder)
     rng = random.Random(seed * 7919 + 1)  # extras use their own rng: the events stay as iter_lines
     dumps = orjson.dumps
-    source = stream(seed, start, rate, 0.0, demo=True)
+    source = stream(seed, start, rate, body_fraction, demo=demo)
     events = [next(source) for _ in range(n + 1)]  # one extra: the truncated line
     # split oldest -> newest: 30% / 30% / 25% / rest
     cuts = [0, int(n * 0.30), int(n * 0.60), int(n * 0.85), n + 1]

@@ -192,6 +192,7 @@ class Attacks(Changes):
         ]
         namespaces = ["dev", "default", "kube-system", "prod", "staging", "monitoring"]
         denied = [(r, ns) for ns in namespaces for r in ("secrets", "pods")]
+        rng.shuffle(denied)  # a scanner's order, not a loop's
         times = self._steps(t0, len(paths) + len(namespaces) + len(denied), 0.05, 1.2)
         out: list[Req] = []
         for t, path in zip(times, paths, strict=False):
@@ -230,7 +231,6 @@ class Attacks(Changes):
                     latency=self._latency(slow=0.0, base_ms=1.0),
                 )
             )
-        rng.shuffle(out[len(paths) + len(namespaces) :])  # a scanner's order, not a loop's
         return out
 
     def token_burst(self, t0: int) -> list[Req]:

@@ -284,13 +284,24 @@ class Changes(Humans):
         if x < 0.25:
             name = rng.choice(["admin", "edit", "view"])
             actor = self.controllers["clusterrole-aggregation-controller"]
+            uri = api.path("clusterroles", None, name)
+            body = served = None
+            if self.policy is not None:  # the demo: its server-side apply, as 1.30 sends it
+                uri += "?fieldManager=clusterrole-aggregation-controller&force=true"
+                body = lambda: fill("aggregated-clusterrole", name=name)  # noqa: E731
+                served = lambda: {  # noqa: E731
+                    **fill("aggregated-clusterrole", name=name),
+                    "metadata": self._meta(None, name, t0, True),
+                }
             return self._req(
                 t0,
                 actor,
                 "patch",
-                api.path("clusterroles", None, name),
+                uri,
                 ref=api.ref("clusterroles", None, name),
                 reason=self._component_reason(actor),
+                req_body=body,
+                resp_body=served,
             )
         resource = rng.choice(["clusterroles", "clusterrolebindings"])
         name = rng.choice(["pod-reader", "ci-deployer", "monitoring-reader", "namespace-admin"])
