@@ -476,3 +476,9 @@ def test_the_committed_demo_logs_hold_the_stories() -> None:
     for shape in (b"%2Fdev%2Ftcp%2F", b"169.254.169.254", b"violates PodSecurity"):
         assert shape in text, shape
     assert b'"level":"None"' not in text and b'"requestURI":"/healthz"' not in text
+
+
+def test_the_live_demo_continues_at_the_recorded_rate() -> None:
+    from audittui.tui.run import DEMO_RATE
+
+    assert DEMO_RATE == demo.folder.DEMO_RATE
