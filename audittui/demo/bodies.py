@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
+
 from .api import J
 from .catalog import NODES, RESOURCES
 from .ids import rand_name
@@ -36,6 +38,17 @@ class Bodies(Inventory):
             m["creationTimestamp"] = None
         m.update(more)
         return m
+
+    def _served(self, body: J, t_us: int) -> J:
+        """A client's new object as the server stores and returns it: with its uid, version and
+        creation time (``body`` itself is left as sent)."""
+        out: J = orjson.loads(orjson.dumps(body))
+        meta = out["metadata"]
+        key = f"{meta.get('namespace', '')}/{out['kind']}/{meta['name']}"
+        meta["uid"] = self._uid(key)
+        meta["resourceVersion"] = self._next_rv()
+        meta["creationTimestamp"] = seconds_time(t_us)
+        return out
 
     def _pod(self, p: J, t_us: int, in_list: bool = False) -> J:
         rng = self.rng

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import orjson
-
 from .. import api
 from ..actors import Actor, sa_user
 from ..api import J
@@ -124,16 +122,6 @@ class Attacks(Changes):
             reason=reason,
             long_running=(101, dur),
         )
-
-    def _served(self, body: J, t0: int) -> J:
-        """``body`` as the server stores and returns it: with uid, version and creation."""
-        out: J = orjson.loads(orjson.dumps(body))
-        meta = out["metadata"]
-        key = f"{meta.get('namespace', '')}/{out['kind']}/{meta['name']}"
-        meta.update(
-            uid=self._uid(key), resourceVersion=self._next_rv(), creationTimestamp=seconds_time(t0)
-        )
-        return out
 
     def _create(
         self,
@@ -390,15 +378,14 @@ class Attacks(Changes):
             image="ghcr.io/kube-tools/metrics-agent:1.4.2",
             c2=C2,
         )
-        rv = self._next_rv()
         return [
             self._req(
                 t0,
                 self.ci_deployer,
                 "patch",
                 api.path("deployments", d["ns"], d["name"]) + "?fieldManager=kubectl-patch",
-                ref=api.ref("deployments", d["ns"], d["name"], uid=d["uid"], rv=rv),
-                ref_rr=api.ref("deployments", d["ns"], d["name"]),
+                # a patch's objectRef is the URL's: the server fills in no uid or version
+                ref=api.ref("deployments", d["ns"], d["name"]),
                 reason=api.rb(f"deployer/{d['ns']}", "edit", 'ServiceAccount "deployer/ci"'),
                 req_body=lambda: patch,
                 resp_body=lambda: self._deployment(d, t0, True),
@@ -455,9 +442,9 @@ class Attacks(Changes):
                 t0,
                 self.stolen_admin,
                 "patch",
-                api.path("clusterrolebindings", None, "cluster-admin"),
-                ref=api.ref("clusterrolebindings", None, "cluster-admin", uid=uid, rv=rv),
-                ref_rr=api.ref("clusterrolebindings", None, "cluster-admin"),
+                api.path("clusterrolebindings", None, "cluster-admin")
+                + "?fieldManager=kubectl-patch",
+                ref=api.ref("clusterrolebindings", None, "cluster-admin"),
                 reason="",  # system:masters: allowed before RBAC is asked
                 req_body=lambda: patch,
                 resp_body=lambda: fill(

@@ -339,7 +339,8 @@ class Changes(Humans):
                 ref_rr=api.ref(resource),
                 status=st,
                 req_body=lambda: body,
-                resp_body=lambda: body,
+                # the demo returns what the server would (the benches' stream, the body as sent)
+                resp_body=(lambda: self._served(body, t0)) if self.policy else (lambda: body),
             )
         return self._req(
             t0,
