@@ -285,7 +285,16 @@ def test_a_daemonset_with_host_pid_the_runtime_socket_and_sys_admin(events: list
             for o in e["requestObject"]["metadata"].get("ownerReferences", [])
         )
     ]
-    assert len(pods) == 4 and len({_ref(e)["name"] for e in pods}) == 4
+    nodes = {
+        term["matchFields"][0]["values"][0]
+        for e in pods
+        for term in e["requestObject"]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]["nodeSelectorTerms"]
+    }
+    assert len(pods) == 4 and len(nodes) == 4
+    # named by the server after the body is logged: the event never learns the name
+    assert all("name" not in _ref(e) and "name" not in e["requestObject"]["metadata"] for e in pods)
     assert all(e["user"]["username"].endswith(":daemon-set-controller") for e in pods)
     assert all(e["requestObject"]["spec"]["hostPID"] for e in pods)
 
@@ -482,3 +491,20 @@ def test_the_live_demo_continues_at_the_recorded_rate() -> None:
     from audittui.tui.run import DEMO_RATE
 
     assert DEMO_RATE == demo.folder.DEMO_RATE
+
+
+def test_a_controllers_pod_create_is_the_request_it_sends(events: list[dict]) -> None:
+    creates = [
+        e
+        for e in _completed(events)
+        if _ref(e).get("resource") == "pods"
+        and e["verb"] == "create"
+        and e["user"]["username"].endswith(":replicaset-controller")
+        and "requestObject" in e
+    ]
+    assert creates
+    for e in creates:
+        meta = e["requestObject"]["metadata"]
+        assert meta["generateName"] and not {"name", "uid", "resourceVersion"} & meta.keys()
+        assert e["requestObject"]["status"] == {} and "nodeName" not in e["requestObject"]["spec"]
+        assert "name" not in _ref(e)  # kubernetes#100466: the event never learns it

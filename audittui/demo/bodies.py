@@ -50,6 +50,19 @@ class Bodies(Inventory):
         meta["creationTimestamp"] = seconds_time(t_us)
         return out
 
+    def _pod_request(self, p: J, t_us: int) -> J:
+        """The Pod a ReplicaSet's controller sends to create ``p``: a generateName and no name
+        (the server makes it after the audit log has the body), no uid, version, node or
+        status, no managedFields (the server records them)."""
+        pod = self._pod(p, t_us)
+        meta = pod["metadata"]
+        for key in ("name", "uid", "resourceVersion", "managedFields"):
+            meta.pop(key, None)
+        meta["creationTimestamp"] = None
+        pod["spec"].pop("nodeName", None)
+        pod["status"] = {}
+        return pod
+
     def _pod(self, p: J, t_us: int, in_list: bool = False) -> J:
         rng = self.rng
         node, deploy, image = p["node"], p["deploy"], p["image"]

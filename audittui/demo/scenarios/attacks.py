@@ -136,8 +136,8 @@ class Attacks(Changes):
     ) -> Req:
         """``kubectl create -f`` (or run; a controller sends no ``manager``): POST to the
         collection; the ResponseComplete's objectRef gets the name from the body, as the
-        server fills it in."""
-        name = body["metadata"]["name"]
+        server fills it in (none for a generateName: the server makes it later)."""
+        name = body["metadata"].get("name")
         query = f"?fieldManager={manager}&fieldValidation=Strict" if manager else ""
         return self._req(
             t0,
@@ -291,7 +291,7 @@ class Attacks(Changes):
                 long_running=(200, rng.randint(60, 240) * 1_000_000),
             )
         )
-        reads = [("prod", "db"), ("prod", "registry-creds"), ("staging", "db"), ("dev", "db")]
+        reads = [("prod", "db"), ("prod", "registry-creds"), ("prod", "web-tls"), ("staging", "db")]
         for t, (ns, name) in zip(times[len(namespaces) + 2 :], reads, strict=True):
             out.append(
                 self._req(
@@ -476,7 +476,6 @@ class Attacks(Changes):
         revision = rand_name(rng, 10)
         times = self._steps(t0 + rng.randint(20_000, 300_000), len(NODES), 0.01, 0.2)
         for t, node in zip(times, NODES, strict=True):
-            pod_name = f"{name}-{rand_name(rng, 5)}"
             spec = fill("host-pod-spec")
             spec["affinity"] = {
                 "nodeAffinity": {
@@ -493,7 +492,6 @@ class Attacks(Changes):
             }
             pod = fill(
                 "host-daemonset-pod",
-                name=pod_name,
                 ds=name,
                 ns=ns,
                 ds_uid=ds_uid,
