@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import orjson
+
 from .api import J
 from .catalog import NODES, RESOURCES
 from .ids import rand_name
@@ -36,6 +38,30 @@ class Bodies(Inventory):
             m["creationTimestamp"] = None
         m.update(more)
         return m
+
+    def _served(self, body: J, t_us: int) -> J:
+        """A client's new object as the server stores and returns it: with its uid, version and
+        creation time (``body`` itself is left as sent)."""
+        out: J = orjson.loads(orjson.dumps(body))
+        meta = out["metadata"]
+        key = f"{meta.get('namespace', '')}/{out['kind']}/{meta['name']}"
+        meta["uid"] = self._uid(key)
+        meta["resourceVersion"] = self._next_rv()
+        meta["creationTimestamp"] = seconds_time(t_us)
+        return out
+
+    def _pod_request(self, p: J, t_us: int) -> J:
+        """The Pod a ReplicaSet's controller sends to create ``p``: a generateName and no name
+        (the server makes it after the audit log has the body), no uid, version, node or
+        status, no managedFields (the server records them)."""
+        pod = self._pod(p, t_us)
+        meta = pod["metadata"]
+        for key in ("name", "uid", "resourceVersion", "managedFields"):
+            meta.pop(key, None)
+        meta["creationTimestamp"] = None
+        pod["spec"].pop("nodeName", None)
+        pod["status"] = {}
+        return pod
 
     def _pod(self, p: J, t_us: int, in_list: bool = False) -> J:
         rng = self.rng

@@ -37,10 +37,12 @@ RESOURCES: dict[str, tuple[str, str, str, bool]] = {
     "roles": ("rbac.authorization.k8s.io", "v1", "Role", True),
     "rolebindings": ("rbac.authorization.k8s.io", "v1", "RoleBinding", True),
     "jobs": ("batch", "v1", "Job", True),
+    "cronjobs": ("batch", "v1", "CronJob", True),
     "ingresses": ("networking.k8s.io", "v1", "Ingress", True),
     "servicemonitors": ("monitoring.coreos.com", "v1", "ServiceMonitor", True),
     "prometheusrules": ("monitoring.coreos.com", "v1", "PrometheusRule", True),
     "subjectaccessreviews": ("authorization.k8s.io", "v1", "SubjectAccessReview", False),
+    "selfsubjectrulesreviews": ("authorization.k8s.io", "v1", "SelfSubjectRulesReview", False),
     "customresourcedefinitions": (
         "apiextensions.k8s.io",
         "v1",

@@ -6,12 +6,12 @@ import random
 from collections.abc import Callable
 
 from .events import Req
-from .scenarios.changes import Changes
+from .scenarios.attacks import Attacks
 from .scenarios.clients import Clients
 from .scenarios.control_plane import ControlPlane
 
 
-class Cluster(ControlPlane, Clients, Changes):
+class Cluster(ControlPlane, Clients, Attacks):
     """Simulated cluster state plus one method per kind of traffic."""
 
     def __init__(self, rng: random.Random, body_fraction: float) -> None:
@@ -48,6 +48,11 @@ class Cluster(ControlPlane, Clients, Changes):
             (0.15, self.panic),
         ]
         self._table = table
+        self.reweight({})
+
+    def demo_traffic(self) -> None:
+        """The demo's own kinds of traffic besides the benches' (whose draws stay the same)."""
+        self._table.append((0.4, self.human_expose))
         self.reweight({})
 
     def reweight(self, factors: dict[str, float]) -> None:

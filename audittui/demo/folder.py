@@ -21,6 +21,8 @@ from .events import RC, Req, build
 from .ids import uuid4
 from .stream import stream
 
+DEMO_RATE = 0.5  # logged events/s: a quiet cluster once leases and health checks go unlogged
+
 
 def _hostile_event(rng: random.Random, us: int) -> J:
     """A valid event whose username carries ANSI escapes, a bidi override and Rich markup."""
@@ -58,11 +60,17 @@ def write_demo(
     n: int = 3000,
     *,
     seed: int = 7,
-    rate: float = 4.0,
+    rate: float = DEMO_RATE,
     start: datetime | None = None,
+    demo: bool = True,
     body_fraction: float = 0.06,
 ) -> list[Path]:
     """Write a lumberjack-style folder: 3 backups (oldest gzipped) + ``audit.log``, oldest first.
+
+    The events are the demo cluster's (:func:`.stream` with ``demo``): levelled by its audit
+    policy, with its attack stories. At the default rate 3000 events span over an hour and a
+    half, so that the findings that first learn an hour of each user's history can fire.
+    ``demo=False``: the benches' traffic instead, ``body_fraction`` of it with bodies.
 
     Besides the ``n`` generated events it holds 4 extra lines: a klog text line (in the gzipped
     backup), a truncated JSON line (second backup), a line of binary garbage and one valid event
@@ -75,7 +83,7 @@ def write_demo(
     _clean_rotated(folder)
     rng = random.Random(seed * 7919 + 1)  # extras use their own rng: the events stay as iter_lines
     dumps = orjson.dumps
-    source = stream(seed, start, rate, body_fraction)
+    source = stream(seed, start, rate, body_fraction, demo=demo)
     events = [next(source) for _ in range(n + 1)]  # one extra: the truncated line
     # split oldest -> newest: 30% / 30% / 25% / rest
     cuts = [0, int(n * 0.30), int(n * 0.60), int(n * 0.85), n + 1]

@@ -34,6 +34,7 @@ def append_live(
     rotate_bytes: int | None = None,
     compress: bool = True,
     body_fraction: float = 0.02,
+    demo: bool = True,
 ) -> int:
     """Append events stamped with the current time to ``<folder>/audit.log`` at ``rate`` events/s.
 
@@ -41,8 +42,9 @@ def append_live(
     file is rotated like lumberjack (close, rename to ``audit-<UTC %Y-%m-%dT%H-%M-%S.mmm>.log``,
     new ``audit.log``; if ``compress`` the backup is gzipped in a background thread). Runs until
     ``stop`` is set or KeyboardInterrupt; waits for pending compressions; returns events written.
-    The event sequence equals ``iter_lines(seed=seed, rate=rate, body_fraction=body_fraction)``
-    apart from the timestamps.
+    The event sequence equals ``iter_lines(seed=seed, rate=rate, body_fraction=body_fraction,
+    demo=demo)`` apart from the timestamps: by default the demo cluster's (its audit policy and
+    attack stories; ``body_fraction`` then unused).
     """
     stop = stop or threading.Event()
     writer = LumberjackWriter(live_path(folder_or_file), rotate_bytes, compress)
@@ -51,7 +53,7 @@ def append_live(
     start = datetime.fromtimestamp(start_us // 1_000_000, UTC).replace(
         microsecond=start_us % 1_000_000
     )
-    events = stream(seed, start, rate, body_fraction)
+    events = stream(seed, start, rate, body_fraction, demo=demo)
     count = 0
     dumps = orjson.dumps
     try:

@@ -12,11 +12,16 @@ from .bodies import Bodies
 from .catalog import RESOURCES
 from .events import RC, RR, RS, Req
 from .ids import uuid4
+from .levels import Policy
 from .times import go_duration
 
 
 class Requests(Cast, Bodies):
     """The inventory, its actors and object bodies, and the skeleton every scenario fills."""
+
+    # The audit policy that levels each request (the demo's); None: a random share
+    # ``body_fraction`` of the requests with bodies gets them (the benches' traffic).
+    policy: Policy | None = None
 
     def _latency(self, slow: float = 0.012, base_ms: float = 6.0) -> int:
         """Request latency in µs: log-normal around ``base_ms``, with a rare slow tail (>500 ms)."""
@@ -65,9 +70,21 @@ class Requests(Cast, Bodies):
         r.ref_rr = ref_rr if ref_rr is not None else ref
         r.status = status or api.ok(200)
         r.t0 = t0
-        r.level = self._level(ref is not None and (req_body is not None or resp_body is not None))
-        if r.level != "Metadata":
-            if req_body is not None:
+        omit: frozenset[str] = frozenset()
+        if self.policy is None:
+            r.level = self._level(
+                ref is not None and (req_body is not None or resp_body is not None)
+            )
+        else:
+            audit = self.policy.decide(r.user, verb, uri, r.ref_rr)
+            r.level, omit = audit.level, audit.omit_stages
+            if r.level == "None":  # not logged: nothing more to build
+                r.stages = []
+                return r
+        if r.level not in ("Metadata", "None"):
+            # RBAC refuses a request before its body is read: the demo logs none for it (the
+            # benches' stream keeps the bytes it always had)
+            if req_body is not None and (self.policy is None or decision != "forbid"):
                 r.req_obj = req_body()
             if r.level == "RequestResponse" and resp_body is not None:
                 r.resp_obj = resp_body() if r.status["code"] < 400 else api.status_object(r.status)
@@ -86,6 +103,8 @@ class Requests(Cast, Bodies):
                 ann.update(extra_ann)
             r.ann = dict(sorted(ann.items())) if ann else None
             r.stages = [(t0, RR), (rs_at, RS), (rs_at + dur, RC)]
+            if omit:
+                r.stages = [st for st in r.stages if st[1] not in omit]
             return r
         lat = latency if latency is not None else self._latency()
         if extra_ann:
@@ -95,6 +114,8 @@ class Requests(Cast, Bodies):
             ann.update(self._latency_annotations(lat, verb, webhook))
         r.ann = dict(sorted(ann.items())) if ann else None
         r.stages = [(t0, RR), (t0 + lat, RC)]
+        if omit:
+            r.stages = [st for st in r.stages if st[1] not in omit]
         return r
 
     def _latency_annotations(self, lat_us: int, verb: str, webhook: bool) -> J:

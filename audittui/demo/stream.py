@@ -14,6 +14,7 @@ from .api import J
 from .cluster import Cluster
 from .events import RR, Req, build
 from .fleet import Fleet
+from .levels import demo_policy
 from .times import DEFAULT_START, to_micros
 
 
@@ -23,12 +24,17 @@ def stream(
     rate: float,
     body_fraction: float,
     realistic: bool = False,
+    demo: bool = False,
 ) -> Iterator[tuple[int, J]]:
     """Endless (stageTimestamp µs, event dict) in non-decreasing time order.
 
     Requests arrive as a Poisson process; their stages are queued in a heap and released once no
     future request can produce an earlier event. Event dicts of one request share nested objects.
     ``realistic``: the cardinality of a big cluster's traffic (see :class:`.Fleet`).
+    ``demo``: the demo's cluster: its audit policy (``templates/policy.yaml``) levels every
+    request (``body_fraction`` is unused; requests at level None are not logged and take no
+    time, so ``rate`` stays the logged rate) and attack stories are told among the traffic
+    (:mod:`.scenarios.attacks`). Without it, the stream is byte for byte the benches' one.
     """
     if rate <= 0:
         raise ValueError("rate must be > 0")
@@ -38,11 +44,22 @@ def stream(
     if fleet is not None:
         cluster.reweight(fleet.MIX)
     t = to_micros(start or DEFAULT_START)
+    if demo:
+        cluster.policy = demo_policy()
+        cluster.demo_traffic()
+        cluster.start_stories(t)
     heap: list[tuple[int, int, Req, str]] = []
     seq = 0
     push, pop = heapq.heappush, heapq.heappop
     while True:
+        if demo:
+            for story in cluster.stories_due(t):
+                for us, stage in story.stages:
+                    push(heap, (us, seq, story, stage))
+                    seq += 1
         r = cluster.pick(t)
+        if not r.stages:  # the policy's level None: the server logs nothing of it
+            continue
         if fleet is not None:
             fleet.apply(r)
             # Production policies omit RequestReceived: one event per request, mostly.
@@ -64,14 +81,17 @@ def iter_events(
     start: datetime | None = None,
     rate: float = 50.0,
     body_fraction: float = 0.05,
+    demo: bool = False,
 ) -> Iterator[dict]:
     """Yield ``n`` audit events (each stage is one event) as independent dicts.
 
     Equivalent to ``orjson.loads`` of each line of :func:`iter_lines` with the same arguments.
     ``rate`` is the average number of events per second; ``body_fraction`` the share of resource
-    requests logged at Request/RequestResponse level (with bodies).
+    requests logged at Request/RequestResponse level (with bodies); ``demo``: the demo's
+    cluster instead, its policy and its attack stories (see :func:`stream`).
     """
-    for line in iter_lines(n, seed=seed, start=start, rate=rate, body_fraction=body_fraction):
+    lines = iter_lines(n, seed=seed, start=start, rate=rate, body_fraction=body_fraction, demo=demo)
+    for line in lines:
         yield orjson.loads(line)
 
 
@@ -82,10 +102,11 @@ def iter_lines(
     start: datetime | None = None,
     rate: float = 50.0,
     body_fraction: float = 0.05,
+    demo: bool = False,
 ) -> Iterator[bytes]:
     """Yield ``n`` newline-terminated JSON lines, exactly as the API server's log backend writes."""
     dumps = orjson.dumps
-    events = stream(seed, start, rate, body_fraction)
+    events = stream(seed, start, rate, body_fraction, demo=demo)
     for _ in range(n):
         yield dumps(next(events)[1]) + b"\n"
 

@@ -18,8 +18,8 @@ from ..output.terminal import fail, read_policy
 from . import hangup
 
 DEMO_LOGS = Path(__file__).resolve().parents[2] / "demo-logs"
-DEMO_RATE = 4.0  # events/s appended in the demo: the recorded logs' rate, continued
-DEMO_ROTATE = 512 << 10  # bytes: the demo log rotates every minute or so
+DEMO_RATE = 0.5  # events/s appended in the demo: the recorded logs' rate, continued
+DEMO_ROTATE = 64 << 10  # bytes: the demo log rotates every few minutes
 
 
 def build_parser() -> argparse.ArgumentParser:

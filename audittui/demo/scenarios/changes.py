@@ -165,6 +165,28 @@ class Changes(Humans):
             ),
         )
 
+    def human_expose(self, t0: int) -> Req:
+        """``kubectl expose deployment``: a Service, now and then a NodePort (demo only)."""
+        rng = self.rng
+        actor = rng.choice(self.writers)
+        d = self._pick_deploy(self._human_ns(actor))
+        name = f"{d['name']}-{rng.choice(['preview', 'debug', 'ext'])}-{rand_name(rng, 4)}"
+        kind = "NodePort" if rng.random() < 0.15 else "ClusterIP"
+        body = fill("service", name=name, ns=d["ns"], port=d["port"], type=kind)
+        return self._human(
+            t0,
+            actor,
+            "create",
+            "services",
+            d["ns"],
+            name,
+            api.path("services", d["ns"]) + "?fieldManager=kubectl-expose&fieldValidation=Strict",
+            ref_rr=api.ref("services", d["ns"]),
+            ok_status=api.ok(201),
+            req_body=lambda: body,
+            resp_body=lambda: body,
+        )
+
     def impersonation(self, t0: int) -> Req:
         """alice ``--as=system:serviceaccount:ci:deployer``; carol ``--as=bob``."""
         rng = self.rng
@@ -262,13 +284,24 @@ class Changes(Humans):
         if x < 0.25:
             name = rng.choice(["admin", "edit", "view"])
             actor = self.controllers["clusterrole-aggregation-controller"]
+            uri = api.path("clusterroles", None, name)
+            body = served = None
+            if self.policy is not None:  # the demo: its server-side apply, as 1.30 sends it
+                uri += "?fieldManager=clusterrole-aggregation-controller&force=true"
+                body = lambda: fill("aggregated-clusterrole", name=name)  # noqa: E731
+                served = lambda: {  # noqa: E731
+                    **fill("aggregated-clusterrole", name=name),
+                    "metadata": self._meta(None, name, t0, True),
+                }
             return self._req(
                 t0,
                 actor,
                 "patch",
-                api.path("clusterroles", None, name),
+                uri,
                 ref=api.ref("clusterroles", None, name),
                 reason=self._component_reason(actor),
+                req_body=body,
+                resp_body=served,
             )
         resource = rng.choice(["clusterroles", "clusterrolebindings"])
         name = rng.choice(["pod-reader", "ci-deployer", "monitoring-reader", "namespace-admin"])
@@ -306,7 +339,8 @@ class Changes(Humans):
                 ref_rr=api.ref(resource),
                 status=st,
                 req_body=lambda: body,
-                resp_body=lambda: body,
+                # the demo returns what the server would (the benches' stream, the body as sent)
+                resp_body=(lambda: self._served(body, t0)) if self.policy else (lambda: body),
             )
         return self._req(
             t0,

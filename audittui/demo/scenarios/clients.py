@@ -156,6 +156,7 @@ class Clients(Requests):
                 "dereference",
             ),
         )
-        r.stages = [(t0, RR), (r.stages[-1][0], PANIC)]
+        if r.stages:  # logged at all (the demo's policy decides)
+            r.stages = [(t0, RR), (r.stages[-1][0], PANIC)]
         r.resp_obj = None
         return r

@@ -334,6 +334,21 @@ class ControlPlane(Requests):
                     "Internal error occurred: " + WEBHOOK_ERR,
                     {"causes": [{"message": WEBHOOK_ERR}]},
                 )
+            if self.policy is not None:  # the demo: the request the controller really sends
+                # (generateName: the audit event never learns the name, kubernetes#100466)
+                return self._req(
+                    t0,
+                    actor,
+                    "create",
+                    api.path("pods", d["ns"]),
+                    ref=api.ref("pods", d["ns"]),
+                    status=status,
+                    latency=lat,
+                    reason=self._component_reason(actor),
+                    req_body=lambda: self._pod_request(p, t0),
+                    resp_body=lambda: self._pod(p, t0),
+                    extra_ann=extra,
+                )
             return self._req(
                 t0,
                 actor,
