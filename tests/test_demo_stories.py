@@ -129,9 +129,9 @@ def test_health_checks_and_lease_renewals_go_unlogged(events: list[dict]) -> Non
     assert any(_ref(e).get("resource") == "leases" for e in plain)
 
 
-def test_the_demos_copy_of_the_checker_agrees_with_the_projects_on_sharp_edges() -> None:
-    # The generator cannot import audittui.policy (a layer above it): its copy must decide as
-    # the project's checker on the edges the checker keeps (tests/test_policy.py has the why).
+def test_the_demos_levels_agree_with_the_checker_reading_the_logged_event_on_sharp_edges() -> None:
+    # The generator decides from what it builds (user, verb, URI, objectRef); the checker over a
+    # logged event reads the URI: both must agree on the edges (tests/test_policy.py: the why).
     doc = {
         "apiVersion": "audit.k8s.io/v1",
         "kind": "Policy",
