@@ -259,6 +259,7 @@ _ENVELOPES = (
     (wrappers.is_docker_line, lambda o: wrappers.docker_line(o, expand)),
     (wrappers.is_cloudwatch, lambda o: wrappers.cloudwatch(o, expand)),
     (wrappers.is_azure_activity, wrappers.azure_activity),
+    (wrappers.is_gcp_other, wrappers.gcp_other),  # says what it is, holds no event
 )
 
 

@@ -238,22 +238,56 @@ _VERSION = re.compile(r"^v\d+((alpha|beta)\d+)?$")
 _STREAMING = {"exec", "attach", "portforward"}
 
 
+# A Kubernetes methodName: io.k8s. then dot-separated words (group, version, resource,
+# subresource, verb; io.k8s.get for a path). Only such a name is read: one with other characters
+# (control characters, spaces, slashes) is no method the API server writes, and is never split
+# into a verb or a resource. Bounded, so that a megabyte of "io.k8s.a.a.a…" is not split either.
+_K8S_METHOD = re.compile(r"io\.k8s(\.[A-Za-z0-9_-]+)+\Z")
+METHOD_MAX = 512  # a group (253) + version + resource + subresource + verb, with room to spare
+
+
+def k8s_method(method: Any) -> bool:
+    """Is ``method`` a well-formed Kubernetes methodName (``io.k8s.core.v1.pods.create``)?"""
+    return type(method) is str and len(method) <= METHOD_MAX and bool(_K8S_METHOD.match(method))
+
+
 def is_gcp_entry(obj: dict) -> bool:
     return type(obj.get("protoPayload")) is dict
 
 
 def gke_entry(obj: dict) -> tuple[list[Any], str | None]:
+    """A Cloud Logging entry: an event when its AuditLog is the Kubernetes API server's, that
+    is serviceName ``k8s.io``, or no serviceName and a Kubernetes methodName (Panther's stored
+    GKE entries lack the serviceName; the methodName says whose it is all the same)."""
     p = obj["protoPayload"]
     service = p.get("serviceName")
-    if service != "k8s.io":
-        return [], f"a GCP audit entry of another service ({str(service)[:40]}), not Kubernetes"
-    return [gke_event(obj)], None
+    method = p.get("methodName")
+    if service == "k8s.io" or (service in (None, "") and k8s_method(method)):
+        return [gke_event(obj)], None
+    if service in (None, ""):
+        return (
+            [],
+            f"a GCP audit entry naming no service (methodName {shown(method)}), not Kubernetes",
+        )
+    return [], f"a GCP audit entry of another service ({shown(service)}), not Kubernetes"
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value named in a reason: a string JSON-quoted (a control character shows as
+    ``\\u001b``, inert) and cut to ``limit`` characters; another value by its JSON type."""
+    if type(value) is str:
+        return orjson.dumps(value[:limit]).decode() + ("…" if len(value) > limit else "")
+    return _JSON_TYPES.get(type(value), "a value")
+
+
+_JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+               dict: "an object", list: "an array"}  # fmt: skip
 
 
 def gke_event(entry: dict) -> dict:
     """An audit.k8s.io/v1 Event from a GKE LogEntry (wrapped-formats.md A1)."""
     p = entry["protoPayload"]
-    method = p.get("methodName") if type(p.get("methodName")) is str else ""
+    method = p.get("methodName") if k8s_method(p.get("methodName")) else ""
     parts = method.split(".")
     verb = parts[-1] if len(parts) > 2 else None
     at = next((k for k in range(2, len(parts) - 1) if _VERSION.match(parts[k])), None)
@@ -272,28 +306,30 @@ def gke_event(entry: dict) -> dict:
         ev["objectRef"], ev["requestURI"] = ref, uri
     elif name:
         ev["requestURI"] = "/" + name.lstrip("/")
-    auth = p.get("authenticationInfo")
-    if type(auth) is dict and type(auth.get("principalEmail")) is str:
-        ev["user"] = {"username": auth["principalEmail"]}
+    user = _gcp_user(p.get("authenticationInfo"))
+    if user is not None:
+        ev["user"] = {"username": user}
     meta = p.get("requestMetadata")
     if type(meta) is dict:
-        if type(meta.get("callerIp")) is str:
-            ev["sourceIPs"] = [meta["callerIp"]]
+        # callerIp in Cloud Logging's JSON; callerIP as Panther stores it (its GCP.AuditLog)
+        ip = meta.get("callerIp") if type(meta.get("callerIp")) is str else meta.get("callerIP")
+        if type(ip) is str:
+            ev["sourceIPs"] = [ip]
         if type(meta.get("callerSuppliedUserAgent")) is str:
             ev["userAgent"] = meta["callerSuppliedUserAgent"]
     code = _http_code(p)
     if ev.get("objectRef", {}).get("subresource") in _STREAMING and code == 200:
         ev["stage"], code = STARTED, 101  # a session opened, as the API server logs it
-    ev["responseStatus"] = {"code": code}
+    ev["responseStatus"] = {"code": code} if code is not None else {"status": "Failure"}
     labels = entry.get("labels")
     ev["annotations"] = dict(labels) if type(labels) is dict else {}
     resource = entry.get("resource")
     cluster = resource.get("labels") if type(resource) is dict else None
     if type(cluster) is dict:
         name_server(ev, cluster.get("cluster_name"))
-    info = p.get("authorizationInfo")
-    if type(info) is list and any(type(i) is dict and i.get("granted") is False for i in info):
-        ev["annotations"].setdefault("authorization.k8s.io/decision", "forbid")
+    decision = _granted_decision(p.get("authorizationInfo"))
+    if decision is not None:  # the label, when GKE wrote one, is the authorizer's own word
+        ev["annotations"].setdefault("authorization.k8s.io/decision", decision)
     level = METADATA
     for key, field, lvl in (("request", "requestObject", REQUEST),
                             ("response", "responseObject", REQUEST_RESPONSE)):  # fmt: skip
@@ -308,16 +344,51 @@ def gke_event(entry: dict) -> dict:
     return {k: v for k, v in ev.items() if v is not None}
 
 
-def _http_code(p: dict) -> int:
+def _gcp_user(auth: Any) -> str | None:
+    """The user of an AuditLog's authenticationInfo: principalEmail (GKE writes the Kubernetes
+    user there, e-mail or not); else principalSubject, which GCP documents as filled in instead
+    of it for third-party identities; else authoritySelector, where Panther's stored GKE entries
+    carry the user of an anonymous request (GCP: "the authority selector specified by the
+    requestor", so what the request claimed, not a proven identity; it is read as the user only
+    when nothing else names one)."""
+    if type(auth) is not dict:
+        return None
+    for key in ("principalEmail", "principalSubject", "authoritySelector"):
+        value = auth.get(key)
+        if type(value) is str and value:
+            return value
+    return None
+
+
+def _granted_decision(info: Any) -> str | None:
+    """The authorization decision authorizationInfo[] gives: forbid when a check was not
+    granted, allow when every check was (none left unsaid); None when it does not say (no
+    checks, or a check with no ``granted``, which GKE leaves out of some entries)."""
+    if type(info) is not list or not info:
+        return None
+    granted = [i.get("granted") if type(i) is dict else None for i in info]
+    if any(g is False for g in granted):
+        return "forbid"
+    return "allow" if all(g is True for g in granted) else None
+
+
+def _http_code(p: dict) -> int | None:
+    """The HTTP code: a Status response's own; else the gRPC status mapped; None for a Status
+    response that says Failure with no code and no gRPC error (no code to tell: an absent gRPC
+    status would say 200)."""
     response = p.get("response")
-    if (
-        type(response) is dict
-        and response.get("@type") == "core.k8s.io/v1.Status"
-        and type(response.get("code")) is int
-    ):
-        return response["code"]
     status = p.get("status")
     grpc = status.get("code", 0) if type(status) is dict else 0
+    # A Status: typed by GKE, or a trimmed one (a Pod's response has a status too, an object)
+    if type(response) is dict and (
+        response.get("@type") == "core.k8s.io/v1.Status"
+        or response.get("kind") == "Status"
+        or response.get("status") == "Failure"
+    ):
+        if type(response.get("code")) is int:
+            return response["code"]
+        if response.get("status") == "Failure" and grpc == 0:
+            return None
     return GRPC_HTTP.get(grpc, 500) if type(grpc) is int else 500
 
 
@@ -433,11 +504,39 @@ def cloudwatch(obj: dict, expand: Expand) -> tuple[list[Any], str | None]:
 
 
 def is_azure_activity(obj: dict) -> bool:
-    return "operationName" in obj and "category" in obj and "resourceId" in obj
+    """An Azure Monitor record (an activity log entry, or a resource log of another category
+    than the AKS audit ones, which formats reads first): an operationName and a category."""
+    return type(obj.get("operationName")) is str and "category" in obj
+
+
+# The activity log's categories (learn.microsoft.com, "Azure Monitor activity log schema")
+_ACTIVITY = frozenset({"Administrative", "Security", "ServiceHealth", "Alert", "Recommendation",
+                       "Policy", "Autoscale", "ResourceHealth"})  # fmt: skip
 
 
 def azure_activity(obj: dict) -> tuple[list[Any], str | None]:
-    return [], f"an Azure activity record (category {str(obj.get('category'))[:40]}), not audit"
+    category = obj.get("category")
+    what = (
+        "an Azure activity log record" if category in _ACTIVITY else "an Azure resource log record"
+    )
+    return [], f"{what} (category {shown(category)}), not a Kubernetes audit event"
+
+
+_GCP_KEYS = ("logName", "receiveTimestamp", "jsonPayload", "textPayload")
+
+
+def is_gcp_other(obj: dict) -> bool:
+    """A Cloud Logging entry with no AuditLog in it (no ``protoPayload``: another payload, or
+    a fragment such as Panther's ``{"operation": {"producer": "k8s.io"}}``)."""
+    op = obj.get("operation")
+    return (type(op) is dict and "producer" in op) or any(k in obj for k in _GCP_KEYS)
+
+
+def gcp_other(obj: dict) -> tuple[list[Any], str | None]:
+    op = obj.get("operation")
+    producer = op.get("producer") if type(op) is dict else None
+    what = f"operation.producer {shown(producer)}" if producer is not None else "another payload"
+    return [], f"a GCP log entry with no AuditLog (no protoPayload; {what}), no audit event in it"
 
 
 # -- a wrapper, as shown or exported -----------------------------------------------------------
