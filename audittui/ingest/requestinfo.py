@@ -3,11 +3,11 @@ attributes its audit policy checker sees.
 
 The request's group, version, namespace, resource, subresource and name are derived from
 ``requestURI`` the way the API server does (``k8s.io/apiserver/pkg/endpoints/request``,
-``requestinfo.go``). Reading, not policy: ingest fills in the request of legacy text lines (which
-log only the URI) with :func:`parse_uri` and :func:`http_verb`; the policy lab checks events with
-:func:`attributes`, where the name comes from the URL (or a list's ``fieldSelector=metadata.name=``),
-never from ``objectRef.name``, which creates back-fill from the body. ``objectRef`` is the fallback
-when the URI is missing.
+``requestinfo.go``). Reading, not policy: ingest fills in the request of legacy text lines
+(which log only the URI) with :func:`parse_uri` and :func:`http_verb`; the policy lab checks
+events with :func:`attributes`, where the name comes from the URL (or a list's
+``fieldSelector=metadata.name=``), never from ``objectRef.name``, which creates back-fill from
+the body. ``objectRef`` is the fallback when the URI is missing.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from . import deep
+from . import deep, requestinfo
 from .schema import COMPLETE, METADATA, RECEIVED, REQUEST, REQUEST_RESPONSE, STARTED
 
 SERVER = "audittui/server"  # formats.SERVER (kept here: formats imports this module)
@@ -192,17 +192,23 @@ _HTTP_VERBS = {
 
 def legacy_event(time: str, rest: str) -> dict:
     """An audit.k8s.io/v1 Event from one legacy text line (all three generations). The oldest
-    writes the HTTP method, mapped to a verb (GET reads as get: list and watch are not told
-    apart without the URL); its request lines become RequestReceived and its response lines
-    (only ``id`` and ``response``) ResponseComplete events, joined by auditID like stages."""
+    writes the HTTP method: the verb is the one the API server gives that method on that URI
+    (a GET of a collection is a list, or a watch); its request lines become RequestReceived and
+    its response lines (only ``id`` and ``response``) ResponseComplete events, joined by auditID
+    like stages. No generation logs the resource: a resource URI gives it (see
+    :func:`legacy_ref`)."""
     f = {k: _unquote(v) for k, v, closed in _PAIR.findall(rest) if closed}
     ev: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": METADATA}
     if "id" in f:
         ev["auditID"] = f["id"]
     # The oldest generation has no stage: a request line, then a response line (same id).
     ev["stage"] = f.get("stage") or (COMPLETE if "response" in f else RECEIVED)
-    method = f.get("method", "")
-    ev["verb"] = _HTTP_VERBS.get(method, method.lower()) if method.isupper() else method or None
+    method, uri = f.get("method", ""), f.get("uri", "")
+    if method.isupper():  # an HTTP method (the oldest generation); the others log the verb
+        verb = requestinfo.http_verb(method, uri) if uri else _HTTP_VERBS.get(method, method.lower())
+        ev["verb"] = verb or None
+    else:
+        ev["verb"] = method or None
     user = f.get("user")
     if user and user != "<none>":
         ev["user"] = {"username": user, "groups": _go_list(f.get("groups", ""))}
@@ -212,14 +218,40 @@ def legacy_event(time: str, rest: str) -> dict:
         ev["sourceIPs"] = [f["ip"]]
     if f.get("user-agent"):
         ev["userAgent"] = f["user-agent"]
-    if f.get("namespace") not in (None, "<none>"):
-        ev["objectRef"] = {"namespace": f["namespace"]}
-    if f.get("uri"):
-        ev["requestURI"] = f["uri"]
+    namespace = f.get("namespace") if f.get("namespace") != "<none>" else None
+    ref = legacy_ref(uri, ev["verb"] or "") if uri else None
+    if ref is not None:
+        if namespace and "namespace" not in ref:  # the line's own word, where the URI has none
+            ref["namespace"] = namespace
+        ev["objectRef"] = ref
+    elif namespace is not None:
+        ev["objectRef"] = {"namespace": namespace}
+    if uri:
+        ev["requestURI"] = uri
     if f.get("response", "").isdigit():
         ev["responseStatus"] = {"code": int(f["response"])}
     ev["stageTimestamp"] = time  # one time per line: no latency to tell
     return {k: v for k, v in ev.items() if v is not None}
+
+
+def legacy_ref(uri: str, verb: str) -> dict[str, str] | None:
+    """The objectRef the API server derives from a resource URI, by its own request-info rules
+    (``/api/v1/namespaces/a/pods/p/log`` → pods p in a, subresource log): what a legacy line,
+    which logs only the URI, leaves out. None for a non-resource URI (``/healthz``). The name is
+    the one in the path: a list's ``fieldSelector=metadata.name=`` is not, as the servers that
+    wrote these lines did not read one (and nothing is taken from anywhere but the URI)."""
+    parsed = requestinfo.parse_uri(uri, verb)
+    if not parsed.resource_request:
+        return None
+    ref = {
+        "resource": parsed.resource,
+        "namespace": parsed.namespace,
+        "name": parsed.path_name,
+        "apiGroup": parsed.group,  # empty for the core group, as the server leaves it out
+        "apiVersion": parsed.version,
+        "subresource": parsed.subresource,
+    }
+    return {k: v for k, v in ref.items() if v}
 
 
 def _go_list(text: str) -> list[str]:
