@@ -205,7 +205,9 @@ def legacy_event(time: str, rest: str) -> dict:
     ev["stage"] = f.get("stage") or (COMPLETE if "response" in f else RECEIVED)
     method, uri = f.get("method", ""), f.get("uri", "")
     if method.isupper():  # an HTTP method (the oldest generation); the others log the verb
-        verb = requestinfo.http_verb(method, uri) if uri else _HTTP_VERBS.get(method, method.lower())
+        verb = (
+            requestinfo.http_verb(method, uri) if uri else _HTTP_VERBS.get(method, method.lower())
+        )
         ev["verb"] = verb or None
     else:
         ev["verb"] = method or None
@@ -297,19 +299,33 @@ def gke_entry(obj: dict) -> tuple[list[Any], str | None]:
     if service == "k8s.io" or (service in (None, "") and k8s_method(method)):
         return [gke_event(obj)], None
     if service in (None, ""):
-        return (
-            [],
-            f"a GCP audit entry naming no service (methodName {shown(method)}), not Kubernetes",
-        )
+        what = f"methodName {shown(method)}" if "methodName" in p else "no methodName"
+        return [], f"a GCP audit entry naming no service ({what}), not Kubernetes"
     return [], f"a GCP audit entry of another service ({shown(service)}), not Kubernetes"
 
 
 def shown(value: Any, limit: int = 40) -> str:
-    """A value named in a reason: a string JSON-quoted (a control character shows as
-    ``\\u001b``, inert) and cut to ``limit`` characters; another value by its JSON type."""
-    if type(value) is str:
-        return orjson.dumps(value[:limit]).decode() + ("…" if len(value) > limit else "")
-    return _JSON_TYPES.get(type(value), "a value")
+    """A value named in a reason: a string quoted and cut to about ``limit`` characters, each
+    character that is not printable (control, format such as a bidi override, unassigned)
+    escaped as ``\\u001b``: inert wherever the reason is shown, and short however many there
+    are. Another value by its JSON type."""
+    if type(value) is not str:
+        return _JSON_TYPES.get(type(value), "a value")
+    out: list[str] = []
+    size = 0
+    for c in value:
+        if size >= limit:
+            return f'"{"".join(out)}"…'
+        piece = c if c.isprintable() and c not in '"\\' else _escaped(c)
+        out.append(piece)
+        size += len(piece)
+    return f'"{"".join(out)}"'
+
+
+def _escaped(c: str) -> str:
+    if c in '"\\':
+        return "\\" + c
+    return f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
 
 
 _JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
