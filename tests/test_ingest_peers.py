@@ -415,3 +415,19 @@ def test_hostile_legacy_uris_stay_inert(tmp_path):
         assert fields(store, 1, "resource", "namespace", "name") == ("a", "a", "a")
         assert store.value("verb", 2) == "watch"
         assert [store.value("resource", i) for i in (3, 4)] == [None, "v1"]
+
+
+def test_an_entry_read_leniently_keeps_numbers_orjson_can_write(tmp_path):
+    """A lone surrogate's escape sends a line to the lenient reader (the standard library's),
+    which would keep an integer past 64 bits that orjson, writing the event back out to show or
+    export it, refuses: it reads as the float orjson itself makes of it. (Found by the type
+    confusion test on a GKE entry.)"""
+    line = (
+        '{"insertId":"i","protoPayload":{"serviceName":"k8s.io","methodName":"\\ud800",'
+        '"response":{"a":-9223372036854775809,"b":18446744073709551615}}}'
+    )
+    with load_lines(tmp_path, line) as store:
+        assert len(store) == 1
+        event = store.event(0)
+        assert event["responseObject"] == {"a": -9.223372036854776e18, "b": 18446744073709551615}
+        assert store.value("verb", 0) is None  # "\ufffd" is no Kubernetes methodName
