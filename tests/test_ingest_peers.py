@@ -431,3 +431,31 @@ def test_an_entry_read_leniently_keeps_numbers_orjson_can_write(tmp_path):
         event = store.event(0)
         assert event["responseObject"] == {"a": -9.223372036854776e18, "b": 18446744073709551615}
         assert store.value("verb", 0) is None  # "\ufffd" is no Kubernetes methodName
+
+
+def test_records_of_other_clouds_say_what_they_are_whatever_their_types(tmp_path):
+    lines = [
+        {"category": "Administrative", "operationName": "Microsoft.Compute/virtualMachines/write"},
+        {"category": "kube-apiserver", "operationName": "x", "resourceId": "/subscriptions/s"},
+        {"category": {"a": 1}, "operationName": "x"},  # an object: unhashable, still a reason
+        {"category": ["Administrative"], "operationName": "x"},
+        {"operation": {"producer": "k8s.io"}, "p_enrichment": {}},
+        {"logName": "projects/p/logs/stdout", "textPayload": "hello \x1b[2J"},
+        {"operation": {"producer": {"\u202e": 1}}},
+    ]
+    with load_lines(tmp_path, *lines) as store:
+        assert len(store) == 0
+        assert [m.reason for m in store.malformed] == [
+            'an Azure activity log record (category "Administrative"), not a Kubernetes audit '
+            "event",
+            'an Azure resource log record (category "kube-apiserver"), not a Kubernetes audit '
+            "event",
+            "an Azure resource log record (category an object), not a Kubernetes audit event",
+            "an Azure resource log record (category an array), not a Kubernetes audit event",
+            'a GCP log entry with no AuditLog (no protoPayload; operation.producer "k8s.io"), no '
+            "audit event in it",
+            "a GCP log entry with no AuditLog (no protoPayload; another payload), no audit event "
+            "in it",
+            "a GCP log entry with no AuditLog (no protoPayload; operation.producer an object), no "
+            "audit event in it",
+        ]

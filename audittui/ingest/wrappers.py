@@ -564,9 +564,8 @@ _ACTIVITY = frozenset({"Administrative", "Security", "ServiceHealth", "Alert", "
 
 def azure_activity(obj: dict) -> tuple[list[Any], str | None]:
     category = obj.get("category")
-    what = (
-        "an Azure activity log record" if category in _ACTIVITY else "an Azure resource log record"
-    )
+    activity = type(category) is str and category in _ACTIVITY  # (an object is unhashable)
+    what = "an Azure activity log record" if activity else "an Azure resource log record"
     return [], f"{what} (category {shown(category)}), not a Kubernetes audit event"
 
 
