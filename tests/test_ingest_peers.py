@@ -459,3 +459,25 @@ def test_records_of_other_clouds_say_what_they_are_whatever_their_types(tmp_path
             "a GCP log entry with no AuditLog (no protoPayload; operation.producer an object), no "
             "audit event in it",
         ]
+
+
+def test_the_policy_lab_reads_legacy_lines_as_the_resource_requests_they_are(tmp_path):
+    """A cluster-scoped legacy request (``namespace="<none>"``) had no objectRef, so the policy
+    lab took it for a non-resource request; with its resource read from the URI, a rule on
+    nodes matches it, per event and over the store alike."""
+    from audittui.policy import parse
+    from audittui.policy.over_store import decide
+
+    policy = parse({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [
+        {"level": "None", "resources": [{"group": "", "resources": ["nodes"]}]},
+        {"level": "Request", "nonResourceURLs": ["/api/*"]},
+        {"level": "Metadata"}]})  # fmt: skip
+    lines = [
+        legacy("GET", "/api/v1/nodes/n1", namespace="<none>"),
+        legacy("GET", "/api/v1/nodes", namespace="<none>"),
+        legacy("GET", "/api/v1", namespace="<none>"),
+        legacy("GET", "/api/v1/namespaces/a/pods", namespace="a"),
+    ]
+    with load_lines(tmp_path, *lines) as store:
+        assert [policy.evaluate(store.event(i)).rule for i in range(4)] == [0, 0, 1, 2]
+        assert decide(policy, store).tolist() == [0, 0, 1, 2]
