@@ -305,12 +305,15 @@ def gke_entry(obj: dict) -> tuple[list[Any], str | None]:
 
 
 def shown(value: Any, limit: int = 40) -> str:
-    """A value named in a reason: a string quoted and cut to about ``limit`` characters, each
-    character that is not printable (control, format such as a bidi override, unassigned)
-    escaped as ``\\u001b``: inert wherever the reason is shown, and short however many there
-    are. Another value by its JSON type."""
+    """A value named in a reason, cut to about ``limit`` characters: a string of printable
+    characters as it is (``compute.googleapis.com``); one with others (control, format such as
+    a bidi override, unassigned) quoted, each of them escaped as ``\\u001b``: inert wherever the
+    reason is shown, and short however many there are. Another value by its JSON type."""
     if type(value) is not str:
         return _JSON_TYPES.get(type(value), "a value")
+    head = value[:limit]
+    if head.isprintable() and '"' not in head and "\\" not in head:
+        return head + ("…" if len(value) > limit else "")
     out: list[str] = []
     size = 0
     for c in value:
