@@ -148,8 +148,9 @@ def test_gke_real_captures_and_other_services(tmp_path):
             "system:anonymous", "get", "/HNAP1", 403, ("192.168.1.1",), "forbid",
         )  # fmt: skip
     with audittui.load(REALDATA / "panther-analysis" / "derived" / "gke.jsonl") as store:
-        assert len(store) == 41
-        assert len(store.malformed) == 16
+        # 41 with serviceName k8s.io, 10 with only an io.k8s.* methodName; 6 of other services
+        assert len(store) == 51
+        assert len(store.malformed) == 6
         assert all("another service" in m.reason for m in store.malformed)
 
 
@@ -474,7 +475,7 @@ def test_legacy_text_three_generations():
         assert not store.malformed and len(store) == 4
         got = [fields(store, i, "stage", "verb", "user", "code", "namespace") for i in range(4)]
         assert got == [
-            ("RequestReceived", "get", "admin", 0, "default"),  # method GET: HTTP; no code
+            ("RequestReceived", "list", "admin", 0, "default"),  # GET of a collection; no code
             ("ResponseComplete", None, None, 200, None),  # its response line
             ("RequestReceived", "update", "system:serviceaccount:kube-system:default", 0,
              "kube-system"),
@@ -487,6 +488,11 @@ def test_legacy_text_three_generations():
         assert [store.value("verb", i) for i in range(2)] == ["list", "list"]
         roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles"
         assert store.value("uri", 1) == roles
+        # the resource, read from the URI as the API server reads it
+        assert fields(store, 1, "api", "resource", "namespace", "name") == (
+            "rbac.authorization.k8s.io", "roles", "default", None,
+        )  # fmt: skip
+        assert len(store.query("res:roles")) == 2
 
 
 def test_legacy_quoting_and_user_agent(tmp_path):

@@ -259,6 +259,7 @@ _ENVELOPES = (
     (wrappers.is_docker_line, lambda o: wrappers.docker_line(o, expand)),
     (wrappers.is_cloudwatch, lambda o: wrappers.cloudwatch(o, expand)),
     (wrappers.is_azure_activity, wrappers.azure_activity),
+    (wrappers.is_gcp_other, wrappers.gcp_other),  # says what it is, holds no event
 )
 
 
@@ -387,9 +388,16 @@ def _lenient_json(line: bytes) -> Any:
     import json
 
     try:
-        return without_surrogates(json.loads(line))
+        return without_surrogates(json.loads(line, parse_int=_json_int))
     except (ValueError, RecursionError):
         return None
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer as orjson reads it: a float past the 64-bit range (a Python int there
+    would make the event one that orjson cannot write back out, to show or export it)."""
+    n = int(text)
+    return n if -(2**63) <= n < 2**64 else float(text)
 
 
 def without_surrogates(value: Any) -> Any:

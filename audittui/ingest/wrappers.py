@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from . import deep
+from . import deep, requestinfo
 from .schema import COMPLETE, METADATA, RECEIVED, REQUEST, REQUEST_RESPONSE, STARTED
 
 SERVER = "audittui/server"  # formats.SERVER (kept here: formats imports this module)
@@ -192,17 +192,25 @@ _HTTP_VERBS = {
 
 def legacy_event(time: str, rest: str) -> dict:
     """An audit.k8s.io/v1 Event from one legacy text line (all three generations). The oldest
-    writes the HTTP method, mapped to a verb (GET reads as get: list and watch are not told
-    apart without the URL); its request lines become RequestReceived and its response lines
-    (only ``id`` and ``response``) ResponseComplete events, joined by auditID like stages."""
+    writes the HTTP method: the verb is the one the API server gives that method on that URI
+    (a GET of a collection is a list, or a watch); its request lines become RequestReceived and
+    its response lines (only ``id`` and ``response``) ResponseComplete events, joined by auditID
+    like stages. No generation logs the resource: a resource URI gives it (see
+    :func:`legacy_ref`)."""
     f = {k: _unquote(v) for k, v, closed in _PAIR.findall(rest) if closed}
     ev: dict[str, Any] = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": METADATA}
     if "id" in f:
         ev["auditID"] = f["id"]
     # The oldest generation has no stage: a request line, then a response line (same id).
     ev["stage"] = f.get("stage") or (COMPLETE if "response" in f else RECEIVED)
-    method = f.get("method", "")
-    ev["verb"] = _HTTP_VERBS.get(method, method.lower()) if method.isupper() else method or None
+    method, uri = f.get("method", ""), f.get("uri", "")
+    if method.isupper():  # an HTTP method (the oldest generation); the others log the verb
+        verb = (
+            requestinfo.http_verb(method, uri) if uri else _HTTP_VERBS.get(method, method.lower())
+        )
+        ev["verb"] = verb or None
+    else:
+        ev["verb"] = method or None
     user = f.get("user")
     if user and user != "<none>":
         ev["user"] = {"username": user, "groups": _go_list(f.get("groups", ""))}
@@ -212,14 +220,40 @@ def legacy_event(time: str, rest: str) -> dict:
         ev["sourceIPs"] = [f["ip"]]
     if f.get("user-agent"):
         ev["userAgent"] = f["user-agent"]
-    if f.get("namespace") not in (None, "<none>"):
-        ev["objectRef"] = {"namespace": f["namespace"]}
-    if f.get("uri"):
-        ev["requestURI"] = f["uri"]
+    namespace = f.get("namespace") if f.get("namespace") != "<none>" else None
+    ref = legacy_ref(uri, ev["verb"] or "") if uri else None
+    if ref is not None:
+        if namespace and "namespace" not in ref:  # the line's own word, where the URI has none
+            ref["namespace"] = namespace
+        ev["objectRef"] = ref
+    elif namespace is not None:
+        ev["objectRef"] = {"namespace": namespace}
+    if uri:
+        ev["requestURI"] = uri
     if f.get("response", "").isdigit():
         ev["responseStatus"] = {"code": int(f["response"])}
     ev["stageTimestamp"] = time  # one time per line: no latency to tell
     return {k: v for k, v in ev.items() if v is not None}
+
+
+def legacy_ref(uri: str, verb: str) -> dict[str, str] | None:
+    """The objectRef the API server derives from a resource URI, by its own request-info rules
+    (``/api/v1/namespaces/a/pods/p/log`` → pods p in a, subresource log): what a legacy line,
+    which logs only the URI, leaves out. None for a non-resource URI (``/healthz``). The name is
+    the one in the path: a list's ``fieldSelector=metadata.name=`` is not, as the servers that
+    wrote these lines did not read one (and nothing is taken from anywhere but the URI)."""
+    parsed = requestinfo.parse_uri(uri, verb)
+    if not parsed.resource_request:
+        return None
+    ref = {
+        "resource": parsed.resource,
+        "namespace": parsed.namespace,
+        "name": parsed.path_name,
+        "apiGroup": parsed.group,  # empty for the core group, as the server leaves it out
+        "apiVersion": parsed.version,
+        "subresource": parsed.subresource,
+    }
+    return {k: v for k, v in ref.items() if v}
 
 
 def _go_list(text: str) -> list[str]:
@@ -238,22 +272,73 @@ _VERSION = re.compile(r"^v\d+((alpha|beta)\d+)?$")
 _STREAMING = {"exec", "attach", "portforward"}
 
 
+# A Kubernetes methodName: io.k8s. then dot-separated words (group, version, resource,
+# subresource, verb; io.k8s.get for a path). Only such a name is read: one with other characters
+# (control characters, spaces, slashes) is no method the API server writes, and is never split
+# into a verb or a resource. Bounded, so that a megabyte of "io.k8s.a.a.a…" is not split either.
+_K8S_METHOD = re.compile(r"io\.k8s(\.[A-Za-z0-9_-]+)+\Z")
+METHOD_MAX = 512  # a group (253) + version + resource + subresource + verb, with room to spare
+
+
+def k8s_method(method: Any) -> bool:
+    """Is ``method`` a well-formed Kubernetes methodName (``io.k8s.core.v1.pods.create``)?"""
+    return type(method) is str and len(method) <= METHOD_MAX and bool(_K8S_METHOD.match(method))
+
+
 def is_gcp_entry(obj: dict) -> bool:
     return type(obj.get("protoPayload")) is dict
 
 
 def gke_entry(obj: dict) -> tuple[list[Any], str | None]:
+    """A Cloud Logging entry: an event when its AuditLog is the Kubernetes API server's, that
+    is serviceName ``k8s.io``, or no serviceName and a Kubernetes methodName (Panther's stored
+    GKE entries lack the serviceName; the methodName says whose it is all the same)."""
     p = obj["protoPayload"]
     service = p.get("serviceName")
-    if service != "k8s.io":
-        return [], f"a GCP audit entry of another service ({str(service)[:40]}), not Kubernetes"
-    return [gke_event(obj)], None
+    method = p.get("methodName")
+    if service == "k8s.io" or (service in (None, "") and k8s_method(method)):
+        return [gke_event(obj)], None
+    if service in (None, ""):
+        what = f"methodName {shown(method)}" if "methodName" in p else "no methodName"
+        return [], f"a GCP audit entry naming no service ({what}), not Kubernetes"
+    return [], f"a GCP audit entry of another service ({shown(service)}), not Kubernetes"
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value named in a reason, cut to about ``limit`` characters: a string of printable
+    characters as it is (``compute.googleapis.com``); one with others (control, format such as
+    a bidi override, unassigned) quoted, each of them escaped as ``\\u001b``: inert wherever the
+    reason is shown, and short however many there are. Another value by its JSON type."""
+    if type(value) is not str:
+        return _JSON_TYPES.get(type(value), "a value")
+    head = value[:limit]
+    if head.isprintable() and '"' not in head and "\\" not in head:
+        return head + ("…" if len(value) > limit else "")
+    out: list[str] = []
+    size = 0
+    for c in value:
+        if size >= limit:
+            return f'"{"".join(out)}"…'
+        piece = c if c.isprintable() and c not in '"\\' else _escaped(c)
+        out.append(piece)
+        size += len(piece)
+    return f'"{"".join(out)}"'
+
+
+def _escaped(c: str) -> str:
+    if c in '"\\':
+        return "\\" + c
+    return f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+
+
+_JSON_TYPES = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+               dict: "an object", list: "an array"}  # fmt: skip
 
 
 def gke_event(entry: dict) -> dict:
     """An audit.k8s.io/v1 Event from a GKE LogEntry (wrapped-formats.md A1)."""
     p = entry["protoPayload"]
-    method = p.get("methodName") if type(p.get("methodName")) is str else ""
+    method = p.get("methodName") if k8s_method(p.get("methodName")) else ""
     parts = method.split(".")
     verb = parts[-1] if len(parts) > 2 else None
     at = next((k for k in range(2, len(parts) - 1) if _VERSION.match(parts[k])), None)
@@ -272,28 +357,30 @@ def gke_event(entry: dict) -> dict:
         ev["objectRef"], ev["requestURI"] = ref, uri
     elif name:
         ev["requestURI"] = "/" + name.lstrip("/")
-    auth = p.get("authenticationInfo")
-    if type(auth) is dict and type(auth.get("principalEmail")) is str:
-        ev["user"] = {"username": auth["principalEmail"]}
+    user = _gcp_user(p.get("authenticationInfo"))
+    if user is not None:
+        ev["user"] = {"username": user}
     meta = p.get("requestMetadata")
     if type(meta) is dict:
-        if type(meta.get("callerIp")) is str:
-            ev["sourceIPs"] = [meta["callerIp"]]
+        # callerIp in Cloud Logging's JSON; callerIP as Panther stores it (its GCP.AuditLog)
+        ip = meta.get("callerIp") if type(meta.get("callerIp")) is str else meta.get("callerIP")
+        if type(ip) is str:
+            ev["sourceIPs"] = [ip]
         if type(meta.get("callerSuppliedUserAgent")) is str:
             ev["userAgent"] = meta["callerSuppliedUserAgent"]
     code = _http_code(p)
     if ev.get("objectRef", {}).get("subresource") in _STREAMING and code == 200:
         ev["stage"], code = STARTED, 101  # a session opened, as the API server logs it
-    ev["responseStatus"] = {"code": code}
+    ev["responseStatus"] = {"code": code} if code is not None else {"status": "Failure"}
     labels = entry.get("labels")
     ev["annotations"] = dict(labels) if type(labels) is dict else {}
     resource = entry.get("resource")
     cluster = resource.get("labels") if type(resource) is dict else None
     if type(cluster) is dict:
         name_server(ev, cluster.get("cluster_name"))
-    info = p.get("authorizationInfo")
-    if type(info) is list and any(type(i) is dict and i.get("granted") is False for i in info):
-        ev["annotations"].setdefault("authorization.k8s.io/decision", "forbid")
+    decision = _granted_decision(p.get("authorizationInfo"))
+    if decision is not None:  # the label, when GKE wrote one, is the authorizer's own word
+        ev["annotations"].setdefault("authorization.k8s.io/decision", decision)
     level = METADATA
     for key, field, lvl in (("request", "requestObject", REQUEST),
                             ("response", "responseObject", REQUEST_RESPONSE)):  # fmt: skip
@@ -308,16 +395,51 @@ def gke_event(entry: dict) -> dict:
     return {k: v for k, v in ev.items() if v is not None}
 
 
-def _http_code(p: dict) -> int:
+def _gcp_user(auth: Any) -> str | None:
+    """The user of an AuditLog's authenticationInfo: principalEmail (GKE writes the Kubernetes
+    user there, e-mail or not); else principalSubject, which GCP documents as filled in instead
+    of it for third-party identities; else authoritySelector, where Panther's stored GKE entries
+    carry the user of an anonymous request (GCP: "the authority selector specified by the
+    requestor", so what the request claimed, not a proven identity; it is read as the user only
+    when nothing else names one)."""
+    if type(auth) is not dict:
+        return None
+    for key in ("principalEmail", "principalSubject", "authoritySelector"):
+        value = auth.get(key)
+        if type(value) is str and value:
+            return value
+    return None
+
+
+def _granted_decision(info: Any) -> str | None:
+    """The authorization decision authorizationInfo[] gives: forbid when a check was not
+    granted, allow when every check was (none left unsaid); None when it does not say (no
+    checks, or a check with no ``granted``, which GKE leaves out of some entries)."""
+    if type(info) is not list or not info:
+        return None
+    granted = [i.get("granted") if type(i) is dict else None for i in info]
+    if any(g is False for g in granted):
+        return "forbid"
+    return "allow" if all(g is True for g in granted) else None
+
+
+def _http_code(p: dict) -> int | None:
+    """The HTTP code: a Status response's own; else the gRPC status mapped; None for a Status
+    response that says Failure with no code and no gRPC error (no code to tell: an absent gRPC
+    status would say 200)."""
     response = p.get("response")
-    if (
-        type(response) is dict
-        and response.get("@type") == "core.k8s.io/v1.Status"
-        and type(response.get("code")) is int
-    ):
-        return response["code"]
     status = p.get("status")
     grpc = status.get("code", 0) if type(status) is dict else 0
+    # A Status: typed by GKE, or a trimmed one (a Pod's response has a status too, an object)
+    if type(response) is dict and (
+        response.get("@type") == "core.k8s.io/v1.Status"
+        or response.get("kind") == "Status"
+        or response.get("status") == "Failure"
+    ):
+        if type(response.get("code")) is int:
+            return response["code"]
+        if response.get("status") == "Failure" and grpc == 0:
+            return None
     return GRPC_HTTP.get(grpc, 500) if type(grpc) is int else 500
 
 
@@ -433,11 +555,38 @@ def cloudwatch(obj: dict, expand: Expand) -> tuple[list[Any], str | None]:
 
 
 def is_azure_activity(obj: dict) -> bool:
-    return "operationName" in obj and "category" in obj and "resourceId" in obj
+    """An Azure Monitor record (an activity log entry, or a resource log of another category
+    than the AKS audit ones, which formats reads first): an operationName and a category."""
+    return type(obj.get("operationName")) is str and "category" in obj
+
+
+# The activity log's categories (learn.microsoft.com, "Azure Monitor activity log schema")
+_ACTIVITY = frozenset({"Administrative", "Security", "ServiceHealth", "Alert", "Recommendation",
+                       "Policy", "Autoscale", "ResourceHealth"})  # fmt: skip
 
 
 def azure_activity(obj: dict) -> tuple[list[Any], str | None]:
-    return [], f"an Azure activity record (category {str(obj.get('category'))[:40]}), not audit"
+    category = obj.get("category")
+    activity = type(category) is str and category in _ACTIVITY  # (an object is unhashable)
+    what = "an Azure activity log record" if activity else "an Azure resource log record"
+    return [], f"{what} (category {shown(category)}), not a Kubernetes audit event"
+
+
+_GCP_KEYS = ("logName", "receiveTimestamp", "jsonPayload", "textPayload")
+
+
+def is_gcp_other(obj: dict) -> bool:
+    """A Cloud Logging entry with no AuditLog in it (no ``protoPayload``: another payload, or
+    a fragment such as Panther's ``{"operation": {"producer": "k8s.io"}}``)."""
+    op = obj.get("operation")
+    return (type(op) is dict and "producer" in op) or any(k in obj for k in _GCP_KEYS)
+
+
+def gcp_other(obj: dict) -> tuple[list[Any], str | None]:
+    op = obj.get("operation")
+    producer = op.get("producer") if type(op) is dict else None
+    what = f"operation.producer {shown(producer)}" if producer is not None else "another payload"
+    return [], f"a GCP log entry with no AuditLog (no protoPayload; {what}), no audit event in it"
 
 
 # -- a wrapper, as shown or exported -----------------------------------------------------------

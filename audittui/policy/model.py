@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from ..ingest.requestinfo import Attributes, attributes
 from ..ingest.schema import LEVELS, STAGES
-from .requestinfo import Attributes, attributes
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _RULE_KEYS = {

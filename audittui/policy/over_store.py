@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..index.query import table_lut
+from ..ingest.requestinfo import parse_uri, url_path
 from .model import LEVELS, GroupResources, Policy, Rule, resource_matches, url_matches
-from .requestinfo import parse_uri, url_path
 
 if TYPE_CHECKING:
     from ..index.store import Events, Store, TableValues

@@ -1,9 +1,13 @@
-"""A logged event → the attributes the API server's audit policy checker sees.
+"""A request URI → what the API server's request-info parser makes of it; a logged event → the
+attributes its audit policy checker sees.
 
-The request's namespace, resource, subresource and name are derived from ``requestURI`` the way
-the API server's request-info parser does (``k8s.io/apiserver/pkg/endpoints/request``): the name
-comes from the URL (or a list's ``fieldSelector=metadata.name=``), never from ``objectRef.name``,
-which creates back-fill from the body. ``objectRef`` is the fallback when the URI is missing.
+The request's group, version, namespace, resource, subresource and name are derived from
+``requestURI`` the way the API server does (``k8s.io/apiserver/pkg/endpoints/request``,
+``requestinfo.go``). Reading, not policy: ingest fills in the request of legacy text lines
+(which log only the URI) with :func:`parse_uri` and :func:`http_verb`; the policy lab checks
+events with :func:`attributes`, where the name comes from the URL (or a list's
+``fieldSelector=metadata.name=``), never from ``objectRef.name``, which creates back-fill from
+the body. ``objectRef`` is the fallback when the URI is missing.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 API_PREFIXES = ("api", "apis")
 NAMESPACE_SUBRESOURCES = ("status", "finalize")  # /namespaces/NAME/status is the namespace's own
+SPECIAL_VERBS = ("proxy", "watch")  # /api/v1/watch/pods: the verb as a path prefix (deprecated)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class _Parsed:
     namespace: str = ""
     name: str = ""  # from the path
     selector_name: str = ""  # from fieldSelector=metadata.name=X: a list or watch's name
+    version: str = ""
+    special_verb: str = ""  # the deprecated /watch/ or /proxy/ prefix: the request's verb
+    path_name: str = ""  # the name the path itself holds (a list's selector name is not one)
 
 
 def url_path(uri: str) -> str:
@@ -62,17 +70,19 @@ def parse_uri(uri: str, verb: str) -> _Parsed:
         if len(parts) < 3:
             return _Parsed(False, path)
         group, parts = parts[0], parts[1:]
-    parts = parts[1:]  # the version
-    if parts and parts[0] in ("proxy", "watch") and len(parts) >= 2:
-        parts = parts[1:]  # deprecated /proxy/ and /watch/ prefixes
+    version, parts = parts[0], parts[1:]
+    special_verb = ""
+    if parts and parts[0] in SPECIAL_VERBS and len(parts) >= 2:
+        special_verb, parts = parts[0], parts[1:]  # deprecated /proxy/ and /watch/ prefixes
     namespace = ""
     if parts and parts[0] == "namespaces" and len(parts) > 1:
         namespace = parts[1]
         if len(parts) > 2 and parts[2] not in NAMESPACE_SUBRESOURCES:
             parts = parts[2:]
     resource = parts[0] if parts else ""
-    name = parts[1] if len(parts) >= 2 else ""
-    subresource = parts[2] if len(parts) >= 3 and verb != "proxy" else ""
+    name = path_name = parts[1] if len(parts) >= 2 else ""
+    # a proxy request's path after the name is the proxied path, not a subresource
+    subresource = parts[2] if len(parts) >= 3 and (special_verb or verb) != "proxy" else ""
     selector_name = ""
     for selector in parse_qs(split.query).get("fieldSelector", []):
         for term in selector.split(","):
@@ -81,7 +91,44 @@ def parse_uri(uri: str, verb: str) -> _Parsed:
                 selector_name = value[1:] if value.startswith("=") else value
     if not name and verb in ("list", "watch"):
         name = selector_name
-    return _Parsed(True, path, group, resource, subresource, namespace, name, selector_name)
+    return _Parsed(
+        True,
+        path,
+        group,
+        resource,
+        subresource,
+        namespace,
+        name,
+        selector_name,
+        version,
+        special_verb,
+        path_name,
+    )
+
+
+_METHOD_VERBS = {"POST": "create", "GET": "get", "HEAD": "get", "PUT": "update",
+                 "PATCH": "patch", "DELETE": "delete"}  # fmt: skip
+
+
+def http_verb(method: str, uri: str) -> str:
+    """The verb the API server gives a request with this HTTP method and URI (what the oldest
+    audit lines log instead of a verb): a resource request's verb from its method, a get without
+    a name being a list (or, with ``?watch=`` not false or 0, a watch) and a delete without one a
+    deletecollection; a /watch/ or /proxy/ prefix is the verb itself; any other request's verb is
+    its method in lower case (``post`` on /healthz). An unknown method on a resource is ""."""
+    parsed = parse_uri(uri, "")
+    if not parsed.resource_request:
+        return method.lower()
+    if parsed.special_verb:
+        return parsed.special_verb
+    verb = _METHOD_VERBS.get(method, "")  # as Go's switch: "get" is no method
+    if not parsed.path_name and verb == "get":
+        # Go reads the first watch= value; a blank one is true (only "false" and "0" are not)
+        watch = parse_qs(urlsplit(uri).query, keep_blank_values=True).get("watch")
+        verb = "list" if not watch or watch[0].lower() in ("false", "0") else "watch"
+    if not parsed.path_name and verb == "delete":
+        verb = "deletecollection"
+    return verb
 
 
 def attributes(event: dict[str, Any]) -> Attributes:
