@@ -41,13 +41,6 @@ GAPS = {
     "Kubernetes.API.IOC.Activity: AKS Activity from Tor Exit Node": "feed",
     "Kubernetes.API.IOC.Activity: GCP GKE Activity from Tor Exit Node": "feed",
     "GCP.K8s.IOC.Activity: triggers": "feed",
-    # The GKE cases spell requestMetadata.callerIP (Cloud Logging writes callerIp) and put
-    # system:anonymous in authoritySelector, not principalEmail: no address or user is read.
-    "Kubernetes.API.AnonymousAccess: GCP GKE Anonymous API Access": "gke fields",
-    "Kubernetes.API.Multiple403.PublicIP: GCP GKE 403 from Public IP": "gke fields",
-    "Kubernetes.System.Principal.PublicIP: GKE System ServiceAccount from Non-GCP Public IP": (
-        "gke fields"
-    ),
     # The ASN enrichment sits on the Azure envelope, which unwrapping the AKS record drops.
     "Kubernetes.System.Principal.PublicIP: AKS System Node from Azure IP": "aks envelope",
 }
