@@ -323,7 +323,8 @@ def _look_inside(
 
 
 def _passes(rule: Rule, body: str | None, event: dict[str, Any]) -> bool:
-    if body and not isinstance(event.get(BODY_KEY[body]), dict):
+    # A body is an object, or a JSON patch's list of operations (a patch's request body).
+    if body and not isinstance(event.get(BODY_KEY[body]), dict | list):
         return False  # no body: a condition on it cannot hold, nor its absence be seen
     if rule.where_expr is not None and not _truthy(rule.where_expr.search(event)):
         return False
