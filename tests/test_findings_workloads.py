@@ -37,6 +37,8 @@ TEMPLATE_PATH = {
     "replicationcontrollers": ("v1", ["spec", "template", "spec"]),
     "jobs": ("batch/v1", ["spec", "template", "spec"]),
     "cronjobs": ("batch/v1", ["spec", "jobTemplate", "spec", "template", "spec"]),
+    "deploymentconfigs": ("apps.openshift.io/v1", ["spec", "template", "spec"]),  # OpenShift
+    "rollouts": ("argoproj.io/v1alpha1", ["spec", "template", "spec"]),  # Argo Rollouts
 }
 
 
