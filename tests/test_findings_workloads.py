@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from findings_kit import PACK, evaluate, falco, on, req, store_of
 from peer_packs import answering, fired_for, panther_cases, run
 
 from audittui.findings import load_rules
+from audittui.index.loader import load
 
 SA = "system:serviceaccount:"
 HOST_RULES = [
@@ -529,3 +531,18 @@ def test_the_user_file_can_trust_an_agent_and_name_a_principal(tmp_path, monkeyp
     assert "hostpid-pod" not in fired(tmp_path, [agent], enabled)
     assert "hostpid-pod" not in fired(tmp_path, [installer], enabled)
     assert "hostpid-pod" in fired(tmp_path, [agent, installer])  # the pack alone
+
+
+def test_a_field_name_spelt_with_escapes_is_still_read(tmp_path):
+    """The rules read the words they need in the raw line first (cheap); an API server logs a
+    patch body as it was sent, so a JSON escape can spell a field name without its letters
+    (`host\\u0050ID`): such a line is read in full all the same."""
+    ev = json_patch("daemonsets", ("add", "/spec/template/spec/hostPID", True))
+    line = orjson.dumps(ev).replace(b"/hostPID", b"/host\\u0050ID")
+    assert b"hostPID" not in line
+    path = tmp_path / "escaped.log"
+    path.write_bytes(line + b"\n")
+    store = load(path)
+    assert store.event(0)["requestObject"][0]["path"].endswith("/hostPID")
+    fx, found, _ = evaluate(store, ENABLED)
+    assert "hostpid-pod" in found and fx.errors == {}
