@@ -633,7 +633,8 @@ def test_user_lists_reach_where_expressions_and_allow_lists(monkeypatch, tmp_pat
     pod["requestObject"]["spec"]["volumes"] = [{"name": "d", "hostPath": {"path": "/data"}}]
     priv = privileged_pod(["example.com/node-agent:1.2"])
     store = store_of(tmp_path, [pod, priv])
-    assert evaluate(store, load_rules().rules)[1].keys() == {"privileged-pod"}
+    # /data is a hostPath like any other: the low hostpath-pod, not sensitive-mount-pod
+    assert evaluate(store, load_rules().rules)[1].keys() == {"privileged-pod", "hostpath-pod"}
     rules_file(
         monkeypatch,
         tmp_path,
@@ -814,7 +815,7 @@ def test_cli_json_shape(capsys):
     assert finding == {
         "rule": "privileged-pod",
         "title": "Create Privileged Pod",
-        "severity": "medium",
+        "severity": "high",
         "techniques": list(RULE["privileged-pod"].techniques),
         "peers": {pack: list(names) for pack, names in RULE["privileged-pod"].peers},
         "count": 1,

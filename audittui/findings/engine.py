@@ -37,7 +37,7 @@ import jmespath
 import numpy as np
 from jmespath.exceptions import JMESPathError
 
-from ..index.query import STRING_FIELDS, And, Node, Not, Term, Value, evaluate, has_text
+from ..index.query import STRING_FIELDS, And, Node, Not, Or, Term, Value, evaluate, has_text
 from ..index.store import EventGone, Window
 from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, format_duration
@@ -499,7 +499,8 @@ def _body_blind(
 
 
 def _resources(node: Node | None) -> set[str]:
-    """Exact resource names a query requires (positive ``resource:`` terms under its ANDs)."""
+    """Exact resource names a query requires (positive ``resource:`` terms under its ANDs, and
+    under an OR whose every branch names some: pods, or workloads with a pod template)."""
     if isinstance(node, Term) and node.field == "resource":
         return {v.text.split("/")[0] for v in node.values if v.kind == "exact"}
     if isinstance(node, And):
@@ -507,6 +508,9 @@ def _resources(node: Node | None) -> set[str]:
         for child in node.nodes:
             out |= _resources(child)
         return out
+    if isinstance(node, Or):
+        branches = [_resources(child) for child in node.nodes]
+        return set().union(*branches) if all(branches) else set()
     return set()
 
 
