@@ -245,7 +245,10 @@ def is_gcp_entry(obj: dict) -> bool:
 def gke_entry(obj: dict) -> tuple[list[Any], str | None]:
     p = obj["protoPayload"]
     service = p.get("serviceName")
-    if service != "k8s.io":
+    resource = obj.get("resource")
+    # A trimmed export may drop serviceName; a k8s_cluster resource still says Kubernetes.
+    cluster = type(resource) is dict and resource.get("type") == "k8s_cluster"
+    if service != "k8s.io" and not (service is None and cluster):
         return [], f"a GCP audit entry of another service ({str(service)[:40]}), not Kubernetes"
     return [gke_event(obj)], None
 
