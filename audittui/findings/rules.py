@@ -10,7 +10,8 @@ may test each selected event with a JMESPath expression (``where``, over the who
 means a match), and may fire only on a count within a sliding window (``threshold``) or on a
 value new for its key (``first_seen``). ``$name`` in ``where`` stands for a list from ``lists``;
 ``matches(text, regex)`` adds regex search to JMESPath: RE2's, as in queries (linear in the
-text; a regex written in the rule that RE2 cannot run is the rule's error when it is loaded).
+text; a regex written in the rule that RE2 cannot run is the rule's error when it is loaded);
+``exec_command(@)`` is the command a pods/exec event ran, as text (:mod:`..ingest.exec_command`).
 """
 
 from __future__ import annotations
