@@ -9,9 +9,10 @@ from urllib.parse import quote
 
 import orjson
 import pytest
+import yaml
 from conftest import REALDATA
 from findings_kit import PACK, RULE, evaluate, req, store_of
-from peer_packs import fired_for, panther_cases, run
+from peer_packs import PANTHER, fired_for, panther_cases, run
 
 from audittui.index.loader import load
 
@@ -286,3 +287,12 @@ def test_a_real_gke_exec_logged_with_status_unknown_is_a_session(tmp_path):
     entry["AuditPayload"] = orjson.dumps(payload).decode()
     _, fired, _ = evaluate(store_of(tmp_path, [entry]), PACK)
     assert "exec-refused" in fired and "exec-attach" not in fired
+
+
+def test_the_panther_peers_are_rule_ids_panther_ships():
+    """Peers are written exactly as the other pack spells them: a RuleID of a Panther YAML."""
+    ids = {yaml.safe_load(p.read_text())["RuleID"] for p in PANTHER.glob("*/*.yml")}
+    mine = [r for r in PACK if r.id.startswith(("exec-", "port-forward", "ephemeral-"))]
+    named = {name for r in mine for name in dict(r.peers).get("panther", ())}
+    assert named == set(MINE) and named <= ids
+    assert all(r.techniques for r in mine)
