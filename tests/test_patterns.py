@@ -306,7 +306,11 @@ def test_the_packs_regexes_are_re2s() -> None:
     """The shipped pack's matches() patterns all run under RE2 (the pack loads: a bad one
     would raise) and find what they are written for."""
     pack = load_rules(False)
-    patterns = [p for r in pack.rules for p in re.findall(r"matches\([^,]+, '([^']*)'\)", r.where)]
-    assert patterns  # the pack has regex rules
-    for pattern in patterns:
-        assert Regex(pattern).search('{"data": {"AWS_ACCESS_KEY_ID": "x", "password": "y"}}')
+    found = [
+        (r.id, p) for r in pack.rules for p in re.findall(r"matches\([^,]+, '([^']*)'\)", r.where)
+    ]
+    assert found  # the pack has regex rules
+    for rule_id, pattern in found:
+        regex = Regex(pattern)  # runs under RE2
+        if rule_id == "configmap-credentials":  # (the others are tested with their rules)
+            assert regex.search('{"data": {"AWS_ACCESS_KEY_ID": "x", "password": "y"}}')

@@ -10,7 +10,8 @@ may test each selected event with a JMESPath expression (``where``, over the who
 means a match), and may fire only on a count within a sliding window (``threshold``) or on a
 value new for its key (``first_seen``). ``$name`` in ``where`` stands for a list from ``lists``;
 ``matches(text, regex)`` adds regex search to JMESPath: RE2's, as in queries (linear in the
-text; a regex written in the rule that RE2 cannot run is the rule's error when it is loaded).
+text; a regex written in the rule that RE2 cannot run is the rule's error when it is loaded);
+``exec_command(@)`` is the command a pods/exec event ran, as text (:mod:`..ingest.exec_command`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from jmespath.exceptions import JMESPathError
 from ..index.patterns import PatternError, Regex
 from ..index.patterns import check as check_regex
 from ..index.query import STRING_FIELDS, Node, QueryError, parse
+from ..ingest.exec_command import command_text, event_argv
 from ..ingest.formats import parse_duration
 from ..ingest.schema import COMPLETE, STAGES
 
@@ -67,11 +69,16 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when bui
 
 class _Functions(functions.Functions):
     """JMESPath plus ``matches(string, regex)``: one regex search instead of a chain of
-    contains() over the same text."""
+    contains() over the same text; and ``exec_command(@)``: the command a pods/exec event ran,
+    its words decoded from the URI (or the body's list) and joined by spaces ("" for none)."""
 
     @functions.signature({"types": ["string"]}, {"types": ["string"]})
     def _func_matches(self, subject: str, pattern: str) -> bool:
         return _regex(pattern).search(subject)
+
+    @functions.signature({"types": ["object"]})
+    def _func_exec_command(self, event: dict) -> str:
+        return command_text(event_argv(event))
 
 
 _regex = functools.lru_cache(maxsize=256)(Regex)  # PatternError (a ValueError): no match

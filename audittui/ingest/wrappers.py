@@ -369,7 +369,14 @@ def gke_event(entry: dict) -> dict:
         if type(meta.get("callerSuppliedUserAgent")) is str:
             ev["userAgent"] = meta["callerSuppliedUserAgent"]
     code = _http_code(p)
-    if ev.get("objectRef", {}).get("subresource") in _STREAMING and code == 200:
+    status = p.get("status")
+    info = p.get("authorizationInfo")
+    denied = type(info) is list and any(type(i) is dict and i.get("granted") is False for i in info)
+    # GKE logs a session that ran with status UNKNOWN (2): the connection was hijacked, no
+    # response written. Both read as the API server logs a session (101), as sysdiglabs'
+    # stackdriver-webhook-bridge and Falco's k8saudit-gke do (they infer it for every one).
+    unknown = type(status) is dict and status.get("code") == 2 and not denied
+    if ev.get("objectRef", {}).get("subresource") in _STREAMING and (code == 200 or unknown):
         ev["stage"], code = STARTED, 101  # a session opened, as the API server logs it
     ev["responseStatus"] = {"code": code} if code is not None else {"status": "Failure"}
     labels = entry.get("labels")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..index.store import Store
+from ..ingest.exec_command import is_exec_uri, shell_line, uri_argv
 from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import RECEIVED
 from ..output.inert import fit, inert
@@ -110,6 +111,9 @@ def row_cells(v: Callable[[str], Any], with_date: bool) -> dict[str, str]:
     read from ClickHouse), every piece of log text made inert."""
     resource, sub = v("resource"), v("subresource")
     what = f"{resource}/{sub}" if resource and sub else resource or v("uri") or "-"
+    command = exec_command_cell(resource, sub, v("uri"))
+    if command is not None:
+        what = command  # what ran says more than "pods/exec"
     ns, name = v("namespace"), v("name")
     where = f"{ns}/{name}" if ns and name else ns or name or ""
     user = v("user") or "-"
@@ -121,10 +125,23 @@ def row_cells(v: Callable[[str], Any], with_date: bool) -> dict[str, str]:
         "time": format_clock(v("time"), with_date),
         "user": inert(user),  # shortened to the column width by the list
         "verb": inert(v("verb") or "-"),
-        "what": inert(what),
+        "what": what if command is not None else inert(what),  # the command is inert already
         "where": inert(where),
         "code": str(code) if code else "-",
         # A RequestReceived event has no latency yet (its two timestamps are the same).
         "latency": "" if v("stage") == RECEIVED else format_duration(v("latency")),
         "ip": inert(ips[0]) if ips else "-",
     }
+
+
+LIST_URI_MAX = 16 << 10  # characters of a URI read for the list's cell: more than a row shows
+
+
+def exec_command_cell(resource: str | None, sub: str | None, uri: str | None) -> str | None:
+    """``exec: sh -c 'cat …'`` for an exec whose URI carries its command (the words quoted
+    as a shell would take them, every one inert: the command is attacker text); None for
+    any other event. An event without a resource (legacy text lines) is judged by its path."""
+    if not uri or not (resource == "pods" and sub == "exec" or not resource and is_exec_uri(uri)):
+        return None
+    argv = uri_argv(uri[:LIST_URI_MAX])
+    return "exec: " + shell_line(argv, limit=400) if argv else None

@@ -18,6 +18,7 @@ from ..analyses.latency import annotations as latency_annotations
 from ..index.completion import term
 from ..index.store import EventGone, Store
 from ..ingest.authz import parse_reason
+from ..ingest.exec_command import event_argv, shell_line
 from ..ingest.formats import REASON, format_duration
 from ..output.inert import inert
 from ..output.mask import mask_event, mask_wrapper
@@ -30,7 +31,8 @@ DECISION = "authorization.k8s.io/decision"
 
 def header(event: dict[str, Any], latency: int) -> Text:
     """``alice get secrets ns/name → 403 forbid 12ms <time> from <ip>``, and on a second line
-    the authorizer's reason and the API server's latency breakdown when there are any."""
+    the command an exec ran, the authorizer's reason and the API server's latency breakdown
+    when there are any."""
     get = _getter(event)
     user = get("user", "username") or "-"
     text = Text()
@@ -63,6 +65,11 @@ def header(event: dict[str, Any], latency: int) -> Text:
     if isinstance(ips, list) and ips:
         text.append(f"  from {inert(str(ips[0]))}", "dim")
     details: list[Text] = []
+    argv = event_argv(event)
+    if argv:  # what an exec ran, first: it is what the event is about (quoted, inert)
+        command = Text("exec: ", "dim")
+        command.append(shell_line(argv, limit=2000), "bold yellow")
+        details.append(command)
     reason = annotations.get(REASON)
     if isinstance(reason, str) and reason:
         details.append(_reason(reason))
