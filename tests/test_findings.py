@@ -855,7 +855,7 @@ def test_cli_list(capsys, monkeypatch, tmp_path):
     rows = {line.split()[2]: line.split()[:2] for line in heads}
     assert rows["admin-access"] == ["medium", "yes"]
     assert rows["disallowed-user"] == ["medium", "no"]
-    assert rows["secret-get"] == ["high", "yes"]
+    assert rows["secret-get"] == ["low", "yes"]
     code, out, _ = run_cli(capsys, "findings", "--list", "--format", "json", "--rules", "none")
     listed = json.loads(out)["rules"]
     assert [r["id"] for r in listed] == [r.id for r in PACK]
