@@ -135,13 +135,8 @@ LOUD = 2  # rank of "medium": the looser view counts any rule this severe or mor
 
 
 def peer_names(rule: Rule, pack: str) -> tuple[str, ...]:
-    """The ``pack`` rules ``rule`` answers for. For Falco, until every rule of the pack carries
-    ``peers.falco``, a rule with ``source: falco`` also answers for its own title (the pack's
-    Falco rules are titled with Falco's names); drop this when the peers have landed."""
-    names = tuple(dict(rule.peers).get(pack, ()))
-    if pack == "falco" and rule.source == "falco" and rule.title not in names:
-        names += (rule.title,)
-    return names
+    """The ``pack`` rules ``rule`` answers for (its ``peers``)."""
+    return tuple(dict(rule.peers).get(pack, ()))
 
 
 def answering(rules: list[Rule], pack: str, name: str) -> list[Rule]:

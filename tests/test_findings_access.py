@@ -1,7 +1,7 @@
-"""The access pack (secrets, credentials, identities, probing): Panther's own cases for the rules
-it answers for, replayed through the whole pack, and the choices the pack makes where a peer
+"""The access pack (secrets, credentials, identities, probing): the choices it makes where a peer
 pack would cry wolf or miss (private addresses, controllers, refused requests, metrics
-scraping, undated events in thresholds, lists that are the user's)."""
+scraping, undated events in thresholds, lists that are the user's). Panther's own cases are
+replayed with the other packs' in tests/test_peer_packs.py."""
 
 from __future__ import annotations
 
@@ -9,67 +9,11 @@ from pathlib import Path
 
 import pytest
 from findings_kit import PACK, RULE, M, S, evaluate, on, req, store_of
-from peer_packs import PeerCase, fired_for, panther_cases, run
 
 from audittui.findings import load_rules
 
 SA = "system:serviceaccount:"
 ENABLED = [r for r in PACK if r.enabled]
-
-# The Panther rules this pack's access file answers for.
-MINE = {
-    "Amazon.EKS.AnonymousAPIAccess",
-    "Amazon.EKS.Audit.Multiple403",
-    "Amazon.EKS.Audit.SystemNamespaceFromPublicIP",
-    "GCP.K8s.IOC.Activity",
-    "Kubernetes.API.AnonymousAccess",
-    "Kubernetes.API.IOC.Activity",
-    "Kubernetes.API.Multiple403.PublicIP",
-    "Kubernetes.Secret.AccessDenied",
-    "Kubernetes.BulkSecretAccess",
-    "Kubernetes.Secrets.DumpAllNamespaces",
-    "Kubernetes.ServiceAccount.TokenCreated",
-    "Kubernetes.System.Principal.PublicIP",
-}
-
-# Cases the pack answers differently, and why (checked below: each still differs, so this
-# list shrinks when the reason goes away).
-GAPS = {
-    # Panther's built-in Tor exit-node feed (p_enrichment.tor_exit_nodes); audittui fetches no
-    # feed: ioc-match fires on the user's access_ioc_ips / access_ioc_user_agents only.
-    "Kubernetes.API.IOC.Activity: EKS Activity from Tor Exit Node": "feed",
-    "Kubernetes.API.IOC.Activity: AKS Activity from Tor Exit Node": "feed",
-    "Kubernetes.API.IOC.Activity: GCP GKE Activity from Tor Exit Node": "feed",
-    "GCP.K8s.IOC.Activity: triggers": "feed",
-    # The ASN enrichment sits on the Azure envelope, which unwrapping the AKS record drops.
-    "Kubernetes.System.Principal.PublicIP: AKS System Node from Azure IP": "aks envelope",
-}
-
-CASES = [c for c in panther_cases() if c.rule in MINE]
-
-
-def replay(tmp_path: Path, c: PeerCase) -> bool:
-    found, _ = run(tmp_path, c.events, ENABLED)
-    return bool(fired_for(found, ENABLED, "panther", c.rule))
-
-
-def test_every_panther_rule_of_the_theme_has_cases_and_a_rule_answering():
-    assert {c.rule for c in CASES} == MINE
-    for name in MINE:
-        assert any(name in dict(r.peers).get("panther", ()) for r in ENABLED), name
-    assert set(GAPS) <= {c.id for c in CASES}
-
-
-@pytest.mark.parametrize("c", [c for c in CASES if c.id not in GAPS], ids=lambda c: c.id)
-def test_panther_case(tmp_path, c):
-    assert replay(tmp_path, c) is c.expected
-
-
-@pytest.mark.parametrize("c", [c for c in CASES if c.id in GAPS], ids=lambda c: c.id)
-def test_panther_gap_is_still_a_gap(tmp_path, c):
-    """Every gap still answers otherwise than Panther, for the reason given."""
-    assert replay(tmp_path, c) is not c.expected
-
 
 # -- thresholds over events without a time ------------------------------------------------------
 

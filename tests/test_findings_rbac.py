@@ -1,7 +1,7 @@
-"""The RBAC, webhook and certificate rules (findings/pack/rbac.yaml): Panther's own tests of the
-rules they answer for, changes to bindings and roles read from patches (JSON, merge) and from
-the resulting object, the cluster's own principals and known controllers excluded by exact
-identity, refused writes reported apart as attempts, and hostile bodies made inert."""
+"""The RBAC, webhook and certificate rules (findings/pack/rbac.yaml): changes to bindings and
+roles read from patches (JSON, merge) and from the resulting object, the cluster's own
+principals and known controllers excluded by exact identity, refused writes reported apart as
+attempts, and hostile bodies made inert. Panther's own cases: tests/test_peer_packs.py."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from conftest import REALDATA
 from findings_kit import RULE, evaluate, on, req, store_of
-from peer_packs import PeerCase, fired_for, panther_cases, run
 
 from audittui.findings import load_rules
-from audittui.findings.rules import PACK_DIR
 
 RBAC_API = "rbac.authorization.k8s.io/v1"
 HOOK_API = "admissionregistration.k8s.io/v1"
@@ -23,49 +19,6 @@ CSR_API = "certificates.k8s.io/v1"
 SA = "system:serviceaccount:"
 
 ENABLED = [r for r in load_rules(False).rules if r.enabled]
-MINE = {
-    "Kubernetes.AdmissionController.Created",
-    "Kubernetes.ClientCertificate.Created",
-    "Kubernetes.ClusterRoleBinding.Privileged",
-    "Kubernetes.Role.NodeProxyPermissions",
-    "Kubernetes.Role.PodExec",
-    "Kubernetes.Role.Wildcard",
-    "Kubernetes.Role.WritePermissions",
-    "Kubernetes.SystemRole.Modified",
-}
-CASES = [c for c in panther_cases() if c.rule in MINE]
-RBAC_RULES = yaml.safe_load((PACK_DIR / "rbac.yaml").read_text())["rules"]
-
-
-# -- Panther's own tests ------------------------------------------------------------------------
-
-
-def test_every_panther_rule_of_the_theme_has_cases_and_a_rule_answering():
-    assert {c.rule for c in CASES} == MINE
-    answered = {name for r in ENABLED for name in dict(r.peers).get("panther", ())}
-    assert answered >= MINE
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_panther_case(tmp_path, case: PeerCase):
-    """A positive fires a rule that names the Panther rule; a negative fires none of them (the
-    whole enabled pack runs, as a user would run it)."""
-    found, _ = run(tmp_path, case.events, ENABLED)
-    fired = fired_for(found, ENABLED, "panther", case.rule)
-    assert bool(fired) is case.expected, (case.source, sorted(found))
-
-
-def test_the_panther_rule_ids_named_exist_in_panther():
-    ids = set()
-    for path in (REALDATA / "panther-analysis" / "rules").glob("*/*.yml"):
-        ids.add(yaml.safe_load(path.read_text())["RuleID"])
-    named = {n for rule in RBAC_RULES for n in (rule.get("peers") or {}).get("panther", [])}
-    assert named and named <= ids
-
-
-def test_every_rule_of_the_theme_has_techniques():
-    for rule in RBAC_RULES:
-        assert RULE[rule["id"]].techniques, rule["id"]
 
 
 # -- building events ----------------------------------------------------------------------------

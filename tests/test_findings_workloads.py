@@ -2,7 +2,7 @@
 DaemonSets, StatefulSets, Jobs, CronJobs; create, update, merge and JSON patches), refused
 requests reported apart as attempts, the platform excluded through lists while the same
 identities elsewhere stay visible, node agents not crying wolf, persistence through CronJobs,
-Jobs, DaemonSets and sidecars, and Panther's own tests of the rules that name it."""
+Jobs, DaemonSets and sidecars. Panther's own cases: tests/test_peer_packs.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 import pytest
 from findings_kit import PACK, evaluate, falco, on, req, store_of
-from peer_packs import answering, fired_for, panther_cases, run
 
 from audittui.findings import load_rules
 from audittui.index.loader import load
@@ -458,57 +457,6 @@ def test_daemonsets_created_and_modified_apart(tmp_path):
 def test_a_container_added_by_json_patch_is_a_sidecar(tmp_path, path, fires):
     events = [json_patch("deployments", ("add", path, {"name": "s", "image": "x"}))]
     assert ("workload-container-added" in fired(tmp_path, events)) is fires
-
-
-# -- the peers' own tests -----------------------------------------------------------------------
-
-MINE = sorted(
-    {name for r in PACK for pack, names in r.peers if pack == "panther" for name in names}
-    & {
-        "GCP.GKE.Kubernetes.Cron.Job.Created.Or.Modified",
-        "GCP.K8s.New.Daemonset.Deployed",
-        "GCP.K8s.Pod.Attached.To.Node.Host.Network",
-        "GCP.K8S.Pod.Create.Or.Modify.Host.Path.Volume.Mount",
-        "GCP.K8s.Pod.Using.Host.PID.Namespace",
-        "GCP.K8S.Privileged.Pod.Created",
-        "GCP.K8S.Service.Type.NodePort.Deployed",
-        "Kubernetes.CronJob.CreatedOrModified",
-        "Kubernetes.DaemonSet.Created",
-        "Kubernetes.Ingress.NoTLS",
-        "Kubernetes.Pod.SystemNamespace",
-        "Kubernetes.Pod.Dangerous.Capabilities",
-        "Kubernetes.Pod.Host.IPC",
-        "Kubernetes.Pod.Host.Network",
-        "Kubernetes.Pod.Host.PID",
-        "Kubernetes.Pod.HostPath.Volume",
-        "Kubernetes.Pod.Privileged.Created",
-        "Kubernetes.Service.NodePort.Deployed",
-    }
-)
-CASES = [c for c in panther_cases() if c.rule in MINE]
-
-
-def test_every_panther_rule_of_this_theme_is_answered_by_an_enabled_rule():
-    assert len(MINE) == 18
-    for name in MINE:
-        assert [r.id for r in answering(ENABLED, "panther", name)], name
-    assert {c.rule for c in CASES} == set(MINE)
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_panthers_own_cases(tmp_path, case):
-    """Positives fire a rule naming the Panther rule, negatives none. A case audittui cannot
-    load at all (a minimised GKE entry without serviceName or resource) is an ingest matter:
-    it must then be one of those, and it fires nothing."""
-    found, store = run(tmp_path, case.events, ENABLED)
-    if not len(store):
-        entry = case.events[0]
-        assert entry.get("protoPayload", {}).get("serviceName") != "k8s.io" or not entry.get(
-            "resource"
-        ), case.id
-        assert found == {}
-        return
-    assert bool(fired_for(found, ENABLED, "panther", case.rule)) is case.expected, sorted(found)
 
 
 def test_the_user_file_can_trust_an_agent_and_name_a_principal(tmp_path, monkeypatch):

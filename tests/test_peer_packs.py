@@ -36,6 +36,7 @@ from peer_packs import (
 )
 
 from audittui.findings import load_rules
+from audittui.findings.attack import technique_name
 
 PACK = load_rules(False).rules
 PANTHER_CASES = panther_cases()
@@ -192,3 +193,28 @@ def test_elastic_case(tmp_path, case):
 @pytest.mark.parametrize("case", SIGMA_CASES, ids=lambda c: c.id)
 def test_sigma_case(tmp_path, case):
     _check(tmp_path, case)
+
+
+# -- the pack's own words about its peers ----------------------------------------------------------
+
+
+def test_peers_are_spelled_as_their_packs_spell_them():
+    """A peer name that no rule of that pack has would never be replayed: Panther's RuleIDs
+    from its files, Elastic's and Sigma's names from the rules read into peer_cases (in scope
+    or not), Falco's from the rules its suite names."""
+    known = {
+        "panther": {c.rule for c in PANTHER_CASES},
+        "elastic": {n for names in written_rules("elastic") for n in names},
+        "sigma": {n for names in written_rules("sigma") for n in names},
+    }
+    for rule in PACK:
+        for pack, names in rule.peers:
+            if pack in known:
+                assert set(names) <= known[pack], (rule.id, set(names) - known[pack])
+
+
+def test_every_technique_the_pack_names_has_its_name():
+    named = {t for r in PACK for t in r.techniques}
+    assert named and all(technique_name(t) for t in named), sorted(
+        t for t in named if not technique_name(t)
+    )

@@ -1,10 +1,8 @@
 """MITRE ATT&CK technique names, for the ids the rules carry (``techniques``): the techniques
-of the Containers matrix, and the few Enterprise ones Kubernetes detections also name (cloud
-accounts, modified authentication). Data, not logic: a rule may name an id missing here; it is
-then shown by its id alone (a sub-technique falls back to its technique's name).
-
-Names as ATT&CK v16 spells them (https://attack.mitre.org/matrices/enterprise/containers/).
-"""
+of the Containers matrix, and the Enterprise ones the pack's rules also name (what a command
+run in a container does: scripting, tool transfer, tunnels, credential files). Data, not
+logic: a rule may name an id missing here; it is then shown by its id alone (a sub-technique
+falls back to its technique's name)."""
 
 from __future__ import annotations
 
@@ -23,6 +21,8 @@ TECHNIQUES: dict[str, str] = {
     "T1053.007": "Scheduled Task/Job: Container Orchestration Job",
     "T1204": "User Execution",
     "T1204.003": "User Execution: Malicious Image",
+    "T1059": "Command and Scripting Interpreter",
+    "T1546": "Event Triggered Execution",
     # Persistence
     "T1098": "Account Manipulation",
     "T1098.006": "Account Manipulation: Additional Container Cluster Roles",
@@ -43,6 +43,7 @@ TECHNIQUES: dict[str, str] = {
     "T1070": "Indicator Removal",
     "T1036": "Masquerading",
     "T1036.005": "Masquerading: Match Legitimate Resource Name or Location",
+    "T1134": "Access Token Manipulation",
     "T1550": "Use Alternate Authentication Material",
     "T1550.001": "Use Alternate Authentication Material: Application Access Token",
     # Credential access
@@ -54,13 +55,23 @@ TECHNIQUES: dict[str, str] = {
     "T1552": "Unsecured Credentials",
     "T1552.001": "Unsecured Credentials: Credentials In Files",
     "T1552.007": "Unsecured Credentials: Container API",
+    "T1552.005": "Unsecured Credentials: Cloud Instance Metadata API",
+    "T1003.008": "OS Credential Dumping: /etc/passwd and /etc/shadow",
+    "T1040": "Network Sniffing",
     # Discovery
     "T1613": "Container and Resource Discovery",
     "T1046": "Network Service Discovery",
     "T1069": "Permission Groups Discovery",
     "T1087": "Account Discovery",
+    # Collection, command and control
+    "T1005": "Data from Local System",
+    "T1105": "Ingress Tool Transfer",
+    "T1572": "Protocol Tunneling",
     # Impact
     "T1485": "Data Destruction",
+    "T1489": "Service Stop",
+    "T1531": "Account Access Removal",
+    "T1565.001": "Data Manipulation: Stored Data Manipulation",
     "T1490": "Inhibit System Recovery",
     "T1496": "Resource Hijacking",
     "T1496.001": "Resource Hijacking: Compute Hijacking",
