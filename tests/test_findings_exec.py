@@ -296,3 +296,31 @@ def test_the_panther_peers_are_rule_ids_panther_ships():
     named = {name for r in mine for name in dict(r.peers).get("panther", ())}
     assert named == set(MINE) and named <= ids
     assert all(r.techniques for r in mine)
+
+
+@pytest.mark.parametrize(
+    "ns, pod, fires",
+    [
+        ("trident", "trident-controller-7c9d", False),  # Elastic's exclusion (exec_benign_pods)
+        ("trident", "trident-node-linux-x2", True),
+        ("shop", "trident-controller-7c9d", True),  # the name alone is no pass
+    ],
+)
+def test_exec_attach_spares_only_the_benign_pods(tmp_path, ns, pod, fires):
+    uri = f"/api/v1/namespaces/{ns}/pods/{pod}/exec?command=tridentctl&command=version&stdout=true"
+    ev = req("create", "pods", sub="exec", ns=ns, name=pod, code=101, uri=uri)
+    assert ("exec-attach" in fired_on(tmp_path, ev)) is fires
+
+
+@pytest.mark.parametrize(
+    "argv, fires",
+    [
+        (["/bin/sh"], True),
+        (["/usr/bin/python3", "-c", "print(1)"], True),
+        (["sh", "-c", "/bin/bash -i"], True),
+        (["/bin/shred", "x"], False),
+        (["ls", "/bin"], False),
+    ],
+)
+def test_exec_shell_or_tool_reads_the_command(tmp_path, argv, fires):
+    assert ("exec-shell-or-tool" in fired_on(tmp_path, exec_req(argv))) is fires
