@@ -315,11 +315,16 @@ def test_unauthenticated_and_refused_creates_are_apart_from_created_objects(tmp_
         (f"{SA}monitoring:prometheus-k8s", "pods", True),
         (f"{SA}monitoring:prometheus-k8s", "run/default/web/web?cmd=id", True),
         (f"{SA}monitoring:prometheus-k8s", "metrics/../pods", True),
-        ("alice", "metrics", True),
-        (f"{SA}dev:web", "metrics/cadvisor", True),
+        ("alice", "metrics", False),  # Elastic leaves monitoring reads out, by anyone
+        (f"{SA}dev:web", "metrics/cadvisor", False),
+        ("alice", "healthz", False),
+        ("alice", "stats/summary", False),
+        ("alice", "configz", True),  # the kubelet's configuration: Elastic spares it, not this
+        ("alice", "containerLogs/default/web/web", True),
+        ("alice", "metrics-x", True),
     ],
 )
-def test_node_proxy_spares_metrics_scraping_only(tmp_path, user, path, fires):
+def test_node_proxy_spares_monitoring_reads_only(tmp_path, user, path, fires):
     uri = f"/api/v1/nodes/node-1/proxy/{path}"
     ev = req("get", "nodes", sub="proxy", ns=None, name="node-1", user=user, uri=uri)
     assert ("node-proxy" in evaluate(store_of(tmp_path, [ev]), [on("node-proxy")])[1]) is fires

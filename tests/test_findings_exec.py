@@ -264,3 +264,31 @@ def test_a_real_gke_exec_logged_with_status_unknown_is_a_session(tmp_path):
     entry["AuditPayload"] = orjson.dumps(payload).decode()
     _, fired, _ = evaluate(store_of(tmp_path, [entry]), PACK)
     assert "exec-refused" in fired and "exec-attach" not in fired
+
+
+@pytest.mark.parametrize(
+    "ns, pod, fires",
+    [
+        ("trident", "trident-controller-7c9d", False),  # Elastic's exclusion (exec_benign_pods)
+        ("trident", "trident-node-linux-x2", True),
+        ("shop", "trident-controller-7c9d", True),  # the name alone is no pass
+    ],
+)
+def test_exec_attach_spares_only_the_benign_pods(tmp_path, ns, pod, fires):
+    uri = f"/api/v1/namespaces/{ns}/pods/{pod}/exec?command=tridentctl&command=version&stdout=true"
+    ev = req("create", "pods", sub="exec", ns=ns, name=pod, code=101, uri=uri)
+    assert ("exec-attach" in fired_on(tmp_path, ev)) is fires
+
+
+@pytest.mark.parametrize(
+    "argv, fires",
+    [
+        (["/bin/sh"], True),
+        (["/usr/bin/python3", "-c", "print(1)"], True),
+        (["sh", "-c", "/bin/bash -i"], True),
+        (["/bin/shred", "x"], False),
+        (["ls", "/bin"], False),
+    ],
+)
+def test_exec_shell_or_tool_reads_the_command(tmp_path, argv, fires):
+    assert ("exec-shell-or-tool" in fired_on(tmp_path, exec_req(argv))) is fires

@@ -789,6 +789,95 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
         lambda: rbac("clusterroles", "patch", 200, body=role_body(["*"])),
         "modify_cluster_role_node_problem_detector.json",  # a patch with no wildcard
     ),
+    # Elastic's and Sigma's gaps
+    "secret-read-script": (
+        lambda: [req("list", "secrets", ua="curl/8.5.0")],
+        lambda: [req("list", "secrets", ua="OpenAPI-Generator/29.0.0/python")],
+    ),
+    "anonymous-pod-write": (
+        lambda: [req("create", "pods", user="system:anonymous", code=403, decision="forbid")],
+        lambda: [req("list", "pods", user="system:anonymous", code=403, decision="forbid")],
+    ),
+    "arc-proxy-secret-access": (
+        lambda: [req("get", "secrets", ns="shop", name="db", user=f"{SA}azure-arc:guard")],
+        lambda: [req("get", "secrets", ns="azure-arc", name="db", user=f"{SA}azure-arc:guard")],
+    ),
+    "recon-tool-client": (
+        lambda: [req("list", "secrets", ua="trufflehog/3.63.2")],
+        lambda: [req("list", "secrets", ua="kubectl/v1.30.0")],
+    ),
+    "refused-across-resources": (
+        lambda: [
+            req("list", r, code=403, decision="forbid", user="mallory", at=k * M)
+            for k, r in enumerate(["pods", "secrets", "nodes"])
+        ],
+        lambda: [
+            req("list", r, code=403, decision="forbid", user="mallory", at=k * M)
+            for k, r in enumerate(["pods", "secrets", "pods"])
+        ],
+    ),
+    "resource-discovery-brief": (
+        lambda: walk(["namespaces", "nodes", "pods"]),
+        lambda: walk(["namespaces", "nodes", "deployments"]),
+    ),
+    "self-rules-review": (
+        lambda: reviews(1, 0, user="alice"),
+        lambda: reviews(1, 0, user="system:kube-controller-manager"),
+    ),
+    "request-forbidden": (
+        lambda: [req("get", "secrets", name="db", code=403, decision="forbid", user="bob")],
+        lambda: [req("get", "secrets", name="db", code=404, user="bob")],
+    ),
+    "exec-shell-or-tool": (
+        lambda: [exec_cmd("%2Fbin%2Fsh")],
+        lambda: [exec_cmd("sh")],
+    ),
+    "deployment-patched": (
+        lambda: [req("patch", "deployments", api="apps/v1", name="web")],
+        lambda: [req("patch", "deployments", api="apps/v1", name="web", code=422)],
+    ),
+    "controller-account-pod": (
+        lambda: [
+            req(
+                "create",
+                "pods",
+                ns="kube-system",
+                name="p",
+                code=201,
+                body=pod_spec(serviceAccountName="daemon-set-controller"),
+            )
+        ],
+        lambda: [
+            req(
+                "create",
+                "pods",
+                ns="kube-system",
+                name="p",
+                code=201,
+                body=pod_spec(serviceAccountName="coredns"),
+            )
+        ],
+    ),
+    "binding-to-service-account": (
+        lambda: rbac(
+            "rolebindings",
+            "create",
+            201,
+            body={
+                "roleRef": {"kind": "ClusterRole", "name": "edit"},
+                "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": "dev"}],
+            },
+        ),
+        lambda: rbac(
+            "rolebindings",
+            "create",
+            201,
+            body={
+                "roleRef": {"kind": "ClusterRole", "name": "edit"},
+                "subjects": [{"kind": "User", "name": "bob"}],
+            },
+        ),
+    ),
 }
 
 
