@@ -828,6 +828,13 @@ def test_cli_json_shape(capsys):
         "credential-multi-ip",
         "new-user-agent",
         "new-source-ip",
+        "secret-read-new-client",
+        "denied-service-account-new-client",
+        "self-subject-review-new-client",
+        "forbidden-new-client",
+        "new-decision-for-client",
+        "anonymous-allowed-new-client",
+        "workload-change-new-client",
         "wildcard-role-by-person",  # the log holds no role's body
     }
     assert all(list(b) == ["rule", "why"] and b["why"] for b in doc["blind"])

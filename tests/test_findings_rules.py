@@ -229,6 +229,12 @@ def secret_gets(n: int, code: int = 200, user: str = "mallory", gap: int = 10 * 
     return [req("get", "secrets", name=f"s{k}", code=code, user=user, at=k * gap) for k in range(n)]
 
 
+def then(first: dict, later: dict, at: int = H + S) -> list[dict]:
+    """A key's history (``first`` at 0, kubectl's client by default), then ``later`` (``first``
+    changed as given) past the hour the new-terms rules learn."""
+    return [req(**first), req(**{**first, **later, "at": at})]
+
+
 def walk(kinds: list[str], user: str = "mallory") -> list[dict]:
     return [req("list", r, user=user, ip="10.0.0.9", at=k * 5 * S) for k, r in enumerate(kinds)]
 
@@ -633,6 +639,109 @@ CASES: dict[str, tuple[Source | Case, Source | Case]] = {
     "new-source-ip": (
         lambda: history("alice", [(2 * H, {"ip": "203.0.113.7"})]),
         lambda: history(f"{SA}dev:web", [(2 * H, {"ip": "203.0.113.7"})]),
+    ),
+    # Elastic's new_terms rules: a value new for its key after an hour of the key's history
+    "secret-read-new-client": (
+        lambda: then({"verb": "get", "resource": "secrets", "name": "s"}, {"ua": "curl/8.5.0"}),
+        lambda: then({"verb": "get", "resource": "secrets", "name": "s"}, {}),
+    ),
+    "denied-service-account-new-client": (
+        lambda: then(
+            {
+                "verb": "list",
+                "resource": "pods",
+                "code": 403,
+                "decision": "forbid",
+                "user": f"{SA}dev:web",
+                "ua": "web/1.4",
+            },
+            {"ua": "curl/8.5.0"},
+        ),
+        lambda: then(
+            {
+                "verb": "list",
+                "resource": "pods",
+                "code": 403,
+                "decision": "forbid",
+                "user": f"{SA}dev:web",
+                "ua": "web/1.4",
+            },
+            {"ua": "cilium-agent/1.15"},
+        ),
+    ),
+    "self-subject-review-new-client": (
+        lambda: then(
+            {
+                "verb": "create",
+                "resource": "selfsubjectaccessreviews",
+                "ns": None,
+                "api": "authorization.k8s.io/v1",
+                "user": f"{SA}dev:web",
+            },
+            {"ua": "curl/8.5.0"},
+        ),
+        lambda: then(
+            {
+                "verb": "create",
+                "resource": "selfsubjectaccessreviews",
+                "ns": None,
+                "api": "authorization.k8s.io/v1",
+                "user": f"{SA}dev:web",
+            },
+            {"user": "alice", "ua": "curl/8.5.0"},  # a person's review
+        ),
+    ),
+    "forbidden-new-client": (
+        lambda: then(
+            {"verb": "get", "resource": "pods", "code": 403, "decision": "forbid"},
+            {"ua": "curl/8.5.0"},
+        ),
+        lambda: then(
+            {"verb": "get", "resource": "pods", "code": 403, "decision": "forbid"},
+            {"ua": "curl/8.5.0", "code": 200, "decision": "allow"},
+        ),
+    ),
+    "new-decision-for-client": (
+        lambda: then({"verb": "get", "resource": "pods"}, {"code": 403, "decision": "forbid"}),
+        lambda: then({"verb": "get", "resource": "pods"}, {"name": "p2"}),
+    ),
+    "anonymous-allowed-new-client": (
+        lambda: then(
+            {
+                "verb": "list",
+                "resource": "namespaces",
+                "ns": None,
+                "user": "system:anonymous",
+                "ua": "curl/8.5.0",
+            },
+            {"ua": "python-requests/2.31.0"},
+        ),
+        lambda: then(
+            {
+                "verb": "list",
+                "resource": "namespaces",
+                "ns": None,
+                "user": "system:anonymous",
+                "ua": "curl/8.5.0",
+            },
+            {"user": "alice", "ua": "python-requests/2.31.0"},
+        ),
+    ),
+    "workload-change-new-client": (
+        lambda: then(
+            {"verb": "patch", "resource": "deployments", "api": "apps/v1", "name": "web"},
+            {"ua": "curl/8.5.0"},
+        ),
+        lambda: then(
+            {
+                "verb": "patch",
+                "resource": "deployments",
+                "api": "apps/v1",
+                "name": "web",
+                "groups": ["system:masters"],
+            },
+            {"ua": "curl/8.5.0"},
+        ),
     ),
     # single events
     "impersonation": (
