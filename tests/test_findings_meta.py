@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 
 import orjson
-from findings_kit import req, write
+import pytest
+from findings_kit import M, evaluate, req, store_of, write
 
 from audittui.cli import main as cli
 from audittui.findings.attack import TECHNIQUES, technique_label, technique_name
 from audittui.findings.engine import blind_when, exclusions, reads
-from audittui.findings.rules import build_rule
+from audittui.findings.rules import RuleError, build_rule
 from audittui.output.inert import cell_len
 
 RULES = """\
@@ -219,3 +220,25 @@ def test_technique_names_are_data_with_a_fallback():
     assert technique_label("T1610") == "T1610 Deploy Container"
     assert all(k.startswith("T") and v for k, v in TECHNIQUES.items())
     assert orjson.dumps(TECHNIQUES)  # plain data
+
+
+def test_first_seen_with_no_key_learns_the_whole_selection(tmp_path):
+    """key: [] is new across the rule's selection (anyone's), after learn of its history; a
+    first_seen without a key is a mistake, not a default."""
+    rule = build_rule(
+        {"id": "t", "title": "t", "severity": "low", "query": "code:403",
+         "first_seen": {"key": [], "value": "ua", "learn": "1h"}},
+        {},
+    )  # fmt: skip
+    known = [req("get", "pods", code=403, user=u, ua="kubectl", at=k * 20 * M)
+             for k, u in enumerate(["a", "b", "c", "d"])]  # fmt: skip
+    late = [req("get", "pods", code=403, user="e", ua="curl/8", at=70 * M)]
+    again = [req("get", "pods", code=403, user="e", ua="kubectl", at=70 * M)]
+    assert "t" in evaluate(store_of(tmp_path, known + late), [rule])[1]
+    assert "t" not in evaluate(store_of(tmp_path, known + again), [rule])[1]
+    with pytest.raises(RuleError, match="first_seen.key"):
+        build_rule(
+            {"id": "u", "title": "u", "severity": "low", "query": "code:403",
+             "first_seen": {"value": "ua"}},
+            {},
+        )  # fmt: skip

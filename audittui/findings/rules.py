@@ -135,7 +135,7 @@ class Threshold:
 
 @dataclass(frozen=True)
 class FirstSeen:
-    key: tuple[str, ...]  # query field names, e.g. ("user",)
+    key: tuple[str, ...]  # query field names, e.g. ("user",); () the rule's whole selection
     value: str  # the field whose new values fire, e.g. "ua"
     learn: int  # µs of a key's history before its new values count
 
@@ -508,8 +508,8 @@ def _first_seen(raw: Any, bad: Bad) -> FirstSeen | None:
         _field(f, "first_seen.key", bad)
         for f in _strings(raw.get("key", []), "first_seen.key", bad)
     )
-    if not key:
-        bad("first_seen.key", "at least one field")
+    if "key" not in raw:  # [] is a choice (new for the rule's whole selection), not a default
+        bad("first_seen.key", "required: the fields a value is new for ([] for none)")
     value = _field(raw.get("value"), "first_seen.value", bad)
     try:
         learn = _rule_duration(raw.get("learn", "1h"))
