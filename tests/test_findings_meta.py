@@ -242,3 +242,32 @@ def test_first_seen_with_no_key_learns_the_whole_selection(tmp_path):
              "first_seen": {"value": "ua"}},
             {},
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'verb:create "privileged"',
+        'verb:create -"privileged"',
+        'verb:create ("privileged" OR user:bob)',
+        '"PRIVILEGED" -(user:bob "nginx")',
+        '"privileged"',
+    ],
+)
+def test_free_text_in_a_rule_selects_what_the_query_language_does(tmp_path, query):
+    """The free text of a rule's query is read in each candidate's own line (not searched in
+    the whole file for every rule): the events it selects are the filter's."""
+    body = {"spec": {"containers": [{"name": "c", "image": "nginx",
+                                     "securityContext": {"privileged": True}}]}}  # fmt: skip
+    events = [
+        req("create", "pods", name="a", body=body),
+        req("create", "pods", name="b", user="bob", body=body),
+        req("create", "pods", name="c", body={"spec": {"containers": [{"name": "c"}]}}),
+        req("get", "pods", name="d", user="bob", uri="/api/v1/namespaces/default/pods/privileged"),
+    ]
+    store = store_of(tmp_path, events)
+    rule = build_rule({"id": "t", "title": "t", "severity": "low", "query": query}, {})
+    fx = evaluate(store, [rule])[0]
+    fired = fx.results(store)
+    got = sorted(fired[0].rows.tolist()) if fired else []
+    assert got == sorted(store.query(query).indices.tolist())

@@ -37,10 +37,10 @@ import jmespath
 import numpy as np
 from jmespath.exceptions import JMESPathError
 
-from ..index.query import STRING_FIELDS, And, Node, Not, Or, Term, Value, evaluate, has_text
+from ..index.query import STRING_FIELDS, And, Node, Not, Or, Term, Text, Value, evaluate, has_text
 from ..index.store import EventGone, Window
 from ..ingest.authz import parse_reason
-from ..ingest.formats import MISSING_TIME, format_duration
+from ..ingest.formats import MISSING_TIME, format_duration, parse_json
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
 from .role_grants import RoleRules, any_role_body
 from .rules import FirstSeen, Rule
@@ -169,7 +169,8 @@ class Findings:
             stage_values = store.tables["stage"].values
             level_values = store.tables["level"].values
             changed = False
-            inside: list[tuple[Rule, str | None, np.ndarray]] = []  # (rule, body, candidates)
+            # (rule, body, candidates, the free text its query asks of their lines)
+            inside: list[tuple[Rule, str | None, np.ndarray, _TextCheck | None]] = []
             # rules share terms (verb:create, code:2xx): decide each once
             terms: dict[Any, np.ndarray] = {}
             stages: dict[tuple[str, ...], np.ndarray] = {}
@@ -178,8 +179,9 @@ class Findings:
                 if rule.stages not in stages:
                     stages[rule.stages] = _stage_mask(stage, stage_values, rule.stages)
                 mask = stages[rule.stages].copy()
-                if rule.node is not None and mask.any():
-                    mask &= _mask(rule.node, window, mask, terms)
+                columns, texts = _split_text(rule.node)
+                if columns is not None and mask.any():
+                    mask &= _mask(columns, window, mask, terms)
                 if mask.any() and (rule.allow.users or rule.allow.namespaces):
                     mask &= ~_allowed(window, rule)
                 cand = np.flatnonzero(mask)
@@ -197,11 +199,19 @@ class Findings:
                     logged = np.isin(level[cand], _codes(level_values, BODY_LEVELS[body]))
                     cand = cand[logged]
                     st.with_body += len(cand) + len(unknown)
+                if texts:
+                    # the free text of a rule's query is read in the candidates' own lines
+                    cand = np.concatenate([cand, unknown])
+                    unknown = cand[:0]
+                    inside.append(
+                        (rule, body, cand + start, _TextCheck(texts, window, start, terms))
+                    )
+                    continue
                 if rule.where_expr is not None or rule.allow.images:
-                    inside.append((rule, body, np.concatenate([cand, unknown]) + start))
+                    inside.append((rule, body, np.concatenate([cand, unknown]) + start, None))
                     continue
                 if len(unknown):
-                    inside.append((rule, body, unknown + start))
+                    inside.append((rule, body, unknown + start, None))
                 if len(cand):
                     self._matched(store, rule, cand + start)
                     changed = True
@@ -415,30 +425,45 @@ def _mask(
 
 def _look_inside(
     store: Store | Snapshot,
-    work: list[tuple[Rule, str | None, np.ndarray]],
+    work: list[tuple[Rule, str | None, np.ndarray, _TextCheck | None]],
     errors: dict[str, str],
 ) -> dict[Rule, np.ndarray]:
-    """The candidates that pass their rule's body condition and image allow-list. Each event
-    is read and parsed once however many rules look at it (six rules read every pod create).
-    A where expression that fails on an event (a type error, a bad regex) does not match it;
-    the first such error of each rule is kept in ``errors``."""
+    """The candidates that pass their rule's free text, body condition and image allow-list.
+    Each event is read (and parsed, when a rule looks inside it) once however many rules look
+    at it (six rules read every pod create). A where expression that fails on an event (a
+    type error, a bad regex) does not match it; the first such error of each rule is kept in
+    ``errors``."""
     if not work:
         return {}
-    rows = np.concatenate([cand for _, _, cand in work])
-    which = np.concatenate([np.full(len(cand), k) for k, (_, _, cand) in enumerate(work)])
+    rows = np.concatenate([w[2] for w in work])
+    which = np.concatenate([np.full(len(w[2]), k) for k, w in enumerate(work)])
     order = np.argsort(rows, kind="stable")
     passed: dict[int, list[int]] = {}
-    current, event = -1, None
+    current, raw, lowered, event = -1, b"", "", None
     for i, k in zip(rows[order].tolist(), which[order].tolist(), strict=True):
         if i != current:
-            current = i
+            current, lowered, event = i, "", None
             try:
-                event = store.event(i)
+                raw = store.raw(i)
             except (EventGone, OSError, ValueError):
-                event = None
-        rule, body, _ = work[k]
-        if event is None:
+                raw = b""
+        if not raw:
             continue
+        rule, body, _, texts = work[k]
+        if texts is not None:
+            if not lowered:  # the free-text definition: the raw text, lower-cased
+                lowered = raw.decode("utf-8", "replace").lower()
+            if not texts.holds(i, lowered):
+                continue
+        if body is None and rule.where_expr is None and not rule.allow.images:
+            passed.setdefault(k, []).append(i)
+            continue
+        if event is None:
+            try:
+                event = parse_json(raw)
+            except ValueError:
+                raw = b""
+                continue
         try:
             ok = _passes(rule, body, event)
         except (JMESPathError, TypeError, ValueError) as exc:  # ValueError: a bad regex too
@@ -447,6 +472,46 @@ def _look_inside(
         if ok:
             passed.setdefault(k, []).append(i)
     return {work[k][0]: np.array(v, dtype=np.int64) for k, v in passed.items()}
+
+
+def _split_text(node: Node | None) -> tuple[Node | None, tuple[Node, ...]]:
+    """A rule's query as (the part decided on columns, the parts holding free text): the free
+    text is checked in each candidate's line, read once for every rule, instead of searched in
+    the whole file for each rule."""
+    if node is None or not has_text(node):
+        return node, ()
+    if isinstance(node, And):
+        columns = tuple(c for c in node.nodes if not has_text(c))
+        texts = tuple(c for c in node.nodes if has_text(c))
+        return (And(columns) if len(columns) > 1 else columns[0] if columns else None), texts
+    return None, (node,)
+
+
+class _TextCheck:
+    """The free-text parts of a query, decided for one event from its lower-cased line (its
+    field terms from the window's masks)."""
+
+    def __init__(
+        self, nodes: tuple[Node, ...], window: Window, start: int, terms: dict[Any, np.ndarray]
+    ) -> None:
+        self.nodes, self.window, self.start, self.terms = nodes, window, start, terms
+
+    def holds(self, row: int, lowered: str) -> bool:
+        return all(self._holds(node, row - self.start, lowered) for node in self.nodes)
+
+    def _holds(self, node: Node, i: int, lowered: str) -> bool:
+        if isinstance(node, Text):
+            return node.text.lower() in lowered
+        if isinstance(node, Not):
+            return not self._holds(node.node, i, lowered)
+        if isinstance(node, And):
+            return all(self._holds(c, i, lowered) for c in node.nodes)
+        if isinstance(node, Or):
+            return any(self._holds(c, i, lowered) for c in node.nodes)
+        key = (node.field, node.values)  # a field term: decided once for the window
+        if key not in self.terms:
+            self.terms[key] = evaluate(node, self.window)
+        return bool(self.terms[key][i])
 
 
 def _passes(rule: Rule, body: str | None, event: dict[str, Any]) -> bool:

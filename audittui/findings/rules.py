@@ -76,9 +76,32 @@ class _Functions(functions.Functions):
     def _func_matches(self, subject: str, pattern: str) -> bool:
         return _regex(pattern).search(subject)
 
+    _last: tuple[object, str] = (None, "")  # (event, its command): the rules of one event ask
+
+    def call_function(self, function_name: str, resolved_args: list[Any]) -> Any:
+        # Ours are called for every candidate of every rule that names them: their arguments'
+        # types are checked here in one line, not by jmespath's generic validation (a third
+        # of the time of a where expression); anything unexpected takes the checked path.
+        if function_name == "matches" and len(resolved_args) == 2:
+            subject, pattern = resolved_args
+            if type(subject) is str and type(pattern) is str:
+                return _regex(pattern).search(subject)
+        elif (
+            function_name == "exec_command"
+            and len(resolved_args) == 1
+            and type(resolved_args[0]) is dict
+        ):
+            return self._func_exec_command(resolved_args[0])
+        return super().call_function(function_name, resolved_args)
+
     @functions.signature({"types": ["object"]})
     def _func_exec_command(self, event: dict) -> str:
-        return command_text(event_argv(event))
+        last = self._last  # one tuple, read and replaced whole: safe across threads
+        if last[0] is event:
+            return last[1]
+        text = command_text(event_argv(event))
+        self._last = (event, text)
+        return text
 
 
 _regex = functools.lru_cache(maxsize=256)(Regex)  # PatternError (a ValueError): no match
