@@ -593,7 +593,9 @@ def _stateful(store: Events, rule: Rule, st: _State, copies: Copies) -> np.ndarr
     without a time share one window of their own.
 
     A window can gain events from any time (backups are read after the live file), so a group
-    that got new events is recomputed over all its events; the other groups keep their hits.
+    that got new events is recomputed over its events within a window's width of the new ones
+    (its hits elsewhere stand: adding events never undoes a window that reached the count); the
+    other groups keep their hits.
     Groups are found by identity codes: a new event's group values mark, column by column, the
     events that may share its group (a superset of whole groups, so each is recomputed whole)."""
     matched = st.matched
@@ -614,6 +616,16 @@ def _stateful(store: Events, rule: Rule, st: _State, copies: Copies) -> np.ndarr
             touched &= _looked_up(lut, col[matched])
             redone &= _looked_up(lut, col[st.hits])
         rows, previous = matched[touched], st.hits[~redone]
+        # Adding events never undoes a window that reached the count, and a window that gains
+        # one lies within its width of it: only the recomputed groups' events within that
+        # span of the new ones are counted again, and their groups' earlier hits are kept
+        # (a busy user's whole history is not recounted at every batch).
+        dated = new[time[new] != MISSING_TIME]
+        if len(dated):
+            at = time[rows]
+            lo, hi = int(time[dated].min()) - t.window, int(time[dated].max()) + t.window
+            rows = rows[((at >= lo) & (at <= hi)) | (at == MISSING_TIME)]
+            previous = st.hits
     first = copies.first(store, rows)
     once = rows[first == rows]
     distinct = store.ids(STRING_FIELDS[t.distinct]) if t.distinct else None
@@ -630,7 +642,7 @@ def _stateful(store: Events, rule: Rule, st: _State, copies: Copies) -> np.ndarr
         fired.append(part[threshold_hits(times, groups, t.window, t.count, values)])
     hit_once = np.concatenate(fired) if fired else np.empty(0, dtype=np.int64)
     hits = rows[np.isin(first, hit_once)]  # with their copies
-    st.hits = np.concatenate([previous, hits]) if len(previous) else hits
+    st.hits = np.union1d(previous, hits) if len(previous) else hits
     return st.hits
 
 
