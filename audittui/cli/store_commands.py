@@ -44,7 +44,7 @@ from ..clickhouse.url import parse as parse_url
 from ..findings import Rule, load_rules
 from ..findings.engine import BODY_LEVELS
 from ..index.loader import load
-from ..index.query import And, Node, QueryError, Term, Value, parse
+from ..index.query import And, Node, Not, Or, QueryError, Term, Text, Value, parse
 from ..index.store import Store
 from ..ingest import scratch
 from ..ingest.formats import MISSING_TIME
@@ -365,8 +365,9 @@ def _selection(reader: Reader, rules: list[Rule]) -> Where:
     parts: list[str] = []
     params: dict[str, Any] = {}
     for k, rule in enumerate(rules):
+        node = _widened(rule.node)
         try:
-            query = compile_node(rule.node, modern=reader.modern, prefix=f"r{k}_")
+            query = compile_node(node, modern=reader.modern, prefix=f"r{k}_")
         except SqlError:
             return Where("1")
         stages = []
@@ -383,6 +384,24 @@ def _selection(reader: Reader, rules: list[Rule]) -> Where:
         parts.append(f"({bodies.sql})")
         params.update(bodies.params)
     return Where(f"({' OR '.join(parts) or '0'})", params)  # parenthesised: reads add AND terms
+
+
+def _widened(node: Node | None) -> Node | None:
+    """A rule's query without what only narrows it further (negations, free text): what
+    remains selects a superset, in a statement a server takes whole (the pack's exclusion lists
+    written out made one OR of every rule past ClickHouse's 50,000 syntax elements). None:
+    every event."""
+    if node is None or isinstance(node, Not | Text):
+        return None
+    if isinstance(node, And):
+        kept = [c for c in (_widened(c) for c in node.nodes) if c is not None]
+        return None if not kept else kept[0] if len(kept) == 1 else And(tuple(kept))
+    if isinstance(node, Or):
+        alternatives = [_widened(c) for c in node.nodes]
+        if any(a is None for a in alternatives):
+            return None
+        return Or(tuple(a for a in alternatives if a is not None))
+    return node
 
 
 def _where(reader: Reader, text: str | Node, prefix: str) -> Where:

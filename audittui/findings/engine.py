@@ -474,6 +474,16 @@ def _look_inside(
     return {work[k][0]: np.array(v, dtype=np.int64) for k, v in passed.items()}
 
 
+def selection_mask(rule: Rule, store: Events) -> np.ndarray:
+    """The events a rule's query selects, its free text left out when the rest of the query
+    decides on columns (a superset, at column speed: the policy lab asks it of every rule)."""
+    columns, texts = _split_text(rule.node)
+    node = columns if columns is not None or not texts else rule.node
+    if node is None:
+        return np.ones(len(store), dtype=bool)
+    return evaluate(node, store)
+
+
 def _split_text(node: Node | None) -> tuple[Node | None, tuple[Node, ...]]:
     """A rule's query as (the part decided on columns, the parts holding free text): the free
     text is checked in each candidate's line, read once for every rule, instead of searched in

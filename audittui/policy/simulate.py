@@ -118,15 +118,14 @@ def _blinded(
 ) -> list[tuple[str, str]]:
     """Findings rules that see events now and would not under the candidate: all their events
     dropped, or (rules reading bodies) none left at a level that logs the body."""
-    from ..findings.engine import BODY_LEVELS
-    from ..index.query import evaluate
+    from ..findings.engine import BODY_LEVELS, selection_mask
 
     out: list[tuple[str, str]] = []
     level_index = {name: k for k, name in enumerate(LEVELS)}
     for rule in findings.rules:
         if rule.node is None:
             continue
-        mask = evaluate(rule.node, store)[: len(logged)] & (logged >= 0)  # (-1: not chosen)
+        mask = selection_mask(rule, store)[: len(logged)] & (logged >= 0)  # (-1: not chosen)
         if not mask.any():
             continue
         body = next((b for b in rule.needs if b in BODY_LEVELS), None)

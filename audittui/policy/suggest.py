@@ -140,13 +140,13 @@ def _watched(store: Events, findings: Findings | None) -> tuple[np.ndarray, np.n
     bodies = np.zeros(n, dtype=bool)
     if findings is None:
         return watched, bodies
-    from ..index.query import evaluate
+    from ..findings.engine import selection_mask
 
     for rule in findings.rules:
         # First-seen rules learn from everything a user does; they still see the rest of it.
         if rule.node is None or rule.first_seen:
             continue
-        mask = evaluate(rule.node, store)[:n]
+        mask = selection_mask(rule, store)[:n]
         watched |= mask
         if "request" in rule.needs or "response" in rule.needs:
             bodies |= mask
