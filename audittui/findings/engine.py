@@ -39,6 +39,7 @@ from jmespath.exceptions import JMESPathError
 
 from ..index.query import STRING_FIELDS, And, Node, Not, Or, Term, Text, Value, evaluate, has_text
 from ..index.store import EventGone, Window
+from ..index.textsearch import searchable
 from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, format_duration, parse_json
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
@@ -153,6 +154,8 @@ class Findings:
         self.errors: dict[str, str] = {}  # rule id → the first error of its where expression
         self._roles = RoleRules()
         self._copies = Copies()
+        # each rule's query as (its column part, its free-text parts): split once
+        self._split = {r.id: _split_text(r.node) for r in self.rules}
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -179,7 +182,7 @@ class Findings:
                 if rule.stages not in stages:
                     stages[rule.stages] = _stage_mask(stage, stage_values, rule.stages)
                 mask = stages[rule.stages].copy()
-                columns, texts = _split_text(rule.node)
+                columns, texts = self._split[rule.id]
                 if columns is not None and mask.any():
                     mask &= _mask(columns, window, mask, terms)
                 if mask.any() and (rule.allow.users or rule.allow.namespaces):
@@ -451,8 +454,8 @@ def _look_inside(
             continue
         rule, body, _, texts = work[k]
         if texts is not None:
-            if not lowered:  # the free-text definition: the raw text, lower-cased
-                lowered = raw.decode("utf-8", "replace").lower()
+            if not lowered:
+                lowered = searchable(raw)
             if not texts.holds(i, lowered):
                 continue
         if body is None and rule.where_expr is None and not rule.allow.images:
@@ -603,11 +606,10 @@ def _stateful(store: Events, rule: Rule, st: _State, copies: Copies) -> np.ndarr
     without a time share one window of their own.
 
     A window can gain events from any time (backups are read after the live file), so a group
-    that got new events is recomputed over its events within a window's width of the new ones
-    (its hits elsewhere stand: adding events never undoes a window that reached the count); the
-    other groups keep their hits.
+    that got new events is recomputed over its events within a window's width of the new ones;
+    every earlier hit stands (adding events never undoes a window that reached the count).
     Groups are found by identity codes: a new event's group values mark, column by column, the
-    events that may share its group (a superset of whole groups, so each is recomputed whole)."""
+    events that may share its group (a superset of whole groups)."""
     matched = st.matched
     fresh, st.fresh = st.fresh, []
     if not rule.threshold or not len(matched):
@@ -619,23 +621,20 @@ def _stateful(store: Events, rule: Rule, st: _State, copies: Copies) -> np.ndarr
     new = np.concatenate(fresh) if fresh else np.empty(0, dtype=np.int64)
     if st.hits is not None and columns and len(new):
         touched = np.ones(len(matched), dtype=bool)
-        redone = np.ones(len(st.hits), dtype=bool)  # hits in the groups recomputed
         for col in columns:
             lut = np.zeros(int(col[new].max()) + 1, dtype=bool)
             lut[col[new]] = True
             touched &= _looked_up(lut, col[matched])
-            redone &= _looked_up(lut, col[st.hits])
-        rows, previous = matched[touched], st.hits[~redone]
-        # Adding events never undoes a window that reached the count, and a window that gains
-        # one lies within its width of it: only the recomputed groups' events within that
-        # span of the new ones are counted again, and their groups' earlier hits are kept
-        # (a busy user's whole history is not recounted at every batch).
+        # Adding events never undoes a window that reached the count, so every earlier hit
+        # stands; and a window that gains a new event lies within its width of it: only the
+        # touched groups' events within that span of the new ones are counted again (a busy
+        # user's whole history is not recounted at every batch).
+        rows, previous = matched[touched], st.hits
         dated = new[time[new] != MISSING_TIME]
         if len(dated):
             at = time[rows]
             lo, hi = int(time[dated].min()) - t.window, int(time[dated].max()) + t.window
             rows = rows[((at >= lo) & (at <= hi)) | (at == MISSING_TIME)]
-            previous = st.hits
     first = copies.first(store, rows)
     once = rows[first == rows]
     distinct = store.ids(STRING_FIELDS[t.distinct]) if t.distinct else None

@@ -85,7 +85,7 @@ class _Functions(functions.Functions):
         if function_name == "matches" and len(resolved_args) == 2:
             subject, pattern = resolved_args
             if type(subject) is str and type(pattern) is str:
-                return _regex(pattern).search(subject)
+                return self._func_matches(subject, pattern)
         elif (
             function_name == "exec_command"
             and len(resolved_args) == 1

@@ -31,9 +31,14 @@ PER_EVENT = 8  # occurrences per event in a block found one by one before search
 CHECK_EVERY = 4096  # events read one by one between two checkpoints (see interrupt.py)
 
 
+def searchable(raw: bytes) -> str:
+    """An event's raw JSON as free text is searched in: decoded, lower-cased."""
+    return raw.decode("utf-8", "replace").lower()
+
+
 def matches(raw: bytes, needle: str) -> bool:
     """The definition: case-insensitive substring of the raw JSON text."""
-    return needle in raw.decode("utf-8", "replace").lower()
+    return needle in searchable(raw)
 
 
 def search(store: Events, text: str, within: np.ndarray | None = None) -> np.ndarray:
