@@ -15,6 +15,7 @@ import orjson
 from conftest import SAMPLES, v1_event
 
 from audittui.findings import Finding, Findings, Rule, load_rules
+from audittui.findings.rules import user_rules_path
 from audittui.index.loader import load
 from audittui.index.store import Store
 
@@ -164,3 +165,14 @@ def evaluate(store: Store, rules: list[Rule]) -> tuple[Findings, dict[str, Findi
 def on(rule_id: str, **changes: Any) -> Rule:
     """A pack rule, enabled (and otherwise changed as given)."""
     return replace(RULE[rule_id], enabled=True, **changes)
+
+
+def rules_file(monkeypatch, tmp_path: Path, text: str) -> Path:
+    """Write ``text`` as the default rules file ($XDG_CONFIG_HOME/audittui/rules.yaml)."""
+    config = tmp_path / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    path = user_rules_path()
+    assert path == config / "audittui" / "rules.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -26,6 +26,7 @@ from findings_kit import (
     falco,
     on,
     req,
+    rules_file,
     store_of,
     write,
 )
@@ -33,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audittui.cli import main as cli
-from audittui.findings import Findings, load_rules, user_rules_path
+from audittui.findings import Findings, load_rules
 from audittui.findings.rules import build_rule
 from audittui.findings.windows import NewValues, group_ids, threshold_hits
 from audittui.index.loader import load, read_sources
@@ -512,17 +513,6 @@ def test_incremental_equals_batch_for_any_split(seed, sizes):
 
 
 # -- the user's rules file ----------------------------------------------------------------------
-
-
-def rules_file(monkeypatch, tmp_path: Path, text: str) -> Path:
-    """Write ``text`` as the default rules file ($XDG_CONFIG_HOME/audittui/rules.yaml)."""
-    config = tmp_path / "xdg"
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
-    path = user_rules_path()
-    assert path == config / "audittui" / "rules.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def test_no_rules_file_is_the_pack(monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from findings_kit import PACK, evaluate, falco, on, req, store_of
+from findings_kit import PACK, evaluate, falco, on, req, rules_file, store_of
 
 from audittui.findings import load_rules
 from audittui.index.loader import load
@@ -461,14 +461,13 @@ def test_a_container_added_by_json_patch_is_a_sidecar(tmp_path, path, fires):
 
 def test_the_user_file_can_trust_an_agent_and_name_a_principal(tmp_path, monkeypatch):
     """The lists are the user's: an agent image of their own, and an operator's identity."""
-    config = tmp_path / "config" / "audittui"
-    config.mkdir(parents=True)
-    (config / "rules.yaml").write_text(
+    rules_file(
+        monkeypatch,
+        tmp_path,
         "lists:\n"
         "  workloads_host_agent_images: [registry.example.com/agent*]\n"
-        "  workloads_system_principals: ['system:serviceaccount:ops:installer']\n"
+        "  workloads_system_principals: ['system:serviceaccount:ops:installer']\n",
     )
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     rules = load_rules()
     assert rules.problems == []
     enabled = [r for r in rules.rules if r.enabled]
