@@ -1,0 +1,1 @@
+"""The backends the front ends read events through (see :mod:`.protocol`)."""

@@ -1,0 +1,99 @@
+"""What the front ends ask of events, whatever holds them: read this module first.
+
+The app and the command line are written once, over :class:`Backend`. Two classes implement it:
+the in-memory index of files (:mod:`.memory`: numpy columns over byte offsets, every answer
+computed here) and a ClickHouse store (:mod:`.clickhouse`: every answer computed by the
+server where SQL can, and by the same Python analyses over the few rows a question selects
+where it cannot). A front end never asks which one it holds; it may ask what a backend can
+offer (:attr:`Backend.capabilities`) and shows a capability that is missing, with its reason,
+instead of failing.
+
+Queries are the query language's text (:mod:`audittui.query`); each backend compiles them
+(numpy masks, SQL). Every event has a stable :data:`Key` in the order events are listed (time,
+then a tie-break that never changes), so a list pages by key, never by an offset that moves
+as events arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Key = tuple[Any, ...]  # an event's position in the listing order: (time µs, tie-break…)
+
+# What a backend may offer; :attr:`Backend.capabilities` maps each to "" (offered) or to the
+# one-line reason it is not, shown by the front ends where the capability would be.
+LIST = "list"  # count, pages by key, one event's detail and raw text
+FOLLOW = "follow"  # events newer than a key, as they arrive
+SUMMARY = "summary"  # group-by aggregates, latency percentiles
+HISTOGRAM = "histogram"
+REQUESTS = "requests"  # the stages of one request (by auditID)
+HISTORY = "history"  # an object's writes and the diffs between its versions
+RBAC = "rbac"  # a subject's requests → the least-privilege role
+FINDINGS = "findings"
+POLICY = "policy"  # the policy lab: a policy checked and simulated over the events
+COMPLETION = "completion"  # the values a field holds
+CAPABILITIES = (LIST, FOLLOW, SUMMARY, HISTOGRAM, REQUESTS, HISTORY, RBAC, FINDINGS, POLICY,
+                COMPLETION)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Row:
+    """One event as a page holds it: its key, the values a list shows and its raw JSON (left
+    out of a page that does not need it, None then)."""
+
+    key: Key
+    values: Mapping[str, Any]  # as Store.value gives them: None for missing
+    raw: bytes | None = None
+
+    def value(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+@dataclass
+class Sources:
+    """Where the events came from, for ``stats`` and the status bar."""
+
+    display: str  # the paths or the store URL, as the user gave them (inert before shown)
+    events: int
+    malformed: int = 0
+    ignored: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)  # per file or per stored source
+
+
+class Backend(Protocol):
+    """The events one front end shows: files indexed in memory, or a store."""
+
+    display: str
+    capabilities: Mapping[str, str]
+
+    # the listing
+    def count(self, query: str = "") -> int: ...
+    def page(self, query: str, after: Key | None, descending: bool, limit: int) -> list[Row]:
+        """Up to ``limit`` events after ``after`` in key order (before it when descending);
+        None starts at the first event (the newest when descending)."""
+        ...
+    def event(self, key: Key) -> Row | None:
+        """One event with its raw JSON; None when it is gone (rotated away, deleted)."""
+        ...
+    def newer(self, query: str, after: Key | None) -> list[Row]:
+        """Events after ``after`` that arrived since the last call (following)."""
+        ...
+    def time_range(self, query: str = "") -> tuple[int, int] | None: ...
+    def sources(self) -> Sources: ...
+
+    # the analyses, each answering with the analyses' own result types
+    def summary(self, query: str, by: str, top: int | None, latency: bool = False) -> Any: ...
+    def histogram(self, query: str, buckets: int) -> Any: ...
+    def requests(self, audit_id: str) -> list[Row]: ...
+    def history(self, ref: Mapping[str, str], all_fields: bool = False) -> Any: ...
+    def rbac(self, subject: str, options: Any) -> Any: ...
+    def findings(self, rules: Sequence[Any], query: str = "") -> Any: ...
+    def policy(self, policy: Any, query: str = "") -> Any: ...
+    def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
+        """The values of a field starting with ``prefix``, most frequent first, with counts
+        (the filter bar's completion)."""
+        ...
+
+    def close(self) -> None: ...
