@@ -62,6 +62,27 @@ class Sources:
     files: list[dict[str, Any]] = field(default_factory=list)  # per file or per stored source
 
 
+@dataclass
+class Fired:
+    """A rule that fired, as every backend reports it (the CLI prints it, the app lists it)."""
+
+    rule: Any  # audittui.findings.rules.Rule
+    count: int  # requests (an event and its byte-identical copies count once)
+    first: int  # µs
+    last: int
+    users: list[str]
+    audit_ids: list[str]  # one per request, in time order
+    query: str = ""  # the query that lists its events in this backend (the app's drill-down)
+
+
+@dataclass
+class FindingsResult:
+    fired: list[Fired]
+    blind: list[tuple[Any, str]]  # (rule, why it cannot fire on these events)
+    errors: dict[str, str]  # rule id → why its where failed
+    events: int  # the events the rules ran over
+
+
 class Backend(Protocol):
     """The events one front end shows: files indexed in memory, or a store."""
 
@@ -74,12 +95,15 @@ class Backend(Protocol):
         """Up to ``limit`` events after ``after`` in key order (before it when descending);
         None starts at the first event (the newest when descending)."""
         ...
+
     def event(self, key: Key) -> Row | None:
         """One event with its raw JSON; None when it is gone (rotated away, deleted)."""
         ...
+
     def newer(self, query: str, after: Key | None) -> list[Row]:
         """Events after ``after`` that arrived since the last call (following)."""
         ...
+
     def time_range(self, query: str = "") -> tuple[int, int] | None: ...
     def sources(self) -> Sources: ...
 
@@ -89,8 +113,20 @@ class Backend(Protocol):
     def requests(self, audit_id: str) -> list[Row]: ...
     def history(self, ref: Mapping[str, str], all_fields: bool = False) -> Any: ...
     def rbac(self, subject: str, options: Any) -> Any: ...
-    def findings(self, rules: Sequence[Any], query: str = "") -> Any: ...
-    def policy(self, policy: Any, query: str = "") -> Any: ...
+    def findings(self, rules: Sequence[Any], query: str = "") -> FindingsResult: ...
+    def policy_check(self, policy: Any, query: str = "") -> Any:
+        """What policy.check.check_policy answers: the disagreements between the policy and
+        the levels logged, the events checked, whether it is approximate."""
+        ...
+
+    def policy_simulate(self, policy: Any, rules: Sequence[Any], query: str = "") -> Any:
+        """policy.simulate.Simulation: per policy rule, the events and bytes it would keep."""
+        ...
+
+    def policy_suggest(self, rules: Sequence[Any], top: int) -> Any:
+        """list[policy.suggest.Suggestion]."""
+        ...
+
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         """The values of a field starting with ``prefix``, most frequent first, with counts
         (the filter bar's completion)."""
