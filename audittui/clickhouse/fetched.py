@@ -58,10 +58,12 @@ class Fetched:
         names = sorted(sources)  # sources by name: the order a shipper given them reads them
         rank = np.array([names.index(s) for s in sources] or [0], dtype=np.int64)
         table = np.array(order, dtype=np.int64).reshape(-1, 4)
-        ranked = np.lexsort((table[:, 1], rank[table[:, 0]])) if len(table) else []
+        ranked: list[int] = (
+            np.lexsort((table[:, 1], rank[table[:, 0]])).tolist() if len(table) else []
+        )
         path = os.path.join(self.folder, "audit.log")
         with open(fetched, "rb") as src_fh, open(path, "wb") as fh:
-            for k in list(ranked):
+            for k in ranked:
                 fh.write(os.pread(src_fh.fileno(), int(table[k, 3]), int(table[k, 2])))
         os.unlink(fetched)
         return load(path)

@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.protocol import Fired, FindingsResult
 from ..findings.engine import (
     BODY_LEVELS,
     NO_CREDENTIAL,
@@ -48,6 +47,7 @@ from ..findings.engine import (
     _resources,
     _split_text,
 )
+from ..findings.result import FindingsResult, Fired
 from ..findings.rules import Rule
 from ..findings.windows import threshold_hits
 from ..index.query import MULTI_VALUED, STRING_FIELDS, And, Node, Not, Or, Term, Value, parse
@@ -74,9 +74,15 @@ class _Plan:
     body_where: Where | None  # its candidates logged at a level that carries that body
 
 
-def run(reader: Reader, rules: Sequence[Rule], where: Where | str = "") -> FindingsResult:
-    """The enabled ``rules`` over the events ``where`` selects (a query's text or compiled)."""
+def run(
+    reader: Reader, rules: Sequence[Rule], where: Where | str = "", touching: str = ""
+) -> FindingsResult:
+    """The enabled ``rules`` over the events ``where`` selects (a query's text or compiled;
+    "" every event). ``touching``: keep only the findings with an event among that query's
+    matches (the backends' ``findings(rules, query)``: the rules still run over every event,
+    as their windows and first-seen state need them all)."""
     scope = reader.where(where) if isinstance(where, str) else where
+    touch = compile_node(parse(touching), reader.modern, "q_") if touching else None
     plans = [_plan(reader, r, k) for k, r in enumerate(x for x in rules if x.enabled)]
     events = reader.count(scope)
     counts = _counts(reader, scope, plans)
@@ -86,17 +92,17 @@ def run(reader: Reader, rules: Sequence[Rule], where: Where | str = "") -> Findi
         if p.inside or not counts[p.rule.id]:
             continue
         f = (
-            _threshold(reader, scope, p)
+            _threshold(reader, scope, p, touch)
             if p.rule.threshold
-            else _first_seen(reader, scope, p)
+            else _first_seen(reader, scope, p, touch)
             if p.rule.first_seen
-            else _plain(reader, scope, p)
+            else _plain(reader, scope, p, touch)
         )
         if f is not None:
             fired.append(f)
     inside = [p for p in plans if p.inside and counts[p.rule.id]]
     if inside:
-        fired += _looked_inside(reader, scope, inside, errors)
+        fired += _looked_inside(reader, scope, inside, errors, touching)
     fired.sort(key=lambda f: (f.rule.rank, -f.count, f.rule.id))
     return FindingsResult(fired, _blind(reader, scope, plans, counts), errors, events)
 
@@ -158,7 +164,9 @@ def _counts(reader: Reader, scope: Where, plans: list[_Plan]) -> dict[str, int]:
     counted in scans of RULES_PER_SCAN rules."""
     out: dict[str, int] = {}
     for start in range(0, len(plans), RULES_PER_SCAN):
-        columns, params, names = [], {}, []
+        columns: list[str] = []
+        params: dict[str, Any] = {}
+        names: list[str] = []
         for p in plans[start : start + RULES_PER_SCAN]:
             for name, w in ((p.rule.id, p.where), (p.rule.id + "/body", p.body_where)):
                 if w is not None:
@@ -174,13 +182,15 @@ def _counts(reader: Reader, scope: Where, plans: list[_Plan]) -> dict[str, int]:
 # -- rules decided on columns --------------------------------------------------------------
 
 
-def _plain(reader: Reader, scope: Where, p: _Plan) -> Fired | None:
+def _plain(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
     """A rule without a threshold or first-seen: its events are its hits."""
     source, params = reader._from(scope)
     source = f"{source} AND {p.where.sql}"
     params.update(p.where.params)
+    params.update(touch.params if touch else {})
     head = reader.client.one(
-        "SELECT countIf(audit_id = '') AS bare, uniqExactIf(audit_id, audit_id != '') AS ids, "
+        f"SELECT countIf({touch.sql if touch else '1'}) AS touched, "
+        "countIf(audit_id = '') AS bare, uniqExactIf(audit_id, audit_id != '') AS ids, "
         f"countIf({PRESENT_TIME}) AS dated, minIf(time, {PRESENT_TIME}) AS first, "
         f"maxIf(time, {PRESENT_TIME}) AS last {source}",
         params,
@@ -202,7 +212,7 @@ def _plain(reader: Reader, scope: Where, p: _Plan) -> Fired | None:
         )
     ]
     count = int(head["bare"]) + int(head["ids"])
-    if not count:
+    if not count or not int(head["touched"]):
         return None
     dated = int(head["dated"])
     first = int(head["first"]) if dated else MISSING_TIME
@@ -234,7 +244,15 @@ def _group_key(fields: Sequence[str]) -> str:
 _COMPACT = "time, user, audit_id, source, offset"
 
 
-def _threshold(reader: Reader, scope: Where, p: _Plan) -> Fired | None:
+def _touched(touch: Where | None, params: dict[str, Any]) -> str:
+    """Whether an event is among the ``touching`` query's matches (1 when there is none)."""
+    if touch is None:
+        return "1"
+    params.update(touch.params)
+    return touch.sql
+
+
+def _threshold(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
     """The events of a window where one group reaches the count: groups that cannot reach it
     over the whole scope are dropped by the server, the rest's windows found here."""
     t = p.rule.threshold
@@ -248,7 +266,8 @@ def _threshold(reader: Reader, scope: Where, p: _Plan) -> Fired | None:
     params["count_"] = t.count
     rows = list(
         reader.client.rows(
-            f"SELECT {_COMPACT}, {group} AS g, {distinct} AS d {source} AND {group} IN "
+            f"SELECT {_COMPACT}, {group} AS g, {distinct} AS d, {_touched(touch, params)} AS q_ "
+            f"{source} AND {group} IN "
             f"(SELECT {group} {source} GROUP BY {group} HAVING {size} >= {{count_:UInt64}})",
             params,
         )
@@ -274,7 +293,7 @@ def _threshold(reader: Reader, scope: Where, p: _Plan) -> Fired | None:
     return _fired(p.rule, [r for r, h in zip(rows, hit.tolist(), strict=True) if h])
 
 
-def _first_seen(reader: Reader, scope: Where, p: _Plan) -> Fired | None:
+def _first_seen(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
     """The first event of each (key, value) pair first seen more than the learning time after
     its key: the pairs' first times are the server's aggregate."""
     f = p.rule.first_seen
@@ -292,12 +311,14 @@ def _first_seen(reader: Reader, scope: Where, p: _Plan) -> Fired | None:
             "audit_id": r["a_"],
             "source": r["s_"],
             "offset": int(r["o_"]),
+            "q_": r["q_"],
         }
         for r in reader.client.rows(
             f"SELECT {key} AS k_, {value} AS v_, min(time) AS t_, "
             "argMin(ifNull(user, ''), time) AS u_, argMin(isNull(user), time) AS no_user_, "
             "argMin(audit_id, time) AS a_, argMin(source, time) AS s_, "
-            f"argMin(offset, time) AS o_ {source} GROUP BY k_, v_",
+            f"argMin(offset, time) AS o_, argMin({_touched(touch, params)}, time) AS q_ "
+            f"{source} GROUP BY k_, v_",
             params,
         )
     ]
@@ -311,8 +332,8 @@ def _first_seen(reader: Reader, scope: Where, p: _Plan) -> Fired | None:
 def _fired(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
     """A finding from its events (time, user, audit_id, source, offset each), as the engine
     reports one: in time order (ties in reading order), one count per request."""
-    if not rows:
-        return None
+    if not rows or not any(int(r.get("q_", 1)) for r in rows):
+        return None  # none, or none among the touching query's matches
     rows = sorted(rows, key=lambda r: (int(r["time"]), str(r["source"]), int(r["offset"])))
     known = [int(r["time"]) for r in rows if int(r["time"]) != MISSING_TIME]
     ids: dict[str, None] = {}
@@ -334,7 +355,7 @@ def _fired(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
 
 
 def _looked_inside(
-    reader: Reader, scope: Where, plans: list[_Plan], errors: dict[str, str]
+    reader: Reader, scope: Where, plans: list[_Plan], errors: dict[str, str], touching: str
 ) -> list[Fired]:
     """The engine over these rules' candidates only (and the role bodies a role_grants rule
     reads), fetched into a private store."""
@@ -355,9 +376,11 @@ def _looked_inside(
         engine.update(store)
         found = engine.results(store)
         errors.update(engine.errors)
+        if touching:
+            chosen = store.query(touching).indices
+            found = [f for f in found if np.isin(f.rows, chosen).any()]
         return [
-            Fired(f.rule, f.count, f.first, f.last, list(f.users), list(f.audit_ids))
-            for f in found
+            Fired(f.rule, f.count, f.first, f.last, list(f.users), list(f.audit_ids)) for f in found
         ]
 
 
