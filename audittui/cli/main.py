@@ -39,6 +39,7 @@ from ..output.inert import inert
 from ..output.terminal import (
     PROG,
     Out,
+    Printable,
     event_json,
     fail,
     read_policy,
@@ -405,26 +406,33 @@ def _query(backend: Backend, args: argparse.Namespace, out: Out) -> None:
         # what each event was read from; a store keeps the events, each its own JSON line
         out.chunks(wrapper_lines(backend.store, backend.rows(args.query), mask))
         return
-    pages = _pages(backend, args.query, raw=args.format != "table")
+    events = _events(backend, args.query, raw=args.format != "table")
     if args.format == "json":
-        parts = (b"," + event_json(page, i, mask) for page in pages for i in range(len(page)))
+        parts = (b"," + event_json(page, i, mask) for page, i in events)
         first = next(parts, None)
         head = [b"[", first[1:]] if first is not None else [b"["]
         out.chunks(itertools.chain(head, parts, [b"]\n"]))
     elif args.format == "table":
         out.line(table_header())
-        out.chunks(table_row(page, i).encode() + b"\n" for page in pages for i in range(len(page)))
+        out.chunks(table_row(page, i).encode() + b"\n" for page, i in events)
     else:  # jsonl, and wrapper on a store
-        out.chunks(event_json(page, i, mask) + b"\n" for page in pages for i in range(len(page)))
+        out.chunks(event_json(page, i, mask) + b"\n" for page, i in events)
 
 
-def _pages(backend: Backend, query: str, raw: bool) -> Iterator[Printed]:
-    """Every matching event in listing order, a page at a time, as the printers read them."""
+def _events(backend: Backend, query: str, raw: bool) -> Iterator[tuple[Printable, int]]:
+    """Every matching event in listing order, as (what holds it, its index there) for the
+    printers: the in-memory store itself (its pages are free), or a store's pages by key."""
+    if isinstance(backend, MemoryBackend):
+        store = backend.store
+        for i in backend.rows(query):
+            yield store, i
+        return
     after = None
     while True:
         rows = backend.page(query, after, False, QUERY_PAGE, raw=raw)
-        if rows:
-            yield Printed(rows)
+        page = Printed(rows)
+        for i in range(len(rows)):
+            yield page, i
         if len(rows) < QUERY_PAGE:
             return
         after = rows[-1].key
