@@ -68,6 +68,7 @@ from .histogram_pane import HistogramPane
 from .history import History
 from .json_tree import JsonTree
 from .keymap import bindings, palette
+from .list_source import MemoryRows
 from .live import LiveAnalysis
 from .messages import CaughtUp, FileNotices, FilterResult, InputEnded, SaveText, StoreGrew
 from .policy_pane import PolicyPane
@@ -170,7 +171,7 @@ class AuditApp(App[None]):
         with TabbedContent(id="tabs", initial=tabs.EVENTS):
             with TabPane("Events", id=tabs.EVENTS), Container(id="events-body"):
                 with Vertical(id="list-box"):
-                    event_list = EventList(view, id="list")
+                    event_list = EventList(MemoryRows(view), id="list")
                     yield ListHeader(event_list, id="list-header")
                     yield event_list
                 yield DetailPane(store, id="detail")

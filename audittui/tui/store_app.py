@@ -44,7 +44,8 @@ from .filter_bar import InertInput
 from .histogram_pane import BLOCKS
 from .json_tree import JsonTree
 from .keymap import bindings
-from .store_window import Fetch, Key, Row, Window
+from .keyset_pages import Fetch, Key, Row
+from .keyset_pages import KeysetPages as Window
 from .summary_pane import MAX_ROWS, SummaryTable, drill_term
 
 RECOUNT_EVERY = 10.0  # s: while following, the count is also asked of the server this often
