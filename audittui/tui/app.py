@@ -10,6 +10,11 @@ Keys wait only for what holds the GIL in one go (a backtracking ``re`` match doe
 file reads and google-re2 release it). Each analysis pane (summary, histogram, findings,
 policy) runs its own worker on its own schedule. Messages are in
 :mod:`~audittui.tui.messages`, keys in :mod:`~audittui.tui.keymap`.
+
+The same app opens a backend that pages (a store, ``audittui clickhouse://…``): the list is
+then a :class:`~audittui.tui.paged_rows.PagedRows` filled by a
+:class:`~audittui.tui.paged_feed.PagedFeed`, the summary and histogram ask the backend, and
+what it does not offer is said where it would be.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from ..analyses.rbac import analyze as analyze_access
 from ..analyses.rbac import render_yaml as render_rbac
 from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, CatchUp, RowView, matching
+from ..backend.protocol import FINDINGS, POLICY, Backend
 from ..findings import Findings, RuleSet, load_rules
 from ..index.completion import term
 from ..index.interrupt import Interrupted, interruptible
@@ -71,6 +77,8 @@ from .keymap import bindings, palette
 from .list_source import MemoryRows
 from .live import LiveAnalysis
 from .messages import CaughtUp, FileNotices, FilterResult, InputEnded, SaveText, StoreGrew
+from .paged_feed import POLL_EVERY, PagedFeed
+from .paged_rows import PagedRows
 from .policy_pane import PolicyPane
 from .schedule import Debounce, Throttle
 from .screens import (
@@ -125,9 +133,22 @@ class AuditApp(App[None]):
         policy: Policy | None = None,
         policy_path: str = "",
         stdin: StdinSpool | None = None,
+        backend: Backend | None = None,
     ) -> None:
+        """``session``: files indexed here; or ``backend``, a backend that pages (a store),
+        with ``session`` None."""
         super().__init__()
+        # A store has no session: an empty one (never opened) stands for the files not read.
+        session = session if session is not None else Session([], follow=False)
         self.session = session
+        self.backend = backend
+        self.paged: PagedRows | None = None
+        self.feed: PagedFeed | None = None
+        if backend is not None:
+            self.paged = PagedRows(backend)
+            self.feed = PagedFeed(self, self, backend, self.paged)
+        if backend is not None:
+            self.sub_title = inert(backend.display)
         self.stdin = stdin  # the pipe the log comes from, if it does
         self.store = session.store
         self.view = RowView(self.store)
@@ -168,25 +189,28 @@ class AuditApp(App[None]):
         yield FilterBar(self.store, self.history, id="filter")
         yield Static("", id="filter-hint")
         store, view = self.store, self.view
+        paged, backend = self.paged, self.backend
+        asked = (lambda: paged.text) if paged is not None else None
         with TabbedContent(id="tabs", initial=tabs.EVENTS):
             with TabPane("Events", id=tabs.EVENTS), Container(id="events-body"):
                 with Vertical(id="list-box"):
-                    event_list = EventList(MemoryRows(view), id="list")
+                    event_list = EventList(paged or MemoryRows(view), id="list")
                     yield ListHeader(event_list, id="list-header")
                     yield event_list
                 yield DetailPane(store, id="detail")
             with TabPane("Summary", id=tabs.SUMMARY):
-                yield SummaryPane(store, view, id="summary-table")
+                yield SummaryPane(store, view, id="summary-table", backend=backend, query=asked)
             with TabPane("Histogram", id=tabs.HISTOGRAM):
-                yield HistogramPane(store, view, id="histogram-pane")
+                yield HistogramPane(store, view, id="histogram-pane", backend=backend,
+                                    query=asked)  # fmt: skip
             with TabPane("Findings", id=tabs.FINDINGS):
                 indexing = lambda: self.session.indexing  # noqa: E731
                 yield FindingsPane(store, self.findings, indexing, id="findings-table")
-                yield Static(FindingsPane.WAITING, id="finding-note")
+                yield Static(self._lacking(FINDINGS) or FindingsPane.WAITING, id="finding-note")
             with TabPane("Policy", id=tabs.POLICY):
-                yield Static(NO_POLICY, id="policy-note")
+                yield Static(self._lacking(POLICY) or NO_POLICY, id="policy-note")
                 yield PolicyPane(store, view, self.findings, id="policy-table")
-        yield StatusBar(self.session, view, id="status")
+        yield StatusBar(self.session, view, id="status", paged=self._paged_state)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -195,13 +219,41 @@ class AuditApp(App[None]):
             self._show_policy_state()
         self.main.query_one(EventList).focus()
         self._layout(self.size.width, self.size.height)
-        self._run_indexer()
-        self._run_follower()
+        if self.feed is not None:
+            feed, event_list = self.feed, self.main.query_one(EventList)
+            event_list.on_edge, event_list.on_end = feed.edge, feed.end
+            self.main.query_one(FindingsPane).display = False
+            self.main.query_one(PolicyPane).display = False
+            self.apply_filter(self.filter.committed)
+            self.set_interval(POLL_EVERY, lambda: feed.poll(event_list.following))
+        else:
+            self._run_indexer()
+            self._run_follower()
         if self.stdin is not None:
             self.stdin.on_end(self._input_ended)
         self._update_status()
         for problem in self.rules.problems:
             self.notify(inert(problem), title="rules.yaml", severity="warning", markup=False)
+
+    def _lacking(self, capability: str) -> str:
+        """Why this app cannot show ``capability`` here ("" when it can): the backend's own
+        reason, or that the pane does not ask a store yet."""
+        if self.backend is None:
+            return ""
+        reason = self.backend.capabilities.get(capability, "")
+        name = {FINDINGS: "Findings", POLICY: "The policy lab"}.get(capability, capability)
+        return inert(reason) if reason else (
+            f"{name} over {inert(self.backend.display)}: not in the app yet; "
+            f"the command line answers it (audittui {capability} URL)."
+        )
+
+    def _say_lacking(self, what: str) -> bool:
+        """Over a store, say in one line that ``what`` is not offered here; True then."""
+        if self.backend is None:
+            return False
+        reason = self.backend.capabilities.get(what, "") or "not offered over a store yet"
+        self.notify(f"{what}: {inert(reason)}", timeout=4, markup=False)
+        return True
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout(event.size.width, event.size.height)
@@ -337,7 +389,7 @@ class AuditApp(App[None]):
         try:
             parse(text)
         except QueryError as exc:
-            kept = self.view.text or "all events"
+            kept = self.list_text or "all events"
             self._show_hint(Text(inert(f"✗ {exc}  (the list keeps: {kept})"), "bold red"))
             return
         self._show_hint(Text(""))
@@ -355,7 +407,7 @@ class AuditApp(App[None]):
         self.filter.committed = text
         self.history.add(text)
         self.history.reset()
-        if text != self.view.text:
+        if text != self.list_text:
             self.apply_filter(text)
         self.main.query_one(EventList).focus()
 
@@ -377,6 +429,11 @@ class AuditApp(App[None]):
         they are ready."""
         if self.closing:  # the debounce timer can fire during shutdown
             return
+        if self.feed is not None:
+            self.filter.start(text, TIME, None)
+            self.feed.apply(text, self._paged_filtered)
+            self._update_status()
+            return
         if per_request is None:
             per_request = self.view.requests is not None
         pending = self.filter.start(
@@ -384,6 +441,47 @@ class AuditApp(App[None]):
         )
         self._filter_worker(pending.text, pending.order, pending.requests)
         self._update_status()
+
+    @property
+    def list_text(self) -> str:
+        """The filter the list shows the events of."""
+        return self.paged.text if self.paged is not None else self.view.text
+
+    # -- a backend that pages (a store): what its feed tells ----------------------------------
+
+    def _paged_filtered(self, text: str, _generation: int) -> None:
+        if self.filter.pending_text == text:
+            self.filter.pending = None
+        event_list = self.main.query_one(EventList)
+        event_list.empty_note = "" if len(event_list.source) else "No events match the filter."
+        event_list.pages_replaced(at_end=True)
+        self._rows_changed()
+        self._update_status()
+
+    def paged_replaced(self, at_end: bool) -> None:
+        self.main.query_one(EventList).pages_replaced(at_end)
+        self._update_status()
+
+    def paged_shifted(self, front: int) -> None:
+        self.main.query_one(EventList).pages_shifted(front)
+        if not front:  # new events: the panes' answers are stale
+            self._rows_changed()
+        self._update_status()
+
+    def paged_status(self) -> None:
+        self._update_status()
+
+    def filter_failed_quietly(self) -> None:
+        """The backend failed: the list no longer waits for the filter (the error was said)."""
+        self.filter.pending = None
+
+    def _paged_state(self) -> tuple[int | None, int, bool, bool, str, str]:
+        """What the status says of a paged list: the count (None: being counted), the rows
+        held, more before and after them, the feed's state and the backend."""
+        assert self.paged is not None and self.feed is not None and self.backend is not None
+        rows = self.paged
+        return (rows.count, len(rows), rows.more_before, rows.more_after, self.feed.state,
+                self.backend.display)  # fmt: skip
 
     @work(thread=True, group="filter", exclusive=True, exit_on_error=False)
     def _filter_worker(self, text: str, order: str, requests: Requests | None) -> None:
@@ -432,8 +530,14 @@ class AuditApp(App[None]):
 
     # -- detail ---------------------------------------------------------------------------
 
-    def _cursor_moved(self, event: int | None) -> None:
-        self.main.query_one(DetailPane).show(event)
+    def _cursor_moved(self, event: object) -> None:
+        detail = self.main.query_one(DetailPane)
+        if self.feed is None:
+            detail.show(cast(int | None, event))
+        elif event is None:
+            detail.show(None)
+        else:
+            self.feed.detail(event, detail.show_fetched)
 
     def on_event_list_follow_changed(self) -> None:
         if self.main.query_one(EventList).following and self.view.order == SLOWEST:
@@ -467,6 +571,8 @@ class AuditApp(App[None]):
 
     def action_object_history(self) -> None:
         """h: the history of the detail's event's object, computed in a thread."""
+        if self._say_lacking("history"):
+            return
         detail = self.main.query_one(DetailPane)
         i = detail.event_index
         v = self.store.value
@@ -507,6 +613,8 @@ class AuditApp(App[None]):
         self.call_from_thread(screen.add, lines, read, True)
 
     def action_stage(self, step: int) -> None:
+        if self._say_lacking("requests"):
+            return
         detail = self.main.query_one(DetailPane)
         same = detail.same_request()
         if detail.event_index is None or len(same) < 2:
@@ -565,6 +673,8 @@ class AuditApp(App[None]):
         )
 
     def action_load_policy(self) -> None:
+        if self._say_lacking(POLICY):
+            return
         def chosen(path: str | None) -> None:
             if not path:
                 return
@@ -594,10 +704,14 @@ class AuditApp(App[None]):
         self._narrow(drill_term(message.field, message.value))
 
     def on_summary_table_access(self, message: SummaryTable.Access) -> None:
+        if self._say_lacking("rbac"):
+            return
         self._access(message.user)
 
     def action_access(self) -> None:
         """a: the access of the detail's event's user (the impersonated one when there is)."""
+        if self._say_lacking("rbac"):
+            return
         i = self.main.query_one(DetailPane).event_index
         user = (
             None
@@ -655,6 +769,8 @@ class AuditApp(App[None]):
 
     @_while_open
     def on_findings_pane_evaluated(self, message: FindingsPane.Evaluated) -> None:
+        if self.feed is not None:
+            return  # over a store the pane is hidden: its note says why
         pane = self.main.query_one(FindingsPane)
         for rule_id, error in self.findings.errors.items():
             if rule_id not in self._rule_errors_shown:
@@ -693,10 +809,14 @@ class AuditApp(App[None]):
 
     def action_per_request(self) -> None:
         """R: fold the stages of each request into one row, or show every event again."""
+        if self._say_lacking("requests"):
+            return
         self.apply_filter(self.view.text, TIME, per_request=self.view.requests is None)
 
     def action_slowest(self) -> None:
         """L: the filtered requests slowest first, or back to time order."""
+        if self._say_lacking("slowest first"):
+            return
         self.apply_filter(self.view.text, TIME if self.view.order == SLOWEST else SLOWEST)
 
     def action_tab(self, tab: str) -> None:
@@ -706,6 +826,8 @@ class AuditApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_malformed(self) -> None:
+        if self._say_lacking("malformed lines"):
+            return
         self.push_screen(MalformedScreen(self.store.malformed, self.store.ignored))
 
     def action_step_back(self) -> None:
@@ -719,7 +841,7 @@ class AuditApp(App[None]):
             if focused.value != committed:
                 focused.value = committed
                 self._debounce.cancel()
-                if self.view.text != committed or self.filter.pending is not None:
+                if self.list_text != committed or self.filter.pending is not None:
                     self.apply_filter(committed)
             self.main.query_one(EventList).focus()
         elif body.has_class("-detail-open") or isinstance(focused, JsonTree):
@@ -733,6 +855,8 @@ class AuditApp(App[None]):
             self.apply_filter("")
 
     def action_export(self) -> None:
+        if self._say_lacking("export"):
+            return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         default = os.path.join(os.getcwd(), f"audittui-export-{stamp}.jsonl")
         detail = self.main.query_one(DetailPane)
@@ -805,6 +929,8 @@ class AuditApp(App[None]):
         bar = self.main.query_one(StatusBar)
         bar.stdin_state = self.stdin.state() if self.stdin is not None else ""
         bar.show(ListState(self.filter.pending is not None, lst.following, lst.unseen))
+        if self.feed is not None:
+            return
         # Nothing read: say what the input looks like, or that it holds no log file.
         store = self.store
         key = (self.session.indexing, len(store), len(store.malformed), len(store.sources))

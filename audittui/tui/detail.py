@@ -135,15 +135,29 @@ class DetailPane(Vertical, can_focus=False):
         self.show_wrapper = False
         self.masked = 0
         self.policy: Policy | None = None  # the header names the rule that logs the event
+        # An event a backend sent (a store's, read by key): no store index, no wrapper kept.
+        self.fetched_latency: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="detail-header")
         yield JsonTree("event", id="detail-tree")
 
+    def show_fetched(self, event: dict | None, latency: int, gone: str = "") -> None:
+        """Display ``event`` as a backend returned it (None: ``gone`` says why it is not)."""
+        self.event_index, self.event, self.fetched_latency = None, event, latency
+        if event is None:
+            self.shown = None
+            head = Text(gone or "No event selected", "yellow" if gone else "dim")
+            self.query_one("#detail-header", Static).update(head, layout=False)
+            self.query_one(JsonTree).show(None)
+            return
+        self._refresh_view()
+
     def show(self, index: int | None) -> None:
         """Read event ``index`` from disk and display it."""
         self.event_index = index
         self.event = None
+        self.fetched_latency = None
         head = self.query_one("#detail-header", Static)
         tree = self.query_one(JsonTree)
         if index is None:
@@ -161,10 +175,16 @@ class DetailPane(Vertical, can_focus=False):
         self._refresh_view()
 
     def _refresh_view(self) -> None:
-        if self.event is None or self.event_index is None:
+        if self.event is None:
             return
-        text = header(self.event, int(self.store.column("latency")[self.event_index]))
-        extra = self.stages_line() or Text()
+        if self.event_index is not None:
+            latency = int(self.store.column("latency")[self.event_index])
+            extra = self.stages_line() or Text()
+        elif self.fetched_latency is not None:
+            latency, extra = self.fetched_latency, Text()
+        else:
+            return
+        text = header(self.event, latency)
         wrapper = self._wrapper(extra) if self.show_wrapper else None
         if wrapper is not None:
             shown, self.masked = (wrapper, 0) if self.reveal else mask_wrapper(wrapper)
@@ -218,7 +238,9 @@ class DetailPane(Vertical, can_focus=False):
 
     def _wrapper(self, note: Text) -> Any:
         """The wrapper of the event shown, with a note on ``note`` saying what is shown."""
-        assert self.event_index is not None
+        if self.event_index is None:  # a backend's event: only the event itself is kept
+            note.append(("  " if note.plain else "") + "no wrapper kept here", "cyan")
+            return None
         try:
             wrapper = self.store.wrapper(self.event_index)
         except (EventGone, OSError) as exc:

@@ -19,10 +19,20 @@ from .columns import cells
 class ListSource(Protocol):
     """Rows in list order, the event under each named by an identity the list caches by."""
 
-    order: str  # analyses.view.TIME or SLOWEST
-    requests: Any  # set: one row per request (memory only)
-    more_before: bool  # the selection goes on before the rows held (paged only)
-    more_after: bool
+    @property
+    def order(self) -> str:  # analyses.view.TIME or SLOWEST
+        ...
+
+    @property
+    def requests(self) -> Any:  # set: one row per request (memory only)
+        ...
+
+    @property
+    def more_before(self) -> bool:  # the selection goes on before the rows held (paged only)
+        ...
+
+    @property
+    def more_after(self) -> bool: ...
 
     def __len__(self) -> int: ...
     def ident(self, row: int) -> Hashable:

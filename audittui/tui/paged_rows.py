@@ -101,11 +101,16 @@ class PagedRows:
 
     # -- taken in on the app's thread ---------------------------------------------------------
 
-    def start(self, text: str) -> int:
-        """``text`` is the query from now on; returns its generation."""
-        self.text, self.count = text, None
+    def start_pending(self) -> int:
+        """A new query is being fetched: answers for the one in force are dropped from now on;
+        returns the new one's generation."""
         self.generation += 1
         return self.generation
+
+    def install(self, text: str, newest: list[Row]) -> None:
+        """``text`` is the query in force, ``newest`` its newest page (newest first)."""
+        self.text, self.count = text, None
+        self.pages.set_last(newest)
 
     def set_last(self, rows: list[Row]) -> None:
         self.pages.set_last(rows)
