@@ -127,7 +127,7 @@ class AuditApp(App[None]):
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         history: History | None = None,
         rules: RuleSet | None = None,
         policy: Policy | None = None,
@@ -194,7 +194,9 @@ class AuditApp(App[None]):
         with TabbedContent(id="tabs", initial=tabs.EVENTS):
             with TabPane("Events", id=tabs.EVENTS), Container(id="events-body"):
                 with Vertical(id="list-box"):
-                    event_list = EventList(paged or MemoryRows(view), id="list")
+                    event_list = EventList(
+                        paged if paged is not None else MemoryRows(view), id="list"
+                    )
                     yield ListHeader(event_list, id="list-header")
                     yield event_list
                 yield DetailPane(store, id="detail")
@@ -210,7 +212,8 @@ class AuditApp(App[None]):
             with TabPane("Policy", id=tabs.POLICY):
                 yield Static(self._lacking(POLICY) or NO_POLICY, id="policy-note")
                 yield PolicyPane(store, view, self.findings, id="policy-table")
-        yield StatusBar(self.session, view, id="status", paged=self._paged_state)
+        paged_state = self._paged_state if paged is not None else None
+        yield StatusBar(self.session, view, id="status", paged=paged_state)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -242,9 +245,13 @@ class AuditApp(App[None]):
             return ""
         reason = self.backend.capabilities.get(capability, "")
         name = {FINDINGS: "Findings", POLICY: "The policy lab"}.get(capability, capability)
-        return inert(reason) if reason else (
-            f"{name} over {inert(self.backend.display)}: not in the app yet; "
-            f"the command line answers it (audittui {capability} URL)."
+        return (
+            inert(reason)
+            if reason
+            else (
+                f"{name} over {inert(self.backend.display)}: not in the app yet; "
+                f"the command line answers it (audittui {capability} URL)."
+            )
         )
 
     def _say_lacking(self, what: str) -> bool:
@@ -675,6 +682,7 @@ class AuditApp(App[None]):
     def action_load_policy(self) -> None:
         if self._say_lacking(POLICY):
             return
+
         def chosen(path: str | None) -> None:
             if not path:
                 return

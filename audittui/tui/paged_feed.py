@@ -34,6 +34,7 @@ class Owner(Protocol):
     def paged_status(self) -> None: ...
     def filter_failed_quietly(self) -> None: ...
 
+
 POLL_EVERY = 1.0  # s between the follower's asks for newer events
 RECOUNT_EVERY = 10.0  # s: while following, the count is asked again this often
 
