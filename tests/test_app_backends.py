@@ -41,15 +41,15 @@ def stamp(k: int) -> str:
 
 
 def event(k: int, **kw: Any) -> dict:
-    return v1_event(
-        auditID=f"id-{k:05d}",
-        requestReceivedTimestamp=stamp(k),
-        stageTimestamp=stamp(k),
-        user={"username": USERS[k % 3]},
-        verb=("get", "list", "delete")[k % 3],
-        responseStatus={"code": 403 if k % 10 == 7 else 200},
-        **kw,
-    )
+    fields: dict[str, Any] = {
+        "auditID": f"id-{k:05d}",
+        "requestReceivedTimestamp": stamp(k),
+        "stageTimestamp": stamp(k),
+        "user": {"username": USERS[k % 3]},
+        "verb": ("get", "list", "delete")[k % 3],
+        "responseStatus": {"code": 403 if k % 10 == 7 else 200},
+    }
+    return v1_event(**{**fields, **kw})
 
 
 def secret(k: int) -> dict:
@@ -324,3 +324,51 @@ def test_an_unreachable_store_is_one_line_and_exit_2(capsys: pytest.CaptureFixtu
     assert run_app([f"clickhouse://127.0.0.1:{free_port()}/default"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "127.0.0.1" in err
+
+
+def deployment_write(k: int, verb: str, replicas: int) -> dict:
+    body = {
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {"name": "web", "namespace": "prod", "resourceVersion": str(k)},
+        "spec": {"replicas": replicas},
+    }
+    ref = {"resource": "deployments", "namespace": "prod", "name": "web", "apiGroup": "apps",
+           "apiVersion": "v1"}  # fmt: skip
+    return event(k, verb=verb, level="RequestResponse", objectRef=ref, requestObject=body,
+                 responseObject=body, responseStatus={"code": 200})  # fmt: skip
+
+
+def test_h_shows_the_history_of_the_events_object(opened: Opened) -> None:
+    from audittui.tui.screens import ObjectHistoryScreen
+
+    opened.fill([deployment_write(0, "create", 1), event(1), deployment_write(2, "update", 4)])
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await until(pilot, lambda: "Deployment" in tree_text(app), what="the detail")
+        await pilot.press("h")
+        await until(pilot, lambda: getattr(app.screen, "done", False), what="the history")
+        assert isinstance(app.screen, ObjectHistoryScreen)
+        title = str(app.screen.query_one("#title").render())
+        assert "deployments prod/web: 2 write(s)" in title
+        assert "    ~ /spec/replicas: 1 → 4" in app.screen.query_one("TextLines").lines
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ObjectHistoryScreen))
+
+    opened.drive(check)
+
+
+def test_a_shows_the_access_of_the_events_user(opened: Opened) -> None:
+    from audittui.tui.screens import AccessScreen
+
+    opened.fill([event(k) for k in range(5)])  # the newest, 4: bob lists pods
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await until(pilot, lambda: "bob" in str(app.main.query_one("#detail-header").render()))
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AccessScreen), what="the access")
+        perms = app.screen.query_one("#permissions")
+        rows = {tuple(str(c) for c in perms.get_row_at(k)[:2]) for k in range(perms.row_count)}
+        assert ("list", "pods") in rows
+
+    opened.drive(check)

@@ -578,7 +578,8 @@ class AuditApp(App[None]):
 
     def action_object_history(self) -> None:
         """h: the history of the detail's event's object, computed in a thread."""
-        if self._say_lacking("history"):
+        if self.backend is not None:
+            self._paged_history()
             return
         detail = self.main.query_one(DetailPane)
         i = detail.event_index
@@ -618,6 +619,31 @@ class AuditApp(App[None]):
                 self.call_from_thread(screen.add, lines, read, False)
                 lines, sent = [], time.monotonic()
         self.call_from_thread(screen.add, lines, read, True)
+
+    @work(thread=True, group="history", exclusive=True, exit_on_error=False)
+    def _paged_history(self) -> None:
+        """h over a backend that pages: it reads the object's writes and compares them."""
+        detail = self.main.query_one(DetailPane)
+        event, reveal, backend = detail.event, detail.reveal, self.backend
+        assert backend is not None
+        ref = event.get("objectRef") if event is not None else None
+        ref = ref if isinstance(ref, dict) else {}
+        resource, namespace, name = (ref.get(k) for k in ("resource", "namespace", "name"))
+        if not isinstance(resource, str) or not isinstance(name, str) or not resource or not name:
+            self.call_from_thread(self.notify, "This event names no object (h needs a resource "
+                                  "and a name)", timeout=3)  # fmt: skip
+            return
+        if backend.capabilities.get("history"):
+            reason = inert(backend.capabilities["history"])
+            self.call_from_thread(self.notify, f"history: {reason}", markup=False)
+            return
+        ns = namespace if isinstance(namespace, str) and namespace else None
+        found = backend.history(resource, ns, name, reveal=reveal)
+        lines = list(history_lines(found.entries, resource))
+        title = f"{resource} {ns or '-'}/{name}: {len(found.entries):,} write(s)"
+        screen = ObjectHistoryScreen(title, len(found.entries))
+        self.call_from_thread(self.push_screen, screen)
+        self.call_from_thread(screen.add, lines, len(found.entries), True)
 
     def action_stage(self, step: int) -> None:
         if self._say_lacking("requests"):
@@ -712,13 +738,19 @@ class AuditApp(App[None]):
         self._narrow(drill_term(message.field, message.value))
 
     def on_summary_table_access(self, message: SummaryTable.Access) -> None:
-        if self._say_lacking("rbac"):
-            return
         self._access(message.user)
 
     def action_access(self) -> None:
         """a: the access of the detail's event's user (the impersonated one when there is)."""
-        if self._say_lacking("rbac"):
+        if self.backend is not None:
+            event = self.main.query_one(DetailPane).event or {}
+            who = [event.get(k) for k in ("impersonatedUser", "user")]
+            names = [w.get("username") for w in who if isinstance(w, dict)]
+            user = next((n for n in names if isinstance(n, str) and n), None)
+            if user is None:
+                self.notify("This event names no user", timeout=3)
+            else:
+                self._access(user)
             return
         i = self.main.query_one(DetailPane).event_index
         user = (
@@ -736,12 +768,19 @@ class AuditApp(App[None]):
         """The user's access over the events the filter in force selects (all: no filter)."""
         self.call_from_thread(self.notify, f"Reading the access of {inert(user)}…", markup=False,
                               timeout=2)  # fmt: skip
-        text = self.view.text
-        snapshot = self.store.snapshot()
-        rows = self.view.rows.copy() if text else None
-        result = analyze_access(snapshot, user, rows=rows)
+        text = self.list_text
+        if self.backend is not None:
+            if self.backend.capabilities.get("rbac"):
+                reason = inert(self.backend.capabilities["rbac"])
+                self.call_from_thread(self.notify, f"access: {reason}", markup=False)
+                return
+            result = self.backend.rbac(user, query=text).result
+        else:
+            snapshot = self.store.snapshot()
+            rows = self.view.rows.copy() if text else None
+            result = analyze_access(snapshot, user, rows=rows)
         if not result.events:
-            made = len(self.store.query(term("user", user))) if not text else 0
+            made = len(self.store.query(term("user", user))) if not text and not self.backend else 0
             why = (
                 f"{inert(user)}'s {made:,} event(s) all impersonate other users: a on one of "
                 "them shows the impersonated user's access"
