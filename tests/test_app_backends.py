@@ -372,3 +372,21 @@ def test_a_shows_the_access_of_the_events_user(opened: Opened) -> None:
         assert ("list", "pods") in rows
 
     opened.drive(check)
+
+
+def test_tab_completes_a_value_from_the_backend_and_history_recalls(opened: Opened) -> None:
+    from audittui.tui.filter_bar import FilterBar
+
+    opened.fill([event(k) for k in range(30)])
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        bar = app.main.query_one(FilterBar)
+        await pilot.press("slash", "u", "s", "e", "r", "colon", "b", "tab")
+        await until(pilot, lambda: bar.value == "user:bob ", what="user:b completed")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.list_text == "user:bob " and shown_count(app) == 10)
+        await pilot.press("slash", "ctrl+u")
+        await pilot.press("up")  # the filter just used, from the history
+        assert bar.value.strip() == "user:bob"
+
+    opened.drive(check)

@@ -186,7 +186,8 @@ class AuditApp(App[None]):
         return not self.closing and super().check_message_enabled(message)
 
     def compose(self) -> ComposeResult:
-        yield FilterBar(self.store, self.history, id="filter")
+        values = self.backend.values if self.backend is not None else None
+        yield FilterBar(self.store, self.history, id="filter", values=values)
         yield Static("", id="filter-hint")
         store, view = self.store, self.view
         paged, backend = self.paged, self.backend
