@@ -101,7 +101,7 @@ class Opened:
             insert(self.url, events, first=10_000 + self.written)
         self.written += len(events)
 
-    def drive(self, check: Check, size: tuple[int, int] = (120, 40)) -> None:
+    def drive(self, check: Check, size: tuple[int, int] = (120, 40), **app_args: Any) -> None:
         history = History(self.tmp_path / "state" / "history")
         session = None
         if self.kind == "memory":
@@ -109,9 +109,10 @@ class Opened:
             session.open()
             if session.follower is not None:
                 session.follower.heartbeat_ms = 50
-            app = AuditApp(session, history=history)
+            app = AuditApp(session, history=history, **app_args)
         else:
-            app = AuditApp(None, history=history, backend=open_store([self.url], print))
+            backend = open_store([self.url], print)
+            app = AuditApp(None, history=history, backend=backend, **app_args)
 
         async def main() -> None:
             async with app.run_test(size=size) as pilot:
@@ -390,3 +391,56 @@ def test_tab_completes_a_value_from_the_backend_and_history_recalls(opened: Open
         assert bar.value.strip() == "user:bob"
 
     opened.drive(check)
+
+
+def exec_event(k: int) -> dict:
+    return event(
+        k,
+        auditID=f"exec-{k}",
+        stage="ResponseStarted",
+        verb="create",
+        requestURI=f"/api/v1/namespaces/dev/pods/web-{k}/exec?command=sh",
+        objectRef={"resource": "pods", "subresource": "exec", "namespace": "dev", "name": "w"},
+        responseStatus={"code": 101},
+    )
+
+
+def test_findings_pane_and_enter_lists_a_findings_events(opened: Opened) -> None:
+    from audittui.tui.findings_pane import FindingsPane
+
+    opened.fill([event(k) for k in range(20)] + [exec_event(20)])
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        pane = app.main.query_one(FindingsPane)
+        await pilot.press("4")
+        await until(pilot, lambda: "exec-attach" in pane.rule_ids, what="exec-attach fired")
+        finding = next(f for f in pane.findings if f.rule.id == "exec-attach")
+        assert finding.count == 1 and finding.users == [USERS[20 % 3]]
+        pane.move_cursor(row=pane.rule_ids.index("exec-attach"))
+        await pilot.press("enter")
+        await until(pilot, lambda: shown_count(app) == 1, what="the finding's events")
+        assert ids(app) == ["exec-20"]
+
+    opened.drive(check)
+
+
+def test_policy_pane_simulates_a_policy_over_the_filter(opened: Opened) -> None:
+    from conftest import SAMPLES
+
+    from audittui.policy import load as load_policy
+    from audittui.tui.policy_pane import PolicyPane
+
+    path = str(SAMPLES / "policies" / "gce-default-policy.yaml")
+    opened.fill([event(k) for k in range(30)] + [secret(30)])
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("5")
+        pane = app.main.query_one(PolicyPane)
+        await until(pilot, lambda: pane.simulation is not None, what="the simulation")
+        assert pane.simulation is not None
+        assert sum(e.events for e in pane.simulation.rules) == 31
+        header = app.main.query_one("#detail-header")
+        await pilot.press("1")
+        await until(pilot, lambda: "policy: rule" in str(header.render()), what="the rule")
+
+    opened.drive(check, policy=load_policy(path), policy_path=path)

@@ -208,11 +208,13 @@ class AuditApp(App[None]):
                                     query=asked)  # fmt: skip
             with TabPane("Findings", id=tabs.FINDINGS):
                 indexing = lambda: self.session.indexing  # noqa: E731
-                yield FindingsPane(store, self.findings, indexing, id="findings-table")
+                yield FindingsPane(store, self.findings, indexing, id="findings-table",
+                                   backend=backend, rules=self.rules.rules)  # fmt: skip
                 yield Static(self._lacking(FINDINGS) or FindingsPane.WAITING, id="finding-note")
             with TabPane("Policy", id=tabs.POLICY):
                 yield Static(self._lacking(POLICY) or NO_POLICY, id="policy-note")
-                yield PolicyPane(store, view, self.findings, id="policy-table")
+                yield PolicyPane(store, view, self.findings, id="policy-table", backend=backend,
+                                 query=asked)  # fmt: skip
         paged_state = self._paged_state if paged is not None else None
         yield StatusBar(self.session, view, id="status", paged=paged_state)
         yield Footer()
@@ -226,8 +228,9 @@ class AuditApp(App[None]):
         if self.feed is not None:
             feed, event_list = self.feed, self.main.query_one(EventList)
             event_list.on_edge, event_list.on_end = feed.edge, feed.end
-            self.main.query_one(FindingsPane).display = False
-            self.main.query_one(PolicyPane).display = False
+            for lacking, pane in ((FINDINGS, FindingsPane), (POLICY, PolicyPane)):
+                self.main.query_one(pane).display = not self._lacking(lacking)
+            self.main.query_one(FindingsPane).stale()  # the server's findings, once
             self.apply_filter(self.filter.committed)
             self.set_interval(POLL_EVERY, lambda: feed.poll(event_list.following))
         else:
@@ -241,19 +244,10 @@ class AuditApp(App[None]):
 
     def _lacking(self, capability: str) -> str:
         """Why this app cannot show ``capability`` here ("" when it can): the backend's own
-        reason, or that the pane does not ask a store yet."""
+        reason (:attr:`Backend.capabilities <audittui.backend.protocol.Backend>`)."""
         if self.backend is None:
             return ""
-        reason = self.backend.capabilities.get(capability, "")
-        name = {FINDINGS: "Findings", POLICY: "The policy lab"}.get(capability, capability)
-        return (
-            inert(reason)
-            if reason
-            else (
-                f"{name} over {inert(self.backend.display)}: not in the app yet; "
-                f"the command line answers it (audittui {capability} URL)."
-            )
-        )
+        return inert(self.backend.capabilities.get(capability, ""))
 
     def _say_lacking(self, what: str) -> bool:
         """Over a store, say in one line that ``what`` is not offered here; True then."""
@@ -474,6 +468,7 @@ class AuditApp(App[None]):
         self.main.query_one(EventList).pages_shifted(front)
         if not front:  # new events: the panes' answers are stale
             self._rows_changed()
+            self.main.query_one(FindingsPane).stale()
         self._update_status()
 
     def paged_status(self) -> None:
@@ -707,8 +702,6 @@ class AuditApp(App[None]):
         )
 
     def action_load_policy(self) -> None:
-        if self._say_lacking(POLICY):
-            return
 
         def chosen(path: str | None) -> None:
             if not path:
@@ -733,6 +726,10 @@ class AuditApp(App[None]):
         )
 
     def on_policy_pane_drill(self, message: PolicyPane.Drill) -> None:
+        if self.backend is not None:  # rule:N is decided in memory, not in SQL
+            self.notify("rule:N lists events over files only; a store cannot filter by it",
+                        timeout=4)  # fmt: skip
+            return
         self._show_events(f"rule:{'none' if message.rule is None else message.rule}")
 
     def on_summary_table_drill(self, message: SummaryTable.Drill) -> None:
@@ -817,8 +814,8 @@ class AuditApp(App[None]):
 
     @_while_open
     def on_findings_pane_evaluated(self, message: FindingsPane.Evaluated) -> None:
-        if self.feed is not None:
-            return  # over a store the pane is hidden: its note says why
+        if self.feed is not None and self._lacking(FINDINGS):
+            return  # the pane is hidden: its note says why
         pane = self.main.query_one(FindingsPane)
         for rule_id, error in self.findings.errors.items():
             if rule_id not in self._rule_errors_shown:
@@ -843,7 +840,8 @@ class AuditApp(App[None]):
         self.main.query_one("#finding-note", Static).update(pane.note())
 
     def on_findings_pane_drill(self, message: FindingsPane.Drill) -> None:
-        self._show_events(term("finding", message.rule_id))  # replaces the filter
+        pane = self.main.query_one(FindingsPane)
+        self._show_events(pane.drill_query(message.rule_id))  # replaces the filter
 
     # -- other actions --------------------------------------------------------------------
 
