@@ -184,6 +184,8 @@ class ClickHouseBackend:
         return self.reader.histogram(self.where(query), buckets)
 
     def requests(self, audit_id: str) -> list[Row]:
+        if not audit_id:  # an event without an auditID is a request of its own
+            return []
         where = Where("audit_id = {request_:String}", {"request_": audit_id})
         return [_row(e) for e in self.reader.page(where, limit=REQUEST_STAGES)]
 

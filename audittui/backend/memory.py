@@ -22,8 +22,8 @@ from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.summary import Summary, summarize
 from ..findings import Findings
 from ..index.completion import term
-from ..index.query import STRING_FIELDS, fields_of, parse, select
-from ..index.store import Store
+from ..index.query import STRING_FIELDS, evaluate, fields_of, parse, select
+from ..index.store import Store, Window
 from ..ingest.formats import MISSING_TIME, format_time
 from ..output.mask import mask_event
 from ..policy.check import check as check_policy
@@ -85,7 +85,7 @@ class MemoryBackend:
         self.session = session
         self.capabilities: Mapping[str, str] = {c: "" for c in CAPABILITIES}
         self._selected: tuple[str, int, np.ndarray] | None = None  # (query, events, indices)
-        self._followed = len(store)  # events already handed out by newer()
+        self._followed: int | None = None  # events already handed out by newer()
         self._rules: list[Any] | None = None  # what finding: selects, once asked
 
     # -- derived query fields (finding:, rule:) ---------------------------------------------
@@ -153,15 +153,18 @@ class MemoryBackend:
         return self._row(i, raw=True)
 
     def newer(self, query: str, after: Key | None = None) -> list[Row]:
-        """The matching events appended since the last call (the first: since opening), in
-        time order; ``after`` is not needed here: nothing is appended twice."""
-        start, n = self._followed, len(self.store)
-        self._followed = n
+        """The first call: every matching event after ``after`` (None: all of them). Later
+        calls: the matching events appended since, in time order (nothing is appended
+        twice, so no key is needed)."""
+        n = len(self.store)
+        if self._followed is None:
+            self._followed = n
+            rows = self.selection(query)
+            start = 0 if after is None else self._position(rows, after)[1]
+            return [self._row(i, raw=True) for i in rows[start:].tolist()]
+        start, self._followed = self._followed, n
         if n <= start:
             return []
-        from ..index.query import evaluate
-        from ..index.store import Window
-
         window = Window(self.store, start, n)
         node = parse(query)
         hits = np.arange(len(window)) if node is None else np.flatnonzero(evaluate(node, window))
@@ -199,6 +202,8 @@ class MemoryBackend:
         return histogram_of(self.store, self.selection(query), buckets)
 
     def requests(self, audit_id: str) -> list[Row]:
+        if not audit_id:  # an event without an auditID is a request of its own
+            return []
         return [self._row(i, raw=True) for i in select(self.store, term("id", audit_id)).tolist()]
 
     def history(
