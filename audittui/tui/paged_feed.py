@@ -46,6 +46,9 @@ class PagedFeed:
         self.app, self.owner, self.backend, self.rows = app, owner, backend, rows
         self.state = "connecting"  # "ok", "loading", or "error (what): why"
         self.fetching = False  # a page is being fetched: edges and polls wait
+        # A poll is out. Polls never overlap nor get dropped: Backend.newer remembers what it
+        # returned, so an answer thrown away would be events never shown.
+        self.polling = False
         self.counted = 0.0
 
     # -- what the app asks --------------------------------------------------------------------
@@ -103,8 +106,9 @@ class PagedFeed:
         self._run(lambda: ask(text), got, self.rows.generation, "events", group="paged-page")
 
     def poll(self, following: bool) -> None:
-        if not following or self.fetching or self.state == "loading":
+        if not following or self.fetching or self.polling or self.state == "loading":
             return
+        self.polling = True
         text = self.rows.text
 
         def got(rows: list[Row]) -> None:
@@ -113,8 +117,11 @@ class PagedFeed:
                 if time.monotonic() - self.counted > RECOUNT_EVERY:
                     self.count()
 
+        def done() -> None:
+            self.polling = False
+
         self._run(lambda: self.rows.fetch_newer(text), got, self.rows.generation, "events",
-                  group="paged-poll")  # fmt: skip
+                  group="paged-poll", exclusive=False, done=done)  # fmt: skip
 
     def detail(self, key: Any, show: Callable[[dict | None, int, str], None]) -> None:
         """The event of ``key`` with its raw JSON, parsed, to ``show(event, latency, gone)``."""
@@ -144,24 +151,33 @@ class PagedFeed:
         generation: int | None,
         what: str,
         group: str,
+        exclusive: bool = True,
+        done: Callable[[], None] | None = None,
     ) -> None:
-        """``ask()`` in a thread worker (the newest of its group), then ``then(answer)`` on the
-        app's thread unless the filter changed meanwhile (``generation``); a failure is said."""
+        """``ask()`` in a thread worker (the newest of its group when ``exclusive``), then
+        ``then(answer)`` on the app's thread unless the filter changed meanwhile
+        (``generation``); a failure is said. ``done()`` follows on the app's thread whatever
+        happened."""
         app = self.app
 
         def work() -> None:
             try:
-                answer = ask()
-            except Exception as exc:  # a dropped connection, a timeout: said, not fatal
-                app.call_from_thread(self._failed, what, exc)
-                return
-            # A thread cannot be stopped: a fetch superseded by a newer one of its group (G
-            # pressed while a page loaded) ends here, or its rows would replace the newer's.
-            if get_current_worker().is_cancelled:
-                return
-            app.call_from_thread(self._answered, then, answer, generation, what)
+                try:
+                    answer = ask()
+                except Exception as exc:  # a dropped connection, a timeout: said, not fatal
+                    app.call_from_thread(self._failed, what, exc)
+                    return
+                # A thread cannot be stopped: a fetch superseded by a newer one of its group
+                # (G pressed while a page loaded) ends here, or its rows would replace the
+                # newer's.
+                if exclusive and get_current_worker().is_cancelled:
+                    return
+                app.call_from_thread(self._answered, then, answer, generation, what)
+            finally:
+                if done is not None and not self.owner.closing:
+                    app.call_from_thread(done)
 
-        app.run_worker(work, thread=True, group=group, exclusive=True, exit_on_error=False)
+        app.run_worker(work, thread=True, group=group, exclusive=exclusive, exit_on_error=False)
 
     def _answered(self, then: Callable[[Any], None], answer: Any, generation: int | None,
                   what: str) -> None:  # fmt: skip
