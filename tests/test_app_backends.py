@@ -283,7 +283,9 @@ def test_keys_a_store_does_not_offer_yet_are_said(opened: Opened) -> None:
         if app.backend is None:
             await until(pilot, lambda: "one row per request" in status(app))
         else:
-            await until(pilot, lambda: any("requests:" in n.message for n in app._notifications))
+            await until(
+                pilot, lambda: any("one row per request" in n.message for n in app._notifications)
+            )
             assert app.is_running
 
     opened.drive(check)
@@ -444,3 +446,23 @@ def test_policy_pane_simulates_a_policy_over_the_filter(opened: Opened) -> None:
         await until(pilot, lambda: "policy: rule" in str(header.render()), what="the rule")
 
     opened.drive(check, policy=load_policy(path), policy_path=path)
+
+
+def test_o_moves_between_the_stages_of_a_request(opened: Opened) -> None:
+    from audittui.tui.detail import DetailPane
+
+    started = event(5, auditID="req", stage="RequestReceived", stageTimestamp=stamp(5))
+    done = event(5, auditID="req", stage="ResponseComplete", stageTimestamp=stamp(6))
+    opened.fill([event(k) for k in range(5)] + [started, done])
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        detail = app.main.query_one(DetailPane)
+        header = app.main.query_one("#detail-header")
+        await until(pilot, lambda: "stages:" in str(header.render()), what="the stages line")
+        first = (detail.event or {}).get("stage")
+        await pilot.press("o")
+        await until(pilot, lambda: (detail.event or {}).get("stage") not in (None, first))
+        await pilot.press("o")
+        await until(pilot, lambda: (detail.event or {}).get("stage") == first, what="back")
+
+    opened.drive(check)

@@ -642,9 +642,19 @@ class AuditApp(App[None]):
         self.call_from_thread(screen.add, lines, len(found.entries), True)
 
     def action_stage(self, step: int) -> None:
-        if self._say_lacking("requests"):
-            return
         detail = self.main.query_one(DetailPane)
+        if self.feed is not None and self.paged is not None:
+            keys = [key for key, _ in detail.fetched_stages]
+            if detail.fetched_key not in keys or len(keys) < 2:
+                self.notify("No other stage of this request", timeout=2)
+                return
+            target = keys[(keys.index(detail.fetched_key) + step) % len(keys)]
+            if self.paged.by_key(target) is not None:
+                event_list = self.main.query_one(EventList)
+                event_list._user_move(self.paged.nearest(target))
+            else:  # filtered out of the list, or not held: show it anyway
+                self.feed.detail(target, detail.show_fetched)
+            return
         same = detail.same_request()
         if detail.event_index is None or len(same) < 2:
             self.notify("No other stage of this request is loaded", timeout=2)
@@ -855,13 +865,13 @@ class AuditApp(App[None]):
 
     def action_per_request(self) -> None:
         """R: fold the stages of each request into one row, or show every event again."""
-        if self._say_lacking("requests"):
+        if self._say_lacking("R, one row per request"):
             return
         self.apply_filter(self.view.text, TIME, per_request=self.view.requests is None)
 
     def action_slowest(self) -> None:
         """L: the filtered requests slowest first, or back to time order."""
-        if self._say_lacking("slowest first"):
+        if self._say_lacking("L, slowest first"):
             return
         self.apply_filter(self.view.text, TIME if self.view.order == SLOWEST else SLOWEST)
 
@@ -872,7 +882,7 @@ class AuditApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_malformed(self) -> None:
-        if self._say_lacking("malformed lines"):
+        if self._say_lacking("!, malformed lines"):
             return
         self.push_screen(MalformedScreen(self.store.malformed, self.store.ignored))
 
@@ -901,7 +911,7 @@ class AuditApp(App[None]):
             self.apply_filter("")
 
     def action_export(self) -> None:
-        if self._say_lacking("export"):
+        if self._say_lacking("ctrl+s, export"):
             return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         default = os.path.join(os.getcwd(), f"audittui-export-{stamp}.jsonl")

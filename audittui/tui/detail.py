@@ -135,16 +135,28 @@ class DetailPane(Vertical, can_focus=False):
         self.show_wrapper = False
         self.masked = 0
         self.policy: Policy | None = None  # the header names the rule that logs the event
-        # An event a backend sent (a store's, read by key): no store index, no wrapper kept.
+        # An event a backend sent (a store's, read by key): no store index, no wrapper kept;
+        # its key and its request's stages as (key, stage), in time order.
         self.fetched_latency: int | None = None
+        self.fetched_key: Any = None
+        self.fetched_stages: list[tuple[Any, str]] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", id="detail-header")
         yield JsonTree("event", id="detail-tree")
 
-    def show_fetched(self, event: dict | None, latency: int, gone: str = "") -> None:
-        """Display ``event`` as a backend returned it (None: ``gone`` says why it is not)."""
+    def show_fetched(
+        self,
+        event: dict | None,
+        latency: int,
+        gone: str = "",
+        key: Any = None,
+        stages: list[tuple[Any, str]] | None = None,
+    ) -> None:
+        """Display ``event`` as a backend returned it (None: ``gone`` says why it is not),
+        with the stages of its request."""
         self.event_index, self.event, self.fetched_latency = None, event, latency
+        self.fetched_key, self.fetched_stages = key, stages or []
         if event is None:
             self.shown = None
             head = Text(gone or "No event selected", "yellow" if gone else "dim")
@@ -181,7 +193,7 @@ class DetailPane(Vertical, can_focus=False):
             latency = int(self.store.column("latency")[self.event_index])
             extra = self.stages_line() or Text()
         elif self.fetched_latency is not None:
-            latency, extra = self.fetched_latency, Text()
+            latency, extra = self.fetched_latency, self._fetched_stages_line() or Text()
         else:
             return
         text = header(self.event, latency)
@@ -223,6 +235,17 @@ class DetailPane(Vertical, can_focus=False):
             if k:
                 line.append(" ▸ ", "dim")
             line.append(inert(stage), "reverse" if i == self.event_index else "")
+        line.append("  (o/O jump)", "dim")
+        return line
+
+    def _fetched_stages_line(self) -> Text | None:
+        if len(self.fetched_stages) < 2:
+            return None
+        line = Text("stages: ", "dim")
+        for k, (key, stage) in enumerate(self.fetched_stages):
+            if k:
+                line.append(" ▸ ", "dim")
+            line.append(inert(stage or "?"), "reverse" if key == self.fetched_key else "")
         line.append("  (o/O jump)", "dim")
         return line
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from textual.app import App
 from textual.worker import get_current_worker
 
-from ..backend.protocol import Backend, Row
+from ..backend.protocol import REQUESTS, Backend, Row
 from ..ingest.formats import parse_json
 from ..output.inert import inert
 from .paged_rows import PagedRows
@@ -35,6 +35,8 @@ class Owner(Protocol):
     def filter_failed_quietly(self) -> None: ...
 
 
+# show(event, latency, gone, key, stages): the detail of a fetched event
+Show = Callable[[dict | None, int, str, Any, list[tuple[Any, str]]], None]
 POLL_EVERY = 1.0  # s between the follower's asks for newer events
 RECOUNT_EVERY = 10.0  # s: while following, the count is asked again this often
 
@@ -123,18 +125,25 @@ class PagedFeed:
         self._run(lambda: self.rows.fetch_newer(text), got, self.rows.generation, "events",
                   group="paged-poll", exclusive=False, done=done)  # fmt: skip
 
-    def detail(self, key: Any, show: Callable[[dict | None, int, str], None]) -> None:
-        """The event of ``key`` with its raw JSON, parsed, to ``show(event, latency, gone)``."""
+    def detail(self, key: Any, show: Show) -> None:
+        """The event of ``key`` with its raw JSON, parsed, and its request's stages (when the
+        backend offers them), to ``show(event, latency, gone, key, stages)``."""
 
-        def ask() -> tuple[dict | None, int, str]:
+        def ask() -> tuple[dict | None, int, str, Any, list[tuple[Any, str]]]:
             row = self.backend.event(key)
             if row is None or row.raw is None:
-                return None, -1, "This event is no longer there (rotated away or deleted)."
+                gone = "This event is no longer there (rotated away or deleted)."
+                return None, -1, gone, key, []
             event = parse_json(row.raw)
             if not isinstance(event, dict):
                 event = {"raw": inert(row.raw.decode("utf-8", "replace"))}
             latency = row.value("latency")
-            return event, -1 if latency is None else int(latency), ""
+            audit_id = row.value("audit_id")
+            stages: list[tuple[Any, str]] = []
+            if audit_id and not self.backend.capabilities.get(REQUESTS):
+                same = sorted(self.backend.requests(str(audit_id)), key=lambda r: r.key)
+                stages = [(r.key, str(r.value("stage") or "")) for r in same]
+            return event, -1 if latency is None else int(latency), "", key, stages
 
         self._run(ask, lambda got: show(*got), None, "detail", group="paged-detail")
 
