@@ -210,7 +210,8 @@ class AuditApp(App[None]):
                 indexing = lambda: self.session.indexing  # noqa: E731
                 yield FindingsPane(store, self.findings, indexing, id="findings-table",
                                    backend=backend, rules=self.rules.rules)  # fmt: skip
-                yield Static(self._lacking(FINDINGS) or FindingsPane.WAITING, id="finding-note")
+                waiting = FindingsPane.WAITING if backend is None else FindingsPane.WAITING_STORE
+                yield Static(self._lacking(FINDINGS) or waiting, id="finding-note")
             with TabPane("Policy", id=tabs.POLICY):
                 yield Static(self._lacking(POLICY) or NO_POLICY, id="policy-note")
                 yield PolicyPane(store, view, self.findings, id="policy-table", backend=backend,
@@ -230,7 +231,6 @@ class AuditApp(App[None]):
             event_list.on_edge, event_list.on_end = feed.edge, feed.end
             for lacking, pane in ((FINDINGS, FindingsPane), (POLICY, PolicyPane)):
                 self.main.query_one(pane).display = not self._lacking(lacking)
-            self.main.query_one(FindingsPane).stale()  # the server's findings, once
             self.apply_filter(self.filter.committed)
             self.set_interval(POLL_EVERY, lambda: feed.poll(event_list.following))
         else:
@@ -468,7 +468,9 @@ class AuditApp(App[None]):
         self.main.query_one(EventList).pages_shifted(front)
         if not front:  # new events: the panes' answers are stale
             self._rows_changed()
-            self.main.query_one(FindingsPane).stale()
+            findings = self.main.query_one(FindingsPane)
+            if findings.evaluated:  # asked once shown first (a pass over the store's events)
+                findings.stale()
         self._update_status()
 
     def paged_status(self) -> None:
@@ -680,6 +682,10 @@ class AuditApp(App[None]):
             tabs.FINDINGS: FindingsPane,
             tabs.POLICY: PolicyPane,
         }
+        if active == tabs.FINDINGS and self.feed is not None:
+            findings = self.main.query_one(FindingsPane)
+            if not findings.evaluated:
+                findings.stale()  # over a store: asked the first time it is shown
         focus = focused.get(active or "", EventList)
         self.main.query_one(focus).focus()
 

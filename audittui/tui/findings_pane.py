@@ -10,7 +10,9 @@ under "no technique" last. The note under the table names a finding's techniques
 Findings are computed by :class:`audittui.findings.Findings` in a thread as events arrive; a
 DataTable suits this pane (at most one row per rule). Over a backend that pages (a store) they
 are the backend's :meth:`~audittui.backend.protocol.Backend.findings`, asked in a thread when
-the app opens and again, as events arrive, at most every :data:`STORE_EVERY` seconds; Enter
+the pane is first shown (a pass over the store's events: not at start, where the list and the
+panes ask the server too) and again, as events arrive, at most every :data:`STORE_EVERY`
+seconds; Enter
 then lists a finding's requests by their auditIDs (``finding:`` is computed in memory).
 """
 
@@ -60,6 +62,7 @@ class FindingsPane(DataTable):
 
     BINDINGS = bindings("FindingsPane")
     WAITING = "No findings yet: the rules run once the logs are indexed."
+    WAITING_STORE = "Running the rules over the store's events…"
 
     class Drill(Message):
         """Show the events of the finding of rule ``rule_id``."""
@@ -236,7 +239,8 @@ class FindingsPane(DataTable):
     def note(self) -> Text:
         """About the row under the cursor: the rule's id, description and query, and who."""
         if not self.notes or self.cursor_row >= len(self.notes):
-            return Text(self.WAITING if not self.evaluated else "No rule fired.", "dim")
+            waiting = self.WAITING if self.backend is None else self.WAITING_STORE
+            return Text(waiting if not self.evaluated else "No rule fired.", "dim")
         return self.notes[self.cursor_row]
 
     def action_drill(self) -> None:
