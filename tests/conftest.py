@@ -140,7 +140,7 @@ def app_state(app) -> str:
     except Exception:
         return "\n".join(out)
     out.append(
-        f"list: rows={len(lst.view)} cursor={lst.cursor} following={lst.following} "
+        f"list: rows={len(lst.source)} cursor={lst.cursor} following={lst.following} "
         f"scroll_y={lst.scroll_y} max_scroll_y={lst.max_scroll_y} size={lst.size} "
         f"scrollbar={lst.show_vertical_scrollbar}"
     )
@@ -167,17 +167,14 @@ def shows_newest(app) -> bool:
     from audittui.tui.event_list import EventList
 
     lst = app.main.query_one(EventList)
-    n, height = len(lst.view), lst.scrollable_content_region.height
+    n, height = len(lst.source), lst.scrollable_content_region.height
     if not n or height <= 0 or lst.cursor != n - 1:
         return False
     y = n - 1 - int(lst.scroll_y)
     if not 0 <= y < height:
         return False
     drawn = lst.render_line(y).text
-    event = int(lst.view.rows[-1])
-    requests = lst.view.requests
-    is_open = requests is not None and requests.is_open(lst.view.store, event)
-    newest = lst._render_event(event, lst.scrollable_content_region.width, True, is_open)
+    newest = lst.render_row(n - 1, lst.scrollable_content_region.width, True)
     below = [lst.render_line(k).text.strip() for k in range(y + 1, height)]
     header = app.main.query_one("#list-header").render().plain
     return drawn == newest.text and not any(below) and "TIME" in header

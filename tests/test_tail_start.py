@@ -21,6 +21,7 @@ from audittui.index.loader import parse_slice
 from audittui.index.store import Store
 from audittui.ingest.sources import open_source
 from audittui.tui.event_list import EventList, ListHeader
+from audittui.tui.list_source import MemoryRows
 
 N = 60  # events, in two batches: more than a screenful either way
 
@@ -53,7 +54,7 @@ class Host(App[None]):
         self.grow, self.early = grow, early
 
     def compose(self) -> ComposeResult:
-        lst = EventList(self.view, id="list")
+        lst = EventList(MemoryRows(self.view), id="list")
         yield ListHeader(lst)
         yield lst
 

@@ -10,6 +10,11 @@ Keys wait only for what holds the GIL in one go (a backtracking ``re`` match doe
 file reads and google-re2 release it). Each analysis pane (summary, histogram, findings,
 policy) runs its own worker on its own schedule. Messages are in
 :mod:`~audittui.tui.messages`, keys in :mod:`~audittui.tui.keymap`.
+
+The same app opens a backend that pages (a store, ``audittui clickhouse://…``): the list is
+then a :class:`~audittui.tui.paged_rows.PagedRows` filled by a
+:class:`~audittui.tui.paged_feed.PagedFeed`, the summary and histogram ask the backend, and
+what it does not offer is said where it would be.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from ..analyses.rbac import analyze as analyze_access
 from ..analyses.rbac import render_yaml as render_rbac
 from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, CatchUp, RowView, matching
+from ..backend.protocol import FINDINGS, POLICY, Backend
 from ..findings import Findings, RuleSet, load_rules
 from ..index.completion import term
 from ..index.interrupt import Interrupted, interruptible
@@ -68,8 +74,11 @@ from .histogram_pane import HistogramPane
 from .history import History
 from .json_tree import JsonTree
 from .keymap import bindings, palette
+from .list_source import MemoryRows
 from .live import LiveAnalysis
 from .messages import CaughtUp, FileNotices, FilterResult, InputEnded, SaveText, StoreGrew
+from .paged_feed import POLL_EVERY, PagedFeed
+from .paged_rows import PagedRows
 from .policy_pane import PolicyPane
 from .schedule import Debounce, Throttle
 from .screens import (
@@ -118,15 +127,28 @@ class AuditApp(App[None]):
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         history: History | None = None,
         rules: RuleSet | None = None,
         policy: Policy | None = None,
         policy_path: str = "",
         stdin: StdinSpool | None = None,
+        backend: Backend | None = None,
     ) -> None:
+        """``session``: files indexed here; or ``backend``, a backend that pages (a store),
+        with ``session`` None."""
         super().__init__()
+        # A store has no session: an empty one (never opened) stands for the files not read.
+        session = session if session is not None else Session([], follow=False)
         self.session = session
+        self.backend = backend
+        self.paged: PagedRows | None = None
+        self.feed: PagedFeed | None = None
+        if backend is not None:
+            self.paged = PagedRows(backend)
+            self.feed = PagedFeed(self, self, backend, self.paged)
+        if backend is not None:
+            self.sub_title = inert(backend.display)
         self.stdin = stdin  # the pipe the log comes from, if it does
         self.store = session.store
         self.view = RowView(self.store)
@@ -164,28 +186,38 @@ class AuditApp(App[None]):
         return not self.closing and super().check_message_enabled(message)
 
     def compose(self) -> ComposeResult:
-        yield FilterBar(self.store, self.history, id="filter")
+        values = self.backend.values if self.backend is not None else None
+        yield FilterBar(self.store, self.history, id="filter", values=values)
         yield Static("", id="filter-hint")
         store, view = self.store, self.view
+        paged, backend = self.paged, self.backend
+        asked = (lambda: paged.text) if paged is not None else None
         with TabbedContent(id="tabs", initial=tabs.EVENTS):
             with TabPane("Events", id=tabs.EVENTS), Container(id="events-body"):
                 with Vertical(id="list-box"):
-                    event_list = EventList(view, id="list")
+                    event_list = EventList(
+                        paged if paged is not None else MemoryRows(view), id="list"
+                    )
                     yield ListHeader(event_list, id="list-header")
                     yield event_list
                 yield DetailPane(store, id="detail")
             with TabPane("Summary", id=tabs.SUMMARY):
-                yield SummaryPane(store, view, id="summary-table")
+                yield SummaryPane(store, view, id="summary-table", backend=backend, query=asked)
             with TabPane("Histogram", id=tabs.HISTOGRAM):
-                yield HistogramPane(store, view, id="histogram-pane")
+                yield HistogramPane(store, view, id="histogram-pane", backend=backend,
+                                    query=asked)  # fmt: skip
             with TabPane("Findings", id=tabs.FINDINGS):
                 indexing = lambda: self.session.indexing  # noqa: E731
-                yield FindingsPane(store, self.findings, indexing, id="findings-table")
-                yield Static(FindingsPane.WAITING, id="finding-note")
+                yield FindingsPane(store, self.findings, indexing, id="findings-table",
+                                   backend=backend, rules=self.rules.rules)  # fmt: skip
+                waiting = FindingsPane.WAITING if backend is None else FindingsPane.WAITING_STORE
+                yield Static(self._lacking(FINDINGS) or waiting, id="finding-note")
             with TabPane("Policy", id=tabs.POLICY):
-                yield Static(NO_POLICY, id="policy-note")
-                yield PolicyPane(store, view, self.findings, id="policy-table")
-        yield StatusBar(self.session, view, id="status")
+                yield Static(self._lacking(POLICY) or NO_POLICY, id="policy-note")
+                yield PolicyPane(store, view, self.findings, id="policy-table", backend=backend,
+                                 query=asked)  # fmt: skip
+        paged_state = self._paged_state if paged is not None else None
+        yield StatusBar(self.session, view, id="status", paged=paged_state)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -194,13 +226,36 @@ class AuditApp(App[None]):
             self._show_policy_state()
         self.main.query_one(EventList).focus()
         self._layout(self.size.width, self.size.height)
-        self._run_indexer()
-        self._run_follower()
+        if self.feed is not None:
+            feed, event_list = self.feed, self.main.query_one(EventList)
+            event_list.on_edge, event_list.on_end = feed.edge, feed.end
+            for lacking, pane in ((FINDINGS, FindingsPane), (POLICY, PolicyPane)):
+                self.main.query_one(pane).display = not self._lacking(lacking)
+            self.apply_filter(self.filter.committed)
+            self.set_interval(POLL_EVERY, lambda: feed.poll(event_list.following))
+        else:
+            self._run_indexer()
+            self._run_follower()
         if self.stdin is not None:
             self.stdin.on_end(self._input_ended)
         self._update_status()
         for problem in self.rules.problems:
             self.notify(inert(problem), title="rules.yaml", severity="warning", markup=False)
+
+    def _lacking(self, capability: str) -> str:
+        """Why this app cannot show ``capability`` here ("" when it can): the backend's own
+        reason (:attr:`Backend.capabilities <audittui.backend.protocol.Backend>`)."""
+        if self.backend is None:
+            return ""
+        return inert(self.backend.capabilities.get(capability, ""))
+
+    def _say_lacking(self, what: str) -> bool:
+        """Over a store, say in one line that ``what`` is not offered here; True then."""
+        if self.backend is None:
+            return False
+        reason = self.backend.capabilities.get(what, "") or "not offered over a store yet"
+        self.notify(f"{what}: {inert(reason)}", timeout=4, markup=False)
+        return True
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout(event.size.width, event.size.height)
@@ -336,7 +391,7 @@ class AuditApp(App[None]):
         try:
             parse(text)
         except QueryError as exc:
-            kept = self.view.text or "all events"
+            kept = self.list_text or "all events"
             self._show_hint(Text(inert(f"✗ {exc}  (the list keeps: {kept})"), "bold red"))
             return
         self._show_hint(Text(""))
@@ -354,7 +409,7 @@ class AuditApp(App[None]):
         self.filter.committed = text
         self.history.add(text)
         self.history.reset()
-        if text != self.view.text:
+        if text != self.list_text:
             self.apply_filter(text)
         self.main.query_one(EventList).focus()
 
@@ -376,6 +431,11 @@ class AuditApp(App[None]):
         they are ready."""
         if self.closing:  # the debounce timer can fire during shutdown
             return
+        if self.feed is not None:
+            self.filter.start(text, TIME, None)
+            self.feed.apply(text, self._paged_filtered)
+            self._update_status()
+            return
         if per_request is None:
             per_request = self.view.requests is not None
         pending = self.filter.start(
@@ -383,6 +443,50 @@ class AuditApp(App[None]):
         )
         self._filter_worker(pending.text, pending.order, pending.requests)
         self._update_status()
+
+    @property
+    def list_text(self) -> str:
+        """The filter the list shows the events of."""
+        return self.paged.text if self.paged is not None else self.view.text
+
+    # -- a backend that pages (a store): what its feed tells ----------------------------------
+
+    def _paged_filtered(self, text: str, _generation: int) -> None:
+        if self.filter.pending_text == text:
+            self.filter.pending = None
+        event_list = self.main.query_one(EventList)
+        event_list.empty_note = "" if len(event_list.source) else "No events match the filter."
+        event_list.pages_replaced(at_end=True)
+        self._rows_changed()
+        self._update_status()
+
+    def paged_replaced(self, at_end: bool) -> None:
+        self.main.query_one(EventList).pages_replaced(at_end)
+        self._update_status()
+
+    def paged_shifted(self, front: int) -> None:
+        self.main.query_one(EventList).pages_shifted(front)
+        if not front:  # new events: the panes' answers are stale
+            self._rows_changed()
+            findings = self.main.query_one(FindingsPane)
+            if findings.evaluated:  # asked once shown first (a pass over the store's events)
+                findings.stale()
+        self._update_status()
+
+    def paged_status(self) -> None:
+        self._update_status()
+
+    def filter_failed_quietly(self) -> None:
+        """The backend failed: the list no longer waits for the filter (the error was said)."""
+        self.filter.pending = None
+
+    def _paged_state(self) -> tuple[int | None, int, bool, bool, str, str]:
+        """What the status says of a paged list: the count (None: being counted), the rows
+        held, more before and after them, the feed's state and the backend."""
+        assert self.paged is not None and self.feed is not None and self.backend is not None
+        rows = self.paged
+        return (rows.count, len(rows), rows.more_before, rows.more_after, self.feed.state,
+                self.backend.display)  # fmt: skip
 
     @work(thread=True, group="filter", exclusive=True, exit_on_error=False)
     def _filter_worker(self, text: str, order: str, requests: Requests | None) -> None:
@@ -431,8 +535,14 @@ class AuditApp(App[None]):
 
     # -- detail ---------------------------------------------------------------------------
 
-    def _cursor_moved(self, event: int | None) -> None:
-        self.main.query_one(DetailPane).show(event)
+    def _cursor_moved(self, event: object) -> None:
+        detail = self.main.query_one(DetailPane)
+        if self.feed is None:
+            detail.show(cast(int | None, event))
+        elif event is None:
+            detail.show(None)
+        else:
+            self.feed.detail(event, detail.show_fetched)
 
     def on_event_list_follow_changed(self) -> None:
         if self.main.query_one(EventList).following and self.view.order == SLOWEST:
@@ -466,6 +576,9 @@ class AuditApp(App[None]):
 
     def action_object_history(self) -> None:
         """h: the history of the detail's event's object, computed in a thread."""
+        if self.backend is not None:
+            self._paged_history()
+            return
         detail = self.main.query_one(DetailPane)
         i = detail.event_index
         v = self.store.value
@@ -505,8 +618,45 @@ class AuditApp(App[None]):
                 lines, sent = [], time.monotonic()
         self.call_from_thread(screen.add, lines, read, True)
 
+    @work(thread=True, group="history", exclusive=True, exit_on_error=False)
+    def _paged_history(self) -> None:
+        """h over a backend that pages: it reads the object's writes and compares them."""
+        detail = self.main.query_one(DetailPane)
+        event, reveal, backend = detail.event, detail.reveal, self.backend
+        assert backend is not None
+        ref = event.get("objectRef") if event is not None else None
+        ref = ref if isinstance(ref, dict) else {}
+        resource, namespace, name = (ref.get(k) for k in ("resource", "namespace", "name"))
+        if not isinstance(resource, str) or not isinstance(name, str) or not resource or not name:
+            self.call_from_thread(self.notify, "This event names no object (h needs a resource "
+                                  "and a name)", timeout=3)  # fmt: skip
+            return
+        if backend.capabilities.get("history"):
+            reason = inert(backend.capabilities["history"])
+            self.call_from_thread(self.notify, f"history: {reason}", markup=False)
+            return
+        ns = namespace if isinstance(namespace, str) and namespace else None
+        found = backend.history(resource, ns, name, reveal=reveal)
+        lines = list(history_lines(found.entries, resource))
+        title = f"{resource} {ns or '-'}/{name}: {len(found.entries):,} write(s)"
+        screen = ObjectHistoryScreen(title, len(found.entries))
+        self.call_from_thread(self.push_screen, screen)
+        self.call_from_thread(screen.add, lines, len(found.entries), True)
+
     def action_stage(self, step: int) -> None:
         detail = self.main.query_one(DetailPane)
+        if self.feed is not None and self.paged is not None:
+            keys = [key for key, _ in detail.fetched_stages]
+            if detail.fetched_key not in keys or len(keys) < 2:
+                self.notify("No other stage of this request", timeout=2)
+                return
+            target = keys[(keys.index(detail.fetched_key) + step) % len(keys)]
+            if self.paged.by_key(target) is not None:
+                event_list = self.main.query_one(EventList)
+                event_list._user_move(self.paged.nearest(target))
+            else:  # filtered out of the list, or not held: show it anyway
+                self.feed.detail(target, detail.show_fetched)
+            return
         same = detail.same_request()
         if detail.event_index is None or len(same) < 2:
             self.notify("No other stage of this request is loaded", timeout=2)
@@ -532,6 +682,10 @@ class AuditApp(App[None]):
             tabs.FINDINGS: FindingsPane,
             tabs.POLICY: PolicyPane,
         }
+        if active == tabs.FINDINGS and self.feed is not None:
+            findings = self.main.query_one(FindingsPane)
+            if not findings.evaluated:
+                findings.stale()  # over a store: asked the first time it is shown
         focus = focused.get(active or "", EventList)
         self.main.query_one(focus).focus()
 
@@ -564,6 +718,7 @@ class AuditApp(App[None]):
         )
 
     def action_load_policy(self) -> None:
+
         def chosen(path: str | None) -> None:
             if not path:
                 return
@@ -587,6 +742,10 @@ class AuditApp(App[None]):
         )
 
     def on_policy_pane_drill(self, message: PolicyPane.Drill) -> None:
+        if self.backend is not None:  # rule:N is decided in memory, not in SQL
+            self.notify("rule:N lists events over files only; a store cannot filter by it",
+                        timeout=4)  # fmt: skip
+            return
         self._show_events(f"rule:{'none' if message.rule is None else message.rule}")
 
     def on_summary_table_drill(self, message: SummaryTable.Drill) -> None:
@@ -597,6 +756,16 @@ class AuditApp(App[None]):
 
     def action_access(self) -> None:
         """a: the access of the detail's event's user (the impersonated one when there is)."""
+        if self.backend is not None:
+            event = self.main.query_one(DetailPane).event or {}
+            who = [event.get(k) for k in ("impersonatedUser", "user")]
+            names = [w.get("username") for w in who if isinstance(w, dict)]
+            user = next((n for n in names if isinstance(n, str) and n), None)
+            if user is None:
+                self.notify("This event names no user", timeout=3)
+            else:
+                self._access(user)
+            return
         i = self.main.query_one(DetailPane).event_index
         user = (
             None
@@ -613,12 +782,19 @@ class AuditApp(App[None]):
         """The user's access over the events the filter in force selects (all: no filter)."""
         self.call_from_thread(self.notify, f"Reading the access of {inert(user)}…", markup=False,
                               timeout=2)  # fmt: skip
-        text = self.view.text
-        snapshot = self.store.snapshot()
-        rows = self.view.rows.copy() if text else None
-        result = analyze_access(snapshot, user, rows=rows)
+        text = self.list_text
+        if self.backend is not None:
+            if self.backend.capabilities.get("rbac"):
+                reason = inert(self.backend.capabilities["rbac"])
+                self.call_from_thread(self.notify, f"access: {reason}", markup=False)
+                return
+            result = self.backend.rbac(user, query=text).result
+        else:
+            snapshot = self.store.snapshot()
+            rows = self.view.rows.copy() if text else None
+            result = analyze_access(snapshot, user, rows=rows)
         if not result.events:
-            made = len(self.store.query(term("user", user))) if not text else 0
+            made = len(self.store.query(term("user", user))) if not text and not self.backend else 0
             why = (
                 f"{inert(user)}'s {made:,} event(s) all impersonate other users: a on one of "
                 "them shows the impersonated user's access"
@@ -654,6 +830,8 @@ class AuditApp(App[None]):
 
     @_while_open
     def on_findings_pane_evaluated(self, message: FindingsPane.Evaluated) -> None:
+        if self.feed is not None and self._lacking(FINDINGS):
+            return  # the pane is hidden: its note says why
         pane = self.main.query_one(FindingsPane)
         for rule_id, error in self.findings.errors.items():
             if rule_id not in self._rule_errors_shown:
@@ -678,7 +856,8 @@ class AuditApp(App[None]):
         self.main.query_one("#finding-note", Static).update(pane.note())
 
     def on_findings_pane_drill(self, message: FindingsPane.Drill) -> None:
-        self._show_events(term("finding", message.rule_id))  # replaces the filter
+        pane = self.main.query_one(FindingsPane)
+        self._show_events(pane.drill_query(message.rule_id))  # replaces the filter
 
     # -- other actions --------------------------------------------------------------------
 
@@ -692,10 +871,14 @@ class AuditApp(App[None]):
 
     def action_per_request(self) -> None:
         """R: fold the stages of each request into one row, or show every event again."""
+        if self._say_lacking("R, one row per request"):
+            return
         self.apply_filter(self.view.text, TIME, per_request=self.view.requests is None)
 
     def action_slowest(self) -> None:
         """L: the filtered requests slowest first, or back to time order."""
+        if self._say_lacking("L, slowest first"):
+            return
         self.apply_filter(self.view.text, TIME if self.view.order == SLOWEST else SLOWEST)
 
     def action_tab(self, tab: str) -> None:
@@ -705,6 +888,8 @@ class AuditApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_malformed(self) -> None:
+        if self._say_lacking("!, malformed lines"):
+            return
         self.push_screen(MalformedScreen(self.store.malformed, self.store.ignored))
 
     def action_step_back(self) -> None:
@@ -718,7 +903,7 @@ class AuditApp(App[None]):
             if focused.value != committed:
                 focused.value = committed
                 self._debounce.cancel()
-                if self.view.text != committed or self.filter.pending is not None:
+                if self.list_text != committed or self.filter.pending is not None:
                     self.apply_filter(committed)
             self.main.query_one(EventList).focus()
         elif body.has_class("-detail-open") or isinstance(focused, JsonTree):
@@ -732,6 +917,8 @@ class AuditApp(App[None]):
             self.apply_filter("")
 
     def action_export(self) -> None:
+        if self._say_lacking("ctrl+s, export"):
+            return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         default = os.path.join(os.getcwd(), f"audittui-export-{stamp}.jsonl")
         detail = self.main.query_one(DetailPane)
@@ -804,6 +991,8 @@ class AuditApp(App[None]):
         bar = self.main.query_one(StatusBar)
         bar.stdin_state = self.stdin.state() if self.stdin is not None else ""
         bar.show(ListState(self.filter.pending is not None, lst.following, lst.unseen))
+        if self.feed is not None:
+            return
         # Nothing read: say what the input looks like, or that it holds no log file.
         store = self.store
         key = (self.session.indexing, len(store), len(store.malformed), len(store.sources))

@@ -135,15 +135,41 @@ class DetailPane(Vertical, can_focus=False):
         self.show_wrapper = False
         self.masked = 0
         self.policy: Policy | None = None  # the header names the rule that logs the event
+        # An event a backend sent (a store's, read by key): no store index, no wrapper kept;
+        # its key and its request's stages as (key, stage), in time order.
+        self.fetched_latency: int | None = None
+        self.fetched_key: Any = None
+        self.fetched_stages: list[tuple[Any, str]] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", id="detail-header")
         yield JsonTree("event", id="detail-tree")
 
+    def show_fetched(
+        self,
+        event: dict | None,
+        latency: int,
+        gone: str = "",
+        key: Any = None,
+        stages: list[tuple[Any, str]] | None = None,
+    ) -> None:
+        """Display ``event`` as a backend returned it (None: ``gone`` says why it is not),
+        with the stages of its request."""
+        self.event_index, self.event, self.fetched_latency = None, event, latency
+        self.fetched_key, self.fetched_stages = key, stages or []
+        if event is None:
+            self.shown = None
+            head = Text(gone or "No event selected", "yellow" if gone else "dim")
+            self.query_one("#detail-header", Static).update(head, layout=False)
+            self.query_one(JsonTree).show(None)
+            return
+        self._refresh_view()
+
     def show(self, index: int | None) -> None:
         """Read event ``index`` from disk and display it."""
         self.event_index = index
         self.event = None
+        self.fetched_latency = None
         head = self.query_one("#detail-header", Static)
         tree = self.query_one(JsonTree)
         if index is None:
@@ -161,10 +187,16 @@ class DetailPane(Vertical, can_focus=False):
         self._refresh_view()
 
     def _refresh_view(self) -> None:
-        if self.event is None or self.event_index is None:
+        if self.event is None:
             return
-        text = header(self.event, int(self.store.column("latency")[self.event_index]))
-        extra = self.stages_line() or Text()
+        if self.event_index is not None:
+            latency = int(self.store.column("latency")[self.event_index])
+            extra = self.stages_line() or Text()
+        elif self.fetched_latency is not None:
+            latency, extra = self.fetched_latency, self._fetched_stages_line() or Text()
+        else:
+            return
+        text = header(self.event, latency)
         wrapper = self._wrapper(extra) if self.show_wrapper else None
         if wrapper is not None:
             shown, self.masked = (wrapper, 0) if self.reveal else mask_wrapper(wrapper)
@@ -206,6 +238,17 @@ class DetailPane(Vertical, can_focus=False):
         line.append("  (o/O jump)", "dim")
         return line
 
+    def _fetched_stages_line(self) -> Text | None:
+        if len(self.fetched_stages) < 2:
+            return None
+        line = Text("stages: ", "dim")
+        for k, (key, stage) in enumerate(self.fetched_stages):
+            if k:
+                line.append(" ▸ ", "dim")
+            line.append(inert(stage or "?"), "reverse" if key == self.fetched_key else "")
+        line.append("  (o/O jump)", "dim")
+        return line
+
     def same_request(self) -> list[int]:
         """Store indices of the events with this event's auditID, in time order."""
         if self.event_index is None:
@@ -218,7 +261,9 @@ class DetailPane(Vertical, can_focus=False):
 
     def _wrapper(self, note: Text) -> Any:
         """The wrapper of the event shown, with a note on ``note`` saying what is shown."""
-        assert self.event_index is not None
+        if self.event_index is None:  # a backend's event: only the event itself is kept
+            note.append(("  " if note.plain else "") + "no wrapper kept here", "cyan")
+            return None
         try:
             wrapper = self.store.wrapper(self.event_index)
         except (EventGone, OSError) as exc:

@@ -1,6 +1,9 @@
 """The event list: a Line-API widget (``ScrollView`` + ``render_line``) over the filtered rows,
-so a million events cost no more than a screenful. Rows are drawn from the store's columns;
-the raw JSON is never read here.
+so a million events cost no more than a screenful. Rows come from a
+:class:`~audittui.tui.list_source.ListSource`: the in-memory selection (every row held, drawn
+from the index's columns) or a backend's keyset pages (a stretch held; near its edge the list
+asks the app for the next page, and g/G past it for the selection's first or last page). The
+raw JSON is never read here.
 
 Tail mode: while the cursor is on the last row, new events move it down (the list follows);
 any move away pauses following and counts "+N new" until End, G or F resumes.
@@ -9,7 +12,8 @@ any move away pauses following and counts "+N new" until End, G or F resumes.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -22,10 +26,11 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ..analyses.view import SLOWEST, Inserted, RowView
+from ..analyses.view import SLOWEST, Inserted
 from ..output.inert import fit, inert, pad
-from .columns import WIDE_TIME, cells, fit_columns, short_user
+from .columns import WIDE_TIME, fit_columns, short_user
 from .keymap import bindings
+from .list_source import ListSource
 
 CODE_STYLES = {
     2: Style(color="green"),
@@ -36,6 +41,7 @@ CODE_STYLES = {
 FORBIDDEN = Style(color="magenta", bold=True)
 DIM = Style(dim=True)
 OPEN = Style(color="yellow", italic=True)
+EDGE = 20  # rows from the held stretch's edge at which a paged source's next page is asked
 
 
 def code_style(code: str) -> Style:
@@ -83,7 +89,8 @@ class ListHeader(Widget):
 
 
 class EventList(ScrollView, can_focus=True):
-    """Rows of a :class:`~audittui.analyses.view.RowView`, one event per line, with a cursor."""
+    """Rows of a :class:`~audittui.tui.list_source.ListSource`, one event per line, with a
+    cursor."""
 
     BINDINGS = bindings("EventList")
     COMPONENT_CLASSES = {"event-list--cursor", "event-list--header"}
@@ -100,9 +107,10 @@ class EventList(ScrollView, can_focus=True):
     class FollowChanged(Message):
         """Following started or paused, or the count of unseen events changed."""
 
-    def __init__(self, view: RowView, *, id: str | None = None) -> None:
+    def __init__(self, source: ListSource, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.view = view
+        self.source = source
+        self.view: Any = getattr(source, "view", source)  # the RowView in memory
         self.empty_note = ""  # said in place of an empty list (why nothing was read)
         self.cursor = 0  # the row under the cursor
         self.following = True
@@ -110,33 +118,64 @@ class EventList(ScrollView, can_focus=True):
         self._cache: LRUCache[tuple, Strip] = LRUCache(2048)
         self._columns: list = []
         self._columns_width = -1
-        self._last_event: int | None = -1
+        self._last_event: Hashable | None = -1
         self.header: Widget | None = None  # redrawn when the columns are refitted
         # Told of the event under the cursor (None: no rows) at once, not by a message, so
         # the detail pane repaints in the same frame as the list.
-        self.on_move: Callable[[int | None], None] | None = None
+        self.on_move: Callable[[Any], None] | None = None
+        # A paged source's: asked for the page past an edge ("after"/"before") near it, and
+        # for the selection's first or last page ("first"/"last") on g/G past the stretch.
+        self.on_edge: Callable[[str], None] | None = None
+        self.on_end: Callable[[str], None] | None = None
 
     # -- rows changing --------------------------------------------------------------------
 
-    def rows_replaced(self, keep_event: int | None) -> None:
+    def rows_replaced(self, keep_event: Hashable | None) -> None:
         """The filter changed: keep the cursor on ``keep_event`` (or the nearest by time)."""
         self.unseen = 0
-        n = len(self.view)
-        if self.view.order == SLOWEST:
+        n = len(self.source)
+        if self.source.order == SLOWEST:
             self.following = False  # nothing to follow: the slowest request is on top
             row = 0
             self.post_message(self.FollowChanged())
         elif self.following or keep_event is None or not n:
             row = max(n - 1, 0)
         else:
-            row = self.view.nearest(keep_event)
+            row = self.source.nearest(keep_event)
         self._resize_virtual()
         self._set_cursor(row, center=True)
         self.refresh()
 
+    def pages_replaced(self, at_end: bool) -> None:
+        """A paged source holds a new stretch: the cursor on its last row (``at_end``, then
+        following unless more rows come after) or its first."""
+        self.unseen = 0
+        self._cache.clear()
+        n = len(self.source)
+        self.following = at_end and not self.source.more_after
+        self._resize_virtual()
+        self._set_cursor(max(n - 1, 0) if at_end else 0, center=True)
+        self.post_message(self.FollowChanged())
+        self.refresh()
+
+    def pages_shifted(self, front: int) -> None:
+        """A paged source put ``front`` rows before its stretch (< 0: dropped them from its
+        front), or added rows after or inside it (0): the same event stays under the cursor,
+        or the newest while following."""
+        self._cache.clear()
+        keep = self.event
+        self._resize_virtual()
+        if self.following:
+            self._set_cursor(len(self.source) - 1)
+        elif keep is not None:
+            if front:
+                self.scroll_to(y=max(0, self.scroll_y + front), animate=False, immediate=True)
+            self._set_cursor(self.source.nearest(keep))
+        self.refresh()
+
     def rows_inserted(self, inserted: Inserted) -> None:
         """New events were merged into the rows: follow them, or stay on the same event."""
-        n = len(self.view)
+        n = len(self.source)
         self._resize_virtual()
         if self.following:
             self._set_cursor(n - 1)
@@ -150,7 +189,7 @@ class EventList(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize_virtual(self) -> None:
-        self.virtual_size = Size(0, len(self.view))  # columns always fit: no sideways scroll
+        self.virtual_size = Size(0, len(self.source))  # columns always fit: no sideways scroll
         # At once, not after the next refresh: scrolling is decided on our own row count
         # (see allow_vertical_scroll), and any later change of height comes with a Resize.
         self._reveal_cursor()
@@ -180,14 +219,15 @@ class EventList(ScrollView, can_focus=True):
     # -- cursor ---------------------------------------------------------------------------
 
     @property
-    def event(self) -> int | None:
-        """The store index of the event under the cursor."""
-        if not len(self.view):
+    def event(self) -> Any:
+        """The event under the cursor: its store index in memory, its key when paged."""
+        n = len(self.source)
+        if not n:
             return None
-        return int(self.view.rows[min(self.cursor, len(self.view) - 1)])
+        return self.source.ident(min(self.cursor, n - 1))
 
     def _set_cursor(self, row: int, center: bool = False) -> None:
-        n = len(self.view)
+        n = len(self.source)
         row = max(0, min(row, n - 1))
         old = self.cursor
         self.cursor = row
@@ -207,9 +247,15 @@ class EventList(ScrollView, can_focus=True):
                 self.on_move(self.event)
 
     def _user_move(self, row: int) -> None:
-        n = len(self.view)
+        source = self.source
+        n = len(source)
         self._set_cursor(row)
-        at_end = self.cursor >= n - 1
+        at_end = self.cursor >= n - 1 and not source.more_after
+        if self.on_edge is not None:
+            if self.cursor >= n - EDGE and source.more_after:
+                self.on_edge("after")
+            elif self.cursor < EDGE and source.more_before:
+                self.on_edge("before")
         if at_end != self.following:
             self.following = at_end
             if at_end:
@@ -224,19 +270,25 @@ class EventList(ScrollView, can_focus=True):
         self._user_move(self.cursor + step * height)
 
     def action_first(self) -> None:
+        if self.source.more_before and self.on_end is not None:
+            self.on_end("first")
+            return
         self._user_move(0)
 
     def action_last(self) -> None:
         self.action_follow()
 
     def action_follow(self) -> None:
+        if self.source.more_after and self.on_end is not None:
+            self.on_end("last")  # the newest page, then following
+            return
         self.following = True
         self.unseen = 0
-        self._set_cursor(len(self.view) - 1)
+        self._set_cursor(len(self.source) - 1)
         self.post_message(self.FollowChanged())
 
     def action_error(self, step: int) -> None:
-        row = self.view.next_error(self.cursor, step)
+        row = self.source.next_error(self.cursor, step)
         if row is None:
             self.notify("No more errors in that direction", timeout=2)
             return
@@ -249,7 +301,7 @@ class EventList(ScrollView, can_focus=True):
 
     def on_click(self, event: events.Click) -> None:
         row = int(self.scroll_y) + event.y
-        if row < len(self.view):
+        if row < len(self.source):
             self._user_move(row)
 
     def on_resize(self) -> None:
@@ -273,30 +325,32 @@ class EventList(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         row = int(self.scroll_y) + y
         width = self.scrollable_content_region.width
-        if row >= len(self.view) or width <= 0:
-            if not len(self.view) and self.empty_note and width > 2:
+        source = self.source
+        if row >= len(source) or width <= 0:
+            if not len(source) and self.empty_note and width > 2:
                 lines = textwrap.wrap(inert(self.empty_note), width - 2)
                 if 1 <= y <= len(lines):
                     note = pad(" " + lines[y - 1], width)
                     return Strip([Segment(note, self.rich_style + Style(dim=True))], width)
             return Strip.blank(width, self.rich_style)
-        event = int(self.view.rows[row])
+        event = source.ident(row)
         is_cursor = row == self.cursor
-        requests = self.view.requests
+        requests = source.requests
         # Part of the key: R switches it on, and a later stage arriving switches it off.
         is_open = requests is not None and requests.is_open(self.view.store, event)
         key = (event, width, is_cursor, is_open)
         strip = self._cache.get(key)
         if strip is None:
-            strip = self._render_event(event, width, is_cursor, is_open)
+            strip = self.render_row(row, width, is_cursor)
             self._cache[key] = strip
         return strip
 
-    def _render_event(self, event: int, width: int, is_cursor: bool, is_open: bool) -> Strip:
+    def render_row(self, row: int, width: int, is_cursor: bool) -> Strip:
+        """Row ``row`` drawn ``width`` wide (under the cursor or not)."""
         base = self.rich_style
         if is_cursor:
             base = base + self.get_component_rich_style("event-list--cursor")
-        text = cells(self.view.store, event, with_date=width >= WIDE_TIME)
+        text, is_open = self.source.line(row, width >= WIDE_TIME)
         if is_open:
             text["code"] = "open"  # started, never completed: hung, streaming, or rotated away
         return row_strip(text, self.columns(), width, base, is_cursor)

@@ -8,19 +8,48 @@ character (``user:"ev\\x1b[2J"``), and what it shows is never parsed as Rich mar
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import work
 from textual.message import Message
 from textual.widgets import Input
 
-from ..index.completion import Completion, apply, complete
+from ..index.completion import MAX_CANDIDATES, Completion, apply, complete, term
+from ..index.query import ALIASES
 from ..index.store import Store
 from ..output.inert import inert
 from .history import History
 from .keymap import bindings
 
 MAX_SHOWN = 8  # candidates listed in the hint line
+# A backend's values(field, prefix, limit): (value, count), most frequent first
+Values = Callable[[str, str, int], list[tuple[str, int]]]
+# ``-field:v1,v2,pre`` ending at the cursor: the field, the values before, the prefix typed
+_VALUE_TOKEN = re.compile(r'(?:^|(?<=[\s(]))(-?)([A-Za-z_][\w-]*):((?:[^\s,"()]*,)*)([^\s,"()]*)$')
+
+
+def complete_from(text: str, cursor: int, values: Values) -> Completion:
+    """Completion with a backend's values (a store's, asked in SQL): field names as over
+    files; a bare value of a field (``user:sys``, ``verb:get,li``) from ``values``."""
+    found = complete(text, cursor, None)  # field names need no events
+    if found.candidates:
+        return found
+    match = _VALUE_TOKEN.search(text[:cursor])
+    if match is None:
+        return found
+    neg, name, earlier, prefix = match.groups()
+    canonical = ALIASES.get(name, name)
+    taken = set(earlier.split(",")) - {""}
+    ranked = [v for v, _ in values(canonical, prefix, MAX_CANDIDATES) if v not in taken]
+    if not ranked:
+        return found
+    head = f"{neg}{name}:{earlier}"
+    candidates = [head + term(canonical, v).split(":", 1)[1] for v in ranked]
+    common = candidates[0] if len(candidates) == 1 else head + prefix
+    token = text[match.start() : cursor]
+    return Completion(match.start(), cursor, candidates, common, "value", token)
 
 
 class InertInput(Input):
@@ -48,11 +77,16 @@ class TabResult:
     cycle: tuple[Completion, int, str] | None = None
 
 
-def tab(text: str, cursor: int, store: Store) -> TabResult:
+def tab(text: str, cursor: int, store: Store, values: Values | None = None) -> TabResult:
     """Tab at ``cursor`` in ``text``: the one candidate, or the candidates' common prefix, or
-    the first of them (a second Tab cycles); reads the store, so the bar runs it in a
-    thread."""
-    comp = complete(text, cursor, store)
+    the first of them (a second Tab cycles); reads the store (or asks ``values``, a
+    backend's), so the bar runs it in a thread."""
+    ask: Callable[[str, int], Completion] = (
+        (lambda t, c: complete(t, c, store))
+        if values is None
+        else (lambda t, c: complete_from(t, c, values))
+    )
+    comp = ask(text, cursor)
     if not comp.candidates:
         return TabResult(text, cursor, "no completions")
     if len(comp.candidates) == 1:
@@ -61,7 +95,7 @@ def tab(text: str, cursor: int, store: Store) -> TabResult:
     if len(comp.common) > len(text[comp.start : comp.end]):
         text = text[: comp.start] + comp.common + text[comp.end :]
         cursor = comp.start + len(comp.common)
-        comp = complete(text, cursor, store)
+        comp = ask(text, cursor)
     else:
         text, cursor = apply(text, comp, comp.candidates[0])
         cycle = (comp, 0, text)
@@ -80,12 +114,15 @@ class FilterBar(InertInput):
             super().__init__()
             self.text = text
 
-    def __init__(self, store: Store, history: History, *, id: str | None = None) -> None:
+    def __init__(
+        self, store: Store, history: History, *, id: str | None = None, values: Values | None = None
+    ) -> None:
         super().__init__(
             placeholder="/ filter: user:alice verb:delete,patch ns:kube-* code:>=400 -ua:*kubelet*",
             id=id,
         )
         self.store = store
+        self.values = values  # a backend that pages completes from its values (a store's)
         self.history = history
         self._cycle: tuple[Completion, int, str] | None = None  # completion, index, text after
 
@@ -116,7 +153,7 @@ class FilterBar(InertInput):
     def _complete(self, text: str, cursor: int) -> None:
         # In a thread: the values of a big log's names take a few hundred ms to go through.
         try:
-            result = tab(text, cursor, self.store)
+            result = tab(text, cursor, self.store, self.values)
         except Exception as exc:  # said in the hint line; the bar stays as it is
             result = TabResult(text, cursor, f"completion failed: {exc}")
         self.app.call_from_thread(self._completed, text, cursor, result)

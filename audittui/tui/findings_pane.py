@@ -8,22 +8,30 @@ its whole coverage, and no technique looks quieter than it is); one that names n
 under "no technique" last. The note under the table names a finding's techniques in both modes.
 
 Findings are computed by :class:`audittui.findings.Findings` in a thread as events arrive; a
-DataTable suits this pane (at most one row per rule).
+DataTable suits this pane (at most one row per rule). Over a backend that pages (a store) they
+are the backend's :meth:`~audittui.backend.protocol.Backend.findings`, asked in a thread when
+the pane is first shown (a pass over the store's events: not at start, where the list and the
+panes ask the server too) and again, as events arrive, at most every :data:`STORE_EVERY`
+seconds; Enter
+then lists a finding's requests by their auditIDs (``finding:`` is computed in memory).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual import work
 from textual.message import Message
 from textual.widgets import DataTable
 
+from ..backend.protocol import Backend
 from ..findings import Finding, Findings, Rule
 from ..findings.attack import technique_name
 from ..index import memory
+from ..index.completion import term
 from ..index.store import Store
 from ..ingest.formats import format_time
 from ..output.inert import fit, inert
@@ -33,6 +41,8 @@ from .messages import FindingsResult
 from .schedule import Throttle
 
 EVERY = 1.0  # s between evaluations of the rules over new events
+STORE_EVERY = 60.0  # s between a store's evaluations (each a pass of the server's events)
+DRILL_IDS = 1_000  # auditIDs a drill-down over a store lists at most
 TITLE_WIDTH = 44  # titles are short; the table scrolls sideways on narrow terminals
 
 SEVERITY_STYLE = {
@@ -52,6 +62,7 @@ class FindingsPane(DataTable):
 
     BINDINGS = bindings("FindingsPane")
     WAITING = "No findings yet: the rules run once the logs are indexed."
+    WAITING_STORE = "Running the rules over the store's events…"
 
     class Drill(Message):
         """Show the events of the finding of rule ``rule_id``."""
@@ -75,13 +86,18 @@ class FindingsPane(DataTable):
         indexing: Callable[[], bool],
         *,
         id: str | None = None,
+        backend: Backend | None = None,
+        rules: Sequence[Rule] = (),
     ) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.store, self.engine = store, findings
+        self.backend, self.rules = backend, list(rules)  # a store's findings are its backend's
+        every = EVERY if backend is None else STORE_EVERY
         # The first pass once the logs are indexed: while indexing, the cores are the indexer's.
-        self.schedule = Throttle(self, EVERY, self._start, ready=lambda: not indexing())
+        self.schedule = Throttle(self, every, self._start, ready=lambda: not indexing())
         self.rule_ids: list[str] = []  # per displayed row; "blind:ID" for a blind rule
-        self.findings: list[Finding] = []
+        # Finding, or the backend's protocol.Fired (the same fields shown)
+        self.findings: list[Any] = []
         self.notes: list[Text] = []  # per displayed row: what the rule looks for, or why blind
         self.blind: list[tuple[Rule, str]] = []
         self.evaluated = False
@@ -102,10 +118,35 @@ class FindingsPane(DataTable):
         self.schedule.request()
 
     def _start(self) -> bool:
+        if self.backend is not None:
+            self._ask_backend(self.backend)
+            return True
         if len(self.store) <= self.engine.upto:
             return False
         self._evaluate()
         return True
+
+    @work(thread=True, group="findings", exit_on_error=False)
+    def _ask_backend(self, backend: Backend) -> None:
+        try:
+            found = backend.findings(self.rules)
+        except Exception as exc:  # said; the next new events ask again
+            self.app.call_from_thread(
+                self.notify, f"Findings failed: {inert(str(exc))}", severity="error", markup=False
+            )
+            self.app.call_from_thread(self.schedule.done)
+            return
+        for rule_id, error in found.errors.items():
+            self.engine.errors.setdefault(rule_id, error)  # said once by the app
+        self.post_message(FindingsResult(found.fired, found.blind, False))
+
+    def drill_query(self, rule_id: str) -> str:
+        """The filter that lists the events of ``rule_id``'s finding."""
+        if self.backend is None:
+            return term("finding", rule_id)
+        fired = next((f for f in self.findings if f.rule.id == rule_id), None)
+        ids = fired.audit_ids[:DRILL_IDS] if fired is not None else []
+        return "id:" + ",".join(term("id", i).split(":", 1)[1] for i in ids) if ids else 'id:""'
 
     @work(thread=True, group="findings", exit_on_error=False)
     def _evaluate(self) -> None:
@@ -127,8 +168,8 @@ class FindingsPane(DataTable):
         self.post_message(self.Evaluated(count, message.changed))
         self.schedule.done()
 
-    def show(self, findings: list[Finding], blind: list[tuple[Rule, str]]) -> None:
-        self.findings, self.blind = findings, blind
+    def show(self, findings: Sequence[Finding | Any], blind: list[tuple[Rule, str]]) -> None:
+        self.findings, self.blind = list(findings), blind
         self.evaluated = True
         self._fill()
 
@@ -198,7 +239,8 @@ class FindingsPane(DataTable):
     def note(self) -> Text:
         """About the row under the cursor: the rule's id, description and query, and who."""
         if not self.notes or self.cursor_row >= len(self.notes):
-            return Text(self.WAITING if not self.evaluated else "No rule fired.", "dim")
+            waiting = self.WAITING if self.backend is None else self.WAITING_STORE
+            return Text(waiting if not self.evaluated else "No rule fired.", "dim")
         return self.notes[self.cursor_row]
 
     def action_drill(self) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from rich.style import Style
@@ -12,6 +13,7 @@ from textual.widget import Widget
 
 from ..analyses.histogram import SECOND, Histogram, histogram
 from ..analyses.view import RowView
+from ..backend.protocol import Backend
 from ..index.store import Store
 from ..ingest.formats import format_duration
 from .keymap import bindings
@@ -59,9 +61,19 @@ class HistogramPane(LiveAnalysis, Widget, can_focus=True):
     def laid_out(self) -> bool:
         return self.content_region.width > AXIS
 
-    def __init__(self, store: Store, view: RowView, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        view: RowView,
+        *,
+        id: str | None = None,
+        backend: Backend | None = None,
+        query: Callable[[], str] | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.store, self.view = store, view
+        # A backend that pages (a store) answers for the list's query instead of the rows.
+        self.backend, self.asked = backend, query
         self.hist: Histogram | None = None
         self.cursor = -1  # -1: the last bucket
         self.marked: int | None = None
@@ -76,6 +88,11 @@ class HistogramPane(LiveAnalysis, Widget, can_focus=True):
         return self.shown and self.laid_out
 
     def compute(self) -> bool:
+        backend, query = self.backend, self.asked
+        if backend is not None and query is not None:
+            buckets, text = self.buckets, query()
+            self.in_thread(lambda: HistogramResult(backend.histogram(text, buckets)))
+            return True
         buckets, rows, snap = self.buckets, self.view.rows, self.store.snapshot()
         self.in_thread(lambda: HistogramResult(histogram(snap, rows, buckets)))
         return True

@@ -4,6 +4,7 @@ worker are delivered to that pane only (``bubble = False``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from textual.message import Message
@@ -75,7 +76,7 @@ class PolicyResult(Message, bubble=False):
 
 @dataclass
 class FindingsResult(Message, bubble=False):
-    findings: list[Finding]
+    findings: list[Finding] | list[Any]  # Finding, or a backend's protocol.Fired
     blind: list[tuple[Rule, str]]
     changed: bool  # events already in a finding's list may have changed (a threshold crossed)
 

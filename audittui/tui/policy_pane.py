@@ -1,15 +1,20 @@
 """The policy pane: a loaded audit policy simulated over the events of the active filter, one
 row per rule (events, dropped, bytes now and at its level, bodies never logged), then the
 findings it would blind. Enter filters the list to the events of the rule under the cursor.
+Over a backend that pages (a store) the simulation is the backend's
+(:meth:`~audittui.backend.protocol.Backend.policy_simulate`), for the list's filter.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
 from ..analyses.view import RowView
+from ..backend.protocol import Backend
 from ..findings import Findings
 from ..index.store import Store
 from ..output.inert import inert
@@ -35,10 +40,18 @@ class PolicyPane(LiveAnalysis, DataTable):
             self.rule = rule
 
     def __init__(
-        self, store: Store, view: RowView, findings: Findings, *, id: str | None = None
+        self,
+        store: Store,
+        view: RowView,
+        findings: Findings,
+        *,
+        id: str | None = None,
+        backend: Backend | None = None,
+        query: Callable[[], str] | None = None,
     ) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.store, self.view, self.findings = store, view, findings
+        self.backend, self.asked = backend, query  # a store: simulated by its backend
         self.policy: Policy | None = None
         self.path = ""
         self.rules: list[int | None | str] = []  # per row: rule index, None (no rule), "blind"
@@ -63,6 +76,11 @@ class PolicyPane(LiveAnalysis, DataTable):
             self.findings,
         )
         assert policy is not None  # ready() said so
+        backend, asked = self.backend, self.asked
+        if backend is not None and asked is not None:
+            text, rules = asked(), findings.rules
+            self.in_thread(lambda: PolicyResult(backend.policy_simulate(policy, rules, text)))
+            return True
         self.in_thread(lambda: PolicyResult(simulate(policy, snap, findings, rows)))
         return True
 

@@ -14,7 +14,7 @@ from ..ingest.remote import add_options as add_remote_options
 from ..ingest.remote import open_remote
 from ..ingest.sources import InputError
 from ..ingest.stdin_spool import StdinSpool, keyboard_from_terminal, stdin_is_piped
-from ..output.terminal import fail, read_policy
+from ..output.terminal import fail, read_policy, warn
 from . import hangup
 
 DEMO_LOGS = Path(__file__).resolve().parents[2] / "demo-logs"
@@ -145,25 +145,28 @@ def run_app(argv: list[str]) -> int:
 
 
 def _run_on_store(args: argparse.Namespace) -> int:
-    """``audittui clickhouse://…``: the app over a store, one URL and no files."""
+    """``audittui clickhouse://…``: the same app over a store, one URL and no files."""
+    from ..backend.open import open_store
     from ..clickhouse.client import StoreError
-    from ..clickhouse.reads import open_reader
     from ..clickhouse.url import BadURL
-    from ..clickhouse.url import parse as parse_url
+    from ..findings import load_rules
+    from .app import AuditApp
 
-    if len(args.paths) != 1:
-        fail("the app opens one store URL, or files: not both, not two stores")
-        return 2
     try:
-        display = parse_url(args.paths[0]).display
-        reader = open_reader(args.paths[0])
-        reader.count()  # reachable, and the table is there and readable: said now, in one line
+        backend = open_store(args.paths, lambda line: warn("{}", line))
+        backend.count()  # reachable, and the table is there and readable: said now, in one line
     except (BadURL, StoreError) as exc:
         fail(str(exc))
         return 2
-    from .store_app import StoreApp
-
-    return hangup.run(StoreApp(reader, display), reader.close)
+    policy = None
+    if args.policy:
+        policy = read_policy(args.policy)
+        if policy is None:
+            backend.close()
+            return 2
+    rules = load_rules(False if args.rules == "none" else Path(args.rules) if args.rules else True)
+    app = AuditApp(None, rules=rules, policy=policy, policy_path=args.policy or "", backend=backend)
+    return hangup.run(app, backend.close)
 
 
 def _demo_folder(workdir: Path, recorded: Path = DEMO_LOGS) -> str:

@@ -3,6 +3,7 @@ and indexing state, malformed lines, findings."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -25,9 +26,17 @@ class ListState:
 class StatusBar(Static):
     """One line; :meth:`show` redraws it from the session, the view and the list."""
 
-    def __init__(self, session: Session, view: RowView, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        view: RowView,
+        *,
+        id: str | None = None,
+        paged: Callable[[], tuple[int | None, int, bool, bool, str, str]] | None = None,
+    ) -> None:
         super().__init__("", id=id)
         self.session, self.view = session, view
+        self.paged = paged  # a list over a backend that pages: what the app says of it
         self.stdin_state = ""  # what a pipe's spool says ("input ended", …)
         self.finding_count = 0
         self._state = ListState()
@@ -49,7 +58,33 @@ class StatusBar(Static):
                 self._said.add(problem)
                 self.app.notify(inert(problem), title="ssh", severity="warning", markup=False)
 
+    def paged_text(self, state: ListState) -> Text:
+        """A list over a backend that pages: the count it gave, the filter, the rows held,
+        following or paused, the backend's state and where the events are."""
+        assert self.paged is not None
+        count, held, before, after, backend_state, display = self.paged()
+        text = Text()
+        text.append("counting…" if count is None else f"{count:,} events", "bold")
+        filter_text = self.app.list_text if hasattr(self.app, "list_text") else ""
+        if filter_text:
+            text.append(f"  filter: {inert(filter_text)}", "cyan")
+        if state.filtering:
+            text.append("  filtering…", "yellow")
+        if held:
+            text.append(f"  {held:,} rows held", "dim")
+            text.append(" ↑ more" if before else "", "dim")
+            text.append(" ↓ more" if after else "", "dim")
+        mode = "following" if state.following else "paused (G follows)"
+        text.append(f"  ● {mode}", "green" if state.following else "yellow")
+        if backend_state != "ok":
+            text.append(f"  {inert(backend_state)}",
+                        "red" if backend_state.startswith("error") else "yellow")  # fmt: skip
+        text.append(f"  {inert(display)}", "dim")
+        return text
+
     def text(self, state: ListState) -> Text:
+        if self.paged is not None:
+            return self.paged_text(state)
         session, view = self.session, self.view
         store = session.store
         text = Text()

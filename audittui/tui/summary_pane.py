@@ -9,6 +9,7 @@ DataTable suits this pane (hundreds or a few thousand rows, never a million): th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -17,6 +18,7 @@ from textual.widgets import DataTable
 
 from ..analyses.summary import GROUPINGS, Summary, summarize
 from ..analyses.view import RowView
+from ..backend.protocol import Backend
 from ..index.completion import term
 from ..index.store import Store
 from ..ingest.formats import format_duration
@@ -226,11 +228,26 @@ class SummaryTable(DataTable):
 class SummaryPane(LiveAnalysis, SummaryTable):
     """The summary of the list's rows, computed here in a thread while shown."""
 
-    def __init__(self, store: Store, view: RowView, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        view: RowView,
+        *,
+        id: str | None = None,
+        backend: Backend | None = None,
+        query: Callable[[], str] | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.store, self.view = store, view
+        # A backend that pages (a store) answers for the list's query instead of the rows.
+        self.backend, self.asked = backend, query
 
     def compute(self) -> bool:
+        backend, query = self.backend, self.asked
+        if backend is not None and query is not None:
+            by, text = self.by, query()
+            self.in_thread(lambda: SummaryResult(by, backend.summary(text, by, top=MAX_ROWS)))
+            return True
         by, rows, snap = self.by, self.view.rows, self.store.snapshot()
         self.in_thread(lambda: SummaryResult(by, summarize(snap, rows, by, top=MAX_ROWS)))
         return True

@@ -1,7 +1,7 @@
-"""The rows a remote store's event list holds: a window of a selection, fetched a page at a time
-by keyset on the table's sort key, so that scrolling a billion rows costs a page per screenful.
+"""The rows a paged list holds: a stretch of a selection, fetched a page at a time by keyset on
+the backend's stable key, so that scrolling a billion rows costs a page per screenful.
 
-No positions are asked of the server (OFFSET reads and skips every row before it): the window
+No positions are asked of the server (OFFSET reads and skips every row before it): the stretch
 knows its rows, whether the selection goes on before and after them, and moves by asking for
 the page after its last key or before its first. Pure logic, no Textual; the fetch runs in a
 worker and the result is applied here on the app's thread.
@@ -13,17 +13,17 @@ import bisect
 from collections.abc import Callable
 from typing import Any
 
-Row = Any  # a row as the store returns it (audittui.clickhouse.reads.StoredEvent)
+Row = Any  # a row as the backend pages it (audittui.backend.protocol.Row: .key, .value())
 Key = tuple[Any, ...]
 # fetch(after, descending, limit): rows after ``after`` (before it when descending), in that
 # order; after None: from the selection's start (its end when descending)
 Fetch = Callable[[Key | None, bool, int], list[Row]]
 
 PAGE = 200
-KEEP = 2_000  # rows held at most; the far side is dropped as the window moves
+KEEP = 2_000  # rows held at most; the far side is dropped as the stretch moves
 
 
-class Window:
+class KeysetPages:
     """Rows ``rows`` of a selection in key order, ``more_before``/``more_after`` saying whether
     the selection goes on past them."""
 
@@ -64,7 +64,7 @@ class Window:
         self.more_before = len(rows) >= self.page
 
     def append(self, rows: list[Row], complete: bool = True) -> int:
-        """Rows fetched after the window; returns how many were dropped from its start.
+        """Rows fetched after the stretch; returns how many were dropped from its start.
         ``complete`` False: a poll for new rows, which says nothing of what follows."""
         if complete:
             self.more_after = len(rows) >= self.page
@@ -76,7 +76,7 @@ class Window:
         return drop
 
     def prepend(self, rows: list[Row]) -> int:
-        """Rows fetched before the window, newest first; returns how many were put in front."""
+        """Rows fetched before the stretch, newest first; returns how many were put in front."""
         self.more_before = len(rows) >= self.page
         rows = rows[::-1]
         self.rows[:0] = rows
@@ -87,7 +87,7 @@ class Window:
         return len(rows)
 
     def _new(self, rows: list[Row], last: list[Row]) -> list[Row]:
-        # A poll that raced a page fetch may return rows the window holds: keyset pages
+        # A poll that raced a page fetch may return rows the stretch holds: keyset pages
         # ascend, so a row not after the newest key kept so far is one already held.
         edge = self.key(last[0]) if last else None
         kept = []
@@ -101,7 +101,7 @@ class Window:
     def merge(self, rows: list[Row]) -> int:
         """Rows of a poll over the recent past, in key order: those not held yet are put in
         their place (a row written late, by a slower shipper or another API server, sorts
-        before the newest one held). Rows before or after the window are left to a later page.
+        before the newest one held). Rows before or after the stretch are left to a later page.
         Returns how many were added."""
         if not self.rows:
             self.rows = list(rows)
@@ -113,7 +113,7 @@ class Window:
             k = bisect.bisect_left(keys, key)
             if key < first or (k < len(keys) and keys[k] == key):
                 continue
-            if self.more_after and key > last:  # past the window: the next page's
+            if self.more_after and key > last:  # past the stretch: the next page's
                 continue
             keys.insert(k, key)
             self.rows.insert(k, row)

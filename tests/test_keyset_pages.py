@@ -1,11 +1,11 @@
-"""The store list's window: keyset pages over a selection, moved both ways, never a row twice
+"""Keyset pages of a paged list: moved both ways, never a row twice
 or a row skipped, and bounded in size."""
 
 from __future__ import annotations
 
 import bisect
 
-from audittui.tui.store_window import Key, Row, Window
+from audittui.tui.keyset_pages import Key, KeysetPages, Row
 
 
 def key_of(row: Row) -> Key:
@@ -38,7 +38,7 @@ def fetcher(rows: list[Row]):
 def test_walks_forward_through_every_row_once_within_its_bound():
     rows = selection(5_000)
     fetch, _ = fetcher(rows)
-    w = Window(KEY, page=100, keep=400)
+    w = KeysetPages(KEY, page=100, keep=400)
     w.set_first(w.first(fetch))
     seen = [r["audit_id"] for r in w.rows]
     assert not w.more_before and w.more_after
@@ -54,7 +54,7 @@ def test_walks_forward_through_every_row_once_within_its_bound():
 def test_walks_back_from_the_end_to_the_start():
     rows = selection(1_050)
     fetch, _ = fetcher(rows)
-    w = Window(KEY, page=100, keep=300)
+    w = KeysetPages(KEY, page=100, keep=300)
     w.set_last(w.last(fetch))
     assert w.rows == rows[-100:] and not w.more_after and w.more_before
     while w.more_before:
@@ -67,7 +67,7 @@ def test_walks_back_from_the_end_to_the_start():
 def test_a_poll_adds_only_rows_after_the_newest():
     rows = selection(250)
     fetch, _ = fetcher(rows)
-    w = Window(KEY, page=100)
+    w = KeysetPages(KEY, page=100)
     w.set_last(w.last(fetch))
     assert w.after(fetch) == []  # nothing new yet
     grown = rows + [{"time": 10_000, "audit_id": "new-1"}, {"time": 10_000, "audit_id": "new-2"}]
@@ -80,7 +80,7 @@ def test_a_poll_adds_only_rows_after_the_newest():
 
 def test_an_empty_selection():
     fetch, _ = fetcher([])
-    w = Window(KEY, page=100)
+    w = KeysetPages(KEY, page=100)
     w.set_last(w.last(fetch))
     assert len(w) == 0 and not w.more_before and not w.more_after
     assert w.after(fetch) == [] and w.before(fetch) == []
@@ -89,7 +89,7 @@ def test_an_empty_selection():
 def test_pages_are_asked_by_key_never_by_position():
     rows = selection(1_000)
     fetch, asked = fetcher(rows)
-    w = Window(KEY, page=100)
+    w = KeysetPages(KEY, page=100)
     w.set_first(w.first(fetch))
     w.append(w.after(fetch))
     w.prepend(w.before(fetch))
@@ -101,7 +101,7 @@ def test_pages_are_asked_by_key_never_by_position():
 def test_a_poll_over_the_recent_past_puts_late_rows_in_their_place():
     rows = selection(300)
     fetch, _ = fetcher(rows)
-    w = Window(KEY, page=100)
+    w = KeysetPages(KEY, page=100)
     w.set_last(w.last(fetch))
     late = {"time": rows[-50]["time"], "audit_id": "id-000250x"}  # sorts inside the window
     recent = sorted(rows[-60:] + [late, {"time": 10_000, "audit_id": "new"}], key=key_of)
@@ -117,7 +117,7 @@ def test_a_poll_that_lands_after_home_leaves_the_newest_rows_to_their_page():
     # The poll was asked while following; home (the first page) was shown before it answered.
     rows = selection(300)
     fetch, _ = fetcher(rows)
-    w = Window(KEY, page=100)
+    w = KeysetPages(KEY, page=100)
     w.set_first(w.first(fetch))
     assert w.more_after
     assert w.merge(rows[-60:]) == 0  # past the window's end: not glued onto the first page
