@@ -2,7 +2,8 @@
 same on the in-memory index of a 1M-event file (the baseline), in the same run, as one table
 with the targets.
 
-    python bench/bench_store.py [--url URL] [--file LOG] [--runs 3] [--skip app,commands,memory]
+    python bench/bench_store.py [--url URL] [--file LOG] [--runs 3]
+        [--skip store,memory,reads,app,commands]
 
 The store defaults to the chdb store bench/data/chdb-10m (``audittui ship --once`` of
 bench/data/realistic-10000000.log; ``--fill`` ships it when the store is missing), the baseline
@@ -51,6 +52,7 @@ STORE = DATA / "chdb-10m"
 USER_FILTER = NARROW.split()[0]  # user:system:serviceaccount:kube-system:replicaset-controller
 PREFIX = "system:serviceaccount:kube-"  # the completion asked: values of user: starting so
 PAGE = 200  # events on a screen's page (as bench_clickhouse reads it)
+READY = "ready to answer (store: opened; memory: loaded, everything indexed)"
 WRITES = ("create", "update", "patch", "delete")
 
 # Issue 31's targets (chdb, 10M events), ms; the in-memory figures may not get worse.
@@ -549,6 +551,57 @@ def section(title: str) -> Iterator[None]:
     print(f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
+def on_store(args: argparse.Namespace, skip: set[str], table: Table, rules: list[Any]) -> str:
+    """The store's figures into ``table``; the store's column title."""
+    with open_reader(args.url) as reader:
+        events = reader.count()
+        engine = reader.client.version
+    kind = "chdb" if args.url.startswith("chdb:") else "ClickHouse"
+    title = f"store: {kind} {engine}, {events / 1e6:,.1f}M events"
+    print(f"{title} ({args.url}); {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    obj, subject = busiest_in_store(args.url)
+    # the commands first: chdb's folder must not be held by this process while they run
+    if "commands" not in skip:
+        with section("store: commands from launch"):
+            commands(args.url, "store", table, args, obj, subject)
+    if "reads" not in skip:
+        with section("store: reads"):
+            t0 = time.perf_counter()
+            backend = _open_backend(args.url)
+            side = BackendSide(backend, "store") if backend is not None else ReaderSide(args.url)
+            table.put(READY, "store", (time.perf_counter() - t0) * 1000)
+            try:
+                reads(side, "store", table, args, obj, subject, rules)
+            finally:
+                side.close()
+    if "app" not in skip:
+        with section("store: the app"):
+            app_on_store(args.url, table, args.runs)
+    return title
+
+
+def on_memory(args: argparse.Namespace, skip: set[str], table: Table, rules: list[Any]) -> str:
+    """The in-memory baseline's figures into ``table``; its column title."""
+    obj, subject = busiest_in_memory(args.file)
+    if "commands" not in skip:
+        with section("memory: commands from launch"):
+            commands(str(args.file), "memory", table, args, obj, subject)
+    if "reads" not in skip:
+        with section("memory: load, then reads"):
+            t0 = time.perf_counter()
+            backend = _open_backend([str(args.file)])
+            side = BackendSide(backend, "memory") if backend is not None else IndexSide(args.file)
+            table.put(READY, "memory", (time.perf_counter() - t0) * 1000)
+            try:
+                reads(side, "memory", table, args, obj, subject, rules)
+            finally:
+                side.close()
+    if "app" not in skip:
+        with section("memory: the app"):
+            app_on_file(args.file, table, args.runs)
+    return f"in-memory index, {args.file.name}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -579,7 +632,9 @@ def main() -> None:
         default=600.0,
         help="s: a command still running after this is stopped (default: %(default)s)",
     )
-    p.add_argument("--skip", default="", help="comma-separated: reads, app, commands, memory")
+    p.add_argument(
+        "--skip", default="", help="comma-separated: store, memory, reads, app, commands"
+    )
     args = p.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.fill:
@@ -588,55 +643,12 @@ def main() -> None:
 
     rules = load_rules(False).rules  # the pack alone: a user's file must not change figures
     table = Table()
-    with open_reader(args.url) as reader:
-        events = reader.count()
-        engine = reader.client.version
-    store_title = (
-        f"store: chdb {engine}, {events / 1e6:,.1f}M events"
-        if args.url.startswith("chdb:")
-        else f"store: ClickHouse {engine}, {events / 1e6:,.1f}M events"
-    )
-    print(f"{store_title} ({args.url}); {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-    obj, subject = busiest_in_store(args.url)
-    # the commands first: chdb's folder must not be held by this process while they run
-    if "commands" not in skip:
-        with section("store: commands from launch"):
-            commands(args.url, "store", table, args, obj, subject)
-    if "reads" not in skip:
-        with section("store: reads"):
-            backend = _open_backend(args.url)
-            side = BackendSide(backend, "store") if backend is not None else ReaderSide(args.url)
-            try:
-                reads(side, "store", table, args, obj, subject, rules)
-            finally:
-                side.close()
-    if "app" not in skip:
-        with section("store: the app"):
-            app_on_store(args.url, table, args.runs)
+    store_title = "store (not run)"
+    if "store" not in skip:
+        store_title = on_store(args, skip, table, rules)
     memory_title = "in-memory index (not run)"
     if "memory" not in skip:
-        memory_title = f"in-memory index, {args.file.name}"
-        obj, subject = busiest_in_memory(args.file)
-        if "commands" not in skip:
-            with section("memory: commands from launch"):
-                commands(str(args.file), "memory", table, args, obj, subject)
-        if "reads" not in skip:
-            with section("memory: load, then reads"):
-                t0 = time.perf_counter()
-                backend = _open_backend([str(args.file)])
-                side = (
-                    BackendSide(backend, "memory") if backend is not None else IndexSide(args.file)
-                )
-                table.put(
-                    "ready: load (everything indexed)", "memory", (time.perf_counter() - t0) * 1000
-                )
-                try:
-                    reads(side, "memory", table, args, obj, subject, rules)
-                finally:
-                    side.close()
-        if "app" not in skip:
-            with section("memory: the app"):
-                app_on_file(args.file, table, args.runs)
+        memory_title = on_memory(args, skip, table, rules)
     print()
     print(
         f"medians of {args.runs} (one run where the first took over {args.slow:.0f} s); "
