@@ -26,6 +26,7 @@ LAYERS = {  # first part of the module name below audittui → its rank
     "output": 3,
     "clickhouse": 3,  # the ClickHouse store: its client, table, SQL and the analyses run there
     "webhook": 4,  # the audit webhook receiver: a server for `audittui webhook`, no front end
+    "backend": 4,  # the events the front ends read, in memory or in a store (backend/protocol.py)
     "cli": 5,
     "tui": 5,
 }
@@ -35,7 +36,8 @@ ENTRY = {"audittui", "audittui.__main__", "audittui.command"}
 # which runs analyses.summary when called (the store never uses it itself).
 ALLOWED = {("audittui.index.store", "audittui.analyses.summary")}
 PEERS_APART = {("cli", "tui"), ("tui", "cli")}  # the two front ends never import each other
-CORE = {"ingest", "index", "analyses", "findings", "policy", "output", "clickhouse", "webhook"}
+CORE = {"ingest", "index", "analyses", "findings", "policy", "output", "clickhouse", "webhook",
+        "backend"}  # fmt: skip
 NOT_IN_CORE = ("textual", "argparse")  # Rich measures cell widths for output: allowed
 
 

@@ -67,13 +67,18 @@ def select(
     store: Store, resource: str, namespace: str | None, name: str, reads: bool = False
 ) -> list[int]:
     """The events of one object (its subresources included), final stages, in time order."""
+    return [int(i) for i in store.query(object_query(resource, namespace, name, reads))]
+
+
+def object_query(resource: str, namespace: str | None, name: str, reads: bool = False) -> str:
+    """The query that selects one object's events (as :func:`select` reads them): a store
+    runs it on the server."""
     verbs = WRITES + READS if reads else WRITES
     ns = term("ns", namespace) if namespace else 'ns:""'
-    query = (
+    return (
         f"{term('resource', resource)} {ns} {term('name', name)} verb:{','.join(verbs)} "
         f'(stage:{COMPLETE},{PANIC} OR stage:"")'
     )
-    return [int(i) for i in store.query(query)]
 
 
 def history(

@@ -57,9 +57,13 @@ class Sources:
 
     display: str  # the paths or the store URL, as the user gave them (inert before shown)
     events: int
-    malformed: int = 0
-    ignored: int = 0
-    files: list[dict[str, Any]] = field(default_factory=list)  # per file or per stored source
+    first: str | None  # the first and last event times, formatted (None: no timed event)
+    last: str | None
+    files: list[str] = field(default_factory=list)  # the files read, or the stored sources
+    malformed: int | None = None  # None: unknown (a store holds only what ship kept)
+    ignored: int | None = None
+    clusters: list[str] | None = None  # a store's clusters (None: files have none)
+    per_source: list[dict[str, Any]] | None = None  # a store's {cluster, source, events}
 
 
 @dataclass
@@ -81,6 +85,46 @@ class FindingsResult:
     blind: list[tuple[Any, str]]  # (rule, why it cannot fire on these events)
     errors: dict[str, str]  # rule id → why its where failed
     events: int  # the events the rules ran over
+
+
+@dataclass
+class Disagreement:
+    """Events a policy check puts in one group: the rule (None: no rule matched), the level
+    it gives and the level logged, why they disagree, and the events' auditIDs."""
+
+    rule: int | None
+    expected: str
+    logged: str
+    why: str
+    count: int
+    audit_ids: list[str]
+    example: str  # the first event's requestURI ("" when it has none)
+
+
+@dataclass
+class PolicyCheck:
+    disagreements: list[Disagreement]  # largest first
+    checked: int  # events compared with the policy
+    approximate: int  # events too incomplete to check
+
+
+@dataclass
+class Suggestions:
+    picks: list[Any]  # policy.suggest.Suggestion
+    total_bytes: int  # the bytes of every event (what each saving is a share of)
+
+
+@dataclass
+class Rbac:
+    """``rbac``'s answer: the analysis (analyses.rbac.Result) and, when asked, the diff
+    against the roles that granted the requests (analyses.rbac_diff.Diff)."""
+
+    result: Any
+    diff: Any = None
+
+
+class Unsupported(Exception):
+    """A capability this backend does not offer; its text is the one-line reason."""
 
 
 class Backend(Protocol):
@@ -108,28 +152,59 @@ class Backend(Protocol):
     def sources(self) -> Sources: ...
 
     # the analyses, each answering with the analyses' own result types
-    def summary(self, query: str, by: str, top: int | None, latency: bool = False) -> Any: ...
-    def histogram(self, query: str, buckets: int) -> Any: ...
-    def requests(self, audit_id: str) -> list[Row]: ...
-    def history(self, ref: Mapping[str, str], all_fields: bool = False) -> Any: ...
-    def rbac(self, subject: str, options: Any) -> Any: ...
-    def findings(self, rules: Sequence[Any], query: str = "") -> FindingsResult: ...
-    def policy_check(self, policy: Any, query: str = "") -> Any:
-        """What policy.check.check_policy answers: the disagreements between the policy and
-        the levels logged, the events checked, whether it is approximate."""
+    def summary(self, query: str, by: str, top: int | None, latency: bool = False) -> Any:
+        """analyses.summary.Summary: its rows streamed (iterate once) or the top ones."""
         ...
 
+    def histogram(self, query: str, buckets: int) -> Any:
+        """analyses.histogram.Histogram, None without timed events."""
+        ...
+
+    def requests(self, audit_id: str) -> list[Row]:
+        """The events (stages) of one request, in key order, with their raw JSON."""
+        ...
+
+    def history(
+        self,
+        resource: str,
+        namespace: str | None,
+        name: str,
+        *,
+        reads: bool = False,
+        reveal: bool = False,
+        all_fields: bool = False,
+    ) -> Any:
+        """analyses.object_history.History of one object (resource may name a subresource:
+        pods/status); no entries when no event touched it. Secrets masked unless ``reveal``."""
+        ...
+
+    def rbac(
+        self,
+        user: str,
+        *,
+        namespace: str | None = None,
+        clean: bool = False,
+        include_denied: bool = False,
+        diff: bool = False,
+        query: str = "",
+    ) -> Rbac: ...
+
+    def findings(self, rules: Sequence[Any], query: str = "") -> FindingsResult: ...
+    def policy_check(self, policy: Any) -> PolicyCheck: ...
     def policy_simulate(self, policy: Any, rules: Sequence[Any], query: str = "") -> Any:
         """policy.simulate.Simulation: per policy rule, the events and bytes it would keep."""
         ...
 
-    def policy_suggest(self, rules: Sequence[Any], top: int) -> Any:
-        """list[policy.suggest.Suggestion]."""
-        ...
+    def policy_suggest(self, rules: Sequence[Any], top: int) -> Suggestions: ...
 
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
-        """The values of a field starting with ``prefix``, most frequent first, with counts
-        (the filter bar's completion)."""
+        """The values of a query field (user, ns, verb…) starting with ``prefix``, most
+        frequent first (ties by text), with counts (the filter bar's completion)."""
         ...
 
     def close(self) -> None: ...
+
+
+def missing(backend: Backend, capability: str) -> str | None:
+    """Why ``backend`` cannot offer ``capability``; None when it can."""
+    return backend.capabilities.get(capability) or None

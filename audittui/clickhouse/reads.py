@@ -454,6 +454,25 @@ class Reader:
             for r in self.client.rows(sql, params, limit=SOURCES)
         ]
 
+    @_answered
+    def values(
+        self, column: str, prefix: str, limit: int, where: Where | str | None = None
+    ) -> list[tuple[str, int]]:
+        """The values of a column (an event's, each of an array's) starting with ``prefix``,
+        most frequent first, ties by text, with their events: completion's candidates."""
+        if column not in dict(schema.COLUMNS) or column in ("raw", "digest"):
+            raise ValueError(f"no column {column!r}")
+        source, params = self._from(where)
+        value = f"arrayJoin(`{column}`)" if column in _ARRAYS else f"`{column}`"
+        params.update(prefix_=prefix, limit_=int(limit))
+        sql = (
+            f"SELECT v, count() AS n FROM (SELECT {value} AS v {source}) "
+            "WHERE v IS NOT NULL AND v != '' "
+            "AND substring(v, 1, length({prefix_:String})) = {prefix_:String} "
+            "GROUP BY v ORDER BY n DESC, v ASC LIMIT {limit_:UInt64}"
+        )
+        return [(str(r["v"]), int(r["n"])) for r in self.client.rows(sql, params, limit=limit)]
+
     # -- the key, as this table writes it ---------------------------------------------------
 
     def _key_types(self) -> tuple[tuple[str, str], ...]:

@@ -1,0 +1,301 @@
+"""A ClickHouse store (``clickhouse://…``, ``chdb://…``) behind the :class:`~.protocol.Backend`
+protocol, over :class:`~audittui.clickhouse.reads.Reader`.
+
+The listing, counts, summaries, the histogram and completion's values are computed by the
+server. An object's history, one request's stages and a subject's requests are selected by the
+server (a few rows), which the same Python analyses as for files read (:mod:`.fetch` copies them
+into a private index). Findings and the policy lab fetch what their engines need the same way
+until they run as SQL.
+
+A key is the table's sort key (time, auditID, stage, stageTimestamp, digest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..analyses.histogram import Histogram
+from ..analyses.object_history import History, object_query
+from ..analyses.object_history import history as object_history
+from ..analyses.object_history import select as select_history
+from ..analyses.rbac import analyze as analyze_rbac
+from ..analyses.rbac_diff import diff as rbac_diff
+from ..analyses.summary import Summary
+from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
+from ..clickhouse.sql import Where
+from ..findings import Findings
+from ..index.completion import term
+from ..index.query import STRING_FIELDS
+from ..output.mask import mask_event
+from ..policy.check import check as check_policy
+from ..policy.simulate import Simulation
+from ..policy.simulate import simulate as simulate_policy
+from ..policy.suggest import suggest as suggest_rules
+from . import fetch
+from .protocol import (
+    CAPABILITIES,
+    Disagreement,
+    FindingsResult,
+    Fired,
+    Key,
+    PolicyCheck,
+    Rbac,
+    Row,
+    Sources,
+    Suggestions,
+)
+
+REQUEST_STAGES = 16  # rows one auditID may hold: its stages, a few copies (a bound, not a page)
+# What the roles' bodies are read from, for rbac --diff (as rbac_diff.logged_with_body)
+ROLE_BODIES = (
+    "api:rbac.authorization.k8s.io resource:roles,clusterroles level:Request,RequestResponse"
+)
+
+
+def _row(e: StoredEvent, raw: bool = True) -> Row:
+    return Row(e.key, _Columns(e), e.raw if raw else None)
+
+
+class _Columns(dict[str, Any]):
+    """A stored event's values as a mapping (Store.value's conventions: None for missing)."""
+
+    def __init__(self, event: StoredEvent) -> None:
+        super().__init__()
+        self._event = event
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._event.value(name)
+        return default if value is None else value
+
+    def __getitem__(self, name: str) -> Any:
+        return self._event.value(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and hasattr(self._event.columns, name)
+
+
+class ClickHouseBackend:
+    """The events of one store table (a cluster of it, with ``?cluster=``)."""
+
+    def __init__(self, reader: Reader, display: str) -> None:
+        self.reader = reader
+        self.display = display
+        self.capabilities: Mapping[str, str] = {c: "" for c in CAPABILITIES}
+        self._wheres: dict[str, Where] = {}
+        # following: the keys printed within LATE of the newest one, and that newest time
+        self._shown: dict[Key, int] | None = None
+        self._newest = MISSING_TIME
+
+    def where(self, query: str) -> Where:
+        """The query compiled for this server (QueryError, SqlError when it cannot be)."""
+        if query not in self._wheres:
+            self._wheres[query] = self.reader.where(query)
+        return self._wheres[query]
+
+    # -- the listing ---------------------------------------------------------------------------
+
+    def count(self, query: str = "") -> int:
+        return self.reader.count(self.where(query))
+
+    def page(
+        self, query: str, after: Key | None, descending: bool, limit: int, raw: bool = False
+    ) -> list[Row]:
+        events = self.reader.page(
+            self.where(query), after_key=after, limit=limit, descending=descending, raw=raw
+        )
+        return [_row(e, raw) for e in events]
+
+    def pages(self, query: str, size: int) -> Any:
+        """Every matching event, page by page in key order, with its raw JSON."""
+        for events in self.reader.pages(self.where(query), size=size):
+            yield [_row(e) for e in events]
+
+    def event(self, key: Key) -> Row | None:
+        found = self.reader.event(key)
+        return None if found is None else _row(found)
+
+    def newer(self, query: str, after: Key | None = None) -> list[Row]:
+        """The first call: every matching event after ``after`` (None: all of them, for a
+        list that starts following at once), the keys within LATE of ``after`` noted as
+        already shown. Later calls: the rows from LATE before the newest one seen (shippers
+        write in batches: a row may land after newer ones), less those already returned."""
+        where = self.where(query)
+        first = self._shown is None
+        if self._shown is None:
+            self._shown = {}
+            if after is not None:
+                self._newest = int(after[0])
+                for e in self._since(where, late_key(int(after[0]))):
+                    if e.key <= tuple(after):
+                        self._shown[e.key] = e.key[0]
+        start: Key | None
+        if first:
+            start = None if after is None else tuple(after)
+        else:
+            start = None if self._newest == MISSING_TIME else late_key(self._newest)
+        fresh: list[Row] = []
+        events = self._since(where, start) if start is not None else self._all(where)
+        for e in events:
+            if e.key in self._shown:
+                continue
+            self._shown[e.key] = e.key[0]
+            self._newest = max(self._newest, e.key[0])
+            fresh.append(_row(e))
+        if self._newest != MISSING_TIME:  # what the next poll cannot meet again
+            for key in [k for k, t in self._shown.items() if t < self._newest - LATE]:
+                del self._shown[key]
+        return fresh
+
+    def _all(self, where: Where) -> Any:
+        for page in self.reader.pages(where):
+            yield from page
+
+    def _since(self, where: Where, after: Any) -> Any:
+        key = after
+        while key is not None:
+            page = self.reader.page(where, after_key=key)
+            yield from page
+            key = page[-1].key if len(page) == 500 else None
+
+    def time_range(self, query: str = "") -> tuple[int, int] | None:
+        return self.reader.time_range(self.where(query))
+
+    def sources(self) -> Sources:
+        info = self.reader.stats()
+        return Sources(
+            display=self.display,
+            events=int(info["events"]),
+            first=info["first"],
+            last=info["last"],
+            files=list(info["files"]),
+            clusters=list(info["clusters"]),
+            per_source=self.reader.source_counts(),
+        )
+
+    # -- the analyses --------------------------------------------------------------------------
+
+    def summary(
+        self, query: str = "", by: str = "user", top: int | None = None, latency: bool = False
+    ) -> Summary:
+        return self.reader.summary(by, self.where(query), top, latency)
+
+    def histogram(self, query: str, buckets: int) -> Histogram | None:
+        return self.reader.histogram(self.where(query), buckets)
+
+    def requests(self, audit_id: str) -> list[Row]:
+        if not audit_id:  # an event without an auditID is a request of its own
+            return []
+        where = Where("audit_id = {request_:String}", {"request_": audit_id})
+        return [_row(e) for e in self.reader.page(where, limit=REQUEST_STAGES)]
+
+    def history(
+        self,
+        resource: str,
+        namespace: str | None,
+        name: str,
+        *,
+        reads: bool = False,
+        reveal: bool = False,
+        all_fields: bool = False,
+    ) -> History:
+        query = object_query(resource, namespace, name, reads)
+        with fetch.Fetched(self.reader, self.where(query), []) as store:
+            rows = select_history(store, resource, namespace, name, reads=reads)
+            shown = None if reveal else (lambda ev: mask_event(ev)[0])
+            return object_history(store, rows, shown, all_fields=all_fields)
+
+    def rbac(
+        self,
+        user: str,
+        *,
+        namespace: str | None = None,
+        clean: bool = False,
+        include_denied: bool = False,
+        diff: bool = False,
+        query: str = "",
+    ) -> Rbac:
+        subject = f'({term("as", user)} OR (as:"" {term("user", user)}))'
+        if namespace:
+            subject += f" {term('ns', namespace)}"
+        if query:
+            subject = f"{subject} ({query})"
+        if diff:  # the bodies of the roles that granted its requests
+            subject = f"({subject}) OR ({ROLE_BODIES})"
+        with fetch.Fetched(self.reader, self.where(subject), []) as store:
+            rows = None
+            if query:  # the filter again over the copy (the role bodies are no request of it)
+                rows = store.query(query).indices
+            result = analyze_rbac(
+                store,
+                user,
+                rows=rows,
+                namespace=namespace,
+                clean=clean,
+                include_denied=include_denied,
+            )
+            return Rbac(result, rbac_diff(store, result) if diff and result.requests else None)
+
+    def findings(self, rules: Sequence[Any], query: str = "") -> FindingsResult:
+        total = self.reader.count()
+        enabled = [r for r in rules if r.enabled]
+        selection = fetch.selection(self.reader, enabled)
+        with fetch.Fetched(self.reader, selection, fetch.facts(self.reader, enabled)) as store:
+            findings = Findings(enabled)
+            findings.update(store)
+            fired = findings.results(store)
+            if query:
+                chosen = store.query(query).indices
+                fired = [f for f in fired if len(set(f.rows.tolist()) & set(chosen.tolist()))]
+            return FindingsResult(
+                fired=[
+                    Fired(
+                        f.rule,
+                        f.count,
+                        f.first,
+                        f.last,
+                        f.users,
+                        f.audit_ids,
+                        query=f"finding:{f.rule.id}",
+                    )  # fmt: skip
+                    for f in fired
+                ],
+                blind=findings.blind(store),
+                errors=dict(findings.errors),
+                events=total,
+            )
+
+    def policy_check(self, policy: Any) -> PolicyCheck:
+        with fetch.Fetched(self.reader, Where("1"), []) as store:  # decided on every event
+            groups, checked, approximate = check_policy(policy, store)
+            out = []
+            for g in groups:
+                import numpy as np
+
+                rows = np.asarray(g.rows, dtype=np.int64)
+                ids = store.values_at("audit_id", rows)
+                example = store.value("uri", int(rows[0])) or ""
+                out.append(
+                    Disagreement(g.rule, g.expected, g.logged, g.why, len(rows), ids, example)
+                )
+            return PolicyCheck(out, checked, approximate)
+
+    def policy_simulate(self, policy: Any, rules: Sequence[Any], query: str = "") -> Simulation:
+        with fetch.Fetched(self.reader, Where("1"), []) as store:
+            rows = store.query(query).indices if query else None
+            return simulate_policy(policy, store, Findings(list(rules)), rows)
+
+    def policy_suggest(self, rules: Sequence[Any], top: int) -> Suggestions:
+        with fetch.Fetched(self.reader, Where("1"), []) as store:
+            picks = suggest_rules(store, Findings(list(rules)), top)
+            total = int(store.column("length").astype("int64").sum())
+            return Suggestions(picks, total)
+
+    def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
+        column = STRING_FIELDS.get(field_name)
+        if column is None:
+            return []
+        return self.reader.values(column, prefix, limit)
+
+    def close(self) -> None:
+        self.reader.close()
