@@ -126,17 +126,14 @@ class Side:
     def close(self) -> None: ...
 
 
-def _open_backend(target: str | list[str]) -> Any | None:
-    """The backend of ``target`` (a URL, or paths), None where this tree has no backend
+def _open_backend(paths: list[str]) -> Any | None:
+    """The backend of ``paths`` (one URL, or files), None where this tree has no backend
     package yet."""
     try:
-        from audittui.backend import open as backend_open  # type: ignore[attr-defined]
+        from audittui.backend.open import open_backend
     except ImportError:
         return None
-    opener = getattr(backend_open, "open_backend", None)
-    if opener is None:
-        return None
-    return opener(target)
+    return open_backend(paths)
 
 
 class BackendSide(Side):
@@ -145,10 +142,18 @@ class BackendSide(Side):
     def __init__(self, backend: Any, label: str) -> None:
         self.backend, self.label = backend, label
 
-    def _offered(self, capability: str) -> None:
+    def _ask(self, capability: str, fn: Callable[[], Any]) -> Any:
+        """``fn``'s answer; Unavailable where the backend declares ``capability`` missing or
+        refuses it (protocol.Unsupported)."""
+        from audittui.backend.protocol import Unsupported
+
         why = (getattr(self.backend, "capabilities", None) or {}).get(capability, "")
         if why:
             raise Unavailable(why)
+        try:
+            return fn()
+        except Unsupported as exc:
+            raise Unavailable(str(exc)) from None
 
     def page(self, query: str) -> int:
         return len(self.backend.page(query, None, True, PAGE))
@@ -157,31 +162,24 @@ class BackendSide(Side):
         return int(self.backend.count(query))
 
     def summary(self) -> int:
-        self._offered("summary")
-        return len(list(self.backend.summary("", "user", None)))
+        return len(self._ask("summary", lambda: list(self.backend.summary("", "user", None))))
 
     def histogram(self) -> int:
-        self._offered("histogram")
-        return 1 if self.backend.histogram("", 100) is not None else 0
+        return 1 if self._ask("histogram", lambda: self.backend.histogram("", 100)) else 0
 
     def findings(self, rules: list[Any]) -> int:
-        self._offered("findings")
-        return len(self.backend.findings(rules, "").fired)
+        return len(self._ask("findings", lambda: self.backend.findings(rules, "")).fired)
 
     def history(self, obj: Mapping[str, str]) -> int:
-        self._offered("history")
-        result = self.backend.history(obj)
-        return len(getattr(result, "entries", result))
+        ns = obj["namespace"] or None
+        found = self._ask("history", lambda: self.backend.history(obj["resource"], ns, obj["name"]))
+        return len(found.entries)
 
     def rbac(self, subject: str) -> int:
-        self._offered("rbac")
-        from audittui.analyses.rbac import default_options
-
-        return int(self.backend.rbac(subject, default_options(subject)).events)
+        return int(self._ask("rbac", lambda: self.backend.rbac(subject)).result.events)
 
     def values(self, field_name: str, prefix: str) -> int:
-        self._offered("completion")
-        return len(self.backend.values(field_name, prefix, 20))
+        return len(self._ask("completion", lambda: self.backend.values(field_name, prefix, 20)))
 
     def close(self) -> None:
         self.backend.close()
@@ -567,7 +565,7 @@ def on_store(args: argparse.Namespace, skip: set[str], table: Table, rules: list
     if "reads" not in skip:
         with section("store: reads"):
             t0 = time.perf_counter()
-            backend = _open_backend(args.url)
+            backend = _open_backend([args.url])
             side = BackendSide(backend, "store") if backend is not None else ReaderSide(args.url)
             table.put(READY, "store", (time.perf_counter() - t0) * 1000)
             try:
