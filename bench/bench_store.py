@@ -440,28 +440,18 @@ def _command(argv: list[str], timeout: float) -> None:
 
 
 def app_on_store(url: str, table: Table, runs: int) -> None:
-    """The app on the store (Pilot, from start): its first screen, a filter's first screen."""
+    """The app on the store (Pilot, from start, as bench_store_app.py drives it): its first
+    screen, then a filter's first screen."""
     try:
         from bench_store_app import store_figures
-    except ImportError as exc:  # the store app is gone: the one app is measured below
-        figures = _one_app(url, runs)
-        if figures is None:
-            for name in (f"app: {FILTER} → its first screen", "app: first screen"):
-                table.put(name, "store", f"n/a: {exc}")
-            return
-    else:
-        figures = _medians([store_figures(url, FILTER) for _ in range(runs)])
+    except ImportError as exc:
+        for name in ("app: first screen", f"app: {FILTER} → its first screen"):
+            table.put(name, "store", f"n/a: {exc}")
+        return
+    figures = _medians([store_figures(url, FILTER) for _ in range(runs)])
     table.put("app: first screen", "store", figures["first screen"] * 1000)
-    table.put(
-        f"app: {FILTER} → its first screen",
-        "store",
-        figures[f"filter {FILTER}: first screen"] * 1000,
-    )
-
-
-def _one_app(target: str | list[str], runs: int) -> dict[str, float] | None:
-    """The one app of issue 31 over a backend (None where this tree has not got it)."""
-    return None
+    filtered = figures[f"filter {FILTER}: first screen"] * 1000
+    table.put(f"app: {FILTER} → its first screen", "store", filtered)
 
 
 def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -471,9 +461,7 @@ def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
 def app_on_file(path: Path, table: Table, runs: int) -> None:
     """The file app (Pilot, from start): its first screen (the newest events drawn while the
     rest is indexed), then, everything indexed, a filter's first screen."""
-    figures = _one_app([str(path)], runs)
-    if figures is None:
-        figures = _medians([_file_app(path) for _ in range(runs)])
+    figures = _medians([_file_app(path) for _ in range(runs)])
     table.put("app: first screen", "memory", figures["first screen"] * 1000)
     table.put(
         f"app: {FILTER} → its first screen",
