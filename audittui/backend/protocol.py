@@ -135,9 +135,12 @@ class Backend(Protocol):
 
     # the listing
     def count(self, query: str = "") -> int: ...
-    def page(self, query: str, after: Key | None, descending: bool, limit: int) -> list[Row]:
+    def page(
+        self, query: str, after: Key | None, descending: bool, limit: int, raw: bool = False
+    ) -> list[Row]:
         """Up to ``limit`` events after ``after`` in key order (before it when descending);
-        None starts at the first event (the newest when descending)."""
+        None starts at the first event (the newest when descending). ``raw``: with each
+        event's JSON."""
         ...
 
     def event(self, key: Key) -> Row | None:

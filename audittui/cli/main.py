@@ -12,32 +12,30 @@ import itertools
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .. import __version__
-from ..analyses.object_history import history as object_history
-from ..analyses.object_history import select as select_history
-from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac import dump_yaml, list_document, render_yaml, service_account_user
-from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.rbac_diff import diff_document
 from ..analyses.summary import GROUPINGS, Summary
-from ..findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
-from ..index.loader import load, nothing_read
+from ..backend.memory import MemoryBackend
+from ..backend.open import empty, is_store, open_backend
+from ..backend.protocol import Backend, Unsupported
+from ..clickhouse.client import StoreError
+from ..clickhouse.sql import SqlError
+from ..clickhouse.url import BadURL
+from ..findings import SEVERITIES, RuleSet, load_rules, user_rules_path
 from ..index.query import QueryError, fields_of, parse
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
 from ..ingest.malformed import SAMPLE
 from ..ingest.remote import add_options as add_remote_options
-from ..ingest.remote import open_remote
 from ..ingest.sources import InputError
 from ..output.changes import history_lines
 from ..output.findings import finding_document, rule_document, rule_table
 from ..output.inert import inert
-from ..output.mask import mask_event
 from ..output.terminal import (
     PROG,
     Out,
@@ -52,14 +50,12 @@ from ..output.terminal import (
 )
 from ..output.terminal import cell as _cell
 from ..policy import Policy
-from ..policy.check import check as check_policy
-from ..policy.over_store import attach as attach_policy
 from ..policy.simulate import format_bytes as _size
 from ..policy.simulate import format_change as _change
-from ..policy.simulate import simulate as simulate_policy
-from ..policy.suggest import suggest as suggest_rules
-from . import ship_command, store_commands, webhook_command
+from . import ship_command, webhook_command
+from .follow_store import follow_backend
 from .options import add_follow_options, at_least
+from .printed import Printed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,13 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.list:
             parser.error("findings: give a PATH (or --list)")
         return _list_rules(args, stdout())
-    if args.command == "query":
+    used: set[str] = set()
+    if getattr(args, "query", ""):
         try:
-            used = fields_of(parse(args.query))
+            used = set(fields_of(parse(args.query)))  # fail fast, before reading a gigabyte
         except QueryError as exc:
             return fail(f"bad query: {exc}")
-        if "rule" in used and (args.follow or not args.policy):
-            return fail("rule:N needs --policy FILE, and cannot be followed")
+    if args.command == "query" and "rule" in used and (args.follow or not args.policy):
+        return fail("rule:N needs --policy FILE, and cannot be followed")
     if args.command == "rbac" and args.serviceaccount is not None:
         args.user = service_account_user(args.serviceaccount)
         if args.user is None:
@@ -291,77 +288,97 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = read_policy(args.policy)
         if policy is None:
             return 2
-    if store_commands.on_store(args):  # a clickhouse:// or chdb:// URL in place of PATHs
-        printers = store_commands.Printers(_summary, _findings, _policy_check)
-        return store_commands.run(args, policy, printers)
-    if args.command == "query" and args.follow:
+    on_store = is_store(args.paths)
+    if args.command == "query" and args.follow and not on_store:
         from .follow_query import follow_query
 
         return follow_query(args)
+    if on_store and args.command == "stats" and args.malformed:
+        return fail("a store holds no malformed lines: ship said what it skipped when it read them")
     try:
-        if getattr(args, "query", ""):
-            parse(args.query)  # fail fast, before reading a gigabyte
-        # a file PATH is read alone here (its backups only with query --follow --backups)
-        paths, remote = open_remote(
+        backend = open_backend(
             args.paths,
+            recursive=getattr(args, "recursive", False),
             ssh_command=args.ssh_command,
             sudo=args.sudo,
-            backups=False,
-            recursive=args.recursive,
+            warn=lambda line: warn("{}", line),
         )
-        if remote is not None:
-            remote.disconnect()  # mirrored: its copies are read by offset until exit
-            for problem in remote.problems():  # a file not read (its name), an end lost
-                warn("{}", problem)
-        store = load(*paths, recursive=args.recursive)
-        for source in store.sources:  # a gzip bomb, a full $TMPDIR: said at once, in a line
-            if source.bound:
-                warn("{}: {}", source.path, source.bound)
-    except QueryError as exc:
-        return fail(f"bad query: {exc}")
-    except InputError as exc:
-        return fail(str(exc))
-    empty = nothing_read(store, args.paths)
-    if empty and not (args.command == "stats" and args.malformed):
-        store.close()
-        return fail(empty)
+    except (InputError, BadURL, StoreError) as exc:
+        return fail(_one_line(exc))
     try:
-        with store:
-            out = stdout()
-            status = 2 if empty else 0
-            if args.command == "query":
-                if policy is not None:
-                    attach_policy(policy, store)
-                _query(store, args, out)
-            elif args.command == "history":
-                status = _history(store, args, out)
-            elif args.command == "rbac":
-                status = _rbac(store, args, out)
-            elif args.command == "summary":
-                _summary(store, args, out)
-            elif args.command == "findings":
-                status = _findings(store, args, out)
-            elif args.command == "policy" and args.policy_command == "check":
-                assert policy is not None  # read above: check and simulate take a POLICY
-                status = _policy_check(store, policy, args, out)
-            elif args.command == "policy" and args.policy_command == "simulate":
-                assert policy is not None
-                _policy_simulate(store, policy, args, out)
-            elif args.command == "policy":
-                _policy_suggest(store, args, out)
-            else:
-                _stats(store, args, out)
-            out.flush()
-            _malformed_note(store, args)
-            if empty:
-                fail(empty)
-            return status
-    except QueryError as exc:
-        return fail(f"bad query: {exc}")
+        with closing(backend):
+            return _run(backend, args, policy, used)
+    except (QueryError, SqlError) as exc:
+        return fail(f"bad query: {_one_line(exc)}")
+    except (BadURL, StoreError, Unsupported) as exc:
+        return fail(_one_line(exc))
     except BrokenPipeError:
         # The reader went away (| head): not an error. Keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+        return 0
+    except OSError as exc:  # a store's private copy of a selection (a full disk, TMPDIR)
+        return fail(f"cannot copy the store's events to read them: {_one_line(exc)}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _run(backend: Backend, args: argparse.Namespace, policy: Policy | None, used: set[str]) -> int:
+    """Run the command over ``backend``; its exit status."""
+    memory = backend.store if isinstance(backend, MemoryBackend) else None
+    if args.command == "query" and memory is None and used & {"finding", "rule"}:
+        _derive(backend, "rules" if "finding" in used else "policy", None)  # says why not
+    nothing = empty(backend, args.paths)
+    if nothing and not (args.command == "stats" and args.malformed):
+        return fail(nothing)
+    if args.command == "query" and args.follow:
+        return follow_backend(backend, args)
+    out = stdout()
+    status = 2 if nothing else 0
+    if args.command == "query":
+        if policy is not None:
+            _derive(backend, "policy", policy)
+        if "finding" in used:
+            _derive(backend, "rules", _rule_set(args).rules)
+        _query(backend, args, out)
+    elif args.command == "history":
+        status = _history(backend, args, out)
+    elif args.command == "rbac":
+        status = _rbac(backend, args, out)
+    elif args.command == "summary":
+        _summary(backend, args, out)
+    elif args.command == "findings":
+        status = _findings(backend, args, out)
+    elif args.command == "policy" and args.policy_command == "check":
+        assert policy is not None  # read above: check and simulate take a POLICY
+        status = _policy_check(backend, policy, args, out)
+    elif args.command == "policy" and args.policy_command == "simulate":
+        assert policy is not None
+        _policy_simulate(backend, policy, args, out)
+    elif args.command == "policy":
+        _policy_suggest(backend, args, out)
+    else:
+        _stats(backend, args, out)
+    out.flush()
+    if memory is not None:
+        _malformed_note(memory, args)
+    if nothing:
+        fail(nothing)
+    return status
+
+
+def _derive(backend: Backend, what: str, value: Any) -> None:
+    """A query field an analysis computes (rule:N from a policy, finding:RULE from the rules):
+    the in-memory index computes it; a store cannot yet (one line, exit 2)."""
+    if not isinstance(backend, MemoryBackend):
+        field = "rule:N" if what == "policy" else "finding:"
+        raise Unsupported(f"{field} does not run on a store yet: query files for it")
+    if what == "policy":
+        backend.use_policy(value)
+    else:
+        backend.use_rules(value)
 
 
 def _malformed_note(store: Store, args: argparse.Namespace) -> None:
@@ -376,25 +393,41 @@ def _malformed_note(store: Store, args: argparse.Namespace) -> None:
 # -- query --------------------------------------------------------------------------------
 
 
-def _query(store: Store, args: argparse.Namespace, out: Out) -> None:
-    if "finding" in fields_of(parse(args.query)):
-        findings = Findings(_rule_set(args).rules)
-        findings.update(store)
-        findings.attach(store)
-    sel = store.query(args.query)
+QUERY_PAGE = 5_000  # events per page printed (a store's page is one round trip)
+
+
+def _query(backend: Backend, args: argparse.Namespace, out: Out) -> None:
     mask = not args.reveal
     if args.format == "count":
-        out.line("{}", len(sel))
-    elif args.format == "jsonl":
-        out.chunks(event_json(store, i, mask) + b"\n" for i in sel)
-    elif args.format == "wrapper":
-        out.chunks(wrapper_lines(store, sel, mask))
-    elif args.format == "json":
-        parts = ((b"," if k else b"") + event_json(store, i, mask) for k, i in enumerate(sel))
-        out.chunks(itertools.chain([b"["], parts, [b"]\n"]))
-    else:
+        out.line("{}", backend.count(args.query))
+        return
+    if args.format == "wrapper" and isinstance(backend, MemoryBackend):
+        # what each event was read from; a store keeps the events, each its own JSON line
+        out.chunks(wrapper_lines(backend.store, backend.rows(args.query), mask))
+        return
+    pages = _pages(backend, args.query, raw=args.format != "table")
+    if args.format == "json":
+        parts = (b"," + event_json(page, i, mask) for page in pages for i in range(len(page)))
+        first = next(parts, None)
+        head = [b"[", first[1:]] if first is not None else [b"["]
+        out.chunks(itertools.chain(head, parts, [b"]\n"]))
+    elif args.format == "table":
         out.line(table_header())
-        out.chunks(table_row(store, i).encode() + b"\n" for i in sel)
+        out.chunks(table_row(page, i).encode() + b"\n" for page in pages for i in range(len(page)))
+    else:  # jsonl, and wrapper on a store
+        out.chunks(event_json(page, i, mask) + b"\n" for page in pages for i in range(len(page)))
+
+
+def _pages(backend: Backend, query: str, raw: bool) -> Iterator[Printed]:
+    """Every matching event in listing order, a page at a time, as the printers read them."""
+    after = None
+    while True:
+        rows = backend.page(query, after, False, QUERY_PAGE, raw=raw)
+        if rows:
+            yield Printed(rows)
+        if len(rows) < QUERY_PAGE:
+            return
+        after = rows[-1].key
 
 
 # -- findings ---------------------------------------------------------------------------
@@ -417,16 +450,14 @@ def _list_rules(args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
-def _findings(store: Store, args: argparse.Namespace, out: Out, events: int | None = None) -> int:
-    """``events``: the count to report when ``store`` holds only the events the rules select
-    (a ClickHouse store's selection); all of them when None."""
-    findings = Findings(_rule_set(args).rules)
-    findings.update(store)
+def _findings(backend: Backend, args: argparse.Namespace, out: Out) -> int:
+    rules = [r for r in _rule_set(args).rules if r.enabled]
+    answer = backend.findings(rules)
     limit = SEVERITIES.index(args.min_severity)
-    results = [f for f in findings.results(store) if f.rule.rank <= limit]
-    for rule_id, error in findings.errors.items():
+    results = [f for f in answer.fired if f.rule.rank <= limit]
+    for rule_id, error in answer.errors.items():
         warn("rule {}: where failed: {}", rule_id, error)
-    blind = findings.blind(store)
+    blind = answer.blind
     if args.format == "json":
         doc = {
             "findings": [finding_document(f) for f in results],
@@ -441,8 +472,7 @@ def _findings(store: Store, args: argparse.Namespace, out: Out, events: int | No
             last = format_time(f.last)[:19]
             out.line(row, f.rule.severity, f"{f.count:,}", last, f.rule.id, _cell(users, 60))
         out.line("{} finding(s) at {} or above ({} rules on {:,} events)",
-                 len(results), args.min_severity, len(findings.rules),
-                 len(store) if events is None else events)  # fmt: skip
+                 len(results), args.min_severity, len(rules), answer.events)  # fmt: skip
         for r, why in blind:
             out.line("blind: {}: {}", r.id, why)
     return 1 if results else 0
@@ -455,21 +485,21 @@ def _findings(store: Store, args: argparse.Namespace, out: Out, events: int | No
 RULE_NUMBERS = "rule N is rules[N] of the policy file, counted from 0 (as rule:N filters)"
 
 
-def _policy_check(store: Store, policy: Policy, args: argparse.Namespace, out: Out) -> int:
-    groups, checked, approximate = check_policy(policy, store)
-    uris = store.tables["uri"].values
+def _policy_check(backend: Backend, policy: Policy, args: argparse.Namespace, out: Out) -> int:
+    answer = backend.policy_check(policy)
+    groups = answer.disagreements
     if args.format == "json":
         doc = {
-            "checked": checked,
-            "approximate": approximate,
+            "checked": answer.checked,
+            "approximate": answer.approximate,
             "disagreements": [
                 {
                     "rule": g.rule,
                     "policyLevel": g.expected,
                     "loggedLevel": g.logged,
                     "why": g.why,
-                    "count": len(g.rows),
-                    "auditIDs": store.values_at("audit_id", np.asarray(g.rows, dtype=np.int64)),
+                    "count": g.count,
+                    "auditIDs": g.audit_ids,
                 }
                 for g in groups
             ],
@@ -480,20 +510,20 @@ def _policy_check(store: Store, policy: Policy, args: argparse.Namespace, out: O
     out.line(row, "RULE", "POLICY", "LOGGED", "EVENTS", "WHY / EXAMPLE")
     for g in groups:
         rule = "-" if g.rule is None else str(g.rule)
-        example = uris[store.column("uri")[g.rows[0]]] or ""
-        why = f"{g.why}: {_cell(example, 60)}"
-        out.line(row, rule, g.expected, g.logged, f"{len(g.rows):,}", why)
-    total = sum(len(g.rows) for g in groups)
+        why = f"{g.why}: {_cell(g.example, 60)}"
+        out.line(row, rule, g.expected, g.logged, f"{g.count:,}", why)
+    total = sum(g.count for g in groups)
+    approximate = answer.approximate
     incomplete = f"; {approximate:,} events too incomplete to check" if approximate else ""
-    out.line("{:,} of {:,} events disagree with {}{}", total, checked, args.policy, incomplete)
+    out.line("{:,} of {:,} events disagree with {}{}", total, answer.checked, args.policy,
+             incomplete)  # fmt: skip
     if groups:
         out.line(RULE_NUMBERS)
     return 1 if groups else 0
 
 
-def _policy_simulate(store: Store, policy: Policy, args: argparse.Namespace, out: Out) -> None:
-    findings = Findings(_rule_set(args).rules)
-    sim = simulate_policy(policy, store, findings)
+def _policy_simulate(backend: Backend, policy: Policy, args: argparse.Namespace, out: Out) -> None:
+    sim = backend.policy_simulate(policy, [r for r in _rule_set(args).rules if r.enabled])
     if args.format == "json":
         doc = {
             "bytesNow": sim.bytes_now,
@@ -532,8 +562,9 @@ def _policy_simulate(store: Store, policy: Policy, args: argparse.Namespace, out
         out.line("would blind: {}: {}", rule_id, why)
 
 
-def _policy_suggest(store: Store, args: argparse.Namespace, out: Out) -> None:
-    picks = suggest_rules(store, Findings(_rule_set(args).rules), args.top)
+def _policy_suggest(backend: Backend, args: argparse.Namespace, out: Out) -> None:
+    answer = backend.policy_suggest([r for r in _rule_set(args).rules if r.enabled], args.top)
+    picks = answer.picks
     if args.format == "json":
         rows = [
             {
@@ -552,8 +583,8 @@ def _policy_suggest(store: Store, args: argparse.Namespace, out: Out) -> None:
         ]
         out.json(rows)
         return
-    total = sum(store.column("length").astype("int64"))
-    out.line("# Put these first under rules: (first match wins). Log: {}.", _size(int(total)))
+    total = answer.total_bytes
+    out.line("# Put these first under rules: (first match wins). Log: {}.", _size(total))
     for s in picks:
         out.line("# {:,} events, {}; saves about {} ({:.1%} of the log)",
                  s.events, _size(s.bytes_now), _size(s.saves), s.saves / total)  # fmt: skip
@@ -563,11 +594,11 @@ def _policy_suggest(store: Store, args: argparse.Namespace, out: Out) -> None:
 # -- summary ------------------------------------------------------------------------------
 
 
-def _summary(store: Store, args: argparse.Namespace, out: Out) -> None:
+def _summary(backend: Backend, args: argparse.Namespace, out: Out) -> None:
     """All rows, streamed (as a database client prints every row of a GROUP BY: a script
     reading the CSV or JSON gets the whole answer), or ``--top N`` with one row counting the
     rest. Memory is the summary's arrays and the row being printed, not a dict per key."""
-    summary = store.summary(by=args.by, query=args.query, top=args.top, latency=args.latency)
+    summary = backend.summary(args.query, args.by, args.top, args.latency)
     if args.latency:
         _latency(summary, args, out)
         return
@@ -645,17 +676,21 @@ def _latency(summary: Summary, args: argparse.Namespace, out: Out) -> None:
 CLUSTER_SCOPED = "\0"  # stands for the "-" of -/NAME while argparse reads the line
 
 
-def _history(store: Store, args: argparse.Namespace, out: Out) -> int:
+def _history(backend: Backend, args: argparse.Namespace, out: Out) -> int:
     args.target = args.target.replace(CLUSTER_SCOPED, "-", 1)
     namespace, slash, name = args.target.partition("/")
     if not slash or not name:
         return fail(f"history: {args.target}: give NAMESPACE/NAME (-/NAME for a cluster object)")
-    rows = select_history(store, args.object, None if namespace == "-" else namespace, name,
-                          reads=args.reads)  # fmt: skip
-    if not rows:
+    result = backend.history(
+        args.object,
+        None if namespace == "-" else namespace,
+        name,
+        reads=args.reads,
+        reveal=args.reveal,
+        all_fields=args.all_fields,
+    )
+    if not result.entries:
         return fail(f"no event touched {args.object} {args.target}")
-    shown = None if args.reveal else (lambda ev: mask_event(ev)[0])
-    result = object_history(store, rows, shown, all_fields=args.all_fields)
     if args.format == "json":
         out.json(
             [
@@ -679,15 +714,16 @@ def _history(store: Store, args: argparse.Namespace, out: Out) -> int:
 # -- rbac ---------------------------------------------------------------------------------
 
 
-def _rbac(store: Store, args: argparse.Namespace, out: Out) -> int:
+def _rbac(backend: Backend, args: argparse.Namespace, out: Out) -> int:
     user = args.user
-    result = analyze_rbac(
-        store,
+    answer = backend.rbac(
         user,
         namespace=args.namespace or None,
         clean=args.clean,
         include_denied=args.include_denied,
+        diff=args.diff,
     )
+    result = answer.result
     if not result.events:
         where = f" in namespace {args.namespace}" if args.namespace else ""
         return fail(f"No audit events matched user {user}{where}")
@@ -697,7 +733,7 @@ def _rbac(store: Store, args: argparse.Namespace, out: Out) -> int:
             "(--clean leaves them out; --include-denied keeps them)"
         )
     if args.diff:
-        doc = diff_document(rbac_diff(store, result))
+        doc = diff_document(answer.diff)
         if args.format == "json":
             out.json(doc)
         else:  # printable ASCII already (YAML escapes): the inert boundary leaves it as it is
@@ -721,20 +757,29 @@ def _rbac(store: Store, args: argparse.Namespace, out: Out) -> int:
 # -- stats --------------------------------------------------------------------------------
 
 
-def stats(store: Store) -> dict[str, Any]:
-    span = store.time_range()
-    return {
-        "events": len(store),
-        "malformed": len(store.malformed),
-        "ignored": len(store.ignored),
-        "files": [s.path for s in store.sources],
-        "first": format_time(span[0]) if span else None,
-        "last": format_time(span[1]) if span else None,
+def stats(backend: Backend) -> dict[str, Any]:
+    """``stats --format json``'s keys: a store's malformed and ignored are unknown (null), it
+    names its store, clusters and sources besides."""
+    src = backend.sources()
+    info: dict[str, Any] = {
+        "events": src.events,
+        "malformed": src.malformed,
+        "ignored": src.ignored,
+        "files": src.files,
+        "first": src.first,
+        "last": src.last,
     }
+    if src.per_source is not None:
+        info.update(store=src.display, clusters=src.clusters, sources=src.per_source)
+    return info
 
 
-def _stats(store: Store, args: argparse.Namespace, out: Out) -> None:
-    info = stats(store)
+def _stats(backend: Backend, args: argparse.Namespace, out: Out) -> None:
+    info = stats(backend)
+    if not isinstance(backend, MemoryBackend):
+        _store_stats(info, args, out)
+        return
+    store = backend.store
     if args.format == "json":
         if args.malformed:
             info["malformed_lines"] = [
@@ -771,3 +816,28 @@ def _stats(store: Store, args: argparse.Namespace, out: Out) -> None:
                 len(store.malformed) - store.malformed.kept,
                 SAMPLE,
             )
+
+
+def _store_stats(info: dict[str, Any], args: argparse.Namespace, out: Out) -> None:
+    """A store holds the events ship kept (it said what it skipped when it read them): no
+    malformed lines; its clusters and the sources the shippers named instead."""
+    if args.format == "json":
+        out.json(info)
+        return
+    sources = info["sources"]
+    out.line("events      {:,}", info["events"])
+    out.line("malformed   - (a store holds the events ship kept; it said what it skipped)")
+    out.line("first       {}", info["first"] or "-")
+    out.line("last        {}", info["last"] or "-")
+    out.line("store       {}", info["store"])
+    clusters: dict[str, int] = {}
+    for s in sources:
+        clusters[s["cluster"]] = clusters.get(s["cluster"], 0) + s["events"]
+    named = {c: n for c, n in clusters.items() if c}
+    out.line("clusters    {}", len(named))
+    out.lines("  {:>12,}  {}", ((n, c) for c, n in sorted(named.items())))
+    out.line("files       {}", len(info["files"]))
+    out.lines(
+        "  {:>12,}  {}{}",
+        ((s["events"], f"{s['cluster']}: " if s["cluster"] else "", s["source"]) for s in sources),
+    )

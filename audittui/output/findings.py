@@ -6,9 +6,9 @@ file, so every string is made inert here (the JSON by :func:`~.terminal.write_js
 from __future__ import annotations
 
 import textwrap
-from typing import Any
+from typing import Any, Protocol
 
-from ..findings import Finding, Rule
+from ..findings import Rule
 from ..findings.attack import technique_name
 from ..findings.engine import blind_when, exclusions, reads
 from ..ingest.formats import format_duration, format_time
@@ -54,7 +54,20 @@ def rule_document(rule: Rule) -> dict[str, Any]:
     }
 
 
-def finding_document(f: Finding) -> dict[str, Any]:
+class Fired(Protocol):
+    """A fired rule as a finding's JSON reads it (engine.Finding, a backend's Fired)."""
+
+    rule: Rule
+    count: int
+    first: int
+    last: int
+    users: list[str]
+
+    @property
+    def audit_ids(self) -> list[str]: ...
+
+
+def finding_document(f: Fired) -> dict[str, Any]:
     """A fired rule, for ``findings --format json``."""
     return {
         "rule": f.rule.id,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import orjson
 
@@ -122,7 +122,14 @@ def read_policy(path: str) -> Policy | None:
         return None
 
 
-def event_json(store: Store, i: int, mask: bool = True) -> bytes:
+class Printable(Protocol):
+    """What the event printers read of events: a Store, or a page of a backend's rows."""
+
+    def value(self, name: str, i: int) -> Any: ...
+    def raw(self, i: int) -> bytes: ...
+
+
+def event_json(store: Printable, i: int, mask: bool = True) -> bytes:
     """Event ``i`` as one inert JSON line (without the newline), secrets masked when
     ``mask``: what ``query --format jsonl`` prints and an export writes."""
     raw = store.raw(i)
@@ -182,7 +189,7 @@ def cell(value: object, width: int, middle: bool = False) -> str:
     return fit(inert(str(value)) if value is not None else "-", width, middle)
 
 
-def table_row(store: Store, i: int) -> str:
+def table_row(store: Printable, i: int) -> str:
     v = store.value
     resource = v("resource", i)
     sub = v("subresource", i)
