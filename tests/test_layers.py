@@ -127,6 +127,25 @@ def test_the_core_imports_no_ui_and_no_command_line(module):
     assert not third_party & set(NOT_IN_CORE), (module, third_party & set(NOT_IN_CORE))
 
 
+def _reached(module: str) -> set[str]:
+    """Every module of the package ``module`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        for t in GRAPH[todo.pop()]:
+            if t in MODULES and t not in seen:
+                seen.add(t)
+                todo.append(t)
+    return seen
+
+
+def test_neither_backend_imports_the_other():
+    memory = _reached("audittui.backend.memory")
+    assert not {m for m in memory if m.startswith(("audittui.clickhouse", "audittui.backend.c"))}
+    store = _reached("audittui.backend.clickhouse")
+    assert "audittui.backend.memory" not in store
+
+
 def test_no_import_cycle():
     own = {m: {t for t in GRAPH[m] if t in MODULES and t != m} for m in MODULES}
     # the package's own __init__ re-exports: importing audittui.x.y runs it, not a cycle

@@ -741,7 +741,9 @@ def _grants(events: Events, rows: np.ndarray, denied: np.ndarray) -> list[GrantU
                 int(t.max()) if len(t) else MISSING_TIME,
             )
         )
-    return sorted(by.values(), key=lambda g: -g.usage.events)
+    # ties by first use, then by text: not by the reasons' table codes, whose order is the
+    # order they were read in (another in a store's copy of the subject's events)
+    return sorted(by.values(), key=lambda g: (-g.usage.events, g.usage.first, repr(g.grant)))
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -22,22 +22,21 @@ from ..analyses.object_history import select as select_history
 from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.summary import Summary
+from ..clickhouse.fetched import Fetched
+from ..clickhouse.findings import run as run_findings
+from ..clickhouse.policy import check as check_policy
+from ..clickhouse.policy import simulate as simulate_policy
+from ..clickhouse.policy import suggest as suggest_rules
 from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
 from ..clickhouse.sql import Where
-from ..findings import Findings
 from ..index.completion import term
 from ..index.query import STRING_FIELDS
 from ..output.mask import mask_event
-from ..policy.check import check as check_policy
 from ..policy.simulate import Simulation
-from ..policy.simulate import simulate as simulate_policy
-from ..policy.suggest import suggest as suggest_rules
-from . import fetch
 from .protocol import (
     CAPABILITIES,
     Disagreement,
     FindingsResult,
-    Fired,
     Key,
     PolicyCheck,
     Rbac,
@@ -200,7 +199,7 @@ class ClickHouseBackend:
         all_fields: bool = False,
     ) -> History:
         query = object_query(resource, namespace, name, reads)
-        with fetch.Fetched(self.reader, self.where(query), []) as store:
+        with Fetched(self.reader, self.where(query)) as store:
             rows = select_history(store, resource, namespace, name, reads=reads)
             shown = None if reveal else (lambda ev: mask_event(ev)[0])
             return object_history(store, rows, shown, all_fields=all_fields)
@@ -222,7 +221,7 @@ class ClickHouseBackend:
             subject = f"{subject} ({query})"
         if diff:  # the bodies of the roles that granted its requests
             subject = f"({subject}) OR ({ROLE_BODIES})"
-        with fetch.Fetched(self.reader, self.where(subject), []) as store:
+        with Fetched(self.reader, self.where(subject)) as store:
             rows = None
             if query:  # the filter again over the copy (the role bodies are no request of it)
                 rows = store.query(query).indices
@@ -237,59 +236,34 @@ class ClickHouseBackend:
             return Rbac(result, rbac_diff(store, result) if diff and result.requests else None)
 
     def findings(self, rules: Sequence[Any], query: str = "") -> FindingsResult:
-        total = self.reader.count()
-        enabled = [r for r in rules if r.enabled]
-        selection = fetch.selection(self.reader, enabled)
-        with fetch.Fetched(self.reader, selection, fetch.facts(self.reader, enabled)) as store:
-            findings = Findings(enabled)
-            findings.update(store)
-            fired = findings.results(store)
-            if query:
-                chosen = store.query(query).indices
-                fired = [f for f in fired if len(set(f.rows.tolist()) & set(chosen.tolist()))]
-            return FindingsResult(
-                fired=[
-                    Fired(
-                        f.rule,
-                        f.count,
-                        f.first,
-                        f.last,
-                        f.users,
-                        f.audit_ids,
-                        query=f"finding:{f.rule.id}",
-                    )  # fmt: skip
-                    for f in fired
-                ],
-                blind=findings.blind(store),
-                errors=dict(findings.errors),
-                events=total,
-            )
+        """The pack computed by the server (:mod:`audittui.clickhouse.findings`)."""
+        return run_findings(self.reader, rules, "", touching=query)
 
     def policy_check(self, policy: Any) -> PolicyCheck:
-        with fetch.Fetched(self.reader, Where("1"), []) as store:  # decided on every event
-            groups, checked, approximate = check_policy(policy, store)
-            out = []
-            for g in groups:
-                import numpy as np
-
-                rows = np.asarray(g.rows, dtype=np.int64)
-                ids = store.values_at("audit_id", rows)
-                example = store.value("uri", int(rows[0])) or ""
-                out.append(
-                    Disagreement(g.rule, g.expected, g.logged, g.why, len(rows), ids, example)
-                )
-            return PolicyCheck(out, checked, approximate)
+        groups, checked, approximate = check_policy(self.reader, policy)
+        return PolicyCheck(
+            [
+                Disagreement(
+                    g.rule,
+                    g.expected,
+                    g.logged,
+                    g.why,
+                    g.count,
+                    list(g.audit_ids),
+                    g.example,
+                )  # fmt: skip
+                for g in groups
+            ],
+            checked,
+            approximate,
+        )
 
     def policy_simulate(self, policy: Any, rules: Sequence[Any], query: str = "") -> Simulation:
-        with fetch.Fetched(self.reader, Where("1"), []) as store:
-            rows = store.query(query).indices if query else None
-            return simulate_policy(policy, store, Findings(list(rules)), rows)
+        return simulate_policy(self.reader, policy, rules, query)
 
     def policy_suggest(self, rules: Sequence[Any], top: int) -> Suggestions:
-        with fetch.Fetched(self.reader, Where("1"), []) as store:
-            picks = suggest_rules(store, Findings(list(rules)), top)
-            total = int(store.column("length").astype("int64").sum())
-            return Suggestions(picks, total)
+        picks = suggest_rules(self.reader, rules, top)
+        return Suggestions(picks, self.reader.raw_bytes())
 
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         column = STRING_FIELDS.get(field_name)

@@ -20,6 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..findings.result import FindingsResult as FindingsResult
+from ..findings.result import Fired as Fired  # defined below the backends, which answer it
+
 Key = tuple[Any, ...]  # an event's position in the listing order: (time µs, tie-break…)
 
 # What a backend may offer; :attr:`Backend.capabilities` maps each to "" (offered) or to the
@@ -67,27 +70,6 @@ class Sources:
 
 
 @dataclass
-class Fired:
-    """A rule that fired, as every backend reports it (the CLI prints it, the app lists it)."""
-
-    rule: Any  # audittui.findings.rules.Rule
-    count: int  # requests (an event and its byte-identical copies count once)
-    first: int  # µs
-    last: int
-    users: list[str]
-    audit_ids: list[str]  # one per request, in time order
-    query: str = ""  # the query that lists its events in this backend (the app's drill-down)
-
-
-@dataclass
-class FindingsResult:
-    fired: list[Fired]
-    blind: list[tuple[Any, str]]  # (rule, why it cannot fire on these events)
-    errors: dict[str, str]  # rule id → why its where failed
-    events: int  # the events the rules ran over
-
-
-@dataclass
 class Disagreement:
     """Events a policy check puts in one group: the rule (None: no rule matched), the level
     it gives and the level logged, why they disagree, and the events' auditIDs."""
@@ -97,7 +79,7 @@ class Disagreement:
     logged: str
     why: str
     count: int
-    audit_ids: list[str]
+    audit_ids: list[str | None]  # None: an event without one
     example: str  # the first event's requestURI ("" when it has none)
 
 

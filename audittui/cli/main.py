@@ -338,7 +338,7 @@ def _run(backend: Backend, args: argparse.Namespace, policy: Policy | None, used
     out = stdout()
     status = 2 if nothing else 0
     if args.command == "query":
-        if policy is not None:
+        if policy is not None and "rule" in used:
             _derive(backend, "policy", policy)
         if "finding" in used:
             _derive(backend, "rules", _rule_set(args).rules)

@@ -455,6 +455,12 @@ class Reader:
         ]
 
     @_answered
+    def raw_bytes(self, where: Where | str | None = None) -> int:
+        """The bytes of the matching events' JSON (what the in-memory index calls length)."""
+        source, params = self._from(where)
+        return int(self.client.one(f"SELECT sum(length(raw)) AS b {source}", params)["b"])
+
+    @_answered
     def values(
         self, column: str, prefix: str, limit: int, where: Where | str | None = None
     ) -> list[tuple[str, int]]:
