@@ -12,7 +12,7 @@ import pytest
 from conftest import drive_app, shown, shows_newest, status, until, v1_event
 from textual import events
 
-from audittui.index.completion import term
+from audittui.query.completion import term
 from audittui.tui.app import FILTER_DEBOUNCE, AuditApp
 from audittui.tui.detail import DetailPane
 from audittui.tui.event_list import EventList

@@ -16,9 +16,9 @@ from conftest import shown, status, until
 from test_app import ev, line, make_log, run
 
 import audittui.analyses.view as view_module
-import audittui.index.query as query_module
+import audittui.index.evaluate as query_module
 from audittui.index.interrupt import Interrupted, checkpoint
-from audittui.index.query import Text
+from audittui.query.syntax import Text
 from audittui.tui import tabs
 from audittui.tui.event_list import EventList
 from audittui.tui.filter_bar import FilterBar

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import audittui
 from audittui.analyses.requests import Requests
 from audittui.analyses.view import TIME, matching
+from audittui.index.evaluate import select
 from audittui.ingest import audit_ids
 from audittui.ingest.formats import UUID_ID
 
@@ -69,12 +70,12 @@ def test_a_mixed_log_reads_back_and_answers_queries(tmp_path):
     assert flags.astype(bool).tolist() == [True, True] + [False] * 7 + [True, False]
     for value in set(v for v in ids if v):
         expected = [i for i, v in enumerate(ids) if v == value]
-        assert list(store.query(f"id:{orjson.dumps(value).decode()}")) == expected, value
-    assert list(store.query('id:""')) == [8]
-    assert list(store.query("id:5f0e8a52*")) == [0, 5, 7, 9]  # UUIDs and other spellings
-    assert list(store.query("id:5F0E8A52*")) == [2]  # only the uppercase spelling
-    assert list(store.query("id:/^0+-/")) == [1]
-    assert list(store.query(f"-id:{U1}")) == [1, 2, 3, 4, 5, 6, 7, 8, 10]
+        assert list(select(store, f"id:{orjson.dumps(value).decode()}")) == expected, value
+    assert list(select(store, 'id:""')) == [8]
+    assert list(select(store, "id:5f0e8a52*")) == [0, 5, 7, 9]  # UUIDs and other spellings
+    assert list(select(store, "id:5F0E8A52*")) == [2]  # only the uppercase spelling
+    assert list(select(store, "id:/^0+-/")) == [1]
+    assert list(select(store, f"-id:{U1}")) == [1, 2, 3, 4, 5, 6, 7, 8, 10]
     ids_of = store.ids("audit_id")
     assert ids_of[0] == ids_of[9] and ids_of[4] == ids_of[10]
     assert len({int(x) for x in ids_of[:8]}) == 8 and ids_of[8] == 0

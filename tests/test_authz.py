@@ -8,6 +8,8 @@ import pytest
 from conftest import REALDATA, SAMPLES, v1_event
 
 import audittui
+from audittui.analyses.summary import summarize
+from audittui.index.evaluate import select
 from audittui.ingest.authz import NOTHING, parse_reason
 from audittui.output.inert import inert
 
@@ -86,7 +88,7 @@ def test_binding_role_authorizer_and_reason_are_queryable(tmp_path):
         ],
     )
     with store:
-        count = lambda q: len(store.query(q))  # noqa: E731
+        count = lambda q: len(select(store, q))  # noqa: E731
         assert count("binding:system:coredns") == 2
         assert count("binding:cluster-admin role:cluster-admin") == 1
         assert count("role:system:*") == 2 and count("role:/^elastic/") == 1
@@ -110,14 +112,16 @@ def test_summary_by_binding_and_role_keeps_kinds_and_namespaces_apart(tmp_path):
         ],
     )  # fmt: skip
     with store:
-        by_binding = {r["key"]: r["events"] for r in store.summary(by="binding")}
+        by_binding = {
+            r["key"]: r["events"] for r in summarize(store, select(store, ""), by="binding")
+        }
         assert by_binding == {
             "RoleBinding/kube-system/elastic-agent": 2,
             "ClusterRoleBinding/cluster-admin": 1,
             "RoleBinding/dev/cluster-admin": 1,
             "(none)": 1,
         }
-        by_role = {r["key"]: r["events"] for r in store.summary(by="role")}
+        by_role = {r["key"]: r["events"] for r in summarize(store, select(store, ""), by="role")}
         assert by_role == {
             "Role/kube-system/elastic-agent": 2,
             "ClusterRole/cluster-admin": 2,  # one ClusterRole, bound twice
@@ -129,14 +133,14 @@ def test_real_logs_bindings_match_their_text():
     eks = REALDATA / "panther-analysis" / "derived" / "eks.jsonl"
     text = eks.read_bytes()
     with audittui.load(eks) as store:
-        assert len(store.query("binding:system:coredns")) == text.count(
+        assert len(select(store, "binding:system:coredns")) == text.count(
             b'ClusterRoleBinding \\"system:coredns\\"'
         )
-        assert len(store.query("binding:system:public-info-viewer")) == text.count(
+        assert len(select(store, "binding:system:public-info-viewer")) == text.count(
             b"ClusterRoleBinding system:public-info-viewer"
         ) + text.count(b'ClusterRoleBinding \\"system:public-info-viewer\\"')
     with audittui.load(SAMPLES / "aks" / "aks_logs.json") as store:
-        roles = {r["key"] for r in store.summary(by="role")}
+        roles = {r["key"] for r in summarize(store, select(store, ""), by="role")}
         assert "ClusterRole/system:auth-delegator" in roles
 
 
@@ -153,10 +157,10 @@ def test_a_summary_rows_key_selects_exactly_its_events(tmp_path):
     )  # fmt: skip
     with store:
         for by in ("binding", "role"):
-            for row in store.summary(by=by):
+            for row in summarize(store, select(store, ""), by=by):
                 value = '""' if row["key"] == "(none)" else f'"{row["key"]}"'
-                assert len(store.query(f"{by}:{value}")) == row["events"], (by, row["key"])
-        assert len(store.query("binding:cluster-admin")) == 2  # the name alone: both kinds
+                assert len(select(store, f"{by}:{value}")) == row["events"], (by, row["key"])
+        assert len(select(store, "binding:cluster-admin")) == 2  # the name alone: both kinds
 
 
 def test_the_cluster_admin_rule_fires_for_a_person_and_is_blind_without_reasons(tmp_path):
@@ -198,7 +202,7 @@ def _links(text) -> list[str]:
 def test_the_detail_links_the_binding_and_role_and_any_name_stays_one_argument(name):
     from textual.actions import parse
 
-    from audittui.index.query import parse as parse_query
+    from audittui.query.syntax import parse as parse_query
     from audittui.tui.detail import header
 
     quoted = name.replace('"', '\\"')  # as Go's %q writes it
@@ -240,7 +244,7 @@ def test_a_click_on_the_binding_narrows_the_filter_to_its_events(tmp_path):
 
 
 def test_tab_completes_the_bindings_and_roles_the_reasons_name(tmp_path):
-    from audittui.index.completion import complete
+    from audittui.index.values import complete
 
     store = _log(tmp_path, [("u", COREDNS), ("u", COREDNS), ("v", ROLEBINDING), ("w", ADMIN)])
     with store:
@@ -252,7 +256,7 @@ def test_tab_completes_the_bindings_and_roles_the_reasons_name(tmp_path):
             "role:cluster-admin",
             "role:elastic-agent",
         ]
-        assert len(store.query(comp.candidates[0])) == 2  # a candidate selects its events
+        assert len(select(store, comp.candidates[0])) == 2  # a candidate selects its events
         assert complete("authorizer:R", 12, store).candidates == ["authorizer:RBAC"]
 
 

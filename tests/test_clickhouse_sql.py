@@ -24,8 +24,9 @@ from audittui.clickhouse.client import StoreError, connect
 from audittui.clickhouse.reads import Key, Reader
 from audittui.clickhouse.sql import SqlError, Where, compile_query, glob_pattern, regex_pattern
 from audittui.clickhouse.url import parse as parse_url
-from audittui.index.query import QueryError, parse
+from audittui.index.evaluate import select
 from audittui.index.store import Store
+from audittui.query.syntax import QueryError, parse
 
 NOW = 1_900_000_000.0  # since: relative to a fixed "now", the same on both sides
 
@@ -333,7 +334,7 @@ def queries(store: Store) -> list[str]:
 
 
 def memory_keys(store: Store, kept: dict[Key, int], text: str) -> set[Key]:
-    chosen = set(store.query(text).indices.tolist())
+    chosen = set(select(store, text).tolist())
     return {k for k, i in kept.items() if i in chosen}
 
 
@@ -355,7 +356,7 @@ def _check_all(reader: Reader, memory: tuple[Store, dict[Key, int]]) -> None:
         want = memory_keys(store, kept, text) if node is not None else set(kept)
         # the in-memory side with the same fixed "now" for since:
         if "since:" in text:
-            from audittui.index.query import evaluate
+            from audittui.index.evaluate import evaluate
 
             mask = evaluate(node, store)  # type: ignore[arg-type]
             want = {k for k, i in kept.items() if mask[i]}
@@ -435,6 +436,6 @@ def test_server_rejects_what_re2_refuses_in_one_line(old_reader: Reader) -> None
 
 def test_cluster_field_in_memory(memory) -> None:
     store, _ = memory
-    assert len(store.query('cluster:""')) == len(store)
-    assert len(store.query("cluster:prod")) == 0
-    assert len(store.query("-cluster:prod")) == len(store)
+    assert len(select(store, 'cluster:""')) == len(store)
+    assert len(select(store, "cluster:prod")) == 0
+    assert len(select(store, "-cluster:prod")) == len(store)

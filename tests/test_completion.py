@@ -10,22 +10,17 @@ import orjson
 import pytest
 from conftest import v1_event
 
-from audittui.index.completion import (
-    FIELD_NAMES,
-    MAX_CANDIDATES,
-    VALUE_FIELDS,
-    Completion,
-    _special_lut,
-    apply,
-    complete,
-)
-from audittui.index.lexer import needs_quotes
+from audittui.index.evaluate import select
 from audittui.index.loader import load, read_sources
-from audittui.index.query import MULTI_VALUED, STRING_FIELDS, Not, Term, display_api, parse
 from audittui.index.store import Store
+from audittui.index.values import _special_lut, complete
 from audittui.ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS, Batch
 from audittui.ingest.sources import Source, open_source
 from audittui.output.inert import inert
+from audittui.query.completion import FIELD_NAMES, MAX_CANDIDATES, VALUE_FIELDS, Completion, apply
+from audittui.query.fields import MULTI_VALUED, STRING_FIELDS, display_api
+from audittui.query.lexer import needs_quotes
+from audittui.query.syntax import Not, Term, parse
 
 # Values the tokenizer treats specially, or that look like syntax, or are just unusual.
 AWKWARD_USERS = [
@@ -180,7 +175,7 @@ def test_every_candidate_parses_back_to_its_value(awkward, field, opener):
         if opener:
             assert candidate.startswith(f'{field}:"') and candidate.endswith('"')
         # The term selects exactly the events holding the value.
-        assert len(awkward.query(candidate)) == _events_with(awkward, field, text), candidate
+        assert len(select(awkward, candidate)) == _events_with(awkward, field, text), candidate
     assert set(got) == expected
     assert len(got) == len(comp.candidates)  # no duplicates
 
@@ -229,7 +224,7 @@ def test_hostile_values_complete_escaped_and_select_their_event(hostile, field):
         values[_single_value(candidate)[1]] = candidate
     assert values.keys() == _distinct(hostile, field)
     for value, candidate in values.items():
-        assert len(hostile.query(candidate)) == _events_with(hostile, field, value), candidate
+        assert len(select(hostile, candidate)) == _events_with(hostile, field, value), candidate
 
 
 def test_awkward_users_quoted_only_when_needed(awkward):
@@ -359,7 +354,7 @@ def test_codes_resources_and_core_api(awkward):
     assert complete("res:pods/", 9, awkward).candidates == ["res:pods/exec", "res:pods/log"]
     assert complete("res:PODS/l", 10, awkward).candidates == ["res:pods/log"]
     for candidate in complete("r:", 2, awkward).candidates + ["res:pods/exec", "res:pods/log"]:
-        assert len(awkward.query(candidate)) > 0
+        assert len(select(awkward, candidate)) > 0
     comp = complete("-ip:10.", 7, awkward)
     # 10.0.0.0/8 logged as a source IP is offered quoted: bare, it would be a CIDR
     assert sorted(comp.candidates) == ['-ip:"10.0.0.0/8"', "-ip:10.0.0.1", "-ip:10.0.0.2"]

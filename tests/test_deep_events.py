@@ -10,6 +10,7 @@ from test_app import tree_text
 from test_cli import run
 
 import audittui
+from audittui.index.evaluate import select
 from audittui.index.store import Store
 from audittui.ingest.follow import Follower
 from audittui.tui.detail import DetailPane
@@ -56,7 +57,7 @@ def test_a_deep_event_in_a_file_is_found_counted_and_written_with_its_body_opaqu
     with audittui.load(log) as store:
         [ignored] = list(store.ignored)
         assert (ignored.path, ignored.line) == (str(log), 2)
-        assert store.event(store.query("user:mallory")[0], bounded=True)["requestObject"] == {
+        assert store.event(select(store, "user:mallory")[0], bounded=True)["requestObject"] == {
             "spec": MARKER,
             "token": "s3cr3t-t0ken",
         }
@@ -107,7 +108,7 @@ def test_a_deep_event_followed_live_is_indexed(tmp_path):
         fh.write(deep_line() + b"\n" + plain_line("bob"))
     take()
     assert len(store) == 3 and not store.malformed
-    [i] = store.query("user:mallory")
+    [i] = select(store, "user:mallory")
     assert store.event(int(i), bounded=True)["requestObject"]["spec"] == MARKER
     assert [(m.line, m.reason.split(":")[0]) for m in store.ignored] == [(2, "requestObject.spec")]
     follower.files[0].close()

@@ -18,7 +18,7 @@ import orjson
 from conftest import v1_event
 from test_e2e_tmux import quit_and_wait, tmux, wait_for
 
-from audittui.index.completion import VALUE_FIELDS
+from audittui.query.completion import VALUE_FIELDS
 from audittui.tui.summary_pane import GROUP_ORDER, GROUP_TITLES
 
 OSC52 = "\x1b]52;c;cHduZWQ=\x07"  # would write "pwned" to the clipboard

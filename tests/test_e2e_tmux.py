@@ -12,6 +12,7 @@ import time
 import uuid
 
 from audittui.demo import write_big
+from audittui.index.evaluate import select
 from audittui.index.loader import load
 from audittui.ingest.formats import format_time
 from audittui.tui.hangup import GRACE
@@ -55,7 +56,7 @@ def test_type_a_filter_and_read_the_count(tmp_path):
     log = tmp_path / "logs" / "audit.log"
     log.parent.mkdir()
     write_big(log, 5000, seed=4)
-    expected = len(load(str(log)).query("user:alice verb:get"))
+    expected = len(select(load(str(log)), "user:alice verb:get"))
     assert 0 < expected < 5000
     session = start(tmp_path, f"{sys.executable} -m audittui {log}", (100, 30))
     try:

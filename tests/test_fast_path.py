@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import audittui
 from audittui.index import loader
+from audittui.index.evaluate import select
 from audittui.ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS
 from audittui.ingest.formats import pack, row
 
@@ -146,4 +147,4 @@ def test_a_code_out_of_range_is_missing_and_the_event_kept(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with audittui.load(path) as store:
         assert store.column("code").tolist() == [200, 0, 0, 0, 0, 0, 403]
-        assert len(store.query("code:403")) == 1
+        assert len(select(store, "code:403")) == 1

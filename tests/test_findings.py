@@ -37,6 +37,7 @@ from audittui.cli import main as cli
 from audittui.findings import Findings, load_rules
 from audittui.findings.rules import build_rule
 from audittui.findings.windows import NewValues, group_ids, threshold_hits
+from audittui.index.evaluate import select
 from audittui.index.loader import load, read_sources
 from audittui.ingest.sources import open_source
 
@@ -746,18 +747,18 @@ def test_finding_query_selects_exactly_the_hit_events(tmp_path):
     ]
     events = [e for n in names for e in falco(n)]
     store = store_of(tmp_path, events)
-    assert len(store.query("finding:privileged-pod")) == 0  # nothing attached yet
+    assert len(select(store, "finding:privileged-pod")) == 0  # nothing attached yet
     fx = Findings(load_rules(False).rules)
     fx.update(store)
     fx.attach(store)
-    assert sorted(store.query("finding:privileged-pod")) == [0, 4]
-    assert sorted(store.query("finding:exec-attach")) == [3]
-    assert sorted(store.query("finding:*pod*")) == [0, 2, 4]  # privileged-, hostnetwork-pod
-    assert sorted(store.query("finding:*")) == [0, 2, 3, 4, 5]  # and configmap-created
-    assert sorted(store.query("finding:privileged-pod,exec-attach")) == [0, 3, 4]
-    assert sorted(store.query("finding:*pod* -finding:hostnetwork-pod")) == [0, 4]
-    assert sorted(store.query("-finding:*")) == [1]
-    assert len(store.query("finding:no-such-rule")) == 0
+    assert sorted(select(store, "finding:privileged-pod")) == [0, 4]
+    assert sorted(select(store, "finding:exec-attach")) == [3]
+    assert sorted(select(store, "finding:*pod*")) == [0, 2, 4]  # privileged-, hostnetwork-pod
+    assert sorted(select(store, "finding:*")) == [0, 2, 3, 4, 5]  # and configmap-created
+    assert sorted(select(store, "finding:privileged-pod,exec-attach")) == [0, 3, 4]
+    assert sorted(select(store, "finding:*pod* -finding:hostnetwork-pod")) == [0, 4]
+    assert sorted(select(store, "-finding:*")) == [1]
+    assert len(select(store, "finding:no-such-rule")) == 0
 
 
 # -- audittui findings --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from audittui.cli import main as cli
 from audittui.findings.attack import TECHNIQUES, technique_label, technique_name
 from audittui.findings.engine import blind_when, exclusions, reads
 from audittui.findings.rules import RuleError, build_rule
+from audittui.index.evaluate import select
 from audittui.output.inert import cell_len
 
 RULES = """\
@@ -270,4 +271,4 @@ def test_free_text_in_a_rule_selects_what_the_query_language_does(tmp_path, quer
     fx = evaluate(store, [rule])[0]
     fired = fx.results(store)
     got = sorted(fired[0].rows.tolist()) if fired else []
-    assert got == sorted(store.query(query).indices.tolist())
+    assert got == sorted(select(store, query).tolist())

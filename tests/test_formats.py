@@ -10,6 +10,8 @@ import orjson
 import pytest
 
 import audittui
+from audittui.analyses.summary import summarize
+from audittui.index.evaluate import select
 from audittui.ingest import formats
 from audittui.ingest.batch import STRING_COLUMNS
 from audittui.ingest.formats import LEGACY, MISSING_TIME, NON_STANDARD, UUID_ID
@@ -118,7 +120,7 @@ def test_crlf_line_endings(tmp_path, make_event):
             assert store.event(i) == ev
             assert store.raw(i) == lines[i]  # no trailing CR
             assert store.value("latency", i) == 2500
-        assert len(store.query("user:u3")) == 1
+        assert len(select(store, "user:u3")) == 1
 
 
 def test_json_lines_with_bom(tmp_path, make_event):
@@ -164,7 +166,7 @@ def test_very_long_line(tmp_path, make_event):
         assert store.raw(1) == lines[1]
         assert store.event(1) == big
         assert store.event(2) == small[1]
-        assert len(store.query("user:big level:RequestResponse")) == 1
+        assert len(select(store, "user:big level:RequestResponse")) == 1
 
 
 def test_very_long_first_line(tmp_path, make_event):
@@ -207,7 +209,7 @@ def test_unicode_and_escapes(tmp_path, make_event, name):
             assert store.event(i) == ev
         assert store.raw(0) == go_style.encode()
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-        assert len(store.query(f'user:"{quoted}"')) == 2
+        assert len(select(store, f'user:"{quoted}"')) == 2
 
 
 def test_glob_matches_names_with_any_character(tmp_path, make_event):
@@ -218,8 +220,8 @@ def test_glob_matches_names_with_any_character(tmp_path, make_event):
     with load_bytes(tmp_path, b"\n".join(map(orjson.dumps, events)) + b"\n") as store:
         for name in names:
             prefix = name.split("-")[0]
-            assert len(store.query(f"user:{prefix}-*")) == 1, repr(name)
-        assert len(store.query("user:*")) == len(names)
+            assert len(select(store, f"user:{prefix}-*")) == 1, repr(name)
+        assert len(select(store, "user:*")) == len(names)
 
 
 # -- EventList -----------------------------------------------------------------------------------
@@ -335,8 +337,8 @@ def test_v1alpha1_event(tmp_path, make_event):
         assert column(store, "latency") == [-1, -1, -1]
         assert all(f & LEGACY for f in column(store, "flags"))
         assert all(f & NON_STANDARD == 0 for f in column(store, "flags"))
-        assert len(store.query("api:batch")) == 1
-        assert len(store.query("api:core")) == 1
+        assert len(select(store, "api:batch")) == 1
+        assert len(select(store, "api:core")) == 1
         assert store.event(0) == job
 
 
@@ -396,7 +398,7 @@ def test_events_are_ordered_by_event_time(tmp_path, make_event):
         user={"username": "u2"},
     )
     with load_bytes(tmp_path, b"\n".join(orjson.dumps(e) for e in events) + b"\n") as store:
-        assert [store.value("user", i) for i in store.query("")] == ["u1", "u2", "u0"]
+        assert [store.value("user", i) for i in select(store, "")] == ["u1", "u2", "u0"]
 
 
 # -- flattened / SIEM shape ----------------------------------------------------------------------
@@ -423,7 +425,7 @@ def test_flattened_shape_is_non_standard(tmp_path):
         assert store.value("time", 0) == micros("2024-03-01T08:00:00Z")
         assert store.value("latency", 0) == -1
         assert store.event(0) == flat
-        assert len(store.query("ns:payments resource:secrets verb:delete")) == 1
+        assert len(select(store, "ns:payments resource:secrets verb:delete")) == 1
 
 
 def test_flattened_shape_with_kind_and_micro_time_is_non_standard(tmp_path):
@@ -481,8 +483,8 @@ def test_native_lines_and_documents_index_the_same_values(tmp_path, make_event):
         assert column(a, "resource")[3] is None
         assert column(a, "api")[3] == ""
         assert column(a, "decision")[8] is None
-        assert len(a.query('ua:""')) == 1
-        assert len(a.query('ip:""')) == 1
+        assert len(select(a, 'ua:""')) == 1
+        assert len(select(a, 'ip:""')) == 1
 
 
 # -- whole-file documents ------------------------------------------------------------------------
@@ -669,7 +671,7 @@ def test_empty_file(tmp_path):
     with load_bytes(tmp_path, b"") as store:
         assert len(store) == 0
         assert store.malformed == []
-        assert len(store.query("")) == 0
+        assert len(select(store, "")) == 0
 
 
 def test_last_line_without_newline_complete(tmp_path, make_event):
@@ -722,9 +724,9 @@ def test_hostile_field_types_never_crash(tmp_path):
         assert store.value("time", 2) == MISSING_TIME
         for i in range(len(weird)):
             assert store.event(i) == weird[i]
-        store.summary(by="user")
-        store.summary(by="ip")
-        store.summary(by="resource")
+        summarize(store, select(store, ""), by="user")
+        summarize(store, select(store, ""), by="ip")
+        summarize(store, select(store, ""), by="resource")
 
 
 def test_empty_code_and_duration_select_events_without_them(tmp_path, make_event):
@@ -734,10 +736,10 @@ def test_empty_code_and_duration_select_events_without_them(tmp_path, make_event
     no_latency = make_event(stageTimestamp=None)
     lines = b"".join(orjson.dumps(e) + b"\n" for e in (make_event(), received, no_latency))
     with load_bytes(tmp_path, lines) as store:
-        assert list(store.query('code:""')) == [1]
-        assert list(store.query('code:"",403')) == [1]
-        assert list(store.query('dur:""')) == [2]
-        assert list(store.query('dur:"",>=0us')) == [0, 1, 2]
+        assert list(select(store, 'code:""')) == [1]
+        assert list(select(store, 'code:"",403')) == [1]
+        assert list(select(store, 'dur:""')) == [2]
+        assert list(select(store, 'dur:"",>=0us')) == [0, 1, 2]
 
 
 def test_time_parsing_is_strict_rfc3339():

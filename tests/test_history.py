@@ -239,8 +239,8 @@ def test_no_home_directory(monkeypatch):
 def test_queries_are_saved_escaped_and_read_back_exact(tmp_path):
     """A drill-down's query names a log value holding terminal escapes: the file holds it
     escaped, recall gives the escaped text, and that text still selects the very value."""
-    from audittui.index.completion import term
-    from audittui.index.query import parse
+    from audittui.query.completion import term
+    from audittui.query.syntax import parse
 
     hostile = "ev\x1b]52;c;aGk=\x07\x1b[2J\u202e"
     query = f"{term('ua', hostile)} {term('user', 'a b')}"

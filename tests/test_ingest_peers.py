@@ -14,6 +14,7 @@ from conftest import REALDATA
 from peer_packs import panther_cases, run
 
 import audittui
+from audittui.index.evaluate import select
 from audittui.ingest.formats import format_time
 
 PANTHER = REALDATA / "panther-analysis" / "derived"
@@ -145,7 +146,7 @@ def test_gke_entries_without_service_name_are_events_with_their_fields():
         assert fields(store, pid, "verb", "resource", "user", "level") == (
             "create", "pods", None, "Request",
         )  # fmt: skip
-        assert len(store.query("res:pods verb:create")) == 26  # 10 of them without a serviceName
+        assert len(select(store, "res:pods verb:create")) == 26  # 10 of them without a serviceName
 
 
 def test_only_a_kubernetes_method_makes_an_entry_with_no_service_an_event(tmp_path):
@@ -206,7 +207,7 @@ def test_a_hostile_method_name_stays_inert_and_bounded(tmp_path):
 
 def test_the_user_from_authority_selector_when_nothing_else_names_one(tmp_path):
     with audittui.load(PANTHER / "gke.jsonl") as store:
-        anonymous = store.query("user:system:anonymous")
+        anonymous = select(store, "user:system:anonymous")
         assert len(anonymous) == 5  # 2 in authoritySelector, 3 in principalEmail
         probe = holding(store, "io.k8s.core.v1.componentstatuses.list")
         assert fields(store, probe, "user", "ips", "verb", "resource") == (
@@ -272,7 +273,7 @@ def test_the_decision_from_granted_when_no_label_gives_one(tmp_path):
         lines.append(entry)
     with load_lines(tmp_path, *lines) as store:
         assert [store.value("decision", i) for i in range(len(cases))] == [c[2] for c in cases]
-        assert len(store.query("decision:forbid")) == 3
+        assert len(select(store, "decision:forbid")) == 3
 
 
 # -- 4. callerIP ---------------------------------------------------------------------------------
@@ -291,9 +292,9 @@ def test_the_source_address_as_callerIp_or_callerIP(tmp_path):
         assert [store.value("ips", i) for i in range(len(metas))] == [
             ("203.0.113.1",), ("203.0.113.2",), ("203.0.113.3",), ("203.0.113.4",), None,
         ]  # fmt: skip
-        assert len(store.query("ip:203.0.113.2")) == 1
+        assert len(select(store, "ip:203.0.113.2")) == 1
     with audittui.load(PANTHER / "gke.jsonl") as store:
-        assert len(store.query("ip:1.2.3.4")) == 21
+        assert len(select(store, "ip:1.2.3.4")) == 21
 
 
 # -- 5. legacy text: the resource from the URI ---------------------------------------------------
@@ -308,14 +309,14 @@ def test_legacy_lines_find_their_resource_on_the_real_excerpts():
         assert fields(store, 2, *names) == (
             "update", "", "endpoints", None, "kube-system", "kube-controller-manager",
         )  # fmt: skip
-        assert len(store.query("res:endpoints")) == 2
+        assert len(select(store, "res:endpoints")) == 2
         assert store.event(2)["objectRef"] == {
             "resource": "endpoints", "namespace": "kube-system",
             "name": "kube-controller-manager", "apiVersion": "v1",
         }  # fmt: skip
     with audittui.load(web / "v1.8-page" / "legacy-text-with-stage.log") as store:
-        assert len(store.query("res:roles")) == 2
-        assert len(store.query("api:rbac.authorization.k8s.io ns:default")) == 2
+        assert len(select(store, "res:roles")) == 2
+        assert len(select(store, "api:rbac.authorization.k8s.io ns:default")) == 2
 
 
 def legacy(method: str, uri: str, **more: str) -> str:

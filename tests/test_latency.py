@@ -9,8 +9,10 @@ import orjson
 from conftest import drive_app, shown, status, until, v1_event
 
 from audittui.analyses.latency import annotations, percentiles, request_mask
+from audittui.analyses.summary import summarize
 from audittui.analyses.view import SLOWEST, matching
 from audittui.cli.main import main
+from audittui.index.evaluate import select
 from audittui.index.loader import load
 from audittui.tui.event_list import EventList
 
@@ -85,7 +87,7 @@ def test_summary_rows_carry_latency(write_lines):
             + [timed(20, 5_000, verb="watch", user={"username": "bob"})],
         )
     )
-    rows = {r["key"]: r for r in store.summary(by="user")}
+    rows = {r["key"]: r for r in summarize(store, select(store, ""), by="user")}
     assert rows["alice"]["requests"] == 10
     assert (rows["alice"]["p50"], rows["alice"]["p95"], rows["alice"]["max"]) == (
         50_000,

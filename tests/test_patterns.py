@@ -28,11 +28,12 @@ from hypothesis import strategies as st
 
 import audittui
 from audittui.findings import load_rules
-from audittui.index.patterns import Glob, Regex, overlaps_itself
-from audittui.index.query import QueryError, parse
+from audittui.index.evaluate import select
 from audittui.index.strings import Strings
 from audittui.ingest import wrappers
 from audittui.ingest.packed import PackedStrings, encode
+from audittui.query.patterns import Glob, Regex, overlaps_itself
+from audittui.query.syntax import QueryError, parse
 
 TIMEOUT = 60  # s; the old code needs hours or more for each case below
 
@@ -87,7 +88,7 @@ def test_issue_29_hostile_patterns_finish_and_select_the_right_events(tmp_path: 
     code = (
         "import json, sys, audittui\n"
         "store = audittui.load(sys.argv[1])\n"
-        "print(json.dumps({q: store.query(q).indices.tolist() for q in sys.argv[2:]}))\n"
+        "print(json.dumps({q: audittui.select(store, q).tolist() for q in sys.argv[2:]}))\n"
     )
     got = within_timeout(code, str(hostile_log(tmp_path)), *HOSTILE_QUERIES)
     assert got == HOSTILE_QUERIES
@@ -279,7 +280,7 @@ def test_re2_meaning(tmp_path: Path) -> None:
     path = tmp_path / "a.log"
     path.write_bytes(b"\n".join(map(orjson.dumps, events)) + b"\n")
     with audittui.load(str(path)) as store:
-        got = {q: store.query(q).indices.tolist() for q in (
+        got = {q: select(store, q).tolist() for q in (
             "user:/line$/", "user:/line\\n$/", "user:/line\\n\\z/", "user:/\\d/",
             "stage:/^response/", "stage:/(?-i:^R)/", "user:/(?P<x>a)b/")}  # fmt: skip
     assert got == {"user:/line$/": [], "user:/line\\n$/": [0], "user:/line\\n\\z/": [0],

@@ -5,8 +5,8 @@ import yaml
 
 from audittui.cli import main as cli
 from audittui.findings import Findings, load_rules
+from audittui.index.evaluate import evaluate
 from audittui.index.loader import load
-from audittui.index.query import evaluate
 from audittui.policy import parse
 from audittui.policy.over_store import decide
 from audittui.policy.simulate import simulate

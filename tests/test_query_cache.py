@@ -6,10 +6,11 @@ import random
 import numpy as np
 import orjson
 
-from audittui.index.query import evaluate, parse
+from audittui.index.evaluate import evaluate
 from audittui.index.store import Store
 from audittui.ingest.batch import BatchBuilder
 from audittui.ingest.sources import Source
+from audittui.query.syntax import parse
 
 QUERIES = [
     "user:alice",

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audittui.index.completion import term
-from audittui.index.lexer import BadEscape, unescape
-from audittui.index.query import And, Not, Or, QueryError, Term, Text, Value, parse
 from audittui.output.inert import inert
+from audittui.query.completion import term
+from audittui.query.lexer import BadEscape, unescape
+from audittui.query.syntax import And, Not, Or, QueryError, Term, Text, Value, parse
 
 NOW = datetime(2024, 11, 15, 12, 0, 0, tzinfo=UTC).timestamp()
 

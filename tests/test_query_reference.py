@@ -1,11 +1,11 @@
 """The query language against a plain reference evaluator written over parsed event dicts.
 
 Hypothesis builds random audit.k8s.io/v1 events (from small pools, so that terms do match) and
-random query strings from the grammar; ``store.query(q)`` must select exactly the events that the
+random query strings from the grammar; ``select(store, q)`` must select exactly the events that the
 reference below selects, in (event time, reading order) order.
 
 The reference re-implements the README semantics independently: it uses
-``audittui.index.query.parse`` only to get the syntax tree (the parser has its own tests in
+``audittui.query.syntax.parse`` only to get the syntax tree (the parser has its own tests in
 test_query_parse.py) and ``audittui.ingest.formats.row`` only for the event time, the latency
 and the API group. Field lookup, exact/glob/regex/CIDR matching, code/dur/time comparisons
 (re-derived from each value's text), NOT/OR/AND and free text are written here from the spec.
@@ -37,8 +37,9 @@ from hypothesis import strategies as st
 import audittui
 from audittui.index import loader, textsearch
 from audittui.index import workers as index_workers
-from audittui.index.query import And, Not, Or, Term, Text, parse
+from audittui.index.evaluate import select
 from audittui.ingest.formats import MISSING_TIME, row
+from audittui.query.syntax import And, Not, Or, Term, Text, parse
 
 # -------------------------------------------------------------------------------------------
 # Events
@@ -673,7 +674,7 @@ def write(directory: Path, name: str, lines: list[str], crlf: bool = False) -> P
 def check(store: audittui.Store, evs: list[Ev], qs: list[str]) -> None:
     assert len(store) == len(evs)
     for q in qs:
-        assert list(store.query(q)) == reference(evs, q), q
+        assert list(select(store, q)) == reference(evs, q), q
 
 
 def run(lines: list[str], qs: list[str], crlf: bool = False, workers: int = 1) -> None:
@@ -718,17 +719,17 @@ def test_glob_star_matches_newline(tmp_path: Path) -> None:
         ev(auditID="3", user={"username": "multi\nline"}, stage="A\nB"),
     ]
     with audittui.load(write(tmp_path, "a.log", lines)) as store:
-        assert list(store.query("ua:*")) == [0, 1]
-        assert list(store.query("ua:curl*")) == [0, 1]
-        assert list(store.query("ua:*x")) == [0]
-        assert list(store.query("user:multi*")) == [2]
-        assert list(store.query("stage:a*b")) == [2]
-        assert list(store.query("-ua:*")) == [2]
+        assert list(select(store, "ua:*")) == [0, 1]
+        assert list(select(store, "ua:curl*")) == [0, 1]
+        assert list(select(store, "ua:*x")) == [0]
+        assert list(select(store, "user:multi*")) == [2]
+        assert list(select(store, "stage:a*b")) == [2]
+        assert list(select(store, "-ua:*")) == [2]
 
 
 def test_case_insensitive_regex_sees_the_value_itself(tmp_path: Path) -> None:
     """Regression. For stage, level and decision a /regex/ re.searches the value itself with
-    re.IGNORECASE (as query.string_matcher does). query._single_lut used to search
+    re.IGNORECASE (as evaluate.string_matcher does). evaluate._single_lut used to search
     ``value.lower()``: an inline case-sensitive group never saw an upper-case letter, and
     lower-casing can change the length of the value ("İ".lower() is two code points)."""
     lines = [ev(stage="ResponseComplete"), ev(stage="İ"), ev(level="Metadata")]
@@ -741,7 +742,7 @@ def test_case_insensitive_regex_sees_the_value_itself(tmp_path: Path) -> None:
         "stage:responsecomplete": [0],
     }
     with audittui.load(write(tmp_path, "a.log", lines)) as store:
-        assert {q: list(store.query(q)) for q in want} == want
+        assert {q: list(select(store, q)) for q in want} == want
 
 
 def test_times_before_the_epoch(tmp_path: Path) -> None:
@@ -761,7 +762,7 @@ def test_times_before_the_epoch(tmp_path: Path) -> None:
         "before:1969-12-31T23:59:59.6Z": [1],  # was [0, 1]
     }
     with audittui.load(write(tmp_path, "a.log", lines)) as store:
-        assert {q: list(store.query(q)) for q in want} == want
+        assert {q: list(select(store, q)) for q in want} == want
 
 
 def test_free_text_ignores_the_cr_of_crlf_line_ends(tmp_path: Path) -> None:
@@ -773,7 +774,7 @@ def test_free_text_ignores_the_cr_of_crlf_line_ends(tmp_path: Path) -> None:
     lines = [ev(auditID=str(k)) for k in range(3)]
     with audittui.load(write(tmp_path, "a.log", lines, crlf=True)) as store:
         assert [store.raw(i).endswith(b"}") for i in range(3)] == [True] * 3
-        got = {q: list(store.query(q)) for q in ('"\r"', '"}\r"', 'id:1 "}\r"', '-"\r"')}
+        got = {q: list(select(store, q)) for q in ('"\r"', '"}\r"', 'id:1 "}\r"', '-"\r"')}
         # store: [0, 1], [0, 1], [] and [2]
         assert got == {'"\r"': [], '"}\r"': [], 'id:1 "}\r"': [], '-"\r"': [0, 1, 2]}
 
@@ -985,7 +986,7 @@ def test_free_text_block_scan_and_one_by_one_paths(corpus, per_event: int) -> No
                 f"id:id-99* -{phrase}",
                 f"(id:id-2* OR {phrase}) -user:alice",
             ):
-                assert list(store.query(q)) == reference(evs, q), q
+                assert list(select(store, q)) == reference(evs, q), q
     assert paths["scan"] > 0 and paths["one_by_one"] > 0
     # The corpus really has matches for the tricky needles (the test is not vacuous).
     for needle in ["İ", "K", "ß", "i", "k", "ss", "ǆ"]:
@@ -997,4 +998,4 @@ def test_free_text_block_scan_and_one_by_one_paths(corpus, per_event: int) -> No
 def test_random_queries_over_large_corpus(corpus, q: str) -> None:
     store, evs = corpus
     with mock.patch.object(textsearch, "BLOCK", 8192):
-        assert list(store.query(q)) == reference(evs, q)
+        assert list(select(store, q)) == reference(evs, q)

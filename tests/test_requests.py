@@ -132,10 +132,10 @@ def test_incremental_rows_match_a_recomputation_on_random_arrivals():
     filter only at some stage: the live rows equal a fresh computation every time."""
     import random
 
-    from audittui.index.query import parse
     from audittui.index.store import Store
     from audittui.ingest.batch import BatchBuilder
     from audittui.ingest.sources import Source
+    from audittui.query.syntax import parse
 
     rng = random.Random(11)
     names = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"]

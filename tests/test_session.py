@@ -17,9 +17,9 @@ from audittui.analyses.view import RowView, matching
 from audittui.demo import write_demo
 from audittui.index import session as session_mod
 from audittui.index.loader import load
-from audittui.index.query import parse
 from audittui.index.session import Session
 from audittui.ingest.sources import InputError
+from audittui.query.syntax import parse
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 

@@ -15,6 +15,7 @@ import pytest
 
 import audittui
 from audittui.index import loader
+from audittui.index.evaluate import select
 from audittui.ingest.batch import NUMBER_COLUMNS, STRING_COLUMNS
 
 PY = sys.executable
@@ -153,7 +154,7 @@ def test_several_paths_keep_their_sources(tmp_path, make_event):
     (tmp_path / "two.log").write_bytes(jsonl([early]))
     with audittui.load(tmp_path / "one.log", str(tmp_path / "two.log")) as store:
         assert column(store, "source") == [0, 1]
-        assert list(store.query("")) == [1, 0]
+        assert list(select(store, "")) == [1, 0]
         assert store.event(1) == early
 
 
@@ -327,14 +328,14 @@ def test_parallel_slices_match_single_process(tmp_path, make_event, monkeypatch,
             assert column(parallel, name) == expected[name], name
         assert parallel.malformed == expected_malformed
         assert [parallel.event(i) for i in range(len(parallel))] == expected_events
-        assert list(parallel.query("verb:delete code:404")) == list(
+        assert list(select(parallel, "verb:delete code:404")) == list(
             serial_query(path, "verb:delete code:404")
         )
 
 
 def serial_query(path: Path, text: str) -> list[int]:
     with audittui.load(path, workers=1) as store:
-        return list(store.query(text))
+        return list(select(store, text))
 
 
 def test_parallel_with_several_files(tmp_path, make_event, monkeypatch):

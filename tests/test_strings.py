@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import re2
 
-from audittui.index.patterns import Glob, Regex
 from audittui.index.strings import Strings
 from audittui.ingest.packed import PackedStrings, encode
+from audittui.query.patterns import Glob, Regex
 
 POOL = [
     "/api/v1/namespaces/default/pods/web-1",
@@ -127,8 +127,8 @@ def test_a_superseded_regex_scan_stops_at_a_checkpoint(pattern):
     to the end beside the newer one."""
     import threading
 
+    from audittui.index.evaluate import each
     from audittui.index.interrupt import Interrupted, interruptible
-    from audittui.index.query import each
 
     arena = Strings()
     arena.add(PackedStrings.of([f"p{k}x" for k in range(20_000)]))

@@ -13,7 +13,9 @@ import pytest
 from conftest import drive_app, until, v1_event
 
 import audittui
+from audittui.analyses.summary import summarize
 from audittui.cli import main as cli
+from audittui.index.evaluate import select
 from audittui.tui.filter_bar import FilterBar
 
 
@@ -24,7 +26,7 @@ def test_a_missing_source_ip_never_wins_the_top_ip(tmp_path):
     path = tmp_path / "audit.log"
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
     with audittui.load(path) as store:
-        rows = {r["key"]: r for r in store.summary(by="user")}
+        rows = {r["key"]: r for r in summarize(store, select(store, ""), by="user")}
         assert rows["alice"]["top_ip"] == "10.0.0.7"  # not "(none)", though most lack one
         assert rows["bob"]["top_ip"] == "(none)"  # nothing else to name
 
@@ -97,10 +99,12 @@ def test_memory_per_distinct_key_is_small(many_users) -> None:
     dense keys × verbs matrix took hundreds."""
     path, total = many_users
     with audittui.load(path) as store:
-        store.summary(by="verb")  # the first summary's one-time costs (the request mask…)
+        summarize(
+            store, select(store, ""), by="verb"
+        )  # the first summary's one-time costs (the request mask…)
         tracemalloc.start()
         try:
-            events = sum(r["events"] for r in store.summary(by="user"))
+            events = sum(r["events"] for r in summarize(store, select(store, ""), by="user"))
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()

@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 import audittui
 from audittui.analyses.summary import GROUPINGS, summarize
 from audittui.findings import Findings, load_rules
-from audittui.index.completion import term
+from audittui.index.evaluate import select
 from audittui.output.terminal import event_json
 from audittui.policy import attributes
 from audittui.policy.model import parse as parse_policy
+from audittui.query.completion import term
 
 REAL = [
     json.loads((SAMPLES / "falco-k8s-audit" / name).read_text())
@@ -109,7 +110,7 @@ def test_type_confused_events_are_events_and_every_reader_survives(mutations):
                 user = ev.get("user") if isinstance(ev.get("user"), dict) else {}
                 name = user.get("username")
                 if ev.get("kind") == "Event" and isinstance(name, str) and name.isprintable():
-                    assert len(store.query(term("user", name))) >= 1, name
+                    assert len(select(store, term("user", name))) >= 1, name
             for by in GROUPINGS:
                 summarize(store, np.arange(len(store)), by)
             findings = Findings(RULES)
@@ -137,7 +138,7 @@ def test_a_lone_surrogate_reads_as_go_reads_it_and_prints_inert(tmp_path, capsys
         assert len(store) == 1 and not store.malformed
         assert store.value("audit_id", 0) == "\ufffd"  # U+FFFD, as Go's encoding/json reads it
         assert store.event(0)["user"]["username"] == "bad\ufffdname"
-        assert len(store.query(term("user", "bad\ufffdname"))) == 1
+        assert len(select(store, term("user", "bad\ufffdname"))) == 1
     code, out, _ = run(capsys, "query", "--format", "json", str(path))
     assert code == 0 and '"auditID": "\\ud800"' in out  # the event as written: its escape kept
     code, out, _ = run(capsys, "query", str(path))  # the table: the inert boundary's escape
@@ -186,7 +187,7 @@ def test_fields_of_the_wrong_type_are_counted_with_their_line_and_the_events_kep
             assert store.ignored.kinds == kinds
             assert sorted({m.line for m in store.ignored}) == wrong_lines
             user = REAL[0]["user"]["username"]
-            assert len(store.query(term("user", user))) == 3000  # well-typed fields answer
+            assert len(select(store, term("user", user))) == 3000  # well-typed fields answer
         session = Session([str(path)], follow=False)
         session.open()
         import threading
@@ -293,8 +294,9 @@ wrapped_line = st.one_of(
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(wrapped_line, min_size=1, max_size=6))
 def test_every_wrapper_shape_type_confused_read_by_load_and_follow_alike(items):
-    from audittui.index.query import FIELDS, QueryError
     from audittui.ingest.follow import Follower
+    from audittui.query.fields import FIELDS
+    from audittui.query.syntax import QueryError
 
     lines = []
     for kind, spec, value in items:
@@ -321,7 +323,7 @@ def test_every_wrapper_shape_type_confused_read_by_load_and_follow_alike(items):
                 answered = 0
                 for value in ("*", ">=0", ">=0ms", "2000-01-01T00:00:00Z", "15m"):
                     try:
-                        store.query(f"{name}:{value}")
+                        select(store, f"{name}:{value}")
                         answered += 1
                     except QueryError:
                         pass

@@ -15,6 +15,7 @@ from conftest import SAMPLES, v1_event
 
 import audittui
 from audittui.index import loader
+from audittui.index.evaluate import select
 
 REALDATA = SAMPLES.parent / "realdata"
 
@@ -492,7 +493,7 @@ def test_legacy_text_three_generations():
         assert fields(store, 1, "api", "resource", "namespace", "name") == (
             "rbac.authorization.k8s.io", "roles", "default", None,
         )  # fmt: skip
-        assert len(store.query("res:roles")) == 2
+        assert len(select(store, "res:roles")) == 2
 
 
 def test_legacy_quoting_and_user_agent(tmp_path):
@@ -515,7 +516,7 @@ def test_the_core_group_written_core_is_the_core_group(tmp_path):
     ev = v1_event(objectRef=ref, requestURI="api/v1/namespaces/a/pods")
     with load_text(tmp_path, orjson.dumps(ev) + b"\n") as store:
         assert store.value("api", 0) == ""
-        assert len(store.query("api:core")) == 1
+        assert len(select(store, "api:core")) == 1
     from audittui.policy import parse
     from audittui.policy.over_store import decide
 
@@ -573,7 +574,7 @@ def test_the_api_server_or_cluster_a_wrapper_names_is_the_server_field(tmp_path)
         assert [store.value("server", i) for i in range(5)] == [
             "master-0", "master-1", "kube-apiserver-audit-ab12", None, "prod",
         ]  # fmt: skip
-        assert len(store.query("server:master-*")) == 2
+        assert len(select(store, "server:master-*")) == 2
         assert store.event(0)["annotations"]["audittui/server"] == "master-0"  # visible
     events = [{"logStreamName": f"kube-apiserver-audit-{k}", "message": inner(k).decode()}
               for k in range(2)]  # fmt: skip
@@ -590,8 +591,8 @@ def test_openshift_oauth_logins_can_be_queried(tmp_path):
                      annotations=ann)  # fmt: skip
     with load_text(tmp_path, orjson.dumps(login) + b"\n" + orjson.dumps(v1_event()) + b"\n") as s:
         assert s.value("login", 0) == "user1.example" and s.value("login", 1) is None
-        assert len(s.query("login:user1.*")) == 1
-        assert list(s.query("login:* decision:error")) == [0]  # the login's outcome
+        assert len(select(s, "login:user1.*")) == 1
+        assert list(select(s, "login:* decision:error")) == [0]  # the login's outcome
         assert s.value("decision", 1) == "allow"  # the authorizer's, as before
 
 
@@ -618,8 +619,8 @@ def test_subfolders_with_recursive_and_a_must_gather_by_itself(tmp_path, capsys)
     with audittui.load(tmp_path / "must-gather.local.1") as store:
         assert len(store.sources) == 3 and len(store) == 111
         # each file's node, from its name, is the server: of its events
-        assert len(store.query("server:master-0")) == 74
-        assert len(store.query("server:master-1")) == 37
+        assert len(select(store, "server:master-0")) == 74
+        assert len(select(store, "server:master-1")) == 37
 
 
 def test_the_app_reads_a_must_gather_with_its_servers(tmp_path):
@@ -635,6 +636,6 @@ def test_the_app_reads_a_must_gather_with_its_servers(tmp_path):
     async def check(app, pilot) -> None:
         await until(pilot, lambda: "74 / 74 events" in status(app), what="both servers' files")
         assert "read once" in status(app)
-        assert len(app.store.query("server:master-1")) == 37
+        assert len(select(app.store, "server:master-1")) == 37
 
     drive_app(str(tmp_path / "must-gather.local.2"), tmp_path, check)

@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..index.completion import term
+from ..index import evaluate
 from ..index.store import Store
 from ..ingest.formats import format_time
 from ..ingest.schema import COMPLETE, PANIC
+from ..query.completion import term
 
 WRITES = ("create", "update", "patch", "delete")
 READS = ("get",)
@@ -73,7 +74,7 @@ def select(
         f"{term('resource', resource)} {ns} {term('name', name)} verb:{','.join(verbs)} "
         f'(stage:{COMPLETE},{PANIC} OR stage:"")'
     )
-    return [int(i) for i in store.query(query)]
+    return evaluate.select(store, query).tolist()
 
 
 def history(

@@ -24,10 +24,10 @@ from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac import dump_yaml, list_document, render_yaml, service_account_user
 from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.rbac_diff import diff_document
-from ..analyses.summary import GROUPINGS, Summary
+from ..analyses.summary import GROUPINGS, Summary, summarize
 from ..findings import SEVERITIES, Findings, RuleSet, load_rules, user_rules_path
+from ..index.evaluate import select
 from ..index.loader import load, nothing_read
-from ..index.query import QueryError, fields_of, parse
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
 from ..ingest.malformed import SAMPLE
@@ -58,6 +58,7 @@ from ..policy.simulate import format_bytes as _size
 from ..policy.simulate import format_change as _change
 from ..policy.simulate import simulate as simulate_policy
 from ..policy.suggest import suggest as suggest_rules
+from ..query.syntax import QueryError, fields_of, parse
 from . import ship_command, store_commands, webhook_command
 from .options import add_follow_options, at_least
 
@@ -381,7 +382,7 @@ def _query(store: Store, args: argparse.Namespace, out: Out) -> None:
         findings = Findings(_rule_set(args).rules)
         findings.update(store)
         findings.attach(store)
-    sel = store.query(args.query)
+    sel = select(store, args.query).tolist()  # Python ints, for the printers
     mask = not args.reveal
     if args.format == "count":
         out.line("{}", len(sel))
@@ -567,7 +568,8 @@ def _summary(store: Store, args: argparse.Namespace, out: Out) -> None:
     """All rows, streamed (as a database client prints every row of a GROUP BY: a script
     reading the CSV or JSON gets the whole answer), or ``--top N`` with one row counting the
     rest. Memory is the summary's arrays and the row being printed, not a dict per key."""
-    summary = store.summary(by=args.by, query=args.query, top=args.top, latency=args.latency)
+    selected = select(store, args.query)
+    summary = summarize(store, selected, by=args.by, top=args.top, latency=args.latency)
     if args.latency:
         _latency(summary, args, out)
         return

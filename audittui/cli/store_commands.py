@@ -44,13 +44,13 @@ from ..clickhouse.url import parse as parse_url
 from ..findings import Rule, load_rules
 from ..findings.engine import BODY_LEVELS
 from ..index.loader import load
-from ..index.query import And, Node, Not, Or, QueryError, Term, Text, Value, parse
 from ..index.store import Store
 from ..ingest import scratch
 from ..ingest.formats import MISSING_TIME
 from ..ingest.schema import COMPLETE
 from ..output.terminal import Out, event_json, fail, stdout, table_header, table_row, warn
 from ..policy import Policy
+from ..query.syntax import And, Node, Not, Or, QueryError, Term, Text, Value, parse
 
 # What runs on a store; the other commands read files (said in one line).
 SUPPORTED = ("query", "summary", "findings", "stats", "policy check")

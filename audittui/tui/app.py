@@ -43,10 +43,9 @@ from ..analyses.rbac import render_yaml as render_rbac
 from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, CatchUp, RowView, matching
 from ..findings import Findings, RuleSet, load_rules
-from ..index.completion import term
+from ..index.evaluate import select
 from ..index.interrupt import Interrupted, interruptible
 from ..index.loader import nothing_read
-from ..index.query import QueryError, parse
 from ..index.session import Session
 from ..ingest.follow import Notice
 from ..ingest.formats import format_time
@@ -58,6 +57,8 @@ from ..output.mask import mask_event
 from ..policy import Policy, PolicyError
 from ..policy import load as load_policy
 from ..policy.over_store import attach as attach_policy
+from ..query.completion import term
+from ..query.syntax import QueryError, parse
 from . import tabs
 from .detail import DetailPane
 from .event_list import EventList, ListHeader
@@ -618,7 +619,7 @@ class AuditApp(App[None]):
         rows = self.view.rows.copy() if text else None
         result = analyze_access(snapshot, user, rows=rows)
         if not result.events:
-            made = len(self.store.query(term("user", user))) if not text else 0
+            made = len(select(self.store, term("user", user))) if not text else 0
             why = (
                 f"{inert(user)}'s {made:,} event(s) all impersonate other users: a on one of "
                 "them shows the impersonated user's access"

@@ -14,9 +14,10 @@ from textual import work
 from textual.message import Message
 from textual.widgets import Input
 
-from ..index.completion import Completion, apply, complete
 from ..index.store import Store
+from ..index.values import complete
 from ..output.inert import inert
+from ..query.completion import Completion, apply
 from .history import History
 from .keymap import bindings
 

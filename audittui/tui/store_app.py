@@ -32,10 +32,10 @@ from ..analyses.histogram import Histogram
 from ..analyses.summary import Summary
 from ..clickhouse.reads import FOLLOW_EVERY, Reader, late_key
 from ..clickhouse.sql import SqlError, Where
-from ..index.query import QueryError
 from ..ingest.formats import parse_json
 from ..output.inert import fit, inert, pad
 from ..output.mask import mask_event
+from ..query.syntax import QueryError
 from . import tabs
 from .columns import WIDE_TIME, fit_columns, row_cells
 from .detail import header as detail_header

@@ -1,5 +1,5 @@
-"""The words of the query language, for the parser (:mod:`audittui.index.query`) and for Tab
-completion (:mod:`audittui.index.completion`): where a field name, a quoted value, a regex or a
+"""The words of the query language, for the parser (:mod:`audittui.query.syntax`) and for Tab
+completion (:mod:`audittui.query.completion`): where a field name, a quoted value, a regex or a
 bare word ends, and what a quoted value says; and how to write a value so that it reads back
 as exactly itself (:func:`literal`), for completion, drill-downs and links. Both read a query
 through these functions, so completion always sees the tokens the parser will."""
