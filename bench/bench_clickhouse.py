@@ -112,9 +112,13 @@ def memory_reads(path: Path) -> dict[str, float]:
     out["load (everything indexed)"] = (time.perf_counter() - t0) * 1000
     out["events"] = len(store)
     for text in (FILTER, NARROW):
-        out[f"{text}: select"], _ = median_ms(lambda t=text: len(store.query(t).indices))
-    out["summary by user"], _ = median_ms(lambda: list(store.summary("user")))
-    out[f"summary by user, {FILTER}"], _ = median_ms(lambda: list(store.summary("user", FILTER)))
+        out[f"{text}: select"], _ = median_ms(lambda t=text: len(audittui.select(store, t)))
+    out["summary by user"], _ = median_ms(
+        lambda: list(audittui.summarize(store, audittui.select(store, ""), by="user"))
+    )
+    out[f"summary by user, {FILTER}"], _ = median_ms(
+        lambda: list(audittui.summarize(store, audittui.select(store, FILTER), by="user"))
+    )
     out["peak RSS (MiB)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     store.close()
     return out

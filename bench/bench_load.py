@@ -43,12 +43,12 @@ out = {"events": len(store), "malformed": len(store.malformed), "load": load,
        "import": imported - t0, "rss": rss, "peak": peak, "queries": []}
 for label, q in queries:
     t = time.perf_counter()
-    n = len(store.query(q))
+    n = len(audittui.select(store, q))
     first = time.perf_counter() - t
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        store.query(q)
+        audittui.select(store, q)
         times.append(time.perf_counter() - t)
     out["queries"].append({"label": label, "query": q, "matches": n, "first": first,
                            "median": statistics.median(times)})
@@ -72,7 +72,7 @@ out["findings"]["live"] = time.perf_counter() - t
 out["summaries"] = {}
 for by in ("user", "resource", "code"):
     t = time.perf_counter()
-    list(store.summary(by=by))  # every row made (a list already before 2026-12-07)
+    list(audittui.summarize(store, audittui.select(store, ""), by=by))  # every row made
     out["summaries"][by] = time.perf_counter() - t
 out["peak_end"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps(out))

@@ -46,7 +46,7 @@ _HOSTILE = r"""
 import sys, time, audittui
 store = audittui.load(sys.argv[1])
 t = time.perf_counter()
-n = len(store.query(sys.argv[2]))
+n = len(audittui.select(store, sys.argv[2]))
 print(n, time.perf_counter() - t)
 """
 
@@ -60,12 +60,14 @@ HOSTILE = [
 
 
 def first_runs(store, query: str, runs: int) -> tuple[float, int]:
+    import audittui
+
     times, n = [], 0
     for _ in range(runs):
         for table in store.tables.values():
             table.luts = {}
         t = time.perf_counter()
-        n = len(store.query(query))
+        n = len(audittui.select(store, query))
         times.append(time.perf_counter() - t)
     return statistics.median(times), n
 

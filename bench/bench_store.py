@@ -233,7 +233,7 @@ class IndexSide(Side):
 
     def _select(self, query: str) -> Any:
         try:
-            from audittui.index.query import select  # type: ignore[attr-defined]
+            from audittui.index.evaluate import select
         except ImportError:  # the evaluator's new name (issue 31)
             from audittui.index.evaluate import select  # type: ignore[no-redef]
         return select(self.store, query)
@@ -277,7 +277,7 @@ class IndexSide(Side):
 
     def values(self, field_name: str, prefix: str) -> int:
         try:
-            from audittui.index.completion import complete  # type: ignore[attr-defined]
+            from audittui.index.values import complete
         except ImportError:
             raise Unavailable("completion moved (issue 31): no backend values here") from None
         text = f"{field_name}:{prefix}"

@@ -49,7 +49,7 @@ for by in ("user", "resource", "code"):
     times = []
     for _ in range(int(sys.argv[2])):
         t = time.perf_counter()
-        list(store.summary(by=by))  # every row made (a list already before 2026-12-07)
+        list(audittui.summarize(store, audittui.select(store, ""), by=by))  # every row made
         times.append(time.perf_counter() - t)
     out[by] = min(times)
 print(json.dumps(out))

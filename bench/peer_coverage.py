@@ -1,5 +1,5 @@
 """How much of Falco's, Panther's, Elastic's and Sigma's Kubernetes audit detections the
-shipped pack answers for: every peer case replayed as tests/test_peer_packs.py replays it.
+shipped pack answers for: every peer case replayed as tests/findings/test_peer_packs.py replays it.
 
 Per pack: rules covered (a peer rule is covered when a rule of the pack names it in its peers
 and every in-scope positive of it fires), positives fired, negatives fired (strict: a rule

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 import audittui
 from audittui.findings import Findings
 from audittui.findings.rules import RuleError, load_rules
-from audittui.index.query import FIELDS, QueryError
+from audittui.index.evaluate import select
 from audittui.policy import PolicyError, attributes
 from audittui.policy.model import parse as parse_policy
+from audittui.query.fields import FIELDS
+from audittui.query.syntax import QueryError
 
 _STORE: audittui.Store | None = None
 
@@ -95,7 +97,7 @@ query = st.one_of(
 def test_any_query_is_a_result_or_a_query_error(text):
     store = _store()
     try:
-        rows = store.query(text)
+        rows = select(store, text)
     except QueryError as exc:
         assert str(exc)  # says what is wrong
         return

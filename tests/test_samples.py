@@ -11,6 +11,8 @@ import pytest
 from conftest import SAMPLES
 
 import audittui
+from audittui.analyses.summary import summarize
+from audittui.index.evaluate import select
 from audittui.ingest.formats import LEGACY, MISSING_TIME, NON_STANDARD, format_time
 
 FALCO = SAMPLES / "falco-k8s-audit"
@@ -155,13 +157,13 @@ def test_falco_level_totals_match_table(falco):
 
 
 def test_falco_response_started_are_exec_and_attach(falco):
-    sel = falco.query("stage:ResponseStarted")
+    sel = select(falco, "stage:ResponseStarted")
     assert len(sel) == 2
     got = sorted((falco.value("resource", i), falco.value("subresource", i)) for i in sel)
     assert got == [("pods", "attach"), ("pods", "exec")]
     assert {falco.value("code", i) for i in sel} == {101}
-    assert len(falco.query("code:101")) == 2
-    assert len(falco.query("code:4xx")) == 0
+    assert len(select(falco, "code:101")) == 2
+    assert len(select(falco, "code:4xx")) == 0
 
 
 @pytest.mark.parametrize("name", sorted(FALCO_TABLE))
@@ -209,7 +211,7 @@ def test_falco_users_and_times(falco):
     months = Counter(format_time(t)[:7] for t in values(falco, "time"))
     assert months["2018-10"] == 47
     assert months["2020-03"] + months["2020-04"] == 4
-    assert len(falco.query("ua:kubectl*")) >= 1
+    assert len(select(falco, "ua:kubectl*")) >= 1
     assert all(lat >= 0 for lat in values(falco, "latency"))
 
 
@@ -272,17 +274,17 @@ def test_audit2rbac_legacy_times(a2r):
 
 
 def test_audit2rbac_queries(a2r):
-    assert len(a2r.query("as:bob")) == 29
-    assert len(a2r.query("as:alice code:403")) + len(a2r.query("as:alice -code:403")) == 3
-    assert len(a2r.query("code:403")) == 11
-    assert len(a2r.query('resource:""')) == 23
-    sel = a2r.query("")
+    assert len(select(a2r, "as:bob")) == 29
+    assert len(select(a2r, "as:alice code:403")) + len(select(a2r, "as:alice -code:403")) == 3
+    assert len(select(a2r, "code:403")) == 11
+    assert len(select(a2r, 'resource:""')) == 23
+    sel = select(a2r, "")
     times = [a2r.value("time", i) for i in sel]
     assert times == sorted(times)
 
 
 def test_audit2rbac_summary(a2r):
-    rows = a2r.summary(by="verb")
+    rows = summarize(a2r, select(a2r, ""), by="verb")
     assert {r["key"]: r["events"] for r in rows} == {"get": 23, "list": 14}
     assert sum(r["forbidden"] for r in rows) == 11
     assert all(r["errors"] == 0 for r in rows)
@@ -343,7 +345,7 @@ def test_aks_counts(aks):
     )
     assert {format_time(t)[:10] for t in values(aks, "time")} == {"2024-11-15"}
     assert {f & (LEGACY | NON_STANDARD) for f in values(aks, "flags")} == {0}  # native shapes
-    assert len(aks.query("verb:create resource:subjectaccessreviews")) == 3
+    assert len(select(aks, "verb:create resource:subjectaccessreviews")) == 3
 
 
 def test_aks_events_come_from_envelopes(aks):
@@ -366,13 +368,13 @@ def test_sysdig_event_hubs_batch():
         assert counts(store, "verb") == {"get": 17, "watch": 4, "create": 1}
         assert counts(store, "stage") == {RC: 20, RS: 2}
         assert counts(store, "level") == {META: 12, REQ: 10}
-        assert {store.value("stage", i) for i in store.query("stage:ResponseStarted")} == {RS}
-        assert {store.value("verb", i) for i in store.query("stage:ResponseStarted")} == {"watch"}
-        (conflict,) = store.query("code:409")
+        assert {store.value("stage", i) for i in select(store, "stage:ResponseStarted")} == {RS}
+        assert {store.value("verb", i) for i in select(store, "stage:ResponseStarted")} == {"watch"}
+        (conflict,) = select(store, "code:409")
         assert store.value("user", conflict) == "aksService"
         assert store.value("verb", conflict) == "create"
         assert store.value("resource", conflict) == "configmaps"
-        (not_modified,) = store.query("code:304")
+        (not_modified,) = select(store, "code:304")
         assert store.value("uri", not_modified).split("?")[0] == "/openapi/v2"
         assert {"aksService", "nodeclient"} <= set(values(store, "user"))
         assert set(values(store, "item")) == set(range(22))
@@ -431,7 +433,7 @@ def test_all_samples_together():
     with audittui.load(*paths) as store:
         assert len(store) == 51 + 37 + 21 + 22 + 1 + 1
         assert len(store.malformed) == 1
-        order = list(store.query(""))
+        order = list(select(store, ""))
         assert sorted(order) == list(range(len(store)))
         times = [store.value("time", i) for i in order]
         assert times == sorted(times)

@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..index.completion import term
+from ..index import evaluate
 from ..index.store import Store
 from ..ingest.formats import format_time
 from ..ingest.schema import COMPLETE, PANIC
+from ..query.completion import term
 
 WRITES = ("create", "update", "patch", "delete")
 READS = ("get",)
@@ -67,7 +68,7 @@ def select(
     store: Store, resource: str, namespace: str | None, name: str, reads: bool = False
 ) -> list[int]:
     """The events of one object (its subresources included), final stages, in time order."""
-    return [int(i) for i in store.query(object_query(resource, namespace, name, reads))]
+    return evaluate.select(store, object_query(resource, namespace, name, reads)).tolist()
 
 
 def object_query(resource: str, namespace: str | None, name: str, reads: bool = False) -> str:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..index.query import Node, evaluate
+from ..index.evaluate import evaluate
 from ..index.store import Snapshot, Store, merge_by_time
+from ..query.syntax import Node
 from .latency import request_mask
 from .requests import Requests
 

@@ -29,10 +29,11 @@ from ..clickhouse.policy import simulate as simulate_policy
 from ..clickhouse.policy import suggest as suggest_rules
 from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
 from ..clickhouse.sql import Where
-from ..index.completion import term
-from ..index.query import STRING_FIELDS
+from ..index.evaluate import select
 from ..output.mask import mask_event
 from ..policy.simulate import Simulation
+from ..query.completion import term
+from ..query.fields import STRING_FIELDS
 from .protocol import (
     CAPABILITIES,
     Disagreement,
@@ -224,7 +225,7 @@ class ClickHouseBackend:
         with Fetched(self.reader, self.where(subject)) as store:
             rows = None
             if query:  # the filter again over the copy (the role bodies are no request of it)
-                rows = store.query(query).indices
+                rows = select(store, query)
             result = analyze_rbac(
                 store,
                 user,

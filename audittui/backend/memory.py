@@ -21,8 +21,7 @@ from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.summary import Summary, summarize
 from ..findings import Findings
-from ..index.completion import term
-from ..index.query import STRING_FIELDS, evaluate, fields_of, parse, select
+from ..index.evaluate import evaluate, select
 from ..index.store import Store, Window
 from ..ingest.formats import MISSING_TIME, format_time
 from ..output.mask import mask_event
@@ -31,6 +30,9 @@ from ..policy.over_store import attach as attach_policy
 from ..policy.simulate import Simulation
 from ..policy.simulate import simulate as simulate_policy
 from ..policy.suggest import suggest as suggest_rules
+from ..query.completion import term
+from ..query.fields import STRING_FIELDS
+from ..query.syntax import fields_of, parse
 from .protocol import (
     CAPABILITIES,
     Disagreement,

@@ -15,8 +15,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..index.evaluate import evaluate
 from ..index.loader import add_backup, read_sources
-from ..index.query import Node, QueryError, evaluate, fields_of, parse
 from ..index.store import Store
 from ..ingest.batch import Batch
 from ..ingest.follow import FileFollower, Follower, Notice, backups_before
@@ -27,6 +27,7 @@ from ..ingest.sources import (
     split_live,
 )
 from ..output.terminal import Out, event_json, fail, stdout, table_header, table_row, warn
+from ..query.syntax import Node, QueryError, fields_of, parse
 
 
 def follow_query(args: argparse.Namespace) -> int:

@@ -27,7 +27,6 @@ from ..clickhouse.client import StoreError
 from ..clickhouse.sql import SqlError
 from ..clickhouse.url import BadURL
 from ..findings import SEVERITIES, RuleSet, load_rules, user_rules_path
-from ..index.query import QueryError, fields_of, parse
 from ..index.store import Store
 from ..ingest.formats import format_duration, format_time
 from ..ingest.malformed import SAMPLE
@@ -53,6 +52,7 @@ from ..output.terminal import cell as _cell
 from ..policy import Policy
 from ..policy.simulate import format_bytes as _size
 from ..policy.simulate import format_change as _change
+from ..query.syntax import QueryError, fields_of, parse
 from . import ship_command, webhook_command
 from .follow_store import follow_backend
 from .options import add_follow_options, at_least

@@ -50,9 +50,11 @@ from ..findings.engine import (
 from ..findings.result import FindingsResult, Fired
 from ..findings.rules import Rule
 from ..findings.windows import threshold_hits
-from ..index.query import MULTI_VALUED, STRING_FIELDS, And, Node, Not, Or, Term, Value, parse
+from ..index.evaluate import select
 from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
+from ..query.fields import MULTI_VALUED, STRING_FIELDS
+from ..query.syntax import And, Node, Not, Or, Term, Value, parse
 from .fetched import Fetched
 from .reads import Reader
 from .sql import PRESENT_TIME, SqlError, Where, compile_node
@@ -377,7 +379,7 @@ def _looked_inside(
         found = engine.results(store)
         errors.update(engine.errors)
         if touching:
-            chosen = store.query(touching).indices
+            chosen = select(store, touching)
             found = [f for f in found if np.isin(f.rows, chosen).any()]
         return [
             Fired(f.rule, f.count, f.first, f.last, list(f.users), list(f.audit_ids)) for f in found

@@ -40,9 +40,9 @@ import orjson
 from ..analyses.histogram import STEPS, Histogram
 from ..analyses.latency import LONG_SUBRESOURCES, LONG_VERBS, QUANTILES
 from ..analyses.summary import GROUPINGS, Summary
-from ..index.query import parse
 from ..ingest.formats import MISSING_TIME, format_time
 from ..ingest.schema import FINAL_STAGES
+from ..query.syntax import parse
 from . import schema
 from .client import Client, StoreError, connect, schema_difference
 from .sql import _GRANT_LABELS, PRESENT_TIME, Where, compile_node

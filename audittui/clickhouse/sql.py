@@ -1,6 +1,6 @@
 """The query language compiled to a ClickHouse ``WHERE`` clause over the table of :mod:`.schema`.
 
-``compile_query(text)`` parses with :mod:`audittui.index.query` (the same parser, the same
+``compile_query(text)`` parses with :mod:`audittui.query.syntax` (the same parser, the same
 errors) and turns the syntax tree into SQL whose meaning equals the in-memory index's: every
 field and alias, ``field:a,b``, globs, ``/regex/``, ``""`` (missing or empty), the
 case-insensitive fields, groups and IPs matching on any element, ``code:``/``dur:``/time
@@ -16,11 +16,11 @@ client sends the values as query parameters (or, on an 18.16 server, as external
 Nullable columns are read through ``ifNull(c, '')`` so that every term is 0 or 1, never NULL:
 ``NOT`` of a term on a missing field is then true, as in memory.
 
-Regexes: the language's ``/re/`` is RE2's (:mod:`audittui.index.patterns`), as ClickHouse's
+Regexes: the language's ``/re/`` is RE2's (:mod:`audittui.query.patterns`), as ClickHouse's
 ``match()``; the parser has refused what RE2 cannot run, with the same check for both backends.
 Two things are written for the server: ``(?-s)`` first (ClickHouse turns RE2's dot-matches-
 newline on, the language leaves it off) and a NUL as ``\\x00`` (ClickHouse wants none in a
-pattern). Globs are RE2 patterns too (:func:`audittui.index.patterns.glob_source`).
+pattern). Globs are RE2 patterns too (:func:`audittui.query.patterns.glob_source`).
 
 ``finding:`` and ``rule:`` are computed by analyses over events in memory: refused here.
 """
@@ -31,23 +31,10 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..index.patterns import PatternError, glob_source
-from ..index.patterns import check as check_regex
-from ..index.query import (
-    CASE_INSENSITIVE,
-    GRANT_FIELDS,
-    MULTI_VALUED,
-    STRING_FIELDS,
-    And,
-    Node,
-    Not,
-    Or,
-    Term,
-    Text,
-    Value,
-    parse,
-    split_resource,
-)
+from ..query.fields import CASE_INSENSITIVE, GRANT_FIELDS, MULTI_VALUED, STRING_FIELDS
+from ..query.patterns import PatternError, glob_source
+from ..query.patterns import check as check_regex
+from ..query.syntax import And, Node, Not, Or, Term, Text, Value, parse, split_resource
 
 
 class SqlError(ValueError):
@@ -69,7 +56,7 @@ DERIVED = ("finding", "rule")
 
 def compile_query(text: str, now: float | None = None, modern: bool = True) -> Where:
     """The ``WHERE`` condition for a query (``"1"`` for an empty one). Raises
-    :class:`audittui.index.query.QueryError` for a bad query, :class:`SqlError` for a term a
+    :class:`audittui.query.syntax.QueryError` for a bad query, :class:`SqlError` for a term a
     store cannot answer. ``modern``: the server is 22.x or later (IPv6 parsing functions
     differ; see :meth:`_Compiler._cidr`)."""
     return compile_node(parse(text, now=now), modern=modern)
@@ -85,7 +72,7 @@ def compile_node(node: Node | None, modern: bool = True, prefix: str = "p") -> W
 
 def derived_fields(node: Node | None) -> set[str]:
     """The fields of a tree that only the in-memory analyses know (finding:, rule:)."""
-    from ..index.query import fields_of
+    from ..query.syntax import fields_of
 
     return fields_of(node) & set(DERIVED)
 

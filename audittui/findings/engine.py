@@ -37,12 +37,14 @@ import jmespath
 import numpy as np
 from jmespath.exceptions import JMESPathError
 
-from ..index.query import STRING_FIELDS, And, Node, Not, Or, Term, Text, Value, evaluate, has_text
+from ..index.evaluate import evaluate
 from ..index.store import EventGone, Window
 from ..index.textsearch import searchable
 from ..ingest.authz import parse_reason
 from ..ingest.formats import MISSING_TIME, format_duration, parse_json
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
+from ..query.fields import STRING_FIELDS
+from ..query.syntax import And, Node, Not, Or, Term, Text, Value, has_text
 from .role_grants import RoleRules, any_role_body
 from .rules import FirstSeen, Rule
 from .windows import NewValues, copy_candidates, group_ids, threshold_hits

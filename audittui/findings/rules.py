@@ -31,12 +31,13 @@ import yaml
 from jmespath import functions
 from jmespath.exceptions import JMESPathError
 
-from ..index.patterns import PatternError, Regex
-from ..index.patterns import check as check_regex
-from ..index.query import STRING_FIELDS, Node, QueryError, parse
 from ..ingest.exec_command import command_text, event_argv
 from ..ingest.formats import parse_duration
 from ..ingest.schema import COMPLETE, STAGES
+from ..query.fields import STRING_FIELDS
+from ..query.patterns import PatternError, Regex
+from ..query.patterns import check as check_regex
+from ..query.syntax import Node, QueryError, parse
 
 PACK_DIR = Path(__file__).with_name("pack")
 SEVERITIES = ("critical", "high", "medium", "low", "info")  # most severe first

@@ -12,8 +12,8 @@ import dataclasses
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, overload
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -33,9 +33,6 @@ from ..ingest.malformed import Capped
 from ..ingest.packed import PackedStrings
 from ..ingest.sources import Source, Spool
 from .strings import Strings
-
-if TYPE_CHECKING:
-    from ..analyses.summary import Summary
 
 
 class EventGone(LookupError):
@@ -76,7 +73,7 @@ class Table:
         # An arena, or a list whose items are strings (tuples of them for groups and IPs)
         self.values: TableValues = Strings() if arena else [None]
         self._index: dict[Any, int] = {}
-        # query term → which values match it, over a prefix of ``values`` (see query.table_lut)
+        # query term → which values match it, over a prefix of ``values`` (see evaluate.table_lut)
         self.luts: dict[Any, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -190,33 +187,6 @@ class _Column:
 
     def view(self) -> np.ndarray:
         return self.data[: self.n]
-
-
-class Selection:
-    """Matching event indices in event-time order."""
-
-    __slots__ = ("indices",)
-
-    def __init__(self, indices: np.ndarray) -> None:
-        self.indices = indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices.tolist())
-
-    @overload
-    def __getitem__(self, k: slice) -> Selection: ...
-    @overload
-    def __getitem__(self, k: int) -> int: ...
-    def __getitem__(self, k: int | slice) -> Selection | int:
-        if isinstance(k, slice):
-            return Selection(self.indices[k])
-        return int(self.indices[k])
-
-    def __repr__(self) -> str:
-        return f"<Selection of {len(self)} events>"
 
 
 class Store:
@@ -475,22 +445,6 @@ class Store:
         if not len(present):
             return None
         return int(present.min()), int(present.max())
-
-    # -- queries and summaries (thin wrappers over query.py and summary.py) ---------------
-
-    def query(self, text: str = "") -> Selection:
-        """Events matching ``text`` (see README, "Query language") in event-time order."""
-        from .query import select
-
-        return Selection(select(self, text))
-
-    def summary(
-        self, by: str = "user", query: str = "", top: int | None = None, latency: bool = False
-    ) -> Summary:
-        """:func:`audittui.analyses.summary.summarize` of the events matching ``query``."""
-        from ..analyses.summary import summarize
-
-        return summarize(self, self.query(query).indices, by, top, latency)
 
     # -- raw access -----------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..ingest.packed import SEED, PackedStrings, decode, encode
+from ..query.patterns import Glob, Regex, overlaps_itself
 from .interrupt import checkpoint
-from .patterns import Glob, Regex, overlaps_itself
 
 CHECK_EVERY = 4096  # values searched one by one between two checkpoints (see interrupt.py)
 GATHER = 1 << 20  # bytes compared at once when checking a literal at many places

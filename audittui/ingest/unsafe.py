@@ -5,7 +5,7 @@ characters, line and paragraph separators, the byte-order mark and lone surrogat
 terminal or disguise text. Wherever such a character is shown, typed into a widget or saved, it
 is written as ``\\x1b`` or ``\\u202e`` instead. This is the one definition, at the bottom of the
 layers, because the query language writes values with these escapes (and reads them back, see
-:mod:`audittui.index.lexer`) and the output boundary (:mod:`audittui.output.inert`) prints them.
+:mod:`audittui.query.lexer`) and the output boundary (:mod:`audittui.output.inert`) prints them.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..index.query import table_lut
+from ..index.evaluate import table_lut
 from ..ingest.requestinfo import parse_uri, url_path
 from .model import LEVELS, GroupResources, Policy, Rule, resource_matches, url_matches
 

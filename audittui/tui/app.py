@@ -49,10 +49,9 @@ from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, CatchUp, RowView, matching
 from ..backend.protocol import FINDINGS, POLICY, Backend
 from ..findings import Findings, RuleSet, load_rules
-from ..index.completion import term
+from ..index.evaluate import select
 from ..index.interrupt import Interrupted, interruptible
 from ..index.loader import nothing_read
-from ..index.query import QueryError, parse
 from ..index.session import Session
 from ..ingest.follow import Notice
 from ..ingest.formats import format_time
@@ -64,6 +63,8 @@ from ..output.mask import mask_event
 from ..policy import Policy, PolicyError
 from ..policy import load as load_policy
 from ..policy.over_store import attach as attach_policy
+from ..query.completion import term
+from ..query.syntax import QueryError, parse
 from . import tabs
 from .detail import DetailPane
 from .event_list import EventList, ListHeader
@@ -794,7 +795,9 @@ class AuditApp(App[None]):
             rows = self.view.rows.copy() if text else None
             result = analyze_access(snapshot, user, rows=rows)
         if not result.events:
-            made = len(self.store.query(term("user", user))) if not text and not self.backend else 0
+            made = (
+                len(select(self.store, term("user", user))) if not text and not self.backend else 0
+            )
             why = (
                 f"{inert(user)}'s {made:,} event(s) all impersonate other users: a on one of "
                 "them shows the impersonated user's access"

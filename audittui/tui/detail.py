@@ -15,7 +15,6 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from ..analyses.latency import annotations as latency_annotations
-from ..index.completion import term
 from ..index.store import EventGone, Store
 from ..ingest.authz import parse_reason
 from ..ingest.exec_command import event_argv, shell_line
@@ -23,6 +22,7 @@ from ..ingest.formats import REASON, format_duration
 from ..output.inert import inert
 from ..output.mask import mask_event, mask_wrapper
 from ..policy import Policy
+from ..query.completion import term
 from .event_list import code_style
 from .json_tree import JsonTree
 

@@ -16,10 +16,11 @@ from textual import work
 from textual.message import Message
 from textual.widgets import Input
 
-from ..index.completion import MAX_CANDIDATES, Completion, apply, complete, term
-from ..index.query import ALIASES
 from ..index.store import Store
+from ..index.values import complete
 from ..output.inert import inert
+from ..query.completion import MAX_CANDIDATES, Completion, apply, term
+from ..query.fields import ALIASES
 from .history import History
 from .keymap import bindings
 

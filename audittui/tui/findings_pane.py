@@ -31,10 +31,10 @@ from ..backend.protocol import Backend
 from ..findings import Finding, Findings, Rule
 from ..findings.attack import technique_name
 from ..index import memory
-from ..index.completion import term
 from ..index.store import Store
 from ..ingest.formats import format_time
 from ..output.inert import fit, inert
+from ..query.completion import term
 from .columns import short_user
 from .keymap import bindings
 from .messages import FindingsResult

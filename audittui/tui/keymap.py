@@ -4,7 +4,7 @@ and the README's key table are all produced from :data:`KEYMAP`, so they cannot 
 A :class:`Row` is one line of the help (a key or a few related keys and what they do) with the
 Textual bindings behind it; a row without bindings documents a key Textual itself handles
 (``tab``, ``ctrl+p``, folding a JSON node). ``python -m audittui.tui.keymap`` prints the README
-table (tests/test_keymap.py fails when the README's differs).
+table (tests/tui/test_keymap.py fails when the README's differs).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from ..analyses.requests import Requests
 from ..analyses.summary import Summary
 from ..analyses.view import CatchUp
 from ..findings import Finding, Rule
-from ..index.query import Node
 from ..ingest.follow import Notice
 from ..policy.simulate import Simulation
+from ..query.syntax import Node
 
 
 class StoreGrew(Message):

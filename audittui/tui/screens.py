@@ -19,11 +19,11 @@ from textual.strip import Strip
 from textual.widgets import DataTable, Input, Label, Static
 
 from ..analyses.rbac import Result
-from ..index.query import FIELDS
 from ..index.store import Malformed
 from ..ingest.formats import MISSING_TIME, format_time
 from ..ingest.malformed import SAMPLE, Capped
 from ..output.inert import inert
+from ..query.fields import FIELDS
 from .keymap import bindings, help_sections
 from .messages import SaveText
 

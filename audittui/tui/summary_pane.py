@@ -19,10 +19,10 @@ from textual.widgets import DataTable
 from ..analyses.summary import GROUPINGS, Summary, summarize
 from ..analyses.view import RowView
 from ..backend.protocol import Backend
-from ..index.completion import term
 from ..index.store import Store
 from ..ingest.formats import format_duration
 from ..output.inert import fit, inert
+from ..query.completion import term
 from .columns import short_user
 from .keymap import bindings
 from .live import LiveAnalysis

@@ -1,0 +1,1 @@
+"""Tests of audittui/tui/ (a package here so that a test may import another's helpers)."""
