@@ -466,3 +466,62 @@ def test_o_moves_between_the_stages_of_a_request(opened: Opened) -> None:
         await until(pilot, lambda: (detail.event or {}).get("stage") == first, what="back")
 
     opened.drive(check)
+
+
+def test_every_pane_shows_the_same_on_a_file_and_on_a_store(tmp_path: Path) -> None:
+    """The same events as a file and in chdb: the list, the status count, the detail header,
+    the summary by user and by verb, the histogram, the findings and the policy lab agree."""
+    from conftest import SAMPLES
+
+    from audittui.policy import load as load_policy
+    from audittui.tui.findings_pane import FindingsPane
+    from audittui.tui.policy_pane import PolicyPane
+
+    policy_path = str(SAMPLES / "policies" / "gce-default-policy.yaml")
+    events = [event(k) for k in range(120)] + [exec_event(120), secret(121)]
+    seen: dict[str, dict[str, object]] = {}
+
+    def collector(kind: str) -> Check:
+        async def collect(app: AuditApp, pilot: Any) -> None:
+            got = seen.setdefault(kind, {})
+            got["ids"] = ids(app)[-100:]
+            header = app.main.query_one("#detail-header")
+            await until(pilot, lambda: "secrets" in str(header.render()), what="the detail")
+            got["header"] = str(header.render())
+            await pilot.press("2")
+            table = app.main.query_one(SummaryPane)
+            for by in ("user", "verb"):
+                await until(pilot, lambda by=by: table.by == by and bool(table.rows_data))
+                got[f"summary {by}"] = sorted((r["key"], r["events"]) for r in table.rows_data)
+                await pilot.press("b")
+                await until(pilot, lambda by=by: table.by != by, what="regrouped")
+            await pilot.press("3")
+            pane = app.main.query_one(HistogramPane)
+            await until(pilot, lambda: pane.hist is not None, what="the histogram")
+            assert pane.hist is not None
+            got["histogram"] = (int(pane.hist.total.sum()), int(pane.hist.server.sum()))
+            await pilot.press("4")
+            findings = app.main.query_one(FindingsPane)
+            await until(pilot, lambda: findings.evaluated, what="the findings", timeout=30)
+            got["findings"] = sorted((f.rule.id, f.count) for f in findings.findings)
+            await pilot.press("5")
+            policy = app.main.query_one(PolicyPane)
+            await until(pilot, lambda: policy.simulation is not None, what="the simulation")
+            assert policy.simulation is not None
+            got["policy"] = [(e.rule, e.events, e.dropped) for e in policy.simulation.rules]
+
+        return collect
+
+    policy = load_policy(policy_path)
+    file_side = Opened("memory", tmp_path / "file")
+    (tmp_path / "file").mkdir()
+    file_side.fill(events)
+    file_side.drive(collector("memory"), policy=policy, policy_path=policy_path)
+    (tmp_path / "store").mkdir()
+    store_side = Opened("chdb", tmp_path / "store", f"chdb://{tmp_path / 'store'}?table=same")
+    store_side.fill(events)
+    store_side.drive(collector("chdb"), policy=policy, policy_path=policy_path)
+    assert seen["memory"] == seen["chdb"]
+    memory = seen["memory"]
+    assert len(memory["ids"]) == 100 and ("exec-attach", 1) in memory["findings"]
+    assert memory["histogram"] == (122, 0) and len(memory["summary user"]) == 3
