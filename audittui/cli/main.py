@@ -331,11 +331,11 @@ def _run(backend: Backend, args: argparse.Namespace, policy: Policy | None, used
     memory = backend.store if isinstance(backend, MemoryBackend) else None
     if args.command == "query" and memory is None and used & {"finding", "rule"}:
         _derive(backend, "rules" if "finding" in used else "policy", None)  # says why not
+    if args.command == "query" and args.follow:  # an empty table too: ship may start later
+        return follow_backend(backend, args)
     nothing = empty(backend, args.paths)
     if nothing and not (args.command == "stats" and args.malformed):
         return fail(nothing)
-    if args.command == "query" and args.follow:
-        return follow_backend(backend, args)
     out = stdout()
     status = 2 if nothing else 0
     if args.command == "query":
