@@ -84,6 +84,7 @@ class ClickHouseBackend:
         self.capabilities: Mapping[str, str] = {c: "" for c in CAPABILITIES}
         self._wheres: dict[str, Where] = {}
         # following: the keys printed within LATE of the newest one, and that newest time
+        self._following = ""  # the query followed
         self._shown: dict[Key, int] | None = None
         self._newest = MISSING_TIME
 
@@ -116,11 +117,14 @@ class ClickHouseBackend:
         return None if found is None else _row(found)
 
     def newer(self, query: str, after: Key | None = None) -> list[Row]:
-        """The first call: every matching event after ``after`` (None: all of them, for a
-        list that starts following at once), the keys within LATE of ``after`` noted as
-        already shown. Later calls: the rows from LATE before the newest one seen (shippers
-        write in batches: a row may land after newer ones), less those already returned."""
+        """The first call (for this query): every matching event after ``after`` (None: all
+        of them, for a list that starts following at once), the keys within LATE of
+        ``after`` noted as already shown. Later calls: the rows from LATE before the newest
+        one seen (shippers write in batches: a row may land after newer ones), less those
+        already returned."""
         where = self.where(query)
+        if query != self._following:  # another filter: its own first call
+            self._following, self._shown, self._newest = query, None, MISSING_TIME
         first = self._shown is None
         if self._shown is None:
             self._shown = {}

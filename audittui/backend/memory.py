@@ -88,6 +88,7 @@ class MemoryBackend:
         self.capabilities: Mapping[str, str] = {c: "" for c in CAPABILITIES}
         self._selected: tuple[str, int, np.ndarray] | None = None  # (query, events, indices)
         self._followed: int | None = None  # events already handed out by newer()
+        self._following = ""  # for this query
         self._rules: list[Any] | None = None  # what finding: selects, once asked
 
     # -- derived query fields (finding:, rule:) ---------------------------------------------
@@ -155,13 +156,15 @@ class MemoryBackend:
         return self._row(i, raw=True)
 
     def newer(self, query: str, after: Key | None = None) -> list[Row]:
-        """The first call: every matching event after ``after`` (None: all of them). Later
-        calls: the matching events appended since, in time order (nothing is appended
-        twice, so no key is needed)."""
+        """The first call (for this query): every matching event after ``after`` (None: all
+        of them). Later calls: the matching events appended since, in time order (nothing
+        is appended twice, so no key is needed)."""
         n = len(self.store)
-        if self._followed is None:
+        if self._followed is None or query != self._following:
+            self._following = query
             self._followed = n
             rows = self.selection(query)
+            rows = rows[rows < n]  # appended meanwhile: the next call's
             start = 0 if after is None else self._position(rows, after)[1]
             return [self._row(i, raw=True) for i in rows[start:].tolist()]
         start, self._followed = self._followed, n

@@ -22,7 +22,7 @@ from ..analyses.rbac_diff import diff_document
 from ..analyses.summary import GROUPINGS, Summary
 from ..backend.memory import MemoryBackend
 from ..backend.open import empty, is_store, open_backend
-from ..backend.protocol import Backend, Unsupported
+from ..backend.protocol import Backend, Row, Unsupported
 from ..clickhouse.client import StoreError
 from ..clickhouse.sql import SqlError
 from ..clickhouse.url import BadURL
@@ -331,11 +331,11 @@ def _run(backend: Backend, args: argparse.Namespace, policy: Policy | None, used
     memory = backend.store if isinstance(backend, MemoryBackend) else None
     if args.command == "query" and memory is None and used & {"finding", "rule"}:
         _derive(backend, "rules" if "finding" in used else "policy", None)  # says why not
+    if args.command == "query" and args.follow:  # an empty table too: ship may start later
+        return follow_backend(backend, args)
     nothing = empty(backend, args.paths)
     if nothing and not (args.command == "stats" and args.malformed):
         return fail(nothing)
-    if args.command == "query" and args.follow:
-        return follow_backend(backend, args)
     out = stdout()
     status = 2 if nothing else 0
     if args.command == "query":
@@ -427,15 +427,46 @@ def _events(backend: Backend, query: str, raw: bool) -> Iterator[tuple[Printable
         for i in backend.rows(query):
             yield store, i
         return
-    after = None
-    while True:
-        rows = backend.page(query, after, False, QUERY_PAGE, raw=raw)
+    for rows in _read_order(_pages(backend, query, raw)):
         page = Printed(rows)
         for i in range(len(rows)):
             yield page, i
+
+
+def _pages(backend: Backend, query: str, raw: bool) -> Iterator[list[Row]]:
+    after = None
+    while True:
+        rows = backend.page(query, after, False, QUERY_PAGE, raw=raw)
+        yield rows
         if len(rows) < QUERY_PAGE:
             return
         after = rows[-1].key
+
+
+def _read_order(pages: Iterator[list[Row]]) -> Iterator[list[Row]]:
+    """Events of equal time in the order they were read (by source, then byte offset: a
+    file's order, as files print them), not the store's key order; the last time of a page
+    is held back until the next page shows it complete."""
+    held: list[Row] = []
+    for rows in pages:
+        held += rows
+        if not held:
+            continue
+        last = held[-1].key[0]
+        cut = len(held)
+        while cut and held[cut - 1].key[0] == last:
+            cut -= 1
+        if cut:
+            yield _by_reading(held[:cut])
+            held = held[cut:]
+    if held:
+        yield _by_reading(held)
+
+
+def _by_reading(rows: list[Row]) -> list[Row]:
+    """Sorted by (time, source, offset); stable, so one record's events keep their order."""
+    return sorted(rows, key=lambda r: (r.key[0], r.values.get("source") or "",
+                                       r.values.get("offset") or 0))  # fmt: skip
 
 
 # -- findings ---------------------------------------------------------------------------

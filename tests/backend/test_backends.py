@@ -238,3 +238,34 @@ def test_completion_values_are_the_same(both: list[Backend]) -> None:
         assert a == b, field
         assert all(v.startswith(prefix) for v, _ in a)
     assert memory.values("nosuchfield", "", 5) == store.values("nosuchfield", "", 5) == []
+
+
+def test_following_another_query_starts_it_afresh(both: list[Backend]) -> None:
+    for b in both:
+        assert len(b.newer("verb:list", None)) == b.count("verb:list") > 0
+        assert b.newer("verb:list", None) == []
+        last = b.page("verb:get", None, True, 3)[-1].key  # the third newest
+        assert len(b.newer("verb:get", last)) == 2
+        assert b.newer("verb:get", last) == []
+
+
+def test_memory_follow_returns_events_appended_later(tmp_path: Path, log_file: Path) -> None:
+    from audittui.index.loader import add_backup, read_sources
+
+    lines = log_file.read_bytes().splitlines(keepends=True)
+    head, tail = tmp_path / "head.log", tmp_path / "tail.log"
+    head.write_bytes(b"".join(lines[:10]))
+    tail.write_bytes(b"".join(lines[10:30]))
+    backend = open_backend([str(head)])
+    try:
+        assert isinstance(backend, MemoryBackend)
+        assert len(backend.newer("", None)) == 10
+        start = len(backend.store.sources)
+        add_backup(backend.store, str(tail))
+        read_sources(backend.store, backend.store.sources[start:])
+        fresh = backend.newer("", None)
+        assert len(fresh) == 20 and backend.count() == 30
+        assert [r.key[0] for r in fresh] == sorted(r.key[0] for r in fresh)
+        assert backend.newer("", None) == []
+    finally:
+        backend.close()

@@ -2,8 +2,7 @@
 exit status, text and JSON. Run over chdb and the real 18.16 server (``store_url``). The events are
 bare (not in GKE's or AKS's wrappers, whose bytes a store does not keep).
 
-What may differ, and why (normalised here, nothing else): the order of events of equal time
-(reading order in memory, the table's sort key in a store: compared as multisets); a summary's
+What may differ, and why (normalised here, nothing else): a summary's
 ties (rows of equal count, verbs of equal count, the most frequent IP among equal ones: by
 reading order in memory, by text on a server: compared as sets of rows); a finding's users of
 equal count and the auditIDs of a finding or a disagreement (ties in time: compared as sets).
@@ -117,6 +116,14 @@ def test_query_counts_and_a_summary_without_ties(capsys, log_file, url):
     assert out.count("\n") >= 3
     same(capsys, log_file, url, "query", "-q", "user:nobody-at-all")
     same(capsys, log_file, url, "query", "-q", "verb:(", "--format", "count")  # a bad query
+
+
+def test_query_prints_the_same_events_in_the_same_order(capsys, log_file, url):
+    """Events of equal time too: a store prints them in reading order (source, offset)."""
+    for q in ("", "verb:get,list", "resource:secrets,configmaps", "code:>=400"):
+        for fmt in ("table", "jsonl", "json"):
+            assert same(capsys, log_file, url, "query", "-q", q, "--format", fmt), (q, fmt)
+    same(capsys, log_file, url, "query", "-q", "resource:secrets", "--reveal", "--format", "jsonl")
 
 
 def test_summary_rows_are_the_same(capsys, log_file, url):

@@ -26,6 +26,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -430,6 +431,35 @@ def test_follow_prints_new_rows_once_until_interrupted(clickhouse_url, tmp_path)
         write([ev(7), ev(8)])
         await_ids(["f-7", "f-8"])
         assert seen == ["f-1", "f-2", "f-5", "f-4", "f-7", "f-8"]  # each once, no get
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=20)
+    assert code == 0
+
+
+def test_following_an_empty_table_waits_for_its_first_rows(clickhouse_url, tmp_path):
+    """A table ship has created but not written to yet is followed, not refused as empty."""
+    url = _table(clickhouse_url)
+    nothing = tmp_path / "nothing.log"
+    nothing.write_bytes(b"")
+    _fill(url, nothing)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audittui", "query", "-f", "--format", "jsonl", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        later = tmp_path / "later.log"
+        later.write_bytes(orjson.dumps(v1_event(auditID="first-row")) + b"\n")
+        _fill(url, later)
+        assert proc.stdout is not None
+        guard = threading.Timer(30, proc.kill)  # a follower that never prints fails, no hang
+        guard.start()
+        line = proc.stdout.readline()
+        guard.cancel()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        assert orjson.loads(line)["auditID"] == "first-row"
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=20)
