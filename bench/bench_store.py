@@ -52,6 +52,7 @@ STORE = DATA / "chdb-10m"
 USER_FILTER = NARROW.split()[0]  # user:system:serviceaccount:kube-system:replicaset-controller
 PREFIX = "system:serviceaccount:kube-"  # the completion asked: values of user: starting so
 PAGE = 200  # events on a screen's page (as bench_clickhouse reads it)
+SECTIONS = ("store", "memory", "reads", "app", "commands")  # --skip's words for whole parts
 READY = "ready to answer (store: opened; memory: loaded, everything indexed)"
 WRITES = ("create", "update", "patch", "delete")
 
@@ -372,7 +373,8 @@ def reads(
     """Every read of the protocol figures on one side."""
 
     def put(name: str, fn: Callable[[], Any]) -> None:
-        table.put(name, key, measure(fn, args.runs, args.slow))
+        if not skipped(name, args):
+            table.put(name, key, measure(fn, args.runs, args.slow))
 
     put(f"newest page ({PAGE} events)", lambda: side.page(""))
     put("count", lambda: side.count(""))
@@ -385,6 +387,11 @@ def reads(
     put("history of the busiest object", lambda: side.history(obj))
     put("rbac for the busiest subject", lambda: side.rbac(subject))
     put(f"completion: user:{PREFIX}…", lambda: side.values("user", PREFIX))
+
+
+def skipped(name: str, args: argparse.Namespace) -> bool:
+    """Is a figure left out by a word of --skip (findings, history, rbac, summary…)?"""
+    return any(word in name for word in args.skip.split(",") if word and word not in SECTIONS)
 
 
 # -- the commands, from launch -------------------------------------------------------------
@@ -413,6 +420,8 @@ def commands(
         "command: rbac --user (busiest subject)": ["rbac", "--user", subject, target],
     }
     for name, argv in runs.items():
+        if skipped(name, args):
+            continue
         table.put(
             name, key, measure(lambda a=argv: _command(a, args.timeout), args.runs, args.slow)
         )
@@ -619,7 +628,10 @@ def main() -> None:
         help="s: a command still running after this is stopped (default: %(default)s)",
     )
     p.add_argument(
-        "--skip", default="", help="comma-separated: store, memory, reads, app, commands"
+        "--skip",
+        default="",
+        help="comma-separated: store, memory, reads, app, commands, or a word of the figures "
+        "to leave out (findings, history, rbac, summary…)",
     )
     args = p.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
