@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -391,7 +392,8 @@ def reads(
 
 def skipped(name: str, args: argparse.Namespace) -> bool:
     """Is a figure left out by a word of --skip (findings, history, rbac, summary…)?"""
-    return any(word in name for word in args.skip.split(",") if word and word not in SECTIONS)
+    words = [w for w in args.skip.split(",") if w and w not in SECTIONS]
+    return any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", name) for w in words)
 
 
 # -- the commands, from launch -------------------------------------------------------------
