@@ -516,6 +516,8 @@ def _file_app(path: Path) -> dict[str, float]:
 def _cell(value: float | str) -> str:
     if isinstance(value, str):
         return value
+    if value < 10:  # a cached in-memory answer: its tenths still say something
+        return f"{value:.1f} ms"
     return f"{value / 1000:,.2f} s" if value >= 1000 else f"{value:,.0f} ms"
 
 
