@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,7 @@ STORE = DATA / "chdb-10m"
 USER_FILTER = NARROW.split()[0]  # user:system:serviceaccount:kube-system:replicaset-controller
 PREFIX = "system:serviceaccount:kube-"  # the completion asked: values of user: starting so
 PAGE = 200  # events on a screen's page (as bench_clickhouse reads it)
+SECTIONS = ("store", "memory", "reads", "app", "commands")  # --skip's words for whole parts
 READY = "ready to answer (store: opened; memory: loaded, everything indexed)"
 WRITES = ("create", "update", "patch", "delete")
 
@@ -372,7 +374,8 @@ def reads(
     """Every read of the protocol figures on one side."""
 
     def put(name: str, fn: Callable[[], Any]) -> None:
-        table.put(name, key, measure(fn, args.runs, args.slow))
+        if not skipped(name, args):
+            table.put(name, key, measure(fn, args.runs, args.slow))
 
     put(f"newest page ({PAGE} events)", lambda: side.page(""))
     put("count", lambda: side.count(""))
@@ -385,6 +388,12 @@ def reads(
     put("history of the busiest object", lambda: side.history(obj))
     put("rbac for the busiest subject", lambda: side.rbac(subject))
     put(f"completion: user:{PREFIX}…", lambda: side.values("user", PREFIX))
+
+
+def skipped(name: str, args: argparse.Namespace) -> bool:
+    """Is a figure left out by a word of --skip (findings, history, rbac, summary…)?"""
+    words = [w for w in args.skip.split(",") if w and w not in SECTIONS]
+    return any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", name) for w in words)
 
 
 # -- the commands, from launch -------------------------------------------------------------
@@ -413,6 +422,8 @@ def commands(
         "command: rbac --user (busiest subject)": ["rbac", "--user", subject, target],
     }
     for name, argv in runs.items():
+        if skipped(name, args):
+            continue
         table.put(
             name, key, measure(lambda a=argv: _command(a, args.timeout), args.runs, args.slow)
         )
@@ -505,6 +516,8 @@ def _file_app(path: Path) -> dict[str, float]:
 def _cell(value: float | str) -> str:
     if isinstance(value, str):
         return value
+    if value < 10:  # a cached in-memory answer: its tenths still say something
+        return f"{value:.1f} ms"
     return f"{value / 1000:,.2f} s" if value >= 1000 else f"{value:,.0f} ms"
 
 
@@ -619,7 +632,10 @@ def main() -> None:
         help="s: a command still running after this is stopped (default: %(default)s)",
     )
     p.add_argument(
-        "--skip", default="", help="comma-separated: store, memory, reads, app, commands"
+        "--skip",
+        default="",
+        help="comma-separated: store, memory, reads, app, commands, or a word of the figures "
+        "to leave out (findings, history, rbac, summary…)",
     )
     args = p.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
