@@ -86,6 +86,7 @@ class ClickHouseBackend:
         # following: the keys printed within LATE of the newest one, and that newest time
         self._shown: dict[Key, int] | None = None
         self._newest = MISSING_TIME
+        self._following = ""  # the query _shown and _newest were noted for
 
     def where(self, query: str) -> Where:
         """The query compiled for this server (QueryError, SqlError when it cannot be)."""
@@ -119,8 +120,12 @@ class ClickHouseBackend:
         """The first call: every matching event after ``after`` (None: all of them, for a
         list that starts following at once), the keys within LATE of ``after`` noted as
         already shown. Later calls: the rows from LATE before the newest one seen (shippers
-        write in batches: a row may land after newer ones), less those already returned."""
+        write in batches: a row may land after newer ones), less those already returned. A
+        call for another query than the last starts again as a first call: the old query's
+        newest time says nothing of the new one's events."""
         where = self.where(query)
+        if query != self._following:
+            self._shown, self._newest, self._following = None, MISSING_TIME, query
         first = self._shown is None
         if self._shown is None:
             self._shown = {}
