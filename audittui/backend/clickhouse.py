@@ -22,6 +22,7 @@ from ..analyses.object_history import select as select_history
 from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.summary import Summary
+from ..clickhouse import listing
 from ..clickhouse.fetched import Fetched
 from ..clickhouse.findings import run as run_findings
 from ..clickhouse.policy import check as check_policy
@@ -36,6 +37,8 @@ from ..query.completion import term
 from ..query.fields import STRING_FIELDS
 from .protocol import (
     CAPABILITIES,
+    SLOWEST,
+    TIME,
     Disagreement,
     FindingsResult,
     Key,
@@ -96,15 +99,32 @@ class ClickHouseBackend:
 
     # -- the listing ---------------------------------------------------------------------------
 
-    def count(self, query: str = "") -> int:
+    def count(self, query: str = "", order: str = TIME, per_request: bool = False) -> int:
+        if order == SLOWEST:
+            return listing.count_slowest(self.reader, self.where(query))
+        if per_request:
+            return listing.count_requests(self.reader, self.where(query))
         return self.reader.count(self.where(query))
 
     def page(
-        self, query: str, after: Key | None, descending: bool, limit: int, raw: bool = False
+        self,
+        query: str,
+        after: Key | None,
+        descending: bool,
+        limit: int,
+        raw: bool = False,
+        order: str = TIME,
+        per_request: bool = False,
     ) -> list[Row]:
-        events = self.reader.page(
-            self.where(query), after_key=after, limit=limit, descending=descending, raw=raw
-        )
+        where = self.where(query)
+        if order == SLOWEST:
+            events = listing.page_slowest(self.reader, where, after, limit, descending, raw)
+        elif per_request:
+            events = listing.page_requests(self.reader, where, after, limit, descending, raw)
+        else:
+            events = self.reader.page(
+                where, after_key=after, limit=limit, descending=descending, raw=raw
+            )
         return [_row(e, raw) for e in events]
 
     def pages(self, query: str, size: int) -> Any:

@@ -25,6 +25,11 @@ from ..findings.result import Fired as Fired  # defined below the backends, whic
 
 Key = tuple[Any, ...]  # an event's position in the listing order: (time µs, tie-break…)
 
+# The orders a selection is listed in (analyses.view's): by time, or slowest first (timed
+# requests only). A page of the slowest is after a *position*, (-latency, *key), that ascends
+# along the list; by time the position is the key (:func:`position`).
+TIME, SLOWEST = "time", "slowest"
+
 # What a backend may offer; :attr:`Backend.capabilities` maps each to "" (offered) or to the
 # one-line reason it is not, shown by the front ends where the capability would be.
 LIST = "list"  # count, pages by key, one event's detail and raw text
@@ -116,13 +121,24 @@ class Backend(Protocol):
     capabilities: Mapping[str, str]
 
     # the listing
-    def count(self, query: str = "") -> int: ...
+    def count(self, query: str = "", order: str = TIME, per_request: bool = False) -> int:
+        """The rows :meth:`page` lists for the same arguments."""
+        ...
+
     def page(
-        self, query: str, after: Key | None, descending: bool, limit: int, raw: bool = False
+        self,
+        query: str,
+        after: Key | None,
+        descending: bool,
+        limit: int,
+        raw: bool = False,
+        order: str = TIME,
+        per_request: bool = False,
     ) -> list[Row]:
-        """Up to ``limit`` events after ``after`` in key order (before it when descending);
-        None starts at the first event (the newest when descending). ``raw``: with each
-        event's JSON."""
+        """Up to ``limit`` events after position ``after`` in ``order`` (before it when
+        descending); None starts at the first event (the newest when descending). ``raw``:
+        with each event's JSON. ``per_request`` (by time only): one row per request that has
+        a matching event, its furthest stage (analyses.requests)."""
         ...
 
     def event(self, key: Key) -> Row | None:
@@ -188,6 +204,13 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def position(row: Row, order: str) -> Key:
+    """Where ``row`` sits in a list in ``order`` (what :meth:`Backend.page` pages after)."""
+    if order == SLOWEST:
+        return (-int(row.value("latency") or 0), *row.key)
+    return row.key
 
 
 def missing(backend: Backend, capability: str) -> str | None:
