@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import cast
 
 from ..analyses.requests import RANK
-from .reads import _REQUEST, PAGE, Key, Reader, StoredEvent, _answered
+from .reads import _REQUEST, PAGE, ZERO_DIGEST, Key, Reader, StoredEvent, _answered
 from .sql import Where
 
 
@@ -97,11 +97,18 @@ def page_requests(
             source += " AND " + reader._keyset(cast(Key, tuple(after)), op, params)
     way = "DESC" if descending else "ASC"
     params["limit_"] = int(limit)
-    alone = _alone(reader)
+    # A request is its (time, auditID); an event alone is its key, in the key's order.
+    (digest, kind), zero = reader._key_types()[-1], ZERO_DIGEST
+    blank = "0" if kind != "UUID" else f"toUUID('{zero}')"
+    group = (
+        f"if(audit_id = '', stage, '') AS a_stage, if(audit_id = '', stage_time, 0) AS a_st, "
+        f"if(audit_id = '', `{digest}`, {blank}) AS a_dg"
+    )
+    order = ", ".join(f"{c} {way}" for c in ("time", "audit_id", "a_stage", "a_st", "a_dg"))
     pairs = list(
         reader.client.rows(
-            f"SELECT time, audit_id, {alone} AS alone {source} "
-            f"GROUP BY time, audit_id, alone ORDER BY time {way}, audit_id {way}, alone {way} "
+            f"SELECT time, audit_id, {group} {source} "
+            f"GROUP BY time, audit_id, a_stage, a_st, a_dg ORDER BY {order} "
             "LIMIT {limit_:UInt64}",
             params,
             limit=limit,
@@ -111,7 +118,7 @@ def page_requests(
         return []
     times = [int(p["time"]) for p in pairs]
     ids = sorted({str(p["audit_id"]) for p in pairs if p["audit_id"]})
-    singles = sorted({str(p["alone"]) for p in pairs if not p["audit_id"]})
+    singles = sorted({str(p["a_dg"]) for p in pairs if not p["audit_id"]})
     # Every stage of those requests, matching or not (the furthest need not match).
     stages, sparams = reader._from(None)
     sparams.update(lo_=min(times), hi_=max(times), ids_=ids, singles_=singles)
@@ -119,18 +126,21 @@ def page_requests(
         f"SELECT {reader._columns(raw)} {stages} "
         "AND time >= {lo_:Int64} AND time <= {hi_:Int64} AND ("
         "(audit_id != '' AND audit_id IN {ids_:Array(String)}) OR "
-        f"(audit_id = '' AND {alone} IN {{singles_:Array(String)}}))"
+        f"(audit_id = '' AND toString(`{digest}`) IN {{singles_:Array(String)}}))"
     )
-    wanted = {(int(p["time"]), str(p["audit_id"]), str(p["alone"])) for p in pairs}
+    # each group's place in the listing: the server's order (a UUID sorts as the server does)
+    place = {
+        (int(p["time"]), str(p["audit_id"]), "" if p["audit_id"] else str(p["a_dg"])): n
+        for n, p in enumerate(pairs)
+    }
     best: dict[tuple[int, str, str], tuple[int, StoredEvent]] = {}
     for row in reader.client.structs(sql, sparams, reader._row):
         event = reader._stored(row)
         group = (event.key[0], event.key[1], "" if event.key[1] else str(event.key[4]))
-        if group not in wanted:  # the same auditID at another time: another request
+        if group not in place:  # the same auditID at another time: another request
             continue
         rank = RANK.get(str(event.value("stage") or ""), 0)
         held = best.get(group)
         if held is None or (rank, event.key) > (held[0], held[1].key):
             best[group] = (rank, event)
-    found = sorted((e for _, e in best.values()), key=lambda e: e.key, reverse=descending)
-    return found[:limit]
+    return [best[g][1] for g in sorted(best, key=place.__getitem__)]

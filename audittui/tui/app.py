@@ -233,7 +233,7 @@ class AuditApp(App[None]):
             for lacking, pane in ((FINDINGS, FindingsPane), (POLICY, PolicyPane)):
                 self.main.query_one(pane).display = not self._lacking(lacking)
             self.apply_filter(self.filter.committed)
-            self.set_interval(POLL_EVERY, lambda: feed.poll(event_list.following))
+            self.set_interval(POLL_EVERY, feed.poll)
         else:
             self._run_indexer()
             self._run_follower()
@@ -432,9 +432,11 @@ class AuditApp(App[None]):
         they are ready."""
         if self.closing:  # the debounce timer can fire during shutdown
             return
-        if self.feed is not None:
-            self.filter.start(text, TIME, None)
-            self.feed.apply(text, self._paged_filtered)
+        if self.feed is not None and self.paged is not None:
+            order = order or self.paged.order
+            per_request = self.paged.per_request if per_request is None else per_request
+            self.filter.start(text, order, None)
+            self.feed.apply(text, self._paged_filtered, order, per_request)
             self._update_status()
             return
         if per_request is None:
@@ -450,6 +452,11 @@ class AuditApp(App[None]):
         """The filter the list shows the events of."""
         return self.paged.text if self.paged is not None else self.view.text
 
+    @property
+    def list_order(self) -> str:
+        """The order the list shows: by time, or slowest first."""
+        return self.paged.order if self.paged is not None else self.view.order
+
     # -- a backend that pages (a store): what its feed tells ----------------------------------
 
     def _paged_filtered(self, text: str, _generation: int) -> None:
@@ -457,7 +464,7 @@ class AuditApp(App[None]):
             self.filter.pending = None
         event_list = self.main.query_one(EventList)
         event_list.empty_note = "" if len(event_list.source) else "No events match the filter."
-        event_list.pages_replaced(at_end=True)
+        event_list.pages_replaced(at_end=self.paged is None or self.paged.order == TIME)
         self._rows_changed()
         self._update_status()
 
@@ -465,8 +472,8 @@ class AuditApp(App[None]):
         self.main.query_one(EventList).pages_replaced(at_end)
         self._update_status()
 
-    def paged_shifted(self, front: int) -> None:
-        self.main.query_one(EventList).pages_shifted(front)
+    def paged_shifted(self, front: int, new: int = 0) -> None:
+        self.main.query_one(EventList).pages_shifted(front, new)
         if not front:  # new events: the panes' answers are stale
             self._rows_changed()
             findings = self.main.query_one(FindingsPane)
@@ -546,8 +553,8 @@ class AuditApp(App[None]):
             self.feed.detail(event, detail.show_fetched)
 
     def on_event_list_follow_changed(self) -> None:
-        if self.main.query_one(EventList).following and self.view.order == SLOWEST:
-            self.apply_filter(self.view.text, TIME)  # F / End: back to the live tail
+        if self.main.query_one(EventList).following and self.list_order == SLOWEST:
+            self.apply_filter(self.list_text, TIME)  # F / End: back to the live tail
         self._update_status()
 
     def action_open_detail(self) -> None:
@@ -874,15 +881,16 @@ class AuditApp(App[None]):
 
     def action_per_request(self) -> None:
         """R: fold the stages of each request into one row, or show every event again."""
-        if self._say_lacking("R, one row per request"):
+        if self.paged is not None:
+            per_request = not self.paged.per_request
+            self.apply_filter(self.list_text, TIME, per_request=per_request)
             return
         self.apply_filter(self.view.text, TIME, per_request=self.view.requests is None)
 
     def action_slowest(self) -> None:
         """L: the filtered requests slowest first, or back to time order."""
-        if self._say_lacking("L, slowest first"):
-            return
-        self.apply_filter(self.view.text, TIME if self.view.order == SLOWEST else SLOWEST)
+        order = TIME if self.list_order == SLOWEST else SLOWEST
+        self.apply_filter(self.list_text, order)
 
     def action_tab(self, tab: str) -> None:
         self.main.query_one(TabbedContent).active = tab

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from textual.app import App
 from textual.worker import get_current_worker
 
-from ..backend.protocol import REQUESTS, Backend, Row
+from ..backend.protocol import REQUESTS, TIME, Backend, Row
 from ..ingest.formats import parse_json
 from ..output.inert import inert
 from .paged_rows import PagedRows
@@ -30,7 +30,7 @@ class Owner(Protocol):
     @property
     def closing(self) -> bool: ...
     def paged_replaced(self, at_end: bool) -> None: ...
-    def paged_shifted(self, front: int) -> None: ...
+    def paged_shifted(self, front: int, new: int = 0) -> None: ...
     def paged_status(self) -> None: ...
     def filter_failed_quietly(self) -> None: ...
 
@@ -55,28 +55,35 @@ class PagedFeed:
 
     # -- what the app asks --------------------------------------------------------------------
 
-    def apply(self, text: str, done: Callable[[str, int], None]) -> None:
-        """Put ``text`` in force: its newest page, then its count; ``done(text, generation)``
-        once the page is in (the list then shows it)."""
+    def apply(
+        self,
+        text: str,
+        done: Callable[[str, int], None],
+        order: str = TIME,
+        per_request: bool = False,
+    ) -> None:
+        """Put ``text`` in force in ``order``, one row per request or per event: its first
+        page (the newest by time, the slowest first), then its count; ``done(text,
+        generation)`` once the page is in (the list then shows it)."""
         generation = self.rows.start_pending()
         self.state, self.fetching = "loading", True
 
         def ask() -> list[Row]:
-            return self.rows.fetch_last(text)
+            return self.rows.fetch_start(text, order, per_request)
 
         def got(rows: list[Row]) -> None:
             self.fetching = False
-            self.rows.install(text, rows)
+            self.rows.install(text, rows, order, per_request)
             done(text, generation)
             self.count()
 
         self._run(ask, got, generation, "events", group="paged-page")
 
     def count(self) -> None:
-        text = self.rows.text
+        text, order, per_request = self.rows.text, self.rows.order, self.rows.per_request
         self.counted = time.monotonic()
-        self._run(lambda: self.backend.count(text), self._got_count, self.rows.generation,
-                  "count", group="paged-count")  # fmt: skip
+        self._run(lambda: self.backend.count(text, order, per_request), self._got_count,
+                  self.rows.generation, "count", group="paged-count")  # fmt: skip
 
     def edge(self, side: str) -> None:
         if self.fetching:
@@ -107,15 +114,18 @@ class PagedFeed:
 
         self._run(lambda: ask(text), got, self.rows.generation, "events", group="paged-page")
 
-    def poll(self, following: bool) -> None:
-        if not following or self.fetching or self.polling or self.state == "loading":
+    def poll(self) -> None:
+        """Ask for new events, followed or not: while paused the list counts them ("+N
+        new"). Only a list by time, one row per event, takes new events at its end."""
+        if not self.rows.follows or self.fetching or self.polling or self.state == "loading":
             return
         self.polling = True
         text = self.rows.text
 
         def got(rows: list[Row]) -> None:
-            if self.rows.add_newer(rows):
-                self.owner.paged_shifted(0)
+            if rows:
+                self.rows.add_newer(rows)
+                self.owner.paged_shifted(0, new=len(rows))
                 if time.monotonic() - self.counted > RECOUNT_EVERY:
                     self.count()
 
