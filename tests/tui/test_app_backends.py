@@ -275,18 +275,72 @@ def test_hostile_text_stays_inert(opened: Opened) -> None:
     opened.drive(check)
 
 
-def test_keys_a_store_does_not_offer_yet_are_said(opened: Opened) -> None:
-    opened.fill([secret(k) for k in range(5)])
+def stages(app: AuditApp) -> list[tuple[str, str]]:
+    """(auditID, stage) of the rows the list holds, in list order."""
+    if app.paged is not None:
+        return [(r.value("audit_id"), r.value("stage")) for r in app.paged.rows]
+    lst = app.main.query_one(EventList)
+    v = app.store.value
+    return [(v("audit_id", i), v("stage", i)) for i in lst.view.rows]
+
+
+def test_r_lists_one_row_per_request_its_furthest_stage(opened: Opened) -> None:
+    evs = []
+    for k in range(6):
+        evs.append(event(k, auditID=f"r{k}", stage="RequestReceived", stageTimestamp=stamp(k)))
+        if k != 3:  # r3 never completed: its row is the stage it reached
+            evs.append(
+                event(k, auditID=f"r{k}", stage="ResponseComplete", stageTimestamp=stamp(k + 2))
+            )
+    opened.fill(evs)
 
     async def check(app: AuditApp, pilot: Any) -> None:
         await pilot.press("R")
-        if app.backend is None:
-            await until(pilot, lambda: "one row per request" in status(app))
-        else:
-            await until(
-                pilot, lambda: any("one row per request" in n.message for n in app._notifications)
-            )
-            assert app.is_running
+        await until(pilot, lambda: shown_count(app) == 6 and len(stages(app)) == 6, what="R")
+        want = [(f"r{k}", "RequestReceived" if k == 3 else "ResponseComplete") for k in range(6)]
+        assert stages(app) == want
+        assert "one row per request" in status(app)
+        await pilot.press("slash", *"verb:list", "enter")  # the list requests: r1, r4
+        await until(pilot, lambda: shown_count(app) == 2, what="R over a filter")
+        assert stages(app) == [("r1", "ResponseComplete"), ("r4", "ResponseComplete")]
+        await pilot.press("R")
+        await until(pilot, lambda: shown_count(app) == 4, what="every event again")
+        assert "one row per request" not in status(app)
+
+    opened.drive(check)
+
+
+def test_l_lists_the_slowest_requests_first_and_back(opened: Opened) -> None:
+    latency = [(k * 7) % 10 + 1 for k in range(10)]  # tenths of a second, all different
+    opened.fill([event(k, stageTimestamp=stamp(k + latency[k])) for k in range(10)])
+    slowest = [f"id-{k:05d}" for k in sorted(range(10), key=lambda k: -latency[k])]
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("L")
+        await until(pilot, lambda: ids(app) == slowest, what="slowest first")
+        assert under_cursor(app) == slowest[0]
+        await until(pilot, lambda: "slowest requests first" in status(app), what="said")
+        await pilot.press("j", "j")
+        assert under_cursor(app) == slowest[2]
+        await pilot.press("L")
+        await until(pilot, lambda: ids(app) == [f"id-{k:05d}" for k in range(10)], what="by time")
+
+    opened.drive(check)
+
+
+def test_paused_counts_new_events(opened: Opened) -> None:
+    opened.fill([event(k) for k in range(50)])
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("k", "k")  # off the tail: paused
+        lst = app.main.query_one(EventList)
+        await until(pilot, lambda: not lst.following, what="paused")
+        await pilot.pause(1.5)  # a poll or two with nothing new
+        opened.add([event(k) for k in range(50, 53)])
+        await until(pilot, lambda: "+3 new" in status(app), timeout=15, what="+3 new")
+        assert under_cursor(app) == "id-00047"  # the cursor stays
+        await pilot.press("F")
+        await until(pilot, lambda: under_cursor(app) == "id-00052", what="followed again")
 
     opened.drive(check)
 
