@@ -100,14 +100,14 @@ def page_requests(
     # A request is its (time, auditID); an event alone is its key, in the key's order.
     (digest, kind), zero = reader._key_types()[-1], ZERO_DIGEST
     blank = "0" if kind != "UUID" else f"toUUID('{zero}')"
-    group = (
+    grouping = (
         f"if(audit_id = '', stage, '') AS a_stage, if(audit_id = '', stage_time, 0) AS a_st, "
         f"if(audit_id = '', `{digest}`, {blank}) AS a_dg"
     )
     order = ", ".join(f"{c} {way}" for c in ("time", "audit_id", "a_stage", "a_st", "a_dg"))
     pairs = list(
         reader.client.rows(
-            f"SELECT time, audit_id, {group} {source} "
+            f"SELECT time, audit_id, {grouping} {source} "
             f"GROUP BY time, audit_id, a_stage, a_st, a_dg ORDER BY {order} "
             "LIMIT {limit_:UInt64}",
             params,

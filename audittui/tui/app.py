@@ -47,7 +47,7 @@ from ..analyses.rbac import analyze as analyze_access
 from ..analyses.rbac import render_yaml as render_rbac
 from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, CatchUp, RowView, matching
-from ..backend.protocol import FINDINGS, POLICY, Backend
+from ..backend.protocol import FINDINGS, POLICY, Backend, position
 from ..findings import Findings, RuleSet, load_rules
 from ..index.evaluate import select
 from ..index.interrupt import Interrupted, interruptible
@@ -57,7 +57,7 @@ from ..ingest.follow import Notice
 from ..ingest.formats import format_time
 from ..ingest.stdin_spool import StdinSpool
 from ..output.changes import history_lines
-from ..output.export import ExportError, export_jsonl, export_text
+from ..output.export import ExportError, export_jsonl, export_raw, export_text
 from ..output.inert import inert
 from ..output.mask import mask_event
 from ..policy import Policy, PolicyError
@@ -100,6 +100,11 @@ FILTER_DEBOUNCE = 0.15  # s of quiet typing before the preview runs
 QUEUE_HIGH = 20  # the follower waits while the app has this many messages queued
 WIDE = 150  # columns from which list and detail sit side by side
 TALL = 40  # rows from which the detail sits under the list
+EXPORT_PAGE = 2_000  # events per page asked of a store while exporting
+STORE_KEEPS_NO_MALFORMED = (
+    "A store keeps events only: the lines ship could not read stayed in the files, and "
+    "`audittui ship` said how many as it shipped (its output, or its checkpoint's log)."
+)
 ACTIVITY = ("rotated", "truncated", "removed", "unreadable", "incomplete", "waiting")
 
 
@@ -249,14 +254,6 @@ class AuditApp(App[None]):
         if self.backend is None:
             return ""
         return inert(self.backend.capabilities.get(capability, ""))
-
-    def _say_lacking(self, what: str) -> bool:
-        """Over a store, say in one line that ``what`` is not offered here; True then."""
-        if self.backend is None:
-            return False
-        reason = self.backend.capabilities.get(what, "") or "not offered over a store yet"
-        self.notify(f"{what}: {inert(reason)}", timeout=4, markup=False)
-        return True
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout(event.size.width, event.size.height)
@@ -899,7 +896,9 @@ class AuditApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_malformed(self) -> None:
-        if self._say_lacking("!, malformed lines"):
+        if self.backend is not None:  # a store holds what ship kept: events, no bad lines
+            self.push_screen(MalformedScreen(self.store.malformed, self.store.ignored,
+                                             STORE_KEEPS_NO_MALFORMED))  # fmt: skip
             return
         self.push_screen(MalformedScreen(self.store.malformed, self.store.ignored))
 
@@ -928,13 +927,24 @@ class AuditApp(App[None]):
             self.apply_filter("")
 
     def action_export(self) -> None:
-        if self._say_lacking("ctrl+s, export"):
-            return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         default = os.path.join(os.getcwd(), f"audittui-export-{stamp}.jsonl")
         detail = self.main.query_one(DetailPane)
         # As the detail shows them: masked unless revealed, the wrappers once w shows them.
         masked, wrappers = not detail.reveal, detail.show_wrapper
+
+        if self.paged is not None:  # a store's pages of the list, streamed to the file
+            paged = self.paged
+            text, order, per_request = paged.text, paged.order, paged.per_request
+
+            def chosen_paged(path: str | None) -> None:
+                if path:
+                    self._write_or_ask(path, lambda target: self._export_pages(
+                        target, masked, text, order, per_request))  # fmt: skip
+
+            count = paged.count if paged.count is not None else len(paged)
+            self.push_screen(ExportScreen(default, count, masked), chosen_paged)
+            return
 
         def chosen(path: str | None) -> None:
             if path:
@@ -981,6 +991,34 @@ class AuditApp(App[None]):
                 markup=False,
                 timeout=8,
             )
+            return
+        self.call_from_thread(
+            self.notify, f"Exported {n:,} events to {inert(path)}", markup=False, timeout=5
+        )
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export_pages(
+        self, path: str, masked: bool, text: str, order: str, per_request: bool
+    ) -> None:
+        """Export over a backend that pages: the list's events, page after page in its
+        order, to the file (the wrappers of files are no store's)."""
+        backend = self.backend
+        assert backend is not None
+
+        def events() -> Iterator[bytes]:
+            after = None
+            while True:
+                page = backend.page(text, after, False, EXPORT_PAGE, True, order, per_request)
+                yield from (row.raw for row in page if row.raw is not None)
+                if len(page) < EXPORT_PAGE:
+                    return
+                after = position(page[-1], order)
+
+        try:
+            n = export_raw(self.store, events(), path, mask=masked)
+        except Exception as exc:  # ExportError, or the store failing mid-way: said
+            self.call_from_thread(self.notify, f"Export failed: {inert(str(exc))}",
+                                  severity="error", markup=False, timeout=8)  # fmt: skip
             return
         self.call_from_thread(
             self.notify, f"Exported {n:,} events to {inert(path)}", markup=False, timeout=5

@@ -345,6 +345,59 @@ def test_paused_counts_new_events(opened: Opened) -> None:
     opened.drive(check)
 
 
+def test_ctrl_s_exports_the_filtered_events_masked(opened: Opened) -> None:
+    from audittui.tui.screens import ExportScreen
+
+    n = 450  # more than a page of the store's export
+    opened.fill([event(k) for k in range(n)] + [secret(n)])
+    target = opened.tmp_path / "out" / "x.jsonl"
+    target.parent.mkdir()
+    bob = [f"id-{k:05d}" for k in range(n) if k % 3 == 1]
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("slash", *"user:bob", "enter")
+        await until(pilot, lambda: shown_count(app) == len(bob), what="the filter")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen), what="asked where")
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await until(pilot, lambda: target.exists(), what="written")
+        got = [orjson.loads(x)["auditID"] for x in target.read_bytes().splitlines()]
+        assert got == bob
+        assert not list(target.parent.glob(".audittui-export-*"))  # renamed whole, no leftover
+        await pilot.press("escape")  # every event, the secret masked
+        await until(pilot, lambda: shown_count(app) == n + 1, what="no filter")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter", "y")
+        await until(pilot, lambda: len(target.read_bytes().splitlines()) == n + 1)
+        assert b"c3VwZXJz" not in target.read_bytes()
+
+    opened.drive(check)
+
+
+def test_bang_shows_the_malformed_lines_or_what_a_store_keeps(opened: Opened) -> None:
+    from audittui.tui.screens import MalformedScreen
+
+    opened.fill([event(k) for k in range(5)])
+    if opened.kind == "memory":
+        with opened.log.open("ab") as f:
+            f.write(b"{not json\n")
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("exclamation_mark")
+        await until(pilot, lambda: isinstance(app.screen, MalformedScreen), what="the pane")
+        text = " ".join(str(w.render()) for w in app.screen.query("Label"))
+        if app.backend is None:
+            assert "1 malformed line(s)" in text
+        else:
+            assert "A store keeps events only" in text and "audittui ship" in text
+        assert not any(n.severity == "error" for n in app._notifications)
+
+    opened.drive(check)
+
+
 def test_pages_by_key_to_both_ends_on_a_store(store_url: str, tmp_path: Path) -> None:
     """A store holds a stretch of the selection: g fetches its first page, page-down past
     the stretch the next ones (no gap, no repeat), G the newest again."""
