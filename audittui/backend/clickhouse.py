@@ -29,12 +29,14 @@ from ..clickhouse.policy import check as check_policy
 from ..clickhouse.policy import simulate as simulate_policy
 from ..clickhouse.policy import suggest as suggest_rules
 from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
-from ..clickhouse.sql import Where
+from ..clickhouse.policy import rule_field
+from ..clickhouse.sql import Where, compile_node
 from ..index.evaluate import select
 from ..output.mask import mask_event
 from ..policy.simulate import Simulation
 from ..query.completion import term
 from ..query.fields import STRING_FIELDS
+from ..query.syntax import parse
 from .protocol import (
     CAPABILITIES,
     SLOWEST,
@@ -86,6 +88,7 @@ class ClickHouseBackend:
         self.display = display
         self.capabilities: Mapping[str, str] = {c: "" for c in CAPABILITIES}
         self._wheres: dict[str, Where] = {}
+        self._policy: Any = None  # what rule:N is decided by (use_policy)
         # following: the keys printed within LATE of the newest one, and that newest time
         self._shown: dict[Key, int] | None = None
         self._newest = MISSING_TIME
@@ -94,8 +97,15 @@ class ClickHouseBackend:
     def where(self, query: str) -> Where:
         """The query compiled for this server (QueryError, SqlError when it cannot be)."""
         if query not in self._wheres:
-            self._wheres[query] = self.reader.where(query)
+            derived = {"rule": rule_field(self.reader, self._policy)} if self._policy else None
+            node = parse(query)
+            self._wheres[query] = compile_node(node, self.reader.modern, derived=derived)
         return self._wheres[query]
+
+    def use_policy(self, policy: Any) -> None:
+        """Make ``rule:N`` select the events ``policy``'s rule N decides."""
+        self._policy = policy
+        self._wheres.clear()
 
     # -- the listing ---------------------------------------------------------------------------
 

@@ -203,6 +203,10 @@ class Backend(Protocol):
         frequent first (ties by text), with counts (the filter bar's completion)."""
         ...
 
+    def use_policy(self, policy: Any) -> None:
+        """Make ``rule:N`` in queries select the events ``policy``'s rule N decides."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -706,6 +706,8 @@ class AuditApp(App[None]):
         """Evaluate ``policy`` from now on: rule:N, the detail header, the policy pane."""
         self.policy, self.policy_path = policy, path
         attach_policy(policy, self.store)
+        if self.backend is not None:
+            self.backend.use_policy(policy)
         if self.screen_stack:  # (before mount the widgets pick it up in on_mount)
             self._show_policy_state()
 
@@ -747,10 +749,6 @@ class AuditApp(App[None]):
         )
 
     def on_policy_pane_drill(self, message: PolicyPane.Drill) -> None:
-        if self.backend is not None:  # rule:N is decided in memory, not in SQL
-            self.notify("rule:N lists events over files only; a store cannot filter by it",
-                        timeout=4)  # fmt: skip
-            return
         self._show_events(f"rule:{'none' if message.rule is None else message.rule}")
 
     def on_summary_table_drill(self, message: SummaryTable.Drill) -> None:

@@ -548,9 +548,20 @@ def test_policy_pane_simulates_a_policy_over_the_filter(opened: Opened) -> None:
         await until(pilot, lambda: pane.simulation is not None, what="the simulation")
         assert pane.simulation is not None
         assert sum(e.events for e in pane.simulation.rules) == 31
+        # Enter on a rule: rule:N, the events it decides, listed (on a store too)
+        effects = {e.rule: e.events for e in pane.simulation.rules}
+        row = next(k for k, r in enumerate(pane.rules) if isinstance(r, int) and effects[r] == 1)
+        rule = pane.rules[row]
+        pane.focus()
+        pane.move_cursor(row=row)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.list_text == f"rule:{rule}", what="rule:N in force")
+        await until(pilot, lambda: shown_count(app) == 1, what="the rule's events")
+        assert ids(app) == [f"id-{30:05d}"]  # the secret: the policy's rule for secrets
         header = app.main.query_one("#detail-header")
-        await pilot.press("1")
-        await until(pilot, lambda: "policy: rule" in str(header.render()), what="the rule")
+        await until(pilot, lambda: "policy: rule" in str(header.render()), what="its rule")
+        await pilot.press("escape")
+        await until(pilot, lambda: shown_count(app) == 31, what="every event again")
 
     opened.drive(check, policy=load_policy(path), policy_path=path)
 
