@@ -26,15 +26,16 @@ from ..clickhouse import listing
 from ..clickhouse.fetched import Fetched
 from ..clickhouse.findings import run as run_findings
 from ..clickhouse.policy import check as check_policy
+from ..clickhouse.policy import rule_field
 from ..clickhouse.policy import simulate as simulate_policy
 from ..clickhouse.policy import suggest as suggest_rules
 from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
-from ..clickhouse.policy import rule_field
 from ..clickhouse.sql import Where, compile_node
+from ..clickhouse.values import ServerValues
 from ..index.evaluate import select
 from ..output.mask import mask_event
 from ..policy.simulate import Simulation
-from ..query.completion import term
+from ..query.completion import ValueSource, term
 from ..query.fields import STRING_FIELDS
 from ..query.syntax import parse
 from .protocol import (
@@ -300,6 +301,9 @@ class ClickHouseBackend:
     def policy_suggest(self, rules: Sequence[Any], top: int) -> Suggestions:
         picks = suggest_rules(self.reader, rules, top)
         return Suggestions(picks, self.reader.raw_bytes())
+
+    def value_source(self) -> ValueSource:
+        return ServerValues(self.reader)
 
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         column = STRING_FIELDS.get(field_name)

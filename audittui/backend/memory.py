@@ -26,6 +26,7 @@ from ..analyses.view import matching
 from ..findings import Findings
 from ..index.evaluate import evaluate, select
 from ..index.store import Store, Window
+from ..index.values import StoreValues
 from ..ingest.formats import MISSING_TIME, format_time
 from ..output.mask import mask_event
 from ..policy.check import check as check_policy
@@ -33,7 +34,7 @@ from ..policy.over_store import attach as attach_policy
 from ..policy.simulate import Simulation
 from ..policy.simulate import simulate as simulate_policy
 from ..policy.suggest import suggest as suggest_rules
-from ..query.completion import term
+from ..query.completion import ValueSource, term
 from ..query.fields import STRING_FIELDS
 from ..query.syntax import fields_of, parse
 from .protocol import (
@@ -329,6 +330,9 @@ class MemoryBackend:
         picks = suggest_rules(self.store, Findings(list(rules)), top)
         total = int(self.store.column("length").astype("int64").sum())
         return Suggestions(picks, total)
+
+    def value_source(self) -> ValueSource:
+        return StoreValues(self.store)
 
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         column = STRING_FIELDS.get(field_name)

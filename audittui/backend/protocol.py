@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from ..findings.result import FindingsResult as FindingsResult
 from ..findings.result import Fired as Fired  # defined below the backends, which answer it
+from ..query.completion import ValueSource
 
 Key = tuple[Any, ...]  # an event's position in the listing order: (time µs, tie-break…)
 
@@ -197,6 +198,10 @@ class Backend(Protocol):
         ...
 
     def policy_suggest(self, rules: Sequence[Any], top: int) -> Suggestions: ...
+
+    def value_source(self) -> ValueSource:
+        """The values of the query's fields, as the filter bar's completion asks for them."""
+        ...
 
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         """The values of a query field (user, ns, verb…) starting with ``prefix``, most

@@ -33,9 +33,9 @@ from ..policy.model import LEVELS, Policy
 from ..policy.over_store import NO_RULE, decide, levels, logged_levels, omitted
 from ..policy.simulate import BODIES, SAMPLE, RuleEffect, Simulation
 from ..policy.suggest import NODE_PREFIX, READS, Suggestion
+from ..query.syntax import Term
 from .findings import _encoded, _group_key
 from .reads import Reader
-from ..query.syntax import Term
 from .sql import ALL, SqlError, Where, compile_node
 
 RULES_PER_SCAN = 12  # rule selections counted per scan (18.16's 50,000 syntax elements)

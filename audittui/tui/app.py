@@ -53,6 +53,7 @@ from ..index.evaluate import select
 from ..index.interrupt import Interrupted, interruptible
 from ..index.loader import nothing_read
 from ..index.session import Session
+from ..index.values import StoreValues
 from ..ingest.follow import Notice
 from ..ingest.formats import format_time
 from ..ingest.stdin_spool import StdinSpool
@@ -192,8 +193,9 @@ class AuditApp(App[None]):
         return not self.closing and super().check_message_enabled(message)
 
     def compose(self) -> ComposeResult:
-        values = self.backend.values if self.backend is not None else None
-        yield FilterBar(self.store, self.history, id="filter", values=values)
+        backend = self.backend
+        values = backend.value_source() if backend is not None else StoreValues(self.store)
+        yield FilterBar(values, self.history, id="filter")
         yield Static("", id="filter-hint")
         store, view = self.store, self.view
         paged, backend = self.paged, self.backend

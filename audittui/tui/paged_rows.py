@@ -95,6 +95,7 @@ class PagedRows:
 
     def fetch_start(self, text: str, order: str, per_request: bool) -> list[Row]:
         """The first page a list shows of ``text``: the newest by time, the slowest first."""
+
         def fetch(after: Key | None, descending: bool, limit: int) -> list[Row]:
             return self.backend.page(text, after, descending, limit, False, order, per_request)
 

@@ -498,6 +498,17 @@ def test_tab_completes_a_value_from_the_backend_and_history_recalls(opened: Open
         await pilot.press("slash", "ctrl+u")
         await pilot.press("up")  # the filter just used, from the history
         assert bar.value.strip() == "user:bob"
+        # one completion path over either backend: codes, a case typed otherwise, and the
+        # common prefix of several values
+        await pilot.press("ctrl+u", *"code:4", "tab")
+        await until(pilot, lambda: bar.value == "code:403 ", what="code:4 completed")
+        await pilot.press("ctrl+u", *"verb:LI", "tab")
+        await until(pilot, lambda: bar.value == "verb:list ", what="any case")
+        await pilot.press("ctrl+u", *"user:s", "tab")
+        await until(pilot, lambda: bar.value == f"user:{USERS[2]} ", what="a long name")
+        await pilot.press("ctrl+u", *"user:", "tab")
+        hint = app.main.query_one("#filter-hint")
+        await until(pilot, lambda: "alice" in str(hint.render()) and "bob" in str(hint.render()))
 
     opened.drive(check)
 
