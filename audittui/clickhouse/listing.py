@@ -85,16 +85,18 @@ def page_requests(
     """Up to ``limit`` requests with a matching event after the request of key ``after``
     (before it when descending), each as its furthest stage, in key order."""
     source, params = reader._from(where)
+    stored, _ = reader._from(where, final=False)  # the rows as stored: for the span only
     op = "<" if descending else ">"
     if after is not None:
         if after[1]:  # past every stage of after's request: the next (time, auditID) pairs
             params["at_"], params["aid_"] = int(after[0]), str(after[1])
-            source += (
+            past = (
                 f" AND (time {op} {{at_:Int64}} OR (time = {{at_:Int64}} AND "
                 f"audit_id {op} {{aid_:String}}))"
             )
         else:  # an event alone: past its key
-            source += " AND " + reader._keyset(cast(Key, tuple(after)), op, params)
+            past = " AND " + reader._keyset(cast(Key, tuple(after)), op, params)
+        source, stored = source + past, stored + past
     way = "DESC" if descending else "ASC"
     params["limit_"] = int(limit)
     # A request is its (time, auditID); an event alone is its key, in the key's order.
@@ -105,15 +107,33 @@ def page_requests(
         f"if(audit_id = '', `{digest}`, {blank}) AS a_dg"
     )
     order = ", ".join(f"{c} {way}" for c in ("time", "audit_id", "a_stage", "a_st", "a_dg"))
-    pairs = list(
-        reader.client.rows(
-            f"SELECT time, audit_id, {grouping} {source} "
-            f"GROUP BY time, audit_id, a_stage, a_st, a_dg ORDER BY {order} "
-            "LIMIT {limit_:UInt64}",
+    # Not a GROUP BY over the whole selection: the requests of a page lie within the span of
+    # its first rows in time order (each has a matching row; all its rows share its time), so
+    # the span of the next ``want`` rows bounds it, widened until it holds a page of them.
+    want = int(limit)
+    while True:
+        params["span_"] = want
+        span = reader.client.one(
+            f"SELECT count() AS n, min(time) AS lo, max(time) AS hi FROM (SELECT time "
+            f"{stored} ORDER BY time {way} LIMIT {{span_:UInt64}})",
             params,
-            limit=limit,
         )
-    )
+        if not int(span["n"]):
+            return []
+        params["edge_"] = int(span["lo"] if descending else span["hi"])
+        bound = f" AND time {'>=' if descending else '<='} {{edge_:Int64}}"
+        pairs = list(
+            reader.client.rows(
+                f"SELECT time, audit_id, {grouping} {source}{bound} "
+                f"GROUP BY time, audit_id, a_stage, a_st, a_dg ORDER BY {order} "
+                "LIMIT {limit_:UInt64}",
+                params,
+                limit=limit,
+            )
+        )
+        if len(pairs) >= limit or int(span["n"]) < want:
+            break
+        want *= 2
     if not pairs:
         return []
     times = [int(p["time"]) for p in pairs]
