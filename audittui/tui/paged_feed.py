@@ -1,10 +1,11 @@
 """The app's list over a backend that pages (a store): every question to the backend in a
 thread worker, every answer taken in on the app's thread.
 
-A filter is its count and its newest page; scrolling near the held stretch's edge asks for
-the next page, g/G past it for the selection's first or last page; while the list follows,
-:meth:`poll` asks for the events newer than the newest held every
-:data:`~audittui.clickhouse.reads.FOLLOW_EVERY`-ish seconds. A backend error is a notice and
+A filter is its count and its first page (the newest by time, the slowest first with L; one
+row per request with R); scrolling near the held stretch's edge asks for the next page, g/G
+past it for the selection's first or last page; in a list by time :meth:`poll` asks for the
+events newer than the newest seen every :data:`POLL_EVERY` seconds, followed or counted
+("+N new") while paused. A backend error is a notice and
 a word in the status (said once while it lasts), never a crash; an answer for a filter since
 replaced is dropped (:attr:`PagedRows.generation <audittui.tui.paged_rows.PagedRows>`).
 """

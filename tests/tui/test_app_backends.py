@@ -2,8 +2,9 @@
 index) and shipped into a store (chdb; the paging test also the real 18.16 server), drives
 the app through Pilot and asserts what it shows: the first screen, the filter with its live
 preview, the detail (masked until x), the summary and histogram panes, paging by key to both
-ends, following new events, hostile text inert, and on a store the keys it cannot offer yet
-said in a notice."""
+ends, following new events (and counting them while paused), hostile text inert, one row per
+request (R), slowest first (L), malformed lines (!), export (ctrl+s), a policy rule's events
+(rule:N) and Tab completion, each the same over both."""
 
 from __future__ import annotations
 
