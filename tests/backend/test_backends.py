@@ -310,3 +310,16 @@ def test_one_row_per_request_pages_each_requests_furthest_stage(
             )
         )
     assert listings[0] == listings[1] and (listings[0] or query)
+
+
+def test_a_store_following_another_query_starts_afresh(both: list[Backend]) -> None:
+    """newer() keeps its state per query: after a filter change the new query's events after
+    the given key all come, also those older than the old query's newest."""
+    store = both[1]
+    lists = store.page("verb:list", None, False, 10_000)  # all before 2018
+    assert len(lists) >= 2
+    store.newer("verb:create", None)  # following another filter first (up to 2025)
+    half = len(lists) // 2
+    got = store.newer("verb:list", lists[half].key)
+    assert [r.key for r in got] == [r.key for r in lists[half + 1 :]]
+    assert store.newer("verb:list", lists[half].key) == []  # then only what arrives
