@@ -240,7 +240,7 @@ class AuditApp(App[None]):
             for lacking, pane in ((FINDINGS, FindingsPane), (POLICY, PolicyPane)):
                 self.main.query_one(pane).display = not self._lacking(lacking)
             self.apply_filter(self.filter.committed)
-            self.set_interval(POLL_EVERY, feed.poll)
+            self.set_interval(POLL_EVERY, lambda: feed.poll(event_list.following))
         else:
             self._run_indexer()
             self._run_follower()

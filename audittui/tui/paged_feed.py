@@ -115,10 +115,16 @@ class PagedFeed:
 
         self._run(lambda: ask(text), got, self.rows.generation, "events", group="paged-page")
 
-    def poll(self) -> None:
+    def poll(self, following: bool) -> None:
         """Ask for new events, followed or not: while paused the list counts them ("+N
-        new"). Only a list by time, one row per event, takes new events at its end."""
-        if not self.rows.follows or self.fetching or self.polling or self.state == "loading":
+        new"). A list by time, one row per event, takes new events at its end; one row per
+        request, followed, takes its newest page again (a request's row changes as its
+        later stages arrive)."""
+        if self.fetching or self.polling or self.state == "loading":
+            return
+        if not self.rows.follows:
+            if following and self.rows.per_request:
+                self._newest_requests()
             return
         self.polling = True
         text = self.rows.text
@@ -134,6 +140,25 @@ class PagedFeed:
             self.polling = False
 
         self._run(lambda: self.rows.fetch_newer(text), got, self.rows.generation, "events",
+                  group="paged-poll", exclusive=False, done=done)  # fmt: skip
+
+    def _newest_requests(self) -> None:
+        self.polling = True
+        text = self.rows.text
+
+        def got(rows: list[Row]) -> None:
+            held = self.rows.rows[-len(rows) :] if rows else []
+            if [(r.key, r.value("stage")) for r in rows[::-1]] != [
+                (r.key, r.value("stage")) for r in held
+            ]:
+                self.rows.set_last(rows)
+                self.owner.paged_replaced(at_end=True)
+                self.count()
+
+        def done() -> None:
+            self.polling = False
+
+        self._run(lambda: self.rows.fetch_last(text), got, self.rows.generation, "events",
                   group="paged-poll", exclusive=False, done=done)  # fmt: skip
 
     def detail(self, key: Any, show: Show) -> None:

@@ -301,6 +301,16 @@ def test_r_lists_one_row_per_request_its_furthest_stage(opened: Opened) -> None:
         want = [(f"r{k}", "RequestReceived" if k == 3 else "ResponseComplete") for k in range(6)]
         assert stages(app) == want
         assert "one row per request" in status(app)
+        # followed: a request completing and a new one join the list
+        opened.add(
+            [
+                event(3, auditID="r3", stage="ResponseComplete", stageTimestamp=stamp(9)),
+                event(8, auditID="r8", stage="RequestReceived", stageTimestamp=stamp(8)),
+            ]
+        )
+        want = [*[(f"r{k}", "ResponseComplete") for k in range(6)], ("r8", "RequestReceived")]
+        await until(pilot, lambda: stages(app) == want, timeout=15, what="followed")
+        await until(pilot, lambda: shown_count(app) == 7, what="counted")
         await pilot.press("slash", *"verb:list", "enter")  # the list requests: r1, r4
         await until(pilot, lambda: shown_count(app) == 2, what="R over a filter")
         assert stages(app) == [("r1", "ResponseComplete"), ("r4", "ResponseComplete")]
