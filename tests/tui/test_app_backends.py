@@ -439,6 +439,44 @@ def test_pages_by_key_to_both_ends_on_a_store(store_url: str, tmp_path: Path) ->
     opened.drive(check)
 
 
+def test_r_and_l_page_on_a_store(store_url: str, tmp_path: Path) -> None:
+    """R and L over the 18.16 server and chdb: their first page, their count and the pages
+    past the stretch (by (latency, key) for L, by request for R), with no gap nor repeat."""
+    n = 600
+    url = f"{store_url}{'&' if '?' in store_url else '?'}table=app_{uuid.uuid4().hex[:8]}"
+    opened = Opened("store", tmp_path, url)
+    latency = [(k * 7919) % n for k in range(n)]  # all different
+    evs = [event(k, stageTimestamp=stamp(k + latency[k])) for k in range(n)]
+    evs += [event(k, stage="RequestReceived", stageTimestamp=stamp(k)) for k in range(0, n, 2)]
+    opened.fill(evs)
+    slowest = [f"id-{k:05d}" for k in sorted(range(n), key=lambda k: -latency[k])]
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        assert app.paged is not None
+        await pilot.press("L")
+        await until(pilot, lambda: ids(app)[:200] == slowest[:200], what="slowest first")
+        await until(pilot, lambda: shown_count(app) == n, what="the requests counted")
+        for _ in range(12):
+            await pilot.press("pagedown")
+            await pilot.pause(0.05)
+        await until(pilot, lambda: len(app.paged) > 200, what="a page after the first")
+        assert ids(app) == slowest[: len(ids(app))]
+        await pilot.press("L")
+        await until(pilot, lambda: app.paged.order == "time" and shown_count(app) == len(evs))
+        await pilot.press("R")
+        await until(pilot, lambda: shown_count(app) == n, what="one row per request")
+        await pilot.press("g")
+        await until(pilot, lambda: under_cursor(app) == "id-00000", what="the first page")
+        for _ in range(12):
+            await pilot.press("pagedown")
+            await pilot.pause(0.05)
+        await until(pilot, lambda: len(app.paged) > 200, what="a page after the first")
+        assert ids(app) == [f"id-{k:05d}" for k in range(len(ids(app)))]
+        assert {r.value("stage") for r in app.paged.rows} == {"ResponseComplete"}
+
+    opened.drive(check)
+
+
 def test_an_unreachable_store_is_one_line_and_exit_2(capsys: pytest.CaptureFixture) -> None:
     from clickhouse_server import free_port
 
