@@ -22,20 +22,26 @@ from ..analyses.object_history import select as select_history
 from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.summary import Summary
+from ..clickhouse import listing
 from ..clickhouse.fetched import Fetched
 from ..clickhouse.findings import run as run_findings
 from ..clickhouse.policy import check as check_policy
+from ..clickhouse.policy import rule_field
 from ..clickhouse.policy import simulate as simulate_policy
 from ..clickhouse.policy import suggest as suggest_rules
 from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
-from ..clickhouse.sql import Where
+from ..clickhouse.sql import Where, compile_node
+from ..clickhouse.values import ServerValues
 from ..index.evaluate import select
 from ..output.mask import mask_event
 from ..policy.simulate import Simulation
-from ..query.completion import term
+from ..query.completion import ValueSource, term
 from ..query.fields import STRING_FIELDS
+from ..query.syntax import parse
 from .protocol import (
     CAPABILITIES,
+    SLOWEST,
+    TIME,
     Disagreement,
     FindingsResult,
     Key,
@@ -83,6 +89,7 @@ class ClickHouseBackend:
         self.display = display
         self.capabilities: Mapping[str, str] = {c: "" for c in CAPABILITIES}
         self._wheres: dict[str, Where] = {}
+        self._policy: Any = None  # what rule:N is decided by (use_policy)
         # following: the keys printed within LATE of the newest one, and that newest time
         self._following = ""  # the query followed
         self._shown: dict[Key, int] | None = None
@@ -91,20 +98,44 @@ class ClickHouseBackend:
     def where(self, query: str) -> Where:
         """The query compiled for this server (QueryError, SqlError when it cannot be)."""
         if query not in self._wheres:
-            self._wheres[query] = self.reader.where(query)
+            derived = {"rule": rule_field(self.reader, self._policy)} if self._policy else None
+            node = parse(query)
+            self._wheres[query] = compile_node(node, self.reader.modern, derived=derived)
         return self._wheres[query]
+
+    def use_policy(self, policy: Any) -> None:
+        """Make ``rule:N`` select the events ``policy``'s rule N decides."""
+        self._policy = policy
+        self._wheres.clear()
 
     # -- the listing ---------------------------------------------------------------------------
 
-    def count(self, query: str = "") -> int:
+    def count(self, query: str = "", order: str = TIME, per_request: bool = False) -> int:
+        if order == SLOWEST:
+            return listing.count_slowest(self.reader, self.where(query))
+        if per_request:
+            return listing.count_requests(self.reader, self.where(query))
         return self.reader.count(self.where(query))
 
     def page(
-        self, query: str, after: Key | None, descending: bool, limit: int, raw: bool = False
+        self,
+        query: str,
+        after: Key | None,
+        descending: bool,
+        limit: int,
+        raw: bool = False,
+        order: str = TIME,
+        per_request: bool = False,
     ) -> list[Row]:
-        events = self.reader.page(
-            self.where(query), after_key=after, limit=limit, descending=descending, raw=raw
-        )
+        where = self.where(query)
+        if order == SLOWEST:
+            events = listing.page_slowest(self.reader, where, after, limit, descending, raw)
+        elif per_request:
+            events = listing.page_requests(self.reader, where, after, limit, descending, raw)
+        else:
+            events = self.reader.page(
+                where, after_key=after, limit=limit, descending=descending, raw=raw
+            )
         return [_row(e, raw) for e in events]
 
     def pages(self, query: str, size: int) -> Any:
@@ -269,6 +300,9 @@ class ClickHouseBackend:
     def policy_suggest(self, rules: Sequence[Any], top: int) -> Suggestions:
         picks = suggest_rules(self.reader, rules, top)
         return Suggestions(picks, self.reader.raw_bytes())
+
+    def value_source(self) -> ValueSource:
+        return ServerValues(self.reader)
 
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         column = STRING_FIELDS.get(field_name)

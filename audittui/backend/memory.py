@@ -7,6 +7,7 @@ the order of their indices, so a key's place in any selection is two binary sear
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +20,13 @@ from ..analyses.object_history import history as object_history
 from ..analyses.object_history import select as select_history
 from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac_diff import diff as rbac_diff
+from ..analyses.requests import Requests
 from ..analyses.summary import Summary, summarize
+from ..analyses.view import matching
 from ..findings import Findings
 from ..index.evaluate import evaluate, select
 from ..index.store import Store, Window
+from ..index.values import StoreValues
 from ..ingest.formats import MISSING_TIME, format_time
 from ..output.mask import mask_event
 from ..policy.check import check as check_policy
@@ -30,11 +34,13 @@ from ..policy.over_store import attach as attach_policy
 from ..policy.simulate import Simulation
 from ..policy.simulate import simulate as simulate_policy
 from ..policy.suggest import suggest as suggest_rules
-from ..query.completion import term
+from ..query.completion import ValueSource, term
 from ..query.fields import STRING_FIELDS
 from ..query.syntax import fields_of, parse
 from .protocol import (
     CAPABILITIES,
+    SLOWEST,
+    TIME,
     Disagreement,
     FindingsResult,
     Fired,
@@ -44,6 +50,7 @@ from .protocol import (
     Row,
     Sources,
     Suggestions,
+    position,
 )
 
 if TYPE_CHECKING:
@@ -114,8 +121,20 @@ class MemoryBackend:
         self._selected = (query, n, rows)
         return rows
 
-    def count(self, query: str = "") -> int:
+    def count(self, query: str = "", order: str = TIME, per_request: bool = False) -> int:
+        if order != TIME or per_request:
+            return len(self._listed(query, order, per_request))
         return len(self.selection(query))
+
+    def _listed(self, query: str, order: str, per_request: bool) -> np.ndarray:
+        """The events of the other listings (slowest first, one row per request) in position
+        order (:func:`~.protocol.position`): as the app lists them, ties by key."""
+        requests = Requests() if per_request and order == TIME else None
+        rows = matching(self.store, parse(query), order, requests)
+        if order == SLOWEST:
+            times, latency = self.store.column("time")[rows], self.store.column("latency")[rows]
+            rows = rows[np.lexsort((rows, times, -latency))]
+        return rows
 
     def _row(self, i: int, raw: bool = False) -> Row:
         key = (int(self.store.column("time")[i]), int(i))
@@ -134,14 +153,36 @@ class MemoryBackend:
         )
 
     def page(
-        self, query: str, after: Key | None, descending: bool, limit: int, raw: bool = False
+        self,
+        query: str,
+        after: Key | None,
+        descending: bool,
+        limit: int,
+        raw: bool = False,
+        order: str = TIME,
+        per_request: bool = False,
     ) -> list[Row]:
-        rows = self.selection(query)
+        if order == SLOWEST:
+            return self._slowest_page(query, after, descending, limit, raw)
+        rows = self._listed(query, order, True) if per_request else self.selection(query)
         if descending:
             end = len(rows) if after is None else self._position(rows, after)[0]
             chosen = rows[max(0, end - limit) : end][::-1]
         else:
             start = 0 if after is None else self._position(rows, after)[1]
+            chosen = rows[start : start + limit]
+        return [self._row(i, raw) for i in chosen.tolist()]
+
+    def _slowest_page(
+        self, query: str, after: Key | None, descending: bool, limit: int, raw: bool
+    ) -> list[Row]:
+        rows = self._listed(query, SLOWEST, False)
+        at = [position(self._row(i), SLOWEST) for i in rows.tolist()] if after else []
+        if descending:
+            end = len(rows) if after is None else bisect.bisect_left(at, tuple(after))
+            chosen = rows[max(0, end - limit) : end][::-1]
+        else:
+            start = 0 if after is None else bisect.bisect_right(at, tuple(after))
             chosen = rows[start : start + limit]
         return [self._row(i, raw) for i in chosen.tolist()]
 
@@ -292,6 +333,9 @@ class MemoryBackend:
         picks = suggest_rules(self.store, Findings(list(rules)), top)
         total = int(self.store.column("length").astype("int64").sum())
         return Suggestions(picks, total)
+
+    def value_source(self) -> ValueSource:
+        return StoreValues(self.store)
 
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         column = STRING_FIELDS.get(field_name)

@@ -22,8 +22,14 @@ from typing import Any, Protocol
 
 from ..findings.result import FindingsResult as FindingsResult
 from ..findings.result import Fired as Fired  # defined below the backends, which answer it
+from ..query.completion import ValueSource
 
 Key = tuple[Any, ...]  # an event's position in the listing order: (time µs, tie-break…)
+
+# The orders a selection is listed in (analyses.view's): by time, or slowest first (timed
+# requests only). A page of the slowest is after a *position*, (-latency, *key), that ascends
+# along the list; by time the position is the key (:func:`position`).
+TIME, SLOWEST = "time", "slowest"
 
 # What a backend may offer; :attr:`Backend.capabilities` maps each to "" (offered) or to the
 # one-line reason it is not, shown by the front ends where the capability would be.
@@ -116,13 +122,24 @@ class Backend(Protocol):
     capabilities: Mapping[str, str]
 
     # the listing
-    def count(self, query: str = "") -> int: ...
+    def count(self, query: str = "", order: str = TIME, per_request: bool = False) -> int:
+        """The rows :meth:`page` lists for the same arguments."""
+        ...
+
     def page(
-        self, query: str, after: Key | None, descending: bool, limit: int, raw: bool = False
+        self,
+        query: str,
+        after: Key | None,
+        descending: bool,
+        limit: int,
+        raw: bool = False,
+        order: str = TIME,
+        per_request: bool = False,
     ) -> list[Row]:
-        """Up to ``limit`` events after ``after`` in key order (before it when descending);
-        None starts at the first event (the newest when descending). ``raw``: with each
-        event's JSON."""
+        """Up to ``limit`` events after position ``after`` in ``order`` (before it when
+        descending); None starts at the first event (the newest when descending). ``raw``:
+        with each event's JSON. ``per_request`` (by time only): one row per request that has
+        a matching event, its furthest stage (analyses.requests)."""
         ...
 
     def event(self, key: Key) -> Row | None:
@@ -182,12 +199,27 @@ class Backend(Protocol):
 
     def policy_suggest(self, rules: Sequence[Any], top: int) -> Suggestions: ...
 
+    def value_source(self) -> ValueSource:
+        """The values of the query's fields, as the filter bar's completion asks for them."""
+        ...
+
     def values(self, field_name: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         """The values of a query field (user, ns, verb…) starting with ``prefix``, most
         frequent first (ties by text), with counts (the filter bar's completion)."""
         ...
 
+    def use_policy(self, policy: Any) -> None:
+        """Make ``rule:N`` in queries select the events ``policy``'s rule N decides."""
+        ...
+
     def close(self) -> None: ...
+
+
+def position(row: Row, order: str) -> Key:
+    """Where ``row`` sits in a list in ``order`` (what :meth:`Backend.page` pages after)."""
+    if order == SLOWEST:
+        return (-int(row.value("latency") or 0), *row.key)
+    return row.key
 
 
 def missing(backend: Backend, capability: str) -> str | None:

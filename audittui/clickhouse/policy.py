@@ -15,7 +15,7 @@ does).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ import orjson
 
 from ..findings.engine import _split_text
 from ..findings.rules import Rule as FindingRule
+from ..index.evaluate import string_matcher
 from ..index.loader import load
 from ..ingest import scratch
 from ..ingest.formats import NON_STANDARD, parse_json
@@ -32,9 +33,10 @@ from ..policy.model import LEVELS, Policy
 from ..policy.over_store import NO_RULE, decide, levels, logged_levels, omitted
 from ..policy.simulate import BODIES, SAMPLE, RuleEffect, Simulation
 from ..policy.suggest import NODE_PREFIX, READS, Suggestion
+from ..query.syntax import Term
 from .findings import _encoded, _group_key
 from .reads import Reader
-from .sql import SqlError, Where, compile_node
+from .sql import ALL, SqlError, Where, compile_node
 
 RULES_PER_SCAN = 12  # rule selections counted per scan (18.16's 50,000 syntax elements)
 _FIELDS = ("user", "group", "verb", "api", "resource", "sub", "ns", "level", "stage")
@@ -161,6 +163,29 @@ def _event(r: dict[str, Any]) -> dict[str, Any]:
                 ref[name] = r[name]
         ev["objectRef"] = ref
     return ev
+
+
+# -- rule:N --------------------------------------------------------------------------------
+
+
+def rule_field(reader: Reader, policy: Policy) -> Callable[[Term], tuple[str, list[str]]]:
+    """``rule:N`` over the store (:data:`audittui.clickhouse.sql.Derived`): the events whose
+    tuple ``policy`` decides by rule N (``rule:none``: by no rule), as the tuples' keys: what
+    :class:`audittui.policy.over_store.RuleField` selects in memory. The tuples are those of
+    the events stored when first asked."""
+    names = ["none", *map(str, range(len(policy.rules)))]
+    found: list[_Tuples] = []
+
+    def keys(term: Term) -> tuple[str, list[str]]:
+        if not found:
+            found.append(_tuples(reader, policy, ALL))
+        t = found[0]
+        match = string_matcher("name", term.values)
+        wanted = np.array([match(name) for name in names], dtype=bool)
+        chosen = np.flatnonzero(wanted[t.decided.astype(np.int64) + 1])
+        return _key(policy), [t.keys[i] for i in chosen.tolist()]
+
+    return keys
 
 
 # -- check ---------------------------------------------------------------------------------

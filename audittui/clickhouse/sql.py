@@ -28,6 +28,7 @@ pattern). Globs are RE2 patterns too (:func:`audittui.query.patterns.glob_source
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,11 +63,22 @@ def compile_query(text: str, now: float | None = None, modern: bool = True) -> W
     return compile_node(parse(text, now=now), modern=modern)
 
 
-def compile_node(node: Node | None, modern: bool = True, prefix: str = "p") -> Where:
-    """:func:`compile_query` for a parsed tree; placeholders are named ``{prefix}N``."""
+# A derived field a caller can answer on a store (rule: with a policy): for a term, an
+# expression over the table's columns and the values of it that the term selects.
+Derived = Callable[[Term], tuple[str, list[str]]]
+
+
+def compile_node(
+    node: Node | None,
+    modern: bool = True,
+    prefix: str = "p",
+    derived: Mapping[str, Derived] | None = None,
+) -> Where:
+    """:func:`compile_query` for a parsed tree; placeholders are named ``{prefix}N``.
+    ``derived``: how to answer the derived fields (finding:, rule:) that can be here."""
     if node is None:
         return ALL
-    compiler = _Compiler(modern, prefix)
+    compiler = _Compiler(modern, prefix, derived or {})
     return Where(compiler.node(node), compiler.params)
 
 
@@ -178,9 +190,10 @@ def _ipv4_number(x: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, modern: bool, prefix: str) -> None:
+    def __init__(self, modern: bool, prefix: str, derived: Mapping[str, Derived]) -> None:
         self.modern = modern
         self.prefix = prefix
+        self.derived = derived
         self.params: dict[str, Any] = {}
 
     def param(self, value: Any, type_: str) -> str:
@@ -208,6 +221,9 @@ class _Compiler:
 
     def term(self, term: Term) -> str:
         name = term.field
+        if name in self.derived:
+            expression, values = self.derived[name](term)
+            return f"({expression} IN {self.param(values, 'Array(String)')})"
         if name in DERIVED:
             raise SqlError(
                 f"{name}: is computed in memory (findings, a policy) and cannot filter a store"

@@ -15,7 +15,7 @@ import orjson
 from ..index.store import EventGone, Store
 from .inert import inert_json
 from .mask import mask_raw, mask_wrapper_text
-from .terminal import event_json
+from .terminal import event_json, event_line
 
 
 class ExportError(Exception):
@@ -65,6 +65,17 @@ def export_jsonl(
                 continue  # a record holding several events, once
             last = line
             yield line + b"\n"
+
+    return _write(store, path, lines())
+
+
+def export_raw(store: Store, events: Iterable[bytes], path: str, mask: bool = True) -> int:
+    """Write events given as their JSON (a store's pages, streamed) to ``path`` as
+    :func:`export_jsonl` writes them; returns how many were written. Raises ExportError."""
+
+    def lines() -> Iterator[bytes]:
+        for raw in events:
+            yield event_line(raw, mask) + b"\n"
 
     return _write(store, path, lines())
 

@@ -132,7 +132,11 @@ class Printable(Protocol):
 def event_json(store: Printable, i: int, mask: bool = True) -> bytes:
     """Event ``i`` as one inert JSON line (without the newline), secrets masked when
     ``mask``: what ``query --format jsonl`` prints and an export writes."""
-    raw = store.raw(i)
+    return event_line(store.raw(i), mask)
+
+
+def event_line(raw: bytes, mask: bool = True) -> bytes:
+    """An event's JSON as one inert line (without the newline), masked when ``mask``."""
     if mask and might_need_mask(raw):
         raw = mask_raw(raw)
     return inert_json(raw)

@@ -47,17 +47,18 @@ from ..analyses.rbac import analyze as analyze_access
 from ..analyses.rbac import render_yaml as render_rbac
 from ..analyses.requests import Requests
 from ..analyses.view import SLOWEST, TIME, CatchUp, RowView, matching
-from ..backend.protocol import FINDINGS, POLICY, Backend
+from ..backend.protocol import FINDINGS, POLICY, Backend, position
 from ..findings import Findings, RuleSet, load_rules
 from ..index.evaluate import select
 from ..index.interrupt import Interrupted, interruptible
 from ..index.loader import nothing_read
 from ..index.session import Session
+from ..index.values import StoreValues
 from ..ingest.follow import Notice
 from ..ingest.formats import format_time
 from ..ingest.stdin_spool import StdinSpool
 from ..output.changes import history_lines
-from ..output.export import ExportError, export_jsonl, export_text
+from ..output.export import ExportError, export_jsonl, export_raw, export_text
 from ..output.inert import inert
 from ..output.mask import mask_event
 from ..policy import Policy, PolicyError
@@ -100,6 +101,11 @@ FILTER_DEBOUNCE = 0.15  # s of quiet typing before the preview runs
 QUEUE_HIGH = 20  # the follower waits while the app has this many messages queued
 WIDE = 150  # columns from which list and detail sit side by side
 TALL = 40  # rows from which the detail sits under the list
+EXPORT_PAGE = 2_000  # events per page asked of a store while exporting
+STORE_KEEPS_NO_MALFORMED = (
+    "A store keeps events only: the lines ship could not read stayed in the files, and "
+    "`audittui ship` said how many as it shipped (its output, or its checkpoint's log)."
+)
 ACTIVITY = ("rotated", "truncated", "removed", "unreadable", "incomplete", "waiting")
 
 
@@ -187,8 +193,9 @@ class AuditApp(App[None]):
         return not self.closing and super().check_message_enabled(message)
 
     def compose(self) -> ComposeResult:
-        values = self.backend.values if self.backend is not None else None
-        yield FilterBar(self.store, self.history, id="filter", values=values)
+        backend = self.backend
+        values = backend.value_source() if backend is not None else StoreValues(self.store)
+        yield FilterBar(values, self.history, id="filter")
         yield Static("", id="filter-hint")
         store, view = self.store, self.view
         paged, backend = self.paged, self.backend
@@ -249,14 +256,6 @@ class AuditApp(App[None]):
         if self.backend is None:
             return ""
         return inert(self.backend.capabilities.get(capability, ""))
-
-    def _say_lacking(self, what: str) -> bool:
-        """Over a store, say in one line that ``what`` is not offered here; True then."""
-        if self.backend is None:
-            return False
-        reason = self.backend.capabilities.get(what, "") or "not offered over a store yet"
-        self.notify(f"{what}: {inert(reason)}", timeout=4, markup=False)
-        return True
 
     def on_resize(self, event: events.Resize) -> None:
         self._layout(event.size.width, event.size.height)
@@ -432,9 +431,11 @@ class AuditApp(App[None]):
         they are ready."""
         if self.closing:  # the debounce timer can fire during shutdown
             return
-        if self.feed is not None:
-            self.filter.start(text, TIME, None)
-            self.feed.apply(text, self._paged_filtered)
+        if self.feed is not None and self.paged is not None:
+            order = order or self.paged.order
+            per_request = self.paged.per_request if per_request is None else per_request
+            self.filter.start(text, order, None)
+            self.feed.apply(text, self._paged_filtered, order, per_request)
             self._update_status()
             return
         if per_request is None:
@@ -450,6 +451,11 @@ class AuditApp(App[None]):
         """The filter the list shows the events of."""
         return self.paged.text if self.paged is not None else self.view.text
 
+    @property
+    def list_order(self) -> str:
+        """The order the list shows: by time, or slowest first."""
+        return self.paged.order if self.paged is not None else self.view.order
+
     # -- a backend that pages (a store): what its feed tells ----------------------------------
 
     def _paged_filtered(self, text: str, _generation: int) -> None:
@@ -457,7 +463,7 @@ class AuditApp(App[None]):
             self.filter.pending = None
         event_list = self.main.query_one(EventList)
         event_list.empty_note = "" if len(event_list.source) else "No events match the filter."
-        event_list.pages_replaced(at_end=True)
+        event_list.pages_replaced(at_end=self.paged is None or self.paged.order == TIME)
         self._rows_changed()
         self._update_status()
 
@@ -465,8 +471,8 @@ class AuditApp(App[None]):
         self.main.query_one(EventList).pages_replaced(at_end)
         self._update_status()
 
-    def paged_shifted(self, front: int) -> None:
-        self.main.query_one(EventList).pages_shifted(front)
+    def paged_shifted(self, front: int, new: int = 0) -> None:
+        self.main.query_one(EventList).pages_shifted(front, new)
         if not front:  # new events: the panes' answers are stale
             self._rows_changed()
             findings = self.main.query_one(FindingsPane)
@@ -546,8 +552,8 @@ class AuditApp(App[None]):
             self.feed.detail(event, detail.show_fetched)
 
     def on_event_list_follow_changed(self) -> None:
-        if self.main.query_one(EventList).following and self.view.order == SLOWEST:
-            self.apply_filter(self.view.text, TIME)  # F / End: back to the live tail
+        if self.main.query_one(EventList).following and self.list_order == SLOWEST:
+            self.apply_filter(self.list_text, TIME)  # F / End: back to the live tail
         self._update_status()
 
     def action_open_detail(self) -> None:
@@ -702,6 +708,8 @@ class AuditApp(App[None]):
         """Evaluate ``policy`` from now on: rule:N, the detail header, the policy pane."""
         self.policy, self.policy_path = policy, path
         attach_policy(policy, self.store)
+        if self.backend is not None:
+            self.backend.use_policy(policy)
         if self.screen_stack:  # (before mount the widgets pick it up in on_mount)
             self._show_policy_state()
 
@@ -743,10 +751,6 @@ class AuditApp(App[None]):
         )
 
     def on_policy_pane_drill(self, message: PolicyPane.Drill) -> None:
-        if self.backend is not None:  # rule:N is decided in memory, not in SQL
-            self.notify("rule:N lists events over files only; a store cannot filter by it",
-                        timeout=4)  # fmt: skip
-            return
         self._show_events(f"rule:{'none' if message.rule is None else message.rule}")
 
     def on_summary_table_drill(self, message: SummaryTable.Drill) -> None:
@@ -874,15 +878,16 @@ class AuditApp(App[None]):
 
     def action_per_request(self) -> None:
         """R: fold the stages of each request into one row, or show every event again."""
-        if self._say_lacking("R, one row per request"):
+        if self.paged is not None:
+            per_request = not self.paged.per_request
+            self.apply_filter(self.list_text, TIME, per_request=per_request)
             return
         self.apply_filter(self.view.text, TIME, per_request=self.view.requests is None)
 
     def action_slowest(self) -> None:
         """L: the filtered requests slowest first, or back to time order."""
-        if self._say_lacking("L, slowest first"):
-            return
-        self.apply_filter(self.view.text, TIME if self.view.order == SLOWEST else SLOWEST)
+        order = TIME if self.list_order == SLOWEST else SLOWEST
+        self.apply_filter(self.list_text, order)
 
     def action_tab(self, tab: str) -> None:
         self.main.query_one(TabbedContent).active = tab
@@ -891,7 +896,9 @@ class AuditApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_malformed(self) -> None:
-        if self._say_lacking("!, malformed lines"):
+        if self.backend is not None:  # a store holds what ship kept: events, no bad lines
+            self.push_screen(MalformedScreen(self.store.malformed, self.store.ignored,
+                                             STORE_KEEPS_NO_MALFORMED))  # fmt: skip
             return
         self.push_screen(MalformedScreen(self.store.malformed, self.store.ignored))
 
@@ -920,13 +927,24 @@ class AuditApp(App[None]):
             self.apply_filter("")
 
     def action_export(self) -> None:
-        if self._say_lacking("ctrl+s, export"):
-            return
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         default = os.path.join(os.getcwd(), f"audittui-export-{stamp}.jsonl")
         detail = self.main.query_one(DetailPane)
         # As the detail shows them: masked unless revealed, the wrappers once w shows them.
         masked, wrappers = not detail.reveal, detail.show_wrapper
+
+        if self.paged is not None:  # a store's pages of the list, streamed to the file
+            paged = self.paged
+            text, order, per_request = paged.text, paged.order, paged.per_request
+
+            def chosen_paged(path: str | None) -> None:
+                if path:
+                    self._write_or_ask(path, lambda target: self._export_pages(
+                        target, masked, text, order, per_request))  # fmt: skip
+
+            count = paged.count if paged.count is not None else len(paged)
+            self.push_screen(ExportScreen(default, count, masked), chosen_paged)
+            return
 
         def chosen(path: str | None) -> None:
             if path:
@@ -973,6 +991,34 @@ class AuditApp(App[None]):
                 markup=False,
                 timeout=8,
             )
+            return
+        self.call_from_thread(
+            self.notify, f"Exported {n:,} events to {inert(path)}", markup=False, timeout=5
+        )
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export_pages(
+        self, path: str, masked: bool, text: str, order: str, per_request: bool
+    ) -> None:
+        """Export over a backend that pages: the list's events, page after page in its
+        order, to the file (the wrappers of files are no store's)."""
+        backend = self.backend
+        assert backend is not None
+
+        def events() -> Iterator[bytes]:
+            after = None
+            while True:
+                page = backend.page(text, after, False, EXPORT_PAGE, True, order, per_request)
+                yield from (row.raw for row in page if row.raw is not None)
+                if len(page) < EXPORT_PAGE:
+                    return
+                after = position(page[-1], order)
+
+        try:
+            n = export_raw(self.store, events(), path, mask=masked)
+        except Exception as exc:  # ExportError, or the store failing mid-way: said
+            self.call_from_thread(self.notify, f"Export failed: {inert(str(exc))}",
+                                  severity="error", markup=False, timeout=8)  # fmt: skip
             return
         self.call_from_thread(
             self.notify, f"Exported {n:,} events to {inert(path)}", markup=False, timeout=5

@@ -158,11 +158,15 @@ class EventList(ScrollView, can_focus=True):
         self.post_message(self.FollowChanged())
         self.refresh()
 
-    def pages_shifted(self, front: int) -> None:
+    def pages_shifted(self, front: int, new: int = 0) -> None:
         """A paged source put ``front`` rows before its stretch (< 0: dropped them from its
-        front), or added rows after or inside it (0): the same event stays under the cursor,
-        or the newest while following."""
+        front), or added rows after or inside it (0), ``new`` of them new events (counted
+        while paused): the same event stays under the cursor, or the newest while
+        following."""
         self._cache.clear()
+        if new and not self.following:
+            self.unseen += new
+            self.post_message(self.FollowChanged())
         keep = self.event
         self._resize_virtual()
         if self.following:

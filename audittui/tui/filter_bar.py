@@ -1,5 +1,6 @@
 """The filter bar: the query language with history (up/down, kept across runs) and Tab
-completion of field names and of the values the index knows.
+completion of field names and of the values the backend knows (its
+:class:`~audittui.query.completion.ValueSource`: the index's tables, or a store's server).
 
 Nothing raw from a log reaches the terminal through it: its value never holds a control, bidi
 or invisible character (:class:`InertInput`), the values the app puts in (completion,
@@ -8,49 +9,18 @@ character (``user:"ev\\x1b[2J"``), and what it shows is never parsed as Rich mar
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from textual import work
 from textual.message import Message
 from textual.widgets import Input
 
-from ..index.store import Store
-from ..index.values import complete
 from ..output.inert import inert
-from ..query.completion import MAX_CANDIDATES, Completion, apply, term
-from ..query.fields import ALIASES
+from ..query.completion import Completion, ValueSource, apply, complete
 from .history import History
 from .keymap import bindings
 
 MAX_SHOWN = 8  # candidates listed in the hint line
-# A backend's values(field, prefix, limit): (value, count), most frequent first
-Values = Callable[[str, str, int], list[tuple[str, int]]]
-# ``-field:v1,v2,pre`` ending at the cursor: the field, the values before, the prefix typed
-_VALUE_TOKEN = re.compile(r'(?:^|(?<=[\s(]))(-?)([A-Za-z_][\w-]*):((?:[^\s,"()]*,)*)([^\s,"()]*)$')
-
-
-def complete_from(text: str, cursor: int, values: Values) -> Completion:
-    """Completion with a backend's values (a store's, asked in SQL): field names as over
-    files; a bare value of a field (``user:sys``, ``verb:get,li``) from ``values``."""
-    found = complete(text, cursor, None)  # field names need no events
-    if found.candidates:
-        return found
-    match = _VALUE_TOKEN.search(text[:cursor])
-    if match is None:
-        return found
-    neg, name, earlier, prefix = match.groups()
-    canonical = ALIASES.get(name, name)
-    taken = set(earlier.split(",")) - {""}
-    ranked = [v for v, _ in values(canonical, prefix, MAX_CANDIDATES) if v not in taken]
-    if not ranked:
-        return found
-    head = f"{neg}{name}:{earlier}"
-    candidates = [head + term(canonical, v).split(":", 1)[1] for v in ranked]
-    common = candidates[0] if len(candidates) == 1 else head + prefix
-    token = text[match.start() : cursor]
-    return Completion(match.start(), cursor, candidates, common, "value", token)
 
 
 class InertInput(Input):
@@ -78,15 +48,14 @@ class TabResult:
     cycle: tuple[Completion, int, str] | None = None
 
 
-def tab(text: str, cursor: int, store: Store, values: Values | None = None) -> TabResult:
+def tab(text: str, cursor: int, values: ValueSource) -> TabResult:
     """Tab at ``cursor`` in ``text``: the one candidate, or the candidates' common prefix, or
-    the first of them (a second Tab cycles); reads the store (or asks ``values``, a
-    backend's), so the bar runs it in a thread."""
-    ask: Callable[[str, int], Completion] = (
-        (lambda t, c: complete(t, c, store))
-        if values is None
-        else (lambda t, c: complete_from(t, c, values))
-    )
+    the first of them (a second Tab cycles); asks ``values`` (the backend's: it may read
+    every event, or ask a server), so the bar runs it in a thread."""
+
+    def ask(text: str, cursor: int) -> Completion:
+        return complete(text, cursor, values)
+
     comp = ask(text, cursor)
     if not comp.candidates:
         return TabResult(text, cursor, "no completions")
@@ -115,15 +84,12 @@ class FilterBar(InertInput):
             super().__init__()
             self.text = text
 
-    def __init__(
-        self, store: Store, history: History, *, id: str | None = None, values: Values | None = None
-    ) -> None:
+    def __init__(self, values: ValueSource, history: History, *, id: str | None = None) -> None:
         super().__init__(
             placeholder="/ filter: user:alice verb:delete,patch ns:kube-* code:>=400 -ua:*kubelet*",
             id=id,
         )
-        self.store = store
-        self.values = values  # a backend that pages completes from its values (a store's)
+        self.values = values  # the backend's: the index's tables, or a store's server
         self.history = history
         self._cycle: tuple[Completion, int, str] | None = None  # completion, index, text after
 
@@ -154,7 +120,7 @@ class FilterBar(InertInput):
     def _complete(self, text: str, cursor: int) -> None:
         # In a thread: the values of a big log's names take a few hundred ms to go through.
         try:
-            result = tab(text, cursor, self.store, self.values)
+            result = tab(text, cursor, self.values)
         except Exception as exc:  # said in the hint line; the bar stays as it is
             result = TabResult(text, cursor, f"completion failed: {exc}")
         self.app.call_from_thread(self._completed, text, cursor, result)

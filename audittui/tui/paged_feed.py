@@ -1,10 +1,11 @@
 """The app's list over a backend that pages (a store): every question to the backend in a
 thread worker, every answer taken in on the app's thread.
 
-A filter is its count and its newest page; scrolling near the held stretch's edge asks for
-the next page, g/G past it for the selection's first or last page; while the list follows,
-:meth:`poll` asks for the events newer than the newest held every
-:data:`~audittui.clickhouse.reads.FOLLOW_EVERY`-ish seconds. A backend error is a notice and
+A filter is its count and its first page (the newest by time, the slowest first with L; one
+row per request with R); scrolling near the held stretch's edge asks for the next page, g/G
+past it for the selection's first or last page; in a list by time :meth:`poll` asks for the
+events newer than the newest seen every :data:`POLL_EVERY` seconds, followed or counted
+("+N new") while paused. A backend error is a notice and
 a word in the status (said once while it lasts), never a crash; an answer for a filter since
 replaced is dropped (:attr:`PagedRows.generation <audittui.tui.paged_rows.PagedRows>`).
 """
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from textual.app import App
 from textual.worker import get_current_worker
 
-from ..backend.protocol import REQUESTS, Backend, Row
+from ..backend.protocol import REQUESTS, TIME, Backend, Row
 from ..ingest.formats import parse_json
 from ..output.inert import inert
 from .paged_rows import PagedRows
@@ -30,7 +31,7 @@ class Owner(Protocol):
     @property
     def closing(self) -> bool: ...
     def paged_replaced(self, at_end: bool) -> None: ...
-    def paged_shifted(self, front: int) -> None: ...
+    def paged_shifted(self, front: int, new: int = 0) -> None: ...
     def paged_status(self) -> None: ...
     def filter_failed_quietly(self) -> None: ...
 
@@ -55,28 +56,35 @@ class PagedFeed:
 
     # -- what the app asks --------------------------------------------------------------------
 
-    def apply(self, text: str, done: Callable[[str, int], None]) -> None:
-        """Put ``text`` in force: its newest page, then its count; ``done(text, generation)``
-        once the page is in (the list then shows it)."""
+    def apply(
+        self,
+        text: str,
+        done: Callable[[str, int], None],
+        order: str = TIME,
+        per_request: bool = False,
+    ) -> None:
+        """Put ``text`` in force in ``order``, one row per request or per event: its first
+        page (the newest by time, the slowest first), then its count; ``done(text,
+        generation)`` once the page is in (the list then shows it)."""
         generation = self.rows.start_pending()
         self.state, self.fetching = "loading", True
 
         def ask() -> list[Row]:
-            return self.rows.fetch_last(text)
+            return self.rows.fetch_start(text, order, per_request)
 
         def got(rows: list[Row]) -> None:
             self.fetching = False
-            self.rows.install(text, rows)
+            self.rows.install(text, rows, order, per_request)
             done(text, generation)
             self.count()
 
         self._run(ask, got, generation, "events", group="paged-page")
 
     def count(self) -> None:
-        text = self.rows.text
+        text, order, per_request = self.rows.text, self.rows.order, self.rows.per_request
         self.counted = time.monotonic()
-        self._run(lambda: self.backend.count(text), self._got_count, self.rows.generation,
-                  "count", group="paged-count")  # fmt: skip
+        self._run(lambda: self.backend.count(text, order, per_request), self._got_count,
+                  self.rows.generation, "count", group="paged-count")  # fmt: skip
 
     def edge(self, side: str) -> None:
         if self.fetching:
@@ -108,14 +116,23 @@ class PagedFeed:
         self._run(lambda: ask(text), got, self.rows.generation, "events", group="paged-page")
 
     def poll(self, following: bool) -> None:
-        if not following or self.fetching or self.polling or self.state == "loading":
+        """Ask for new events, followed or not: while paused the list counts them ("+N
+        new"). A list by time, one row per event, takes new events at its end; one row per
+        request, followed, takes its newest page again (a request's row changes as its
+        later stages arrive)."""
+        if self.fetching or self.polling or self.state == "loading":
+            return
+        if not self.rows.follows:
+            if following and self.rows.per_request:
+                self._newest_requests()
             return
         self.polling = True
         text = self.rows.text
 
         def got(rows: list[Row]) -> None:
-            if self.rows.add_newer(rows):
-                self.owner.paged_shifted(0)
+            if rows:
+                self.rows.add_newer(rows)
+                self.owner.paged_shifted(0, new=len(rows))
                 if time.monotonic() - self.counted > RECOUNT_EVERY:
                     self.count()
 
@@ -123,6 +140,25 @@ class PagedFeed:
             self.polling = False
 
         self._run(lambda: self.rows.fetch_newer(text), got, self.rows.generation, "events",
+                  group="paged-poll", exclusive=False, done=done)  # fmt: skip
+
+    def _newest_requests(self) -> None:
+        self.polling = True
+        text = self.rows.text
+
+        def got(rows: list[Row]) -> None:
+            held = self.rows.rows[-len(rows) :] if rows else []
+            if [(r.key, r.value("stage")) for r in rows[::-1]] != [
+                (r.key, r.value("stage")) for r in held
+            ]:
+                self.rows.set_last(rows)
+                self.owner.paged_replaced(at_end=True)
+                self.count()
+
+        def done() -> None:
+            self.polling = False
+
+        self._run(lambda: self.rows.fetch_last(text), got, self.rows.generation, "events",
                   group="paged-poll", exclusive=False, done=done)  # fmt: skip
 
     def detail(self, key: Any, show: Show) -> None:

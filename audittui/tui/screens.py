@@ -66,9 +66,12 @@ class MalformedScreen(ModalScreen[None]):
     MalformedScreen Label { padding: 0 1; width: 100%; }
     """
 
-    def __init__(self, malformed: Capped[Malformed], ignored: Capped[Malformed]) -> None:
+    def __init__(
+        self, malformed: Capped[Malformed], ignored: Capped[Malformed], note: str = ""
+    ) -> None:
         super().__init__()
         self.malformed, self.ignored = malformed, ignored
+        self.note = note  # what is known instead (a store keeps no malformed lines)
 
     def compose(self) -> ComposeResult:
         n, kept = len(self.malformed), self.malformed.kept
@@ -82,6 +85,8 @@ class MalformedScreen(ModalScreen[None]):
         more = f"; {len(kinds) - 6:,} more kinds" if len(kinds) > 6 else ""
         with Vertical():
             yield Label(Text(title + "  (esc closes)", "bold"))
+            if self.note:
+                yield Label(Text(self.note), id="malformed-note")
             if kinds:
                 yield Label(Text("by kind: " + counts + more, "dim"))
             if self.ignored:

@@ -68,13 +68,22 @@ class StatusBar(Static):
         filter_text = self.app.list_text if hasattr(self.app, "list_text") else ""
         if filter_text:
             text.append(f"  filter: {inert(filter_text)}", "cyan")
+        rows = getattr(self.app, "paged", None)
+        if rows is not None and rows.order == SLOWEST:
+            text.append("  slowest requests first (L: by time)", "magenta")
+        elif rows is not None and rows.per_request:
+            text.append("  one row per request (R: every event)", "magenta")
         if state.filtering:
             text.append("  filtering…", "yellow")
         if held:
             text.append(f"  {held:,} rows held", "dim")
             text.append(" ↑ more" if before else "", "dim")
             text.append(" ↓ more" if after else "", "dim")
-        mode = "following" if state.following else "paused (G follows)"
+        if state.following:
+            mode = "following"
+        else:
+            mode = "paused" + (f" +{state.unseen:,} new (F follows)" if state.unseen else "")
+            mode += "" if state.unseen else " (G follows)"
         text.append(f"  ● {mode}", "green" if state.following else "yellow")
         if backend_state != "ok":
             text.append(f"  {inert(backend_state)}",

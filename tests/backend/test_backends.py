@@ -20,7 +20,7 @@ from audittui.analyses.summary import GROUPINGS
 from audittui.backend.clickhouse import ClickHouseBackend
 from audittui.backend.memory import MemoryBackend
 from audittui.backend.open import empty, open_backend
-from audittui.backend.protocol import CAPABILITIES, Backend, Row
+from audittui.backend.protocol import CAPABILITIES, SLOWEST, TIME, Backend, Row, position
 
 QUERIES = [
     "",
@@ -269,3 +269,88 @@ def test_memory_follow_returns_events_appended_later(tmp_path: Path, log_file: P
         assert backend.newer("", None) == []
     finally:
         backend.close()
+
+
+def _walk_listing(
+    b: Backend, query: str, descending: bool, order: str, per_request: bool, size: int = 7
+) -> list[Row]:
+    out: list[Row] = []
+    after = None
+    while True:
+        page = b.page(query, after, descending, size, False, order, per_request)
+        out += page
+        if len(page) < size:
+            return out
+        after = position(page[-1], order)
+
+
+@pytest.mark.parametrize("query", QUERIES[:4])
+def test_slowest_first_pages_the_same_requests_both_ways(both: list[Backend], query: str) -> None:
+    """L's listing: timed requests only, latency descending, paged by (latency, key)."""
+    listings = []
+    for b in both:
+        forward = _walk_listing(b, query, False, SLOWEST, False)
+        backward = _walk_listing(b, query, True, SLOWEST, False)
+        assert [r.key for r in backward] == [r.key for r in reversed(forward)]
+        latencies = [int(r.value("latency")) for r in forward]
+        assert latencies == sorted(latencies, reverse=True) and min(latencies, default=0) >= 0
+        assert len(forward) == b.count(query, SLOWEST)
+        listings.append(
+            sorted((r.key[0], str(r.value("user")), r.value("latency")) for r in forward)
+        )
+    assert listings[0] == listings[1] and (listings[0] or query)
+
+
+@pytest.mark.parametrize("query", QUERIES[:4])
+def test_one_row_per_request_pages_each_requests_furthest_stage(
+    both: list[Backend], query: str
+) -> None:
+    """R's listing: every request with a matching event once, as its furthest stage.
+
+    A request is its auditID received at one time (every stage carries the received time).
+    The samples reuse a few auditIDs at other times (logs of other clusters): the index folds
+    those by auditID alone, a store keeps them apart, so they are left out of the comparison.
+    """
+    from audittui.analyses.requests import RANK
+
+    everything = both[0].page("", None, False, 1_000_000)
+    times: dict[str, set[int]] = {}
+    for r in everything:
+        times.setdefault(str(r.value("audit_id") or ""), set()).add(r.key[0])
+    reused = {a for a, t in times.items() if a and len(t) > 1}
+    listings = []
+    for b in both:
+        forward = _walk_listing(b, query, False, TIME, True)
+        backward = _walk_listing(b, query, True, TIME, True)
+        assert [r.key for r in backward] == [r.key for r in reversed(forward)]
+        assert [r.key[0] for r in forward] == sorted(r.key[0] for r in forward)
+        ids = [r.value("audit_id") for r in forward if r.value("audit_id") not in (None, *reused)]
+        assert len(ids) == len(set(ids))  # one row per request
+        assert len(forward) == b.count(query, TIME, True) <= b.count(query)
+        for r in forward[:30]:  # no stage of the request goes further than the one shown
+            if r.value("audit_id"):
+                stages = b.requests(str(r.value("audit_id")))
+                same = [s for s in stages if s.key[0] == r.key[0]] or stages
+                best = max(RANK.get(str(s.value("stage") or ""), 0) for s in same)
+                assert RANK.get(str(r.value("stage") or ""), 0) == best
+        listings.append(
+            sorted(
+                (r.key[0], str(r.value("audit_id")), str(r.value("stage")))
+                for r in forward
+                if r.value("audit_id") not in reused
+            )
+        )
+    assert listings[0] == listings[1] and (listings[0] or query)
+
+
+def test_a_store_following_another_query_starts_afresh(both: list[Backend]) -> None:
+    """newer() keeps its state per query: after a filter change the new query's events after
+    the given key all come, also those older than the old query's newest."""
+    store = both[1]
+    lists = store.page("verb:list", None, False, 10_000)  # all before 2018
+    assert len(lists) >= 2
+    store.newer("verb:create", None)  # following another filter first (up to 2025)
+    half = len(lists) // 2
+    got = store.newer("verb:list", lists[half].key)
+    assert [r.key for r in got] == [r.key for r in lists[half + 1 :]]
+    assert store.newer("verb:list", lists[half].key) == []  # then only what arrives

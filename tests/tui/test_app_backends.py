@@ -2,8 +2,9 @@
 index) and shipped into a store (chdb; the paging test also the real 18.16 server), drives
 the app through Pilot and asserts what it shows: the first screen, the filter with its live
 preview, the detail (masked until x), the summary and histogram panes, paging by key to both
-ends, following new events, hostile text inert, and on a store the keys it cannot offer yet
-said in a notice."""
+ends, following new events (and counting them while paused), hostile text inert, one row per
+request (R), slowest first (L), malformed lines (!), export (ctrl+s), a policy rule's events
+(rule:N) and Tab completion, each the same over both."""
 
 from __future__ import annotations
 
@@ -275,18 +276,135 @@ def test_hostile_text_stays_inert(opened: Opened) -> None:
     opened.drive(check)
 
 
-def test_keys_a_store_does_not_offer_yet_are_said(opened: Opened) -> None:
-    opened.fill([secret(k) for k in range(5)])
+def stages(app: AuditApp) -> list[tuple[str, str]]:
+    """(auditID, stage) of the rows the list holds, in list order."""
+    if app.paged is not None:
+        return [(r.value("audit_id"), r.value("stage")) for r in app.paged.rows]
+    lst = app.main.query_one(EventList)
+    v = app.store.value
+    return [(v("audit_id", i), v("stage", i)) for i in lst.view.rows]
+
+
+def test_r_lists_one_row_per_request_its_furthest_stage(opened: Opened) -> None:
+    evs = []
+    for k in range(6):
+        evs.append(event(k, auditID=f"r{k}", stage="RequestReceived", stageTimestamp=stamp(k)))
+        if k != 3:  # r3 never completed: its row is the stage it reached
+            evs.append(
+                event(k, auditID=f"r{k}", stage="ResponseComplete", stageTimestamp=stamp(k + 2))
+            )
+    opened.fill(evs)
 
     async def check(app: AuditApp, pilot: Any) -> None:
         await pilot.press("R")
+        await until(pilot, lambda: shown_count(app) == 6 and len(stages(app)) == 6, what="R")
+        want = [(f"r{k}", "RequestReceived" if k == 3 else "ResponseComplete") for k in range(6)]
+        assert stages(app) == want
+        assert "one row per request" in status(app)
+        # followed: a request completing and a new one join the list
+        opened.add(
+            [
+                event(3, auditID="r3", stage="ResponseComplete", stageTimestamp=stamp(9)),
+                event(8, auditID="r8", stage="RequestReceived", stageTimestamp=stamp(8)),
+            ]
+        )
+        want = [*[(f"r{k}", "ResponseComplete") for k in range(6)], ("r8", "RequestReceived")]
+        await until(pilot, lambda: stages(app) == want, timeout=15, what="followed")
+        await until(pilot, lambda: shown_count(app) == 7, what="counted")
+        await pilot.press("slash", *"verb:list", "enter")  # the list requests: r1, r4
+        await until(pilot, lambda: shown_count(app) == 2, what="R over a filter")
+        assert stages(app) == [("r1", "ResponseComplete"), ("r4", "ResponseComplete")]
+        await pilot.press("R")
+        await until(pilot, lambda: shown_count(app) == 4, what="every event again")
+        assert "one row per request" not in status(app)
+
+    opened.drive(check)
+
+
+def test_l_lists_the_slowest_requests_first_and_back(opened: Opened) -> None:
+    latency = [(k * 7) % 10 + 1 for k in range(10)]  # tenths of a second, all different
+    opened.fill([event(k, stageTimestamp=stamp(k + latency[k])) for k in range(10)])
+    slowest = [f"id-{k:05d}" for k in sorted(range(10), key=lambda k: -latency[k])]
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("L")
+        await until(pilot, lambda: ids(app) == slowest, what="slowest first")
+        assert under_cursor(app) == slowest[0]
+        await until(pilot, lambda: "slowest requests first" in status(app), what="said")
+        await pilot.press("j", "j")
+        assert under_cursor(app) == slowest[2]
+        await pilot.press("L")
+        await until(pilot, lambda: ids(app) == [f"id-{k:05d}" for k in range(10)], what="by time")
+
+    opened.drive(check)
+
+
+def test_paused_counts_new_events(opened: Opened) -> None:
+    opened.fill([event(k) for k in range(50)])
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("k", "k")  # off the tail: paused
+        lst = app.main.query_one(EventList)
+        await until(pilot, lambda: not lst.following, what="paused")
+        await pilot.pause(1.5)  # a poll or two with nothing new
+        opened.add([event(k) for k in range(50, 53)])
+        await until(pilot, lambda: "+3 new" in status(app), timeout=15, what="+3 new")
+        assert under_cursor(app) == "id-00047"  # the cursor stays
+        await pilot.press("F")
+        await until(pilot, lambda: under_cursor(app) == "id-00052", what="followed again")
+
+    opened.drive(check)
+
+
+def test_ctrl_s_exports_the_filtered_events_masked(opened: Opened) -> None:
+    from audittui.tui.screens import ExportScreen
+
+    n = 450  # more than a page of the store's export
+    opened.fill([event(k) for k in range(n)] + [secret(n)])
+    target = opened.tmp_path / "out" / "x.jsonl"
+    target.parent.mkdir()
+    bob = [f"id-{k:05d}" for k in range(n) if k % 3 == 1]
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("slash", *"user:bob", "enter")
+        await until(pilot, lambda: shown_count(app) == len(bob), what="the filter")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen), what="asked where")
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await until(pilot, lambda: target.exists(), what="written")
+        got = [orjson.loads(x)["auditID"] for x in target.read_bytes().splitlines()]
+        assert got == bob
+        assert not list(target.parent.glob(".audittui-export-*"))  # renamed whole, no leftover
+        await pilot.press("escape")  # every event, the secret masked
+        await until(pilot, lambda: shown_count(app) == n + 1, what="no filter")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter", "y")
+        await until(pilot, lambda: len(target.read_bytes().splitlines()) == n + 1)
+        assert b"c3VwZXJz" not in target.read_bytes()
+
+    opened.drive(check)
+
+
+def test_bang_shows_the_malformed_lines_or_what_a_store_keeps(opened: Opened) -> None:
+    from audittui.tui.screens import MalformedScreen
+
+    opened.fill([event(k) for k in range(5)])
+    if opened.kind == "memory":
+        with opened.log.open("ab") as f:
+            f.write(b"{not json\n")
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        await pilot.press("exclamation_mark")
+        await until(pilot, lambda: isinstance(app.screen, MalformedScreen), what="the pane")
+        text = " ".join(str(w.render()) for w in app.screen.query("Label"))
         if app.backend is None:
-            await until(pilot, lambda: "one row per request" in status(app))
+            assert "1 malformed line(s)" in text
         else:
-            await until(
-                pilot, lambda: any("one row per request" in n.message for n in app._notifications)
-            )
-            assert app.is_running
+            assert "A store keeps events only" in text and "audittui ship" in text
+        assert not any(n.severity == "error" for n in app._notifications)
 
     opened.drive(check)
 
@@ -317,6 +435,44 @@ def test_pages_by_key_to_both_ends_on_a_store(store_url: str, tmp_path: Path) ->
         await pilot.press("G")
         await until(pilot, lambda: under_cursor(app) == f"id-{n:05d}", what="the newest")
         assert lst.following
+
+    opened.drive(check)
+
+
+def test_r_and_l_page_on_a_store(store_url: str, tmp_path: Path) -> None:
+    """R and L over the 18.16 server and chdb: their first page, their count and the pages
+    past the stretch (by (latency, key) for L, by request for R), with no gap nor repeat."""
+    n = 600
+    url = f"{store_url}{'&' if '?' in store_url else '?'}table=app_{uuid.uuid4().hex[:8]}"
+    opened = Opened("store", tmp_path, url)
+    latency = [(k * 7919) % n for k in range(n)]  # all different
+    evs = [event(k, stageTimestamp=stamp(k + latency[k])) for k in range(n)]
+    evs += [event(k, stage="RequestReceived", stageTimestamp=stamp(k)) for k in range(0, n, 2)]
+    opened.fill(evs)
+    slowest = [f"id-{k:05d}" for k in sorted(range(n), key=lambda k: -latency[k])]
+
+    async def check(app: AuditApp, pilot: Any) -> None:
+        assert app.paged is not None
+        await pilot.press("L")
+        await until(pilot, lambda: ids(app)[:200] == slowest[:200], what="slowest first")
+        await until(pilot, lambda: shown_count(app) == n, what="the requests counted")
+        for _ in range(12):
+            await pilot.press("pagedown")
+            await pilot.pause(0.05)
+        await until(pilot, lambda: len(app.paged) > 200, what="a page after the first")
+        assert ids(app) == slowest[: len(ids(app))]
+        await pilot.press("L")
+        await until(pilot, lambda: app.paged.order == "time" and shown_count(app) == len(evs))
+        await pilot.press("R")
+        await until(pilot, lambda: shown_count(app) == n, what="one row per request")
+        await pilot.press("g")
+        await until(pilot, lambda: under_cursor(app) == "id-00000", what="the first page")
+        for _ in range(12):
+            await pilot.press("pagedown")
+            await pilot.pause(0.05)
+        await until(pilot, lambda: len(app.paged) > 200, what="a page after the first")
+        assert ids(app) == [f"id-{k:05d}" for k in range(len(ids(app)))]
+        assert {r.value("stage") for r in app.paged.rows} == {"ResponseComplete"}
 
     opened.drive(check)
 
@@ -391,6 +547,17 @@ def test_tab_completes_a_value_from_the_backend_and_history_recalls(opened: Open
         await pilot.press("slash", "ctrl+u")
         await pilot.press("up")  # the filter just used, from the history
         assert bar.value.strip() == "user:bob"
+        # one completion path over either backend: codes, a case typed otherwise, and the
+        # common prefix of several values
+        await pilot.press("ctrl+u", *"code:4", "tab")
+        await until(pilot, lambda: bar.value == "code:403 ", what="code:4 completed")
+        await pilot.press("ctrl+u", *"verb:LI", "tab")
+        await until(pilot, lambda: bar.value == "verb:list ", what="any case")
+        await pilot.press("ctrl+u", *"user:s", "tab")
+        await until(pilot, lambda: bar.value == f"user:{USERS[2]} ", what="a long name")
+        await pilot.press("ctrl+u", *"user:", "tab")
+        hint = app.main.query_one("#filter-hint")
+        await until(pilot, lambda: "alice" in str(hint.render()) and "bob" in str(hint.render()))
 
     opened.drive(check)
 
@@ -441,9 +608,20 @@ def test_policy_pane_simulates_a_policy_over_the_filter(opened: Opened) -> None:
         await until(pilot, lambda: pane.simulation is not None, what="the simulation")
         assert pane.simulation is not None
         assert sum(e.events for e in pane.simulation.rules) == 31
+        # Enter on a rule: rule:N, the events it decides, listed (on a store too)
+        effects = {e.rule: e.events for e in pane.simulation.rules}
+        row = next(k for k, r in enumerate(pane.rules) if isinstance(r, int) and effects[r] == 1)
+        rule = pane.rules[row]
+        pane.focus()
+        pane.move_cursor(row=row)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.list_text == f"rule:{rule}", what="rule:N in force")
+        await until(pilot, lambda: shown_count(app) == 1, what="the rule's events")
+        assert ids(app) == [f"id-{30:05d}"]  # the secret: the policy's rule for secrets
         header = app.main.query_one("#detail-header")
-        await pilot.press("1")
-        await until(pilot, lambda: "policy: rule" in str(header.render()), what="the rule")
+        await until(pilot, lambda: "policy: rule" in str(header.render()), what="its rule")
+        await pilot.press("escape")
+        await until(pilot, lambda: shown_count(app) == 31, what="every event again")
 
     opened.drive(check, policy=load_policy(path), policy_path=path)
 
