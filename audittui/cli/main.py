@@ -329,8 +329,8 @@ def _one_line(exc: BaseException) -> str:
 def _run(backend: Backend, args: argparse.Namespace, policy: Policy | None, used: set[str]) -> int:
     """Run the command over ``backend``; its exit status."""
     memory = backend.store if isinstance(backend, MemoryBackend) else None
-    if args.command == "query" and memory is None and used & {"finding", "rule"}:
-        _derive(backend, "rules" if "finding" in used else "policy", None)  # says why not
+    if args.command == "query" and memory is None and "finding" in used:
+        _derive(backend, "rules", None)  # says why not
     if args.command == "query" and args.follow:  # an empty table too: ship may start later
         return follow_backend(backend, args)
     nothing = empty(backend, args.paths)
@@ -371,15 +371,15 @@ def _run(backend: Backend, args: argparse.Namespace, policy: Policy | None, used
 
 
 def _derive(backend: Backend, what: str, value: Any) -> None:
-    """A query field an analysis computes (rule:N from a policy, finding:RULE from the rules):
-    the in-memory index computes it; a store cannot yet (one line, exit 2)."""
-    if not isinstance(backend, MemoryBackend):
-        field = "rule:N" if what == "policy" else "finding:"
-        raise Unsupported(f"{field} does not run on a store yet: query files for it")
+    """A query field an analysis computes: rule:N from a policy (both backends: a store
+    decides its distinct attribute tuples), finding:RULE from the rules (the in-memory index
+    only: a store's findings name requests, not the events a rule matched; one line, exit 2)."""
     if what == "policy":
         backend.use_policy(value)
-    else:
+    elif isinstance(backend, MemoryBackend):
         backend.use_rules(value)
+    else:
+        raise Unsupported("finding: does not run on a store yet: query files for it")
 
 
 def _malformed_note(store: Store, args: argparse.Namespace) -> None:

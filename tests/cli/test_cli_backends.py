@@ -187,3 +187,13 @@ def test_a_store_without_a_capability_says_so_in_one_line(capsys, url):
         code, out, err = run(capsys, *argv, url)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, argv
         assert "Traceback" not in err
+
+
+def test_rule_terms_select_the_same_events(capsys, log_file, url):
+    """rule:N (the events a policy's rule N decides) on a store: its distinct attribute tuples
+    decided as in memory, the same events printed."""
+    printed = [
+        same(capsys, log_file, url, "query", f"--query={query}", "--policy", str(POLICY))
+        for query in ("rule:0", "rule:1,2 verb:get", "-rule:none", "rule:none")
+    ]
+    assert sum(bool(p.strip()) for p in printed) >= 2  # events were selected, not only none
