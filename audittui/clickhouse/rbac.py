@@ -1,0 +1,102 @@
+"""``rbac`` over a ClickHouse store, grouped in the server: the subject's events grouped by the
+distinct tuples :mod:`audittui.analyses.rbac` reads (user, impersonated user, groups, verb, API
+group, resource, subresource, namespace, name, request URI, the authorizer's reason and
+decision, the response code), each group with its count and its first and last time. The
+analysis then runs over a private store of one event per group, weighted by the group's count
+(the policy lab's approach, :mod:`audittui.clickhouse.policy`).
+
+The event kept for a group is its first in reading order (time, then source, then offset), and
+the store holds them in that order: what the analysis reads of a raw event (an impersonated
+user's groups, an objectRef apiVersion) it reads from the first of equal requests, and that is
+the same event as over the files. For ``rbac --diff``, the events that may hold a role's body
+are kept one by one (each its own group): the diff reads their bodies.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..analyses.rbac import Weights
+from ..index.loader import load
+from ..index.store import Store
+from ..ingest import scratch
+from ..ingest.formats import MISSING_TIME
+from ..query.syntax import parse
+from .client import StoreError
+from .findings import _group_key
+from .reads import Reader
+from .sql import PRESENT_TIME, compile_node
+
+# What rbac reads of an event (query field names), compared as text; the code apart (a number)
+READ = ("user", "as", "group", "verb", "api", "resource", "sub", "ns", "name", "uri", "reason")
+_LATEST = 2**63 - 1  # a time after any: an event without one never is a group's first time
+_FIRST = "(time, source, offset)"  # reading order (18.16 compares tuples in argMin)
+
+
+class Grouped:
+    """``with Grouped(reader, subject, bodies) as (store, weights, rows):`` one event per group
+    of ``subject``'s events (a query), the weights of each store row, and the rows that are the
+    subject's (None: all; with ``bodies``, the events a role body may be read from are there
+    too, each its own row)."""
+
+    def __init__(self, reader: Reader, subject: str, bodies: str | None = None) -> None:
+        self.folder = scratch.make("rbac")
+        self.store: Store | None = None
+        try:
+            self._group(reader, subject, bodies)
+        except BaseException:
+            scratch.remove(self.folder)
+            raise
+
+    def _group(self, reader: Reader, subject: str, bodies: str | None) -> None:
+        key = f"concat({_group_key(READ)}, '|', toString(code), '|', {_group_key(('decision',))})"
+        where = subject if bodies is None else f"({subject}) OR ({bodies})"
+        source, params = reader._from(reader.where(where))
+        mine = "1"
+        if bodies is not None:
+            # each event that may hold a role's body its own group, and whether a group is the
+            # subject's (a body is read by the diff, but is a request only if the subject's)
+            body = compile_node(parse(bodies), modern=reader.modern, prefix="b")
+            own = compile_node(parse(subject), modern=reader.modern, prefix="s")
+            params.update(body.params)
+            params.update(own.params)
+            alone = f"if({body.sql}, concat(source, ':', toString(offset)), '')"
+            key = f"concat({key}, '|', {alone})"
+            mine = f"max(if({own.sql}, 1, 0))"
+        rows = list(
+            reader.client.rows(
+                f"SELECT {key} AS k_, count() AS n_, "
+                f"min(if({PRESENT_TIME}, time, toInt64({_LATEST}))) AS first_, "
+                f"max(time) AS last_, {mine} AS mine_, argMin(raw, {_FIRST}) AS raw_, "
+                f"argMin(source, {_FIRST}) AS src_, argMin(offset, {_FIRST}) AS off_ "
+                f"{source} GROUP BY k_",
+                params,
+            )
+        )
+        rows.sort(key=lambda r: (r["src_"], int(r["off_"])))  # sources by name, as Fetched
+        path = os.path.join(self.folder, "audit.log")
+        with open(path, "wb") as fh:
+            for r in rows:
+                fh.write(str(r["raw_"]).encode("utf-8", "surrogatepass") + b"\n")
+        self.store = load(path)
+        if len(self.store) != len(rows):  # row k must be group k
+            raise StoreError(f"{len(rows):,} stored events read as {len(self.store):,}")
+        first = np.array([int(r["first_"]) for r in rows], dtype=np.int64)
+        first[first == _LATEST] = MISSING_TIME
+        self.weights = Weights(
+            np.array([int(r["n_"]) for r in rows], dtype=np.int64),
+            first,
+            np.array([int(r["last_"]) for r in rows], dtype=np.int64),
+        )
+        self.rows = None if bodies is None else np.flatnonzero([int(r["mine_"]) for r in rows])
+
+    def __enter__(self) -> tuple[Store, Weights, np.ndarray | None]:
+        assert self.store is not None
+        return self.store, self.weights, self.rows
+
+    def __exit__(self, *_: object) -> None:
+        if self.store is not None:
+            self.store.close()
+        scratch.remove(self.folder)
