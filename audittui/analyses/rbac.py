@@ -310,9 +310,7 @@ def analyze(
         picked, spans = picked[~denied], spans[~denied]
         denied = np.zeros(len(picked), dtype=bool)
     options = options or default_options(user)
-    requests, request_of_row, codes = _requests(
-        events, picked, denied, spans, user, clean, options
-    )
+    requests, request_of_row, codes = _requests(events, picked, denied, spans, user, clean, options)
     existing = discovery_roles() if existing is None else existing
     plan, expanded = _plan(events, requests, codes, existing, options)
     objects = generate(plan, existing, options, expanded, ordered=True)
@@ -758,9 +756,7 @@ def _permissions(requests: list[Request]) -> list[Permission]:
     return sorted(by.values(), key=lambda p: (-p.usage.events, p.resource, p.verb, p.namespace))
 
 
-def _grants(
-    events: Events, rows: np.ndarray, denied: np.ndarray, spans: Weights
-) -> list[GrantUse]:
+def _grants(events: Events, rows: np.ndarray, denied: np.ndarray, spans: Weights) -> list[GrantUse]:
     """Who allowed the events, as their reason annotations say; most used first."""
     codes = events.column("reason")[rows]
     unique, inverse = np.unique(codes, return_inverse=True)
