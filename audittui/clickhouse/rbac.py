@@ -29,10 +29,48 @@ from .findings import _group_key
 from .reads import Reader
 from .sql import PRESENT_TIME, compile_node
 
-# What rbac reads of an event (query field names), compared as text; the code apart (a number)
-READ = ("user", "as", "group", "verb", "api", "resource", "sub", "ns", "name", "uri", "reason")
+# What rbac reads of an event (query field names), compared as text; the code apart (a number),
+# the request URI and the object name apart (see _key)
+READ = ("user", "as", "group", "verb", "api", "resource", "sub", "ns", "reason", "decision")
+# An operation as the analysis expands it (over namespaces and names), with the URI's version
+OPERATION = ("user", "as", "group", "verb", "api", "resource", "sub")
 _LATEST = 2**63 - 1  # a time after any: an event without one never is a group's first time
 _FIRST = "(time, source, offset)"  # reading order (18.16 compares tuples in argMin)
+# A resource request's URI matters only by its API version (rbac._api_versions reads no more)
+_URI_VERSION = (
+    "concat(extract(ifNull(uri, ''), '^/api/([^/?]+)'), '|', "
+    "extract(ifNull(uri, ''), '^/apis/[^/?]+/([^/?]+)'))"
+)
+
+
+def _key(source: str, collapse: bool) -> str:
+    """The group of an event. A non-resource request's URI is compared whole, a resource
+    request's by its version. The name is compared, except (``collapse``) where it cannot
+    change the analysis's output: an operation on many names is expanded to any name (no rule
+    names them), so of the names that no operation on a single name holds, only the first one
+    of each operation is kept apart from the others (two names left: still many)."""
+    uri = f"if(isNull(api), {_group_key(('uri',))}, {_URI_VERSION})"
+    name = _group_key(("name",))
+    if collapse:
+        op = f"concat({_group_key(OPERATION)}, '|', {_URI_VERSION})"
+        # an impersonated user's groups (read from the raw event) and the apiVersion of a URI
+        # naming none (read per request) split operations: never collapsed
+        alone = (
+            "isNull(impersonated) AND isNotNull(name) AND isNotNull(api) "
+            f"AND ifNull(verb, '') != 'create' AND {_URI_VERSION} != '|'"
+        )
+        kept = (
+            f"assumeNotNull(name) NOT IN (SELECT assumeNotNull(any(name)) {source} AND "
+            f"isNotNull(name) GROUP BY {op} HAVING uniqExact(name) = 1) AND "
+            f"assumeNotNull(name) NOT IN (SELECT assumeNotNull(name) {source} AND "
+            f"isNotNull(name) AND NOT ({alone}))"
+        )
+        first = (
+            f"SELECT {op}, assumeNotNull(argMin(name, {_FIRST})) {source} AND {alone} GROUP BY {op}"
+        )
+        pair = f"({op}, assumeNotNull(name))"
+        name = f"if({alone} AND {kept}, if({pair} IN ({first}), 'F', 'O'), {name})"
+    return f"concat({_group_key(READ)}, '|', toString(code), '|', {uri}, '|', {name})"
 
 
 class Grouped:
@@ -51,9 +89,10 @@ class Grouped:
             raise
 
     def _group(self, reader: Reader, subject: str, bodies: str | None) -> None:
-        key = f"concat({_group_key(READ)}, '|', toString(code), '|', {_group_key(('decision',))})"
         where = subject if bodies is None else f"({subject}) OR ({bodies})"
         source, params = reader._from(reader.where(where))
+        # with --diff, the roles' bodies may name any object: every name compared
+        key = _key(source, collapse=bodies is None)
         mine = "1"
         if bodies is not None:
             # each event that may hold a role's body its own group, and whether a group is the
