@@ -25,15 +25,17 @@ from ..ingest import scratch
 from ..ingest.formats import MISSING_TIME
 from ..query.syntax import parse
 from .client import StoreError
-from .findings import _group_key
 from .reads import Reader
 from .sql import PRESENT_TIME, compile_node
 
-# What rbac reads of an event (query field names), compared as text; the code apart (a number),
-# the request URI and the object name apart (see _key)
-READ = ("user", "as", "group", "verb", "api", "resource", "sub", "ns", "reason", "decision")
-# An operation as the analysis expands it (over namespaces and names), with the URI's version
-OPERATION = ("user", "as", "group", "verb", "api", "resource", "sub")
+# An operation as the analysis expands it (over namespaces and names), for the events whose
+# names may collapse (no impersonation, a resource request): as a tuple of plain values, which
+# the server groups and compares fast (the URI's version appended, see _key)
+OPERATION = (
+    "ifNull(user, '')", "isNull(user)", "groups", "ifNull(verb, '')", "isNull(verb)",
+    "assumeNotNull(api)", "ifNull(resource, '')", "isNull(resource)",
+    "ifNull(subresource, '')", "isNull(subresource)",
+)  # fmt: skip
 _LATEST = 2**63 - 1  # a time after any: an event without one never is a group's first time
 _FIRST = "(time, source, offset)"  # reading order (18.16 compares tuples in argMin)
 # A resource request's URI matters only by its API version (rbac._api_versions reads no more)
@@ -49,28 +51,33 @@ def _key(source: str, collapse: bool) -> str:
     change the analysis's output: an operation on many names is expanded to any name (no rule
     names them), so of the names that no operation on a single name holds, only the first one
     of each operation is kept apart from the others (two names left: still many)."""
-    uri = f"if(isNull(api), {_group_key(('uri',))}, {_URI_VERSION})"
-    name = _group_key(("name",))
-    if collapse:
-        op = f"concat({_group_key(OPERATION)}, '|', {_URI_VERSION})"
-        # an impersonated user's groups (read from the raw event) and the apiVersion of a URI
-        # naming none (read per request) split operations: never collapsed
-        alone = (
-            "isNull(impersonated) AND isNotNull(name) AND isNotNull(api) "
-            f"AND ifNull(verb, '') != 'create' AND {_URI_VERSION} != '|'"
-        )
-        kept = (
-            f"assumeNotNull(name) NOT IN (SELECT assumeNotNull(any(name)) {source} AND "
-            f"isNotNull(name) GROUP BY {op} HAVING uniqExact(name) = 1) AND "
-            f"assumeNotNull(name) NOT IN (SELECT assumeNotNull(name) {source} AND "
-            f"isNotNull(name) AND NOT ({alone}))"
-        )
-        first = (
-            f"SELECT {op}, assumeNotNull(argMin(name, {_FIRST})) {source} AND {alone} GROUP BY {op}"
-        )
-        pair = f"({op}, assumeNotNull(name))"
-        name = f"if({alone} AND {kept}, if({pair} IN ({first}), 'F', 'O'), {name})"
-    return f"concat({_group_key(READ)}, '|', toString(code), '|', {uri}, '|', {name})"
+    plain = "user, impersonated, groups, verb, api, resource, subresource, namespace, reason, "
+    plain += f"decision, code, if(isNull(api), uri, {_URI_VERSION}) AS grp_uri_"
+    if not collapse:
+        return f"{plain}, name"
+    op = f"{', '.join(OPERATION)}, {_URI_VERSION}"
+    # an impersonated user's groups (read from the raw event) and the apiVersion of a URI
+    # naming none (read per request) split operations: never collapsed
+    alone = (
+        "isNull(impersonated) AND isNotNull(name) AND isNotNull(api) "
+        f"AND ifNull(verb, '') != 'create' AND {_URI_VERSION} != '|'"
+    )
+    # names an operation on a single name holds (a rule may name them), and the names of
+    # the events never collapsed (their operations are told apart by more than this)
+    kept = (
+        f"assumeNotNull(name) NOT IN (SELECT assumeNotNull(any(name)) {source} AND {alone} "
+        f"GROUP BY {op} HAVING uniqExact(name) = 1) AND "
+        f"assumeNotNull(name) NOT IN (SELECT assumeNotNull(name) {source} AND "
+        f"isNotNull(name) AND NOT ({alone}))"
+    )
+    first = f"SELECT {op}, assumeNotNull(argMin(name, {_FIRST})) {source} AND {alone} GROUP BY {op}"
+    pair = f"({op}, assumeNotNull(name))"
+    # the name, or (collapsed) whether it is the operation's first one
+    return (
+        f"{plain}, ({alone} AND {kept}) AS grp_collapsed_, "
+        "if(grp_collapsed_, NULL, name) AS grp_name_, "
+        f"if(grp_collapsed_, {pair} IN ({first}), 0) AS grp_first_"
+    )
 
 
 class Grouped:
@@ -102,15 +109,15 @@ class Grouped:
             params.update(body.params)
             params.update(own.params)
             alone = f"if({body.sql}, concat(source, ':', toString(offset)), '')"
-            key = f"concat({key}, '|', {alone})"
+            key = f"{key}, {alone} AS grp_body_"
             mine = f"max(if({own.sql}, 1, 0))"
         rows = list(
             reader.client.rows(
-                f"SELECT {key} AS k_, count() AS n_, "
+                "SELECT count() AS n_, "
                 f"min(if({PRESENT_TIME}, time, toInt64({_LATEST}))) AS first_, "
                 f"max(time) AS last_, {mine} AS mine_, argMin(raw, {_FIRST}) AS raw_, "
                 f"argMin(source, {_FIRST}) AS src_, argMin(offset, {_FIRST}) AS off_ "
-                f"{source} GROUP BY k_",
+                f"{source} GROUP BY {key}",
                 params,
             )
         )
