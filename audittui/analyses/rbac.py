@@ -74,6 +74,35 @@ class Request:
 
 
 @dataclass
+class Weights:
+    """The events behind each row when a row stands for several (a store's events grouped in
+    its server by the attributes this analysis reads, one row per distinct tuple): how many,
+    and the first and last of their times (MISSING_TIME: none had one)."""
+
+    events: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+    @staticmethod
+    def single(times: np.ndarray) -> Weights:
+        """Each row one event."""
+        return Weights(np.ones(len(times), dtype=np.int64), times, times)
+
+    def __getitem__(self, rows: np.ndarray) -> Weights:
+        return Weights(self.events[rows], self.first[rows], self.last[rows])
+
+    def usage(self, denied: np.ndarray | None = None) -> Usage:
+        """All the rows' events as one use."""
+        first = self.first[self.first != MISSING_TIME]
+        return Usage(
+            events=int(self.events.sum()),
+            denied=0 if denied is None else int(self.events[denied].sum()),
+            first=int(first.min()) if len(first) else MISSING_TIME,
+            last=int(self.last.max()) if len(self.last) else MISSING_TIME,
+        )
+
+
+@dataclass
 class Usage:
     """Events behind a permission or a rule."""
 
@@ -130,6 +159,7 @@ class Result:
     grants: list[GrantUse]
     rows: np.ndarray  # the events used (store indices), by time
     request_of_row: np.ndarray  # for each of them, its index in ``requests``
+    weights: Weights  # for each of them, the events it stands for
 
     @functools.cached_property
     def permissions(self) -> list[Permission]:
@@ -263,20 +293,24 @@ def analyze(
     include_denied: bool = False,
     existing: RBACObjects | None = None,
     options: Options | None = None,
+    weights: Weights | None = None,
 ) -> Result:
     """The least-privilege roles for ``user`` over its events (of ``rows`` when given: the
     app's filter). ``existing`` defaults to audit2rbac's (``system:discovery`` for everyone),
-    ``options`` to :func:`default_options`."""
+    ``options`` to :func:`default_options`. ``weights`` (by store row): the events each row
+    stands for, when a row is the first of several equal in all this reads (else one each)."""
     picked = subject_rows(events, user, namespace, rows)
     picked = picked[np.argsort(events.column("time")[picked], kind="stable")]
-    read = len(picked)
+    spans = Weights.single(events.column("time")[picked]) if weights is None else weights[picked]
+    read = int(spans.events.sum())
     denied = denied_mask(events, picked)
     left_out = 0
     if clean and not include_denied:
-        left_out = int(denied.sum())
-        picked, denied = picked[~denied], np.zeros(len(picked) - left_out, dtype=bool)
+        left_out = int(spans.events[denied].sum())
+        picked, spans = picked[~denied], spans[~denied]
+        denied = np.zeros(len(picked), dtype=bool)
     options = options or default_options(user)
-    requests, request_of_row, codes = _requests(events, picked, denied, user, clean, options)
+    requests, request_of_row, codes = _requests(events, picked, denied, spans, user, clean, options)
     existing = discovery_roles() if existing is None else existing
     plan, expanded = _plan(events, requests, codes, existing, options)
     objects = generate(plan, existing, options, expanded, ordered=True)
@@ -288,9 +322,10 @@ def analyze(
         denied_left_out=left_out,
         requests=requests,
         objects=objects,
-        grants=_grants(events, picked, denied),
+        grants=_grants(events, picked, denied, spans),
         rows=picked,
         request_of_row=request_of_row,
+        weights=spans,
     )
 
 
@@ -337,6 +372,7 @@ def _requests(
     events: Events,
     rows: np.ndarray,
     denied: np.ndarray,
+    spans: Weights,
     user: str,
     clean: bool,
     options: Options,
@@ -404,14 +440,15 @@ def _requests(
     inverse, first = rank[inverse], first[order]
 
     n = len(first)
-    counts = np.bincount(inverse, minlength=n)
-    refused = np.bincount(inverse, weights=denied.astype(np.float64), minlength=n).astype(int)
-    times = events.column("time")[rows]
-    present = times != MISSING_TIME
+    weight = spans.events.astype(np.float64)
+    counts = np.bincount(inverse, weights=weight, minlength=n).astype(np.int64)
+    refused = np.bincount(inverse, weights=weight * denied, minlength=n).astype(np.int64)
     low = np.full(n, _FAR, dtype=np.int64)
     high = np.full(n, -_FAR, dtype=np.int64)
-    np.minimum.at(low, inverse[present], times[present])
-    np.maximum.at(high, inverse[present], times[present])
+    present = spans.first != MISSING_TIME
+    np.minimum.at(low, inverse[present], spans.first[present])
+    present = spans.last != MISSING_TIME
+    np.maximum.at(high, inverse[present], spans.last[present])
 
     low[low == _FAR] = MISSING_TIME
     high[high == -_FAR] = MISSING_TIME
@@ -719,28 +756,17 @@ def _permissions(requests: list[Request]) -> list[Permission]:
     return sorted(by.values(), key=lambda p: (-p.usage.events, p.resource, p.verb, p.namespace))
 
 
-def _grants(events: Events, rows: np.ndarray, denied: np.ndarray) -> list[GrantUse]:
+def _grants(events: Events, rows: np.ndarray, denied: np.ndarray, spans: Weights) -> list[GrantUse]:
     """Who allowed the events, as their reason annotations say; most used first."""
     codes = events.column("reason")[rows]
     unique, inverse = np.unique(codes, return_inverse=True)
     inverse = inverse.reshape(-1)
-    times = events.column("time")[rows]
     by: dict[Grant, GrantUse] = {}
     for k, reason in enumerate(values_of(events, "reason", unique)):
         mine = inverse == k
-        t = times[mine]
-        t = t[t != MISSING_TIME]
+        u = spans[mine].usage(denied[mine])
         use = by.setdefault(parse_reason(reason), GrantUse(parse_reason(reason)))
-        use.usage.add(
-            Request(
-                Attributes(""),
-                Attributes(""),
-                int(mine.sum()),
-                int(denied[mine].sum()) if len(denied) else 0,
-                int(t.min()) if len(t) else MISSING_TIME,
-                int(t.max()) if len(t) else MISSING_TIME,
-            )
-        )
+        use.usage.add(Request(Attributes(""), Attributes(""), u.events, u.denied, u.first, u.last))
     # ties by first use, then by text: not by the reasons' table codes, whose order is the
     # order they were read in (another in a store's copy of the subject's events)
     return sorted(by.values(), key=lambda g: (-g.usage.events, g.usage.first, repr(g.grant)))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..index.store import Events
 from ..ingest.authz import parse_reason
-from ..ingest.formats import MISSING_TIME, format_time
+from ..ingest.formats import format_time
 from ..ingest.schema import REQUEST, REQUEST_RESPONSE
 from .rbac import GrantUse, Result, Usage, read_event, table_code, values_of
 from .rbac_rules import GROUP, Rule, rule_allows
@@ -100,7 +100,7 @@ def diff(events: Events, result: Result) -> Diff:
     other = [u for u in result.grants if u.grant.role is None or u.grant.role_kind is None]
 
     bodies = role_bodies(events, set(roles))
-    times = events.column("time")[rows]
+    spans = result.weights
     role_of_row = role_of_reason[inverse]
     # what the authorizer matched: a non-resource request's path without its query
     asked = [
@@ -110,7 +110,7 @@ def diff(events: Events, result: Result) -> Diff:
     for n, key in enumerate(keys):
         role = roles[key]
         mine = role_of_row == n
-        role.usage = _usage(times[mine])
+        role.usage = spans[mine].usage()
         role.body = bodies.get(key)
         if role.body is None:
             continue
@@ -118,18 +118,9 @@ def diff(events: Events, result: Result) -> Diff:
         for rule in role.body.rules:
             allowed = [k for k in requests.tolist() if rule_allows(rule, asked[k])]
             hit = mine & np.isin(result.request_of_row, allowed)
-            role.rules.append(RuleUse(rule, _usage(times[hit])))
+            role.rules.append(RuleUse(rule, spans[hit].usage()))
     ordered = sorted(roles.values(), key=lambda r: (-r.usage.events, r.label))
     return Diff(result.user, result.events, result.denied_left_out, ordered, other)
-
-
-def _usage(times: np.ndarray) -> Usage:
-    present = times[times != MISSING_TIME]
-    return Usage(
-        events=len(times),
-        first=int(present.min()) if len(present) else MISSING_TIME,
-        last=int(present.max()) if len(present) else MISSING_TIME,
-    )
 
 
 def logged_with_body(events: Events) -> np.ndarray:

@@ -29,10 +29,10 @@ from ..clickhouse.policy import check as check_policy
 from ..clickhouse.policy import rule_field
 from ..clickhouse.policy import simulate as simulate_policy
 from ..clickhouse.policy import suggest as suggest_rules
+from ..clickhouse.rbac import Grouped
 from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
 from ..clickhouse.sql import Where, compile_node
 from ..clickhouse.values import ServerValues
-from ..index.evaluate import select
 from ..output.mask import mask_event
 from ..policy.simulate import Simulation
 from ..query.completion import ValueSource, term
@@ -255,12 +255,13 @@ class ClickHouseBackend:
             subject += f" {term('ns', namespace)}"
         if query:
             subject = f"{subject} ({query})"
-        if diff:  # the bodies of the roles that granted its requests
-            subject = f"({subject}) OR ({ROLE_BODIES})"
-        with Fetched(self.reader, self.where(subject)) as store:
-            rows = None
-            if query:  # the filter again over the copy (the role bodies are no request of it)
-                rows = select(store, query)
+        # grouped in the server by what the analysis reads; with --diff, the events the roles'
+        # bodies are read from as well, each its own row
+        with Grouped(self.reader, subject, ROLE_BODIES if diff else None) as (
+            store,
+            weights,
+            rows,
+        ):
             result = analyze_rbac(
                 store,
                 user,
@@ -268,6 +269,7 @@ class ClickHouseBackend:
                 namespace=namespace,
                 clean=clean,
                 include_denied=include_denied,
+                weights=weights,
             )
             return Rbac(result, rbac_diff(store, result) if diff and result.requests else None)
 
