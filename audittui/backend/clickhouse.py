@@ -18,7 +18,6 @@ from typing import Any
 from ..analyses.histogram import Histogram
 from ..analyses.object_history import History, object_query
 from ..analyses.object_history import history as object_history
-from ..analyses.object_history import select as select_history
 from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.summary import Summary
@@ -27,9 +26,10 @@ from ..clickhouse.findings import run as run_findings
 from ..clickhouse.policy import check as check_policy
 from ..clickhouse.policy import simulate as simulate_policy
 from ..clickhouse.policy import suggest as suggest_rules
-from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
+from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, column_value, late_key
 from ..clickhouse.sql import Where
 from ..index.evaluate import select
+from ..ingest.formats import parse_json
 from ..output.mask import mask_event
 from ..policy.simulate import Simulation
 from ..query.completion import term
@@ -73,6 +73,26 @@ class _Columns(dict[str, Any]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and hasattr(self._event.columns, name)
+
+
+# What a history reads of each event (analyses.object_history._entry, and its body)
+HISTORY_COLUMNS = ("time", "audit_id", "verb", "user", "ips", "code", "subresource", "raw")
+
+
+class _Selected:
+    """A few rows of a store (:meth:`Reader.in_time_order`) as
+    :func:`~audittui.analyses.object_history.history` reads events: by position, values as
+    Store.value gives them, the event parsed from its raw JSON."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def event(self, i: int) -> dict[str, Any]:
+        event = parse_json(self.rows[i].raw.encode("utf-8", "surrogatepass"))
+        return event if isinstance(event, dict) else {}
+
+    def value(self, name: str, i: int) -> Any:
+        return column_value(self.rows[i], name)
 
 
 class ClickHouseBackend:
@@ -203,11 +223,12 @@ class ClickHouseBackend:
         reveal: bool = False,
         all_fields: bool = False,
     ) -> History:
+        # The object's events in one statement, in time order (as select_history gives a
+        # file's): the server's filter is object_query's, so every row it answers is one.
         query = object_query(resource, namespace, name, reads)
-        with Fetched(self.reader, self.where(query)) as store:
-            rows = select_history(store, resource, namespace, name, reads=reads)
-            shown = None if reveal else (lambda ev: mask_event(ev)[0])
-            return object_history(store, rows, shown, all_fields=all_fields)
+        selected = _Selected(self.reader.in_time_order(self.where(query), HISTORY_COLUMNS))
+        shown = None if reveal else (lambda ev: mask_event(ev)[0])
+        return object_history(selected, list(range(len(selected.rows))), shown, all_fields)
 
     def rbac(
         self,
