@@ -107,6 +107,7 @@ class ClickHouseBackend:
         self._following = ""  # the query followed
         self._shown: dict[Key, int] | None = None
         self._newest = MISSING_TIME
+        self._stored = -1  # the table's rows when last polled
 
     def where(self, query: str) -> Where:
         """The query compiled for this server (QueryError, SqlError when it cannot be)."""
@@ -145,14 +146,19 @@ class ClickHouseBackend:
         where = self.where(query)
         if query != self._following:  # another filter: its own first call
             self._following, self._shown, self._newest = query, None, MISSING_TIME
+        # Asked before reading: a row landing during the read makes the next poll read again.
+        stored, copies = self.reader.stored()
         first = self._shown is None
+        if not first and stored == self._stored and not copies:
+            return []  # nothing arrived (a poll of a quiet store reads nothing)
+        self._stored = stored
         if self._shown is None:
             self._shown = {}
             if after is not None:
                 self._newest = int(after[0])
-                for e in self._since(where, late_key(int(after[0]))):
-                    if e.key <= tuple(after):
-                        self._shown[e.key] = e.key[0]
+                for key in self.reader.keys_after(where, late_key(int(after[0]))):
+                    if key <= tuple(after):
+                        self._shown[key] = key[0]
         start: Key | None
         if first:
             start = None if after is None else tuple(after)

@@ -119,9 +119,11 @@ def _row_type(columns: Sequence[tuple[str, str]], name: str) -> type[msgspec.Str
 
 @functools.cache
 def _narrow_row(row: type[msgspec.Struct], columns: tuple[str, ...]) -> type[msgspec.Struct]:
-    """A Struct of some of ``row``'s columns, typed as there."""
+    """A Struct of some of ``row``'s columns, typed as there (raw, if among them, may be
+    left out of a read, as in ``row``)."""
     hints = {f: t for f, t in zip(row.__struct_fields__, _field_types(row), strict=True)}
-    return msgspec.defstruct(f"{row.__name__}Of", [(c, hints[c]) for c in columns])
+    fields: list[Any] = [(c, hints[c]) for c in columns if c != "raw"]
+    return msgspec.defstruct(f"{row.__name__}Of", [*fields, ("raw", str, "")])
 
 
 def _field_types(row: type[msgspec.Struct]) -> list[Any]:
@@ -160,6 +162,7 @@ class Reader:
     legacy: bool  # a version 1 table (read, not written)
     _digest: tuple[str, str]  # the key's last column and its type
     _row: type[msgspec.Struct]  # a row of the table
+    _key_row: type[msgspec.Struct]  # a row of the key's columns only
 
     def __init__(self, client: Client, cluster: str = "") -> None:
         self.client = client
@@ -191,6 +194,8 @@ class Reader:
             )
         self._digest = ("nokey", "UInt64") if self.legacy else ("digest", "UUID")
         self._row = _ROWS[self.legacy]
+        key_columns = tuple(k for k, _ in self._key_types())
+        self._key_row = _narrow_row(self._row, key_columns)
 
     def close(self) -> None:
         self.client.close()
@@ -223,6 +228,14 @@ class Reader:
             sql = f"({sql}) AND cluster = {{cluster_:String}}"
             params["cluster_"] = self.cluster
         return f"FROM {self.client.table}{' FINAL' if final else ''} WHERE {sql}", params
+
+    def stored(self) -> tuple[int, bool]:
+        """(rows stored, whether some of them are copies), from the table's row count (no
+        scan) and, when that changed since last asked, one count of it collapsed. Rows
+        only arrive by an insert and leave by the merge of copies, so the same count with
+        no copies held means that nothing arrived (a follow's cheap question)."""
+        copies = self._holds_copies()
+        return self._checked[0], copies
 
     def _holds_copies(self) -> bool:
         """Whether some row is stored twice (a batch resent after a crash, before the merge
@@ -331,6 +344,19 @@ class Reader:
             params["limit_"] = int(limit)
             sql += " LIMIT {limit_:UInt64}"
         return list(self.client.structs(sql, params, row, limit))
+
+    @_answered
+    def keys_after(self, where: Where | str | None, after_key: Key) -> list[Key]:
+        """The keys of the matching rows after ``after_key``, in no order, copies once: a
+        follow's stretch of what is already shown, read in one statement of the key's
+        columns (no page of events)."""
+        if isinstance(where, str):
+            where = self.where(where)
+        source, params = self._from(where, final=False)
+        source += " AND " + self._keyset(after_key, ">", params)
+        names = ", ".join(f"`{k}`" for k, _ in self._key_types())
+        rows = self.client.structs(f"SELECT DISTINCT {names} {source}", params, self._key_row)
+        return [self._stored(r).key for r in rows]
 
     @_answered
     def event(self, key: Key) -> StoredEvent | None:
