@@ -3,9 +3,10 @@ protocol, over :class:`~audittui.clickhouse.reads.Reader`.
 
 The listing, counts, summaries, the histogram and completion's values are computed by the
 server. An object's history, one request's stages and a subject's requests are selected by the
-server (a few rows), which the same Python analyses as for files read (:mod:`.fetch` copies them
-into a private index). Findings and the policy lab fetch what their engines need the same way
-until they run as SQL.
+server (a few rows), which the same Python analyses as for files read: the history straight from
+the rows (the columns it reads and the raw JSON), a subject's requests copied into a private
+index (:class:`~audittui.clickhouse.fetched.Fetched`). Findings and the policy lab run as SQL
+(:mod:`audittui.clickhouse.findings`, :mod:`audittui.clickhouse.policy`).
 
 A key is the table's sort key (time, auditID, stage, stageTimestamp, digest).
 """
