@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..index import evaluate
 from ..index.store import Store
@@ -64,6 +64,13 @@ class History:
     entries: list[Entry]
 
 
+class Events(Protocol):
+    """What a history reads of its events: a :class:`Store`, or a store's selected rows."""
+
+    def event(self, i: int) -> dict[str, Any]: ...
+    def value(self, name: str, i: int) -> Any: ...
+
+
 def select(
     store: Store, resource: str, namespace: str | None, name: str, reads: bool = False
 ) -> list[int]:
@@ -83,7 +90,7 @@ def object_query(resource: str, namespace: str | None, name: str, reads: bool = 
 
 
 def history(
-    store: Store,
+    store: Events,
     rows: list[int],
     shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     all_fields: bool = False,
@@ -94,7 +101,7 @@ def history(
 
 
 def entries(
-    store: Store,
+    store: Events,
     rows: list[int],
     shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     all_fields: bool = False,
@@ -217,7 +224,7 @@ def _resource_version(obj: dict[str, Any]) -> str | None:
     return rv if isinstance(rv, str) else None
 
 
-def _entry(store: Store, i: int, event: dict[str, Any]) -> Entry:
+def _entry(store: Events, i: int, event: dict[str, Any]) -> Entry:
     v = store.value
     ips = v("ips", i)
     return Entry(

@@ -3,9 +3,10 @@ protocol, over :class:`~audittui.clickhouse.reads.Reader`.
 
 The listing, counts, summaries, the histogram and completion's values are computed by the
 server. An object's history, one request's stages and a subject's requests are selected by the
-server (a few rows), which the same Python analyses as for files read (:mod:`.fetch` copies them
-into a private index). Findings and the policy lab fetch what their engines need the same way
-until they run as SQL.
+server (a few rows), which the same Python analyses as for files read: the history straight from
+the rows (the columns it reads and the raw JSON), a subject's requests copied into a private
+index (:class:`~audittui.clickhouse.fetched.Fetched`). Findings and the policy lab run as SQL
+(:mod:`audittui.clickhouse.findings`, :mod:`audittui.clickhouse.policy`).
 
 A key is the table's sort key (time, auditID, stage, stageTimestamp, digest).
 """
@@ -18,21 +19,20 @@ from typing import Any
 from ..analyses.histogram import Histogram
 from ..analyses.object_history import History, object_query
 from ..analyses.object_history import history as object_history
-from ..analyses.object_history import select as select_history
 from ..analyses.rbac import analyze as analyze_rbac
 from ..analyses.rbac_diff import diff as rbac_diff
 from ..analyses.summary import Summary
 from ..clickhouse import listing
-from ..clickhouse.fetched import Fetched
 from ..clickhouse.findings import run as run_findings
 from ..clickhouse.policy import check as check_policy
 from ..clickhouse.policy import rule_field
 from ..clickhouse.policy import simulate as simulate_policy
 from ..clickhouse.policy import suggest as suggest_rules
 from ..clickhouse.rbac import Grouped
-from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, late_key
+from ..clickhouse.reads import LATE, MISSING_TIME, Reader, StoredEvent, column_value, late_key
 from ..clickhouse.sql import Where, compile_node
 from ..clickhouse.values import ServerValues
+from ..ingest.formats import parse_json
 from ..output.mask import mask_event
 from ..policy.simulate import Simulation
 from ..query.completion import ValueSource, term
@@ -81,6 +81,26 @@ class _Columns(dict[str, Any]):
         return isinstance(name, str) and hasattr(self._event.columns, name)
 
 
+# What a history reads of each event (analyses.object_history._entry, and its body)
+HISTORY_COLUMNS = ("time", "audit_id", "verb", "user", "ips", "code", "subresource", "raw")
+
+
+class _Selected:
+    """A few rows of a store (:meth:`Reader.in_time_order`) as
+    :func:`~audittui.analyses.object_history.history` reads events: by position, values as
+    Store.value gives them, the event parsed from its raw JSON."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def event(self, i: int) -> dict[str, Any]:
+        event = parse_json(self.rows[i].raw.encode("utf-8", "surrogatepass"))
+        return event if isinstance(event, dict) else {}
+
+    def value(self, name: str, i: int) -> Any:
+        return column_value(self.rows[i], name)
+
+
 class ClickHouseBackend:
     """The events of one store table (a cluster of it, with ``?cluster=``)."""
 
@@ -94,6 +114,7 @@ class ClickHouseBackend:
         self._following = ""  # the query followed
         self._shown: dict[Key, int] | None = None
         self._newest = MISSING_TIME
+        self._stored = -1  # the table's rows when last polled
 
     def where(self, query: str) -> Where:
         """The query compiled for this server (QueryError, SqlError when it cannot be)."""
@@ -156,14 +177,19 @@ class ClickHouseBackend:
         where = self.where(query)
         if query != self._following:  # another filter: its own first call
             self._following, self._shown, self._newest = query, None, MISSING_TIME
+        # Asked before reading: a row landing during the read makes the next poll read again.
+        stored, copies = self.reader.stored()
         first = self._shown is None
+        if not first and stored == self._stored and not copies:
+            return []  # nothing arrived (a poll of a quiet store reads nothing)
+        self._stored = stored
         if self._shown is None:
             self._shown = {}
             if after is not None:
                 self._newest = int(after[0])
-                for e in self._since(where, late_key(int(after[0]))):
-                    if e.key <= tuple(after):
-                        self._shown[e.key] = e.key[0]
+                for key in self.reader.keys_after(where, late_key(int(after[0]))):
+                    if key <= tuple(after):
+                        self._shown[key] = key[0]
         start: Key | None
         if first:
             start = None if after is None else tuple(after)
@@ -234,11 +260,12 @@ class ClickHouseBackend:
         reveal: bool = False,
         all_fields: bool = False,
     ) -> History:
+        # The object's events in one statement, in time order (as select_history gives a
+        # file's): the server's filter is object_query's, so every row it answers is one.
         query = object_query(resource, namespace, name, reads)
-        with Fetched(self.reader, self.where(query)) as store:
-            rows = select_history(store, resource, namespace, name, reads=reads)
-            shown = None if reveal else (lambda ev: mask_event(ev)[0])
-            return object_history(store, rows, shown, all_fields=all_fields)
+        selected = _Selected(self.reader.in_time_order(self.where(query), HISTORY_COLUMNS))
+        shown = None if reveal else (lambda ev: mask_event(ev)[0])
+        return object_history(selected, list(range(len(selected.rows))), shown, all_fields)
 
     def rbac(
         self,

@@ -78,18 +78,24 @@ class StoredEvent:
     raw: bytes
 
     def value(self, name: str) -> Any:
-        """A column as :meth:`audittui.index.store.Store.value` gives it: None for a missing
-        string, a tuple for groups and IPs (None when empty), numbers as they are."""
-        v = getattr(self.columns, name, None)
-        if name in _ARRAYS:
-            return tuple(v) if v else None
-        if name in _NOT_NULL and v == "":
-            return None
-        return v
+        """A column as :meth:`audittui.index.store.Store.value` gives it."""
+        return column_value(self.columns, name)
 
     def event(self) -> Any:
         """The event as a dict (parsed from the raw JSON)."""
         return orjson.loads(self.raw)
+
+
+def column_value(columns: Any, name: str) -> Any:
+    """A column of a read row as :meth:`audittui.index.store.Store.value` gives it: None for a
+    missing string (or a column not read), a tuple for groups and IPs (None when empty),
+    numbers as they are."""
+    v = getattr(columns, name, None)
+    if name in _ARRAYS:
+        return tuple(v) if v else None
+    if name in _NOT_NULL and v == "":
+        return None
+    return v
 
 
 _PYTHON = {
@@ -109,6 +115,19 @@ def _row_type(columns: Sequence[tuple[str, str]], name: str) -> type[msgspec.Str
     out of a read)."""
     fields: list[Any] = [(n, _PYTHON[kind]) for n, kind in columns if n != "raw"]
     return msgspec.defstruct(name, [*fields, ("raw", str, "")])
+
+
+@functools.cache
+def _narrow_row(row: type[msgspec.Struct], columns: tuple[str, ...]) -> type[msgspec.Struct]:
+    """A Struct of some of ``row``'s columns, typed as there (raw, if among them, may be
+    left out of a read, as in ``row``)."""
+    hints = {f: t for f, t in zip(row.__struct_fields__, _field_types(row), strict=True)}
+    fields: list[Any] = [(c, hints[c]) for c in columns if c != "raw"]
+    return msgspec.defstruct(f"{row.__name__}Of", [*fields, ("raw", str, "")])
+
+
+def _field_types(row: type[msgspec.Struct]) -> list[Any]:
+    return [f.type for f in msgspec.structs.fields(row)]
 
 
 _ROWS = {False: _row_type(schema.COLUMNS, "Row"), True: _row_type(schema.LEGACY_COLUMNS, "Row1")}
@@ -143,6 +162,7 @@ class Reader:
     legacy: bool  # a version 1 table (read, not written)
     _digest: tuple[str, str]  # the key's last column and its type
     _row: type[msgspec.Struct]  # a row of the table
+    _key_row: type[msgspec.Struct]  # a row of the key's columns only
 
     def __init__(self, client: Client, cluster: str = "") -> None:
         self.client = client
@@ -174,6 +194,8 @@ class Reader:
             )
         self._digest = ("nokey", "UInt64") if self.legacy else ("digest", "UUID")
         self._row = _ROWS[self.legacy]
+        key_columns = tuple(k for k, _ in self._key_types())
+        self._key_row = _narrow_row(self._row, key_columns)
 
     def close(self) -> None:
         self.client.close()
@@ -206,6 +228,14 @@ class Reader:
             sql = f"({sql}) AND cluster = {{cluster_:String}}"
             params["cluster_"] = self.cluster
         return f"FROM {self.client.table}{' FINAL' if final else ''} WHERE {sql}", params
+
+    def stored(self) -> tuple[int, bool]:
+        """(rows stored, whether some of them are copies), from the table's row count (no
+        scan) and, when that changed since last asked, one count of it collapsed. Rows
+        only arrive by an insert and leave by the merge of copies, so the same count with
+        no copies held means that nothing arrived (a follow's cheap question)."""
+        copies = self._holds_copies()
+        return self._checked[0], copies
 
     def _holds_copies(self) -> bool:
         """Whether some row is stored twice (a batch resent after a crash, before the merge
@@ -286,6 +316,47 @@ class Reader:
             if len(rows) < size:
                 return
             key = rows[-1].key
+
+    @_answered
+    def in_time_order(
+        self, where: Where | str | None, columns: Sequence[str], limit: int | None = None
+    ) -> list[Any]:
+        """The matching events (up to ``limit``) in time order, ties in the order the
+        shippers read them (source, then byte offset), as the in-memory engine selects them:
+        rows (msgspec Structs, read with :func:`column_value`) of only ``columns`` (raw
+        among them if asked), in one statement. For the few rows a filter narrows to (an
+        object's history), never a listing: their rows lie in most of the table's granules,
+        so every column read is one read across the table, and only the ones asked are.
+        Copies collapse by key among the selected rows (LIMIT 1 BY), never by a FINAL."""
+        if isinstance(where, str):
+            where = self.where(where)
+        source, params = self._from(where, final=False)
+        fields = self._row.__struct_fields__
+        unknown = [c for c in columns if c not in fields]
+        if unknown:
+            raise ValueError(f"no column {unknown[0]!r}")
+        row = _narrow_row(self._row, tuple(columns))
+        names = ", ".join(f"`{n}`" for n in columns)
+        sql = f"SELECT {names} {source} ORDER BY `time`, `source`, `offset`"
+        if self._holds_copies():
+            sql += " LIMIT 1 BY " + ", ".join(f"`{k}`" for k, _ in self._key_types())
+        if limit is not None:
+            params["limit_"] = int(limit)
+            sql += " LIMIT {limit_:UInt64}"
+        return list(self.client.structs(sql, params, row, limit))
+
+    @_answered
+    def keys_after(self, where: Where | str | None, after_key: Key) -> list[Key]:
+        """The keys of the matching rows after ``after_key``, in no order, copies once: a
+        follow's stretch of what is already shown, read in one statement of the key's
+        columns (no page of events)."""
+        if isinstance(where, str):
+            where = self.where(where)
+        source, params = self._from(where, final=False)
+        source += " AND " + self._keyset(after_key, ">", params)
+        names = ", ".join(f"`{k}`" for k, _ in self._key_types())
+        rows = self.client.structs(f"SELECT DISTINCT {names} {source}", params, self._key_row)
+        return [self._stored(r).key for r in rows]
 
     @_answered
     def event(self, key: Key) -> StoredEvent | None:
@@ -371,8 +442,8 @@ class Reader:
         and fields in the same order, all of them (streamed as the server sends them: iterate
         once) or the ``top`` N (a list) with the rest counted by the server. Ties (equal
         counts; the most frequent IP; verbs of equal count) are broken by the key's text here,
-        by reading order in memory. One query: each group's verbs and top IP are joined to its
-        row on the server, so that nothing is held here per key."""
+        by reading order in memory. One scan on 22.x and later (:func:`_summary_one_scan`),
+        three joined on 18.16 (:func:`_summary_joined`); nothing is held here per key."""
         if by not in GROUPINGS:
             raise ValueError(f"cannot summarise by {by!r}; choose one of {', '.join(GROUPINGS)}")
         key, label = _group_key(by)
@@ -386,52 +457,44 @@ class Reader:
         if top is not None:
             params["top_"] = max(int(top), 0)
             limit = " LIMIT {top_:UInt64}"
-        groups = (
-            f"SELECT {label} AS label, count() AS events, "
+        # The columns every shape shares: one GROUP BY over the selection
+        columns = (
+            f"{label} AS label, count() AS events, "
             f"countIf({PRESENT_TIME}) AS timed, minIf(time, {PRESENT_TIME}) AS lo, "
             f"maxIf(time, {PRESENT_TIME}) AS hi, "
             "countIf(code = 403) AS forbidden, countIf(code >= 400 AND code != 403) AS errors, "
             # ifNull: 18.16 answers NULL, not 0, for a group whose values are all NULL
             "ifNull(uniqExactIf(resource, resource IS NOT NULL), 0) AS resources, "
             "ifNull(uniqExactIf(namespace, namespace IS NOT NULL), 0) AS namespaces, "
-            "ifNull(uniqExactIf(ips[1], notEmpty(ips)), 0) AS ip_count, "
             # the sorted latencies stay on the server: only their length and ranks come back
             f"length(arraySort(groupArrayIf(latency, {_REQUEST})) AS lat) AS requests, "
-            f"if(requests > 0, lat[-1], -1) AS top, {percentile} "
-            f"{source} GROUP BY {key}{' HAVING requests > 0' if latency else ''} "
-            f"ORDER BY {order}{limit}"
+            f"if(requests > 0, lat[-1], -1) AS top, {percentile}"
         )
-        # Each group's events per verb (sumMap over strings is refused by 18.16) and its most
-        # frequent first source IP (ties: the greatest IP text).
-        verbs = (
-            "SELECT label, groupArray((v, n)) AS verbs FROM ("
-            f"SELECT {label} AS label, ifNull(verb, '(none)') AS v, count() AS n {source} "
-            f"GROUP BY {key}, v) GROUP BY label"
-        )
-        ips = (
-            "SELECT label, argMax(ip, (n, ip)) AS top_ip FROM ("
-            f"SELECT {label} AS label, ips[1] AS ip, count() AS n {source} AND notEmpty(ips) "
-            f"GROUP BY {key}, ip) GROUP BY label"
-        )
-        sql = (
-            f"SELECT * FROM (SELECT * FROM ({groups}) AS g ANY LEFT JOIN ({verbs}) AS v "
-            f"USING label) AS gv ANY LEFT JOIN ({ips}) AS i USING label ORDER BY {order}"
-        )
-        rows = map(_summary_row, self.client.rows(sql, params, limit=top))
+        having = " HAVING requests > 0" if latency else ""
+        weight = "requests" if latency else "events"
+        if self.modern:
+            sql = _summary_one_scan(columns, key, source, having, order, limit, weight)
+        else:
+            sql = _summary_joined(columns, key, label, source, having, order, limit)
+        answered = self.client.rows(sql, params, limit=top)
         if top is None:
-            return Summary(_Guarded(rows, self.client.target.display))
-        shown = list(rows)
+            return Summary(_Guarded(map(_summary_row, answered), self.client.target.display))
+        everything: dict[str, Any] = {}
+        shown = []
+        for r in answered:
+            everything = r
+            shown.append(_summary_row(r))
         if len(shown) < top:  # every key is shown: no rest to count
             return Summary(shown)
-        counted = (
-            f"uniqExactIf({key}, {_REQUEST}) AS keys, countIf({_REQUEST}) AS total"
-            if latency
-            else f"uniqExact({key}) AS keys, count() AS total"
-        )
-        everything = self.client.one(f"SELECT {counted} {source}", params)
-        weight = "requests" if latency else "events"
-        rest_keys = int(everything["keys"]) - len(shown)
-        rest_total = int(everything["total"]) - sum(r[weight] for r in shown)
+        if not self.modern:  # the one scan counts them along (keys_, total_): not 18.16
+            counted = (
+                f"uniqExactIf({key}, {_REQUEST}) AS keys_, countIf({_REQUEST}) AS total_"
+                if latency
+                else f"uniqExact({key}) AS keys_, count() AS total_"
+            )
+            everything = self.client.one(f"SELECT {counted} {source}", params)
+        rest_keys = int(everything["keys_"]) - len(shown)
+        rest_total = int(everything["total_"]) - sum(r[weight] for r in shown)
         return Summary(shown, max(rest_keys, 0), max(rest_total, 0))
 
     @_answered
@@ -534,6 +597,52 @@ class _Guarded:
             yield from self.rows
         except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             raise StoreError(f"{self.where} answered rows of another shape ({exc!r:.80})") from None
+
+
+def _summary_one_scan(
+    columns: str, key: str, source: str, having: str, order: str, limit: str, weight: str
+) -> str:
+    """A summary in one scan (22.x and later): each group's events per verb and its first
+    source IPs summed into maps (sumMap over strings) as it is read, the most frequent IP
+    (ties: the greatest text) and the IPs' number taken from the map; the groups' number and
+    total (what the top N leaves out) counted over the groups by window functions."""
+    return (
+        f"SELECT {columns}, "
+        "sumMap([ifNull(verb, '(none)')], [toUInt64(1)]) AS verb_map, "
+        "arrayZip(verb_map.1, verb_map.2) AS verbs, "
+        "sumMapIf([ips[1]], [toUInt64(1)], notEmpty(ips)) AS ip_map, "
+        "length(ip_map.1) AS ip_count, "
+        "if(ip_count > 0, arrayReduce('argMax', ip_map.1, "
+        "arrayMap((ip, n) -> (n, ip), ip_map.1, ip_map.2)), '') AS top_ip, "
+        f"count() OVER () AS keys_, sum({weight}) OVER () AS total_ "
+        f"{source} GROUP BY {key}{having} ORDER BY {order}{limit}"
+    )
+
+
+def _summary_joined(
+    columns: str, key: str, label: str, source: str, having: str, order: str, limit: str
+) -> str:
+    """A summary as 18.16 can compute it (no sumMap over strings): each group's verbs and
+    top IP by a GROUP BY of their own, joined to its row on the server, so that nothing is
+    held here per key."""
+    groups = (
+        f"SELECT {columns}, ifNull(uniqExactIf(ips[1], notEmpty(ips)), 0) AS ip_count "
+        f"{source} GROUP BY {key}{having} ORDER BY {order}{limit}"
+    )
+    verbs = (
+        "SELECT label, groupArray((v, n)) AS verbs FROM ("
+        f"SELECT {label} AS label, ifNull(verb, '(none)') AS v, count() AS n {source} "
+        f"GROUP BY {key}, v) GROUP BY label"
+    )
+    ips = (
+        "SELECT label, argMax(ip, (n, ip)) AS top_ip FROM ("
+        f"SELECT {label} AS label, ips[1] AS ip, count() AS n {source} AND notEmpty(ips) "
+        f"GROUP BY {key}, ip) GROUP BY label"
+    )
+    return (
+        f"SELECT * FROM (SELECT * FROM ({groups}) AS g ANY LEFT JOIN ({verbs}) AS v "
+        f"USING label) AS gv ANY LEFT JOIN ({ips}) AS i USING label ORDER BY {order}"
+    )
 
 
 def _holder(name: str, kind: str) -> str:

@@ -240,6 +240,34 @@ def test_completion_values_are_the_same(both: list[Backend]) -> None:
     assert memory.values("nosuchfield", "", 5) == store.values("nosuchfield", "", 5) == []
 
 
+def test_a_store_follow_polls_a_quiet_store_and_a_resent_batch_to_nothing(
+    tmp_path: Path, log_file: Path, chdb_base: str
+) -> None:
+    url = table(chdb_base)
+    lines = log_file.read_bytes().splitlines(keepends=True)
+    head, tail = tmp_path / "head.log", tmp_path / "tail.log"
+    head.write_bytes(b"".join(lines[:10]))
+    tail.write_bytes(b"".join(lines[10:20]))
+    fill(url, head)
+    backend = open_backend([url])
+    assert isinstance(backend, ClickHouseBackend)
+    try:
+        shown = {r.key for r in backend.newer("", None)}
+        assert len(shown) == 10
+        assert backend.reader.stored() == (10, False)
+        assert backend.newer("", None) == []  # quiet: the row count alone says so
+        fill(url, head)  # the same batch again (a shipper's retry): copies, nothing new
+        assert backend.reader.stored() == (20, True)
+        assert backend.newer("", None) == []
+        fill(url, tail)
+        fresh = backend.newer("", None)
+        assert {r.key for r in fresh} == {r.key for r in _walk(backend, "", False)} - shown
+        assert len(fresh) == 10
+        assert backend.newer("", None) == []
+    finally:
+        backend.close()
+
+
 def test_following_another_query_starts_it_afresh(both: list[Backend]) -> None:
     for b in both:
         assert len(b.newer("verb:list", None)) == b.count("verb:list") > 0
