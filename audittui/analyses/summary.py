@@ -60,8 +60,8 @@ def summarize(
     latency: bool = False,
 ) -> Summary:  # fmt: skip
     """Rows ``{key, events, first, last, verbs{}, forbidden, errors, resources, namespaces,
-    ips, top_ip, requests, p50, p95, p99, max}``, most events first (ties: the order keys were
-    first read), all of them or the ``top`` N. ``resources``, ``namespaces`` and ``ips``
+    ips, top_ip, requests, p50, p95, p99, max}``, most events first (ties: by the key's text,
+    "(none)" first), all of them or the ``top`` N. ``resources``, ``namespaces`` and ``ips``
     count distinct values, ``top_ip`` is the most frequent IP; ``requests`` is how many
     requests were timed and ``p50``…``max`` their latency in µs (see
     :mod:`audittui.analyses.latency`; None when none was). With ``latency``, only the keys
@@ -76,7 +76,10 @@ def summarize(
     if not len(indices):
         return Summary([])
     groups = _Groups(store, indices, by)
-    order = np.argsort(-groups.counts, kind="stable")
+    # Ties fall by the key's text (as a store's SQL orders them): the same for the same
+    # events, whichever backend holds them and whatever order they were read in.
+    text = _text_rank(groups.uniq, groups.labels)
+    order = np.lexsort((text, -groups.counts))
     weight = groups.counts
     if latency:
         order = order[groups.requests[order] > 0]
@@ -138,7 +141,10 @@ class _Groups:
         self.namespaces = _distinct(inverse, store.column("namespace")[indices], groups)
         ip_keys, self.ip_label = _keys(store, indices, "ip")
         self.ip_counts = _distinct(inverse, ip_keys, groups)
-        self.top_ip = _top(inverse, ip_keys, groups)
+        ip_uniq = np.unique(ip_keys)
+        ip_rank = np.zeros(int(ip_uniq.max(initial=0)) + 1, dtype=np.int64)
+        ip_rank[ip_uniq] = _text_rank(ip_uniq, self.ip_label)
+        self.top_ip = _top(inverse, ip_keys, groups, ip_rank)
 
     def rows(self, block: np.ndarray) -> Iterator[dict[str, Any]]:
         """The rows of the groups ``block`` (a few thousand), their numbers converted to
@@ -174,7 +180,7 @@ class _Groups:
                 (values[v] or "(none)", c)
                 for v, c in zip(verb_codes[v0:v1], verb_counts[v0:v1], strict=True)
             ]
-            verbs.sort(key=_by_count)  # stable: ties in the order verbs were first read
+            verbs.sort(key=_by_count)  # ties by the verb's text
             label = self.labels(key)
             yield {
                 "key": NONE if label is None else label,
@@ -197,8 +203,17 @@ class _Groups:
             }
 
 
-def _by_count(pair: tuple[str, int]) -> int:
-    return -pair[1]
+def _by_count(pair: tuple[str, int]) -> tuple[int, str]:
+    return -pair[1], pair[0]
+
+
+def _text_rank(keys: np.ndarray, label: Callable[[int], str | None]) -> np.ndarray:
+    """Each key's rank among ``keys`` by its label's text ("" for none; code point order,
+    which is UTF-8's byte order, a store's)."""
+    texts = [label(k) or "" for k in keys.tolist()]
+    rank = np.empty(len(texts), dtype=np.int64)
+    rank[sorted(range(len(texts)), key=texts.__getitem__)] = np.arange(len(texts))
+    return rank
 
 
 # µs since the epoch of the first and last instants datetime (and so format_time) can write
@@ -277,16 +292,17 @@ def _distinct(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray
     return np.bincount(pairs // width, minlength=groups)
 
 
-def _top(inverse: np.ndarray, codes: np.ndarray, groups: int) -> np.ndarray:
+def _top(inverse: np.ndarray, codes: np.ndarray, groups: int, rank: np.ndarray) -> np.ndarray:
     """Per group, its most frequent code other than 0 ("missing": it never wins over a real
-    value; a group with none at all gets 0)."""
+    value; a group with none at all gets 0); of equally frequent ones, the greatest by
+    ``rank`` (the text's order, as a store's argMax picks)."""
     present = codes != 0
     inverse, codes = inverse[present], codes[present]
     width = int(codes.max(initial=0)) + 1
     pairs, counts = np.unique(inverse.astype(np.int64) * width + codes, return_counts=True)
     group_of = pairs // width
     # Sort by group, then by count descending: the first pair of each group is its top.
-    order = np.lexsort((-counts, group_of))
+    order = np.lexsort((-rank[pairs % width], -counts, group_of))
     first = np.ones(len(order), dtype=bool)
     first[1:] = group_of[order][1:] != group_of[order][:-1]
     top = np.zeros(groups, dtype=np.int64)
