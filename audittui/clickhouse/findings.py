@@ -55,6 +55,7 @@ from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
 from ..query.fields import MULTI_VALUED, STRING_FIELDS
 from ..query.syntax import And, Node, Not, Or, Term, Value, parse
+from .distinct import Values, compile_distinct
 from .fetched import Fetched
 from .reads import Reader
 from .sql import PRESENT_TIME, SqlError, Where, compile_node
@@ -85,7 +86,8 @@ def run(
     as their windows and first-seen state need them all)."""
     scope = reader.where(where) if isinstance(where, str) else where
     touch = compile_node(parse(touching), reader.modern, "q_") if touching else None
-    plans = [_plan(reader, r, k) for k, r in enumerate(x for x in rules if x.enabled)]
+    values = Values(reader)
+    plans = [_plan(reader, values, r, k) for k, r in enumerate(x for x in rules if x.enabled)]
     events = reader.count(scope)
     counts = _counts(reader, scope, plans)
     fired: list[Fired] = []
@@ -112,7 +114,7 @@ def run(
 # -- plans ---------------------------------------------------------------------------------
 
 
-def _plan(reader: Reader, rule: Rule, k: int) -> _Plan:
+def _plan(reader: Reader, values: Values, rule: Rule, k: int) -> _Plan:
     columns, texts = _split_text(rule.node)
     allowed = _allowed(rule)
     parts = [n for n in (columns, Not(allowed) if allowed is not None else None) if n]
@@ -123,7 +125,7 @@ def _plan(reader: Reader, rule: Rule, k: int) -> _Plan:
     )
     stages = _stages(rule, f"s{k}_")
     try:
-        query = compile_node(node, modern=reader.modern, prefix=f"r{k}_")
+        query = compile_distinct(node, values, modern=reader.modern, prefix=f"r{k}_")
     except SqlError:  # a pattern RE2 cannot run: the engine decides over the rule's stages
         query, inside = Where("1"), True
     sel = Where(f"(({query.sql}) AND ({stages.sql}))", {**query.params, **stages.params})
