@@ -5,8 +5,9 @@ events: the same fired rules, counts, first and last times, users, auditIDs and 
 Each rule's query (its column part, its stages, its allow-lists) is compiled to SQL
 (:mod:`.sql`); then, by what the rule needs:
 
-- a rule decided on columns alone: its count is one ``countIf`` among all such rules' in one
-  scan; a rule that fired has its users and auditIDs grouped by the server;
+- a rule decided on columns alone: its count is one ``countIf`` among all rules' in one
+  scan; the rules that fired have their users and auditIDs grouped by the server, by rule, in
+  three more scans for all of them;
 - a threshold: the groups that cannot reach the count over the whole store are dropped by a
   ``GROUP BY … HAVING`` on the server; only the time, group and distinct value of the events of
   the groups that can are read, and the windows are found by the engine's own
@@ -60,9 +61,10 @@ from .fetched import Fetched
 from .reads import Reader
 from .sql import PRESENT_TIME, SqlError, Where, compile_node
 
-# Rules counted per scan: each brings its query's terms (the pack's exclusion lists written
-# out), and an 18.16 server takes at most 50,000 syntax elements in one statement.
-RULES_PER_SCAN = 12
+# Characters of rules' conditions per scan: an 18.16 server takes at most 50,000 syntax
+# elements (and 256 KiB) in one statement; the terms decided on values (.distinct) are short,
+# a rule's grant or regex terms are not.
+SQL_PER_SCAN = 60_000
 _ROLE_BODIES = "api:rbac.authorization.k8s.io resource:roles,clusterroles"
 
 
@@ -92,15 +94,16 @@ def run(
     counts = _counts(reader, scope, plans)
     fired: list[Fired] = []
     errors: dict[str, str] = {}
-    for p in plans:
-        if p.inside or not counts[p.rule.id]:
-            continue
+    decided = [p for p in plans if not p.inside and counts[p.rule.id]]
+    plain = [p for p in decided if not p.rule.threshold and not p.rule.first_seen]
+    found = _plain(reader, scope, plain, touch)
+    for p in decided:
         f = (
             _threshold(reader, scope, p, touch)
             if p.rule.threshold
             else _first_seen(reader, scope, p, touch)
             if p.rule.first_seen
-            else _plain(reader, scope, p, touch)
+            else found.get(p.rule.id)
         )
         if f is not None:
             fired.append(f)
@@ -165,63 +168,93 @@ def _quoted(words: Sequence[str]) -> str:
 
 def _counts(reader: Reader, scope: Where, plans: list[_Plan]) -> dict[str, int]:
     """Each rule's candidates (and, as ``id + "/body"``, those logged with the body it reads),
-    counted in scans of RULES_PER_SCAN rules."""
+    counted in as few scans as the statement's size allows."""
+    tests: list[tuple[str, Where]] = []
+    for p in plans:
+        for name, w in ((p.rule.id, p.where), (p.rule.id + "/body", p.body_where)):
+            if w is not None:
+                tests.append((name, w))
     out: dict[str, int] = {}
-    for start in range(0, len(plans), RULES_PER_SCAN):
-        columns: list[str] = []
-        params: dict[str, Any] = {}
-        names: list[str] = []
-        for p in plans[start : start + RULES_PER_SCAN]:
-            for name, w in ((p.rule.id, p.where), (p.rule.id + "/body", p.body_where)):
-                if w is not None:
-                    columns.append(f"countIf({w.sql}) AS c{len(names)}")
-                    params.update(w.params)
-                    names.append(name)
-        source, base = reader._from(scope)
-        row = reader.client.one(f"SELECT {', '.join(columns)} {source}", {**base, **params})
-        out.update({name: int(row[f"c{n}"]) for n, name in enumerate(names)})
+    for chunk in _chunks(tests):
+        columns = [f"countIf({w.sql}) AS c{n}" for n, (_, w) in enumerate(chunk)]
+        source, params = reader._from(scope)
+        for _, w in chunk:
+            params.update(w.params)
+        row = reader.client.one(f"SELECT {', '.join(columns)} {source}", params)
+        out.update({name: int(row[f"c{n}"]) for n, (name, _) in enumerate(chunk)})
     return out
+
+
+def _chunks(tests: list[tuple[str, Where]]) -> list[list[tuple[str, Where]]]:
+    """The tests in runs whose SQL stays under :data:`SQL_PER_SCAN` characters (one test
+    longer than that runs alone)."""
+    chunks: list[list[tuple[str, Where]]] = []
+    size = SQL_PER_SCAN
+    for test in tests:
+        if size + len(test[1].sql) > SQL_PER_SCAN:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(test)
+        size += len(test[1].sql)
+    return chunks
 
 
 # -- rules decided on columns --------------------------------------------------------------
 
 
-def _plain(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
-    """A rule without a threshold or first-seen: its events are its hits."""
-    source, params = reader._from(scope)
-    source = f"{source} AND {p.where.sql}"
-    params.update(p.where.params)
-    params.update(touch.params if touch else {})
-    head = reader.client.one(
-        f"SELECT countIf({touch.sql if touch else '1'}) AS touched, "
-        "countIf(audit_id = '') AS bare, uniqExactIf(audit_id, audit_id != '') AS ids, "
-        f"countIf({PRESENT_TIME}) AS dated, minIf(time, {PRESENT_TIME}) AS first, "
-        f"maxIf(time, {PRESENT_TIME}) AS last {source}",
-        params,
-    )
-    users = [
-        str(r["user"])
+def _plain(
+    reader: Reader, scope: Where, plans: list[_Plan], touch: Where | None
+) -> dict[str, Fired]:
+    """Rules without a threshold or first-seen (their events are their hits), three scans for
+    as many rules as a statement holds: each event is tagged by the rules it matches
+    (``arrayJoin``), and counts, users and auditIDs are grouped by rule."""
+    out: dict[str, Fired] = {}
+    for chunk in _chunks([(p.rule.id, p.where) for p in plans]):
+        source, params = reader._from(scope)
+        for _, w in chunk:
+            params.update(w.params)
+        params.update(touch.params if touch else {})
+        tags = ", ".join(f"if({w.sql}, {n + 1}, 0)" for n, (_, w) in enumerate(chunk))
+        tag = f"arrayJoin(arrayFilter(x -> x != 0, [{tags}]))"
+        heads = {
+            int(r["r_"]): r
+            for r in reader.client.rows(
+                f"SELECT {tag} AS r_, countIf({touch.sql if touch else '1'}) AS touched, "
+                "countIf(audit_id = '') AS bare, uniqExactIf(audit_id, audit_id != '') AS ids, "
+                f"countIf({PRESENT_TIME}) AS dated, minIf(time, {PRESENT_TIME}) AS first, "
+                f"maxIf(time, {PRESENT_TIME}) AS last {source} GROUP BY r_",
+                params,
+            )
+        }
+        users: dict[int, list[str]] = {}
         for r in reader.client.rows(
-            f"SELECT user, count() AS n, min(offset) AS o {source} AND user IS NOT NULL "
-            "GROUP BY user ORDER BY n DESC, o",
+            f"SELECT {tag} AS r_, user AS u_, count() AS n, min(offset) AS o {source} "
+            "AND user IS NOT NULL GROUP BY r_, u_ ORDER BY r_, n DESC, o",
             params,
-        )
-    ]
-    ids = [
-        str(r["audit_id"])
+        ):
+            users.setdefault(int(r["r_"]), []).append(str(r["u_"]))
+        ids: dict[int, list[str]] = {}
         for r in reader.client.rows(
-            f"SELECT audit_id, min(time) AS t, argMin(offset, time) AS o {source} "
-            "AND audit_id != '' GROUP BY audit_id ORDER BY t, o",
+            f"SELECT {tag} AS r_, audit_id AS a_, min(time) AS t, argMin(offset, time) AS o "
+            f"{source} AND audit_id != '' GROUP BY r_, a_ ORDER BY r_, t, o",
             params,
-        )
-    ]
-    count = int(head["bare"]) + int(head["ids"])
-    if not count or not int(head["touched"]):
-        return None
-    dated = int(head["dated"])
-    first = int(head["first"]) if dated else MISSING_TIME
-    last = int(head["last"]) if dated else MISSING_TIME
-    return Fired(p.rule, count, first, last, users, ids)
+        ):
+            ids.setdefault(int(r["r_"]), []).append(str(r["a_"]))
+        rules = {p.rule.id: p.rule for p in plans}
+        for n, (rule_id, _) in enumerate(chunk, 1):
+            head = heads.get(n)
+            if head is None:
+                continue
+            count = int(head["bare"]) + int(head["ids"])
+            if not count or not int(head["touched"]):
+                continue
+            dated = int(head["dated"])
+            first = int(head["first"]) if dated else MISSING_TIME
+            last = int(head["last"]) if dated else MISSING_TIME
+            out[rule_id] = Fired(
+                rules[rule_id], count, first, last, users.get(n, []), ids.get(n, [])
+            )
+    return out
 
 
 def _encoded(field: str) -> str:
