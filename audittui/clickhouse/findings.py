@@ -97,12 +97,11 @@ def run(
     decided = [p for p in plans if not p.inside and counts[p.rule.id]]
     plain = [p for p in decided if not p.rule.threshold and not p.rule.first_seen]
     found = _plain(reader, scope, plain, touch)
+    found.update(_thresholds(reader, scope, [p for p in decided if p.rule.threshold], touch))
     for p in decided:
         f = (
-            _threshold(reader, scope, p, touch)
-            if p.rule.threshold
-            else _first_seen(reader, scope, p, touch)
-            if p.rule.first_seen
+            _first_seen(reader, scope, p, touch)
+            if p.rule.first_seen and not p.rule.threshold
             else found.get(p.rule.id)
         )
         if f is not None:
@@ -289,32 +288,60 @@ def _touched(touch: Where | None, params: dict[str, Any]) -> str:
     return touch.sql
 
 
-def _threshold(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
-    """The events of a window where one group reaches the count: groups that cannot reach it
-    over the whole scope are dropped by the server, the rest's windows found here."""
-    t = p.rule.threshold
-    assert t is not None
-    group = _group_key(t.group_by)
-    distinct = _encoded(t.distinct) if t.distinct else "''"
-    size = f"uniqExact({distinct})" if t.distinct else "count()"
-    source, params = reader._from(scope)
-    source = f"{source} AND {p.where.sql}"
-    params.update(p.where.params)
-    params["count_"] = t.count
-    rows = list(
-        reader.client.rows(
-            f"SELECT {_COMPACT}, {group} AS g, {distinct} AS d, {_touched(touch, params)} AS q_ "
-            f"{source} AND {group} IN "
-            f"(SELECT {group} {source} GROUP BY {group} HAVING {size} >= {{count_:UInt64}})",
-            params,
+def _thresholds(
+    reader: Reader, scope: Where, plans: list[_Plan], touch: Where | None
+) -> dict[str, Fired]:
+    """The events of a window where one group reaches the count, for every threshold rule in
+    two scans: groups that cannot reach their rule's count over the whole scope are dropped by
+    the server (each event tagged by the rules it matches, its group and distinct value
+    computed by its rule); the rest's windows are found here."""
+    out: dict[str, Fired] = {}
+    for chunk in _chunks([(p.rule.id, p.where) for p in plans]):
+        rules = [next(p.rule for p in plans if p.rule.id == rule_id) for rule_id, _ in chunk]
+        source, params = reader._from(scope)
+        for _, w in chunk:
+            params.update(w.params)
+        tags = ", ".join(f"if({w.sql}, {n + 1}, 0)" for n, (_, w) in enumerate(chunk))
+        groups, distincts, sizes = [], [], []
+        for n, rule in enumerate(rules, 1):
+            t = rule.threshold
+            assert t is not None
+            groups.append(f"r_ = {n}, {_group_key(t.group_by)}")
+            distincts.append(f"r_ = {n}, {_encoded(t.distinct) if t.distinct else chr(39) * 2}")
+            sizes.append(f"r_ = {n}, {'uniqExact(d_)' if t.distinct else 'count()'}")
+        counts = ", ".join(str(int(r.threshold.count)) for r in rules if r.threshold)
+        tagged = (
+            f"SELECT arrayJoin(arrayFilter(x -> x != 0, [{tags}])) AS r_, "
+            f"multiIf({', '.join(groups)}, '') AS g_, multiIf({', '.join(distincts)}, '') AS d_, "
+            f"{_COMPACT}, {_touched(touch, params)} AS q_ {source}"
         )
-    )
+        rows = list(
+            reader.client.rows(
+                f"SELECT * FROM ({tagged}) WHERE (r_, g_) IN (SELECT r_, g_ FROM ({tagged}) "
+                f"GROUP BY r_, g_ HAVING multiIf({', '.join(sizes)}, 0) >= [{counts}][r_])",
+                params,
+            )
+        )
+        by_rule: dict[int, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_rule.setdefault(int(r["r_"]), []).append(r)
+        for n, rule in enumerate(rules, 1):
+            f = _windows(rule, by_rule.get(n, []))
+            if f is not None:
+                out[rule.id] = f
+    return out
+
+
+def _windows(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
+    """A threshold rule's finding from the events of its groups that may reach the count."""
+    t = rule.threshold
+    assert t is not None
     if not rows:
         return None
     times = np.array([int(r["time"]) for r in rows], dtype=np.int64)
-    groups = np.unique([r["g"] for r in rows], return_inverse=True)[1].reshape(-1)
+    groups = np.unique([r["g_"] for r in rows], return_inverse=True)[1].reshape(-1)
     values = (
-        np.unique([r["d"] for r in rows], return_inverse=True)[1].reshape(-1).astype(np.int64)
+        np.unique([r["d_"] for r in rows], return_inverse=True)[1].reshape(-1).astype(np.int64)
         if t.distinct
         else None
     )
@@ -327,7 +354,7 @@ def _threshold(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> F
         at = times[part] if not untimed[part[0]] else np.zeros(len(part), dtype=np.int64)
         vals = None if values is None else values[part]
         hit[part[threshold_hits(at, groups[part], t.window, t.count, vals)]] = True
-    return _fired(p.rule, [r for r, h in zip(rows, hit.tolist(), strict=True) if h])
+    return _fired(rule, [r for r, h in zip(rows, hit.tolist(), strict=True) if h])
 
 
 def _first_seen(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
