@@ -9,19 +9,20 @@ what the engines break ties by (reading order) falls as over the files themselve
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from ..index.loader import load
 from ..index.store import Store
 from ..ingest import scratch
-from .reads import Reader, StoredEvent
+from .reads import Reader
 from .sql import Where
 
-# Rows per page: each page runs the whole filter again on the server (the keyset bounds only
-# time), so pages are big; a page is a few MB of raw events.
-FETCH_PAGE = 5_000
+# Rows per batch: a batch is a range of time (the primary key narrows its read to that range's
+# granules), found from the selected rows' times; a batch is some tens of MB of raw events.
+FETCH_BATCH = 50_000
 
 
 class Fetched:
@@ -44,17 +45,12 @@ class Fetched:
         with open(fetched, "wb") as fh:
             pos = 0
 
-            def write(events: Iterable[StoredEvent]) -> None:
-                nonlocal pos
-                for e in events:
-                    line = e.raw + b"\n"
-                    src = sources.setdefault(e.value("source") or "", len(sources))
-                    order.append((src, int(e.value("offset") or 0), pos, len(line)))
-                    fh.write(line)
-                    pos += len(line)
-
-            for page in reader.pages(where, size=FETCH_PAGE):
-                write(page)
+            for row in _selected(reader, where):
+                line = str(row["raw"]).encode("utf-8", "surrogatepass") + b"\n"
+                src = sources.setdefault(str(row["source"]), len(sources))
+                order.append((src, int(row["offset"]), pos, len(line)))
+                fh.write(line)
+                pos += len(line)
         names = sorted(sources)  # sources by name: the order a shipper given them reads them
         rank = np.array([names.index(s) for s in sources] or [0], dtype=np.int64)
         table = np.array(order, dtype=np.int64).reshape(-1, 4)
@@ -76,3 +72,28 @@ class Fetched:
         if self.store is not None:
             self.store.close()
         scratch.remove(self.folder)
+
+
+def _selected(reader: Reader, where: Where) -> Iterator[dict[str, Any]]:
+    """The selected rows' source, offset and raw text, in batches of about FETCH_BATCH rows:
+    one scan finds the times that bound the batches (the rows as stored: only bounds), then
+    each batch is read within its range of time (once each, copies collapsed as reads do)."""
+    stored, params = reader._from(where, final=False)
+    times = [
+        int(r["time"]) for r in reader.client.rows(f"SELECT time {stored} ORDER BY time", params)
+    ]
+    bounds: list[int] = []  # each batch starts at a time later than the previous one's
+    for k in range(FETCH_BATCH, len(times), FETCH_BATCH):
+        if times[k] > (bounds[-1] if bounds else times[0]):
+            bounds.append(times[k])
+    source, params = reader._from(where)
+    for lo, hi in zip([None, *bounds], [*bounds, None], strict=True):
+        batch = dict(params)
+        sql = f"SELECT source, offset, raw {source}"
+        if lo is not None:
+            sql += " AND time >= {lo_:Int64}"
+            batch["lo_"] = lo
+        if hi is not None:
+            sql += " AND time < {hi_:Int64}"
+            batch["hi_"] = hi
+        yield from reader.client.rows(sql, batch)
