@@ -54,15 +54,19 @@ class Values:
     def _fetch(self, column: str) -> list[str] | None:
         value = f"arrayJoin(`{column}`)" if column in MULTI_VALUED else f"`{column}`"
         source, params = self.reader._from(None, final=False)  # copies add no value
-        rows = self.reader.client.rows(
-            f"SELECT DISTINCT {value} AS v {source} LIMIT {MAX_VALUES + 1}",
-            params,
-            limit=MAX_VALUES + 1,
+        rows = list(
+            self.reader.client.rows(
+                f"SELECT DISTINCT {value} AS v {source} LIMIT {MAX_VALUES + 1}",
+                params,
+                limit=MAX_VALUES + 1,
+            )
         )
+        if len(rows) > MAX_VALUES:  # counted before '' and NULL are dropped: maybe more
+            return None
         # a list's element may be "" (matched as the text it is); a single value's "" is missing
         keep_empty = column in MULTI_VALUED
         values = [str(r["v"]) for r in rows if r["v"] is not None and (keep_empty or r["v"])]
-        return None if len(values) > MAX_VALUES else values
+        return values
 
 
 def compile_distinct(
