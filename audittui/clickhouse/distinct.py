@@ -40,8 +40,9 @@ MAX_VALUES = 20_000  # more distinct values than this: the column keeps SQL's ow
 class Values:
     """The distinct values of a reader's columns, each fetched once when first needed."""
 
-    def __init__(self, reader: Reader) -> None:
+    def __init__(self, reader: Reader, limit: int = MAX_VALUES) -> None:
         self.reader = reader
+        self.limit = limit
         self._known: dict[str, list[str] | None] = {}
 
     def of(self, column: str) -> list[str] | None:
@@ -56,12 +57,12 @@ class Values:
         source, params = self.reader._from(None, final=False)  # copies add no value
         rows = list(
             self.reader.client.rows(
-                f"SELECT DISTINCT {value} AS v {source} LIMIT {MAX_VALUES + 1}",
+                f"SELECT DISTINCT {value} AS v {source} LIMIT {self.limit + 1}",
                 params,
-                limit=MAX_VALUES + 1,
+                limit=self.limit + 1,
             )
         )
-        if len(rows) > MAX_VALUES:  # counted before '' and NULL are dropped: maybe more
+        if len(rows) > self.limit:  # counted before '' and NULL are dropped: maybe more
             return None
         # a list's element may be "" (matched as the text it is); a single value's "" is missing
         keep_empty = column in MULTI_VALUED

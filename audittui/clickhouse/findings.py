@@ -6,10 +6,10 @@ Each rule's query (its column part, its stages, its allow-lists) is compiled to 
 (:mod:`.sql`); then, by what the rule needs:
 
 - a rule decided on columns alone: its count is one ``countIf`` among all rules' in one
-  scan; the rules that fired have their users and auditIDs grouped by the server, by rule, in
-  three more scans for all of them;
+  scan; the rules that fired have their events grouped by rule, auditID and user by the
+  server in one more scan for all of them, and summed up here;
 - a threshold: the groups that cannot reach the count over the whole store are dropped by a
-  ``GROUP BY … HAVING`` on the server; only the time, group and distinct value of the events of
+  ``GROUP BY … HAVING`` on the server (one statement for all threshold rules); only the time, group and distinct value of the events of
   the groups that can are read, and the windows are found by the engine's own
   :func:`~audittui.findings.windows.threshold_hits`;
 - first seen: each (key, value) pair's first time (and its first event's user and auditID) is
@@ -204,56 +204,59 @@ def _chunks(tests: list[tuple[str, Where]]) -> list[list[tuple[str, Where]]]:
 def _plain(
     reader: Reader, scope: Where, plans: list[_Plan], touch: Where | None
 ) -> dict[str, Fired]:
-    """Rules without a threshold or first-seen (their events are their hits), three scans for
-    as many rules as a statement holds: each event is tagged by the rules it matches
-    (``arrayJoin``), and counts, users and auditIDs are grouped by rule."""
+    """Rules without a threshold or first-seen (their events are their hits), one scan for as
+    many rules as a statement holds: each event is tagged by the rules it matches
+    (``arrayJoin``) and grouped by rule, auditID and user; a rule's count, time span, users
+    and auditIDs are summed up here from its groups."""
     out: dict[str, Fired] = {}
+    rules = {p.rule.id: p.rule for p in plans}
     for chunk in _chunks([(p.rule.id, p.where) for p in plans]):
         source, params = reader._from(scope)
         for _, w in chunk:
             params.update(w.params)
-        params.update(touch.params if touch else {})
         tags = ", ".join(f"if({w.sql}, {n + 1}, 0)" for n, (_, w) in enumerate(chunk))
-        tag = f"arrayJoin(arrayFilter(x -> x != 0, [{tags}]))"
-        heads = {
-            int(r["r_"]): r
-            for r in reader.client.rows(
-                f"SELECT {tag} AS r_, countIf({touch.sql if touch else '1'}) AS touched, "
-                "countIf(audit_id = '') AS bare, uniqExactIf(audit_id, audit_id != '') AS ids, "
-                f"countIf({PRESENT_TIME}) AS dated, minIf(time, {PRESENT_TIME}) AS first, "
-                f"maxIf(time, {PRESENT_TIME}) AS last {source} GROUP BY r_",
-                params,
-            )
-        }
-        users: dict[int, list[str]] = {}
+        groups: dict[int, list[dict[str, Any]]] = {}
         for r in reader.client.rows(
-            f"SELECT {tag} AS r_, user AS u_, count() AS n, min(offset) AS o {source} "
-            "AND user IS NOT NULL GROUP BY r_, u_ ORDER BY r_, n DESC, o",
+            f"SELECT arrayJoin(arrayFilter(x -> x != 0, [{tags}])) AS r_, audit_id AS a_, "
+            "ifNull(user, '') AS u_, isNull(user) AS no_user_, count() AS n_, "
+            f"min(offset) AS first_offset_, countIf({_touched(touch, params)}) AS touched_, "
+            f"countIf({PRESENT_TIME}) AS dated_, minIf(time, {PRESENT_TIME}) AS first_, "
+            f"maxIf(time, {PRESENT_TIME}) AS last_, min(time) AS t_, "
+            f"argMin(offset, time) AS o_ {source} GROUP BY r_, a_, u_, no_user_",
             params,
         ):
-            users.setdefault(int(r["r_"]), []).append(str(r["u_"]))
-        ids: dict[int, list[str]] = {}
-        for r in reader.client.rows(
-            f"SELECT {tag} AS r_, audit_id AS a_, min(time) AS t, argMin(offset, time) AS o "
-            f"{source} AND audit_id != '' GROUP BY r_, a_ ORDER BY r_, t, o",
-            params,
-        ):
-            ids.setdefault(int(r["r_"]), []).append(str(r["a_"]))
-        rules = {p.rule.id: p.rule for p in plans}
+            groups.setdefault(int(r["r_"]), []).append(r)
         for n, (rule_id, _) in enumerate(chunk, 1):
-            head = heads.get(n)
-            if head is None:
-                continue
-            count = int(head["bare"]) + int(head["ids"])
-            if not count or not int(head["touched"]):
-                continue
-            dated = int(head["dated"])
-            first = int(head["first"]) if dated else MISSING_TIME
-            last = int(head["last"]) if dated else MISSING_TIME
-            out[rule_id] = Fired(
-                rules[rule_id], count, first, last, users.get(n, []), ids.get(n, [])
-            )
+            f = _summed(rules[rule_id], groups.get(n, []))
+            if f is not None:
+                out[rule_id] = f
     return out
+
+
+def _summed(rule: Rule, groups: list[dict[str, Any]]) -> Fired | None:
+    """A plain rule's finding from its events' groups by (auditID, user): one count per
+    request, users by their events (ties by the least offset), auditIDs by their first time
+    (ties by that event's offset)."""
+    bare = sum(int(g["n_"]) for g in groups if not g["a_"])
+    first_of: dict[str, tuple[int, int]] = {}  # auditID → (its first time, that event's offset)
+    users: dict[str, list[int]] = {}  # user → [events, least offset]
+    for g in groups:
+        if g["a_"]:
+            at = (int(g["t_"]), int(g["o_"]))
+            first_of[str(g["a_"])] = min(at, first_of.get(str(g["a_"]), at))
+        if not int(g["no_user_"]):
+            seen = users.setdefault(str(g["u_"]), [0, int(g["first_offset_"])])
+            seen[0] += int(g["n_"])
+            seen[1] = min(seen[1], int(g["first_offset_"]))
+    count = bare + len(first_of)
+    if not count or not sum(int(g["touched_"]) for g in groups):
+        return None
+    dated = [g for g in groups if int(g["dated_"])]
+    first = min(int(g["first_"]) for g in dated) if dated else MISSING_TIME
+    last = max(int(g["last_"]) for g in dated) if dated else MISSING_TIME
+    ranked = sorted(users, key=lambda u: (-users[u][0], users[u][1]))
+    ids = sorted(first_of, key=lambda a: first_of[a])
+    return Fired(rule, count, first, last, ranked, ids)
 
 
 def _encoded(field: str) -> str:
