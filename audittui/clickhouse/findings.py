@@ -9,12 +9,12 @@ Each rule's query (its column part, its stages, its allow-lists) is compiled to 
   scan; the rules that fired have their events grouped by rule, auditID and user by the
   server in one more scan for all of them, and summed up here;
 - a threshold: the groups that cannot reach the count over the whole store are dropped by a
-  ``GROUP BY … HAVING`` on the server (one statement for all threshold rules); only the time, group and distinct value of the events of
-  the groups that can are read, and the windows are found by the engine's own
-  :func:`~audittui.findings.windows.threshold_hits`;
+  ``GROUP BY … HAVING`` on the server (one statement for all threshold rules); only the time,
+  group and distinct value of the events of the groups that can are read, and the windows
+  are found by the engine's own :func:`~audittui.findings.windows.threshold_hits`;
 - first seen: each (key, value) pair's first time (and its first event's user and auditID) is
   an aggregate of the server; the pairs first seen more than the learning time after their key
-  are picked from those rows;
+  are picked from those rows (one statement for all first-seen rules);
 - a rule that must look inside events (a JMESPath ``where``, free text, a body, the roles behind
   the authorizer's reason, an image allow-list): only its candidates (its column part, at a
   level that logs the body it reads) are fetched into a private in-memory store
@@ -98,14 +98,9 @@ def run(
     plain = [p for p in decided if not p.rule.threshold and not p.rule.first_seen]
     found = _plain(reader, scope, plain, touch)
     found.update(_thresholds(reader, scope, [p for p in decided if p.rule.threshold], touch))
-    for p in decided:
-        f = (
-            _first_seen(reader, scope, p, touch)
-            if p.rule.first_seen and not p.rule.threshold
-            else found.get(p.rule.id)
-        )
-        if f is not None:
-            fired.append(f)
+    seen = [p for p in decided if p.rule.first_seen and not p.rule.threshold]
+    found.update(_first_seens(reader, scope, seen, touch))
+    fired += [found[p.rule.id] for p in decided if p.rule.id in found]
     inside = [p for p in plans if p.inside and counts[p.rule.id]]
     if inside:
         fired += _looked_inside(reader, scope, inside, errors, touching)
@@ -360,40 +355,64 @@ def _windows(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
     return _fired(rule, [r for r, h in zip(rows, hit.tolist(), strict=True) if h])
 
 
-def _first_seen(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
-    """The first event of each (key, value) pair first seen more than the learning time after
-    its key: the pairs' first times are the server's aggregate."""
-    f = p.rule.first_seen
-    assert f is not None
-    key, value = _group_key(f.key), _encoded(f.value)
-    source, params = reader._from(scope)
-    source = f"{source} AND {p.where.sql} AND {PRESENT_TIME}"  # no time: no place in a history
-    params.update(p.where.params)
-    pairs = [
-        # aliases apart from the columns' names (an alias shadows its column in WHERE)
-        {
-            "k": r["k_"],
-            "time": int(r["t_"]),
-            "user": None if int(r["no_user_"]) else r["u_"],
-            "audit_id": r["a_"],
-            "source": r["s_"],
-            "offset": int(r["o_"]),
-            "q_": r["q_"],
-        }
+def _first_seens(
+    reader: Reader, scope: Where, plans: list[_Plan], touch: Where | None
+) -> dict[str, Fired]:
+    """For every first-seen rule, in one scan: the first event of each (key, value) pair first
+    seen more than the learning time after its key. The pairs' first times are the server's
+    aggregate, grouped by rule (each event tagged by the rules it matches), key and value."""
+    out: dict[str, Fired] = {}
+    for chunk in _chunks([(p.rule.id, p.where) for p in plans]):
+        rules = [next(p.rule for p in plans if p.rule.id == rule_id) for rule_id, _ in chunk]
+        source, params = reader._from(scope)
+        source = f"{source} AND {PRESENT_TIME}"  # no time: no place in a history
+        for _, w in chunk:
+            params.update(w.params)
+        tags = ", ".join(f"if({w.sql}, {n + 1}, 0)" for n, (_, w) in enumerate(chunk))
+        keys, values = [], []
+        for n, rule in enumerate(rules, 1):
+            f = rule.first_seen
+            assert f is not None
+            keys.append(f"r_ = {n}, {_group_key(f.key)}")
+            values.append(f"r_ = {n}, {_encoded(f.value)}")
+        pairs: dict[int, list[dict[str, Any]]] = {}
         for r in reader.client.rows(
-            f"SELECT {key} AS k_, {value} AS v_, min(time) AS t_, "
-            "argMin(ifNull(user, ''), time) AS u_, argMin(isNull(user), time) AS no_user_, "
-            "argMin(audit_id, time) AS a_, argMin(source, time) AS s_, "
-            f"argMin(offset, time) AS o_, argMin({_touched(touch, params)}, time) AS q_ "
-            f"{source} GROUP BY k_, v_",
+            # aliases apart from the columns' names (an alias shadows its column in WHERE)
+            f"SELECT arrayJoin(arrayFilter(x -> x != 0, [{tags}])) AS r_, "
+            f"multiIf({', '.join(keys)}, '') AS k_, multiIf({', '.join(values)}, '') AS v_, "
+            "min(time) AS t_, argMin(ifNull(user, ''), time) AS u_, "
+            "argMin(isNull(user), time) AS no_user_, argMin(audit_id, time) AS a_, "
+            "argMin(source, time) AS s_, argMin(offset, time) AS o_, "
+            f"argMin({_touched(touch, params)}, time) AS q_ {source} GROUP BY r_, k_, v_",
             params,
-        )
-    ]
+        ):
+            pairs.setdefault(int(r["r_"]), []).append(
+                {
+                    "k": r["k_"],
+                    "time": int(r["t_"]),
+                    "user": None if int(r["no_user_"]) else r["u_"],
+                    "audit_id": r["a_"],
+                    "source": r["s_"],
+                    "offset": int(r["o_"]),
+                    "q_": r["q_"],
+                }
+            )
+        for n, rule in enumerate(rules, 1):
+            f = _first_seen(rule, pairs.get(n, []))
+            if f is not None:
+                out[rule.id] = f
+    return out
+
+
+def _first_seen(rule: Rule, pairs: list[dict[str, Any]]) -> Fired | None:
+    """A first-seen rule's finding from its pairs' first events."""
+    f = rule.first_seen
+    assert f is not None
     key_first: dict[str, int] = {}
     for r in pairs:
         key_first[r["k"]] = min(r["time"], key_first.get(r["k"], r["time"]))
     hits = [r for r in pairs if r["time"] - key_first[r["k"]] > f.learn]
-    return _fired(p.rule, hits) if hits else None
+    return _fired(rule, hits) if hits else None
 
 
 def _fired(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
