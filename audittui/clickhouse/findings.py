@@ -398,9 +398,9 @@ def _first_seens(
                 }
             )
         for n, rule in enumerate(rules, 1):
-            f = _first_seen(rule, pairs.get(n, []))
-            if f is not None:
-                out[rule.id] = f
+            hit = _first_seen(rule, pairs.get(n, []))
+            if hit is not None:
+                out[rule.id] = hit
     return out
 
 
