@@ -44,6 +44,13 @@ class Values:
         self.reader = reader
         self.limit = limit
         self._known: dict[str, list[str] | None] = {}
+        self._sets: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    def set_name(self, column: str, chosen: list[str]) -> str:
+        """One placeholder name per distinct set of a column's values, shared by every query
+        compiled over these values: the same term of many rules (a pack's shared exclusion
+        lists) is then the same expression, which the server computes once per row."""
+        return self._sets.setdefault((column, tuple(chosen)), f"dv{len(self._sets)}_")
 
     def of(self, column: str) -> list[str] | None:
         """The column's distinct present values (a list column's: its elements), None when
@@ -104,7 +111,7 @@ class _DistinctCompiler(_Compiler):
         if column in MULTI_VALUED:
             # any element matches: the elements that do (a one-element list is the element)
             chosen = [v for v in values if match((v,))]
-            parts = [f"hasAny(`{column}`, {self.param(chosen, 'Array(String)')})"] if chosen else []
+            parts = [f"hasAny(`{column}`, {self.shared(column, chosen)})"] if chosen else []
             if missing:
                 parts.append(f"empty(`{column}`)")
         else:
@@ -112,8 +119,14 @@ class _DistinctCompiler(_Compiler):
             if missing:
                 chosen.append("")
             text = f"ifNull(`{column}`, '')" if column not in ("stage",) else f"`{column}`"
-            parts = [f"{text} IN {self.param(chosen, 'Array(String)')}"] if chosen else []
+            parts = [f"{text} IN {self.shared(column, chosen)}"] if chosen else []
         return "(" + " OR ".join(parts) + ")" if parts else "0"
+
+    def shared(self, column: str, chosen: list[str]) -> str:
+        """The placeholder of a set of the column's values (its name shared, see set_name)."""
+        name = self.values.set_name(column, chosen)
+        self.params[name] = chosen
+        return f"{{{name}:Array(String)}}"
 
     def _resource(self, term: Term) -> str:
         """``res:`` as :meth:`.sql._Compiler.resource`, each part decided on its values."""
