@@ -21,31 +21,33 @@ from .reads import Reader
 from .sql import Where
 
 # Rows per batch: a batch is a range of time (the primary key narrows its read to that range's
-# granules), found from the selected rows' times; a batch is some tens of MB of raw events.
-FETCH_BATCH = 50_000
+# granules), found from the selected rows' times; a batch is some 100 MB of raw events.
+FETCH_BATCH = 100_000
 
 
 class Fetched:
     """``with Fetched(reader, where) as store:`` the selected events as a :class:`Store`
     (removed with its private folder on exit)."""
 
-    def __init__(self, reader: Reader, where: Where) -> None:
+    def __init__(self, reader: Reader, where: Where, at_most: int | None = None) -> None:
+        """``at_most``: a bound the caller knows on the rows selected (then, when it is at
+        most one batch, the scan for the batches' bounds is spared)."""
         self.folder = scratch.make("store")
         self.store: Store | None = None
         try:
-            self.store = self._fetch(reader, where)
+            self.store = self._fetch(reader, where, at_most)
         except BaseException:
             scratch.remove(self.folder)
             raise
 
-    def _fetch(self, reader: Reader, where: Where) -> Store:
+    def _fetch(self, reader: Reader, where: Where, at_most: int | None) -> Store:
         sources: dict[str, int] = {}
         order: list[tuple[int, int, int, int]] = []  # (source, offset, position, length)
         fetched = os.path.join(self.folder, "fetched.jsonl")
         with open(fetched, "wb") as fh:
             pos = 0
 
-            for row in _selected(reader, where):
+            for row in _selected(reader, where, at_most):
                 line = str(row["raw"]).encode("utf-8", "surrogatepass") + b"\n"
                 src = sources.setdefault(str(row["source"]), len(sources))
                 order.append((src, int(row["offset"]), pos, len(line)))
@@ -74,11 +76,15 @@ class Fetched:
         scratch.remove(self.folder)
 
 
-def _selected(reader: Reader, where: Where) -> Iterator[dict[str, Any]]:
+def _selected(reader: Reader, where: Where, at_most: int | None) -> Iterator[dict[str, Any]]:
     """The selected rows' source, offset and raw text, in batches of about FETCH_BATCH rows:
     one scan finds the times that bound the batches (the rows as stored: only bounds), then
     each batch is read within its range of time (once each, copies collapsed as reads do)."""
     stored, params = reader._from(where, final=False)
+    if at_most is not None and at_most <= FETCH_BATCH:
+        source, params = reader._from(where)
+        yield from reader.client.rows(f"SELECT source, offset, raw {source}", params)
+        return
     times = [
         int(r["time"]) for r in reader.client.rows(f"SELECT time {stored} ORDER BY time", params)
     ]

@@ -103,7 +103,9 @@ def run(
     fired += [found[p.rule.id] for p in decided if p.rule.id in found]
     inside = [p for p in plans if p.inside and counts[p.rule.id]]
     if inside:
-        fired += _looked_inside(reader, scope, inside, errors, touching)
+        # each rule's candidates at the level its body needs, if it reads one (as selected)
+        bound = [counts[p.rule.id + ("/body" if p.body_where else "")] for p in inside]
+        fired += _looked_inside(reader, scope, inside, bound, errors, touching)
     fired.sort(key=lambda f: (f.rule.rank, -f.count, f.rule.id))
     return FindingsResult(fired, _blind(reader, scope, plans, counts), errors, events)
 
@@ -441,7 +443,12 @@ def _fired(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
 
 
 def _looked_inside(
-    reader: Reader, scope: Where, plans: list[_Plan], errors: dict[str, str], touching: str
+    reader: Reader,
+    scope: Where,
+    plans: list[_Plan],
+    counts: list[int],
+    errors: dict[str, str],
+    touching: str,
 ) -> list[Fired]:
     """The engine over these rules' candidates only (and the role bodies a role_grants rule
     reads), fetched into a private store."""
@@ -456,7 +463,9 @@ def _looked_inside(
         params.update(bodies.params)
     selection = Where(f"({scope.sql}) AND ({' OR '.join(parts)})", params)
     engine = Findings([p.rule for p in plans])
-    with Fetched(reader, selection) as store:
+    # the rules' candidates counted (the role bodies not): their sum bounds the rows fetched
+    at_most = None if any(p.rule.role_grants is not None for p in plans) else sum(counts)
+    with Fetched(reader, selection, at_most) as store:
         if not len(store):
             return []
         engine.update(store)
