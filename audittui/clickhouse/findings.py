@@ -5,15 +5,16 @@ events: the same fired rules, counts, first and last times, users, auditIDs and 
 Each rule's query (its column part, its stages, its allow-lists) is compiled to SQL
 (:mod:`.sql`); then, by what the rule needs:
 
-- a rule decided on columns alone: its count is one ``countIf`` among all such rules' in one
-  scan; a rule that fired has its users and auditIDs grouped by the server;
+- a rule decided on columns alone: its count is one ``countIf`` among all rules' in one
+  scan; the rules that fired have their events grouped by rule, auditID and user by the
+  server in one more scan for all of them, and summed up here;
 - a threshold: the groups that cannot reach the count over the whole store are dropped by a
-  ``GROUP BY … HAVING`` on the server; only the time, group and distinct value of the events of
-  the groups that can are read, and the windows are found by the engine's own
-  :func:`~audittui.findings.windows.threshold_hits`;
+  ``GROUP BY … HAVING`` on the server (one statement for all threshold rules); only the time,
+  group and distinct value of the events of the groups that can are read, and the windows
+  are found by the engine's own :func:`~audittui.findings.windows.threshold_hits`;
 - first seen: each (key, value) pair's first time (and its first event's user and auditID) is
   an aggregate of the server; the pairs first seen more than the learning time after their key
-  are picked from those rows;
+  are picked from those rows (one statement for all first-seen rules);
 - a rule that must look inside events (a JMESPath ``where``, free text, a body, the roles behind
   the authorizer's reason, an image allow-list): only its candidates (its column part, at a
   level that logs the body it reads) are fetched into a private in-memory store
@@ -55,13 +56,15 @@ from ..ingest.formats import MISSING_TIME, format_duration
 from ..ingest.schema import COMPLETE, REQUEST, REQUEST_RESPONSE
 from ..query.fields import MULTI_VALUED, STRING_FIELDS
 from ..query.syntax import And, Node, Not, Or, Term, Value, parse
+from .distinct import Values, compile_distinct
 from .fetched import Fetched
 from .reads import Reader
 from .sql import PRESENT_TIME, SqlError, Where, compile_node
 
-# Rules counted per scan: each brings its query's terms (the pack's exclusion lists written
-# out), and an 18.16 server takes at most 50,000 syntax elements in one statement.
-RULES_PER_SCAN = 12
+# Characters of rules' conditions per scan: an 18.16 server takes at most 50,000 syntax
+# elements (and 256 KiB) in one statement; the terms decided on values (.distinct) are short,
+# a rule's grant or regex terms are not.
+SQL_PER_SCAN = 60_000
 _ROLE_BODIES = "api:rbac.authorization.k8s.io resource:roles,clusterroles"
 
 
@@ -85,26 +88,24 @@ def run(
     as their windows and first-seen state need them all)."""
     scope = reader.where(where) if isinstance(where, str) else where
     touch = compile_node(parse(touching), reader.modern, "q_") if touching else None
-    plans = [_plan(reader, r, k) for k, r in enumerate(x for x in rules if x.enabled)]
+    values = Values(reader)
+    plans = [_plan(reader, values, r, k) for k, r in enumerate(x for x in rules if x.enabled)]
     events = reader.count(scope)
     counts = _counts(reader, scope, plans)
     fired: list[Fired] = []
     errors: dict[str, str] = {}
-    for p in plans:
-        if p.inside or not counts[p.rule.id]:
-            continue
-        f = (
-            _threshold(reader, scope, p, touch)
-            if p.rule.threshold
-            else _first_seen(reader, scope, p, touch)
-            if p.rule.first_seen
-            else _plain(reader, scope, p, touch)
-        )
-        if f is not None:
-            fired.append(f)
+    decided = [p for p in plans if not p.inside and counts[p.rule.id]]
+    plain = [p for p in decided if not p.rule.threshold and not p.rule.first_seen]
+    found = _plain(reader, scope, plain, touch)
+    found.update(_thresholds(reader, scope, [p for p in decided if p.rule.threshold], touch))
+    seen = [p for p in decided if p.rule.first_seen and not p.rule.threshold]
+    found.update(_first_seens(reader, scope, seen, touch))
+    fired += [found[p.rule.id] for p in decided if p.rule.id in found]
     inside = [p for p in plans if p.inside and counts[p.rule.id]]
     if inside:
-        fired += _looked_inside(reader, scope, inside, errors, touching)
+        # each rule's candidates at the level its body needs, if it reads one (as selected)
+        bound = [counts[p.rule.id + ("/body" if p.body_where else "")] for p in inside]
+        fired += _looked_inside(reader, scope, inside, bound, errors, touching)
     fired.sort(key=lambda f: (f.rule.rank, -f.count, f.rule.id))
     return FindingsResult(fired, _blind(reader, scope, plans, counts), errors, events)
 
@@ -112,7 +113,7 @@ def run(
 # -- plans ---------------------------------------------------------------------------------
 
 
-def _plan(reader: Reader, rule: Rule, k: int) -> _Plan:
+def _plan(reader: Reader, values: Values, rule: Rule, k: int) -> _Plan:
     columns, texts = _split_text(rule.node)
     allowed = _allowed(rule)
     parts = [n for n in (columns, Not(allowed) if allowed is not None else None) if n]
@@ -123,7 +124,7 @@ def _plan(reader: Reader, rule: Rule, k: int) -> _Plan:
     )
     stages = _stages(rule, f"s{k}_")
     try:
-        query = compile_node(node, modern=reader.modern, prefix=f"r{k}_")
+        query = compile_distinct(node, values, modern=reader.modern, prefix=f"r{k}_")
     except SqlError:  # a pattern RE2 cannot run: the engine decides over the rule's stages
         query, inside = Where("1"), True
     sel = Where(f"(({query.sql}) AND ({stages.sql}))", {**query.params, **stages.params})
@@ -163,63 +164,96 @@ def _quoted(words: Sequence[str]) -> str:
 
 def _counts(reader: Reader, scope: Where, plans: list[_Plan]) -> dict[str, int]:
     """Each rule's candidates (and, as ``id + "/body"``, those logged with the body it reads),
-    counted in scans of RULES_PER_SCAN rules."""
+    counted in as few scans as the statement's size allows."""
+    tests: list[tuple[str, Where]] = []
+    for p in plans:
+        for name, w in ((p.rule.id, p.where), (p.rule.id + "/body", p.body_where)):
+            if w is not None:
+                tests.append((name, w))
     out: dict[str, int] = {}
-    for start in range(0, len(plans), RULES_PER_SCAN):
-        columns: list[str] = []
-        params: dict[str, Any] = {}
-        names: list[str] = []
-        for p in plans[start : start + RULES_PER_SCAN]:
-            for name, w in ((p.rule.id, p.where), (p.rule.id + "/body", p.body_where)):
-                if w is not None:
-                    columns.append(f"countIf({w.sql}) AS c{len(names)}")
-                    params.update(w.params)
-                    names.append(name)
-        source, base = reader._from(scope)
-        row = reader.client.one(f"SELECT {', '.join(columns)} {source}", {**base, **params})
-        out.update({name: int(row[f"c{n}"]) for n, name in enumerate(names)})
+    for chunk in _chunks(tests):
+        columns = [f"countIf({w.sql}) AS c{n}" for n, (_, w) in enumerate(chunk)]
+        source, params = reader._from(scope)
+        for _, w in chunk:
+            params.update(w.params)
+        row = reader.client.one(f"SELECT {', '.join(columns)} {source}", params)
+        out.update({name: int(row[f"c{n}"]) for n, (name, _) in enumerate(chunk)})
     return out
+
+
+def _chunks(tests: list[tuple[str, Where]]) -> list[list[tuple[str, Where]]]:
+    """The tests in runs whose SQL stays under :data:`SQL_PER_SCAN` characters (one test
+    longer than that runs alone)."""
+    chunks: list[list[tuple[str, Where]]] = []
+    size = SQL_PER_SCAN
+    for test in tests:
+        if size + len(test[1].sql) > SQL_PER_SCAN:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(test)
+        size += len(test[1].sql)
+    return chunks
 
 
 # -- rules decided on columns --------------------------------------------------------------
 
 
-def _plain(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
-    """A rule without a threshold or first-seen: its events are its hits."""
-    source, params = reader._from(scope)
-    source = f"{source} AND {p.where.sql}"
-    params.update(p.where.params)
-    params.update(touch.params if touch else {})
-    head = reader.client.one(
-        f"SELECT countIf({touch.sql if touch else '1'}) AS touched, "
-        "countIf(audit_id = '') AS bare, uniqExactIf(audit_id, audit_id != '') AS ids, "
-        f"countIf({PRESENT_TIME}) AS dated, minIf(time, {PRESENT_TIME}) AS first, "
-        f"maxIf(time, {PRESENT_TIME}) AS last {source}",
-        params,
-    )
-    users = [
-        str(r["user"])
+def _plain(
+    reader: Reader, scope: Where, plans: list[_Plan], touch: Where | None
+) -> dict[str, Fired]:
+    """Rules without a threshold or first-seen (their events are their hits), one scan for as
+    many rules as a statement holds: each event is tagged by the rules it matches
+    (``arrayJoin``) and grouped by rule, auditID and user; a rule's count, time span, users
+    and auditIDs are summed up here from its groups."""
+    out: dict[str, Fired] = {}
+    rules = {p.rule.id: p.rule for p in plans}
+    for chunk in _chunks([(p.rule.id, p.where) for p in plans]):
+        source, params = reader._from(scope)
+        for _, w in chunk:
+            params.update(w.params)
+        tags = ", ".join(f"if({w.sql}, {n + 1}, 0)" for n, (_, w) in enumerate(chunk))
+        groups: dict[int, list[dict[str, Any]]] = {}
         for r in reader.client.rows(
-            f"SELECT user, count() AS n, min(offset) AS o {source} AND user IS NOT NULL "
-            "GROUP BY user ORDER BY n DESC, o",
+            f"SELECT arrayJoin(arrayFilter(x -> x != 0, [{tags}])) AS r_, audit_id AS a_, "
+            "ifNull(user, '') AS u_, isNull(user) AS no_user_, count() AS n_, "
+            f"min(offset) AS first_offset_, countIf({_touched(touch, params)}) AS touched_, "
+            f"countIf({PRESENT_TIME}) AS dated_, minIf(time, {PRESENT_TIME}) AS first_, "
+            f"maxIf(time, {PRESENT_TIME}) AS last_, min(time) AS t_, "
+            f"argMin(offset, time) AS o_ {source} GROUP BY r_, a_, u_, no_user_",
             params,
-        )
-    ]
-    ids = [
-        str(r["audit_id"])
-        for r in reader.client.rows(
-            f"SELECT audit_id, min(time) AS t, argMin(offset, time) AS o {source} "
-            "AND audit_id != '' GROUP BY audit_id ORDER BY t, o",
-            params,
-        )
-    ]
-    count = int(head["bare"]) + int(head["ids"])
-    if not count or not int(head["touched"]):
+        ):
+            groups.setdefault(int(r["r_"]), []).append(r)
+        for n, (rule_id, _) in enumerate(chunk, 1):
+            f = _summed(rules[rule_id], groups.get(n, []))
+            if f is not None:
+                out[rule_id] = f
+    return out
+
+
+def _summed(rule: Rule, groups: list[dict[str, Any]]) -> Fired | None:
+    """A plain rule's finding from its events' groups by (auditID, user): one count per
+    request, users by their events (ties by the least offset), auditIDs by their first time
+    (ties by that event's offset)."""
+    bare = sum(int(g["n_"]) for g in groups if not g["a_"])
+    first_of: dict[str, tuple[int, int]] = {}  # auditID → (its first time, that event's offset)
+    users: dict[str, list[int]] = {}  # user → [events, least offset]
+    for g in groups:
+        if g["a_"]:
+            at = (int(g["t_"]), int(g["o_"]))
+            first_of[str(g["a_"])] = min(at, first_of.get(str(g["a_"]), at))
+        if not int(g["no_user_"]):
+            seen = users.setdefault(str(g["u_"]), [0, int(g["first_offset_"])])
+            seen[0] += int(g["n_"])
+            seen[1] = min(seen[1], int(g["first_offset_"]))
+    count = bare + len(first_of)
+    if not count or not sum(int(g["touched_"]) for g in groups):
         return None
-    dated = int(head["dated"])
-    first = int(head["first"]) if dated else MISSING_TIME
-    last = int(head["last"]) if dated else MISSING_TIME
-    return Fired(p.rule, count, first, last, users, ids)
+    dated = [g for g in groups if int(g["dated_"])]
+    first = min(int(g["first_"]) for g in dated) if dated else MISSING_TIME
+    last = max(int(g["last_"]) for g in dated) if dated else MISSING_TIME
+    ranked = sorted(users, key=lambda u: (-users[u][0], users[u][1]))
+    ids = sorted(first_of, key=lambda a: first_of[a])
+    return Fired(rule, count, first, last, ranked, ids)
 
 
 def _encoded(field: str) -> str:
@@ -254,32 +288,60 @@ def _touched(touch: Where | None, params: dict[str, Any]) -> str:
     return touch.sql
 
 
-def _threshold(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
-    """The events of a window where one group reaches the count: groups that cannot reach it
-    over the whole scope are dropped by the server, the rest's windows found here."""
-    t = p.rule.threshold
-    assert t is not None
-    group = _group_key(t.group_by)
-    distinct = _encoded(t.distinct) if t.distinct else "''"
-    size = f"uniqExact({distinct})" if t.distinct else "count()"
-    source, params = reader._from(scope)
-    source = f"{source} AND {p.where.sql}"
-    params.update(p.where.params)
-    params["count_"] = t.count
-    rows = list(
-        reader.client.rows(
-            f"SELECT {_COMPACT}, {group} AS g, {distinct} AS d, {_touched(touch, params)} AS q_ "
-            f"{source} AND {group} IN "
-            f"(SELECT {group} {source} GROUP BY {group} HAVING {size} >= {{count_:UInt64}})",
-            params,
+def _thresholds(
+    reader: Reader, scope: Where, plans: list[_Plan], touch: Where | None
+) -> dict[str, Fired]:
+    """The events of a window where one group reaches the count, for every threshold rule in
+    two scans: groups that cannot reach their rule's count over the whole scope are dropped by
+    the server (each event tagged by the rules it matches, its group and distinct value
+    computed by its rule); the rest's windows are found here."""
+    out: dict[str, Fired] = {}
+    for chunk in _chunks([(p.rule.id, p.where) for p in plans]):
+        rules = [next(p.rule for p in plans if p.rule.id == rule_id) for rule_id, _ in chunk]
+        source, params = reader._from(scope)
+        for _, w in chunk:
+            params.update(w.params)
+        tags = ", ".join(f"if({w.sql}, {n + 1}, 0)" for n, (_, w) in enumerate(chunk))
+        groups, distincts, sizes = [], [], []
+        for n, rule in enumerate(rules, 1):
+            t = rule.threshold
+            assert t is not None
+            groups.append(f"r_ = {n}, {_group_key(t.group_by)}")
+            distincts.append(f"r_ = {n}, {_encoded(t.distinct) if t.distinct else chr(39) * 2}")
+            sizes.append(f"r_ = {n}, {'uniqExact(d_)' if t.distinct else 'count()'}")
+        counts = ", ".join(str(int(r.threshold.count)) for r in rules if r.threshold)
+        tagged = (
+            f"SELECT arrayJoin(arrayFilter(x -> x != 0, [{tags}])) AS r_, "
+            f"multiIf({', '.join(groups)}, '') AS g_, multiIf({', '.join(distincts)}, '') AS d_, "
+            f"{_COMPACT}, {_touched(touch, params)} AS q_ {source}"
         )
-    )
+        rows = list(
+            reader.client.rows(
+                f"SELECT * FROM ({tagged}) WHERE (r_, g_) IN (SELECT r_, g_ FROM ({tagged}) "
+                f"GROUP BY r_, g_ HAVING multiIf({', '.join(sizes)}, 0) >= [{counts}][r_])",
+                params,
+            )
+        )
+        by_rule: dict[int, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_rule.setdefault(int(r["r_"]), []).append(r)
+        for n, rule in enumerate(rules, 1):
+            f = _windows(rule, by_rule.get(n, []))
+            if f is not None:
+                out[rule.id] = f
+    return out
+
+
+def _windows(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
+    """A threshold rule's finding from the events of its groups that may reach the count."""
+    t = rule.threshold
+    assert t is not None
     if not rows:
         return None
     times = np.array([int(r["time"]) for r in rows], dtype=np.int64)
-    groups = np.unique([r["g"] for r in rows], return_inverse=True)[1].reshape(-1)
+    groups = np.unique([r["g_"] for r in rows], return_inverse=True)[1].reshape(-1)
     values = (
-        np.unique([r["d"] for r in rows], return_inverse=True)[1].reshape(-1).astype(np.int64)
+        np.unique([r["d_"] for r in rows], return_inverse=True)[1].reshape(-1).astype(np.int64)
         if t.distinct
         else None
     )
@@ -292,43 +354,67 @@ def _threshold(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> F
         at = times[part] if not untimed[part[0]] else np.zeros(len(part), dtype=np.int64)
         vals = None if values is None else values[part]
         hit[part[threshold_hits(at, groups[part], t.window, t.count, vals)]] = True
-    return _fired(p.rule, [r for r, h in zip(rows, hit.tolist(), strict=True) if h])
+    return _fired(rule, [r for r, h in zip(rows, hit.tolist(), strict=True) if h])
 
 
-def _first_seen(reader: Reader, scope: Where, p: _Plan, touch: Where | None) -> Fired | None:
-    """The first event of each (key, value) pair first seen more than the learning time after
-    its key: the pairs' first times are the server's aggregate."""
-    f = p.rule.first_seen
-    assert f is not None
-    key, value = _group_key(f.key), _encoded(f.value)
-    source, params = reader._from(scope)
-    source = f"{source} AND {p.where.sql} AND {PRESENT_TIME}"  # no time: no place in a history
-    params.update(p.where.params)
-    pairs = [
-        # aliases apart from the columns' names (an alias shadows its column in WHERE)
-        {
-            "k": r["k_"],
-            "time": int(r["t_"]),
-            "user": None if int(r["no_user_"]) else r["u_"],
-            "audit_id": r["a_"],
-            "source": r["s_"],
-            "offset": int(r["o_"]),
-            "q_": r["q_"],
-        }
+def _first_seens(
+    reader: Reader, scope: Where, plans: list[_Plan], touch: Where | None
+) -> dict[str, Fired]:
+    """For every first-seen rule, in one scan: the first event of each (key, value) pair first
+    seen more than the learning time after its key. The pairs' first times are the server's
+    aggregate, grouped by rule (each event tagged by the rules it matches), key and value."""
+    out: dict[str, Fired] = {}
+    for chunk in _chunks([(p.rule.id, p.where) for p in plans]):
+        rules = [next(p.rule for p in plans if p.rule.id == rule_id) for rule_id, _ in chunk]
+        source, params = reader._from(scope)
+        source = f"{source} AND {PRESENT_TIME}"  # no time: no place in a history
+        for _, w in chunk:
+            params.update(w.params)
+        tags = ", ".join(f"if({w.sql}, {n + 1}, 0)" for n, (_, w) in enumerate(chunk))
+        keys, values = [], []
+        for n, rule in enumerate(rules, 1):
+            f = rule.first_seen
+            assert f is not None
+            keys.append(f"r_ = {n}, {_group_key(f.key)}")
+            values.append(f"r_ = {n}, {_encoded(f.value)}")
+        pairs: dict[int, list[dict[str, Any]]] = {}
         for r in reader.client.rows(
-            f"SELECT {key} AS k_, {value} AS v_, min(time) AS t_, "
-            "argMin(ifNull(user, ''), time) AS u_, argMin(isNull(user), time) AS no_user_, "
-            "argMin(audit_id, time) AS a_, argMin(source, time) AS s_, "
-            f"argMin(offset, time) AS o_, argMin({_touched(touch, params)}, time) AS q_ "
-            f"{source} GROUP BY k_, v_",
+            # aliases apart from the columns' names (an alias shadows its column in WHERE)
+            f"SELECT arrayJoin(arrayFilter(x -> x != 0, [{tags}])) AS r_, "
+            f"multiIf({', '.join(keys)}, '') AS k_, multiIf({', '.join(values)}, '') AS v_, "
+            "min(time) AS t_, argMin(ifNull(user, ''), time) AS u_, "
+            "argMin(isNull(user), time) AS no_user_, argMin(audit_id, time) AS a_, "
+            "argMin(source, time) AS s_, argMin(offset, time) AS o_, "
+            f"argMin({_touched(touch, params)}, time) AS q_ {source} GROUP BY r_, k_, v_",
             params,
-        )
-    ]
+        ):
+            pairs.setdefault(int(r["r_"]), []).append(
+                {
+                    "k": r["k_"],
+                    "time": int(r["t_"]),
+                    "user": None if int(r["no_user_"]) else r["u_"],
+                    "audit_id": r["a_"],
+                    "source": r["s_"],
+                    "offset": int(r["o_"]),
+                    "q_": r["q_"],
+                }
+            )
+        for n, rule in enumerate(rules, 1):
+            hit = _first_seen(rule, pairs.get(n, []))
+            if hit is not None:
+                out[rule.id] = hit
+    return out
+
+
+def _first_seen(rule: Rule, pairs: list[dict[str, Any]]) -> Fired | None:
+    """A first-seen rule's finding from its pairs' first events."""
+    f = rule.first_seen
+    assert f is not None
     key_first: dict[str, int] = {}
     for r in pairs:
         key_first[r["k"]] = min(r["time"], key_first.get(r["k"], r["time"]))
     hits = [r for r in pairs if r["time"] - key_first[r["k"]] > f.learn]
-    return _fired(p.rule, hits) if hits else None
+    return _fired(rule, hits) if hits else None
 
 
 def _fired(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
@@ -357,7 +443,12 @@ def _fired(rule: Rule, rows: list[dict[str, Any]]) -> Fired | None:
 
 
 def _looked_inside(
-    reader: Reader, scope: Where, plans: list[_Plan], errors: dict[str, str], touching: str
+    reader: Reader,
+    scope: Where,
+    plans: list[_Plan],
+    counts: list[int],
+    errors: dict[str, str],
+    touching: str,
 ) -> list[Fired]:
     """The engine over these rules' candidates only (and the role bodies a role_grants rule
     reads), fetched into a private store."""
@@ -372,7 +463,9 @@ def _looked_inside(
         params.update(bodies.params)
     selection = Where(f"({scope.sql}) AND ({' OR '.join(parts)})", params)
     engine = Findings([p.rule for p in plans])
-    with Fetched(reader, selection) as store:
+    # the rules' candidates counted (the role bodies not): their sum bounds the rows fetched
+    at_most = None if any(p.rule.role_grants is not None for p in plans) else sum(counts)
+    with Fetched(reader, selection, at_most) as store:
         if not len(store):
             return []
         engine.update(store)

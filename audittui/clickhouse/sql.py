@@ -285,12 +285,34 @@ class _Compiler:
                 return f"lowerUTF8({x}) = {self.param(v.text.lower(), 'String')}"
             return f"{x} = {self.param(v.text, 'String')}"
         if v.kind == "glob":
-            return f"match({x}, {self.pattern(glob_pattern(v.text, ci))})"
+            return self.glob(x, v.text) if not ci else self.regex_glob(x, v.text, ci)
         if v.kind == "regex":
             return f"match({x}, {self.pattern(regex_pattern(v.text, ci))})"
         if v.kind == "cidr":
             return self.cidr(x, v.text)
         raise SqlError(f"cannot compile a {v.kind} value")  # pragma: no cover - parser kinds
+
+    def glob(self, x: str, text: str) -> str:
+        """A case-sensitive glob; its common shapes (``*``, ``a*``, ``*a``, ``*a*``) by string
+        functions, which compare bytes as :class:`audittui.query.patterns.Glob` compares
+        characters, at a fraction of a regex's cost."""
+        parts = text.split("*")
+        first, last, middle = parts[0], parts[-1], parts[1:-1]
+        if len(parts) > 1 and not any(middle):
+            tests = []
+            if first:
+                tests.append(f"startsWith({x}, {self.param(first, 'String')})")
+            if last:
+                tests.append(f"endsWith({x}, {self.param(last, 'String')})")
+            if first and last:  # "a*a" is no "a": the two ends must not overlap
+                tests.append(f"length({x}) >= {len(first.encode()) + len(last.encode())}")
+            return "(" + " AND ".join(tests) + ")" if tests else "1"
+        if len(parts) == 3 and not first and not last and middle[0]:
+            return f"(position({x}, {self.param(middle[0], 'String')}) > 0)"
+        return self.regex_glob(x, text, False)
+
+    def regex_glob(self, x: str, text: str, ci: bool) -> str:
+        return f"match({x}, {self.pattern(glob_pattern(text, ci))})"
 
     def cidr(self, x: str, text: str) -> str:
         """An address in a network, as ``ipaddress`` decides: only an address of the network's
