@@ -89,7 +89,7 @@ def compile_distinct(
 
 class _DistinctCompiler(_Compiler):
     def __init__(self, values: Values, modern: bool, prefix: str) -> None:
-        super().__init__(modern, prefix)
+        super().__init__(modern, prefix, {})
         self.values = values
 
     def term(self, term: Term) -> str:
