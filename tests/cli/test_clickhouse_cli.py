@@ -33,6 +33,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from backend_kit import fill
 from clickhouse_server import free_port
 from conftest import REALDATA, SAMPLES, v1_event
 
@@ -71,17 +72,6 @@ HOSTILE = (
 )
 
 
-def _fill(url: str, path: Path) -> None:
-    rows, _, _ = from_lines(path.read_bytes(), 0, 1, str(path), "", True)
-    client = connect(parse(url))
-    try:
-        client.ensure_table()
-        if len(rows):
-            client.insert(rows.body())
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="module")
 def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real samples and 5,000 demo events in one JSON-lines file."""
@@ -117,7 +107,7 @@ def _table(store_url: str) -> str:
 def url(store_url: str, log_file: Path) -> str:
     """A table of its own holding the events of ``log_file``."""
     full = _table(store_url)
-    _fill(full, log_file)
+    fill(full, log_file)
     return full
 
 
@@ -269,7 +259,7 @@ def test_blind_rules_are_judged_over_the_whole_store(capsys, store_url, log_file
     said is the table's, not the selection's."""
     demo = log_file.parent / "demo.log"
     url = _table(store_url)
-    _fill(url, demo)
+    fill(url, demo)
     (fc, fout, _), (sc, sout, _) = both(capsys, demo, url, "findings", "--format", "json")
     s, f = _findings(json.loads(sout)), _findings(json.loads(fout))
     assert sc == fc and s["blind"] and s == f
@@ -363,7 +353,7 @@ def test_bad_urls_unreachable_and_missing_or_empty_tables(capsys, store_url, log
     empty = _table(store_url)
     nothing = log_file.parent / "nothing.log"
     nothing.write_bytes(b"")
-    _fill(empty, nothing)  # the table created, no row
+    fill(empty, nothing)  # the table created, no row
     for argv in (("query",), ("query", "--format", "count"), ("stats",), ("summary",),
                  ("findings",), ("policy", "check", str(POLICY))):  # fmt: skip
         assert "empty" in one_line_exit_2(capsys, *argv, empty), argv
@@ -393,7 +383,7 @@ def test_follow_prints_new_rows_once_until_interrupted(clickhouse_url, tmp_path)
     def write(events: list[dict]) -> None:
         path = tmp_path / f"batch-{uuid.uuid4().hex}.log"
         path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-        _fill(url, path)
+        fill(url, path)
 
     write([ev(1), ev(2), ev(3, "get")])
     proc = subprocess.Popen(
@@ -442,7 +432,7 @@ def test_following_an_empty_table_waits_for_its_first_rows(clickhouse_url, tmp_p
     url = _table(clickhouse_url)
     nothing = tmp_path / "nothing.log"
     nothing.write_bytes(b"")
-    _fill(url, nothing)
+    fill(url, nothing)
     proc = subprocess.Popen(
         [sys.executable, "-m", "audittui", "query", "-f", "--format", "jsonl", url],
         stdout=subprocess.PIPE,
@@ -452,7 +442,7 @@ def test_following_an_empty_table_waits_for_its_first_rows(clickhouse_url, tmp_p
     try:
         later = tmp_path / "later.log"
         later.write_bytes(orjson.dumps(v1_event(auditID="first-row")) + b"\n")
-        _fill(url, later)
+        fill(url, later)
         assert proc.stdout is not None
         guard = threading.Timer(30, proc.kill)  # a follower that never prints fails, no hang
         guard.start()

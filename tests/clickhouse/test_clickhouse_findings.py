@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
+from backend_kit import fill, table
 from findings_kit import M, S, req
 
-from audittui.clickhouse.client import connect
 from audittui.clickhouse.findings import run
 from audittui.clickhouse.reads import open_reader
-from audittui.clickhouse.rows import from_lines
-from audittui.clickhouse.url import parse
 from audittui.findings import Findings, Rule, load_rules
 from audittui.findings.rules import build_rule
 from audittui.index.evaluate import select
@@ -35,16 +32,8 @@ PACK = load_rules(False).rules
 
 def _fill(store_url: str, path: Path) -> str:
     """A table of its own holding the events of ``path`` (every line, copies too)."""
-    sep = "&" if "?" in store_url else "?"
-    url = f"{store_url}{sep}table=t_{uuid.uuid4().hex}"
-    rows, _, _ = from_lines(path.read_bytes(), 0, 1, str(path), "", True)
-    client = connect(parse(url))
-    try:
-        client.ensure_table()
-        if len(rows):
-            client.insert(rows.body())
-    finally:
-        client.close()
+    url = table(store_url)
+    fill(url, path)
     return url
 
 

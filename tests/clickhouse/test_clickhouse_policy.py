@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_kit import fill, table
 from conftest import REALDATA, SAMPLES
 
 from audittui.clickhouse import policy as on_store
-from audittui.clickhouse.client import connect
 from audittui.clickhouse.reads import open_reader
-from audittui.clickhouse.rows import from_lines
-from audittui.clickhouse.url import parse
 from audittui.findings import Findings, load_rules
 from audittui.index.evaluate import select
 from audittui.index.loader import load
@@ -110,16 +107,9 @@ def policy(request: pytest.FixtureRequest, tmp_path: Path) -> Policy:
 
 def _filled(store_url: str, log: Path) -> str:
     """A table of its own holding the events of ``log``."""
-    sep = "&" if "?" in store_url else "?"
-    full = f"{store_url}{sep}table=t_{uuid.uuid4().hex}"
-    rows, _, _ = from_lines(log.read_bytes(), 0, 1, str(log), "", True)
-    client = connect(parse(full))
-    try:
-        client.ensure_table()
-        client.insert(rows.body())
-    finally:
-        client.close()
-    return full
+    url = table(store_url)
+    fill(url, log)
+    return url
 
 
 @pytest.fixture
