@@ -112,15 +112,11 @@ def page_requests(
     # the span of the next ``want`` rows bounds it, widened until it holds a page of them.
     want = int(limit)
     while True:
-        params["span_"] = want
-        span = reader.client.one(
-            f"SELECT count() AS n, min(time) AS lo, max(time) AS hi FROM (SELECT time "
-            f"{stored} ORDER BY time {way} LIMIT {{span_:UInt64}})",
-            params,
-        )
-        if not int(span["n"]):
+        span = reader.time_span(stored, way, want, params)
+        if span is None:
             return []
-        params["edge_"] = int(span["lo"] if descending else span["hi"])
+        n, lo, hi = span
+        params["edge_"] = lo if descending else hi
         bound = f" AND time {'>=' if descending else '<='} {{edge_:Int64}}"
         pairs = list(
             reader.client.rows(
@@ -131,7 +127,7 @@ def page_requests(
                 limit=limit,
             )
         )
-        if len(pairs) >= limit or int(span["n"]) < want:
+        if len(pairs) >= limit or n < want:
             break
         want *= 2
     if not pairs:

@@ -283,15 +283,10 @@ class Reader:
             # The page's time span first, from the time column of the rows as stored (FINAL
             # over the whole table is one slow merge on 18.16); then the page itself, FINAL
             # within that span only, which the primary index narrows to a few granules.
-            params["span_"] = want
-            span = self.client.one(
-                f"SELECT count() AS n, min(time) AS lo, max(time) AS hi FROM (SELECT time "
-                f"{stored} ORDER BY time {way} LIMIT {{span_:UInt64}})",
-                params,
-            )
-            if not int(span["n"]):
+            span = self.time_span(stored, way, want, params)
+            if span is None:
                 return []
-            params["lo_"], params["hi_"] = int(span["lo"]), int(span["hi"])
+            n, params["lo_"], params["hi_"] = span
             params["limit_"] = int(limit)
             sql = (
                 f"SELECT {columns} {source} AND time >= {{lo_:Int64}} AND time <= {{hi_:Int64}} "
@@ -299,9 +294,24 @@ class Reader:
             )
             rows = [self._stored(r) for r in self.client.structs(sql, params, self._row, limit)]
             # Short only because resent copies filled the span: widen it and ask again.
-            if len(rows) >= limit or int(span["n"]) < want:
+            if len(rows) >= limit or n < want:
                 return rows
             want *= 2
+
+    def time_span(
+        self, stored: str, way: str, want: int, params: dict[str, Any]
+    ) -> tuple[int, int, int] | None:
+        """(rows, lo, hi): how many of the next ``want`` rows of ``stored`` (a FROM … WHERE of
+        the rows as stored) in ``way`` (ASC, DESC) time order there are, and the span of their
+        times; None when there are none."""
+        params["span_"] = want
+        span = self.client.one(
+            f"SELECT count() AS n, min(time) AS lo, max(time) AS hi FROM (SELECT time "
+            f"{stored} ORDER BY time {way} LIMIT {{span_:UInt64}})",
+            params,
+        )
+        n = int(span["n"])
+        return (n, int(span["lo"]), int(span["hi"])) if n else None
 
     def pages(
         self, where: Where | str | None = None, size: int = PAGE, raw: bool = True
